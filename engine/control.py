@@ -1,0 +1,192 @@
+"""The instance's control segment: kill switch, per-process liveness and named counters.
+
+Layout (int64 words, one segment `/mm.<instance>.control`):
+  word 0 magic, 1 version, 2 kill reason (0 = run; KILL_* otherwise), 3 kill time (ns)
+  per role r (ROLES order), 64 words at ROLE_BASE + 64*r:
+    0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle strategy code,
+    5 started ns, 8.. COUNTERS named counters (their names live in the names area)
+Each role writes only its own slot (one writer per word); the kill word is written by whoever
+pulls the switch (any writer only ever sets it from 0, so the first reason wins).
+numba code reads the kill word with an acquire load at `kill_addr`.
+"""
+from __future__ import annotations
+
+import os
+import time
+
+import numpy as np
+
+from engine import _native as C
+from engine.ring.segment import Segment, SegmentError, pid_alive, segment_name
+
+ROLES = ("supervisor", "feed", "quoter", "sender")
+_MAGIC = 0x4C5254434D4D0001
+ROLE_BASE = 8
+ROLE_WORDS = 64
+COUNTER_BASE = 8
+COUNTERS = ROLE_WORDS - COUNTER_BASE
+NAME_BYTES = 32
+_NAMES_OFF = (ROLE_BASE + ROLE_WORDS * len(ROLES)) * 8
+SIZE = _NAMES_OFF + len(ROLES) * COUNTERS * NAME_BYTES
+
+KILL_NONE = 0
+KILL_OPERATOR = 1      # mm kill
+KILL_SHUTDOWN = 2      # SIGTERM/SIGINT to the supervisor: orderly stop
+KILL_PROCESS_DIED = 3
+KILL_HEARTBEAT = 4     # a process stopped beating
+KILL_DRAWDOWN = 5      # quoter's mark-to-market drawdown limit
+KILL_REASONS = {0: "none", 1: "operator kill switch", 2: "shutdown", 3: "a process died",
+                4: "heartbeat lost", 5: "drawdown limit"}
+
+STATE_ABSENT, STATE_STARTING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED, STATE_FAILED = range(6)
+STATE_NAMES = ("absent", "starting", "running", "stopping", "stopped", "failed")
+
+
+class Control:
+    def __init__(self, seg: Segment):
+        self.seg = seg
+        self.words = seg.words
+        self.kill_addr = seg.addr + 2 * 8
+
+    @classmethod
+    def create(cls, instance: str) -> "Control":
+        """Create the control segment; a stale one (supervisor dead) is replaced."""
+        shm = segment_name(instance, "control")
+        try:
+            seg = Segment.create(shm, SIZE)
+        except SegmentError:
+            old = cls.attach(instance)
+            live = [r for r in ROLES if pid_alive(old.pid(r)) and old.pid(r) != os.getpid()]
+            old.close()
+            if live:
+                raise SegmentError(f"instance {instance!r} is running ({', '.join(live)} alive); "
+                                   f"stop it or pick another instance name") from None
+            Segment.attach(shm).unlink()
+            seg = Segment.create(shm, SIZE)
+        seg.words[1] = 1
+        for r in range(len(ROLES)):
+            seg.words[ROLE_BASE + ROLE_WORDS * r + 3] = -1
+        C.store_release(seg.addr, _MAGIC)
+        return cls(seg)
+
+    @classmethod
+    def attach(cls, instance: str, wait_s: float = 0.0) -> "Control":
+        seg = Segment.attach(segment_name(instance, "control"), wait_s=wait_s)
+        deadline = time.monotonic() + max(wait_s, 0.5)
+        while C.load_acquire(seg.addr) != _MAGIC:
+            if time.monotonic() > deadline:
+                raise SegmentError(f"{seg.shm_name} is not an engine control segment")
+            time.sleep(0.005)
+        return cls(seg)
+
+    @classmethod
+    def open(cls, instance: str) -> "Control":
+        """Attach, or create when absent: processes started alone by systemd need no supervisor."""
+        try:
+            return cls.attach(instance)
+        except SegmentError:
+            try:
+                return cls.create(instance)
+            except SegmentError:
+                return cls.attach(instance, wait_s=1.0)
+
+    # ---------------------------------------------------------------- kill switch
+    def kill(self, reason: int) -> bool:
+        """Pull the kill switch (first reason wins). True if this call set it."""
+        if self.words[2] != 0:
+            return False
+        self.words[3] = time.perf_counter_ns()
+        C.store_release(self.kill_addr, reason)
+        return True
+
+    def killed(self) -> int:
+        return C.load_acquire(self.kill_addr)
+
+    def reset_kill(self) -> None:
+        C.store_release(self.kill_addr, 0)
+
+    # ---------------------------------------------------------------- per-role slots
+    def _base(self, role: str) -> int:
+        return ROLE_BASE + ROLE_WORDS * ROLES.index(role)
+
+    def register(self, role: str, core: int = -1, idle_code: int = 0) -> np.ndarray:
+        """Claim the role's slot for this process; returns its counters array (int64 view)."""
+        b = self._base(role)
+        holder = int(self.words[b])
+        if holder and holder != os.getpid() and pid_alive(holder):
+            raise SegmentError(f"role {role} is already running as pid {holder}")
+        w = self.words
+        w[b + 0] = os.getpid()
+        w[b + 3] = core
+        w[b + 4] = idle_code
+        w[b + 5] = time.perf_counter_ns()
+        w[b + 1] = time.perf_counter_ns()
+        w[b + 2] = STATE_STARTING
+        return self.counters(role)
+
+    def counters(self, role: str) -> np.ndarray:
+        b = self._base(role) + COUNTER_BASE
+        return self.words[b:b + COUNTERS]
+
+    def name_counters(self, role: str, names: list[str]) -> None:
+        """Declare what the role's counters mean (index i is called names[i])."""
+        if len(names) > COUNTERS:
+            raise ValueError(f"at most {COUNTERS} counters per role")
+        off = _NAMES_OFF + ROLES.index(role) * COUNTERS * NAME_BYTES
+        area = self.seg.array[off: off + COUNTERS * NAME_BYTES]
+        area[:] = 0
+        for i, n in enumerate(names):
+            raw = n.encode()[:NAME_BYTES]
+            area[i * NAME_BYTES: i * NAME_BYTES + len(raw)] = np.frombuffer(raw, np.uint8)
+
+    def counter_names(self, role: str) -> list[str]:
+        off = _NAMES_OFF + ROLES.index(role) * COUNTERS * NAME_BYTES
+        out = []
+        for i in range(COUNTERS):
+            raw = bytes(self.seg.array[off + i * NAME_BYTES: off + (i + 1) * NAME_BYTES]).rstrip(b"\0")
+            if not raw:
+                break
+            out.append(raw.decode())
+        return out
+
+    def counter_values(self, role: str) -> dict[str, int]:
+        vals = self.counters(role)
+        return {n: int(vals[i]) for i, n in enumerate(self.counter_names(role))}
+
+    def beat(self, role: str) -> None:
+        self.words[self._base(role) + 1] = time.perf_counter_ns()
+
+    def heartbeat_addr(self, role: str) -> int:
+        """Address of the role's heartbeat word (numba writes it with nb_store_release)."""
+        return self.seg.addr + (self._base(role) + 1) * 8
+
+    def set_state(self, role: str, state: int) -> None:
+        self.words[self._base(role) + 2] = state
+
+    def pid(self, role: str) -> int:
+        return int(self.words[self._base(role)])
+
+    def heartbeat_age_ns(self, role: str) -> int:
+        beat = int(self.words[self._base(role) + 1])
+        return time.perf_counter_ns() - beat if beat else -1
+
+    def role_info(self, role: str) -> dict:
+        b = self._base(role)
+        w = self.words
+        pid = int(w[b])
+        return {"role": role, "pid": pid, "alive": pid_alive(pid),
+                "state": STATE_NAMES[int(w[b + 2])] if 0 <= w[b + 2] < len(STATE_NAMES) else "?",
+                "core": int(w[b + 3]), "idle": int(w[b + 4]),
+                "heartbeat_age_ns": self.heartbeat_age_ns(role)}
+
+    def deregister(self, role: str, state: int = STATE_STOPPED) -> None:
+        b = self._base(role)
+        if int(self.words[b]) == os.getpid():
+            self.words[b + 2] = state
+
+    def close(self) -> None:
+        self.words = None
+        self.seg.close()
+
+    def unlink(self) -> None:
+        self.seg.unlink()

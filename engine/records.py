@@ -1,0 +1,109 @@
+"""The fixed-size records that travel between processes, and their flag values.
+
+Rules every record dtype follows (the ring checks the first two at creation):
+  - it starts with `seq` (int64): the ring stamps it on claim; a gap means a record was refused;
+  - its size is a multiple of 64 bytes (cache-line aligned slots);
+  - integers only: prices `*_px` and quantities `*_qty` are int64 fixed-point at the
+    instrument's `price_exp` / `qty_exp` (value = mantissa * 10**exp); timestamps `ts_*` are
+    int64 nanoseconds, `perf_counter_ns()` (CLOCK_MONOTONIC) unless named `ts_venue*`
+    (venue epoch time, ns).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+
+def _padded(fields: list[tuple[str, str]], size: int) -> np.dtype:
+    """Aligned struct dtype padded to exactly `size` bytes (a multiple of the cache line)."""
+    dt = np.dtype(fields, align=True)
+    if dt.itemsize > size:
+        raise AssertionError(f"record needs {dt.itemsize} bytes, budget {size}")
+    names = [f[0] for f in fields]
+    return np.dtype({"names": names, "formats": [dt.fields[n][0] for n in names],
+                     "offsets": [dt.fields[n][1] for n in names], "itemsize": size})
+
+
+# ---------------------------------------------------------------- market data (feed -> quoter)
+# kind: bit flags
+MD_BBO = 1          # best bid/offer changed (bookTicker, bestBidAsk, orderbook.1, bbo-tbt, depth5 top)
+MD_TRADE = 2        # a public trade printed: trade_px / trade_qty / trade_side
+MD_SNAPSHOT = 4     # the book values are a full snapshot (not a delta)
+MD_STALE = 8        # the feed marks the instrument's stream stale (quoter pulls quotes)
+MD_FRESH = 16       # the stream is fresh again after a stale mark
+
+SIDE_BUY = 1
+SIDE_SELL = 2
+
+MD_DTYPE = _padded([
+    ("seq", "i8"),            # ring sequence
+    ("update_id", "i8"),      # venue book update id (Binance u / bookUpdateId, Bybit u, OKX seqId)
+    ("instrument", "u4"),     # index into the instrument table
+    ("kind", "u2"),           # MD_* flags
+    ("venue", "u1"),          # VENUE_* id
+    ("conn", "u1"),           # which redundant connection delivered the winning copy
+    ("bid_px", "i8"),
+    ("bid_qty", "i8"),
+    ("ask_px", "i8"),
+    ("ask_qty", "i8"),
+    ("trade_px", "i8"),
+    ("trade_qty", "i8"),
+    ("trade_side", "u1"),     # taker side, SIDE_* (0 when not a trade)
+    ("ts_venue", "i8"),       # venue event time, ns since epoch (0 when the venue gives none)
+    ("ts_arrival", "i8"),     # perf_counter_ns() first thing in on_ws_frame
+    ("ts_decoded", "i8"),
+    ("ts_published", "i8"),   # stamped just before commit
+], 128)
+
+VENUE_SIM = 0
+VENUE_BINANCE = 1
+VENUE_BYBIT = 2
+VENUE_OKX = 3
+
+# ---------------------------------------------------------------- order intents (quoter -> sender)
+ACTION_NEW = 1
+ACTION_REPLACE = 2      # cancel-replace orig_order_id with order_id at price/qty
+ACTION_CANCEL = 3
+ACTION_CANCEL_ALL = 4   # every open order of `instrument` (instrument = 0xFFFFFFFF: all)
+
+ORDER_DTYPE = _padded([
+    ("seq", "i8"),
+    ("order_id", "i8"),          # engine order number n of client id <tag>-<u>-<n>
+    ("orig_order_id", "i8"),     # order being replaced/canceled (0 for NEW / CANCEL_ALL)
+    ("instrument", "u4"),
+    ("action", "u1"),            # ACTION_*
+    ("side", "u1"),              # SIDE_*
+    ("level", "u1"),             # quote level, 0 = best
+    ("post_only", "u1"),         # 1 = LIMIT_MAKER / PostOnly
+    ("price", "i8"),             # fixed-point at price_exp
+    ("qty", "i8"),               # fixed-point at qty_exp
+    ("update_id", "i8"),         # update id of the tick that caused this intent (the u of the id)
+    ("ts_arrival", "i8"),        # that tick's frame arrival stamp
+    ("ts_md_published", "i8"),   # that tick's md publish stamp
+    ("ts_quoter_read", "i8"),
+    ("ts_published", "i8"),      # intent published to the order ring
+], 128)
+
+ALL_INSTRUMENTS = 0xFFFFFFFF
+
+# ---------------------------------------------------------------- fills and acks (sender -> quoter)
+FILL_ACK = 1            # order accepted and resting
+FILL_TRADE = 2          # (partial) fill: qty = last fill qty, price = last fill price
+FILL_REJECT = 3         # order refused (error_code = venue code)
+FILL_CANCELED = 4       # order gone (canceled, expired)
+FILL_POSITION = 5       # inventory snapshot from the venue: qty = base position (start-up, reconcile)
+FILL_RESUME = 6         # sender connected and reconciled: quoting may (re)start
+
+FILL_DTYPE = _padded([
+    ("seq", "i8"),
+    ("order_id", "i8"),
+    ("instrument", "u4"),
+    ("kind", "u1"),          # FILL_*
+    ("side", "u1"),
+    ("price", "i8"),
+    ("qty", "i8"),
+    ("cum_qty", "i8"),       # cumulative filled qty of the order
+    ("leaves_qty", "i8"),    # remaining open qty (0 when done)
+    ("error_code", "i8"),    # venue error code for rejects (e.g. -2010)
+    ("ts_venue", "i8"),      # venue transaction time, ns since epoch
+    ("ts_received", "i8"),   # perf_counter_ns() when the sender read the event
+], 128)

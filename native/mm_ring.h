@@ -1,0 +1,89 @@
+/* Shared-memory SPSC ring: the memory layout, in one place.
+ *
+ * Every control word has a named offset. Words written by the producer and words written by the
+ * consumer never share a 64-byte line (no false sharing); the producer's cached copy of the
+ * consumer position lives on the producer's own line so the common-case claim touches nothing
+ * the consumer writes (Agrona OneToOneRingBuffer.claimCapacity).
+ *
+ * Python reads these constants from engine._native (engine/ring/layout.py); nothing else
+ * restates them.
+ */
+#ifndef MM_RING_H
+#define MM_RING_H
+
+#include <stdint.h>
+
+#define MM_RING_MAGIC           0x31474e49524d4d00ULL  /* "\0MMRING1" little-endian */
+#define MM_RING_LAYOUT_VERSION  1
+#define MM_CACHE_LINE           64
+
+/* line 0: identity, written once by the creator before it publishes MAGIC */
+#define MM_OFF_MAGIC            0     /* u64, stored last with release: attachers wait for it */
+#define MM_OFF_VERSION          8     /* u32 */
+#define MM_OFF_RECORD_SIZE      12    /* u32, multiple of 64 */
+#define MM_OFF_CAPACITY         16    /* i64, power of two */
+#define MM_OFF_MASK             24    /* i64, capacity - 1 */
+#define MM_OFF_POLICY           32    /* u32, MM_POLICY_* */
+#define MM_OFF_DTYPE_HASH       40    /* u64, FNV-1a of the dtype description */
+#define MM_OFF_BLOCK_TIMEOUT    48    /* i64 ns a blocked producer waits before giving up (0 = forever) */
+#define MM_OFF_CREATED_NS       56    /* i64 CLOCK_MONOTONIC at creation */
+
+/* line 1: producer position, the only word the consumer reads from the producer */
+#define MM_OFF_PRODUCER_POS     64    /* i64, release-stored by commit */
+
+/* line 2: producer-private bookkeeping (read by monitors, written only by the producer) */
+#define MM_OFF_CACHED_CONSUMER  128   /* i64, producer's stale copy of the consumer position */
+#define MM_OFF_CLAIMED          136   /* i64, slots claimed but not yet committed */
+#define MM_OFF_NEXT_SEQ         144   /* i64, sequence stamped into the next record (gaps = drops) */
+#define MM_OFF_WRITTEN          152   /* i64, records committed */
+#define MM_OFF_DROPPED          160   /* i64, records refused because the ring was full */
+#define MM_OFF_BLOCKED          168   /* i64, times the producer had to wait for space */
+#define MM_OFF_WAKES            176   /* i64, wake-ups the producer sent to a parked consumer */
+
+/* line 3: consumer position */
+#define MM_OFF_CONSUMER_POS     192   /* i64, release-stored by release */
+
+/* line 4: consumer-private bookkeeping */
+#define MM_OFF_READ             256   /* i64, records released by the consumer */
+#define MM_OFF_PARKS            264   /* i64, times the consumer parked */
+
+/* line 5: park handshake (consumer writes the mode, producer clears it when it wakes) */
+#define MM_OFF_PARKED           320   /* u32, MM_PARK_* */
+#define MM_OFF_DOORBELL_LEN     324   /* u32, length of the abstract socket name */
+#define MM_OFF_DOORBELL         328   /* 56 bytes, abstract unix socket name (without the NUL) */
+#define MM_DOORBELL_MAX         56
+
+/* line 6: liveness (each side writes only its own words) */
+#define MM_OFF_PRODUCER_PID     384   /* i64 */
+#define MM_OFF_PRODUCER_BEAT    392   /* i64 CLOCK_MONOTONIC ns */
+#define MM_OFF_CONSUMER_PID     448   /* i64, line 7 */
+#define MM_OFF_CONSUMER_BEAT    456   /* i64 */
+
+/* lines 8..: dtype description text, NUL-padded */
+#define MM_OFF_DTYPE_DESCR      512
+#define MM_DTYPE_DESCR_MAX      1536
+
+#define MM_HEADER_SIZE          2048  /* slots start here, cache-line aligned */
+
+#define MM_POLICY_DROP          0     /* full ring: refuse the newest record, count it, leave a seq gap */
+#define MM_POLICY_BLOCK         1     /* full ring: producer waits (back-pressure) */
+
+#define MM_PARK_NONE            0
+#define MM_PARK_FUTEX           1     /* consumer sleeps in futex_wait on the producer position */
+#define MM_PARK_DOORBELL        2     /* consumer sleeps in epoll on its doorbell socket */
+
+#define MM_FULL                 (-1)  /* claim status: no slot (dropped or timed out) */
+
+/* Histogram layout (int64 words): log-linear buckets, HDR style. */
+#define MM_HIST_SUB_BITS        8                       /* 2^(8-1) = 128 sub-buckets per octave */
+#define MM_HIST_MAX_SHIFT       36                      /* values up to 2^44 ns (~4.9 h) */
+#define MM_HIST_BUCKETS         ((MM_HIST_MAX_SHIFT + 2) << (MM_HIST_SUB_BITS - 1))
+#define MM_HIST_COUNT           0
+#define MM_HIST_MIN             1
+#define MM_HIST_MAX             2
+#define MM_HIST_SUM             3
+#define MM_HIST_CLAMPED         4                       /* samples above range or below zero */
+#define MM_HIST_FIRST_BUCKET    8
+#define MM_HIST_WORDS           (MM_HIST_FIRST_BUCKET + MM_HIST_BUCKETS)
+
+#endif
