@@ -1,0 +1,1 @@
+"""Feed process: picows connections, decode frames where they lie, publish to the md ring."""

@@ -1,0 +1,71 @@
+"""Process set-up shared by feed, quoter and sender: pinning, real-time scheduling, gc freezing.
+Set-up only: nothing here runs on the hot path."""
+from __future__ import annotations
+
+import gc
+import os
+import sys
+
+
+def isolated_cores() -> set[int]:
+    """CPUs listed in /sys/devices/system/cpu/isolated (kernel isolcpus=)."""
+    try:
+        text = open("/sys/devices/system/cpu/isolated").read().strip()
+    except OSError:
+        return set()
+    out: set[int] = set()
+    for part in filter(None, text.split(",")):
+        lo, _, hi = part.partition("-")
+        out.update(range(int(lo), int(hi or lo) + 1))
+    return out
+
+
+def pin(role: str, core: int) -> list[str]:
+    """Pin this process to `core` (-1: leave it). Returns warnings for the caller to log."""
+    warnings: list[str] = []
+    if core < 0:
+        return warnings
+    if core >= (os.cpu_count() or 1):
+        raise ValueError(f"{role}.core: CPU {core} does not exist (this box has {os.cpu_count()})")
+    os.sched_setaffinity(0, {core})
+    iso = isolated_cores()
+    if core not in iso:
+        warnings.append(f"{role}: core {core} is not isolated (isolcpus={sorted(iso) or 'none'}); "
+                        f"expect scheduler noise in the tail")
+    return warnings
+
+
+def set_realtime(priority: int) -> str | None:
+    """SCHED_FIFO at `priority` (0: leave it). Returns an error message instead of raising."""
+    if priority <= 0:
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except PermissionError:
+        return ("SCHED_FIFO refused: needs CAP_SYS_NICE or an rtprio limit "
+                "(systemd: LimitRTPRIO=, or run as root)")
+    return None
+
+
+def lock_memory() -> str | None:
+    """mlockall(MCL_CURRENT|MCL_FUTURE); returns an error message instead of raising."""
+    import ctypes
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.mlockall(1 | 2) != 0:
+        return ("mlockall refused: needs CAP_IPC_LOCK or a memlock limit "
+                "(systemd: LimitMEMLOCK=infinity)")
+    return None
+
+
+def freeze_gc() -> None:
+    """After warm-up: move every live object to the permanent generation and stop automatic
+    collection, so no GC pause lands on the hot path."""
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+def log(role: str, msg: str) -> None:
+    """Set-up and shutdown messages (never from the hot path)."""
+    print(f"mm[{role}] {msg}", file=sys.stderr, flush=True)

@@ -1,0 +1,1 @@
+"""Quoter process: numba-compiled market-making loop with risk controls."""

@@ -1,0 +1,1 @@
+"""Signer/sender process: the order gateway, order state, and the safety net."""
