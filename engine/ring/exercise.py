@@ -1,0 +1,249 @@
+"""Producer and consumer loops that exercise a ring end to end, from numba and from Python.
+
+Used by the concurrency tests (millions of records, checksums), by the ring benchmark, and by
+the ring demo. Each record carries `value = mix(seq)`, so a consumer detects a torn, stale or
+misplaced record, and sequence numbers show loss (gaps), duplication and reordering.
+"""
+from __future__ import annotations
+
+import time
+
+import numpy as np
+from numba import njit
+
+from engine import _native as C
+from engine.native import nb_load_acquire, nb_now_ns
+from engine.ring import layout as L
+from engine.ring.idle import NB_PARK, STRATEGIES, make_idle, nb_idle
+from engine.ring.nb import (ring_available, ring_claim, ring_commit, ring_read_index,
+                            ring_release)
+from engine.ring.ring import Ring
+
+# A 64-byte test record: the smallest slot the ring allows.
+PROBE_DTYPE = np.dtype({"names": ["seq", "value", "ts"], "formats": ["i8", "i8", "i8"],
+                        "offsets": [0, 8, 16], "itemsize": 64})
+
+
+@njit(cache=True, inline="always")
+def mix(x):
+    """A cheap bijective scramble of the sequence number (splitmix64 finaliser)."""
+    z = np.uint64(x) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return np.int64(z ^ (z >> np.uint64(31)))
+
+
+@njit(cache=True, nogil=True)
+def nb_produce(hdr, slots, n, batch, pace_ns):
+    """Offer n records (committing every `batch`), optionally paced one per `pace_ns`.
+    Returns how many the ring accepted."""
+    accepted = 0
+    next_t = nb_now_ns()
+    for i in range(n):
+        if pace_ns > 0:
+            next_t += pace_ns
+            while nb_now_ns() < next_t:
+                pass
+        j = ring_claim(hdr)
+        if j >= 0:
+            s = slots[j]["seq"]
+            slots[j]["value"] = mix(s)
+            slots[j]["ts"] = nb_now_ns()
+            accepted += 1
+            if pace_ns > 0 or accepted % batch == 0:
+                ring_commit(hdr)
+    ring_commit(hdr)
+    return accepted
+
+
+@njit(cache=True, nogil=True)
+def nb_consume(hdr, slots, n, idle_kind, park_timeout_ns, lat, timeout_ns):
+    """Read until n sequence numbers are accounted for (received + counted drops).
+    Returns (received, bad_values, out_of_order, gaps, last_seq). `lat` (len >= n) receives
+    one-way latencies (now - ts) of received records."""
+    state = np.zeros(1, np.int64)
+    received = 0
+    bad = 0
+    disorder = 0
+    gaps = 0
+    last = -1
+    deadline = nb_now_ns() + timeout_ns
+    while True:
+        k = ring_available(hdr)
+        if k > 0:
+            now = nb_now_ns()
+            for i in range(k):
+                rec = slots[ring_read_index(hdr, i)]
+                s = rec["seq"]
+                if rec["value"] != mix(s):
+                    bad += 1
+                if s <= last:
+                    disorder += 1
+                elif s > last + 1:
+                    gaps += s - last - 1
+                last = s
+                if received < lat.shape[0]:
+                    lat[received] = now - rec["ts"]
+                received += 1
+            ring_release(hdr, k)
+        dropped = nb_load_acquire(hdr + L.OFF_DROPPED)
+        if received + dropped >= n and ring_available(hdr) == 0:
+            break
+        if nb_now_ns() > deadline:
+            break
+        nb_idle(idle_kind, state, hdr, k, park_timeout_ns)
+    return received, bad, disorder, gaps, last
+
+
+def mix_np(seqs: np.ndarray) -> np.ndarray:
+    """numpy twin of `mix` for whole arrays (uint64 arithmetic wraps like the numba code)."""
+    z = seqs.astype(np.uint64) + np.uint64(0x9E3779B97F4A7C15)
+    z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+    z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return (z ^ (z >> np.uint64(31))).view(np.int64)
+
+
+def py_produce(ring: Ring, n: int, batch: int = 1, pace_ns: int = 0) -> int:
+    """Python-face producer: push one record at a time (batch=1) or push_many batches. The
+    sequence the ring will stamp is known in advance (the producer's own header word), so the
+    checksum is precomputed outside the timed part."""
+    buf = np.zeros(max(batch, 1), PROBE_DTYPE)
+    words = ring.seg.words
+    accepted = 0
+    next_t = time.perf_counter_ns()
+    for start in range(0, n, batch):
+        m = min(batch, n - start)
+        seq0 = int(words[L.OFF_NEXT_SEQ // 8])
+        buf["value"][:m] = mix_np(np.arange(seq0, seq0 + m))
+        if pace_ns:
+            next_t += pace_ns
+            while time.perf_counter_ns() < next_t:
+                pass
+        buf["ts"][:m] = time.perf_counter_ns()
+        if m == 1:
+            accepted += ring.push(buf[:1])
+        else:
+            accepted += ring.push_many(buf[:m])
+    return accepted
+
+
+def py_consume(ring: Ring, n: int, idle: str, timeout_s: float = 60.0) -> dict:
+    """Python-face consumer: pop_many until n sequence numbers are accounted for; returns
+    counts plus the received sequence numbers (for ordering checks)."""
+    strategy = make_idle(idle, ring, park_timeout_ns=5_000_000)
+    seqs = np.empty(n, np.int64)
+    lat = np.empty(n, np.int64)
+    received = 0
+    bad = 0
+    deadline = time.monotonic() + timeout_s
+    words = ring.seg.words
+    while True:
+        view = ring.pop_many()
+        k = len(view)
+        if k:
+            now = time.perf_counter_ns()
+            if not np.array_equal(view["value"], mix_np(view["seq"])):
+                bad += int(np.count_nonzero(view["value"] != mix_np(view["seq"])))
+            seqs[received:received + k] = view["seq"]
+            lat[received:received + k] = now - view["ts"]
+            received += k
+        if received + int(words[L.OFF_DROPPED // 8]) >= n and ring.available() <= 0:
+            break
+        if time.monotonic() > deadline:
+            break
+        strategy.idle(k)
+    ring.release()
+    return {"received": received, "bad": bad, "seqs": seqs[:received], "lat": lat[:received]}
+
+
+def run_pair(instance: str, n: int, capacity: int, policy: str, idle: str, face: str = "numba",
+             pace_ns: int = 0, batch: int = 64, timeout_s: float = 120.0,
+             park_timeout_ns: int = 5_000_000) -> dict:
+    """Producer and consumer in two real processes, one ring, both through the numba face or
+    both through the Python face. Returns the consumer's accounting, the ring's counters and
+    the producer's accepted count. A peer that hangs is killed at the deadline and its result
+    is missing from the output (the caller's assertions then fail)."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    ring = Ring.create(instance, "probe", PROBE_DTYPE, capacity, policy)
+    try:
+        q = ctx.Queue()
+        cons = ctx.Process(target=_consumer_main,
+                           args=(instance, n, idle, q, timeout_s, face, park_timeout_ns))
+        cons.start()
+        _wait_role(ring, L.OFF_CONSUMER_PID, cons, 60)
+        prod = ctx.Process(target=_producer_main, args=(instance, n, batch, pace_ns, q, face))
+        prod.start()
+        results = {}
+        deadline = time.monotonic() + timeout_s + 30
+        while len(results) < 2 and time.monotonic() < deadline:
+            try:
+                k, v = q.get(timeout=1.0)
+                results[k] = v
+            except Exception:
+                if not cons.is_alive() and not prod.is_alive() and q.empty():
+                    break
+        for p in (prod, cons):
+            p.join(5)
+            if p.is_alive():
+                p.kill()
+                p.join()
+        out = dict(results.get("consumer", {}))
+        out["accepted"] = results.get("producer")
+        out["stats"] = ring.stats()
+        return out
+    finally:
+        ring.close()
+        ring.unlink()
+
+
+def _wait_role(ring: Ring, off: int, proc, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    while int(ring.seg.words[off // 8]) == 0:
+        if not proc.is_alive() or time.monotonic() > deadline:
+            raise RuntimeError("ring peer did not attach")
+        time.sleep(0.005)
+
+
+def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns):
+    ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="consumer")
+    if face == "numba":
+        lat = np.empty(n, np.int64)
+        received, bad, disorder, gaps, last = nb_consume(
+            ring.hdr, ring.slots, n, STRATEGIES[idle], park_timeout_ns, lat, int(timeout_s * 1e9))
+        lat = lat[:received]
+    else:
+        r = py_consume(ring, n, idle, timeout_s)
+        seqs, lat, received, bad = r["seqs"], r["lat"], r["received"], r["bad"]
+        d = np.diff(seqs)
+        disorder = int(np.count_nonzero(d <= 0))
+        gaps = int((d[d > 1] - 1).sum()) + (int(seqs[0]) if len(seqs) else 0)
+        last = int(seqs[-1]) if len(seqs) else -1
+    q.put(("consumer", {"received": int(received), "bad": int(bad), "disorder": int(disorder),
+                        "gaps": int(gaps), "last": int(last), "lat": lat}))
+    ring.close()
+
+
+def _producer_main(instance, n, batch, pace_ns, q, face):
+    ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="producer")
+    if face == "numba":
+        q.put(("producer", int(nb_produce(ring.hdr, ring.slots, n, batch, pace_ns))))
+    else:
+        q.put(("producer", int(py_produce(ring, n, batch, pace_ns))))
+    ring.close()
+
+
+def warm() -> None:
+    """Compile (or load from cache) the numba loops before timing anything."""
+    import os
+
+    inst = f"warm{os.getpid()}"
+    hdr_ring = Ring.create(inst, "probe", PROBE_DTYPE, 8, "drop")
+    try:
+        nb_produce(hdr_ring.hdr, hdr_ring.slots, 4, 1, 0)
+        nb_consume(hdr_ring.hdr, hdr_ring.slots, 4, NB_PARK, 1000, np.empty(4, np.int64), 10**8)
+    finally:
+        hdr_ring.close()
+        hdr_ring.unlink()
+    C.fence()

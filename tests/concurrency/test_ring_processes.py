@@ -1,0 +1,62 @@
+"""Two real processes, one small ring that wraps many times: every record accounted for.
+
+Allowed outcomes (jcstress style):
+  block policy -> every record received exactly once, in order, checksums intact, no gap;
+  drop policy  -> received records are in order with intact checksums, and every missing
+                  sequence number is matched by one counted drop (received + dropped == sent).
+Anything else (a torn record, a duplicate, a reorder, an uncounted loss, a hang) fails.
+"""
+import numpy as np
+import pytest
+
+from engine.ring.exercise import run_pair
+
+IDLES = ("busy-spin", "yield", "park")
+
+
+def _check(r, n, policy):
+    assert "received" in r and r["accepted"] is not None, f"a peer hung or died: {r}"
+    st = r["stats"]
+    assert r["bad"] == 0, "torn or misplaced record"
+    assert r["disorder"] == 0, "duplicate or reordered record"
+    assert r["received"] == r["accepted"] == st["read"] == st["written"]
+    assert r["received"] + st["dropped"] == n
+    if policy == "block":
+        assert st["dropped"] == 0 and r["gaps"] == 0 and r["last"] == n - 1
+    else:
+        assert r["gaps"] <= st["dropped"]  # trailing drops leave no gap after the last record
+
+
+@pytest.mark.parametrize("policy", ["block", "drop"])
+@pytest.mark.parametrize("idle", IDLES)
+def test_numba_face_5m_records(instance, policy, idle):
+    n = 5_000_000
+    r = run_pair(instance, n, capacity=256, policy=policy, idle=idle, face="numba", timeout_s=120)
+    _check(r, n, policy)
+
+
+@pytest.mark.parametrize("policy", ["block", "drop"])
+@pytest.mark.parametrize("idle", IDLES)
+def test_python_face_records(instance, policy, idle):
+    n = 200_000
+    r = run_pair(instance, n, capacity=64, policy=policy, idle=idle, face="python", batch=1,
+                 timeout_s=120)
+    _check(r, n, policy)
+
+
+def test_python_face_batches(instance):
+    n = 1_000_000
+    r = run_pair(instance, n, capacity=256, policy="block", idle="yield", face="python",
+                 batch=100, timeout_s=120)
+    _check(r, n, "block")
+
+
+def test_park_never_loses_a_wakeup(instance):
+    """The consumer parks with NO timeout: a single lost wake-up would hang it, and the pair
+    would be killed at the deadline without a result. Paced so it parks between records."""
+    n = 20_000
+    r = run_pair(instance, n, capacity=16, policy="block", idle="park", face="numba",
+                 pace_ns=20_000, batch=1, timeout_s=60, park_timeout_ns=-1)
+    _check(r, n, "block")
+    assert r["stats"]["parks"] > 0 and r["stats"]["wakes"] > 0
+    assert isinstance(r["lat"], np.ndarray)
