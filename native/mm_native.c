@@ -411,15 +411,14 @@ static PyObject *py_push_many(PyObject *m, PyObject *const *a, Py_ssize_t nargs)
     Py_ssize_t done = 0;
     for (; done < n; done++) {
         int64_t idx = mm_ring_try_claim(hdr);
-        if (idx == MM_FULL) {
-            if (!block) { /* the remaining records are refused too: count each as a drop */
-                *W64(hdr, MM_OFF_DROPPED) += n - done - 1;
-                *W64(hdr, MM_OFF_NEXT_SEQ) += n - done - 1;
-                break;
-            }
+        if (idx == MM_FULL && block) {
             Py_BEGIN_ALLOW_THREADS idx = mm_ring_claim_wait(hdr);
             Py_END_ALLOW_THREADS
-            if (idx == MM_FULL) break;
+        }
+        if (idx == MM_FULL) { /* this one was counted; the rest are refused too: count each */
+            *W64(hdr, MM_OFF_DROPPED) += n - done - 1;
+            *W64(hdr, MM_OFF_NEXT_SEQ) += n - done - 1;
+            break;
         }
         char *slot = (char *)hdr + MM_HEADER_SIZE + idx * (int64_t)size;
         memcpy(slot + 8, (char *)view.buf + done * size + 8, size - 8);
