@@ -44,10 +44,19 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     duration_s: float = 30.0      # mm run: stop after this long (0 = until SIGTERM)
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     rings: RingsConfig = RingsConfig()
+    heartbeat_timeout_ms: int = 2000  # supervisor: a process silent this long trips the kill switch
+    realtime_priority: int = 0    # SCHED_FIFO priority for parking processes (0 = off; needs CAP_SYS_NICE)
+    lock_memory: bool = False     # mlockall() every process (needs CAP_IPC_LOCK or LimitMEMLOCK)
+    metrics_port: int = 9464      # Prometheus endpoint on 127.0.0.1 during mm run (0 = off)
     feed: FeedConfig = FeedConfig()
     quoter: QuoterConfig = QuoterConfig()
     sender: SenderConfig = SenderConfig()
     sim: SimConfig = SimConfig()
+
+
+def dump_json(cfg: EngineConfig) -> bytes:
+    """The resolved configuration, as the supervisor hands it to the processes it starts."""
+    return msgspec.json.encode(cfg)
 
 
 def load(path: str | os.PathLike | None = None, env: dict | None = None) -> EngineConfig:
@@ -56,10 +65,11 @@ def load(path: str | os.PathLike | None = None, env: dict | None = None) -> Engi
     raw: dict = {}
     if path is not None:
         try:
-            raw = tomllib.loads(Path(path).read_text())
+            text = Path(path).read_text()
+            raw = msgspec.json.decode(text) if str(path).endswith(".json") else tomllib.loads(text)
         except FileNotFoundError:
             raise ConfigError(f"config file {path} not found") from None
-        except tomllib.TOMLDecodeError as e:
+        except (tomllib.TOMLDecodeError, msgspec.DecodeError) as e:
             raise ConfigError(f"config file {path}: {e}") from None
     raw = _apply_env(raw, env)
     try:
@@ -96,6 +106,12 @@ def _check(cfg: EngineConfig) -> None:
         raise ConfigError("instruments: at least one instrument is needed")
     if not (0 < len(cfg.tag) <= 8) or not cfg.tag.replace("_", "").isalnum():
         raise ConfigError(f"tag: expected 1-8 of [A-Za-z0-9_], got {cfg.tag!r}")
+    if not 0 <= cfg.realtime_priority <= 99:
+        raise ConfigError(f"realtime_priority: expected 0..99, got {cfg.realtime_priority}")
+    if not 0 <= cfg.metrics_port <= 65535:
+        raise ConfigError(f"metrics_port: expected 0..65535, got {cfg.metrics_port}")
+    if cfg.heartbeat_timeout_ms < 100:
+        raise ConfigError(f"heartbeat_timeout_ms: expected >= 100, got {cfg.heartbeat_timeout_ms}")
     if cfg.duration_s < 0:
         raise ConfigError(f"duration_s: expected >= 0, got {cfg.duration_s}")
     # Each process validates its own section further (engine/<process>/config.py).

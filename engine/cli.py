@@ -1,0 +1,164 @@
+"""`mm`: the engine's command line. Each subcommand imports only what it needs, so `mm shm ls`
+never loads numba and `mm quoter` never loads the simulator."""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+
+def _load_config(args):
+    from engine import config
+
+    try:
+        cfg = config.load(args.config)
+    except config.ConfigError as e:
+        print(f"mm: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    if getattr(args, "instance", None):
+        import msgspec
+
+        cfg = msgspec.structs.replace(cfg, instance=args.instance)
+    return cfg
+
+
+def _process(role: str):
+    def run(args) -> int:
+        from engine import proc
+
+        cfg = _load_config(args)
+        # Process-wide settings that only the process itself can apply, before any work.
+        if cfg.lock_memory and (err := proc.lock_memory()):
+            proc.log(role, err)
+        mod = __import__(f"engine.{role}.process", fromlist=["run"])
+        return mod.run(cfg)
+    return run
+
+
+def _cmd_run(args) -> int:
+    from engine.supervisor import Supervisor
+
+    cfg = _load_config(args)
+    return Supervisor(cfg, duration_s=args.duration, run_dir=args.run_dir).run()
+
+
+def _cmd_sim(args) -> int:
+    from engine.sim.cli import main
+
+    return main(args.rest)
+
+
+def _cmd_status(args) -> int:
+    from engine.status import main
+
+    return main(args.instance, once=args.once, interval_s=args.interval)
+
+
+def _cmd_kill(args) -> int:
+    from engine.control import KILL_OPERATOR, Control
+    from engine.ring.segment import SegmentError
+
+    try:
+        ctl = Control.attach(args.instance)
+    except SegmentError as e:
+        print(f"mm kill: {e}", file=sys.stderr)
+        return 1
+    first = ctl.kill(KILL_OPERATOR)
+    print("kill switch set" if first else f"kill switch was already set (reason {ctl.killed()})")
+    ctl.close()
+    return 0
+
+
+def _cmd_report(args) -> int:
+    from engine.report import print_run_report
+
+    return print_run_report(args.run_dir)
+
+
+def _cmd_metrics(args) -> int:
+    from engine.metrics import serve_forever
+
+    return serve_forever(args.instance, args.host, args.port)
+
+
+def _cmd_shm(args) -> int:
+    from engine.ring.segment import SHM_DIR, list_segments, unlink
+
+    names = list_segments(None if args.all else args.instance)
+    if args.action == "ls":
+        for n in names:
+            st = os.stat(SHM_DIR + n)
+            print(f"{n}\t{st.st_size}\t{oct(st.st_mode & 0o777)}")
+        return 0
+    for n in names:
+        unlink(n)
+        print(f"removed {n}")
+    return 0
+
+
+def _cmd_ring_demo(args) -> int:
+    from engine.ring.demo import main
+
+    return main(args.records)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="mm", description="low-latency market-maker engine")
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    def with_config(sp):
+        sp.add_argument("--config", help="TOML config file (default: built-in defaults)")
+        sp.add_argument("--instance", help="instance name (overrides config and MM_INSTANCE)")
+        return sp
+
+    sp = with_config(sub.add_parser("run", help="start the whole engine (default: against the "
+                                                "embedded simulator), then print the latency report"))
+    sp.add_argument("--duration", type=float, default=None, help="seconds (0 = until SIGTERM)")
+    sp.add_argument("--run-dir", default=None, help="where to write histograms and the report")
+    sp.set_defaults(fn=_cmd_run)
+
+    for role in ("feed", "quoter", "sender"):
+        with_config(sub.add_parser(role, help=f"run the {role} process alone (systemd units)")
+                    ).set_defaults(fn=_process(role))
+
+    sp = sub.add_parser("sim", help="run the local exchange simulator", add_help=False)
+    sp.add_argument("rest", nargs=argparse.REMAINDER)
+    sp.set_defaults(fn=_cmd_sim)
+
+    default_instance = os.environ.get("MM_INSTANCE", "mm")
+    sp = sub.add_parser("status", help="live view of a running instance")
+    sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    sp.add_argument("--interval", type=float, default=0.5)
+    sp.set_defaults(fn=_cmd_status)
+
+    sp = sub.add_parser("kill", help="set the kill switch: cancel everything and stop quoting")
+    sp.add_argument("--instance", default=default_instance)
+    sp.set_defaults(fn=_cmd_kill)
+
+    sp = sub.add_parser("report", help="print the latency histograms of a finished run")
+    sp.add_argument("run_dir", nargs="?", default="runs/latest")
+    sp.set_defaults(fn=_cmd_report)
+
+    sp = sub.add_parser("metrics", help="serve Prometheus metrics of a running instance")
+    sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--host", default="127.0.0.1")
+    sp.add_argument("--port", type=int, default=9464)
+    sp.set_defaults(fn=_cmd_metrics)
+
+    sp = sub.add_parser("shm", help="list or remove an instance's shared-memory segments")
+    sp.add_argument("action", choices=["ls", "rm"])
+    sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--all", action="store_true", help="every engine instance on this box")
+    sp.set_defaults(fn=_cmd_shm)
+
+    sp = sub.add_parser("ring-demo", help="pass records between two processes through a ring")
+    sp.add_argument("--records", type=int, default=1_000_000)
+    sp.set_defaults(fn=_cmd_ring_demo)
+
+    args = p.parse_args(argv)
+    return int(args.fn(args) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

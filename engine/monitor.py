@@ -1,0 +1,68 @@
+"""A read-only view of a running instance, shared by `mm status` and the metrics endpoint:
+attaches to the control segment, rings and histograms without registering any role."""
+from __future__ import annotations
+
+import time
+
+from engine.control import KILL_REASONS, ROLES, Control
+from engine.latency.histogram import HistogramSet
+from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
+from engine.ring import Ring
+from engine.ring.segment import SegmentError
+
+RINGS = (("md", MD_DTYPE), ("orders", ORDER_DTYPE), ("fills", FILL_DTYPE))
+HOP_QS = (50, 99, 99.9)
+
+
+class InstanceView:
+    def __init__(self, instance: str):
+        self.instance = instance
+        self.ctl = Control.attach(instance)
+        self.rings: dict[str, Ring] = {}
+        self.hists: dict[str, HistogramSet] = {}
+        self._last: dict[str, tuple[float, int]] = {}
+
+    def _attach_lazily(self) -> None:
+        for name, dtype in RINGS:
+            if name not in self.rings:
+                try:
+                    self.rings[name] = Ring.attach(self.instance, name, dtype)
+                except SegmentError:
+                    pass
+        for role in ("feed", "quoter", "sender"):
+            if role not in self.hists:
+                try:
+                    self.hists[role] = HistogramSet.attach(self.instance, role)
+                except SegmentError:
+                    pass
+
+    def snapshot(self) -> dict:
+        """Everything `mm status` shows, as plain data."""
+        self._attach_lazily()
+        now = time.monotonic()
+        kill = self.ctl.killed()
+        out = {"instance": self.instance, "kill": KILL_REASONS.get(kill, str(kill)) if kill else None,
+               "processes": [], "rings": {}, "hops": {}, "counters": {}}
+        for role in ROLES:
+            info = self.ctl.role_info(role)
+            if info["pid"]:
+                out["processes"].append(info)
+            out["counters"][role] = self.ctl.counter_values(role)
+        for name, r in self.rings.items():
+            st = r.stats()
+            t0, w0 = self._last.get(name, (now, st["written"]))
+            st["rate"] = (st["written"] - w0) / (now - t0) if now > t0 else 0.0
+            self._last[name] = (now, st["written"])
+            out["rings"][name] = st
+        for role, hs in self.hists.items():
+            for name, h in hs.snapshots().items():
+                out["hops"][f"{role}.{name}"] = {"count": h.count,
+                                                  **{q: h.percentile(q) for q in HOP_QS}}
+        return out
+
+    def close(self) -> None:
+        for r in self.rings.values():
+            r.close()
+        for h in self.hists.values():
+            h.close()
+        self.ctl.close()

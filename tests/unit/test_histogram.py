@@ -1,0 +1,92 @@
+"""Histogram percentiles agree with numpy's on the same samples within the stated error."""
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.latency.histogram import RELATIVE_ERROR, Histogram, HistogramSet
+
+
+def _within(h: Histogram, samples: np.ndarray, q: float) -> bool:
+    got = h.percentile(q)
+    # The reported value is the midpoint of the bucket holding the q-th ranked sample: compare
+    # with that sample (numpy's 'inverted_cdf' method picks exactly the ranked sample).
+    want = float(np.percentile(samples, q, method="inverted_cdf"))
+    return abs(got - want) <= max(RELATIVE_ERROR * want, 0.5)
+
+
+@pytest.mark.parametrize("dist", ["lognormal", "uniform", "bimodal", "tiny"])
+def test_percentiles_match_numpy(dist):
+    rng = np.random.default_rng(7)
+    if dist == "lognormal":
+        s = rng.lognormal(10, 1.5, 200_000)
+    elif dist == "uniform":
+        s = rng.uniform(0, 5e6, 200_000)
+    elif dist == "bimodal":
+        s = np.concatenate([rng.normal(30_000, 2_000, 150_000), rng.normal(4e6, 1e5, 1_000)])
+    else:
+        s = rng.integers(0, 300, 50_000)
+    s = np.clip(s, 0, None).astype(np.int64)
+    h = Histogram.empty()
+    for v in s:
+        h.record(int(v))
+    assert h.count == len(s)
+    assert h.min == s.min() and h.max == s.max()
+    for q in (1, 50, 90, 99, 99.9, 99.99):
+        assert _within(h, s, q), (q, h.percentile(q), np.percentile(s, q))
+    assert h.percentile(100) == s.max()
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 1 << 43), min_size=1, max_size=400),
+       st.sampled_from([50, 90, 99, 99.9]))
+def test_any_samples_within_error(values, q):
+    h = Histogram.empty()
+    for v in values:
+        h.record(v)
+    assert _within(h, np.array(values, dtype=np.int64), q)
+
+
+def test_out_of_range_is_clamped_and_counted():
+    h = Histogram.empty()
+    h.record(-5)
+    h.record(1 << 50)
+    assert h.clamped == 2 and h.count == 2
+
+
+def test_shared_histograms_seen_by_a_reader(instance):
+    w = HistogramSet.create(instance, "feed", ["a", "b"])
+    try:
+        for v in range(1, 1001):
+            w.record("a", v * 1000)
+        r = HistogramSet.attach(instance, "feed")
+        assert r.names == ["a", "b"]
+        snap = r.snapshot("a")
+        assert snap.count == 1000
+        assert abs(snap.percentile(50) - 500_000) <= 500_000 * RELATIVE_ERROR + 1000
+        assert r.snapshot("b").count == 0
+        text = snap.hdr_percentile_text()
+        assert text.splitlines()[0].split() == ["Value", "Percentile", "TotalCount", "1/(1-Percentile)"]
+        assert "#[Max     =" in text and "Total count    =         1000" in text
+        r.close()
+    finally:
+        w.close()
+        w.unlink()
+
+
+def test_numba_writer_matches_python_writer():
+    from numba import njit
+
+    from engine.native import nb_hist_record
+
+    @njit
+    def fill(addr, values):
+        for v in values:
+            nb_hist_record(addr, v)
+
+    values = np.random.default_rng(3).integers(0, 10**7, 10_000)
+    a, b = Histogram.empty(), Histogram.empty()
+    fill(a.words.ctypes.data, values)
+    for v in values:
+        b.record(int(v))
+    assert np.array_equal(a.words, b.words)
