@@ -1,0 +1,92 @@
+"""What every venue adapter shares: the instrument lookup, per-instrument update-id memory,
+frame-kind counters, and the rate-limited log of frames that were skipped.
+
+Set-up and reporting code lives here; each venue module keeps its own hot path.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from typing import Sequence
+
+from engine.feed.adapter import FRAME_KINDS
+from engine.feed.fixed import FixedCache, fixed_cache, sentinel_kind
+from engine.instruments import Instrument
+
+log = logging.getLogger("engine.feed.venues")
+
+# Kinds worth a log line when they arrive (rate-limited); data and control are routine.
+LOGGED_KINDS = frozenset(FRAME_KINDS) - {"data", "control"}
+LOG_INTERVAL_S = 1.0
+LOG_BYTES = 200
+
+
+class AdapterBase:
+    """Common state of a venue adapter; one instance per connection.
+
+    Subclasses set `venue`, `ping_interval_s`, `max_connection_age_s`, `STREAMS` (the stream
+    names they accept) and implement `stream_url`, `subscribe_frames`, `ping_frame`, `decode`.
+    """
+
+    venue: int = 0
+    ping_interval_s: float = 0.0
+    max_connection_age_s: float = 1e9
+    STREAMS: tuple[str, ...] = ()
+    log_frames: bool = True           # class default; `log_skipped=` overrides per instance
+
+    def __init__(self, instruments: Sequence[Instrument], streams: Sequence[str],
+                 log_skipped: bool | None = None):
+        if not instruments:
+            raise ValueError("feed adapter: at least one instrument is needed")
+        bad = [s for s in streams if s not in self.STREAMS]
+        if bad or not streams:
+            raise ValueError(f"feed.streams: {type(self).__name__} supports {list(self.STREAMS)}, "
+                             f"got {list(streams)}")
+        self.instruments = tuple(instruments)
+        self.streams = tuple(dict.fromkeys(streams))
+        self.counts: dict[str, int] = dict.fromkeys(FRAME_KINDS, 0)
+        # Per instrument: (index, price cache, qty cache, price exp, qty exp).
+        self._by_symbol: dict[str, tuple[int, FixedCache, FixedCache, int, int]] = {}
+        for i, ins in enumerate(self.instruments):
+            key = self.symbol_key(ins.symbol)
+            if key in self._by_symbol:
+                raise ValueError(f"instruments: symbol {ins.symbol} listed twice")
+            self._by_symbol[key] = (i, fixed_cache(ins.pexp), fixed_cache(ins.qexp), ins.pexp, ins.qexp)
+        n = len(self.instruments)
+        self._last_book_id = [-1] * n     # highest book update id emitted, per instrument
+        self._last_trade_id = [-1] * n
+        # Flag computed once: the skip path tests one attribute, the log work happens only then.
+        self._log_on = self.log_frames if log_skipped is None else log_skipped
+        self._log_last: dict[str, float] = {}
+        self._log_suppressed: dict[str, int] = {}
+
+    @staticmethod
+    def symbol_key(symbol: str) -> str:
+        """How the venue spells `symbol` inside its messages (override per venue)."""
+        return symbol
+
+    # ------------------------------------------------------------------ skip path
+    def _skip(self, kind: str, payload) -> int:
+        """Count a frame that produced nothing, log it (at most once a second per kind)."""
+        self.counts[kind] += 1
+        if self._log_on and kind in LOGGED_KINDS:
+            self._log_skip(kind, payload)
+        return 0
+
+    def _skip_number(self, value: int, payload) -> int:
+        """Skip a frame whose decimal field came back from a FixedCache as a sentinel."""
+        return self._skip(sentinel_kind(value), payload)
+
+    def _log_skip(self, kind: str, payload) -> None:
+        now = time.monotonic()
+        if now - self._log_last.get(kind, -1e18) < LOG_INTERVAL_S:
+            self._log_suppressed[kind] = self._log_suppressed.get(kind, 0) + 1
+            return
+        self._log_last[kind] = now
+        more = self._log_suppressed.pop(kind, 0)
+        try:
+            head = bytes(payload[:LOG_BYTES])
+        except Exception:
+            head = repr(type(payload)).encode()
+        log.warning("%s: skipped a %s frame (%d more since the last line, %d in all): %r",
+                    type(self).__name__, kind, more, self.counts[kind], head)

@@ -1,0 +1,254 @@
+"""Binance Spot JSON market streams: `@bookTicker`, `@depth<N>[@100ms]` (partial book), `@trade`.
+
+Combined-stream frames (`{"stream":..,"data":..}`, what `stream_url` subscribes) and raw `/ws/`
+frames (the bare payload) both decode. The hot case, a combined bookTicker, is one typed msgspec
+decode straight off the frame's memoryview plus four FixedCache lookups; everything else goes
+through a permissive envelope (`data` kept as msgspec.Raw) and a second typed decode.
+Wire format: ../shared/PROTOCOLS.md section 1.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct
+
+from engine.feed.fixed import INT64_MAX
+from engine.feed.venues._base import AdapterBase
+from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
+
+UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+EpochMs = Annotated[int, Meta(ge=0, le=INT64_MAX // 1_000_000)]
+MS = 1_000_000  # ns per ms
+
+MAX_STREAMS = 1024  # per connection (venue limit)
+PARTIAL_DEPTH_STREAMS = tuple(f"depth{n}{speed}" for n in (5, 10, 20) for speed in ("", "@100ms", "@1000ms"))
+
+
+# ---------------------------------------------------------------- venue schemas (keys = JSON keys)
+class BookTicker(Struct, gc=False):
+    u: UpdateId       # order book updateId
+    s: str            # symbol, upper case
+    b: str            # best bid price
+    B: str            # best bid qty
+    a: str            # best ask price
+    A: str            # best ask qty
+    E: EpochMs = 0    # event time, ms (USD-M futures only; spot bookTicker has none)
+
+
+class _BookTickerEnvelope(Struct, gc=False):
+    stream: str       # "<symbol>@bookTicker"
+    data: BookTicker
+
+
+class Trade(Struct, gc=False):
+    s: str            # symbol
+    t: UpdateId       # trade id
+    p: str            # price
+    q: str            # quantity
+    m: bool           # buyer is the maker (so the taker sold)
+    E: EpochMs = 0    # event time, ms
+    T: EpochMs = 0    # trade time, ms
+
+
+class PartialDepth(Struct, gc=False):
+    lastUpdateId: UpdateId
+    bids: list[tuple[str, str]]   # [price, qty], best first
+    asks: list[tuple[str, str]]
+
+
+class Envelope(Struct, gc=False):
+    """Every field any Binance frame type might carry at the top level, all optional: enough to
+    tell combined from raw, data from control, and which typed decoder to run next."""
+    stream: str = ""          # combined stream name
+    data: Raw = Raw()         # combined payload, decoded later by type
+    e: Any = ""               # event type of a raw event ("trade", "bookTicker", "serverShutdown")
+    u: Any = UNSET            # a raw spot bookTicker has u and no e
+    lastUpdateId: Any = UNSET  # a raw partial-depth book
+    result: Any = UNSET       # (un)subscribe / LIST_SUBSCRIPTIONS / WS-API result
+    code: Any = UNSET         # {"code":..,"msg":..} error
+    error: Any = UNSET        # WS-API {"status":4xx,"error":{..}}
+
+
+_book_ticker_envelope = msgspec.json.Decoder(_BookTickerEnvelope)
+_book_ticker = msgspec.json.Decoder(BookTicker)
+_trade = msgspec.json.Decoder(Trade)
+_partial_depth = msgspec.json.Decoder(PartialDepth)
+envelope = msgspec.json.Decoder(Envelope)
+_QUOTE = 34  # '"': a combined bookTicker frame ends with `"}}` (a trade ends `true}}`, depth `]]}}`)
+
+
+def control_kind(env: Envelope) -> str | None:
+    """Frame kind of a non-data Binance frame (shared with the SBE adapter's text frames)."""
+    if env.e == "serverShutdown":
+        return "shutdown"
+    if env.code is not UNSET or env.error is not UNSET:
+        return "error"
+    if env.result is not UNSET:
+        return "control"
+    return None
+
+
+class BinanceJsonAdapter(AdapterBase):
+    """Binance Spot JSON market data (also decodes USD-M futures bookTicker/trade frames)."""
+
+    venue = VENUE_BINANCE
+    ping_interval_s = 0.0                 # the server pings; picows answers
+    max_connection_age_s = 24 * 3600.0    # the server closes connections at 24 h
+    STREAMS = ("bookTicker", "trade") + PARTIAL_DEPTH_STREAMS
+
+    def __init__(self, instruments, streams, log_skipped=None):
+        super().__init__(instruments, streams, log_skipped)
+        self._fast = "bookTicker" in self.streams
+        self._by_stream_symbol = {ins.symbol.lower(): self._by_symbol[self.symbol_key(ins.symbol)]
+                                  for ins in self.instruments}
+        self._handlers = {"bookTicker": self._on_book_ticker, "trade": self._on_trade}
+        self._handlers.update(dict.fromkeys(PARTIAL_DEPTH_STREAMS, self._on_partial_depth))
+        # A raw partial-depth frame names no symbol: usable only with a single instrument.
+        self._only = self._by_symbol[self.symbol_key(self.instruments[0].symbol)] \
+            if len(self.instruments) == 1 else None
+
+    @staticmethod
+    def symbol_key(symbol: str) -> str:
+        return symbol.upper()
+
+    def stream_names(self) -> list[str]:
+        return [f"{ins.symbol.lower()}@{s}" for ins in self.instruments for s in self.streams]
+
+    def stream_url(self, base_url: str) -> str:
+        """`<base>/stream?streams=btcusdt@bookTicker/...` (combined streams, lowercase symbols)."""
+        names = self.stream_names()
+        if len(names) > MAX_STREAMS:
+            raise ValueError(f"feed: {len(names)} streams on one connection, Binance allows {MAX_STREAMS}")
+        return f"{base_url.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+    def subscribe_frames(self) -> list[bytes]:
+        return []                          # the URL subscribes
+
+    def ping_frame(self) -> bytes | None:
+        return None
+
+    # ------------------------------------------------------------------ hot path
+    def decode(self, payload, binary: bool, sink) -> int:
+        """Decode one frame and emit its events; count and skip anything else. Never raises."""
+        try:
+            if binary:
+                return self._skip("unknown", payload)
+            if self._fast and payload[-3] == _QUOTE:
+                try:
+                    d = _book_ticker_envelope.decode(payload).data
+                except msgspec.MsgspecError:
+                    return self._decode_general(payload, sink)
+                ent = self._by_symbol.get(d.s)
+                if ent is None:
+                    return self._skip("unknown_symbol", payload)
+                return self._emit_book_ticker(d, ent, payload, sink)
+            return self._decode_general(payload, sink)
+        except Exception:  # last resort: a frame must never take the reader down
+            return self._skip("malformed", payload)
+
+    def _emit_book_ticker(self, d: BookTicker, ent, payload, sink) -> int:
+        i, pc, qc, _, _ = ent
+        u = d.u
+        if u < self._last_book_id[i]:
+            return self._skip("backwards", payload)
+        bp = pc[d.b]
+        bq = qc[d.B]
+        ap = pc[d.a]
+        aq = qc[d.A]
+        if (bp | bq | ap | aq) < 0:
+            return self._skip_number(min(bp, bq, ap, aq), payload)
+        if bp >= ap and bq and aq:
+            return self._skip("crossed", payload)
+        self._last_book_id[i] = u
+        sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
+        self.counts["data"] += 1
+        return 1
+
+    # ------------------------------------------------------------------ everything else
+    def _decode_general(self, payload, sink) -> int:
+        try:
+            env = envelope.decode(payload)
+        except msgspec.MsgspecError:
+            return self._skip("malformed", payload)
+        try:
+            if env.stream:
+                return self._on_stream(env, payload, sink)
+            kind = control_kind(env)
+            if kind is not None:
+                return self._skip(kind, payload)
+            e = env.e
+            if e == "bookTicker" or (e == "" and env.u is not UNSET and env.lastUpdateId is UNSET):
+                return self._on_book_ticker(payload, None, payload, sink)
+            if e == "trade":
+                return self._on_trade(payload, None, payload, sink)
+            if e == "" and env.lastUpdateId is not UNSET:
+                if self._only is None:
+                    return self._skip("unknown_symbol", payload)
+                return self._on_partial_depth(payload, self._only, payload, sink)
+            return self._skip("unknown", payload)
+        except msgspec.MsgspecError:
+            return self._skip("malformed", payload)
+
+    def _on_stream(self, env: Envelope, payload, sink) -> int:
+        symbol, at, kind = env.stream.partition("@")
+        if not at:  # "!serverShutdown", or a non-market stream name
+            inner = envelope.decode(env.data)
+            return self._skip(control_kind(inner) or "unknown", payload)
+        handler = self._handlers.get(kind)
+        if handler is None:
+            return self._skip("unknown", payload)
+        ent = self._by_stream_symbol.get(symbol)
+        if ent is None:
+            return self._skip("unknown_symbol", payload)
+        return handler(env.data, ent, payload, sink)
+
+    def _lookup(self, symbol: str, payload):
+        ent = self._by_symbol.get(symbol)
+        if ent is None:
+            self._skip("unknown_symbol", payload)
+        return ent
+
+    def _on_book_ticker(self, raw, ent, payload, sink) -> int:
+        d = _book_ticker.decode(raw)
+        if ent is None and (ent := self._lookup(d.s, payload)) is None:
+            return 0
+        return self._emit_book_ticker(d, ent, payload, sink)
+
+    def _on_trade(self, raw, ent, payload, sink) -> int:
+        d = _trade.decode(raw)
+        if ent is None and (ent := self._lookup(d.s, payload)) is None:
+            return 0
+        i, pc, qc, _, _ = ent
+        t = d.t
+        if t <= self._last_trade_id[i]:  # a trade id names one print: a repeat is not news
+            return self._skip("backwards", payload)
+        px = pc[d.p]
+        qty = qc[d.q]
+        if (px | qty) < 0:
+            return self._skip_number(min(px, qty), payload)
+        self._last_trade_id[i] = t
+        sink.emit(i, MD_TRADE, t, 0, 0, 0, 0, px, qty, SIDE_SELL if d.m else SIDE_BUY,
+                  (d.T or d.E) * MS)
+        self.counts["data"] += 1
+        return 1
+
+    def _on_partial_depth(self, raw, ent, payload, sink) -> int:
+        d = _partial_depth.decode(raw)
+        i, pc, qc, _, _ = ent
+        u = d.lastUpdateId
+        if u < self._last_book_id[i]:
+            return self._skip("backwards", payload)
+        bp = bq = ap = aq = 0
+        if d.bids:
+            bp, bq = pc[d.bids[0][0]], qc[d.bids[0][1]]
+        if d.asks:
+            ap, aq = pc[d.asks[0][0]], qc[d.asks[0][1]]
+        if (bp | bq | ap | aq) < 0:
+            return self._skip_number(min(bp, bq, ap, aq), payload)
+        if bp >= ap and bq and aq:
+            return self._skip("crossed", payload)
+        self._last_book_id[i] = u
+        sink.emit(i, MD_BBO | MD_SNAPSHOT, u, bp, bq, ap, aq, 0, 0, 0, 0)
+        self.counts["data"] += 1
+        return 1

@@ -1,0 +1,270 @@
+"""Binance Spot SBE market data (schema spot_stream id 1 version 0, ../shared/corpus/binance/sbe/
+stream_1_0.xml; layout table in ../shared/PROTOCOLS.md section 2): `@bestBidAsk` (template 10001),
+`@trade` (10000), `@depth20` (10002, top level only). Diff depth (10003) is counted "unknown".
+
+The numpy structured dtypes below are the layout definition (unaligned, little-endian, field
+order = schema order). The hot path reads a bestBidAsk frame with one `struct.unpack_from`
+derived from that dtype (one C call returning a tuple, symbol bytes included: cheaper than
+field access through an `np.frombuffer` view, see bench/feed_decode.py); `read_best_bid_ask`
+gives the zero-copy numpy view for tools and tests. Text frames on this connection are the
+JSON control messages (subscription acks, errors, serverShutdown).
+
+Values arrive as int64 mantissa * 10^exponent (exponents per message) and are rescaled to the
+instrument's exponents with integer multiply/divide; a remainder is counted "precision".
+"""
+from __future__ import annotations
+
+import struct
+
+import msgspec
+import numpy as np
+
+from engine.feed.fixed import INT64_MAX, POW10
+from engine.feed.venues import binance
+from engine.feed.venues._base import AdapterBase
+from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
+
+SCHEMA_ID = 1
+SCHEMA_VERSION = 0
+TEMPLATE_TRADES = 10000
+TEMPLATE_BEST_BID_ASK = 10001
+TEMPLATE_DEPTH_SNAPSHOT = 10002
+TEMPLATE_DEPTH_DIFF = 10003
+US = 1000  # ns per µs
+MAX_US = INT64_MAX // US  # larger event times are nonsense: sent as 0 rather than overflowing
+
+HEADER_DTYPE = np.dtype([("blockLength", "<u2"), ("templateId", "<u2"), ("schemaId", "<u2"),
+                         ("version", "<u2")])
+BEST_BID_ASK_DTYPE = np.dtype([
+    ("blockLength", "<u2"), ("templateId", "<u2"), ("schemaId", "<u2"), ("version", "<u2"),
+    ("eventTime", "<i8"),        # µs since epoch
+    ("bookUpdateId", "<i8"),
+    ("priceExponent", "i1"),
+    ("qtyExponent", "i1"),
+    ("bidPrice", "<i8"), ("bidQty", "<i8"), ("askPrice", "<i8"), ("askQty", "<i8"),
+    ("symbolLength", "u1"),      # varString8 length; the symbol bytes follow
+])
+BEST_BID_ASK_BLOCK = BEST_BID_ASK_DTYPE.itemsize - HEADER_DTYPE.itemsize - 1   # 50
+# Root block of 10000 / 10002: eventTime|transactTime or bookUpdateId (i8), two exponents.
+TRADES_ROOT_DTYPE = np.dtype([("eventTime", "<i8"), ("transactTime", "<i8"),
+                              ("priceExponent", "i1"), ("qtyExponent", "i1")])
+TRADE_ENTRY_DTYPE = np.dtype([("id", "<i8"), ("price", "<i8"), ("qty", "<i8"),
+                              ("isBuyerMaker", "u1")])                          # 25 bytes
+DEPTH_ROOT_DTYPE = np.dtype([("eventTime", "<i8"), ("bookUpdateId", "<i8"),
+                             ("priceExponent", "i1"), ("qtyExponent", "i1")])
+GROUP_SIZE_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u4")])    # groupSizeEncoding
+GROUP_SIZE16_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u2")])  # groupSize16Encoding
+LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", "<i8")])
+
+
+def struct_format(dtype: np.dtype) -> str:
+    """The struct module format of an unaligned little-endian structured dtype."""
+    codes = {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I", "i8": "q", "u8": "Q"}
+    return "<" + "".join(codes[dtype.fields[n][0].str.lstrip("<|")] for n in dtype.names)
+
+
+_HEADER = struct.Struct(struct_format(HEADER_DTYPE))
+_TRADES_ROOT = struct.Struct(struct_format(TRADES_ROOT_DTYPE))
+_TRADE_ENTRY = struct.Struct(struct_format(TRADE_ENTRY_DTYPE))
+_DEPTH_ROOT = struct.Struct(struct_format(DEPTH_ROOT_DTYPE))
+_GROUP = struct.Struct(struct_format(GROUP_SIZE_DTYPE))
+_GROUP16 = struct.Struct(struct_format(GROUP_SIZE16_DTYPE))
+_LEVEL = struct.Struct(struct_format(LEVEL_DTYPE))
+_BBA_FIXED = struct_format(BEST_BID_ASK_DTYPE)
+_BBA_PREFIX = BEST_BID_ASK_DTYPE.itemsize  # 59: header + block + symbol length byte
+# One Struct per frame length, symbol bytes included ("...B7s"): a whole bestBidAsk frame is a
+# single unpack_from, and the symbol comes out as bytes ready for the instrument dict.
+_BBA_BY_LENGTH = {_BBA_PREFIX + n: struct.Struct(f"{_BBA_FIXED}{n}s") for n in range(1, 256)}
+
+
+def read_best_bid_ask(payload) -> np.ndarray:
+    """Zero-copy numpy view of a bestBidAsk frame's fixed part (one record of BEST_BID_ASK_DTYPE)."""
+    return np.frombuffer(payload, BEST_BID_ASK_DTYPE, count=1)
+
+
+def _scale(mantissa: int, shift: int) -> int:
+    """mantissa * 10^shift as an int64, or -1 when it loses digits or leaves int64 (shift < 0 divides)."""
+    if shift >= 0:
+        v = mantissa * POW10[shift] if shift < 40 else -1
+    else:
+        div = POW10[-shift] if -shift < 40 else 1 << 200
+        v, r = divmod(mantissa, div)
+        if r:
+            return -2
+    return v if 0 <= v <= INT64_MAX else -1
+
+
+class BinanceSbeAdapter(AdapterBase):
+    """Binance Spot SBE market streams (binary frames) plus their JSON control text frames.
+    The connection needs an Ed25519 API key in the X-MBX-APIKEY header (the connection's job)."""
+
+    venue = VENUE_BINANCE
+    ping_interval_s = 0.0
+    max_connection_age_s = 24 * 3600.0
+    STREAMS = ("bestBidAsk", "trade", "depth20")
+
+    def __init__(self, instruments, streams, log_skipped=None):
+        super().__init__(instruments, streams, log_skipped)
+        self._by_bytes = {k.encode(): v for k, v in self._by_symbol.items()}
+
+    @staticmethod
+    def symbol_key(symbol: str) -> str:
+        return symbol.upper()
+
+    def stream_url(self, base_url: str) -> str:
+        """`<base>/stream?streams=btcusdt@bestBidAsk/...` on stream-sbe.binance.com."""
+        names = [f"{ins.symbol.lower()}@{s}" for ins in self.instruments for s in self.streams]
+        if len(names) > binance.MAX_STREAMS:
+            raise ValueError(f"feed: {len(names)} streams on one connection, Binance allows "
+                             f"{binance.MAX_STREAMS}")
+        return f"{base_url.rstrip('/')}/stream?streams={'/'.join(names)}"
+
+    def subscribe_frames(self) -> list[bytes]:
+        return []
+
+    def ping_frame(self) -> bytes | None:
+        return None
+
+    # ------------------------------------------------------------------ hot path
+    def decode(self, payload, binary: bool, sink) -> int:
+        """Decode one frame and emit its events; count and skip anything else. Never raises."""
+        try:
+            if not binary:
+                return self._decode_text(payload)
+            st = _BBA_BY_LENGTH.get(len(payload))
+            if st is not None:
+                (block, template, schema, version, ts, u, pe, qe,
+                 bpm, bqm, apm, aqm, n, sym) = st.unpack_from(payload)
+                if template == TEMPLATE_BEST_BID_ASK and block == BEST_BID_ASK_BLOCK \
+                        and schema == SCHEMA_ID and version == SCHEMA_VERSION and n == len(sym):
+                    ent = self._by_bytes.get(sym)
+                    if ent is None:
+                        return self._skip("unknown_symbol", payload)
+                    i, _, _, ipe, iqe = ent
+                    if u < self._last_book_id[i]:
+                        return self._skip("backwards", payload)
+                    ps = pe - ipe
+                    qs = qe - iqe
+                    if ps == 0 and qs == 0:   # exponents agree: no arithmetic at all
+                        bp, bq, ap, aq = bpm, bqm, apm, aqm
+                    else:
+                        bp, ap = _scale(bpm, ps), _scale(apm, ps)
+                        bq, aq = _scale(bqm, qs), _scale(aqm, qs)
+                    if (bp | bq | ap | aq) < 0:
+                        return self._skip_number(min(bp, bq, ap, aq), payload)
+                    if bp >= ap and bq and aq:
+                        return self._skip("crossed", payload)
+                    self._last_book_id[i] = u
+                    sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, ts * US if 0 <= ts <= MAX_US else 0)
+                    self.counts["data"] += 1
+                    return 1
+            return self._decode_other(payload, sink)
+        except Exception:  # last resort: a frame must never take the reader down
+            return self._skip("malformed", payload)
+
+    # ------------------------------------------------------------------ other templates
+    def _decode_text(self, payload) -> int:
+        try:
+            env = binance.envelope.decode(payload)
+        except msgspec.MsgspecError:
+            return self._skip("malformed", payload)
+        if env.stream:   # combined control events ({"stream":"!serverShutdown","data":..})
+            try:
+                env = binance.envelope.decode(env.data)
+            except msgspec.MsgspecError:
+                return self._skip("malformed", payload)
+        return self._skip(binance.control_kind(env) or "unknown", payload)
+
+    def _decode_other(self, payload, sink) -> int:
+        if len(payload) < _HEADER.size:
+            return self._skip("malformed", payload)
+        block, template, schema, version = _HEADER.unpack_from(payload)
+        if schema != SCHEMA_ID or version != SCHEMA_VERSION:
+            return self._skip("unknown", payload)
+        if template == TEMPLATE_TRADES:
+            return self._trades(payload, block, sink)
+        if template == TEMPLATE_DEPTH_SNAPSHOT:
+            return self._depth_top(payload, block, sink)
+        if template == TEMPLATE_BEST_BID_ASK:   # right template, wrong size for its symbol length
+            return self._skip("malformed", payload)
+        return self._skip("unknown", payload)
+
+    def _symbol_at(self, payload, off: int, payload_len: int):
+        """Instrument entry of the varString8 symbol at `off`, or a frame kind (str) to skip with."""
+        if off + 1 > payload_len:
+            return "malformed"
+        n = payload[off]
+        if off + 1 + n != payload_len:
+            return "malformed"
+        ent = self._by_bytes.get(bytes(payload[off + 1:off + 1 + n]))
+        return "unknown_symbol" if ent is None else ent
+
+    def _trades(self, payload, block: int, sink) -> int:
+        size = len(payload)
+        root = 8
+        if block < _TRADES_ROOT.size or root + block + _GROUP.size > size:
+            return self._skip("malformed", payload)
+        ts, _, pe, qe = _TRADES_ROOT.unpack_from(payload, root)
+        entry_len, count = _GROUP.unpack_from(payload, root + block)
+        first = root + block + _GROUP.size
+        if entry_len < _TRADE_ENTRY.size or count > size:
+            return self._skip("malformed", payload)
+        ent = self._symbol_at(payload, first + count * entry_len, size)
+        if type(ent) is str:
+            return self._skip(ent, payload)
+        i, _, _, ipe, iqe = ent
+        ps, qs = pe - ipe, qe - iqe
+        ts_ns = ts * US if 0 <= ts <= MAX_US else 0
+        emitted = 0
+        for k in range(count):
+            tid, pm, qm, maker = _TRADE_ENTRY.unpack_from(payload, first + k * entry_len)
+            if tid <= self._last_trade_id[i]:
+                self._skip("backwards", payload)
+                continue
+            px, qty = _scale(pm, ps), _scale(qm, qs)
+            if (px | qty) < 0:
+                self._skip_number(min(px, qty), payload)
+                continue
+            self._last_trade_id[i] = tid
+            sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, SIDE_SELL if maker else SIDE_BUY,
+                      ts_ns)
+            emitted += 1
+        if emitted:
+            self.counts["data"] += 1
+        return emitted
+
+    def _depth_top(self, payload, block: int, sink) -> int:
+        size = len(payload)
+        root = 8
+        if block < _DEPTH_ROOT.size or root + block + _GROUP16.size > size:
+            return self._skip("malformed", payload)
+        ts, u, pe, qe = _DEPTH_ROOT.unpack_from(payload, root)
+        off = root + block
+        tops = []
+        for _side in (0, 1):   # bids group, then asks group; keep each side's first level
+            if off + _GROUP16.size > size:
+                return self._skip("malformed", payload)
+            level_len, count = _GROUP16.unpack_from(payload, off)
+            off += _GROUP16.size
+            if level_len < _LEVEL.size or off + count * level_len > size:
+                return self._skip("malformed", payload)
+            tops.append(_LEVEL.unpack_from(payload, off) if count else (0, 0))
+            off += count * level_len
+        ent = self._symbol_at(payload, off, size)
+        if type(ent) is str:
+            return self._skip(ent, payload)
+        i, _, _, ipe, iqe = ent
+        if u < self._last_book_id[i]:
+            return self._skip("backwards", payload)
+        (bpm, bqm), (apm, aqm) = tops
+        ps, qs = pe - ipe, qe - iqe
+        bp, ap, bq, aq = _scale(bpm, ps), _scale(apm, ps), _scale(bqm, qs), _scale(aqm, qs)
+        if (bp | bq | ap | aq) < 0:
+            return self._skip_number(min(bp, bq, ap, aq), payload)
+        if bp >= ap and bq and aq:
+            return self._skip("crossed", payload)
+        self._last_book_id[i] = u
+        sink.emit(i, MD_BBO | MD_SNAPSHOT, u, bp, bq, ap, aq, 0, 0, 0,
+                  ts * US if 0 <= ts <= MAX_US else 0)
+        self.counts["data"] += 1
+        return 1

@@ -1,0 +1,205 @@
+"""Bybit v5 public streams: `orderbook.1` (best bid/ask, snapshot + delta) and `publicTrade`.
+
+orderbook.1 semantics (Bybit docs `v5/websocket/public/orderbook.mdx`, corpus tardis/hftbacktest):
+a `snapshot` replaces the top level; a `delta` lists changed levels per side: qty "0" deletes the
+level at that price, any other entry is the new best level of its side; `"a":[]` leaves the ask
+as it was. The adapter keeps the top of book per instrument and emits the whole BBO after every
+message. Update ids (`u`):
+  - a delta with u <= the last u, or a snapshot with u < the last u, is "backwards" (skipped);
+  - a snapshot with the same u is Bybit's 3-second re-send of an unchanged book: emitted again
+    (harmless; the sink's cross-connection dedupe may drop it);
+  - u == 1 on a snapshot means the venue's service restarted: the memory of u is reset;
+  - a delta before any snapshot cannot be applied: counted "unknown".
+A crossed result is applied to the kept book (it is the venue's state) but not emitted.
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct
+
+from engine.feed.fixed import INT64_MAX, MALFORMED
+from engine.feed.venues._base import AdapterBase
+from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BYBIT
+
+UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+EpochMs = Annotated[int, Meta(ge=0, le=INT64_MAX // 1_000_000)]
+MS = 1_000_000
+ARGS_PER_SUBSCRIBE = 10  # spot allows at most 10 topics per subscribe request
+
+
+class BookData(Struct, gc=False):
+    s: str                         # symbol
+    b: list[tuple[str, str]]       # bids [price, size]
+    a: list[tuple[str, str]]       # asks
+    u: UpdateId                    # update id (1 after a service restart)
+    seq: int = 0                   # cross sequence (not used: u orders one stream)
+
+
+class PublicTrade(Struct, gc=False):
+    T: EpochMs                     # trade time, ms
+    s: str                         # symbol
+    S: str                         # taker side, "Buy" | "Sell"
+    v: str                         # size
+    p: str                         # price
+    i: str = ""                    # trade id (numeric on spot, a UUID on linear)
+    seq: UpdateId = 0              # cross sequence (2025 data; absent on older streams)
+
+
+class Message(Struct, gc=False):
+    """Any Bybit public frame, every field optional: data push or op response."""
+    topic: str = ""                # "orderbook.1.BTCUSDT", "publicTrade.BTCUSDT"
+    type: str = ""                 # "snapshot" | "delta"
+    ts: EpochMs = 0                # system time of the push, ms
+    data: Raw = Raw()              # decoded by topic
+    op: Any = ""                   # "subscribe", "ping", "pong", "auth", ...
+    success: Any = UNSET           # op responses on the public WS
+    retCode: Any = UNSET           # op responses on the trade/private WS
+
+
+_message = msgspec.json.Decoder(Message)
+_book = msgspec.json.Decoder(BookData)
+_trades = msgspec.json.Decoder(list[PublicTrade])
+_SIDES = {"Buy": SIDE_BUY, "Sell": SIDE_SELL}
+
+
+class BybitAdapter(AdapterBase):
+    """Bybit v5 public market data (spot by default; set `category` for linear/inverse)."""
+
+    venue = VENUE_BYBIT
+    ping_interval_s = 20.0        # Bybit drops connections without a ping for ~10 min; docs say 20 s
+    max_connection_age_s = 1e9
+    STREAMS = ("orderbook.1", "publicTrade")
+    category = "spot"
+
+    def __init__(self, instruments, streams, log_skipped=None):
+        super().__init__(instruments, streams, log_skipped)
+        self._handlers = {"orderbook.1": self._on_book, "publicTrade": self._on_trades}
+        n = len(self.instruments)
+        self._top = [None] * n     # per instrument: [bid_px, bid_qty, ask_px, ask_qty] after a snapshot
+
+    def topics(self) -> list[str]:
+        return [f"{s}.{ins.symbol}" for ins in self.instruments for s in self.streams]
+
+    def stream_url(self, base_url: str) -> str:
+        """`<base>/v5/public/<category>` (kept as is when the base already names a v5 path)."""
+        base = base_url.rstrip("/")
+        return base if "/v5/" in base else f"{base}/v5/public/{self.category}"
+
+    def subscribe_frames(self) -> list[bytes]:
+        t = self.topics()
+        return [msgspec.json.encode({"req_id": f"mm-sub-{k}", "op": "subscribe",
+                                     "args": t[k:k + ARGS_PER_SUBSCRIBE]})
+                for k in range(0, len(t), ARGS_PER_SUBSCRIBE)]
+
+    def ping_frame(self) -> bytes | None:
+        return b'{"op":"ping"}'
+
+    # ------------------------------------------------------------------ frames
+    def decode(self, payload, binary: bool, sink) -> int:
+        """Decode one frame and emit its events; count and skip anything else. Never raises."""
+        try:
+            if binary:
+                return self._skip("unknown", payload)
+            try:
+                m = _message.decode(payload)
+                if m.topic:
+                    kind, _, symbol = m.topic.rpartition(".")
+                    handler = self._handlers.get(kind)
+                    if handler is None:
+                        return self._skip("unknown", payload)
+                    ent = self._by_symbol.get(symbol)
+                    if ent is None:
+                        return self._skip("unknown_symbol", payload)
+                    return handler(m, ent, payload, sink)
+            except msgspec.MsgspecError:
+                return self._skip("malformed", payload)
+            return self._skip(self._control_kind(m), payload)
+        except Exception:  # last resort: a frame must never take the reader down
+            return self._skip("malformed", payload)
+
+    @staticmethod
+    def _control_kind(m: Message) -> str:
+        if m.success is not UNSET:
+            return "control" if m.success is True else "error"
+        if m.retCode is not UNSET:
+            return "control" if m.retCode == 0 else "error"
+        if m.op in ("ping", "pong"):
+            return "control"
+        return "unknown"
+
+    def _on_book(self, m: Message, ent, payload, sink) -> int:
+        d = _book.decode(m.data)
+        i, pc, qc, _, _ = ent
+        u = d.u
+        last = self._last_book_id[i]
+        if m.type == "snapshot":
+            if u < last and u != 1:
+                return self._skip("backwards", payload)
+            top = [0, 0, 0, 0]
+            if d.b:
+                top[0], top[1] = pc[d.b[0][0]], qc[d.b[0][1]]
+            if d.a:
+                top[2], top[3] = pc[d.a[0][0]], qc[d.a[0][1]]
+            kind = MD_BBO | MD_SNAPSHOT
+        elif m.type == "delta":
+            old = self._top[i]
+            if old is None:
+                return self._skip("unknown", payload)
+            if u <= last:
+                return self._skip("backwards", payload)
+            top = old.copy()
+            bad = _apply(top, 0, d.b, pc, qc) or _apply(top, 2, d.a, pc, qc)
+            if bad:
+                return self._skip_number(bad, payload)
+            kind = MD_BBO
+        else:
+            return self._skip("unknown", payload)
+        if (top[0] | top[1] | top[2] | top[3]) < 0:
+            return self._skip_number(min(top), payload)
+        self._top[i] = top
+        self._last_book_id[i] = u
+        bp, bq, ap, aq = top
+        if bp >= ap and bq and aq:
+            return self._skip("crossed", payload)
+        sink.emit(i, kind, u, bp, bq, ap, aq, 0, 0, 0, m.ts * MS)
+        self.counts["data"] += 1
+        return 1
+
+    def _on_trades(self, m: Message, ent, payload, sink) -> int:
+        i, pc, qc, _, _ = ent
+        emitted = 0
+        for t in _trades.decode(m.data):
+            side = _SIDES.get(t.S)
+            px = pc[t.p]
+            qty = qc[t.v]
+            if side is None or (px | qty) < 0:
+                self._skip_number(min(px, qty, MALFORMED if side is None else 0), payload)
+                continue
+            tid = t.seq or (int(t.i) if t.i.isascii() and t.i.isdigit() and len(t.i) < 19 else 0)
+            if tid:
+                if tid <= self._last_trade_id[i]:
+                    self._skip("backwards", payload)
+                    continue
+                self._last_trade_id[i] = tid
+            sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, side, t.T * MS)
+            emitted += 1
+        if emitted:
+            self.counts["data"] += 1
+        return emitted
+
+
+def _apply(top: list, at: int, levels, pc, qc) -> int:
+    """Apply one side's delta levels to `top` (at = 0: bids, 2: asks). Returns 0, or the
+    FixedCache sentinel of a bad number (then `top` must be thrown away)."""
+    for px_s, qty_s in levels:
+        px, qty = pc[px_s], qc[qty_s]
+        if (px | qty) < 0:
+            return min(px, qty)
+        if qty == 0:
+            if px == top[at]:          # the best level went away; orderbook.1 sends the next one
+                top[at] = top[at + 1] = 0
+        else:
+            top[at], top[at + 1] = px, qty
+    return 0

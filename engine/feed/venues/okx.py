@@ -1,0 +1,179 @@
+"""OKX v5 public channels: `bbo-tbt` (best bid/ask, tick by tick) and `trades`.
+
+A bbo-tbt push is the whole top of book (`[price, size, "0", orders]` per side), so each one is
+emitted as it stands. Update id: `seqId` where the venue sends it (current API), else the
+push's `ts` in ms (older captures have no seqId); ids going backwards are skipped, equal ids
+(OKX repeats a push) are emitted. OKX's application ping is the text frame `ping`, answered by
+the text frame `pong` (not JSON).
+"""
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import msgspec
+from msgspec import UNSET, Meta, Raw, Struct
+
+from engine.feed.fixed import INT64_MAX, MALFORMED
+from engine.feed.venues._base import AdapterBase
+from engine.records import MD_BBO, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_OKX
+
+UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
+MS = 1_000_000
+MAX_MS = INT64_MAX // MS
+_CONTROL_EVENTS = frozenset({"subscribe", "unsubscribe", "login", "channel-conn-count"})
+
+
+class Arg(Struct, gc=False):
+    channel: str = ""              # "bbo-tbt", "trades", ...
+    instId: str = ""               # "BTC-USDT"
+
+
+class Bbo(Struct, gc=False):
+    asks: list[list[str]]          # [[price, size, "0", order count]]
+    bids: list[list[str]]
+    ts: str                        # ms since epoch, as a string
+    seqId: UpdateId | None = None  # sequence id (absent in older data)
+
+
+class OkxTrade(Struct, gc=False):
+    instId: str
+    tradeId: str                   # numeric string
+    px: str
+    sz: str
+    side: str                      # taker side, "buy" | "sell"
+    ts: str                        # ms, string
+
+
+class Push(Struct, gc=False):
+    """Any OKX public frame, every field optional: data push or event."""
+    arg: Arg | None = None
+    data: Raw = Raw()              # decoded by channel
+    event: Any = ""                # "subscribe", "error", "notice", ...
+    code: Any = UNSET
+    msg: Any = UNSET
+
+
+_push = msgspec.json.Decoder(Push)
+_bbo = msgspec.json.Decoder(list[Bbo])
+_trades = msgspec.json.Decoder(list[OkxTrade])
+_SIDES = {"buy": SIDE_BUY, "sell": SIDE_SELL}
+
+
+def _ms(s: str, max_len: int = 15) -> int:
+    """A digit string (ms timestamp, trade id) as an int, or -1."""
+    if s.isascii() and s.isdigit() and len(s) <= max_len:
+        return int(s)
+    return -1
+
+
+class OkxAdapter(AdapterBase):
+    """OKX v5 public market data."""
+
+    venue = VENUE_OKX
+    ping_interval_s = 25.0        # OKX closes a connection idle for 30 s
+    max_connection_age_s = 1e9
+    STREAMS = ("bbo-tbt", "trades")
+
+    def __init__(self, instruments, streams, log_skipped=None):
+        super().__init__(instruments, streams, log_skipped)
+        self._handlers = {"bbo-tbt": self._on_bbo, "trades": self._on_trades}
+
+    def stream_url(self, base_url: str) -> str:
+        """`<base>/ws/v5/public` (kept as is when the base already names a v5 path)."""
+        base = base_url.rstrip("/")
+        return base if "/v5/" in base else f"{base}/ws/v5/public"
+
+    def subscribe_frames(self) -> list[bytes]:
+        args = [{"channel": s, "instId": ins.symbol} for ins in self.instruments for s in self.streams]
+        return [msgspec.json.encode({"op": "subscribe", "args": args})]
+
+    def ping_frame(self) -> bytes | None:
+        return b"ping"
+
+    # ------------------------------------------------------------------ frames
+    def decode(self, payload, binary: bool, sink) -> int:
+        """Decode one frame and emit its events; count and skip anything else. Never raises."""
+        try:
+            if binary:
+                return self._skip("unknown", payload)
+            if len(payload) == 4 and payload == b"pong":
+                return self._skip("control", payload)
+            try:
+                p = _push.decode(payload)
+                if p.event:
+                    return self._skip(_event_kind(p.event), payload)
+                if p.code is not UNSET:
+                    return self._skip("error", payload)
+                if p.arg is None:
+                    return self._skip("unknown", payload)
+                handler = self._handlers.get(p.arg.channel)
+                if handler is None:
+                    return self._skip("unknown", payload)
+                ent = self._by_symbol.get(p.arg.instId)
+                if ent is None:
+                    return self._skip("unknown_symbol", payload)
+                return handler(p.data, ent, payload, sink)
+            except msgspec.MsgspecError:
+                return self._skip("malformed", payload)
+        except Exception:  # last resort: a frame must never take the reader down
+            return self._skip("malformed", payload)
+
+    def _on_bbo(self, raw, ent, payload, sink) -> int:
+        i, pc, qc, _, _ = ent
+        emitted = 0
+        for d in _bbo.decode(raw):
+            ts = _ms(d.ts)
+            u = d.seqId if d.seqId is not None else ts
+            if ts < 0 or ts > MAX_MS:
+                self._skip("malformed", payload)
+                continue
+            if u < self._last_book_id[i]:
+                self._skip("backwards", payload)
+                continue
+            bp = bq = ap = aq = 0
+            if d.bids:
+                b = d.bids[0]
+                bp, bq = (pc[b[0]], qc[b[1]]) if len(b) >= 2 else (MALFORMED, 0)
+            if d.asks:
+                a = d.asks[0]
+                ap, aq = (pc[a[0]], qc[a[1]]) if len(a) >= 2 else (MALFORMED, 0)
+            if (bp | bq | ap | aq) < 0:
+                self._skip_number(min(bp, bq, ap, aq), payload)
+                continue
+            if bp >= ap and bq and aq:
+                self._skip("crossed", payload)
+                continue
+            self._last_book_id[i] = u
+            sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, ts * MS)
+            emitted += 1
+        if emitted:
+            self.counts["data"] += 1
+        return emitted
+
+    def _on_trades(self, raw, ent, payload, sink) -> int:
+        i, pc, qc, _, _ = ent
+        emitted = 0
+        for t in _trades.decode(raw):
+            side = _SIDES.get(t.side)
+            px, qty = pc[t.px], qc[t.sz]
+            tid, ts = _ms(t.tradeId, 18), _ms(t.ts)
+            if side is None or tid < 0 or ts < 0 or ts > MAX_MS or (px | qty) < 0:
+                self._skip_number(min(px, qty, MALFORMED), payload)
+                continue
+            if tid <= self._last_trade_id[i]:
+                self._skip("backwards", payload)
+                continue
+            self._last_trade_id[i] = tid
+            sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, side, ts * MS)
+            emitted += 1
+        if emitted:
+            self.counts["data"] += 1
+        return emitted
+
+
+def _event_kind(event) -> str:
+    if event == "error":
+        return "error"
+    if event == "notice":          # e.g. code 64008: the connection closes soon for an upgrade
+        return "shutdown"
+    return "control" if event in _CONTROL_EVENTS else "unknown"
