@@ -8,14 +8,13 @@ import msgspec
 if TYPE_CHECKING:
     from engine.config import EngineConfig
 
-VENUES = ("binance", "binance-sbe", "bybit", "okx")
 MAX_CONNECTIONS = 8       # the conn field is a u1; 8 redundant copies is already generous
 
 
 class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     venue: str = "binance"        # binance | binance-sbe | bybit | okx
     url: str = ""                 # market stream base URL (MM_MD_URL overrides; empty = simulator)
-    streams: tuple[str, ...] = ("bookTicker", "trade")  # venue stream names per symbol
+    streams: tuple[str, ...] = ("bookTicker", "trade")  # per symbol; () = the venue's BBO stream
     connections: int = 2          # redundant connections per stream; first copy of an update wins
     stale_after_ms: int = 2000    # no data on any connection this long: mark stale + reconnect
     reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
@@ -30,13 +29,10 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
     def validate(self, cfg: "EngineConfig") -> None:
         """Range checks; ValueError names the field."""
-        if self.venue not in VENUES:
-            raise ValueError(f"feed.venue: expected one of {', '.join(VENUES)}, got {self.venue!r}")
         if self.url and not self.url.startswith(("ws://", "wss://")):
             raise ValueError(f"feed.url: expected ws:// or wss:// URL, got {self.url!r}")
-        if not self.streams or any(not s for s in self.streams):
-            raise ValueError(f"feed.streams: expected at least one non-empty stream name, "
-                             f"got {list(self.streams)}")
+        if any(not s for s in self.streams):
+            raise ValueError(f"feed.streams: expected non-empty stream names, got {list(self.streams)}")
         if not 1 <= self.connections <= MAX_CONNECTIONS:
             raise ValueError(f"feed.connections: expected 1..{MAX_CONNECTIONS}, got {self.connections}")
         if self.stale_after_ms < 10:
@@ -58,6 +54,10 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
             raise ValueError(f"feed.capture_queue: expected >= 1, got {self.capture_queue}")
         if self.core < -1:
             raise ValueError(f"feed.core: expected -1 (unpinned) or a CPU number, got {self.core}")
+        # Venue and streams: the adapter registry knows what each venue accepts.
+        from engine.feed.venues import make_adapter
+
+        make_adapter(self.venue, cfg.instruments, self.streams)
 
     def effective_max_age_s(self, venue_limit_s: float) -> float:
         """Age at which a connection is recycled: the configured age, capped below the venue's

@@ -17,7 +17,8 @@ from engine.feed.connection import backoff_delay
     ("max_age_s = -1.0", "feed.max_age_s: expected >= 0"),
     ("venue = 'kraken'", "feed.venue: expected one of"),
     ("url = 'http://x'", "feed.url: expected ws:// or wss://"),
-    ("streams = []", "feed.streams: expected at least one"),
+    ("streams = ['']", "feed.streams: expected non-empty stream names"),
+    ("streams = ['kline_1m']", "feed.streams: BinanceJsonAdapter supports"),
 ])
 def test_bad_values_name_the_field(tmp_path, toml, message):
     path = tmp_path / "mm.toml"
