@@ -1,7 +1,101 @@
-"""Quoter process configuration ([quoter] in the TOML file)."""
+"""Quoter process configuration ([quoter] in the TOML file).
+
+Model units: prices in ticks, time in seconds, inventory in order-size units. The defaults give
+a spread of roughly 0.4 USDT (ETHUSDT at 3000) to 1.5 USDT (BTCUSDT at 60000) at a volatility
+of 1 bp per sqrt(second), and never less than `floor_spread_ticks`.
+"""
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+
 import msgspec
 
 
 class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     core: int = -1                # CPU to pin to (-1: chosen by the layout)
-    idle: str = ""                # busy-spin | yield | park ("" = chosen by the layout)
+    idle: str = ""                # busy-spin | yield | park ("" = park)
+    park_timeout_us: int = 1000   # longest park on the md ring: fills and timers are served anyway
+    # -- model (GLFT infinite-horizon Avellaneda-Stoikov, prices in ticks) --
+    fair_value: str = "mid"       # mid | micro (size-weighted micro-price)
+    vol_half_life_s: float = 30.0  # half-life of the EWMA of squared mid changes
+    gamma: float = 0.01           # risk aversion (per tick per order-size unit of inventory)
+    k: float = 0.05               # decay of order-arrival intensity with depth (per tick)
+    A: float = 10.0               # order-arrival intensity at zero depth (per second)
+    floor_spread_ticks: int = 2   # minimum full spread (bid to ask), ticks
+    levels: int = 2               # quotes per side
+    level_spacing_ticks: int = 10  # distance between levels, ticks
+    order_size: str = "0.002"     # base quantity per quote (a whole number of lots)
+    order_size_by_symbol: dict[str, str] = {}   # per-symbol override of order_size
+    # -- requoting --
+    requote_ticks: int = 10       # replace a live quote when its desired price moved this much
+    max_quote_age_ms: int = 30_000  # ... or when it is older than this (0 = never)
+    # -- risk --
+    max_position: str = "0.01"    # |base position| limit, base units (quotes beyond it withheld)
+    max_position_by_symbol: dict[str, str] = {}  # per-symbol override of max_position
+    max_notional: str = "1000"    # |position| * price limit, quote units
+    stale_after_ms: int = 3000    # no book update for this long: pull quotes until fresh data
+    price_band_bps: float = 50.0  # never quote further than this from the current mid
+    max_drawdown: str = "1000"    # peak-to-trough MTM PnL limit, quote units (0 = off): kill switch
+    rate_per_10s: int = 40        # new/replace orders per any 10 s window (Binance ORDERS: 50)
+    rate_per_day: int = 150_000   # new/replace orders per any 24 h window (Binance: 160000)
+
+    def validate(self, cfg=None) -> None:
+        """Raise ValueError("quoter.<field>: ...") for any value out of range."""
+        from engine.quoter.layout import FAIR_KINDS
+        from engine.ring.idle import STRATEGIES
+
+        checks = (
+            ("idle", self.idle in ("", *STRATEGIES), f"one of {['', *sorted(STRATEGIES)]}"),
+            ("park_timeout_us", 1 <= self.park_timeout_us <= 100_000, "1..100000"),
+            ("fair_value", self.fair_value in FAIR_KINDS, f"one of {sorted(FAIR_KINDS)}"),
+            ("vol_half_life_s", self.vol_half_life_s > 0, "> 0"),
+            ("gamma", self.gamma > 0, "> 0"),
+            ("k", self.k > 0, "> 0"),
+            ("A", self.A > 0, "> 0"),
+            ("floor_spread_ticks", self.floor_spread_ticks >= 1, ">= 1"),
+            ("levels", 1 <= self.levels <= 16, "1..16"),
+            ("level_spacing_ticks", self.level_spacing_ticks >= 1, ">= 1"),
+            ("requote_ticks", self.requote_ticks >= 1, ">= 1"),
+            ("max_quote_age_ms", self.max_quote_age_ms >= 0, ">= 0"),
+            ("stale_after_ms", self.stale_after_ms >= 1, ">= 1"),
+            ("price_band_bps", 0 < self.price_band_bps <= 10_000, "0 < x <= 10000"),
+            ("rate_per_10s", 1 <= self.rate_per_10s <= 100_000, "1..100000"),
+            ("rate_per_day", 1 <= self.rate_per_day <= 10_000_000, "1..10000000"),
+        )
+        for name, ok, want in checks:
+            if not ok:
+                raise ValueError(f"quoter.{name}: expected {want}, got {getattr(self, name)!r}")
+        for name in ("order_size", "max_position", "max_notional", "max_drawdown"):
+            _decimal(f"quoter.{name}", getattr(self, name), positive=name == "order_size")
+        for name in ("order_size_by_symbol", "max_position_by_symbol"):
+            for sym, value in getattr(self, name).items():
+                _decimal(f"quoter.{name}.{sym}", value, positive=name == "order_size_by_symbol")
+        if cfg is not None:
+            symbols = {i.symbol for i in cfg.instruments}
+            for name in ("order_size_by_symbol", "max_position_by_symbol"):
+                for sym in getattr(self, name):
+                    if sym not in symbols:
+                        raise ValueError(f"quoter.{name}.{sym}: not in the instrument table")
+            for inst in cfg.instruments:
+                size = Decimal(self.size_for(inst.symbol))
+                if size % Decimal(inst.lot_size):
+                    raise ValueError(f"quoter.order_size: {size} {inst.symbol} is not a whole "
+                                     f"number of lots ({inst.lot_size})")
+
+    def size_for(self, symbol: str) -> str:
+        """Order size (decimal string) for `symbol`."""
+        return self.order_size_by_symbol.get(symbol, self.order_size)
+
+    def max_position_for(self, symbol: str) -> str:
+        return self.max_position_by_symbol.get(symbol, self.max_position)
+
+
+def _decimal(field: str, value: str, positive: bool) -> Decimal:
+    try:
+        d = Decimal(value)
+    except (InvalidOperation, TypeError):
+        raise ValueError(f"{field}: expected a decimal string, got {value!r}") from None
+    if not d.is_finite() or d < 0 or (positive and d == 0):
+        raise ValueError(f"{field}: expected a decimal {'> 0' if positive else '>= 0'}, "
+                         f"got {value!r}")
+    return d

@@ -1,0 +1,108 @@
+"""The quoter's state, laid out as numpy arrays that numba code reads and writes in place.
+
+One place names every array, column and counter so the numba model (model.py), the loop
+(loop.py), the set-up code (state.py) and the Python reference (reference.py) agree:
+
+  inst    INST_DTYPE[n_inst]          book, fair value, volatility, inventory, PnL per instrument
+  quotes  QUOTE_DTYPE[n_inst, 2, L]   our quote per instrument, side (BID/ASK) and level
+  par     PARAM_DTYPE[n_inst]         model and risk parameters (fixed at start)
+  g       int64[G_WORDS]              engine-wide words (order id counter, resumed, killed, ...)
+  cnt     int64[56]                   counters: the control segment's `quoter` slot in production
+  rl10    int64[rate_per_10s]         send times of the last orders (sliding-window rate limit)
+  rlday   int64[rate_per_day]
+"""
+from __future__ import annotations
+
+import numpy as np
+
+BID, ASK = 0, 1                      # side index in `quotes` (SIDE_BUY / SIDE_SELL on the wire)
+
+# quote slot states
+Q_NONE = 0            # no order
+Q_PENDING = 1         # NEW / REPLACE sent, not acknowledged yet (not replaced until ACK)
+Q_LIVE = 2            # acknowledged, resting
+Q_CANCELING = 3       # CANCEL sent, waiting for CANCELED (its qty still counts as exposure)
+
+FAIR_MID, FAIR_MICRO = 0, 1
+FAIR_KINDS = {"mid": FAIR_MID, "micro": FAIR_MICRO}
+
+INST_DTYPE = np.dtype([
+    ("bid_px", "i8"), ("bid_qty", "i8"), ("ask_px", "i8"), ("ask_qty", "i8"),
+    ("book_ok", "i8"),          # 1 when both sides present and not crossed
+    ("fair", "f8"),             # fair value, ticks
+    ("mid", "f8"),              # mid, ticks
+    ("has_mid", "i8"),
+    ("vol_energy", "f8"),       # time-decayed sum of squared mid changes (ticks^2)
+    ("last_mid_ns", "i8"),      # read time of the last mid change sample
+    ("last_md_ns", "i8"),       # read time of the last book update (stale guard)
+    ("stale", "i8"),            # 1: quotes pulled until a fresh book update
+    ("feed_stale", "i8"),       # 1: the feed marked the stream stale (MD_STALE)
+    ("dirty", "i8"),            # 1: re-evaluate quotes at the end of this batch
+    ("inventory", "i8"),        # base position, qty units
+    ("pos_base", "i8"),         # inventory inherited via POSITION (not marked in PnL)
+    ("cash", "i8"),             # sum of -signed fill notional, px*qty units
+    ("trig_update_id", "i8"),   # the last book update: stamped on intents it triggers
+    ("trig_ts_arrival", "i8"),
+    ("trig_ts_md_published", "i8"),
+    ("trig_ts_read", "i8"),
+], align=True)
+
+QUOTE_DTYPE = np.dtype([
+    ("order_id", "i8"), ("price", "i8"), ("qty", "i8"), ("state", "i8"), ("placed_ns", "i8"),
+    ("want", "i8"), ("want_px", "i8"),   # scratch of the current requote pass
+], align=True)
+
+PARAM_DTYPE = np.dtype([
+    ("tick", "i8"),             # price mantissa units per tick
+    ("size", "i8"),             # order size, qty units (a whole number of lots)
+    ("max_position", "i8"),     # qty units
+    ("max_notional", "i8"),     # px*qty units
+    ("pnl_scale", "i8"),        # px*qty units -> the common PnL unit (10**(exp_i - exp_min))
+    ("levels", "i8"),
+    ("spacing", "i8"),          # ticks between levels
+    ("requote_ticks", "i8"),
+    ("max_age_ns", "i8"),       # 0 = quotes never expire
+    ("stale_ns", "i8"),
+    ("fair_kind", "i8"),        # FAIR_*
+    ("c1", "f8"),               # GLFT constant part of the half-spread, ticks
+    ("c2", "f8"),               # GLFT volatility coefficient (see params.glft_coefficients)
+    ("half_floor", "f8"),       # minimum half-spread, ticks
+    ("vol_lambda", "f8"),       # EWMA decay rate, 1/s (ln 2 / half-life)
+    ("band", "f8"),             # price band as a fraction of the mid (bps / 1e4)
+], align=True)
+
+# engine-wide words
+G_NEXT_ID = 0          # next order id (ORDER_DTYPE.order_id = the n of <tag>-<u>-<n>)
+G_RESUMED = 1          # 1 after FILL_RESUME: quoting allowed
+G_KILLED = 2           # kill reason once the quoter has pulled everything (0 = running)
+G_RL10_HEAD = 3        # oldest entry of the 10 s send log
+G_RLDAY_HEAD = 4
+G_PEAK_PNL = 5         # peak of total mark-to-market PnL (common unit)
+G_MAX_DRAWDOWN = 6     # 0 = off
+G_DRAWDOWN_HIT = 7     # 1 when the drawdown limit fired (the loop pulls the kill switch)
+G_WORDS = 8
+
+RATE_WINDOW_10S_NS = 10_000_000_000
+RATE_WINDOW_DAY_NS = 86_400_000_000_000
+
+# counters, in the control segment's `quoter` slot (names published with name_counters)
+COUNTER_NAMES = [
+    "ticks", "batches", "intents", "new", "replace", "cancel", "cancel_all",
+    "fills", "acks", "trades", "rejects", "canceled", "unknown_order", "positions",
+    "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
+    "crossed_book", "ring_full", "pnl", "drawdown", "kill",
+]
+(C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
+ C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
+ C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
+ C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_KILL) = range(len(COUNTER_NAMES))
+C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
+N_COUNTERS = 56
+
+
+def counter_names(symbols: list[str]) -> list[str]:
+    """All counter names for an instrument table (positions last, one per symbol)."""
+    names = COUNTER_NAMES + [f"position_{s}" for s in symbols]
+    if len(names) > N_COUNTERS:
+        raise ValueError(f"quoter: at most {N_COUNTERS - len(COUNTER_NAMES)} instruments")
+    return names

@@ -1,0 +1,141 @@
+"""The quoter's duty cycle in nopython mode (hot path).
+
+One call of `run_loop` spins the Disruptor-style cycle for at most `slice_ns`, then returns so
+Python can run signal handlers; the caller re-enters it until it reports STOPPED or KILLED:
+
+  read every available md record (endOfBatch), then every fill record
+  -> requote each instrument touched, once per batch (model.requote_dirty)
+  -> every `timer_ns`: stale-data and quote-age timers
+  -> kill word set (or drawdown hit, which sets it): CANCEL_ALL, publish, return KILLED
+  -> publish staged intents: claim slots, copy, stamp ts_published, one commit per batch
+  -> heartbeat every 10 ms; idle (nb_idle, parking on the md ring with a short timeout so
+     fills and timers are served without ticks)
+
+Note on numba's cache: it does not notice edits of callees in other modules (model.py,
+engine/native.py); delete engine/quoter/__pycache__/*.nb[ci] after changing them.
+"""
+from __future__ import annotations
+
+from numba import njit
+
+from engine.control import KILL_DRAWDOWN, KILL_SHUTDOWN
+from engine.native import (
+    nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
+    nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
+)
+from engine.quoter.layout import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
+from engine.quoter.model import (
+    any_quote, check_timers, kill_all, on_fill, on_md, requote_dirty,
+)
+from engine.ring.idle import nb_idle
+
+LOOP_SLICE, LOOP_STOPPED, LOOP_KILLED = 0, 1, 2
+# hist: addresses of the three histograms (0 = not recorded)
+H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED = 0, 1, 2
+HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published"]
+BEAT_NS = 10_000_000
+
+
+@njit(cache=True, nogil=True)
+def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
+    """Copy the first n staged intents into the order ring (as many as fit), stamp them, commit
+    once. Returns how many stay staged (moved to the front of `out`)."""
+    t = nb_now_ns()
+    k = 0
+    while k < n:
+        idx = nb_ring_try_claim(ord_hdr)
+        if idx < 0:
+            cnt[C_RING_FULL] += 1
+            break
+        o = out[k]
+        d = ord_slots[idx]
+        d.order_id = o.order_id
+        d.orig_order_id = o.orig_order_id
+        d.instrument = o.instrument
+        d.action = o.action
+        d.side = o.side
+        d.level = o.level
+        d.post_only = o.post_only
+        d.price = o.price
+        d.qty = o.qty
+        d.update_id = o.update_id
+        d.ts_arrival = o.ts_arrival
+        d.ts_md_published = o.ts_md_published
+        d.ts_quoter_read = o.ts_quoter_read
+        d.ts_published = t
+        k += 1
+    if k == 0:
+        return n
+    nb_ring_commit(ord_hdr)
+    if hist_addr != 0 and batch_read_ns != 0:
+        for j in range(k):
+            if out[j].ts_quoter_read == batch_read_ns:
+                nb_hist_record(hist_addr, t - batch_read_ns)
+    for j in range(k, n):
+        out[j - k] = out[j]
+    return n - k
+
+
+@njit(cache=True, nogil=True)
+def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_addr, hb_addr,
+             stop, hist, inst, quotes, par, g, cnt, rl10, rlday, out, staged,
+             idle_kind, idle_state, park_ns, slice_ns, timer_ns):
+    """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
+    quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published). `staged[0]` holds the
+    number of intents waiting in `out` across calls."""
+    start = nb_now_ns()
+    next_timer = start
+    last_beat = 0
+    n = staged[0]
+    while True:
+        now = nb_now_ns()
+        work = 0
+        batch_read = 0
+        avail = nb_ring_available(md_hdr)
+        if avail > 0:
+            for k in range(avail):
+                r = md_slots[nb_ring_read_index(md_hdr, k)]
+                if hist[H_MD_TO_READ] != 0:
+                    nb_hist_record(hist[H_MD_TO_READ], now - r.ts_published)
+                on_md(inst, par, cnt, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty,
+                      r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+            nb_ring_release(md_hdr, avail)
+            work += avail
+            batch_read = now
+        avail = nb_ring_available(fill_hdr)
+        if avail > 0:
+            for k in range(avail):
+                f = fill_slots[nb_ring_read_index(fill_hdr, k)]
+                on_fill(inst, quotes, g, cnt, f.instrument, f.kind, f.order_id, f.side,
+                        f.price, f.qty, f.leaves_qty)
+            nb_ring_release(fill_hdr, avail)
+            work += avail
+        timer = now >= next_timer
+        if timer:
+            check_timers(inst, quotes, par, now)
+            next_timer = now + timer_ns
+        if work > 0 or timer:
+            t0 = nb_now_ns()
+            n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, n)
+            if batch_read != 0 and hist[H_QUOTE_STEP] != 0:
+                nb_hist_record(hist[H_QUOTE_STEP], nb_now_ns() - t0)
+            if g[G_DRAWDOWN_HIT] != 0 and nb_load_acquire(kill_addr) == 0:
+                nb_store_release(kill_addr, KILL_DRAWDOWN)
+        kill = nb_load_acquire(kill_addr)
+        stopping = stop[0] != 0
+        if g[G_KILLED] == 0 and (kill != 0 or (stopping and any_quote(quotes))):
+            n = kill_all(quotes, g, cnt, out, n, kill if kill != 0 else KILL_SHUTDOWN, now)
+        if n > 0:
+            n = publish(ord_hdr, ord_slots, out, n, batch_read, hist[H_READ_TO_PUBLISHED], cnt)
+        staged[0] = n
+        if now - last_beat >= BEAT_NS:
+            nb_store_release(hb_addr, now)
+            last_beat = now
+        if n == 0:
+            if g[G_KILLED] != 0 and kill != 0:
+                return LOOP_KILLED
+            if stopping:
+                return LOOP_STOPPED
+        if now - start >= slice_ns:
+            return LOOP_SLICE
+        nb_idle(idle_kind, idle_state, md_hdr, work + n, park_ns)

@@ -1,0 +1,439 @@
+"""The quoting model and its risk checks, compiled by numba (hot path).
+
+Every function here is `@njit(cache=True)` with fastmath off, so float operations run in the
+order written: engine/quoter/reference.py repeats the same formulas in plain Python and must
+produce bit-identical intents (tests/quoter/test_quoter_reference.py checks 100,000 ticks).
+Change one, change the other.
+
+Time is an argument (`now`, perf_counter_ns) so the model is deterministic; only the loop reads
+the clock. State lives in the arrays described in layout.py.
+
+Model, per instrument, in ticks:
+  mid = (bid + ask) / 2;  micro = (bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)
+  volatility: E <- E * exp(-lambda * dt) + (mid - mid_prev)^2 on every book update;
+              sigma^2 = lambda * E  (ticks^2 per second; lambda = ln 2 / half-life)
+  GLFT quotes (params.glft_coefficients): half = max(c1 + 0.5*c2*sigma, floor/2),
+              skew = c2 * sigma, reservation r = fair - skew * inventory / order_size,
+              bid = floor(r - half), ask = ceil(r + half), then post-only: bid < best ask,
+              ask > best bid; level l sits l * spacing ticks further out.
+"""
+from __future__ import annotations
+
+import math
+
+from numba import njit
+
+from engine.quoter.layout import (
+    BID, C_ACKS, C_BATCHES, C_CANCEL, C_CANCEL_ALL, C_CANCELED, C_CROSSED_BOOK,
+    C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITION_BASE, C_POSITIONS,
+    C_RATE_LIMITED, C_REJECTS, C_REPLACE, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION,
+    C_STALE_PULLS, C_TICKS, C_TRADES, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
+    G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_RL10_HEAD, G_RLDAY_HEAD, Q_CANCELING,
+    Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+)
+from engine.records import (
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
+    FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME, FILL_TRADE, MD_BBO, MD_FRESH,
+    MD_STALE, SIDE_BUY, SIDE_SELL,
+)
+
+_jit = njit(cache=True, nogil=True, fastmath=False)
+
+
+# ------------------------------------------------------------------ market data
+@_jit
+def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
+          ts_arrival, ts_md_published, now):
+    """Apply one book record read at `now`; marks the instrument for requoting."""
+    cnt[C_TICKS] += 1
+    if i >= inst.shape[0]:
+        cnt[C_CROSSED_BOOK] += 1          # not ours: refused like a bad book
+        return
+    s = inst[i]
+    s.trig_update_id = update_id
+    s.trig_ts_arrival = ts_arrival
+    s.trig_ts_md_published = ts_md_published
+    s.trig_ts_read = now
+    s.dirty = 1
+    if kind & MD_STALE:
+        s.feed_stale = 1
+        return
+    if kind & MD_FRESH:
+        s.feed_stale = 0
+    if (kind & MD_BBO) == 0:
+        return
+    s.feed_stale = 0                      # a book update proves the stream alive
+    s.last_md_ns = now
+    s.bid_px = bid_px
+    s.bid_qty = bid_qty
+    s.ask_px = ask_px
+    s.ask_qty = ask_qty
+    if bid_px <= 0 or ask_px <= 0 or bid_qty <= 0 or ask_qty <= 0 or bid_px >= ask_px:
+        s.book_ok = 0
+        cnt[C_CROSSED_BOOK] += 1
+        return
+    s.book_ok = 1
+    p = par[i]
+    b = bid_px / p.tick
+    a = ask_px / p.tick
+    mid = (b + a) * 0.5
+    if p.fair_kind == FAIR_MICRO:
+        bq = float(bid_qty)
+        aq = float(ask_qty)
+        s.fair = (b * aq + a * bq) / (bq + aq)
+    else:
+        s.fair = mid
+    if s.has_mid:
+        dt = (now - s.last_mid_ns) * 1e-9
+        r = mid - s.mid
+        s.vol_energy = s.vol_energy * math.exp(-p.vol_lambda * dt) + r * r
+    s.mid = mid
+    s.last_mid_ns = now
+    s.has_mid = 1
+
+
+# ------------------------------------------------------------------ fills and acks
+@_jit
+def _find(quotes, i, order_id):
+    """(side, level) of our slot holding `order_id`, or (-1, -1)."""
+    if order_id == 0:
+        return -1, -1
+    for side in range(2):
+        for level in range(quotes.shape[2]):
+            q = quotes[i, side, level]
+            if q.state != Q_NONE and q.order_id == order_id:
+                return side, level
+    return -1, -1
+
+
+@_jit
+def _clear(q):
+    q.state = Q_NONE
+    q.order_id = 0
+    q.price = 0
+    q.qty = 0
+    q.placed_ns = 0
+
+
+@_jit
+def on_fill(inst, quotes, g, cnt, i, kind, order_id, side, price, qty, leaves_qty):
+    """Apply one sender event (FILL_*). Inventory moves on every TRADE, known order or not."""
+    cnt[C_FILLS] += 1
+    if kind == FILL_RESUME:
+        g[G_RESUMED] = 1
+        for j in range(inst.shape[0]):
+            inst[j].dirty = 1
+        return
+    if i >= inst.shape[0]:
+        cnt[C_UNKNOWN_ORDER] += 1
+        return
+    s = inst[i]
+    s.dirty = 1
+    if kind == FILL_POSITION:
+        cnt[C_POSITIONS] += 1
+        s.pos_base += qty - s.inventory   # inherited inventory is not the quoter's PnL
+        s.inventory = qty
+        cnt[C_POSITION_BASE + i] = s.inventory
+        return
+    qs, ql = _find(quotes, i, order_id)
+    if kind == FILL_TRADE:
+        cnt[C_TRADES] += 1
+        signed = qty if side == SIDE_BUY else -qty
+        s.inventory += signed
+        s.cash -= signed * price
+        cnt[C_POSITION_BASE + i] = s.inventory
+        if qs < 0:
+            cnt[C_UNKNOWN_ORDER] += 1
+        elif leaves_qty <= 0:
+            _clear(quotes[i, qs, ql])
+        else:
+            q = quotes[i, qs, ql]
+            q.qty = leaves_qty
+            if q.state == Q_PENDING:
+                q.state = Q_LIVE
+        return
+    if kind == FILL_ACK:
+        cnt[C_ACKS] += 1
+    elif kind == FILL_REJECT:
+        cnt[C_REJECTS] += 1
+    elif kind == FILL_CANCELED:
+        cnt[C_CANCELED] += 1
+    if qs < 0:
+        cnt[C_UNKNOWN_ORDER] += 1
+        return
+    q = quotes[i, qs, ql]
+    if kind == FILL_ACK:
+        if q.state == Q_PENDING:
+            q.state = Q_LIVE
+    elif kind == FILL_REJECT or kind == FILL_CANCELED:
+        _clear(q)
+
+
+# ------------------------------------------------------------------ intents
+@_jit
+def _emit(out, n, cnt, action, i, side, level, order_id, orig_order_id, price, qty, s):
+    o = out[n]
+    o.seq = 0
+    o.order_id = order_id
+    o.orig_order_id = orig_order_id
+    o.instrument = i
+    o.action = action
+    o.side = SIDE_BUY if side == BID else SIDE_SELL
+    o.level = level
+    o.post_only = 1 if action == ACTION_NEW or action == ACTION_REPLACE else 0
+    o.price = price
+    o.qty = qty
+    o.update_id = s.trig_update_id
+    o.ts_arrival = s.trig_ts_arrival
+    o.ts_md_published = s.trig_ts_md_published
+    o.ts_quoter_read = s.trig_ts_read
+    o.ts_published = 0
+    cnt[C_INTENTS] += 1
+    if action == ACTION_NEW:
+        cnt[C_NEW] += 1
+    elif action == ACTION_REPLACE:
+        cnt[C_REPLACE] += 1
+    else:
+        cnt[C_CANCEL] += 1
+    return n + 1
+
+
+@_jit
+def rate_take(g, rl10, rlday, now):
+    """Take one order from both sliding-window limits, or refuse (no state change).
+    Each log holds the send times of the last `limit` orders in a circle; the oldest must be at
+    least one window old, so no window of that length ever holds more than `limit` orders."""
+    h10 = g[G_RL10_HEAD]
+    hday = g[G_RLDAY_HEAD]
+    if now - rl10[h10] < RATE_WINDOW_10S_NS or now - rlday[hday] < RATE_WINDOW_DAY_NS:
+        return False
+    rl10[h10] = now
+    rlday[hday] = now
+    g[G_RL10_HEAD] = (h10 + 1) % rl10.shape[0]
+    g[G_RLDAY_HEAD] = (hday + 1) % rlday.shape[0]
+    return True
+
+
+@_jit
+def _pull(quotes, cnt, out, n, i, s):
+    """Cancel every quote of instrument i that is pending or live."""
+    for side in range(2):
+        for level in range(quotes.shape[2]):
+            q = quotes[i, side, level]
+            if q.state == Q_PENDING or q.state == Q_LIVE:
+                n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id, q.price,
+                          q.qty, s)
+                q.state = Q_CANCELING
+    return n
+
+
+@_jit
+def _plan(inst, quotes, par, cnt, i):
+    """Fill the want/want_px scratch of instrument i's slots: the GLFT ladder after the
+    post-only clamp, the price band and the position/notional limits."""
+    s = inst[i]
+    p = par[i]
+    sigma = math.sqrt(s.vol_energy * p.vol_lambda)
+    half = p.c1 + 0.5 * p.c2 * sigma
+    if half < p.half_floor:
+        half = p.half_floor
+    skew = p.c2 * sigma
+    r = s.fair - skew * (s.inventory / p.size)
+    bid_t = math.floor(r - half)
+    ask_t = math.ceil(r + half)
+    best_ask_t = -((-s.ask_px) // p.tick)     # ceil: our bid must stay below the best ask
+    best_bid_t = s.bid_px // p.tick
+    if bid_t > best_ask_t - 1:
+        bid_t = best_ask_t - 1
+    if ask_t < best_bid_t + 1:
+        ask_t = best_bid_t + 1
+    band = s.mid * p.band
+    lo = s.mid - band
+    hi = s.mid + band
+    for side in range(2):
+        # exposure if every order on this side filled, canceling ones included
+        exposure = s.inventory
+        for level in range(p.levels):
+            q = quotes[i, side, level]
+            if q.state == Q_CANCELING:
+                exposure += q.qty if side == BID else -q.qty
+        for level in range(p.levels):
+            q = quotes[i, side, level]
+            px_t = bid_t - level * p.spacing if side == BID else ask_t + level * p.spacing
+            want = 1
+            if px_t <= 0 or px_t < lo or px_t > hi:
+                want = 0
+                cnt[C_RISK_BAND] += 1
+            else:
+                price = px_t * p.tick
+                if side == BID:
+                    new_pos = exposure + p.size
+                    over_pos = new_pos > p.max_position
+                    over_notional = new_pos > 0 and new_pos * price > p.max_notional
+                else:
+                    new_pos = exposure - p.size
+                    over_pos = -new_pos > p.max_position
+                    over_notional = new_pos < 0 and -new_pos * price > p.max_notional
+                if over_pos:
+                    want = 0
+                    cnt[C_RISK_POSITION] += 1
+                elif over_notional:
+                    want = 0
+                    cnt[C_RISK_NOTIONAL] += 1
+                else:
+                    exposure = new_pos
+            q.want = want
+            q.want_px = px_t * p.tick
+            if want == 0 and (q.state == Q_PENDING or q.state == Q_LIVE):
+                exposure += q.qty if side == BID else -q.qty   # canceled below, still open
+
+
+@_jit
+def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
+    """Bring instrument i's quotes to the model's wish; append intents to `out` from index `n`,
+    cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
+    dirty so a later pass retries it."""
+    s = inst[i]
+    s.dirty = 0
+    if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
+        return n
+    p = par[i]
+    if n + 2 * p.levels > out.shape[0]:
+        s.dirty = 1                          # no room for this pass's intents: retry later
+        return n
+    stale = s.feed_stale != 0 or (s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns)
+    if stale:
+        if s.stale == 0:
+            s.stale = 1
+            cnt[C_STALE_PULLS] += 1
+        return _pull(quotes, cnt, out, n, i, s)
+    s.stale = 0
+    if s.book_ok == 0:
+        return _pull(quotes, cnt, out, n, i, s)
+    _plan(inst, quotes, par, cnt, i)
+    for side in range(2):
+        for level in range(p.levels):
+            q = quotes[i, side, level]
+            if q.want == 0 and (q.state == Q_PENDING or q.state == Q_LIVE):
+                n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id, q.price,
+                          q.qty, s)
+                q.state = Q_CANCELING
+    for side in range(2):
+        for level in range(p.levels):
+            q = quotes[i, side, level]
+            if q.want == 0:
+                continue
+            if q.state == Q_NONE:
+                action = ACTION_NEW
+            elif q.state == Q_LIVE and (abs(q.want_px - q.price) >= p.requote_ticks * p.tick or
+                                        (p.max_age_ns > 0 and now - q.placed_ns >= p.max_age_ns)):
+                action = ACTION_REPLACE
+            else:
+                continue
+            if not rate_take(g, rl10, rlday, now):
+                cnt[C_RATE_LIMITED] += 1
+                s.dirty = 1
+                continue
+            order_id = g[G_NEXT_ID]
+            g[G_NEXT_ID] = order_id + 1
+            orig = q.order_id if action == ACTION_REPLACE else 0
+            n = _emit(out, n, cnt, action, i, side, level, order_id, orig, q.want_px, p.size, s)
+            q.order_id = order_id
+            q.price = q.want_px
+            q.qty = p.size
+            q.state = Q_PENDING
+            q.placed_ns = now
+    return n
+
+
+@_jit
+def update_pnl(inst, par, g, cnt):
+    """Mark-to-market PnL of the quoter's own trading (cash + traded inventory at the mid), in
+    the common unit; sets G_DRAWDOWN_HIT when peak-to-trough reaches the limit."""
+    total = 0
+    for i in range(inst.shape[0]):
+        s = inst[i]
+        mark = (s.bid_px + s.ask_px) // 2 if s.book_ok else 0
+        total += (s.cash + (s.inventory - s.pos_base) * mark) * par[i].pnl_scale
+    if total > g[G_PEAK_PNL]:
+        g[G_PEAK_PNL] = total
+    drawdown = g[G_PEAK_PNL] - total
+    cnt[C_PNL] = total
+    cnt[C_DRAWDOWN] = drawdown
+    if g[G_MAX_DRAWDOWN] > 0 and drawdown >= g[G_MAX_DRAWDOWN]:
+        g[G_DRAWDOWN_HIT] = 1
+
+
+@_jit
+def requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, n):
+    """End of batch: requote every instrument touched since the last pass, then mark PnL."""
+    cnt[C_BATCHES] += 1
+    for i in range(inst.shape[0]):
+        if inst[i].dirty:
+            n = requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n)
+    update_pnl(inst, par, g, cnt)
+    return n
+
+
+@_jit
+def check_timers(inst, quotes, par, now):
+    """Mark instruments whose data went stale or whose live quotes aged out; returns how many
+    are dirty now."""
+    dirty = 0
+    for i in range(inst.shape[0]):
+        s = inst[i]
+        p = par[i]
+        if s.stale == 0 and s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns:
+            s.dirty = 1
+        if p.max_age_ns > 0:
+            for side in range(2):
+                for level in range(p.levels):
+                    q = quotes[i, side, level]
+                    if q.state == Q_LIVE and now - q.placed_ns >= p.max_age_ns:
+                        s.dirty = 1
+        dirty += s.dirty
+    return dirty
+
+
+@_jit
+def kill_all(quotes, g, cnt, out, n, reason, now):
+    """Kill switch: one CANCEL_ALL for every instrument, forget every quote, stop quoting.
+    With no room left in `out` nothing happens: publish, then call again."""
+    if g[G_KILLED] != 0 or n >= out.shape[0]:
+        return n
+    g[G_KILLED] = reason
+    o = out[n]
+    o.seq = 0
+    o.order_id = 0
+    o.orig_order_id = 0
+    o.instrument = ALL_INSTRUMENTS
+    o.action = ACTION_CANCEL_ALL
+    o.side = 0
+    o.level = 0
+    o.post_only = 0
+    o.price = 0
+    o.qty = 0
+    o.update_id = 0
+    o.ts_arrival = now
+    o.ts_md_published = now
+    o.ts_quoter_read = now
+    o.ts_published = 0
+    for i in range(quotes.shape[0]):
+        for side in range(2):
+            for level in range(quotes.shape[2]):
+                _clear(quotes[i, side, level])
+    cnt[C_INTENTS] += 1
+    cnt[C_CANCEL_ALL] += 1
+    return n + 1
+
+
+@_jit
+def any_quote(quotes):
+    """True when some slot is not empty (a shutdown must cancel)."""
+    for i in range(quotes.shape[0]):
+        for side in range(2):
+            for level in range(quotes.shape[2]):
+                if quotes[i, side, level].state != Q_NONE:
+                    return True
+    return False
+

@@ -1,0 +1,133 @@
+"""The quoter process: `run(cfg)` attaches the rings, warms the compiled code, then runs the
+numba duty cycle (loop.run_loop) until SIGTERM/SIGINT or the kill switch.
+
+Start-up contract with the sender (fills ring): the quoter sends nothing until it has read a
+FILL_RESUME; the sender first sends one FILL_POSITION per instrument (qty = signed base position
+from the venue), then FILL_RESUME. Quoting without that would trade on a guessed inventory.
+"""
+from __future__ import annotations
+
+import signal
+import time
+
+import numba
+import numpy as np
+
+from engine.control import STATE_RUNNING, STATE_STOPPED, Control, KILL_REASONS
+from engine.latency.histogram import HistogramSet
+from engine.proc import freeze_gc, log, pin
+from engine.quoter import loop, model
+from engine.quoter.layout import counter_names
+from engine.quoter.state import QuoterState
+from engine.records import (
+    FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE, MD_STALE,
+    ORDER_DTYPE, SIDE_BUY,
+)
+from engine.ring.idle import STRATEGIES, nb_idle_state
+from engine.ring.ring import Ring
+
+ROLE = "quoter"
+SLICE_NS = 50_000_000      # run_loop returns this often so Python can run signal handlers
+TIMER_NS = 1_000_000       # stale/age timers and retries of rate-limited quotes
+
+
+def idle_name(q) -> str:
+    """The idle strategy to run: "" means park (a small box cannot spin beside other busy roles)."""
+    return q.idle or "park"
+
+
+def warm_up(q, instruments) -> float:
+    """Compile (or load from numba's cache) every hot function and run each model path once on
+    scratch state, so the first real tick meets no JIT. Returns the seconds it took."""
+    t0 = time.perf_counter()
+    st = QuoterState(q, instruments, first_id=1)
+    inst, quotes, par, g, cnt, rl10, rlday = st.args
+    now = 1_000_000_000
+    model.on_fill(inst, quotes, g, cnt, 0, FILL_POSITION, 0, 0, 0, 0, 0)
+    model.on_fill(inst, quotes, g, cnt, 0, FILL_RESUME, 0, 0, 0, 0, 0)
+    for i in range(len(instruments)):
+        tick = int(par[i]["tick"])
+        for k in range(3):
+            model.on_md(inst, par, cnt, i, MD_BBO, k + 1, (1000 + k) * tick, 5, (1001 + k) * tick,
+                        7, now, now, now + k)
+    n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 3, st.out, 0)
+    for k in range(n):
+        o = st.out[k]
+        model.on_fill(inst, quotes, g, cnt, int(o["instrument"]), FILL_ACK, int(o["order_id"]),
+                      0, 0, 0, 0)
+    o = st.out[0]
+    model.on_fill(inst, quotes, g, cnt, int(o["instrument"]), FILL_TRADE, int(o["order_id"]),
+                  SIDE_BUY, int(o["price"]), int(o["qty"]), 0)
+    model.on_md(inst, par, cnt, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
+    model.check_timers(inst, quotes, par, now + 10**12)
+    n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 10**12, st.out, 0)
+    model.kill_all(quotes, g, cnt, st.out, 0, 1, now)
+    model.any_quote(quotes)
+    return time.perf_counter() - t0
+
+
+def compile_loop(args: tuple) -> None:
+    """Compile run_loop for the real argument types (a cache hit after the first run)."""
+    loop.run_loop.compile(tuple(numba.typeof(a) for a in args))
+
+
+def run(cfg) -> int:
+    """Run the quoter until stopped; returns the exit status (0 = clean stop or kill switch)."""
+    q = cfg.quoter
+    idle = idle_name(q)
+    ctl = Control.open(cfg.instance)
+    counters = ctl.register(ROLE, core=q.core, idle_code=STRATEGIES[idle])
+    ctl.name_counters(ROLE, counter_names([i.symbol for i in cfg.instruments]))
+    counters[:] = 0
+    hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
+    rings = []
+    try:
+        r = cfg.rings
+        md = Ring.open(cfg.instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="consumer")
+        rings.append(md)
+        orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, r.orders.capacity,
+                           r.orders.policy, role="producer")
+        rings.append(orders)
+        fills = Ring.open(cfg.instance, "fills", FILL_DTYPE, r.fills.capacity, r.fills.policy,
+                          role="consumer")
+        rings.append(fills)
+        for w in pin(ROLE, q.core):
+            log(ROLE, w)
+        st = QuoterState(q, cfg.instruments, counters=counters)
+        stop = np.zeros(1, np.int64)
+        staged = np.zeros(1, np.int64)
+        hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
+        args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
+                ctl.kill_addr, ctl.heartbeat_addr(ROLE), stop, hist, *st.args, st.out, staged,
+                STRATEGIES[idle], nb_idle_state(), q.park_timeout_us * 1000, SLICE_NS, TIMER_NS)
+        t0 = time.perf_counter()
+        t_model = warm_up(q, cfg.instruments)
+        compile_loop(args)
+        log(ROLE, f"warm in {time.perf_counter() - t0:.2f} s (model {t_model:.2f} s), "
+                  f"idle={idle}; waiting for POSITION + RESUME on the fills ring")
+
+        def on_signal(signum, frame):
+            stop[0] = 1
+        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        freeze_gc()
+        ctl.beat(ROLE)
+        ctl.set_state(ROLE, STATE_RUNNING)
+        try:
+            rc = loop.LOOP_SLICE
+            while rc == loop.LOOP_SLICE:
+                rc = loop.run_loop(*args)
+        finally:
+            for s, h in old.items():
+                signal.signal(s, h)
+        if rc == loop.LOOP_KILLED:
+            log(ROLE, f"kill switch ({KILL_REASONS.get(ctl.killed(), '?')}): cancel-all sent, "
+                      f"stopped quoting")
+        else:
+            log(ROLE, "stopped")
+        return 0
+    finally:
+        for ring in rings:
+            ring.close()
+        hs.close()
+        ctl.deregister(ROLE, STATE_STOPPED)
+        ctl.close()

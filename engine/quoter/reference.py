@@ -1,0 +1,304 @@
+"""Plain-Python reference of the quoting model (model.py), written independently: objects and
+lists instead of numpy records, the same formulas in the same float operation order. Tests
+check that both produce identical intents; the benchmark times the compiled model against it.
+
+Intents are tuples in INTENT_FIELDS order (ORDER_DTYPE minus seq and ts_published).
+"""
+from __future__ import annotations
+
+import math
+from collections import deque
+
+from engine.instruments import Instrument
+from engine.quoter.config import QuoterConfig
+from engine.records import (
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
+    FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME, FILL_TRADE, MD_BBO, MD_FRESH,
+    MD_STALE, SIDE_BUY, SIDE_SELL,
+)
+
+INTENT_FIELDS = ("order_id", "orig_order_id", "instrument", "action", "side", "level",
+                 "post_only", "price", "qty", "update_id", "ts_arrival", "ts_md_published",
+                 "ts_quoter_read")
+
+NONE, PENDING, LIVE, CANCELING = 0, 1, 2, 3
+WINDOW_10S = 10_000_000_000
+WINDOW_DAY = 86_400_000_000_000
+
+
+class Quote:
+    __slots__ = ("order_id", "price", "qty", "state", "placed", "want", "want_px")
+
+    def __init__(self):
+        self.order_id = self.price = self.qty = self.state = self.placed = 0
+        self.want = self.want_px = 0
+
+    def clear(self):
+        self.order_id = self.price = self.qty = self.state = self.placed = 0
+
+
+class Book:
+    """Per-instrument state and parameters."""
+
+    def __init__(self, q: QuoterConfig, inst: Instrument, exp_min: int):
+        from decimal import Decimal
+
+        def mantissa(value: str, exp: int) -> int:
+            return int(Decimal(value).scaleb(-exp).to_integral_value(rounding="ROUND_DOWN"))
+
+        self.tick = inst.tick
+        size = mantissa(q.size_for(inst.symbol), inst.qexp)
+        self.size = max(size - size % inst.lot, inst.lot)
+        self.max_position = mantissa(q.max_position_for(inst.symbol), inst.qexp)
+        self.max_notional = mantissa(q.max_notional, inst.pexp + inst.qexp)
+        self.pnl_scale = 10 ** (inst.pexp + inst.qexp - exp_min)
+        self.levels = q.levels
+        self.spacing = q.level_spacing_ticks
+        self.requote_ticks = q.requote_ticks
+        self.max_age = q.max_quote_age_ms * 1_000_000
+        self.stale_after = q.stale_after_ms * 1_000_000
+        self.micro = q.fair_value == "micro"
+        # GLFT asymptotic quotes (Gueant, Lehalle, Fernandez-Tapia 2013)
+        g, k, A = q.gamma, q.k, q.A
+        self.c1 = (1.0 / g) * math.log(1.0 + g / k)
+        self.c2 = math.sqrt(g / (2.0 * A * k) * (1.0 + g / k) ** (1.0 + k / g))
+        self.half_floor = 0.5 * q.floor_spread_ticks
+        self.lam = math.log(2.0) / q.vol_half_life_s
+        self.band = q.price_band_bps * 1e-4
+        # state
+        self.bid_px = self.bid_qty = self.ask_px = self.ask_qty = 0
+        self.book_ok = False
+        self.fair = self.mid = 0.0
+        self.has_mid = False
+        self.energy = 0.0
+        self.last_mid_ns = self.last_md_ns = 0
+        self.stale = self.feed_stale = self.dirty = False
+        self.inventory = self.pos_base = self.cash = 0
+        self.trigger = (0, 0, 0, 0)   # update id, arrival, md published, read
+        self.quotes = [[Quote() for _ in range(q.levels)] for _ in range(2)]
+
+
+class ReferenceQuoter:
+    """The same quoter, one Python object per instrument and per quote."""
+
+    def __init__(self, q: QuoterConfig, instruments: tuple[Instrument, ...], first_id: int,
+                 max_drawdown: int = 0):
+        exp_min = min(i.pexp + i.qexp for i in instruments)
+        self.books = [Book(q, i, exp_min) for i in instruments]
+        self.next_id = first_id
+        self.resumed = False
+        self.killed = 0
+        self.sent10: deque[int] = deque()     # send times inside the last 10 s
+        self.sentday: deque[int] = deque()
+        self.limit10 = q.rate_per_10s
+        self.limitday = q.rate_per_day
+        self.peak = 0
+        self.max_drawdown = max_drawdown
+        self.drawdown_hit = False
+        self.counts: dict[str, int] = {}
+
+    def _count(self, name: str) -> None:
+        self.counts[name] = self.counts.get(name, 0) + 1
+
+    # -------------------------------------------------------------- events
+    def on_md(self, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_arrival,
+              ts_md_published, now) -> None:
+        if i >= len(self.books):
+            return
+        b = self.books[i]
+        b.trigger = (update_id, ts_arrival, ts_md_published, now)
+        b.dirty = True
+        if kind & MD_STALE:
+            b.feed_stale = True
+            return
+        if kind & MD_FRESH:
+            b.feed_stale = False
+        if not kind & MD_BBO:
+            return
+        b.feed_stale = False
+        b.last_md_ns = now
+        b.bid_px, b.bid_qty, b.ask_px, b.ask_qty = bid_px, bid_qty, ask_px, ask_qty
+        b.book_ok = 0 < bid_px < ask_px and bid_qty > 0 and ask_qty > 0
+        if not b.book_ok:
+            return
+        bid_t = bid_px / b.tick
+        ask_t = ask_px / b.tick
+        mid = (bid_t + ask_t) * 0.5
+        if b.micro:
+            b.fair = (bid_t * float(ask_qty) + ask_t * float(bid_qty)) / (float(bid_qty) + float(ask_qty))
+        else:
+            b.fair = mid
+        if b.has_mid:
+            dt = (now - b.last_mid_ns) * 1e-9
+            change = mid - b.mid
+            b.energy = b.energy * math.exp(-b.lam * dt) + change * change
+        b.mid = mid
+        b.last_mid_ns = now
+        b.has_mid = True
+
+    def on_fill(self, i, kind, order_id, side, price, qty, leaves_qty) -> None:
+        if kind == FILL_RESUME:
+            self.resumed = True
+            for b in self.books:
+                b.dirty = True
+            return
+        if i >= len(self.books):
+            return
+        b = self.books[i]
+        b.dirty = True
+        if kind == FILL_POSITION:
+            b.pos_base += qty - b.inventory
+            b.inventory = qty
+            return
+        quote = None
+        if order_id:
+            quote = next((x for ladder in b.quotes for x in ladder
+                          if x.state != NONE and x.order_id == order_id), None)
+        if kind == FILL_TRADE:
+            signed = qty if side == SIDE_BUY else -qty
+            b.inventory += signed
+            b.cash -= signed * price
+            if quote is not None:
+                if leaves_qty <= 0:
+                    quote.clear()
+                else:
+                    quote.qty = leaves_qty
+                    if quote.state == PENDING:
+                        quote.state = LIVE
+        elif quote is not None:
+            if kind == FILL_ACK and quote.state == PENDING:
+                quote.state = LIVE
+            elif kind in (FILL_REJECT, FILL_CANCELED):
+                quote.clear()
+
+    def check_timers(self, now) -> None:
+        for b in self.books:
+            if not b.stale and b.last_md_ns > 0 and now - b.last_md_ns > b.stale_after:
+                b.dirty = True
+            if b.max_age > 0 and any(x.state == LIVE and now - x.placed >= b.max_age
+                                     for ladder in b.quotes for x in ladder):
+                b.dirty = True
+
+    def requote_dirty(self, now) -> list[tuple]:
+        out: list[tuple] = []
+        for i, b in enumerate(self.books):
+            if b.dirty:
+                self._requote(i, b, now, out)
+        self._mark_pnl()
+        return out
+
+    def kill(self, reason, now) -> list[tuple]:
+        if self.killed:
+            return []
+        self.killed = reason
+        for b in self.books:
+            for ladder in b.quotes:
+                for x in ladder:
+                    x.clear()
+        return [(0, 0, ALL_INSTRUMENTS, ACTION_CANCEL_ALL, 0, 0, 0, 0, 0, 0, now, now, now)]
+
+    # -------------------------------------------------------------- the model
+    def _intent(self, out, b, action, i, side, level, order_id, orig, price, qty) -> None:
+        post_only = 1 if action in (ACTION_NEW, ACTION_REPLACE) else 0
+        out.append((order_id, orig, i, action, SIDE_BUY if side == 0 else SIDE_SELL, level,
+                    post_only, price, qty, *b.trigger))
+
+    def _cancel_open(self, out, b, i) -> None:
+        for side in (0, 1):
+            for level, x in enumerate(b.quotes[side]):
+                if x.state in (PENDING, LIVE):
+                    self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id, x.price,
+                                 x.qty)
+                    x.state = CANCELING
+
+    def _rate_ok(self, now) -> bool:
+        for sent, window in ((self.sent10, WINDOW_10S), (self.sentday, WINDOW_DAY)):
+            while sent and now - sent[0] >= window:
+                sent.popleft()
+        if len(self.sent10) >= self.limit10 or len(self.sentday) >= self.limitday:
+            return False
+        self.sent10.append(now)
+        self.sentday.append(now)
+        return True
+
+    def _requote(self, i, b, now, out) -> None:
+        b.dirty = False
+        if self.killed or not self.resumed:
+            return
+        stale = b.feed_stale or (b.last_md_ns > 0 and now - b.last_md_ns > b.stale_after)
+        if stale:
+            if not b.stale:
+                b.stale = True
+                self._count("stale_pulls")
+            self._cancel_open(out, b, i)
+            return
+        b.stale = False
+        if not b.book_ok:
+            self._cancel_open(out, b, i)
+            return
+        sigma = math.sqrt(b.energy * b.lam)
+        half = max(b.c1 + 0.5 * b.c2 * sigma, b.half_floor)
+        skew = b.c2 * sigma
+        reservation = b.fair - skew * (b.inventory / b.size)
+        bid_t = min(math.floor(reservation - half), math.ceil(b.ask_px / b.tick) - 1
+                    if b.ask_px % b.tick else b.ask_px // b.tick - 1)
+        ask_t = max(math.ceil(reservation + half), b.bid_px // b.tick + 1)
+        band = b.mid * b.band
+        for side in (0, 1):
+            sign = 1 if side == 0 else -1
+            exposure = b.inventory + sign * sum(x.qty for x in b.quotes[side]
+                                                if x.state == CANCELING)
+            for level, x in enumerate(b.quotes[side]):
+                px_t = bid_t - level * b.spacing if side == 0 else ask_t + level * b.spacing
+                x.want, x.want_px = 1, px_t * b.tick
+                if px_t <= 0 or px_t < b.mid - band or px_t > b.mid + band:
+                    x.want = 0
+                    self._count("risk_band")
+                else:
+                    new_pos = exposure + sign * b.size
+                    if sign * new_pos > b.max_position:
+                        x.want = 0
+                        self._count("risk_position")
+                    elif sign * new_pos > 0 and sign * new_pos * x.want_px > b.max_notional:
+                        x.want = 0
+                        self._count("risk_notional")
+                    else:
+                        exposure = new_pos
+                if not x.want and x.state in (PENDING, LIVE):
+                    exposure += sign * x.qty
+        for side in (0, 1):
+            for level, x in enumerate(b.quotes[side]):
+                if not x.want and x.state in (PENDING, LIVE):
+                    self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id, x.price,
+                                 x.qty)
+                    x.state = CANCELING
+        for side in (0, 1):
+            for level, x in enumerate(b.quotes[side]):
+                if not x.want:
+                    continue
+                if x.state == NONE:
+                    action = ACTION_NEW
+                elif x.state == LIVE and (abs(x.want_px - x.price) >= b.requote_ticks * b.tick
+                                          or (b.max_age > 0 and now - x.placed >= b.max_age)):
+                    action = ACTION_REPLACE
+                else:
+                    continue
+                if not self._rate_ok(now):
+                    self._count("rate_limited")
+                    b.dirty = True
+                    continue
+                order_id = self.next_id
+                self.next_id += 1
+                self._intent(out, b, action, i, side, level, order_id,
+                             x.order_id if action == ACTION_REPLACE else 0, x.want_px, b.size)
+                x.order_id, x.price, x.qty, x.state, x.placed = order_id, x.want_px, b.size, PENDING, now
+
+    def _mark_pnl(self) -> None:
+        total = 0
+        for b in self.books:
+            mark = (b.bid_px + b.ask_px) // 2 if b.book_ok else 0
+            total += (b.cash + (b.inventory - b.pos_base) * mark) * b.pnl_scale
+        self.peak = max(self.peak, total)
+        self.pnl = total
+        if self.max_drawdown > 0 and self.peak - total >= self.max_drawdown:
+            self.drawdown_hit = True
