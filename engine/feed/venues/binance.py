@@ -132,9 +132,8 @@ class BinanceJsonAdapter(AdapterBase):
     def decode(self, payload, binary: bool, sink) -> int:
         """Decode one frame and emit its events; count and skip anything else. Never raises."""
         try:
-            if binary:
-                return self._skip("unknown", payload)
-            if self._fast and payload[-3] == _QUOTE:
+            if self._fast and not binary and len(payload) > 60 and payload[-3] == _QUOTE:
+                # Combined bookTicker, written out inline: this is the latency-critical path.
                 try:
                     d = _book_ticker_envelope.decode(payload).data
                 except msgspec.MsgspecError:
@@ -142,12 +141,30 @@ class BinanceJsonAdapter(AdapterBase):
                 ent = self._by_symbol.get(d.s)
                 if ent is None:
                     return self._skip("unknown_symbol", payload)
-                return self._emit_book_ticker(d, ent, payload, sink)
+                i, pc, qc, _, _ = ent
+                u = d.u
+                if u < self._last_book_id[i]:
+                    return self._skip("backwards", payload)
+                bp = pc[d.b]
+                bq = qc[d.B]
+                ap = pc[d.a]
+                aq = qc[d.A]
+                if (bp | bq | ap | aq) < 0:
+                    return self._skip_number(min(bp, bq, ap, aq), payload)
+                if bp >= ap and bq and aq:
+                    return self._skip("crossed", payload)
+                self._last_book_id[i] = u
+                sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
+                self.counts["data"] += 1
+                return 1
+            if binary:
+                return self._skip("unknown", payload)
             return self._decode_general(payload, sink)
         except Exception:  # last resort: a frame must never take the reader down
             return self._skip("malformed", payload)
 
     def _emit_book_ticker(self, d: BookTicker, ent, payload, sink) -> int:
+        """The same steps as the inline fast path in `decode`, for the other frame shapes."""
         i, pc, qc, _, _ = ent
         u = d.u
         if u < self._last_book_id[i]:
