@@ -48,13 +48,13 @@ def _drain(ring: Ring, stop: threading.Event, seen: list) -> None:
 
 def _replay_cost(path: Path, cfg: EngineConfig, instance: str) -> dict:
     """Per-frame cost of decode + emit (into a real ring) vs json.loads, same frames, in-process."""
-    from engine.feed.process import adapter_factory
+    from engine.feed.venues import make_adapter
 
     frames = [bytes(p) for _, op, p in read_capture(path, strict=False) if op == 1][:20000]
     if not frames:
         return {}
-    adapter = adapter_factory(cfg)()
-    ring = Ring.create(instance + "r", "md", MD_DTYPE, 1 << 16, "drop", role="producer")
+    adapter = make_adapter(cfg.feed.venue, cfg.instruments, cfg.feed.streams, log_skipped=False)
+    ring = Ring.create(instance, "md", MD_DTYPE, 1 << 16, "drop", role="producer")
     try:
         sink = RingSink(ring, None, len(cfg.instruments), adapter.venue)
         rounds = max(1, 20000 // len(frames))
@@ -92,6 +92,62 @@ def _replay_cost(path: Path, cfg: EngineConfig, instance: str) -> dict:
     return {"frames": len(frames), "baseline": baseline, "ours": ours}
 
 
+def _live(sim, a, instance: str, tmp: Path, capture: Path | None) -> dict:
+    """One run of `mm feed` against the sim: its histograms, counter rates and exit status."""
+    cfg = EngineConfig(instance=instance)
+    cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
+        cfg.feed, url=sim.md_url, connections=a.connections, core=a.core,
+        capture_path=str(capture) if capture else ""))
+    cfg_path = tmp / f"{instance}.json"
+    cfg_path.write_bytes(dump_json(cfg))
+    ring = Ring.open(instance, "md", MD_DTYPE, cfg.rings.md.capacity, cfg.rings.md.policy,
+                     role="consumer")
+    ctl = Control.open(instance)
+    stop, seen = threading.Event(), []
+    drain = threading.Thread(target=_drain, args=(ring, stop, seen), daemon=True)
+    drain.start()
+    feed = subprocess.Popen([sys.executable, "-m", "engine.cli", "feed", "--config", str(cfg_path)])
+    try:
+        deadline = time.monotonic() + 30
+        while ctl.role_info("feed")["state"] != "running" and time.monotonic() < deadline:
+            if feed.poll() is not None:
+                raise RuntimeError(f"feed exited with {feed.returncode} before running")
+            time.sleep(0.05)
+        c0, t0 = ctl.counter_values("feed"), time.monotonic()
+        time.sleep(a.seconds)
+        c1, t1 = ctl.counter_values("feed"), time.monotonic()
+        ctl.kill(KILL_OPERATOR)
+        rc = feed.wait(timeout=15)
+    finally:
+        if feed.poll() is None:
+            feed.kill()
+            feed.wait()
+        stop.set()
+        drain.join(timeout=5)
+        hs = HistogramSet.attach(instance, "feed")
+        hists = hs.snapshots()
+        hs.close()
+        ring.close()
+        ctl.close()
+        for name in list_segments(instance):
+            unlink(name)
+    elapsed = t1 - t0
+    return {"cfg": cfg, "hists": hists, "exit": rc, "seconds": elapsed, "drained": seen[0] if seen else -1,
+            "rates": {k: (c1.get(k, 0) - c0.get(k, 0)) / elapsed for k in ("frames", "records", "dupes")},
+            "counters": c1}
+
+
+def _hist_rows(label: str, hists: dict) -> list[dict]:
+    rows = []
+    for name in ("arrival_to_decoded", "decoded_to_published", "arrival_to_published"):
+        h = hists[name]
+        pc = h.percentiles((50, 90, 99, 99.9, 100))
+        rows.append({"name": f"{label} {name}", "n": h.count, "p50": pc[50] / 1e3,
+                     "p90": pc[90] / 1e3, "p99": pc[99] / 1e3, "p999": pc[99.9] / 1e3,
+                     "max": pc[100] / 1e3})
+    return rows
+
+
 def main(args=None) -> dict:
     p = argparse.ArgumentParser(prog="bench.feed_pipeline", description=__doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0)
@@ -106,81 +162,43 @@ def main(args=None) -> dict:
     tmp = Path(tempfile.mkdtemp(prefix="mm-bench-feed-"))
     capture = tmp / "md.cap"
     result: dict = {"machine": describe_machine()}
-    with SimThread(event_rate=a.rate, trade_rate=min(a.rate / 10, 100.0)) as sim:
-        cfg = EngineConfig(instance=instance)
-        cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
-            cfg.feed, url=sim.md_url, connections=a.connections, core=a.core,
-            capture_path=str(capture)))
-        cfg_path = tmp / "cfg.json"
-        cfg_path.write_bytes(dump_json(cfg))
-        ring = Ring.open(instance, "md", MD_DTYPE, cfg.rings.md.capacity, cfg.rings.md.policy,
-                         role="consumer")
-        ctl = Control.open(instance)
-        stop, seen = threading.Event(), []
-        drain = threading.Thread(target=_drain, args=(ring, stop, seen), daemon=True)
-        drain.start()
-        feed = subprocess.Popen([sys.executable, "-m", "engine.cli", "feed", "--config", str(cfg_path)])
-        try:
-            deadline = time.monotonic() + 30
-            while ctl.role_info("feed")["state"] != "running" and time.monotonic() < deadline:
-                if feed.poll() is not None:
-                    raise RuntimeError(f"feed exited with {feed.returncode} before running")
-                time.sleep(0.05)
-            c0, t0 = ctl.counter_values("feed"), time.monotonic()
-            time.sleep(a.seconds)
-            c1, t1 = ctl.counter_values("feed"), time.monotonic()
-            ctl.kill(KILL_OPERATOR)
-            rc = feed.wait(timeout=15)
-        finally:
-            if feed.poll() is None:
-                feed.kill()
-                feed.wait()
-            stop.set()
-            drain.join(timeout=5)
-        hs = HistogramSet.attach(instance, "feed")
-        hists = hs.snapshots()
-        hs.close()
-        ring.close()
-        ctl.close()
-    replay = _replay_cost(capture, cfg, instance)
-    for name in list_segments(instance) + list_segments(instance + "r"):
-        unlink(name)
-
-    elapsed = t1 - t0
-    rate = {k: (c1.get(k, 0) - c0.get(k, 0)) / elapsed for k in ("frames", "records", "dupes")}
-    rows = []
-    for name in ("arrival_to_decoded", "decoded_to_published", "arrival_to_published"):
-        h = hists[name]
-        pc = h.percentiles((50, 90, 99, 99.9, 100))
-        rows.append({"name": f"live {name} (us)", "n": h.count, "p50": pc[50] / 1e3,
-                     "p90": pc[90] / 1e3, "p99": pc[99] / 1e3, "p999": pc[99.9] / 1e3,
-                     "max": pc[100] / 1e3})
-    if replay:
-        for label, arr in (("replay json.loads baseline (us)", replay["baseline"]),
-                           ("replay decode+publish (us)", replay["ours"])):
-            q = np.percentile(arr, [50, 90, 99, 99.9])
-            rows.append({"name": label, "n": len(arr), "p50": q[0] / 1e3, "p90": q[1] / 1e3,
-                         "p99": q[2] / 1e3, "p999": q[3] / 1e3, "max": arr.max() / 1e3})
-    print(f"feed pipeline | {result['machine']}")
-    print(f"sim {a.rate:g} book events/s per symbol x {len(cfg.instruments)} symbols, "
-          f"{a.connections} connection(s), {elapsed:.1f} s measured, feed exit {rc}")
-    print(f"frames/s {rate['frames']:.0f}  records/s {rate['records']:.0f}  "
-          f"dupes/s {rate['dupes']:.0f}  (ring drained: {seen[0] if seen else '?'} records)")
-    print(table(rows, [("name", "metric", ""), ("n", "n", "d"), ("p50", "p50", ".2f"),
-                       ("p90", "p90", ".2f"), ("p99", "p99", ".2f"), ("p999", "p99.9", ".2f"),
-                       ("max", "max", ".1f")]))
-    if replay:
-        ratio = float(np.median(replay["ours"]) / np.median(replay["baseline"]))
-        print(f"decode+publish / json.loads (median): {ratio:.2f}x")
-        result["decode_vs_json_loads_p50_ratio"] = ratio
-    result.update({"feed_exit": rc, "seconds": elapsed, "rates_per_s": rate,
-                   "counters_end": c1, "rows": rows})
     try:
+        with SimThread(event_rate=a.rate, trade_rate=min(a.rate / 10, 100.0)) as sim:
+            plain = _live(sim, a, instance, tmp, None)
+            captured = _live(sim, a, instance + "c", tmp, capture)
+        replay = _replay_cost(capture, plain["cfg"], instance + "r")
+    finally:
+        for name in list_segments(instance + "r"):
+            unlink(name)
         for f in tmp.iterdir():
             f.unlink()
         tmp.rmdir()
-    except OSError:
-        pass
+
+    rows = _hist_rows("live", plain["hists"]) + _hist_rows("live+capture", captured["hists"])
+    if replay:
+        for label, arr in (("replay json.loads (baseline)", replay["baseline"]),
+                           ("replay decode+publish", replay["ours"])):
+            q = np.percentile(arr, [50, 90, 99, 99.9])
+            rows.append({"name": label, "n": len(arr), "p50": q[0] / 1e3, "p90": q[1] / 1e3,
+                         "p99": q[2] / 1e3, "p999": q[3] / 1e3, "max": arr.max() / 1e3})
+    r = plain["rates"]
+    print(f"feed pipeline | {result['machine']}")
+    print(f"sim {a.rate:g} book events/s per symbol x {len(plain['cfg'].instruments)} symbols, "
+          f"{a.connections} connection(s), {plain['seconds']:.1f} s measured per run, feed exits "
+          f"{plain['exit']}/{captured['exit']}; sim and ring drain share the other process")
+    print(f"frames/s {r['frames']:.0f}  records/s {r['records']:.0f}  dupes/s {r['dupes']:.0f}")
+    print(table(rows, [("name", "metric (us)", ""), ("n", "n", "d"), ("p50", "p50", ".2f"),
+                       ("p90", "p90", ".2f"), ("p99", "p99", ".2f"), ("p999", "p99.9", ".2f"),
+                       ("max", "max", ".1f")]))
+    a2p = plain["hists"]["arrival_to_published"].percentile(50)
+    a2p_cap = captured["hists"]["arrival_to_published"].percentile(50)
+    print(f"capture on / off, arrival_to_published p50: {a2p_cap / a2p:.2f}x")
+    result.update({"rows": rows, "rates_per_s": r, "counters_end": plain["counters"],
+                   "feed_exit": plain["exit"], "capture_ratio_p50": a2p_cap / a2p})
+    if replay:
+        ratio = float(np.median(replay["ours"]) / np.median(replay["baseline"]))
+        print(f"replay decode+publish / json.loads, p50: {ratio:.2f}x ({replay['frames']} frames)")
+        result["decode_vs_json_loads_p50_ratio"] = ratio
     return result
 
 

@@ -11,11 +11,12 @@ from engine.ring import Ring
 
 
 @pytest.fixture
-def ring_pair(instance):
+def rig(instance):
+    """(sink over 2 instruments, consumer of its ring, its histograms)."""
     producer = Ring.create(instance, "md", MD_DTYPE, 64, "drop", role="producer")
     consumer = Ring.attach(instance, "md", MD_DTYPE, role="consumer")
     hists = HistogramSet.create(instance, "feed", list(HISTOGRAMS))
-    yield producer, consumer, hists
+    yield RingSink(producer, hists, 2, VENUE_BINANCE), consumer, hists
     consumer.close()
     producer.close()
     hists.close()
@@ -37,9 +38,8 @@ def _drain(consumer):
     return out
 
 
-def test_record_fields_and_stamps(ring_pair):
-    producer, consumer, hists = ring_pair
-    sink = RingSink(producer, hists, 2, VENUE_BINANCE)
+def test_record_fields_and_stamps(rig):
+    sink, consumer, hists = rig
     _frame(sink, 1)
     arrival = sink.ts_arrival
     sink.emit(1, MD_BBO, 42, 6000012, 30, 6000013, 40, 0, 0, 0, 1_700_000_000_000_000_000)
@@ -60,9 +60,8 @@ def test_record_fields_and_stamps(ring_pair):
     assert counts == {"arrival_to_decoded": 2, "decoded_to_published": 2, "arrival_to_published": 2}
 
 
-def test_first_copy_wins_later_copies_dropped(ring_pair):
-    producer, consumer, _ = ring_pair
-    sink = RingSink(producer, None, 2, VENUE_BINANCE)
+def test_first_copy_wins_later_copies_dropped(rig):
+    sink, consumer, _ = rig
     # Connection 0 delivers 10, 11; connection 1 delivers 10, 11, 12 a little later; 0 then 12, 13.
     for conn, uid in ((0, 10), (0, 11), (1, 10), (1, 11), (1, 12), (0, 12), (0, 13)):
         _frame(sink, conn)
@@ -73,9 +72,8 @@ def test_first_copy_wins_later_copies_dropped(ring_pair):
     assert sink.dupes == 3
 
 
-def test_dedupe_is_per_instrument_and_per_id_class(ring_pair):
-    producer, consumer, _ = ring_pair
-    sink = RingSink(producer, None, 2, VENUE_BINANCE)
+def test_dedupe_is_per_instrument_and_per_id_class(rig):
+    sink, consumer, _ = rig
     _frame(sink, 0)
     _book(sink, 0, 500)
     _book(sink, 1, 500)          # other instrument: same id is a different update
@@ -88,9 +86,8 @@ def test_dedupe_is_per_instrument_and_per_id_class(ring_pair):
     assert sink.dupes == 2
 
 
-def test_stale_then_fresh_marks(ring_pair):
-    producer, consumer, _ = ring_pair
-    sink = RingSink(producer, None, 2, VENUE_BINANCE)
+def test_stale_then_fresh_marks(rig):
+    sink, consumer, _ = rig
     _frame(sink, 0)
     _book(sink, 0, 77)
     sink.mark_stale()
