@@ -1,9 +1,74 @@
 """Sender process configuration ([sender] in the TOML file)."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 import msgspec
+
+if TYPE_CHECKING:
+    from engine.config import EngineConfig
+
+VENUES = ("binance", "bybit")
+AUTHS = ("hmac", "ed25519")
+IDLES = ("", "park", "busy-spin")
+REPLACE_MODES = ("STOP_ON_FAILURE", "ALLOW_FAILURE")
+RESP_TYPES = ("ACK", "RESULT")
 
 
 class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     venue: str = "binance"        # binance | bybit
     url: str = ""                 # order WebSocket API URL (MM_ORDER_URL overrides; empty = simulator)
-    core: int = -1
-    idle: str = ""                # busy-spin | park ("" = chosen by the layout)
+    auth: str = "ed25519"         # ed25519: one signed session.logon, then unsigned requests (faster);
+                                  # hmac: every request HMAC-SHA256 signed (Bybit always uses op:auth)
+    api_key_file: str = ""        # file holding the API key (else env MM_API_KEY; demo key on loopback)
+    api_secret_file: str = ""     # file holding the HMAC secret (else env MM_API_SECRET)
+    ed25519_key_file: str = ""    # PEM Ed25519 private key (else env MM_ED25519_KEY_FILE)
+    recv_window_ms: int = 5000    # recvWindow sent with signed requests (venue max 60000)
+    resp_type: str = "ACK"        # newOrderRespType: ACK (fastest) | RESULT
+    replace_mode: str = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order filled or gone)
+                                  # must not add a new order on top of the fill
+    dry_run: bool = False         # sign + encode + log (redacted), never connect, never send
+    dry_run_log_per_s: int = 5    # at most this many dry-run lines per second
+    heartbeat_timeout_ms: int = 1000  # quoter/feed heartbeat older than this: cancel all and exit
+    cancel_confirm_timeout_s: float = 3.0  # bound on cancel-all + openOrders.status confirmation
+    connect_timeout_s: float = 5.0  # TCP + WebSocket handshake + logon must finish within this
+    request_timeout_s: float = 5.0  # set-up requests (logon, time, status) answer within this
+    reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
+    reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
+    rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
+    core: int = -1                # CPU to pin to (-1: unpinned)
+    idle: str = ""                # park (doorbell wake-up) | busy-spin (own core only); "" = park
+
+    def validate(self, cfg: "EngineConfig") -> None:
+        """Range checks; ValueError names the field."""
+        if self.venue not in VENUES:
+            raise ValueError(f"sender.venue: expected one of {', '.join(VENUES)}, got {self.venue!r}")
+        if self.url and not self.url.startswith(("ws://", "wss://")):
+            raise ValueError(f"sender.url: expected ws:// or wss:// URL, got {self.url!r}")
+        if self.auth not in AUTHS:
+            raise ValueError(f"sender.auth: expected one of {', '.join(AUTHS)}, got {self.auth!r}")
+        if not 1 <= self.recv_window_ms <= 60000:
+            raise ValueError(f"sender.recv_window_ms: expected 1..60000, got {self.recv_window_ms}")
+        if self.resp_type not in RESP_TYPES:
+            raise ValueError(f"sender.resp_type: expected one of {', '.join(RESP_TYPES)}, "
+                             f"got {self.resp_type!r}")
+        if self.replace_mode not in REPLACE_MODES:
+            raise ValueError(f"sender.replace_mode: expected one of {', '.join(REPLACE_MODES)}, "
+                             f"got {self.replace_mode!r}")
+        if self.dry_run_log_per_s < 0:
+            raise ValueError(f"sender.dry_run_log_per_s: expected >= 0, got {self.dry_run_log_per_s}")
+        if self.heartbeat_timeout_ms < 100:
+            raise ValueError(f"sender.heartbeat_timeout_ms: expected >= 100, "
+                             f"got {self.heartbeat_timeout_ms}")
+        for name in ("cancel_confirm_timeout_s", "connect_timeout_s", "request_timeout_s",
+                     "reconnect_base_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
+        if self.reconnect_cap_s < self.reconnect_base_s:
+            raise ValueError(f"sender.reconnect_cap_s: expected >= reconnect_base_s "
+                             f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
+        if not 0 < self.rate_slow_fraction <= 1:
+            raise ValueError(f"sender.rate_slow_fraction: expected in (0, 1], "
+                             f"got {self.rate_slow_fraction}")
+        if self.idle not in IDLES:
+            raise ValueError(f"sender.idle: expected park or busy-spin, got {self.idle!r}")
