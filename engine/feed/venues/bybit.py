@@ -177,7 +177,7 @@ class BybitAdapter(AdapterBase):
             if side is None or (px | qty) < 0:
                 self._skip_number(min(px, qty, MALFORMED if side is None else 0), payload)
                 continue
-            tid = t.seq or (int(t.i) if t.i.isascii() and t.i.isdigit() and len(t.i) < 19 else 0)
+            tid = t.seq or _numeric_id(t.i)
             if tid:
                 if tid <= self._last_trade_id[i]:
                     self._skip("backwards", payload)
@@ -188,6 +188,14 @@ class BybitAdapter(AdapterBase):
         if emitted:
             self.counts["data"] += 1
         return emitted
+
+
+def _numeric_id(s: str) -> int:
+    """A numeric trade id string as an int64, else 0 (linear trade ids are UUIDs)."""
+    if s.isascii() and s.isdigit() and len(s) <= 19:
+        v = int(s)
+        return v if v <= INT64_MAX else 0
+    return 0
 
 
 def _apply(top: list, at: int, levels, pc, qc) -> int:

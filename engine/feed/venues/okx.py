@@ -102,8 +102,8 @@ class OkxAdapter(AdapterBase):
                 p = _push.decode(payload)
                 if p.event:
                     return self._skip(_event_kind(p.event), payload)
-                if p.code is not UNSET:
-                    return self._skip("error", payload)
+                if p.code is not UNSET:   # an op response ({"op":"order","code":"0",..}) or error
+                    return self._skip("control" if p.code == "0" else "error", payload)
                 if p.arg is None:
                     return self._skip("unknown", payload)
                 handler = self._handlers.get(p.arg.channel)
