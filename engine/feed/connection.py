@@ -9,8 +9,10 @@ Three layers, each with one job:
                   age limit make-before-break (the replacement delivers data, both overlap a
                   little, then the old one closes; the sink's dedupe absorbs the overlap).
   StreamGroup     the N slots of one stream plus its watchdog: marks the stream stale (MD_STALE
-                  per instrument) when no connection delivered data for `stale_after_ms`, forces
-                  silent connections to reconnect, and sends application-level pings.
+                  per instrument) when nothing was published for `stale_after_ms`, forces
+                  connections silent that long to reconnect, tells the sink to forget its ids
+                  when connections deliver but nothing publishes (the venue rewound its ids),
+                  and sends application-level pings.
 """
 from __future__ import annotations
 
@@ -126,7 +128,7 @@ class ConnectionSlot:
     """Redundant connection number `index` of a StreamGroup: one live connection at a time,
     two during a rollover."""
 
-    def __init__(self, group: "StreamGroup", index: int):
+    def __init__(self, group: "StreamGroup", index: int, count: int):
         self.group = group
         self.index = index
         self.current: FeedConnection | None = None
@@ -137,6 +139,9 @@ class ConnectionSlot:
         self.rollovers = 0           # make-before-break replacements completed
         self.last_error = ""         # the latest connect failure, for status displays
         self._failures = 0           # consecutive attempts without data (drives the back-off)
+        # Stagger the slots' ages (slot i recycles at 1 - i/2N of the limit) so redundant copies
+        # never roll over together.
+        self.max_age_ns = group.max_age_ns - group.max_age_ns * index // (2 * count)
 
     def connections(self) -> list[FeedConnection]:
         return [c for c in (self.current, self.replacement) if c is not None]
@@ -172,7 +177,7 @@ class ConnectionSlot:
                         conn.transport.disconnect(graceful=False)
                     continue
                 now = perf_counter_ns()
-                age_left = g.max_age_ns - (now - conn.connected_ns) if g.max_age_ns else None
+                age_left = self.max_age_ns - (now - conn.connected_ns) if self.max_age_ns else None
                 if conn.shutdown_announced or (age_left is not None and age_left <= 0):
                     await self._rollover(conn)
                     continue
@@ -277,9 +282,10 @@ class StreamGroup:
         self.max_age_ns = int(settings.effective_max_age_s(probe.max_connection_age_s) * _NS)
         self.ping_ns = int(probe.ping_interval_s * _NS)
         self.stale_ns = settings.stale_after_ms * 1_000_000
-        self.slots = [ConnectionSlot(self, i) for i in range(settings.connections)]
+        n = settings.connections
+        self.slots = [ConnectionSlot(self, i, n) for i in range(n)]
         self.stopping = False
-        self.last_data_ns = 0
+        self.started_ns = 0
         self.stale_reconnects = 0    # connections forced to reconnect for silence
         self._retired_counts = dict.fromkeys(FRAME_KINDS, 0)
         self._retired_decode_errors = 0
@@ -288,7 +294,7 @@ class StreamGroup:
     # ------------------------------------------------------------------ lifecycle
     async def start(self) -> None:
         """Start every slot and the watchdog (returns at once)."""
-        self.last_data_ns = perf_counter_ns()
+        self.started_ns = perf_counter_ns()
         self._tasks = [asyncio.ensure_future(s.run()) for s in self.slots]
         self._tasks.append(asyncio.ensure_future(self._watchdog()))
 
@@ -325,11 +331,13 @@ class StreamGroup:
             self.check(perf_counter_ns())
 
     def check(self, now: int) -> None:
-        """One watchdog pass: staleness, silent connections, application pings."""
+        """One watchdog pass: silent connections, staleness, rewound ids, application pings."""
         stale_ns = self.stale_ns
+        sink = self.sink
+        latest_data = 0
         for c in self.connections():
-            if c.last_data_ns > self.last_data_ns:
-                self.last_data_ns = c.last_data_ns
+            if c.last_data_ns > latest_data:
+                latest_data = c.last_data_ns
             if c.closed or c.force_reconnect:
                 continue
             if now - max(c.last_data_ns, c.connected_ns) > stale_ns:
@@ -338,8 +346,13 @@ class StreamGroup:
                 self.slots[c.index].wake.set()
             elif self.ping_ns and now - c.last_ping_ns >= self.ping_ns:
                 c.send_ping(now)
-        if now - self.last_data_ns > stale_ns and not self.sink.stale:
-            self.sink.mark_stale()
+        if now - max(sink.last_published_ns, self.started_ns) > stale_ns:
+            if not sink.stale:
+                sink.mark_stale()
+            elif latest_data - sink.stale_since_ns > stale_ns:
+                # Data kept arriving for a whole stale period and none of it was new: the
+                # venue's ids went back. Start over from whatever it sends now.
+                sink.forget_ids()
 
     # ------------------------------------------------------------------ bookkeeping
     def after_reconnect(self) -> None:

@@ -30,7 +30,7 @@ WARMUP_TIMEOUT_S = 10.0          # declare RUNNING after this long even without 
 
 # Index i of the role's counters in the control segment means COUNTERS[i].
 COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rollovers",
-            "stale_marks", "fresh_marks", "stale_reconnects", "ring_full", "decode_errors", "capture_dropped"
+            "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full", "decode_errors", "capture_dropped"
             ) + FRAME_KINDS
 
 

@@ -10,6 +10,11 @@ published book update id and the last published trade id; an event whose id is n
 last one of its class is counted in `dupes` and dropped. The update ids of a venue stream only
 grow, so this also drops the overlap of a make-before-break rollover.
 
+If the venue rewinds its ids (a restart), every event would look like a duplicate: the stream
+stops publishing, is marked stale like a silent one, and when its connections keep delivering
+anyway the watchdog calls `forget_ids()`; publishing resumes after an MD_FRESH mark, from which
+point the update ids restart lower.
+
 A full ring never blocks the socket reader: the record is refused (`ring_full`, and the ring's
 own drop counter leaves a sequence gap the quoter sees).
 """
@@ -51,6 +56,9 @@ class RingSink:
         self.stale_marks = 0
         self.fresh_marks = 0
         self.published = 0          # records this sink wrote (the ring's `written` counts them too)
+        self.id_resets = 0          # forget_ids() calls (the venue rewound its update ids)
+        self.last_published_ns = 0  # ts_published of the latest data record
+        self.stale_since_ns = 0     # when the current stale mark was published
         self.last_book = [_NO_ID] * n_instruments    # last published book update id per instrument
         self.last_trade = [_NO_ID] * n_instruments   # last published trade id per instrument
         # Hot-path constants, bound once.
@@ -72,12 +80,12 @@ class RingSink:
              ts_venue: int) -> None:
         """Publish one event unless an earlier copy of it was published (see the module doc)."""
         ts_decoded = perf_counter_ns()
-        if self.stale:
-            self._mark_fresh(ts_decoded)
         last = self.last_trade if kind & MD_TRADE else self.last_book
         if update_id <= last[instrument]:
             self.dupes += 1
             return
+        if self.stale:              # new data again: the fresh marks go first
+            self._mark_fresh(ts_decoded)
         last[instrument] = update_id
         idx = C.try_claim(self._hdr)
         if idx < 0:
@@ -90,6 +98,7 @@ class RingSink:
                            trade_qty, trade_side, ts_venue, ts_arrival, ts_decoded, ts_published)
         C.commit(self._hdr)
         self.published += 1
+        self.last_published_ns = ts_published
         hist = self._hist
         if hist is not None:
             hist(self._h_a2d, ts_decoded - ts_arrival)
@@ -104,8 +113,15 @@ class RingSink:
             return
         self.stale = True
         self.stale_marks += 1
-        now = perf_counter_ns()
+        now = self.stale_since_ns = perf_counter_ns()
         self._publish_marks(MD_STALE, 0, now, now)
+
+    def forget_ids(self) -> None:
+        """Forget the last published ids: the next event of each instrument is published
+        whatever its id (after a venue rewound its update ids; see the module doc)."""
+        self.last_book[:] = [_NO_ID] * self.n_instruments
+        self.last_trade[:] = [_NO_ID] * self.n_instruments
+        self.id_resets += 1
 
     def _mark_fresh(self, now: int) -> None:
         self.stale = False
@@ -131,7 +147,8 @@ class RingSink:
     def counters(self) -> dict[str, int]:
         """The sink's counters (reporting, not the hot path)."""
         return {"records": self.published, "dupes": self.dupes, "ring_full": self.ring_full,
-                "stale_marks": self.stale_marks, "fresh_marks": self.fresh_marks}
+                "stale_marks": self.stale_marks, "fresh_marks": self.fresh_marks,
+                "id_resets": self.id_resets}
 
 
 def open_sink(instance: str, ring_capacity: int, ring_policy: str, instruments: Sequence,

@@ -123,3 +123,19 @@ def test_full_ring_drops_and_counts_without_raising(instance):
     finally:
         consumer.close()
         producer.close()
+
+
+def test_duplicates_do_not_revive_a_stale_stream_forget_ids_does(rig):
+    sink, consumer, _ = rig
+    _frame(sink, 0)
+    _book(sink, 0, 900)
+    sink.mark_stale()
+    _book(sink, 0, 900)          # a copy of what was published: still stale, nothing written
+    _book(sink, 0, 15)           # rewound ids: dropped as duplicates too
+    assert sink.stale and sink.dupes == 2
+    sink.forget_ids()
+    _book(sink, 0, 16)
+    recs = _drain(consumer)
+    assert [(int(r["kind"]), int(r["update_id"])) for r in recs if r["instrument"] == 0] == \
+        [(MD_BBO, 900), (MD_STALE, 900), (MD_FRESH, 0), (MD_BBO, 16)]
+    assert not sink.stale and sink.id_resets == 1
