@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import struct
-from decimal import Decimal
+from decimal import Decimal, localcontext
 from pathlib import Path
 from typing import NamedTuple
 
@@ -46,9 +46,11 @@ def instruments(*symbols: str, exp: int = -8) -> list[Instrument]:
 
 def fixed(s: str, exp: int) -> int:
     """Oracle: the decimal string at 10**exp via Decimal (exactness asserted)."""
-    v = Decimal(s).scaleb(-exp)
-    assert v == v.to_integral_value(), (s, exp)
-    return int(v)
+    with localcontext() as ctx:
+        ctx.prec = 100
+        v = Decimal(s).scaleb(-exp)
+        assert v == v.to_integral_value(), (s, exp)
+        return int(v)
 
 
 # ---------------------------------------------------------------- corpus file formats

@@ -9,11 +9,17 @@ import logging
 import time
 from typing import Sequence
 
+import msgspec
+
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.fixed import FixedCache, fixed_cache, sentinel_kind
 from engine.instruments import Instrument
 
 log = logging.getLogger("engine.feed.venues")
+
+# What a decoder raises on bad input: msgspec's errors, and UnicodeDecodeError for a string
+# that is not UTF-8 (msgspec lets that one through as is).
+DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError)
 
 # Kinds worth a log line when they arrive (rate-limited); data and control are routine.
 LOGGED_KINDS = frozenset(FRAME_KINDS) - {"data", "control"}
@@ -45,6 +51,9 @@ class AdapterBase:
         self.instruments = tuple(instruments)
         self.streams = tuple(dict.fromkeys(streams))
         self.counts: dict[str, int] = dict.fromkeys(FRAME_KINDS, 0)
+        # Frames that reached the last-resort `except Exception` in decode (a bug to fix: normal
+        # bad input is classified on its own path); counted as malformed too.
+        self.unexpected = 0
         # Per instrument: (index, price cache, qty cache, price exp, qty exp).
         self._by_symbol: dict[str, tuple[int, FixedCache, FixedCache, int, int]] = {}
         for i, ins in enumerate(self.instruments):
@@ -72,6 +81,19 @@ class AdapterBase:
         if self._log_on and kind in LOGGED_KINDS:
             self._log_skip(kind, payload)
         return 0
+
+    def _frame_done(self, emitted: int, skipped: str | None, payload) -> int:
+        """End of a frame holding several events: it counts once, as data when anything was
+        emitted, else as the first reason an event was refused ("unknown" for an empty list)."""
+        if emitted:
+            self.counts["data"] += 1
+            return emitted
+        return self._skip(skipped or "unknown", payload)
+
+    def _unexpected(self, payload) -> int:
+        """The last resort of `decode`: an exception nobody anticipated. Count it, skip the frame."""
+        self.unexpected += 1
+        return self._skip("malformed", payload)
 
     def _skip_number(self, value: int, payload) -> int:
         """Skip a frame whose decimal field came back from a FixedCache as a sentinel."""

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX
-from engine.feed.venues._base import AdapterBase
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -136,7 +136,7 @@ class BinanceJsonAdapter(AdapterBase):
                 # Combined bookTicker, written out inline: this is the latency-critical path.
                 try:
                     d = _book_ticker_envelope.decode(payload).data
-                except msgspec.MsgspecError:
+                except DECODE_ERRORS:
                     return self._decode_general(payload, sink)
                 ent = self._by_symbol.get(d.s)
                 if ent is None:
@@ -161,7 +161,7 @@ class BinanceJsonAdapter(AdapterBase):
                 return self._skip("unknown", payload)
             return self._decode_general(payload, sink)
         except Exception:  # last resort: a frame must never take the reader down
-            return self._skip("malformed", payload)
+            return self._unexpected(payload)
 
     def _emit_book_ticker(self, d: BookTicker, ent, payload, sink) -> int:
         """The same steps as the inline fast path in `decode`, for the other frame shapes."""
@@ -186,7 +186,7 @@ class BinanceJsonAdapter(AdapterBase):
     def _decode_general(self, payload, sink) -> int:
         try:
             env = envelope.decode(payload)
-        except msgspec.MsgspecError:
+        except DECODE_ERRORS:
             return self._skip("malformed", payload)
         try:
             if env.stream:
@@ -204,7 +204,7 @@ class BinanceJsonAdapter(AdapterBase):
                     return self._skip("unknown_symbol", payload)
                 return self._on_partial_depth(payload, self._only, payload, sink)
             return self._skip("unknown", payload)
-        except msgspec.MsgspecError:
+        except DECODE_ERRORS:
             return self._skip("malformed", payload)
 
     def _on_stream(self, env: Envelope, payload, sink) -> int:

@@ -19,9 +19,9 @@ import struct
 import msgspec
 import numpy as np
 
-from engine.feed.fixed import INT64_MAX, POW10
+from engine.feed.fixed import INT64_MAX, POW10, sentinel_kind
 from engine.feed.venues import binance
-from engine.feed.venues._base import AdapterBase
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
 SCHEMA_ID = 1
@@ -160,18 +160,18 @@ class BinanceSbeAdapter(AdapterBase):
                     return 1
             return self._decode_other(payload, sink)
         except Exception:  # last resort: a frame must never take the reader down
-            return self._skip("malformed", payload)
+            return self._unexpected(payload)
 
     # ------------------------------------------------------------------ other templates
     def _decode_text(self, payload) -> int:
         try:
             env = binance.envelope.decode(payload)
-        except msgspec.MsgspecError:
+        except DECODE_ERRORS:
             return self._skip("malformed", payload)
         if env.stream:   # combined control events ({"stream":"!serverShutdown","data":..})
             try:
                 env = binance.envelope.decode(env.data)
-            except msgspec.MsgspecError:
+            except DECODE_ERRORS:
                 return self._skip("malformed", payload)
         return self._skip(binance.control_kind(env) or "unknown", payload)
 
@@ -215,23 +215,21 @@ class BinanceSbeAdapter(AdapterBase):
         i, _, _, ipe, iqe = ent
         ps, qs = pe - ipe, qe - iqe
         ts_ns = ts * US if 0 <= ts <= MAX_US else 0
-        emitted = 0
+        emitted, skipped = 0, None
         for k in range(count):
             tid, pm, qm, maker = _TRADE_ENTRY.unpack_from(payload, first + k * entry_len)
             if tid <= self._last_trade_id[i]:
-                self._skip("backwards", payload)
+                skipped = skipped or "backwards"
                 continue
             px, qty = _scale(pm, ps), _scale(qm, qs)
             if (px | qty) < 0:
-                self._skip_number(min(px, qty), payload)
+                skipped = skipped or sentinel_kind(min(px, qty))
                 continue
             self._last_trade_id[i] = tid
             sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, SIDE_SELL if maker else SIDE_BUY,
                       ts_ns)
             emitted += 1
-        if emitted:
-            self.counts["data"] += 1
-        return emitted
+        return self._frame_done(emitted, skipped, payload)
 
     def _depth_top(self, payload, block: int, sink) -> int:
         size = len(payload)

@@ -19,8 +19,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
-from engine.feed.fixed import INT64_MAX, MALFORMED
-from engine.feed.venues._base import AdapterBase
+from engine.feed.fixed import INT64_MAX, MALFORMED, sentinel_kind
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BYBIT
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -113,11 +113,11 @@ class BybitAdapter(AdapterBase):
                     if ent is None:
                         return self._skip("unknown_symbol", payload)
                     return handler(m, ent, payload, sink)
-            except msgspec.MsgspecError:
+            except DECODE_ERRORS:
                 return self._skip("malformed", payload)
             return self._skip(self._control_kind(m), payload)
         except Exception:  # last resort: a frame must never take the reader down
-            return self._skip("malformed", payload)
+            return self._unexpected(payload)
 
     @staticmethod
     def _control_kind(m: Message) -> str:
@@ -169,25 +169,23 @@ class BybitAdapter(AdapterBase):
 
     def _on_trades(self, m: Message, ent, payload, sink) -> int:
         i, pc, qc, _, _ = ent
-        emitted = 0
+        emitted, skipped = 0, None
         for t in _trades.decode(m.data):
-            side = _SIDES.get(t.S)
+            side = _SIDES.get(t.S, MALFORMED)
             px = pc[t.p]
             qty = qc[t.v]
-            if side is None or (px | qty) < 0:
-                self._skip_number(min(px, qty, MALFORMED if side is None else 0), payload)
+            if (side | px | qty) < 0:
+                skipped = skipped or sentinel_kind(min(side, px, qty))
                 continue
             tid = t.seq or _numeric_id(t.i)
             if tid:
                 if tid <= self._last_trade_id[i]:
-                    self._skip("backwards", payload)
+                    skipped = skipped or "backwards"
                     continue
                 self._last_trade_id[i] = tid
             sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, side, t.T * MS)
             emitted += 1
-        if emitted:
-            self.counts["data"] += 1
-        return emitted
+        return self._frame_done(emitted, skipped, payload)
 
 
 def _numeric_id(s: str) -> int:

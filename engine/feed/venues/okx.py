@@ -13,8 +13,8 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
-from engine.feed.fixed import INT64_MAX, MALFORMED
-from engine.feed.venues._base import AdapterBase
+from engine.feed.fixed import INT64_MAX, MALFORMED, sentinel_kind
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_OKX
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -113,22 +113,22 @@ class OkxAdapter(AdapterBase):
                 if ent is None:
                     return self._skip("unknown_symbol", payload)
                 return handler(p.data, ent, payload, sink)
-            except msgspec.MsgspecError:
+            except DECODE_ERRORS:
                 return self._skip("malformed", payload)
         except Exception:  # last resort: a frame must never take the reader down
-            return self._skip("malformed", payload)
+            return self._unexpected(payload)
 
     def _on_bbo(self, raw, ent, payload, sink) -> int:
         i, pc, qc, _, _ = ent
-        emitted = 0
+        emitted, skipped = 0, None
         for d in _bbo.decode(raw):
             ts = _ms(d.ts)
             u = d.seqId if d.seqId is not None else ts
             if ts < 0 or ts > MAX_MS:
-                self._skip("malformed", payload)
+                skipped = skipped or "malformed"
                 continue
             if u < self._last_book_id[i]:
-                self._skip("backwards", payload)
+                skipped = skipped or "backwards"
                 continue
             bp = bq = ap = aq = 0
             if d.bids:
@@ -138,40 +138,38 @@ class OkxAdapter(AdapterBase):
                 a = d.asks[0]
                 ap, aq = (pc[a[0]], qc[a[1]]) if len(a) >= 2 else (MALFORMED, 0)
             if (bp | bq | ap | aq) < 0:
-                self._skip_number(min(bp, bq, ap, aq), payload)
+                skipped = skipped or sentinel_kind(min(bp, bq, ap, aq))
                 continue
             if bp >= ap and bq and aq:
-                self._skip("crossed", payload)
+                skipped = skipped or "crossed"
                 continue
             self._last_book_id[i] = u
             sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, ts * MS)
             emitted += 1
-        if emitted:
-            self.counts["data"] += 1
-        return emitted
+        return self._frame_done(emitted, skipped, payload)
 
     def _on_trades(self, raw, ent, payload, sink) -> int:
         i, pc, qc, _, _ = ent
-        emitted = 0
+        emitted, skipped = 0, None
         for t in _trades.decode(raw):
             side = _SIDES.get(t.side)
             px, qty = pc[t.px], qc[t.sz]
             tid, ts = _ms(t.tradeId, 18), _ms(t.ts)
             if side is None or tid < 0 or ts < 0 or ts > MAX_MS or (px | qty) < 0:
-                self._skip_number(min(px, qty, MALFORMED), payload)
+                skipped = skipped or sentinel_kind(min(px, qty, MALFORMED))
                 continue
             if tid <= self._last_trade_id[i]:
-                self._skip("backwards", payload)
+                skipped = skipped or "backwards"
                 continue
             self._last_trade_id[i] = tid
             sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, side, ts * MS)
             emitted += 1
-        if emitted:
-            self.counts["data"] += 1
-        return emitted
+        return self._frame_done(emitted, skipped, payload)
 
 
 def _event_kind(event) -> str:
+    if type(event) is not str:
+        return "malformed"
     if event == "error":
         return "error"
     if event == "notice":          # e.g. code 64008: the connection closes soon for an upgrade
