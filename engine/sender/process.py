@@ -79,6 +79,7 @@ class Sender:
         self.stop_reason = ""
         self._drain_scheduled = False
         self._reconnecting = False
+        self._ever_connected = False
         self._reconciling = False
         self._last_reconcile = 0.0
         self._seen_running: set[str] = set()
@@ -197,12 +198,13 @@ class Sender:
     async def _reconnect(self) -> None:
         """Connect (logon inside), reconcile, then resume; exponential back-off with jitter."""
         ceiling = self.scfg.reconnect_base_s
-        first = self.reconnects == 0 and not self.gw.ready
+        first = not self._ever_connected
         try:
             while not self._stopping():
                 try:
                     await self.gw.connect(self.url)
                     await self.gw.reconcile(full=True)
+                    self._ever_connected = True
                     if not first:
                         self.reconnects += 1
                     _log(f"{'connected' if first else 'reconnected'} to {self.url} "

@@ -1,0 +1,263 @@
+"""The sender process against the exchange simulator (a real WebSocket server on loopback):
+round trips, fills, rejects, reconnect + reconcile, and the safety net. The test process plays
+the quoter's ring ends (engine.sender.testing.QuoterEnd)."""
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+
+import pytest
+
+from engine import demo_keys
+from engine.config import EngineConfig
+from engine.control import KILL_HEARTBEAT, STATE_RUNNING, Control
+from engine.instruments import DEFAULT_INSTRUMENTS
+from engine.records import (FILL_ACK, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME,
+                            FILL_TRADE, SIDE_BUY, SIDE_SELL)
+from engine.sender import binance as bn
+from engine.sender.signing import HmacSigner
+from engine.sender.testing import QuoterEnd, SenderProcess
+from engine.sim.testing import SimThread
+
+pytestmark = pytest.mark.timeout(60)
+
+BTC = 0
+PX_50000 = 5_000_000          # BTCUSDT price mantissa (exp -2)
+QTY = 100                     # 0.00100 BTC (exp -5)
+
+
+def kinds(records, order_id=None):
+    return [r["kind"] for r in records if order_id is None or r["order_id"] == order_id]
+
+
+@pytest.fixture
+def sim():
+    with SimThread(event_rate=20, trade_rate=0) as s:
+        yield s
+
+
+def engine_cfg(instance, sim, **sender):
+    sender.setdefault("reconnect_base_s", 0.05)
+    return EngineConfig(instance=instance, sender={"url": sim.api_url, **sender})
+
+
+@pytest.fixture
+def running(instance, sim):
+    """Start a sender (auth per test param) and wait for FILL_RESUME; yields (sp, q, cfg)."""
+    started = []
+
+    def start(**sender):
+        cfg = engine_cfg(instance, sim, **sender)
+        q = QuoterEnd(cfg)
+        sp = SenderProcess(cfg).start()
+        started.append((sp, q))
+        try:
+            q.wait_fill(lambda r: r["kind"] == FILL_RESUME, 20)
+        except TimeoutError:
+            raise AssertionError(f"sender did not start:\n{sp.log()}") from None
+        return sp, q, cfg
+
+    yield start
+    for sp, q in started:
+        sp.__exit__(None, None, None)
+        q.close()
+
+
+def test_place_replace_cancel_round_trip(sim, running):
+    sp, q, _ = running(auth="ed25519")
+    q.new(1, update_id=4242, price=PX_50000, qty=QTY, side=SIDE_BUY)
+    ack = q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 1)
+    assert (ack["price"], ack["qty"], ack["leaves_qty"]) == (PX_50000, QTY, QTY)
+    [o] = sim.open_orders("BTCUSDT")
+    assert (o["clientOrderId"], o["price"], o["origQty"], o["type"], o["side"]) == \
+        ("mm-4242-1", "50000.00000000", "0.00100000", "LIMIT_MAKER", "BUY")
+
+    q.replace(2, 1, update_id=4243, price=PX_50000 + 1, qty=2 * QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 2)
+    q.wait_fill(lambda r: r["kind"] == FILL_CANCELED and r["order_id"] == 1)
+    [o] = sim.open_orders("BTCUSDT")
+    assert (o["clientOrderId"], o["price"], o["origQty"]) == ("mm-4243-2", "50000.01000000",
+                                                             "0.00200000")
+    q.cancel(2)
+    q.wait_fill(lambda r: r["kind"] == FILL_CANCELED and r["order_id"] == 2)
+    assert sim.open_orders() == []
+    sp.terminate()
+    assert sp.wait() == 0
+    assert kinds(q.received, 1) == [FILL_ACK, FILL_CANCELED]       # nothing duplicated
+    assert kinds(q.received, 2) == [FILL_ACK, FILL_CANCELED]
+
+
+def test_fills_reach_the_fill_ring_with_exact_quantities(sim, running):
+    sp, q, _ = running(auth="hmac")
+    start_btc = [r for r in q.received if r["kind"] == FILL_POSITION and r["instrument"] == BTC]
+    assert start_btc[0]["qty"] == 10 * 100_000                      # sim starts with 10 BTC
+    q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+    q.new(2, update_id=1, price=7_000_000, qty=3 * QTY, side=SIDE_SELL)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 2)
+    sim.trade_at("BTCUSDT", "49999.00", "0.00500", "SELL")          # through our bid
+    t = q.wait_fill(lambda r: r["kind"] == FILL_TRADE and r["order_id"] == 1)
+    assert (t["side"], t["price"], t["qty"], t["cum_qty"], t["leaves_qty"]) == \
+        (SIDE_BUY, PX_50000, QTY, QTY, 0)
+    sim.trade_at("BTCUSDT", "70000.01", "0.00300", "BUY")           # through our ask
+    t = q.wait_fill(lambda r: r["kind"] == FILL_TRADE and r["order_id"] == 2)
+    assert (t["side"], t["price"], t["qty"], t["cum_qty"], t["leaves_qty"]) == \
+        (SIDE_SELL, 7_000_000, 3 * QTY, 3 * QTY, 0)
+    assert sim.balances()["BTC"]["free"].startswith("9.998")      # +0.001 -0.003
+    sp.terminate()
+    assert sp.wait() == 0
+    trades = [r for r in q.received if r["kind"] == FILL_TRADE]
+    assert len(trades) == 2                                        # each fill exactly once
+
+
+def test_rejects_are_reported_with_the_venue_code(sim, running):
+    sp, q, _ = running(auth="ed25519")
+    sim.reject_orders(1, -2010, "Account has insufficient balance for requested action.")
+    q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+    r = q.wait_fill(lambda r: r["order_id"] == 1 and r["kind"] != FILL_POSITION)
+    assert (r["kind"], r["error_code"]) == (FILL_REJECT, -2010)
+    book = sim.book("BTCUSDT")
+    ask = int(book["ask"].replace(".", "")[:-6])                   # 8 decimals -> 2
+    q.new(2, update_id=2, price=ask + 100, qty=QTY, side=SIDE_BUY, post_only=1)  # would take
+    r = q.wait_fill(lambda r: r["order_id"] == 2)
+    assert (r["kind"], r["error_code"]) == (FILL_REJECT, -2010)
+    assert sim.open_orders() == []
+    sp.terminate()
+    assert sp.wait() == 0
+
+
+def _place_stranger(sim, cid: str) -> None:
+    """Another client places an order carrying our tag (a leftover of an earlier run)."""
+    import websockets.sync.client as wsc
+
+    enc = bn.BinanceEncoder(DEFAULT_INSTRUMENTS, demo_keys.DEMO_API_KEY, bn.AUTH_HMAC,
+                            HmacSigner(demo_keys.DEMO_API_SECRET.encode()))
+    with wsc.connect(sim.api_url, open_timeout=5) as ws:
+        ws.send(enc.place(1, BTC, SIDE_BUY, 1, cid.encode(), 4_000_000, QTY,
+                          time.time_ns() // 1_000_000).decode())
+        assert json.loads(ws.recv(timeout=5))["status"] == 200
+
+
+def test_start_and_reconnect_reconcile_with_the_venue(sim, running):
+    _place_stranger(sim, "mm-1-999")
+    sp, q, _ = running(auth="ed25519")
+    assert [o["clientOrderId"] for o in _wait(lambda: sim.open_orders() == [] or None,
+                                              sim.open_orders)] == []  # stranger canceled
+    q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+    q.new(2, update_id=1, price=PX_50000 - 100, qty=QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 2)
+    resumes = kinds(q.received).count(FILL_RESUME)
+
+    def drop_and_fill():          # one step on the sim's loop: the fill lands while we are away
+        srv = sim.server
+        srv.drop_connections("api")
+        srv.trade_at("BTCUSDT", "49999.50", "0.00100", "SELL")     # fills order 1 only
+    sim.delay_responses(200)      # the fill's executionReport is still queued when we drop
+    sim._call(drop_and_fill)
+    time.sleep(0.4)
+    sim.delay_responses(0)
+
+    q.wait_fill(lambda r: r["kind"] == FILL_CANCELED and r["order_id"] == 1, 15)
+    q.wait_fill(lambda r: r["kind"] == FILL_RESUME and
+                kinds(q.received).count(FILL_RESUME) > resumes, 15)
+    after = q.received[[i for i, r in enumerate(q.received) if r["kind"] == FILL_CANCELED
+                        and r["order_id"] == 1][0]:]
+    pos = [r for r in after if r["kind"] == FILL_POSITION and r["instrument"] == BTC]
+    assert pos and pos[0]["qty"] == 10 * 100_000 + QTY          # the missed fill, via position
+    assert 2 not in [r["order_id"] for r in after if r["kind"] == FILL_CANCELED]
+    q.cancel(2)                                                  # order 2 survived, still ours
+    q.wait_fill(lambda r: r["kind"] == FILL_CANCELED and r["order_id"] == 2)
+    sp.terminate()
+    assert sp.wait() == 0
+    assert "reconnected" in sp.log()
+
+
+def _wait(pred, get, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if pred():
+            break
+        time.sleep(0.02)
+    return get()
+
+
+def test_sigterm_with_resting_orders_leaves_nothing_open(sim, running):
+    sp, q, _ = running(auth="hmac")
+    for n in range(1, 6):
+        q.new(n, update_id=100 + n, price=PX_50000 - n, qty=QTY, side=SIDE_BUY)
+    q.new(6, update_id=200, price=7_000_000, qty=QTY, side=SIDE_SELL, instrument=0)
+    q.new(7, update_id=201, price=200_000, qty=10_000, side=SIDE_BUY, instrument=1)  # ETHUSDT
+    q.wait_fill(lambda r: kinds(q.received).count(FILL_ACK) == 7)
+    assert len(sim.open_orders()) == 7
+    sp.terminate()
+    assert sp.wait() == 0
+    assert sim.open_orders() == []
+    log = sp.log()
+    assert "every order confirmed gone" in log
+    assert demo_keys.DEMO_API_SECRET not in log and demo_keys.DEMO_API_KEY not in log
+
+
+def test_stopped_quoter_heartbeat_triggers_cancel_all(instance, sim, running):
+    ctl = Control.open(instance)
+    ctl.register("quoter")
+    ctl.set_state("quoter", STATE_RUNNING)
+    beating = threading.Event()
+    beating.set()
+
+    def beat():
+        while beating.is_set():
+            ctl.beat("quoter")
+            time.sleep(0.02)
+    t = threading.Thread(target=beat, daemon=True)
+    t.start()
+    try:
+        sp, q, _ = running(auth="ed25519", heartbeat_timeout_ms=300)
+        q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+        q.wait_fill(lambda r: r["kind"] == FILL_ACK)
+        time.sleep(0.5)                           # beating: the sender keeps running
+        assert sp.proc.poll() is None and len(sim.open_orders()) == 1
+        beating.clear()                           # the quoter stops beating
+        assert sp.wait(15) == 0
+        assert sim.open_orders() == []
+        assert ctl.killed() == KILL_HEARTBEAT
+        assert "quoter heartbeat" in sp.log()
+    finally:
+        beating.clear()
+        t.join(2)
+        ctl.deregister("quoter")
+        ctl.close()
+
+
+def test_dry_run_signs_logs_redacted_and_sends_nothing(instance, sim):
+    cfg = EngineConfig(instance=instance, sender={"url": sim.api_url, "dry_run": True,
+                                                  "auth": "hmac"})
+    q = QuoterEnd(cfg)
+    with SenderProcess(cfg) as sp:
+        q.wait_fill(lambda r: r["kind"] == FILL_RESUME, 20)
+        q.new(1, update_id=9, price=PX_50000, qty=QTY, side=SIDE_BUY)
+        deadline = time.monotonic() + 10
+        while "dry-run:" not in sp.log() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        sp.terminate()
+        assert sp.wait() == 0
+        log = sp.log()
+    q.poll()
+    q.close()
+    line = [x for x in log.splitlines() if "dry-run:" in x][0]
+    frame = json.loads(line.split("dry-run: ", 1)[1])
+    assert frame["params"]["newClientOrderId"] == "mm-9-1"
+    assert frame["params"]["signature"] == "***" and frame["params"]["apiKey"] == "***"
+    assert demo_keys.DEMO_API_KEY not in log and demo_keys.DEMO_API_SECRET not in log
+    assert kinds(q.received) == [FILL_RESUME]                     # no acks, no fills
+    assert sim.stats()["requests"] == 0 and sim.open_orders() == []
+
+
+def test_refuses_demo_keys_off_loopback(instance):
+    cfg = EngineConfig(instance=instance, sender={"url": "wss://ws-api.binance.com/ws-api/v3"})
+    with SenderProcess(cfg, env={"MM_API_KEY": "", "MM_API_SECRET": ""}) as sp:
+        assert sp.wait(20) == 2
+        assert "loopback" in sp.log()
+
+
+_ = asyncio
