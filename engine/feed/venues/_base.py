@@ -60,7 +60,8 @@ class AdapterBase:
             key = self.symbol_key(ins.symbol)
             if key in self._by_symbol:
                 raise ValueError(f"instruments: symbol {ins.symbol} listed twice")
-            self._by_symbol[key] = (i, fixed_cache(ins.pexp), fixed_cache(ins.qexp), ins.pexp, ins.qexp)
+            self._by_symbol[key] = (i, fixed_cache(ins.pexp), fixed_cache(ins.qexp),
+                                    ins.pexp, ins.qexp)
         n = len(self.instruments)
         self._last_book_id = [-1] * n     # highest book update id emitted, per instrument
         self._last_trade_id = [-1] * n
@@ -91,7 +92,7 @@ class AdapterBase:
         return self._skip(skipped or "unknown", payload)
 
     def _unexpected(self, payload) -> int:
-        """The last resort of `decode`: an exception nobody anticipated. Count it, skip the frame."""
+        """The last resort of `decode`: an exception nobody anticipated. Count, skip."""
         self.unexpected += 1
         return self._skip("malformed", payload)
 

@@ -22,7 +22,8 @@ EpochMs = Annotated[int, Meta(ge=0, le=INT64_MAX // 1_000_000)]
 MS = 1_000_000  # ns per ms
 
 MAX_STREAMS = 1024  # per connection (venue limit)
-PARTIAL_DEPTH_STREAMS = tuple(f"depth{n}{speed}" for n in (5, 10, 20) for speed in ("", "@100ms", "@1000ms"))
+PARTIAL_DEPTH_STREAMS = tuple(f"depth{n}{speed}" for n in (5, 10, 20)
+                              for speed in ("", "@100ms", "@1000ms"))
 
 
 # ---------------------------------------------------------------- venue schemas (keys = JSON keys)
@@ -75,7 +76,8 @@ _book_ticker = msgspec.json.Decoder(BookTicker)
 _trade = msgspec.json.Decoder(Trade)
 _partial_depth = msgspec.json.Decoder(PartialDepth)
 envelope = msgspec.json.Decoder(Envelope)
-_QUOTE = 34  # '"': a combined bookTicker frame ends with `"}}` (a trade ends `true}}`, depth `]]}}`)
+# '"': a combined bookTicker frame ends with `"}}` (a trade with `true}}`, a depth with `]]}}`).
+_QUOTE = 34
 
 
 def control_kind(env: Envelope) -> str | None:
@@ -119,7 +121,8 @@ class BinanceJsonAdapter(AdapterBase):
         """`<base>/stream?streams=btcusdt@bookTicker/...` (combined streams, lowercase symbols)."""
         names = self.stream_names()
         if len(names) > MAX_STREAMS:
-            raise ValueError(f"feed: {len(names)} streams on one connection, Binance allows {MAX_STREAMS}")
+            raise ValueError(f"feed: {len(names)} streams on one connection, "
+                             f"Binance allows {MAX_STREAMS}")
         return f"{base_url.rstrip('/')}/stream?streams={'/'.join(names)}"
 
     def subscribe_frames(self) -> list[bytes]:

@@ -19,7 +19,7 @@ import struct
 import msgspec
 import numpy as np
 
-from engine.feed.fixed import INT64_MAX, POW10, sentinel_kind
+from engine.feed.fixed import INT64_MAX, MALFORMED, POW10, PRECISION, sentinel_kind
 from engine.feed.venues import binance
 from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
@@ -53,7 +53,7 @@ TRADE_ENTRY_DTYPE = np.dtype([("id", "<i8"), ("price", "<i8"), ("qty", "<i8"),
 DEPTH_ROOT_DTYPE = np.dtype([("eventTime", "<i8"), ("bookUpdateId", "<i8"),
                              ("priceExponent", "i1"), ("qtyExponent", "i1")])
 GROUP_SIZE_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u4")])    # groupSizeEncoding
-GROUP_SIZE16_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u2")])  # groupSize16Encoding
+GROUP_SIZE16_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u2")])  # groupSize16
 LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", "<i8")])
 
 
@@ -78,20 +78,21 @@ _BBA_BY_LENGTH = {_BBA_PREFIX + n: struct.Struct(f"{_BBA_FIXED}{n}s") for n in r
 
 
 def read_best_bid_ask(payload) -> np.ndarray:
-    """Zero-copy numpy view of a bestBidAsk frame's fixed part (one record of BEST_BID_ASK_DTYPE)."""
+    """Zero-copy numpy view of a bestBidAsk frame's fixed part (one BEST_BID_ASK_DTYPE record)."""
     return np.frombuffer(payload, BEST_BID_ASK_DTYPE, count=1)
 
 
 def _scale(mantissa: int, shift: int) -> int:
-    """mantissa * 10^shift as an int64, or -1 when it loses digits or leaves int64 (shift < 0 divides)."""
+    """mantissa * 10^shift as an int64; PRECISION (-2) when a division leaves a remainder,
+    MALFORMED (-1) outside 0..int64 max."""
     if shift >= 0:
-        v = mantissa * POW10[shift] if shift < 40 else -1
+        v = mantissa * POW10[shift] if shift < 40 else MALFORMED
     else:
         div = POW10[-shift] if -shift < 40 else 1 << 200
         v, r = divmod(mantissa, div)
         if r:
-            return -2
-    return v if 0 <= v <= INT64_MAX else -1
+            return PRECISION
+    return v if 0 <= v <= INT64_MAX else MALFORMED
 
 
 class BinanceSbeAdapter(AdapterBase):
@@ -155,7 +156,8 @@ class BinanceSbeAdapter(AdapterBase):
                     if bp >= ap and bq and aq:
                         return self._skip("crossed", payload)
                     self._last_book_id[i] = u
-                    sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, ts * US if 0 <= ts <= MAX_US else 0)
+                    sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0,
+                              ts * US if 0 <= ts <= MAX_US else 0)
                     self.counts["data"] += 1
                     return 1
             return self._decode_other(payload, sink)
@@ -190,7 +192,7 @@ class BinanceSbeAdapter(AdapterBase):
         return self._skip("unknown", payload)
 
     def _symbol_at(self, payload, off: int, payload_len: int):
-        """Instrument entry of the varString8 symbol at `off`, or a frame kind (str) to skip with."""
+        """Instrument entry of the varString8 symbol at `off`, or the frame kind (str) to skip."""
         if off + 1 > payload_len:
             return "malformed"
         n = payload[off]

@@ -68,7 +68,7 @@ class BybitAdapter(AdapterBase):
     """Bybit v5 public market data (spot by default; set `category` for linear/inverse)."""
 
     venue = VENUE_BYBIT
-    ping_interval_s = 20.0        # Bybit drops connections without a ping for ~10 min; docs say 20 s
+    ping_interval_s = 20.0        # the docs ask for a ping every 20 s
     max_connection_age_s = 1e9
     STREAMS = ("orderbook.1", "publicTrade")
     category = "spot"
@@ -77,7 +77,8 @@ class BybitAdapter(AdapterBase):
         super().__init__(instruments, streams, log_skipped)
         self._handlers = {"orderbook.1": self._on_book, "publicTrade": self._on_trades}
         n = len(self.instruments)
-        self._top = [None] * n     # per instrument: [bid_px, bid_qty, ask_px, ask_qty] after a snapshot
+        # Per instrument: [bid_px, bid_qty, ask_px, ask_qty], None until its first snapshot.
+        self._top = [None] * n
 
     def topics(self) -> list[str]:
         return [f"{s}.{ins.symbol}" for ins in self.instruments for s in self.streams]

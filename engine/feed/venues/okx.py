@@ -84,7 +84,8 @@ class OkxAdapter(AdapterBase):
         return base if "/v5/" in base else f"{base}/ws/v5/public"
 
     def subscribe_frames(self) -> list[bytes]:
-        args = [{"channel": s, "instId": ins.symbol} for ins in self.instruments for s in self.streams]
+        args = [{"channel": s, "instId": ins.symbol}
+                for ins in self.instruments for s in self.streams]
         return [msgspec.json.encode({"op": "subscribe", "args": args})]
 
     def ping_frame(self) -> bytes | None:

@@ -1,0 +1,367 @@
+"""Feed decode benchmark: ns per frame, decode + normalise to int64 fixed point + publish into a
+real md ring, for each venue format, side by side with `json.loads` + float and `orjson.loads` +
+float doing the same normalisation and the same publish (measured in the same run), and the
+frame-arrival-to-published latency distribution.
+
+Frames: the real Binance spot bookTicker/trade stream from ../shared/corpus (hftbacktest
+BTCUSDT capture) when it is there, else a synthetic random walk; update ids are renumbered so a
+frame list can be replayed. The other formats carry the same prices in their own wire shape
+(SBE bestBidAsk built per stream_1_0.xml). Publish = claim + one struct pack into the slot +
+commit (the md ring's producer path), a consumer in this process drains between batches.
+
+Run: `.venv/bin/python -m bench --only feed_decode` (or `python -m bench.feed_decode`).
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+import statistics
+import struct
+import sys
+import time
+from pathlib import Path
+from time import perf_counter_ns
+
+import numpy as np
+
+from bench.common import describe_machine, pct, table
+from engine import _native as C
+from engine.feed.venues import make_adapter
+from engine.feed.venues import binance_sbe
+from engine.instruments import Instrument
+from engine.records import MD_BBO, MD_DTYPE, MD_TRADE, SIDE_BUY, SIDE_SELL, packer
+from engine.ring.layout import HEADER_SIZE
+from engine.ring.ring import Ring
+
+CORPUS = Path(os.environ.get("MM_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "corpus"
+BTC = Instrument(symbol="BTCUSDT", base="BTC", quote="USDT", tick_size="0.01", lot_size="0.00001")
+BATCH = 256
+_PACK = packer(MD_DTYPE)
+
+
+class BenchSink:
+    """Minimal md-ring publisher (the producer side of engine/feed/publish.py without dedupe):
+    claim a slot, pack the record into it in one call, commit."""
+
+    def __init__(self, ring: Ring):
+        self._hdr = ring.hdr
+        self._buf = ring.seg.buf
+        self._base = HEADER_SIZE + 8
+        self._size = MD_DTYPE.itemsize
+        self.ts_arrival = 0     # set per frame by the caller, as the connection does
+
+    def emit(self, instrument, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, trade_px,
+             trade_qty, trade_side, ts_venue):
+        idx = C.try_claim(self._hdr)
+        if idx < 0:
+            return
+        ts = perf_counter_ns()
+        _PACK.pack_into(self._buf, self._base + idx * self._size, update_id, instrument, kind, 1, 0,
+                        bid_px, bid_qty, ask_px, ask_qty, trade_px, trade_qty, trade_side, ts_venue,
+                        self.ts_arrival, ts, ts)
+        C.commit(self._hdr)
+
+
+# ---------------------------------------------------------------- frames
+def _book_tickers(n: int) -> tuple[list[dict], list[dict], str]:
+    """n bookTicker payloads and n/4 trade payloads (dicts with venue key order)."""
+    src = CORPUS / "binance/hftbacktest_spot_btcusdt_20240808.head.txt"
+    books, trades = [], []
+    if src.is_file():
+        for line in src.read_bytes().splitlines():
+            m = json.loads(line.split(b" ", 1)[1])
+            kind = m.get("stream", "").partition("@")[2]
+            if kind == "bookTicker":
+                books.append(m["data"])
+            elif kind == "trade":
+                trades.append(m["data"])
+        origin = f"corpus {src.name} ({len(books)} bookTicker, {len(trades)} trade frames, cycled)"
+    else:
+        rnd = random.Random(7)
+        px = 6_183_763
+        for _ in range(2000):
+            px += rnd.choice((-1, 0, 0, 1))
+            books.append({"u": 0, "s": "BTCUSDT", "b": f"{px / 100:.2f}000000",
+                          "B": f"{rnd.randint(1, 500000) / 1e5:.8f}", "a": f"{(px + 1) / 100:.2f}000000",
+                          "A": f"{rnd.randint(1, 500000) / 1e5:.8f}"})
+            trades.append({"e": "trade", "E": 1723161255343, "s": "BTCUSDT", "t": 0,
+                           "p": f"{px / 100:.2f}000000", "q": "0.02000000", "T": 1723161255342,
+                           "m": True, "M": True})
+        origin = "synthetic random walk (corpus not found)"
+    out_b = [dict(books[k % len(books)], u=50_000_000_000 + k) for k in range(n)]
+    out_t = [dict(trades[k % len(trades)], t=3_735_683_259 + k) for k in range(n)]
+    return out_b, out_t, origin
+
+
+def _dumps(obj) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()
+
+
+def _exact(s: str, exp: int) -> int:
+    whole, _, frac = s.partition(".")
+    frac = (frac + "0" * 20)[:-exp]
+    return int(whole + frac)
+
+
+def build_frames(n: int) -> tuple[dict[str, list[bytes]], str]:
+    books, trades, origin = _book_tickers(n)
+    f: dict[str, list[bytes]] = {}
+    f["binance bookTicker"] = [_dumps({"stream": "btcusdt@bookTicker", "data": d}) for d in books]
+    f["binance trade"] = [_dumps({"stream": "btcusdt@trade", "data": d}) for d in trades]
+    f["binance depth5"] = [_dumps({"stream": "btcusdt@depth5@100ms", "data": {
+        "lastUpdateId": d["u"], "bids": [[d["b"], d["B"]]] + [["1.00000000", "1.00000000"]] * 4,
+        "asks": [[d["a"], d["A"]]] + [["99999.00000000", "1.00000000"]] * 4}}) for d in books]
+    for exp, name in ((-2, "sbe bestBidAsk (exp = instrument's)"), (-8, "sbe bestBidAsk (exp -8, rescaled)")):
+        qexp = -5 if exp == -2 else -8
+        f[name] = [struct.pack("<HHHHqqbbqqqqB7s", 50, 10001, 1, 0, 1723161255343000 + k, d["u"],
+                               exp, qexp, _exact(d["b"], exp), _exact(d["B"], qexp),
+                               _exact(d["a"], exp), _exact(d["A"], qexp), 7, b"BTCUSDT")
+                   for k, d in enumerate(books)]
+
+    def trim(s: str) -> str:   # Bybit/OKX send trimmed decimals
+        return s.rstrip("0").rstrip(".") if "." in s else s
+    f["bybit orderbook.1 delta"] = [_dumps({
+        "topic": "orderbook.1.BTCUSDT", "type": "snapshot" if k == 0 else "delta", "ts": 1758841134603 + k,
+        "data": {"s": "BTCUSDT", "b": [[trim(d["b"]), trim(d["B"])]], "a": [[trim(d["a"]), trim(d["A"])]],
+                 "u": 14869255 + k, "seq": 457514742271 + k}, "cts": 1758841134598 + k})
+        for k, d in enumerate(books)]
+    f["okx bbo-tbt"] = [_dumps({
+        "arg": {"channel": "bbo-tbt", "instId": "BTC-USDT"},
+        "data": [{"asks": [[trim(d["a"]), trim(d["A"]), "0", "13"]],
+                  "bids": [[trim(d["b"]), trim(d["B"]), "0", "12"]],
+                  "ts": str(1597026383085 + k), "seqId": 123456 + k}]}) for k, d in enumerate(books)]
+    return f, origin
+
+
+ADAPTER_OF = {
+    "binance bookTicker": ("binance", ["bookTicker", "trade", "depth5@100ms"], False),
+    "binance trade": ("binance", ["bookTicker", "trade", "depth5@100ms"], False),
+    "binance depth5": ("binance", ["bookTicker", "trade", "depth5@100ms"], False),
+    "sbe bestBidAsk (exp = instrument's)": ("binance-sbe", ["bestBidAsk"], True),
+    "sbe bestBidAsk (exp -8, rescaled)": ("binance-sbe", ["bestBidAsk"], True),
+    "bybit orderbook.1 delta": ("bybit", ["orderbook.1"], False),
+    "okx bbo-tbt": ("okx", ["bbo-tbt"], False),
+}
+
+
+# ---------------------------------------------------------------- baselines (same normalisation)
+def _json_loads(payload):
+    """json.loads takes no memoryview: the copy to bytes is part of its cost."""
+    return json.loads(bytes(payload))
+
+
+def make_baseline(loads):
+    """bookTicker through a generic parser + float, rounded to the same fixed point: what the
+    exact path replaces. Same publish."""
+    symbols = {"BTCUSDT": 0}
+    ps, qs = 10.0 ** -BTC.pexp, 10.0 ** -BTC.qexp
+
+    def decode(payload, binary, sink):
+        m = loads(payload)
+        d = m["data"]
+        i = symbols[d["s"]]
+        bp = round(float(d["b"]) * ps)
+        bq = round(float(d["B"]) * qs)
+        ap = round(float(d["a"]) * ps)
+        aq = round(float(d["A"]) * qs)
+        if bp >= ap and bq and aq:
+            return 0
+        sink.emit(i, MD_BBO, d["u"], bp, bq, ap, aq, 0, 0, 0, 0)
+        return 1
+    return decode
+
+
+def make_trade_baseline(loads):
+    ps, qs = 10.0 ** -BTC.pexp, 10.0 ** -BTC.qexp
+
+    def decode(payload, binary, sink):
+        d = loads(payload)["data"]
+        sink.emit(0, MD_TRADE, d["t"], 0, 0, 0, 0, round(float(d["p"]) * ps),
+                  round(float(d["q"]) * qs), SIDE_SELL if d["m"] else SIDE_BUY, d["T"] * 1_000_000)
+        return 1
+    return decode
+
+
+# ---------------------------------------------------------------- measurement
+def _drain(consumer: Ring, lat: list | None = None) -> None:
+    """Consume what was published; with `lat`, keep each record's arrival -> published time."""
+    while True:
+        recs = consumer.pop_many()
+        if not len(recs):
+            break
+        if lat is not None:
+            lat.append(recs["ts_published"] - recs["ts_arrival"])
+    consumer.release()
+
+
+def run_format(decode_factory, frames: list[bytes], binary: bool, sink, consumer: Ring,
+               repeats: int, reset=None) -> dict:
+    """ns/frame per repeat (batches of BATCH frames timed together), then a latency pass that
+    stamps each frame's arrival and reads the published records back from the ring."""
+    views = [memoryview(f) for f in frames]
+    per_repeat = []
+    for _ in range(repeats + 1):
+        decode = decode_factory()            # fresh per-connection state: ids start over
+        if reset:
+            reset()
+        total = 0
+        for start in range(0, len(views), BATCH):
+            batch = views[start:start + BATCH]
+            t0 = perf_counter_ns()
+            for v in batch:
+                decode(v, binary, sink)
+            total += perf_counter_ns() - t0
+            _drain(consumer)
+        per_repeat.append(total / len(views))
+    per_repeat = per_repeat[1:]              # the first pass warms caches
+    decode = decode_factory()
+    if reset:
+        reset()
+    lat: list = []
+    emitted = 0
+    for start in range(0, len(views), BATCH):
+        for v in views[start:start + BATCH]:
+            sink.ts_arrival = perf_counter_ns()
+            emitted += decode(v, binary, sink)
+        _drain(consumer, lat)
+    lat_ns = np.concatenate(lat) if lat else np.zeros(0, np.int64)
+    out = {"ns_per_frame": statistics.median(per_repeat), "runs": per_repeat,
+           "published": emitted, "frames": len(frames)}
+    out.update({f"lat_{k}": v for k, v in pct(lat_ns).items()})
+    return out
+
+
+def _adapter_factory(venue, streams):
+    def factory():
+        return make_adapter(venue, [BTC if venue != "okx" else
+                                    Instrument(symbol="BTC-USDT", tick_size="0.01", lot_size="0.00001")],
+                            streams, log_skipped=False).decode
+    return factory
+
+
+def _sbe_view_read_ns(frames: list[bytes], repeats: int) -> float:
+    """The numpy-view alternative for SBE (read the fields, no publish), for the record."""
+    dt = binance_sbe.BEST_BID_ASK_DTYPE
+    views = [memoryview(f) for f in frames]
+    best = []
+    for _ in range(repeats):
+        t0 = perf_counter_ns()
+        for v in views:
+            r = np.frombuffer(v, dt, count=1)[0]
+            (r["bookUpdateId"], r["bidPrice"], r["bidQty"], r["askPrice"], r["askQty"],
+             r["priceExponent"], r["qtyExponent"])
+        best.append((perf_counter_ns() - t0) / len(views))
+    return statistics.median(best)
+
+
+def exactness(frames: list[bytes]) -> dict:
+    """How often float normalisation disagrees with the exact decoder on these frames."""
+    import orjson
+
+    exact, approx = _ListSink(), _ListSink()
+    a = make_adapter("binance", [BTC], ["bookTicker"], log_skipped=False)
+    base = make_baseline(orjson.loads)
+    for f in frames:
+        a.decode(memoryview(f), False, exact)
+        base(memoryview(f), False, approx)
+    diff = sum(1 for x, y in zip(exact.events, approx.events) if x != y)
+    # A harder case for floats: 8-decimal prices above 2^53 / 1e8 (about 9e7) at exponent -8.
+    fine = Instrument(symbol="BTCUSDT", price_exp=-8, qty_exp=-8)
+    a8 = make_adapter("binance", [fine], ["bookTicker"], log_skipped=False)
+    s = _ListSink()
+    big = b'{"stream":"btcusdt@bookTicker","data":{"u":1,"s":"BTCUSDT","b":"123456789.12345679","B":"1","a":"123456789.12345680","A":"1"}}'
+    a8.decode(memoryview(big), False, s)
+    d = json.loads(big)["data"]
+    return {"frames_compared": len(exact.events), "float_mismatches": diff,
+            "exact_big": s.events[0][3] == 12345678912345679,
+            "float_big": round(float(d["b"]) * 1e8) == 12345678912345679}
+
+
+class _ListSink:
+    def __init__(self):
+        self.events = []
+
+    def emit(self, *a):
+        self.events.append(a)
+
+
+def main(args=None) -> dict:
+    import orjson
+
+    quick = bool(getattr(args, "quick", False))
+    n = 4096 if quick else 16384
+    repeats = 5 if quick else 9
+    frames, origin = build_frames(n)
+    instance = f"bfd{os.getpid()}"
+    ring = Ring.create(instance, "md", MD_DTYPE, 4096, "drop", role="producer")
+    consumer = Ring.attach(instance, "md", MD_DTYPE, role="consumer")
+    try:
+        sink = BenchSink(ring)
+        rows, results = [], {}
+
+        def record(name, res, baseline=None):
+            results[name] = res
+            row = {"name": name, "ns": res["ns_per_frame"], "p50": res["lat_p50"],
+                   "p99": res["lat_p99"], "p999": res["lat_p999"]}
+            if baseline:
+                row["ratio"] = results[baseline]["ns_per_frame"] / res["ns_per_frame"]
+            rows.append(row)
+
+        bt = frames["binance bookTicker"]
+        record("json.loads + float (bookTicker)",
+               run_format(lambda: make_baseline(_json_loads), bt, False, sink, consumer, repeats))
+        record("orjson.loads + float (bookTicker)",
+               run_format(lambda: make_baseline(orjson.loads), bt, False, sink, consumer, repeats))
+        for name, (venue, streams, binary) in ADAPTER_OF.items():
+            record(name, run_format(_adapter_factory(venue, streams), frames[name], binary, sink,
+                                    consumer, repeats), baseline="json.loads + float (bookTicker)")
+        record("json.loads + float (trade)",
+               run_format(lambda: make_trade_baseline(_json_loads), frames["binance trade"], False,
+                          sink, consumer, repeats))
+        record("orjson.loads + float (trade)",
+               run_format(lambda: make_trade_baseline(orjson.loads), frames["binance trade"], False,
+                          sink, consumer, repeats))
+        # The real sink (dedupe, stamps) from engine/feed/publish.py, for comparison.
+        try:
+            from engine.feed.publish import RingSink
+        except ImportError:
+            RingSink = None
+        if RingSink is not None:
+            real = RingSink(ring, None, 1, 1)
+
+            def forget():   # a replay restarts the update ids the sink dedupes on
+                real.last_book[0] = real.last_trade[0] = -(1 << 63)
+            res = run_format(_adapter_factory("binance", ["bookTicker"]), bt, False, real,
+                             consumer, repeats, reset=forget)
+            record("binance bookTicker -> publish.RingSink", res,
+                   baseline="json.loads + float (bookTicker)")
+        view_ns = _sbe_view_read_ns(frames["sbe bestBidAsk (exp = instrument's)"], repeats)
+        exact = exactness(bt)
+    finally:
+        consumer.close()
+        ring.close()
+        ring.unlink()
+
+    print("\nfeed_decode: decode + normalise (exact int64) + publish into an md ring, ns per frame")
+    print(f"machine: {describe_machine()} | load average {os.getloadavg()[0]:.2f} at the end "
+          f"(other work on the box inflates every row alike)")
+    print(f"frames: {origin}; {n} frames x {repeats} repeats, median of repeats; "
+          f"latency = arrival stamp -> publish stamp, ns")
+    print(table(rows, [("name", "format / path", ""), ("ns", "ns/frame", ".0f"),
+                       ("ratio", "x json+float", ".2f"), ("p50", "lat p50", ".0f"),
+                       ("p99", "lat p99", ".0f"), ("p999", "lat p99.9", ".0f")]))
+    print(f"SBE fields through an np.frombuffer view (no publish): {view_ns:.0f} ns/frame "
+          f"(the adapter uses one struct.unpack_from derived from the same dtype)")
+    print(f"exactness: float path differs from exact on {exact['float_mismatches']} of "
+          f"{exact['frames_compared']} bookTicker frames; 123456789.12345679 at 1e-8: exact "
+          f"{'ok' if exact['exact_big'] else 'WRONG'}, float {'ok' if exact['float_big'] else 'wrong'}")
+    targets = {"bookTicker JSON <= 1000 ns": results["binance bookTicker"]["ns_per_frame"] <= 1000,
+               "SBE bestBidAsk < 500 ns": results["sbe bestBidAsk (exp = instrument's)"]["ns_per_frame"] < 500}
+    print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
+    return {"machine": describe_machine(), "loadavg": os.getloadavg()[0], "frames": origin, "results": results,
+            "sbe_numpy_view_ns": view_ns, "exactness": exact, "targets": targets}
+
+
+if __name__ == "__main__":
+    sys.exit(0 if main(None) else 1)
