@@ -1,0 +1,141 @@
+"""The quoting model on hand-made situations: default quotes are sensible for BTCUSDT and
+ETHUSDT, inventory skews the quotes, a breached position keeps only the reducing side,
+nothing is quoted before RESUME, the drawdown limit fires, the rate limit is a sliding window."""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from quoter_harness import Harness
+
+from engine.instruments import DEFAULT_INSTRUMENTS
+from engine.quoter import model
+from engine.quoter.config import QuoterConfig
+from engine.quoter.layout import (
+    C_RISK_POSITION, G_DRAWDOWN_HIT, G_RL10_HEAD, G_WORDS, RATE_WINDOW_10S_NS,
+)
+from engine.quoter.params import glft_coefficients
+from engine.quoter.state import RATE_LOG_EMPTY, first_order_id
+from engine.records import (
+    ACTION_CANCEL, ACTION_NEW, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE,
+    SIDE_BUY, SIDE_SELL,
+)
+
+BTC, ETH = 0, 1
+NOW = 5_000_000_000
+
+
+def _md(i, bid_px, ask_px, bid_qty=100_000, ask_qty=100_000, update_id=1):
+    r = np.zeros(1, MD_DTYPE)[0]
+    r["instrument"], r["kind"], r["update_id"] = i, MD_BBO, update_id
+    r["bid_px"], r["ask_px"], r["bid_qty"], r["ask_qty"] = bid_px, ask_px, bid_qty, ask_qty
+    return r
+
+
+def _quotes(intents, side):
+    return [(it[7], it[8]) for it in intents if it[4] == side and it[3] == ACTION_NEW]
+
+
+def _resumed(q=None, position=(0, 0)) -> Harness:
+    h = Harness(q or QuoterConfig(), DEFAULT_INSTRUMENTS, with_reference=True)
+    for i, pos in enumerate(position):
+        h.fill(i, FILL_POSITION, qty=pos)
+    h.fill(0, FILL_RESUME)
+    return h
+
+
+def test_glft_coefficients_match_the_closed_form():
+    c1, c2 = glft_coefficients(0.01, 0.05, 10.0)
+    assert c1 == pytest.approx(100 * math.log(1.2))
+    assert c2 == pytest.approx(math.sqrt(0.01 / (2 * 10 * 0.05) * 1.2 ** 6))
+
+
+@pytest.mark.parametrize("i,mid_px,lo_usd,hi_usd", [(BTC, 6_000_000, 0.05, 5.0),
+                                                    (ETH, 300_000, 0.02, 2.0)])
+def test_default_quotes_are_sensible(i, mid_px, lo_usd, hi_usd):
+    """Default parameters after some 1 bp/sqrt(s) volatility: a spread from a few ticks to a few
+    dollars, on tick, around the mid, one order size per level, levels 10 ticks apart."""
+    h = _resumed()
+    rng = np.random.default_rng(1)
+    mid = mid_px
+    now = NOW
+    for k in range(600):                    # 60 s of 10 updates per second
+        now += 100_000_000
+        mid += int(rng.normal(0, mid * 1e-4 * math.sqrt(0.1)))
+        h.md(_md(i, mid, mid + 1, update_id=k), now)
+    out = h.end_batch(now)
+    bids, asks = _quotes(out, SIDE_BUY), _quotes(out, SIDE_SELL)
+    assert len(bids) == len(asks) == 2
+    spread_usd = (asks[0][0] - bids[0][0]) / 100
+    assert lo_usd <= spread_usd <= hi_usd, spread_usd
+    assert bids[0][0] < mid < asks[0][0]
+    assert bids[0][0] - bids[1][0] == 10 and asks[1][0] - asks[0][0] == 10
+    size = DEFAULT_INSTRUMENTS[i].lot * (200 if i == BTC else 20)    # "0.002"
+    assert {b[1] for b in bids + asks} == {size}
+
+
+def test_long_inventory_lowers_both_quotes():
+    flat, long_ = _resumed(), _resumed(position=(600, 0))
+    for h in (flat, long_):
+        h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+        h.md(_md(BTC, 6_000_300, 6_000_301), NOW + 1_000_000_000)   # some volatility
+    a, b = flat.end_batch(NOW + 10**9), long_.end_batch(NOW + 10**9)
+    assert _quotes(b, SIDE_BUY)[0][0] < _quotes(a, SIDE_BUY)[0][0]
+    assert _quotes(b, SIDE_SELL)[0][0] < _quotes(a, SIDE_SELL)[0][0]
+
+
+def test_breached_position_keeps_only_the_reducing_side():
+    # max_position 0.01 BTC = 1000 units; the venue says we hold 0.02
+    h = _resumed(position=(2000, 0))
+    h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    out = h.end_batch(NOW)
+    assert _quotes(out, SIDE_BUY) == []
+    assert len(_quotes(out, SIDE_SELL)) == 2
+    assert h.st.cnt[C_RISK_POSITION] == 2
+    # a fill that brings it back inside the limit lets bids return
+    h.fill(BTC, FILL_TRADE, order_id=0, side=SIDE_SELL, price=6_000_001, qty=1800)
+    out = h.end_batch(NOW + 1)
+    assert len(_quotes(out, SIDE_BUY)) == 2
+
+
+def test_nothing_is_quoted_before_resume():
+    h = Harness(QuoterConfig(), DEFAULT_INSTRUMENTS, with_reference=True)
+    h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    assert h.end_batch(NOW) == []
+    h.fill(0, FILL_RESUME)
+    assert len(h.end_batch(NOW + 1)) == 4
+
+
+def test_crossed_book_pulls_quotes():
+    h = _resumed()
+    h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    assert len(h.end_batch(NOW)) == 4
+    h.md(_md(BTC, 6_000_002, 6_000_001), NOW + 1)
+    assert [it[3] for it in h.end_batch(NOW + 1)] == [ACTION_CANCEL] * 4
+
+
+def test_drawdown_limit_fires():
+    h = _resumed(QuoterConfig(max_drawdown="5"))
+    h.md(_md(BTC, 6_000_000, 6_000_002), NOW)
+    h.end_batch(NOW)
+    h.fill(BTC, FILL_TRADE, side=SIDE_BUY, price=6_000_001, qty=1000)   # 0.01 BTC
+    h.md(_md(BTC, 5_940_000, 5_940_002), NOW + 1)                        # -600 USDT * 0.01
+    h.end_batch(NOW + 1)
+    assert h.st.g[G_DRAWDOWN_HIT] == 1 and h.ref.drawdown_hit
+
+
+def test_rate_limit_is_a_sliding_window():
+    g = np.zeros(G_WORDS, np.int64)
+    rl10 = np.full(3, RATE_LOG_EMPTY, np.int64)
+    rlday = np.full(100, RATE_LOG_EMPTY, np.int64)
+    w = RATE_WINDOW_10S_NS
+    taken = [t for t in (0, 1, 2, 3, w - 1, w, w + 1, w + 2, w + 3)
+             if model.rate_take(g, rl10, rlday, NOW + t)]
+    assert taken == [0, 1, 2, w, w + 1, w + 2]
+    assert g[G_RL10_HEAD] == 0
+
+
+def test_first_order_id_grows_across_restarts_and_stays_short():
+    a, b = first_order_id(1_760_000_000), first_order_id(1_760_000_001)
+    assert b - a == 10**5 and len(str(b)) <= 13
