@@ -62,6 +62,7 @@ class AdapterBase:
                 raise ValueError(f"instruments: symbol {ins.symbol} listed twice")
             self._by_symbol[key] = (i, fixed_cache(ins.pexp), fixed_cache(ins.qexp),
                                     ins.pexp, ins.qexp)
+        self._handlers: dict = {}          # stream name -> handler(body, entry, payload, sink)
         n = len(self.instruments)
         self._last_book_id = [-1] * n     # highest book update id emitted, per instrument
         self._last_trade_id = [-1] * n
@@ -74,6 +75,17 @@ class AdapterBase:
     def symbol_key(symbol: str) -> str:
         """How the venue spells `symbol` inside its messages (override per venue)."""
         return symbol
+
+    def _route(self, stream: str, symbol: str, body, payload, sink, by_symbol=None):
+        """Hand a data message to `self._handlers[stream]` with its instrument entry, or count it
+        "unknown" (a stream we do not handle) / "unknown_symbol"."""
+        handler = self._handlers.get(stream)
+        if handler is None:
+            return self._skip("unknown", payload)
+        ent = (self._by_symbol if by_symbol is None else by_symbol).get(symbol)
+        if ent is None:
+            return self._skip("unknown_symbol", payload)
+        return handler(body, ent, payload, sink)
 
     # ------------------------------------------------------------------ skip path
     def _skip(self, kind: str, payload) -> int:

@@ -135,58 +135,47 @@ class BinanceJsonAdapter(AdapterBase):
     def decode(self, payload, binary: bool, sink) -> int:
         """Decode one frame and emit its events; count and skip anything else. Never raises."""
         try:
+            d = None
             if self._fast and not binary and len(payload) > 60 and payload[-3] == _QUOTE:
-                # Combined bookTicker, written out inline: this is the latency-critical path.
-                try:
+                try:   # the likely case, a combined bookTicker: one typed decode
                     d = _book_ticker_envelope.decode(payload).data
+                    ent = self._by_symbol.get(d.s)
                 except DECODE_ERRORS:
-                    return self._decode_general(payload, sink)
-                ent = self._by_symbol.get(d.s)
-                if ent is None:
-                    return self._skip("unknown_symbol", payload)
-                i, pc, qc, _, _ = ent
-                u = d.u
-                if u < self._last_book_id[i]:
-                    return self._skip("backwards", payload)
-                bp = pc[d.b]
-                bq = qc[d.B]
-                ap = pc[d.a]
-                aq = qc[d.A]
-                if (bp | bq | ap | aq) < 0:
-                    return self._skip_number(min(bp, bq, ap, aq), payload)
-                if bp >= ap and bq and aq:
-                    return self._skip("crossed", payload)
-                self._last_book_id[i] = u
-                sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
-                self.counts["data"] += 1
-                return 1
-            if binary:
-                return self._skip("unknown", payload)
-            return self._decode_general(payload, sink)
+                    d = None
+            if d is None:
+                if binary:
+                    return self._skip("unknown", payload)
+                # Any other frame: done there, unless it is a bookTicker in another shape.
+                r = self._decode_general(payload, sink)
+                if type(r) is int:
+                    return r
+                d, ent = r
+            # bookTicker -> one MD_BBO record; written out inline: the latency-critical path.
+            if ent is None:
+                return self._skip("unknown_symbol", payload)
+            i, pc, qc, _, _ = ent
+            u = d.u
+            if u < self._last_book_id[i]:
+                return self._skip("backwards", payload)
+            bp = pc[d.b]
+            bq = qc[d.B]
+            ap = pc[d.a]
+            aq = qc[d.A]
+            if (bp | bq | ap | aq) < 0:
+                return self._skip_number(min(bp, bq, ap, aq), payload)
+            if bp >= ap and bq and aq:
+                return self._skip("crossed", payload)
+            self._last_book_id[i] = u
+            sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
+            self.counts["data"] += 1
+            return 1
         except Exception:  # last resort: a frame must never take the reader down
             return self._unexpected(payload)
 
-    def _emit_book_ticker(self, d: BookTicker, ent, payload, sink) -> int:
-        """The same steps as the inline fast path in `decode`, for the other frame shapes."""
-        i, pc, qc, _, _ = ent
-        u = d.u
-        if u < self._last_book_id[i]:
-            return self._skip("backwards", payload)
-        bp = pc[d.b]
-        bq = qc[d.B]
-        ap = pc[d.a]
-        aq = qc[d.A]
-        if (bp | bq | ap | aq) < 0:
-            return self._skip_number(min(bp, bq, ap, aq), payload)
-        if bp >= ap and bq and aq:
-            return self._skip("crossed", payload)
-        self._last_book_id[i] = u
-        sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
-        self.counts["data"] += 1
-        return 1
-
     # ------------------------------------------------------------------ everything else
-    def _decode_general(self, payload, sink) -> int:
+    def _decode_general(self, payload, sink):
+        """Every frame but the fast path's: returns the frame's count of events, or
+        (BookTicker, instrument entry) for `decode` to finish."""
         try:
             env = envelope.decode(payload)
         except DECODE_ERRORS:
@@ -215,13 +204,7 @@ class BinanceJsonAdapter(AdapterBase):
         if not at:  # "!serverShutdown", or a non-market stream name
             inner = envelope.decode(env.data)
             return self._skip(control_kind(inner) or "unknown", payload)
-        handler = self._handlers.get(kind)
-        if handler is None:
-            return self._skip("unknown", payload)
-        ent = self._by_stream_symbol.get(symbol)
-        if ent is None:
-            return self._skip("unknown_symbol", payload)
-        return handler(env.data, ent, payload, sink)
+        return self._route(kind, symbol, env.data, payload, sink, self._by_stream_symbol)
 
     def _lookup(self, symbol: str, payload):
         ent = self._by_symbol.get(symbol)
@@ -229,11 +212,9 @@ class BinanceJsonAdapter(AdapterBase):
             self._skip("unknown_symbol", payload)
         return ent
 
-    def _on_book_ticker(self, raw, ent, payload, sink) -> int:
+    def _on_book_ticker(self, raw, ent, payload, sink):
         d = _book_ticker.decode(raw)
-        if ent is None and (ent := self._lookup(d.s, payload)) is None:
-            return 0
-        return self._emit_book_ticker(d, ent, payload, sink)
+        return d, (self._by_symbol.get(d.s) if ent is None else ent)
 
     def _on_trade(self, raw, ent, payload, sink) -> int:
         d = _trade.decode(raw)

@@ -95,6 +95,12 @@ def _scale(mantissa: int, shift: int) -> int:
     return v if 0 <= v <= INT64_MAX else MALFORMED
 
 
+def _fits(block: int, root: struct.Struct, group: struct.Struct, size: int) -> bool:
+    """The header's block length covers the root fields we read, and the frame holds the root
+    block plus the first group's size header."""
+    return block >= root.size and _HEADER.size + block + group.size <= size
+
+
 class BinanceSbeAdapter(AdapterBase):
     """Binance Spot SBE market streams (binary frames) plus their JSON control text frames.
     The connection needs an Ed25519 API key in the X-MBX-APIKEY header (the connection's job)."""
@@ -203,12 +209,11 @@ class BinanceSbeAdapter(AdapterBase):
 
     def _trades(self, payload, block: int, sink) -> int:
         size = len(payload)
-        root = 8
-        if block < _TRADES_ROOT.size or root + block + _GROUP.size > size:
+        if not _fits(block, _TRADES_ROOT, _GROUP, size):
             return self._skip("malformed", payload)
-        ts, _, pe, qe = _TRADES_ROOT.unpack_from(payload, root)
-        entry_len, count = _GROUP.unpack_from(payload, root + block)
-        first = root + block + _GROUP.size
+        ts, _, pe, qe = _TRADES_ROOT.unpack_from(payload, _HEADER.size)
+        entry_len, count = _GROUP.unpack_from(payload, _HEADER.size + block)
+        first = _HEADER.size + block + _GROUP.size
         if entry_len < _TRADE_ENTRY.size or count > size:
             return self._skip("malformed", payload)
         ent = self._symbol_at(payload, first + count * entry_len, size)
@@ -235,11 +240,10 @@ class BinanceSbeAdapter(AdapterBase):
 
     def _depth_top(self, payload, block: int, sink) -> int:
         size = len(payload)
-        root = 8
-        if block < _DEPTH_ROOT.size or root + block + _GROUP16.size > size:
+        if not _fits(block, _DEPTH_ROOT, _GROUP16, size):
             return self._skip("malformed", payload)
-        ts, u, pe, qe = _DEPTH_ROOT.unpack_from(payload, root)
-        off = root + block
+        ts, u, pe, qe = _DEPTH_ROOT.unpack_from(payload, _HEADER.size)
+        off = _HEADER.size + block
         tops = []
         for _side in (0, 1):   # bids group, then asks group; keep each side's first level
             if off + _GROUP16.size > size:

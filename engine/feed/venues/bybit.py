@@ -107,13 +107,7 @@ class BybitAdapter(AdapterBase):
                 m = _message.decode(payload)
                 if m.topic:
                     kind, _, symbol = m.topic.rpartition(".")
-                    handler = self._handlers.get(kind)
-                    if handler is None:
-                        return self._skip("unknown", payload)
-                    ent = self._by_symbol.get(symbol)
-                    if ent is None:
-                        return self._skip("unknown_symbol", payload)
-                    return handler(m, ent, payload, sink)
+                    return self._route(kind, symbol, m, payload, sink)
             except DECODE_ERRORS:
                 return self._skip("malformed", payload)
             return self._skip(self._control_kind(m), payload)

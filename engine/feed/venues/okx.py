@@ -107,13 +107,7 @@ class OkxAdapter(AdapterBase):
                     return self._skip("control" if p.code == "0" else "error", payload)
                 if p.arg is None:
                     return self._skip("unknown", payload)
-                handler = self._handlers.get(p.arg.channel)
-                if handler is None:
-                    return self._skip("unknown", payload)
-                ent = self._by_symbol.get(p.arg.instId)
-                if ent is None:
-                    return self._skip("unknown_symbol", payload)
-                return handler(p.data, ent, payload, sink)
+                return self._route(p.arg.channel, p.arg.instId, p.data, payload, sink)
             except DECODE_ERRORS:
                 return self._skip("malformed", payload)
         except Exception:  # last resort: a frame must never take the reader down
