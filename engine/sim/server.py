@@ -26,6 +26,8 @@ import msgspec
 from picows import (WSAutoPingStrategy, WSCloseCode, WSListener, WSMsgType, WSTransport,
                     WSUpgradeRequest, ws_create_server)
 
+# The feed owns the capture format (MMCAP1); replay reads it with the feed's reader.
+from engine.feed.capture import OPCODE_BINARY, read_capture
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.sim import auth
 from engine.sim.api import Api, Session, instrument_info, now_ms
@@ -33,7 +35,6 @@ from engine.sim.config import SimConfig
 from engine.sim.exchange import Exchange
 from engine.sim.latency import WireClock
 from engine.sim.market import Book, parse_decimal
-from engine.sim.replay import OPCODE_BINARY, read_capture
 
 log = logging.getLogger("mm.sim")
 _TEXT = WSMsgType.TEXT
@@ -178,7 +179,9 @@ class SimServer:
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
             disconnect_on_exception=True)
         self.port = self._server.sockets[0].getsockname()[1]
-        if not cfg.replay_file:
+        if cfg.replay_file:
+            next(iter(read_capture(cfg.replay_file, strict=False)), None)  # bad magic: raise now
+        else:
             self.resume_market()
         self._depth_timer = self._loop.call_later(0.1, self._depth_tick)
 
@@ -423,10 +426,18 @@ class SimServer:
         cfg = self.cfg
         loop = self._loop
         speed = cfg.replay_speed
+        try:
+            await self._replay_file(cfg, loop, speed)
+        except asyncio.CancelledError:
+            raise
+        except Exception:               # a broken file ends the replay, not the server
+            log.exception("replay of %s stopped", cfg.replay_file)
+
+    async def _replay_file(self, cfg, loop, speed: float) -> None:
         while True:
             t0_wall = loop.time()
             t0_rec = None
-            for n, (ts, opcode, payload) in enumerate(read_capture(cfg.replay_file)):
+            for n, (ts, opcode, payload) in enumerate(read_capture(cfg.replay_file, strict=False)):
                 if t0_rec is None:
                     t0_rec = ts
                 if speed > 0:
