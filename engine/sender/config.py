@@ -35,6 +35,7 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_timeout_s: float = 5.0  # set-up requests (logon, time, status) answer within this
     reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
     reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
+    bybit_category: str = "spot"  # Bybit v5 category of the instruments (spot | linear | inverse)
     rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
     core: int = -1                # CPU to pin to (-1: unpinned)
     idle: str = ""                # park (doorbell wake-up) | busy-spin (own core only); "" = park
@@ -70,5 +71,8 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if not 0 < self.rate_slow_fraction <= 1:
             raise ValueError(f"sender.rate_slow_fraction: expected in (0, 1], "
                              f"got {self.rate_slow_fraction}")
+        if self.bybit_category not in ("spot", "linear", "inverse"):
+            raise ValueError(f"sender.bybit_category: expected spot, linear or inverse, "
+                             f"got {self.bybit_category!r}")
         if self.idle not in IDLES:
             raise ValueError(f"sender.idle: expected park or busy-spin, got {self.idle!r}")

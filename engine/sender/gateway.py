@@ -26,7 +26,8 @@ _REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')
 _REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
 
 # Histograms the sender records (HistogramSet names)
-HISTOGRAMS = ("intent_published_to_read", "sign", "encode_send", "tick_to_order")
+HISTOGRAMS = ("intent_published_to_read", "sign", "encode_send", "read_to_written",
+              "tick_to_order")
 
 
 class GatewayError(Exception):
@@ -98,7 +99,8 @@ class Gateway:
         self._dry_log_budget = 0
         self._dry_log_second = 0
         if hist is not None:
-            self._h_read, self._h_sign, self._h_send, self._h_t2o = (hist.addr(n) for n in HISTOGRAMS)
+            (self._h_read, self._h_sign, self._h_send, self._h_r2w,
+             self._h_t2o) = (hist.addr(n) for n in HISTOGRAMS)
 
     # ---------------------------------------------------------------- connection
     async def connect(self, url: str) -> None:
@@ -223,6 +225,7 @@ class Gateway:
             rec(self._h_read, t_read - ts_published)
         rec(self._h_sign, t_signed - t_read)
         rec(self._h_send, t_sent - t_signed)
+        rec(self._h_r2w, t_sent - t_read)
         if ts_arrival:
             rec(self._h_t2o, t_sent - ts_arrival)
 
@@ -248,6 +251,9 @@ class Gateway:
 
     def on_frame(self, payload: bytes) -> None:
         raise NotImplementedError
+
+    def periodic(self, now: float) -> None:
+        """Called by the watch duty every ~50 ms (application pings and the like)."""
 
     async def reconcile(self, full: bool = True) -> None:
         """Align the order book with the venue's open orders and cancel strangers carrying our

@@ -169,6 +169,7 @@ class Sender:
             if self._stopping():
                 break
             if not self.scfg.dry_run:
+                gw.periodic(loop.time())
                 if not gw.connected and not self._reconnecting:
                     self._reconnecting = True
                     loop.create_task(self._reconnect())

@@ -261,3 +261,29 @@ def test_refuses_demo_keys_off_loopback(instance):
 
 
 _ = asyncio
+
+
+def test_rate_limit_feedback_paces_then_backs_off(instance, sim, running):
+    from engine.sender.fills import LOCAL_RATE_LIMITED
+
+    sp, q, cfg = running(auth="ed25519")
+    sim.throttle(3)                               # ORDERS: 3 per 10 s
+    for n in range(1, 5):
+        q.new(n, update_id=n, price=PX_50000 - n, qty=QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 3)
+    r = q.wait_fill(lambda r: r["order_id"] == 4, 20)    # same burst: the venue refuses it
+    assert (r["kind"], r["error_code"]) == (FILL_REJECT, -1015)
+    q.new(5, update_id=5, price=PX_50000 - 5, qty=QTY, side=SIDE_BUY)
+    r = q.wait_fill(lambda r: r["order_id"] == 5)        # backing off: refused locally
+    assert (r["kind"], r["error_code"]) == (FILL_REJECT, LOCAL_RATE_LIMITED)
+    ctl = Control.attach(instance)
+    deadline = time.monotonic() + 5
+    while ctl.counter_values("sender").get("rate_backoffs", 0) < 1 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    counts = ctl.counter_values("sender")
+    ctl.close()
+    assert counts["rate_paced"] >= 1 and counts["rate_backoffs"] >= 1
+    assert counts["local_rejects"] >= 1
+    sp.terminate()
+    assert sp.wait() == 0
+    assert sim.open_orders() == []

@@ -1,0 +1,296 @@
+"""Bybit v5 trade WebSocket (`/v5/trade`) gateway: order.create / order.amend / order.cancel
+after `op: auth` (PROTOCOLS.md section 5).
+
+Frames are pre-built byte templates like Binance's (no per-request signature: the connection is
+authenticated once). `orderLinkId` is our client id `<tag>-<u>-<n>`; `reqId` is a decimal
+counter (<= 36 chars, never repeated on a connection).
+
+What this gateway reports: FILL_ACK when order.create is accepted (retCode 0 - Bybit says this
+only means "accepted"), FILL_REJECT with the retCode otherwise, FILL_CANCELED on a confirmed
+cancel, and for a replace (order.amend of the old order in place) FILL_CANCELED for the old
+engine id and FILL_ACK for the new one, which keeps the old orderLinkId on the venue.
+Not covered (known gap): fills and venue-side cancels arrive on the separate private stream
+(`/v5/private`, topics order/execution), and open orders / balances need REST
+(`/v5/order/realtime`, `/v5/order/cancel-all`); so reconciliation here trusts the local book and
+the safety net cancels every live order one by one.
+"""
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+from time import perf_counter_ns
+
+import msgspec
+from picows import WSMsgType
+
+from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ALL_INSTRUMENTS, FILL_RESUME, SIDE_BUY)
+from engine.sender.binance import decimal_slot, scale_of
+from engine.sender.fills import LOCAL_NOT_CONNECTED, LOCAL_RATE_LIMITED, LOCAL_UNKNOWN_ORDER
+from engine.sender.gateway import Gateway, GatewayError
+from engine.sender.signing import bybit_auth_signature
+
+REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3
+ORDER_NOT_FOUND = 110001        # "order not exists or too late to cancel"
+AUTH_EXPIRES_MS = 10_000        # auth `expires` = now + this
+PING_EVERY_S = 20.0             # Bybit recommends an application ping every 20 s
+_TEXT = WSMsgType.TEXT
+
+
+class Response(msgspec.Struct):
+    """Any /v5/trade answer (order ops, auth, pong)."""
+    op: str = ""
+    reqId: str = ""
+    retCode: int = 0
+    retMsg: str = ""
+    data: msgspec.Raw = msgspec.Raw()
+    header: dict[str, str] | None = None   # X-Bapi-Limit, X-Bapi-Limit-Status, Timenow, ...
+
+
+class OrderData(msgspec.Struct):
+    orderId: str = ""
+    orderLinkId: str = ""
+
+
+RESPONSE = msgspec.json.Decoder(Response)
+ORDER_DATA = msgspec.json.Decoder(OrderData)
+
+
+class BybitEncoder:
+    """Byte templates for the three order ops, per instrument x side x post-only."""
+
+    def __init__(self, instruments, recv_window_ms: int, category: str = "spot"):
+        head = (b'{"reqId":"%d","header":{"X-BAPI-TIMESTAMP":"%d","X-BAPI-RECV-WINDOW":"'
+                + str(recv_window_ms).encode() + b'"},"op":')
+        self.pscale = [scale_of(i.pexp) for i in instruments]
+        self.qscale = [scale_of(i.qexp) for i in instruments]
+        self._create, self._amend, self._cancel = [], [], []
+        for i in instruments:
+            sym = b'"category":"' + category.encode() + b'","symbol":"' + i.symbol.encode() + b'"'
+            px, qty = decimal_slot(i.pexp).fmt, decimal_slot(i.qexp).fmt
+            for side in (b"Buy", b"Sell"):
+                for tif in (b"GTC", b"PostOnly"):
+                    self._create.append(
+                        head + b'"order.create","args":[{' + sym + b',"side":"' + side
+                        + b'","orderType":"Limit","timeInForce":"' + tif + b'","qty":"' + qty
+                        + b'","price":"' + px + b'","orderLinkId":"%b"}]}')
+            self._amend.append(head + b'"order.amend","args":[{' + sym
+                               + b',"orderLinkId":"%b","qty":"' + qty + b'","price":"' + px
+                               + b'"}]}')
+            self._cancel.append(head + b'"order.cancel","args":[{' + sym
+                                + b',"orderLinkId":"%b"}]}')
+
+    def create(self, rid, inst, side, post_only, link, price, qty, ts_ms) -> bytes:
+        pi, pf = divmod(price, self.pscale[inst])
+        qi, qf = divmod(qty, self.qscale[inst])
+        return self._create[inst * 4 + (side != SIDE_BUY) * 2 + post_only] % (
+            rid, ts_ms, qi, qf, pi, pf, link)
+
+    def amend(self, rid, inst, link, price, qty, ts_ms) -> bytes:
+        pi, pf = divmod(price, self.pscale[inst])
+        qi, qf = divmod(qty, self.qscale[inst])
+        return self._amend[inst] % (rid, ts_ms, link, qi, qf, pi, pf)
+
+    def cancel(self, rid, inst, link, ts_ms) -> bytes:
+        return self._cancel[inst] % (rid, ts_ms, link)
+
+
+def auth_frame(api_key: str, secret: bytes, expires_ms: int) -> bytes:
+    """`op: auth` with hex(HMAC_SHA256(secret, "GET/realtime" + expires))."""
+    return msgspec.json.encode({"reqId": "auth", "op": "auth", "args": [
+        api_key, expires_ms, bybit_auth_signature(secret, expires_ms)]})
+
+
+class BybitGateway(Gateway):
+    venue = "bybit"
+    auth = "hmac-auth"
+
+    def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False):
+        super().__init__(cfg, creds, fills, hist, dry_run)
+        self.enc = BybitEncoder(self.instruments, self.scfg.recv_window_ms,
+                                self.scfg.bybit_category)
+        self._cid = self.tag + b"-%d-%d"
+        self._auth_waiter: asyncio.Future | None = None
+        self._last_ping = 0.0
+
+    # ---------------------------------------------------------------- hot path
+    def on_intent(self, f: tuple, t_read: int) -> None:
+        order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
+        self.counts["intents"] += 1
+        if not self.dry_run and (not self.ready or self.blocked()):
+            self._refuse(f)
+            return
+        rid = self._rid = self._rid + 1
+        if action == ACTION_NEW:
+            cid = self._cid % (u, order_id)
+            frame = self.enc.create(rid, inst, side, post_only, cid, price, qty, self.now_ms())
+            req = (REQ_CREATE, order_id, 0)
+            self.book.new(order_id, cid, inst, side, price, qty)
+            self.counts["orders_sent"] += 1
+        elif action == ACTION_REPLACE:
+            old = self.book.get(orig)
+            if old is None:
+                self.book.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
+                self.book.rejected(order_id, LOCAL_UNKNOWN_ORDER)
+                self.counts["unknown_intents"] += 1
+                return
+            # amend in place: the venue order keeps its orderLinkId (old.cid)
+            frame = self.enc.amend(rid, inst, old.cid, price, qty, self.now_ms())
+            req = (REQ_AMEND, order_id, orig)
+            self.book.cancel_sent(orig)
+            self.book.new(order_id, old.cid, inst, side, price, qty)
+            self.counts["replaces_sent"] += 1
+        elif action == ACTION_CANCEL:
+            old = self.book.get(orig or order_id)
+            if old is None:
+                self.counts["unknown_intents"] += 1
+                return
+            frame = self.enc.cancel(rid, old.instrument, old.cid, self.now_ms())
+            req = (REQ_CANCEL, old.order_id, 0)
+            self.book.cancel_sent(old.order_id)
+            self.counts["cancels_sent"] += 1
+        elif action == ACTION_CANCEL_ALL:
+            for o in list(self.book.live.values()):
+                if inst == ALL_INSTRUMENTS or o.instrument == inst:
+                    self._send_cancel(o)
+            return
+        else:
+            self.counts["malformed"] += 1
+            return
+        t_signed = perf_counter_ns()
+        if self.dry_run:
+            self.write(frame)
+        else:
+            self.transport.send(_TEXT, frame)
+            self._inflight[rid] = req
+        self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
+
+    def _send_cancel(self, o) -> None:
+        rid = self.next_rid()
+        self._inflight[rid] = (REQ_CANCEL, o.order_id, 0)
+        self.book.cancel_sent(o.order_id)
+        self.send(self.enc.cancel(rid, o.instrument, o.cid, self.now_ms()))
+        self.counts["cancels_sent"] += 1
+
+    def _refuse(self, f: tuple) -> None:
+        order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:10]
+        self.counts["local_rejects"] += 1
+        if action in (ACTION_NEW, ACTION_REPLACE):
+            self.book.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
+            self.book.rejected(order_id, LOCAL_RATE_LIMITED if self.ready else LOCAL_NOT_CONNECTED)
+        if action in (ACTION_REPLACE, ACTION_CANCEL):
+            self.deferred_cancels.append(orig or order_id)
+
+    def flush_deferred(self) -> None:
+        held, self.deferred_cancels = self.deferred_cancels, []
+        for target in held:
+            o = self.book.get(target)
+            if o is not None:
+                self._send_cancel(o)
+
+    # ---------------------------------------------------------------- incoming
+    def on_frame(self, payload: bytes) -> None:
+        try:
+            r = RESPONSE.decode(payload)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            self.counts["malformed"] += 1
+            return
+        if r.op == "auth":
+            if self._auth_waiter is not None and not self._auth_waiter.done():
+                self._auth_waiter.set_result(r)
+            return
+        if r.op in ("pong", "ping"):
+            return
+        if r.header:
+            self._limits(r.header)
+        try:
+            rid = int(r.reqId)
+        except ValueError:
+            self.counts["unknown_responses"] += 1
+            return
+        if self.resolve(rid, r):
+            return
+        req = self._inflight.pop(rid, None)
+        if req is None:
+            self.counts["unknown_responses"] += 1
+            return
+        kind, oid, orig = req
+        ok = r.retCode == 0
+        if r.retCode in (10006, 10429, 10403):        # rate limits: back off a second
+            self.back_off(0, 429)
+        if kind == REQ_CREATE:
+            if ok:
+                self.book.accepted(oid, _venue_id(r.data))
+            else:
+                self.book.rejected(oid, r.retCode)
+        elif kind == REQ_AMEND:
+            if ok:
+                self.book.canceled(orig)
+                self.book.accepted(oid, _venue_id(r.data))
+            else:
+                self.book.cancel_failed(orig, r.retCode)
+                self.book.rejected(oid, r.retCode)
+        elif kind == REQ_CANCEL:
+            if ok or r.retCode == ORDER_NOT_FOUND:
+                self.book.canceled(oid)
+            else:
+                self.book.cancel_failed(oid, r.retCode)
+
+    def _limits(self, header: dict) -> None:
+        try:
+            limit = int(header.get("X-Bapi-Limit", "0"))
+            left = int(header.get("X-Bapi-Limit-Status", "0"))
+        except ValueError:
+            return
+        if limit:
+            self.pace(limit - left, limit, 1000)       # Bybit limits are per second
+        now = header.get("Timenow")
+        if now and now.isdigit() and self.rtt_ns == 0:
+            self.clock_offset_ms = int(now) - time.time_ns() // 1_000_000
+
+    # ---------------------------------------------------------------- set-up
+    async def logon(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._auth_waiter = loop.create_future()
+        t0 = perf_counter_ns()
+        self.send(auth_frame(self.creds.api_key.reveal(), self.creds.secret.reveal(),
+                             time.time_ns() // 1_000_000 + AUTH_EXPIRES_MS))
+        try:
+            r = await asyncio.wait_for(self._auth_waiter, self.scfg.request_timeout_s)
+        except asyncio.TimeoutError:
+            raise GatewayError("no answer to op auth") from None
+        if r.retCode != 0:
+            raise GatewayError(f"auth refused: retCode {r.retCode} {r.retMsg!r}")
+        self.rtt_ns = perf_counter_ns() - t0
+
+    def periodic(self, now: float) -> None:
+        if self.connected and now - self._last_ping >= PING_EVERY_S:
+            self._last_ping = now
+            self.send(b'{"op":"ping"}')
+
+    async def reconcile(self, full: bool = True) -> None:
+        # No open-orders query on /v5/trade (REST only): keep the local book as the truth.
+        self.book.needs_reconcile = False
+        self.ready = True
+        self.flush_deferred()
+        if full:
+            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
+
+    async def cancel_everything(self, deadline: float) -> int:
+        loop = asyncio.get_running_loop()
+        for o in list(self.book.live.values()):
+            self._send_cancel(o)
+        while self.book.live and loop.time() < deadline and self.connected:
+            await asyncio.sleep(0.01)
+        if self.book.live:
+            print(f"mm[sender] bybit: {len(self.book.live)} orders not confirmed canceled",
+                  file=sys.stderr, flush=True)
+        return len(self.book.live) if self.connected else -1
+
+
+def _venue_id(raw: msgspec.Raw) -> int:
+    if not raw:
+        return 0
+    oid = ORDER_DATA.decode(raw).orderId
+    return int(oid) if oid.isdigit() else 0
