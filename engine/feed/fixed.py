@@ -6,15 +6,15 @@ a malformed string (empty, a sign, an exponent "1e-8", spaces, "1_0", non-ASCII 
 with non-zero digits below 10**exp ("precision"), or one outside int64.
 
 The hot path does not parse at all most of the time: market data repeats the same few price and
-size strings, so `fixed_cache(exp)[s]` is a bounded dict from string to mantissa that parses only
-on a miss (`__missing__`). It returns negative sentinels instead of raising (a frame handler
-checks `(a | b | c) < 0` once for all its fields): MALFORMED or PRECISION.
+size strings, so `fixed_cache(exp)` is a bounded dict from string to mantissa, filled by
+`lookup(cache, s, exp)` on a miss. Lookups return negative sentinels instead of raising (a frame
+handler checks `(a | b | c) < 0` once for all its fields): MALFORMED or PRECISION.
 """
 from __future__ import annotations
 
 INT64_MAX = (1 << 63) - 1
-MALFORMED = -1    # sentinel from FixedCache: not an unsigned decimal string, or out of int64
-PRECISION = -2    # sentinel from FixedCache: digits below the exponent's resolution
+MALFORMED = -1    # sentinel from lookup: not an unsigned decimal string, or out of int64
+PRECISION = -2    # sentinel from lookup: digits below the exponent's resolution
 
 POW10 = tuple(10 ** k for k in range(40))
 
@@ -72,45 +72,37 @@ def rescale(mantissa: int, from_exp: int, to_exp: int) -> int:
     return q
 
 
-class FixedCache(dict):
-    """str -> mantissa at one exponent; unsigned values; parses on a miss, never raises.
+CACHE_MAX = 1 << 16   # strings remembered per exponent; the cache is cleared when full
 
-    `cache[s]` is a plain dict hit (tens of ns) for a string seen before, else it parses and
-    remembers. Misses return MALFORMED or PRECISION (negative) for bad strings, which are
-    remembered too (a fuzzer cannot make the cache grow past `max_size`: it is cleared then).
-    """
-
-    __slots__ = ("exp", "max_size")
-
-    def __init__(self, exp: int, max_size: int = 1 << 16):
-        super().__init__()
-        self.exp = exp
-        self.max_size = max_size
-
-    def __missing__(self, s):
-        try:
-            v = parse_fixed(s, self.exp)
-        except FixedError as e:
-            v = PRECISION if e.kind == "precision" else MALFORMED
-        except TypeError:  # unhashable or odd key: never cached
-            return MALFORMED
-        if len(self) >= self.max_size:
-            self.clear()
-        self[s] = v
-        return v
+_caches: dict[int, dict[str, int]] = {}
 
 
-_caches: dict[int, FixedCache] = {}
-
-
-def fixed_cache(exp: int) -> FixedCache:
-    """The process-wide FixedCache for exponent `exp` (instruments with equal exponents share)."""
+def fixed_cache(exp: int) -> dict[str, int]:
+    """The process-wide string -> mantissa cache for exponent `exp` (instruments with equal
+    exponents share it). A plain dict on purpose: a hot path reads `cache[s]` (the fastest
+    lookup CPython has) and calls `lookup` only on a KeyError; other paths call `lookup`."""
     c = _caches.get(exp)
     if c is None:
-        c = _caches[exp] = FixedCache(exp)
+        c = _caches[exp] = {}
     return c
 
 
+def lookup(cache: dict, s, exp: int, max_size: int = CACHE_MAX) -> int:
+    """Mantissa of the unsigned decimal string `s` at `exp`, from `cache` or parsed and
+    remembered. Never raises: a bad string gives MALFORMED or PRECISION (also remembered, so a
+    repeat costs a lookup; a flood of distinct strings clears the cache rather than grow it)."""
+    v = cache.get(s) if type(s) is str else MALFORMED
+    if v is None:
+        try:
+            v = parse_fixed(s, exp)
+        except FixedError as e:
+            v = PRECISION if e.kind == "precision" else MALFORMED
+        if len(cache) >= max_size:
+            cache.clear()
+        cache[s] = v
+    return v
+
+
 def sentinel_kind(v: int) -> str:
-    """Frame-kind name of a FixedCache sentinel (MALFORMED / PRECISION)."""
+    """Frame-kind name of a lookup sentinel (MALFORMED / PRECISION)."""
     return "precision" if v == PRECISION else "malformed"

@@ -8,8 +8,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from engine.feed.fixed import (INT64_MAX, MALFORMED, PRECISION, FixedCache, FixedError,
-                               fixed_cache, parse_fixed, rescale)
+from engine.feed.fixed import (INT64_MAX, MALFORMED, PRECISION, FixedError, fixed_cache,
+                               lookup, parse_fixed, rescale)
 
 exps = st.integers(min_value=-12, max_value=3)
 digits = st.text("0123456789", min_size=1, max_size=20)
@@ -50,10 +50,10 @@ def test_round_trip_of_venue_formatted_values(mantissa, scale, exp):
     s = str(mantissa).rjust(scale + 1, "0")
     s = f"{s[:-scale]}.{s[-scale:]}" if scale else s
     assert outcome(s, exp) == oracle(s, exp)
-    cache = FixedCache(exp)
     want = oracle(s, exp)
-    assert cache[s] == (want if isinstance(want, int) else {"precision": PRECISION,
-                                                               "malformed": MALFORMED}[want])
+    for _ in range(2):     # a miss (parse) then a hit (remembered)
+        assert lookup(fixed_cache(exp), s, exp) == (
+            want if isinstance(want, int) else {"precision": PRECISION, "malformed": MALFORMED}[want])
 
 
 @pytest.mark.parametrize("s,exp,want", [
@@ -70,7 +70,7 @@ def test_round_trip_of_venue_formatted_values(mantissa, scale, exp):
 ])
 def test_examples(s, exp, want):
     assert parse_fixed(s, exp) == want
-    assert fixed_cache(exp)[s] == want
+    assert lookup(fixed_cache(exp), s, exp) == want and fixed_cache(exp)[s] == want
 
 
 @pytest.mark.parametrize("s,kind", [
@@ -86,7 +86,7 @@ def test_rejects(s, kind):
     with pytest.raises(FixedError) as e:
         parse_fixed(s, exp)
     assert e.value.kind == kind
-    assert fixed_cache(exp)[s] == (PRECISION if kind == "precision" else MALFORMED)
+    assert lookup(fixed_cache(exp), s, exp) == (PRECISION if kind == "precision" else MALFORMED)
 
 
 def test_signed_and_non_strings():
@@ -95,7 +95,7 @@ def test_signed_and_non_strings():
         parse_fixed("--1", -2, signed=True)
     with pytest.raises(FixedError):
         parse_fixed(1.5, -2)                # type: ignore[arg-type]
-    assert FixedCache(-2)[b"1.00"] == MALFORMED
+    assert lookup({}, b"1.00", -2) == MALFORMED and lookup({}, None, -2) == MALFORMED
 
 
 def test_rescale():
@@ -106,8 +106,8 @@ def test_rescale():
 
 
 def test_cache_is_bounded_and_shared_per_exponent():
-    c = FixedCache(-2, max_size=8)
+    c: dict = {}
     for k in range(100):
-        assert c[str(k)] == k * 100
+        assert lookup(c, str(k), -2, max_size=8) == k * 100
     assert len(c) <= 8
     assert fixed_cache(-3) is fixed_cache(-3) and fixed_cache(-3) is not fixed_cache(-4)

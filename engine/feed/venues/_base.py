@@ -12,7 +12,7 @@ from typing import Sequence
 import msgspec
 
 from engine.feed.adapter import FRAME_KINDS
-from engine.feed.fixed import FixedCache, fixed_cache, sentinel_kind
+from engine.feed.fixed import fixed_cache, sentinel_kind
 from engine.instruments import Instrument
 
 log = logging.getLogger("engine.feed.venues")
@@ -54,8 +54,9 @@ class AdapterBase:
         # Frames that reached the last-resort `except Exception` in decode (a bug to fix: normal
         # bad input is classified on its own path); counted as malformed too.
         self.unexpected = 0
-        # Per instrument: (index, price cache, qty cache, price exp, qty exp).
-        self._by_symbol: dict[str, tuple[int, FixedCache, FixedCache, int, int]] = {}
+        # Per instrument: (index, price cache, qty cache, price exp, qty exp); the caches are
+        # engine.feed.fixed's shared string -> mantissa dicts.
+        self._by_symbol: dict[str, tuple[int, dict, dict, int, int]] = {}
         for i, ins in enumerate(self.instruments):
             key = self.symbol_key(ins.symbol)
             if key in self._by_symbol:
@@ -109,7 +110,7 @@ class AdapterBase:
         return self._skip("malformed", payload)
 
     def _skip_number(self, value: int, payload) -> int:
-        """Skip a frame whose decimal field came back from a FixedCache as a sentinel."""
+        """Skip a frame whose decimal field came back from `fixed.lookup` as a sentinel."""
         return self._skip(sentinel_kind(value), payload)
 
     def _log_skip(self, kind: str, payload) -> None:

@@ -2,7 +2,7 @@
 
 Combined-stream frames (`{"stream":..,"data":..}`, what `stream_url` subscribes) and raw `/ws/`
 frames (the bare payload) both decode. The hot case, a combined bookTicker, is one typed msgspec
-decode straight off the frame's memoryview plus four FixedCache lookups; everything else goes
+decode straight off the frame's memoryview plus four fixed-point cache hits; everything else goes
 through a permissive envelope (`data` kept as msgspec.Raw) and a second typed decode.
 Wire format: ../shared/PROTOCOLS.md section 1.
 """
@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
-from engine.feed.fixed import INT64_MAX
+from engine.feed.fixed import INT64_MAX, lookup
 from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
@@ -78,6 +78,7 @@ _partial_depth = msgspec.json.Decoder(PartialDepth)
 envelope = msgspec.json.Decoder(Envelope)
 # '"': a combined bookTicker frame ends with `"}}` (a trade with `true}}`, a depth with `]]}}`).
 _QUOTE = 34
+_FAST_PATH_MISSES = DECODE_ERRORS + (IndexError,)   # IndexError: a frame under 3 bytes
 
 
 def control_kind(env: Envelope) -> str | None:
@@ -136,11 +137,12 @@ class BinanceJsonAdapter(AdapterBase):
         """Decode one frame and emit its events; count and skip anything else. Never raises."""
         try:
             d = None
-            if self._fast and not binary and len(payload) > 60 and payload[-3] == _QUOTE:
+            if self._fast and not binary:
                 try:   # the likely case, a combined bookTicker: one typed decode
-                    d = _book_ticker_envelope.decode(payload).data
-                    ent = self._by_symbol.get(d.s)
-                except DECODE_ERRORS:
+                    if payload[-3] == _QUOTE:
+                        d = _book_ticker_envelope.decode(payload).data
+                        ent = self._by_symbol.get(d.s)
+                except _FAST_PATH_MISSES:
                     d = None
             if d is None:
                 if binary:
@@ -153,14 +155,18 @@ class BinanceJsonAdapter(AdapterBase):
             # bookTicker -> one MD_BBO record; written out inline: the latency-critical path.
             if ent is None:
                 return self._skip("unknown_symbol", payload)
-            i, pc, qc, _, _ = ent
+            i, pc, qc, pe, qe = ent
             u = d.u
             if u < self._last_book_id[i]:
                 return self._skip("backwards", payload)
-            bp = pc[d.b]
-            bq = qc[d.B]
-            ap = pc[d.a]
-            aq = qc[d.A]
+            try:   # plain dict hits; a string not seen before is parsed by `lookup`
+                bp = pc[d.b]
+                bq = qc[d.B]
+                ap = pc[d.a]
+                aq = qc[d.A]
+            except KeyError:
+                bp, bq = lookup(pc, d.b, pe), lookup(qc, d.B, qe)
+                ap, aq = lookup(pc, d.a, pe), lookup(qc, d.A, qe)
             if (bp | bq | ap | aq) < 0:
                 return self._skip_number(min(bp, bq, ap, aq), payload)
             if bp >= ap and bq and aq:
@@ -220,12 +226,12 @@ class BinanceJsonAdapter(AdapterBase):
         d = _trade.decode(raw)
         if ent is None and (ent := self._lookup(d.s, payload)) is None:
             return 0
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         t = d.t
         if t <= self._last_trade_id[i]:  # a trade id names one print: a repeat is not news
             return self._skip("backwards", payload)
-        px = pc[d.p]
-        qty = qc[d.q]
+        px = lookup(pc, d.p, pe)
+        qty = lookup(qc, d.q, qe)
         if (px | qty) < 0:
             return self._skip_number(min(px, qty), payload)
         self._last_trade_id[i] = t
@@ -236,15 +242,15 @@ class BinanceJsonAdapter(AdapterBase):
 
     def _on_partial_depth(self, raw, ent, payload, sink) -> int:
         d = _partial_depth.decode(raw)
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         u = d.lastUpdateId
         if u < self._last_book_id[i]:
             return self._skip("backwards", payload)
         bp = bq = ap = aq = 0
         if d.bids:
-            bp, bq = pc[d.bids[0][0]], qc[d.bids[0][1]]
+            bp, bq = lookup(pc, d.bids[0][0], pe), lookup(qc, d.bids[0][1], qe)
         if d.asks:
-            ap, aq = pc[d.asks[0][0]], qc[d.asks[0][1]]
+            ap, aq = lookup(pc, d.asks[0][0], pe), lookup(qc, d.asks[0][1], qe)
         if (bp | bq | ap | aq) < 0:
             return self._skip_number(min(bp, bq, ap, aq), payload)
         if bp >= ap and bq and aq:

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
-from engine.feed.fixed import INT64_MAX, MALFORMED, sentinel_kind
+from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
 from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BYBIT
 
@@ -126,7 +126,7 @@ class BybitAdapter(AdapterBase):
 
     def _on_book(self, m: Message, ent, payload, sink) -> int:
         d = _book.decode(m.data)
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         u = d.u
         last = self._last_book_id[i]
         if m.type == "snapshot":
@@ -134,9 +134,9 @@ class BybitAdapter(AdapterBase):
                 return self._skip("backwards", payload)
             top = [0, 0, 0, 0]
             if d.b:
-                top[0], top[1] = pc[d.b[0][0]], qc[d.b[0][1]]
+                top[0], top[1] = lookup(pc, d.b[0][0], pe), lookup(qc, d.b[0][1], qe)
             if d.a:
-                top[2], top[3] = pc[d.a[0][0]], qc[d.a[0][1]]
+                top[2], top[3] = lookup(pc, d.a[0][0], pe), lookup(qc, d.a[0][1], qe)
             kind = MD_BBO | MD_SNAPSHOT
         elif m.type == "delta":
             old = self._top[i]
@@ -145,7 +145,7 @@ class BybitAdapter(AdapterBase):
             if u <= last:
                 return self._skip("backwards", payload)
             top = old.copy()
-            bad = _apply(top, 0, d.b, pc, qc) or _apply(top, 2, d.a, pc, qc)
+            bad = _apply(top, 0, d.b, ent) or _apply(top, 2, d.a, ent)
             if bad:
                 return self._skip_number(bad, payload)
             kind = MD_BBO
@@ -163,12 +163,12 @@ class BybitAdapter(AdapterBase):
         return 1
 
     def _on_trades(self, m: Message, ent, payload, sink) -> int:
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
         for t in _trades.decode(m.data):
             side = _SIDES.get(t.S, MALFORMED)
-            px = pc[t.p]
-            qty = qc[t.v]
+            px = lookup(pc, t.p, pe)
+            qty = lookup(qc, t.v, qe)
             if (side | px | qty) < 0:
                 skipped = skipped or sentinel_kind(min(side, px, qty))
                 continue
@@ -191,11 +191,12 @@ def _numeric_id(s: str) -> int:
     return 0
 
 
-def _apply(top: list, at: int, levels, pc, qc) -> int:
+def _apply(top: list, at: int, levels, ent) -> int:
     """Apply one side's delta levels to `top` (at = 0: bids, 2: asks). Returns 0, or the
-    FixedCache sentinel of a bad number (then `top` must be thrown away)."""
+    lookup sentinel of a bad number (then `top` must be thrown away)."""
+    _, pc, qc, pe, qe = ent
     for px_s, qty_s in levels:
-        px, qty = pc[px_s], qc[qty_s]
+        px, qty = lookup(pc, px_s, pe), lookup(qc, qty_s, qe)
         if (px | qty) < 0:
             return min(px, qty)
         if qty == 0:

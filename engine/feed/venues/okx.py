@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
-from engine.feed.fixed import INT64_MAX, MALFORMED, sentinel_kind
+from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
 from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
 from engine.records import MD_BBO, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_OKX
 
@@ -114,7 +114,7 @@ class OkxAdapter(AdapterBase):
             return self._unexpected(payload)
 
     def _on_bbo(self, raw, ent, payload, sink) -> int:
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
         for d in _bbo.decode(raw):
             ts = _ms(d.ts)
@@ -128,10 +128,12 @@ class OkxAdapter(AdapterBase):
             bp = bq = ap = aq = 0
             if d.bids:
                 b = d.bids[0]
-                bp, bq = (pc[b[0]], qc[b[1]]) if len(b) >= 2 else (MALFORMED, 0)
+                bp, bq = (lookup(pc, b[0], pe), lookup(qc, b[1], qe)) if len(b) >= 2 \
+                    else (MALFORMED, 0)
             if d.asks:
                 a = d.asks[0]
-                ap, aq = (pc[a[0]], qc[a[1]]) if len(a) >= 2 else (MALFORMED, 0)
+                ap, aq = (lookup(pc, a[0], pe), lookup(qc, a[1], qe)) if len(a) >= 2 \
+                    else (MALFORMED, 0)
             if (bp | bq | ap | aq) < 0:
                 skipped = skipped or sentinel_kind(min(bp, bq, ap, aq))
                 continue
@@ -144,11 +146,11 @@ class OkxAdapter(AdapterBase):
         return self._frame_done(emitted, skipped, payload)
 
     def _on_trades(self, raw, ent, payload, sink) -> int:
-        i, pc, qc, _, _ = ent
+        i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
         for t in _trades.decode(raw):
             side = _SIDES.get(t.side)
-            px, qty = pc[t.px], qc[t.sz]
+            px, qty = lookup(pc, t.px, pe), lookup(qc, t.sz, qe)
             tid, ts = _ms(t.tradeId, 18), _ms(t.ts)
             if side is None or tid < 0 or ts < 0 or ts > MAX_MS or (px | qty) < 0:
                 skipped = skipped or sentinel_kind(min(px, qty, MALFORMED))
