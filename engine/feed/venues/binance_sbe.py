@@ -57,10 +57,11 @@ GROUP_SIZE16_DTYPE = np.dtype([("blockLength", "<u2"), ("numInGroup", "<u2")])  
 LEVEL_DTYPE = np.dtype([("price", "<i8"), ("qty", "<i8")])
 
 
-def struct_format(dtype: np.dtype) -> str:
-    """The struct module format of an unaligned little-endian structured dtype."""
+def struct_format(dtype: np.dtype, names: tuple[str, ...] | None = None) -> str:
+    """The struct module format of (some consecutive fields of) an unaligned little-endian
+    structured dtype."""
     codes = {"i1": "b", "u1": "B", "i2": "h", "u2": "H", "i4": "i", "u4": "I", "i8": "q", "u8": "Q"}
-    return "<" + "".join(codes[dtype.fields[n][0].str.lstrip("<|")] for n in dtype.names)
+    return "<" + "".join(codes[dtype.fields[n][0].str.lstrip("<|")] for n in names or dtype.names)
 
 
 _HEADER = struct.Struct(struct_format(HEADER_DTYPE))
@@ -70,11 +71,16 @@ _DEPTH_ROOT = struct.Struct(struct_format(DEPTH_ROOT_DTYPE))
 _GROUP = struct.Struct(struct_format(GROUP_SIZE_DTYPE))
 _GROUP16 = struct.Struct(struct_format(GROUP_SIZE16_DTYPE))
 _LEVEL = struct.Struct(struct_format(LEVEL_DTYPE))
-_BBA_FIXED = struct_format(BEST_BID_ASK_DTYPE)
-_BBA_PREFIX = BEST_BID_ASK_DTYPE.itemsize  # 59: header + block + symbol length byte
-# One Struct per frame length, symbol bytes included ("...B7s"): a whole bestBidAsk frame is a
-# single unpack_from, and the symbol comes out as bytes ready for the instrument dict.
-_BBA_BY_LENGTH = {_BBA_PREFIX + n: struct.Struct(f"{_BBA_FIXED}{n}s") for n in range(1, 256)}
+# The bestBidAsk hot path reads a whole frame with one unpack_from: the 8-byte message header as
+# one u64 (checked against the one value it may have), the root block's fields as in the dtype,
+# then the varString8 (length byte + symbol) as one bytes object that keys the instrument dict,
+# so a length byte that disagrees with the frame's length simply finds no instrument.
+# One Struct per frame length (symbols of 1..255 bytes).
+_BBA_HEADER_VALUE = (BEST_BID_ASK_BLOCK | TEMPLATE_BEST_BID_ASK << 16 | SCHEMA_ID << 32
+                     | SCHEMA_VERSION << 48)
+_BBA_FIXED = "<Q" + struct_format(BEST_BID_ASK_DTYPE, BEST_BID_ASK_DTYPE.names[4:-1])[1:]
+_BBA_PREFIX = BEST_BID_ASK_DTYPE.itemsize - 1  # 58: header + root block
+_BBA_BY_LENGTH = {_BBA_PREFIX + 1 + n: struct.Struct(f"{_BBA_FIXED}{n + 1}s") for n in range(1, 256)}
 
 
 def read_best_bid_ask(payload) -> np.ndarray:
@@ -113,6 +119,8 @@ class BinanceSbeAdapter(AdapterBase):
     def __init__(self, instruments, streams, log_skipped=None):
         super().__init__(instruments, streams, log_skipped)
         self._by_bytes = {k.encode(): v for k, v in self._by_symbol.items()}
+        # varString8 as it sits in the frame (length byte + UTF-8 symbol) -> instrument entry.
+        self._by_var_string = {bytes([len(k)]) + k: v for k, v in self._by_bytes.items()}
 
     @staticmethod
     def symbol_key(symbol: str) -> str:
@@ -140,21 +148,19 @@ class BinanceSbeAdapter(AdapterBase):
                 return self._decode_text(payload)
             st = _BBA_BY_LENGTH.get(len(payload))
             if st is not None:
-                (block, template, schema, version, ts, u, pe, qe,
-                 bpm, bqm, apm, aqm, n, sym) = st.unpack_from(payload)
-                if template == TEMPLATE_BEST_BID_ASK and block == BEST_BID_ASK_BLOCK \
-                        and schema == SCHEMA_ID and version == SCHEMA_VERSION and n == len(sym):
-                    ent = self._by_bytes.get(sym)
+                header, ts, u, pe, qe, bpm, bqm, apm, aqm, sym = st.unpack_from(payload)
+                if header == _BBA_HEADER_VALUE:
+                    ent = self._by_var_string.get(sym)
                     if ent is None:
-                        return self._skip("unknown_symbol", payload)
+                        return self._skip("malformed" if sym[0] != len(sym) - 1
+                                          else "unknown_symbol", payload)
                     i, _, _, ipe, iqe = ent
                     if u < self._last_book_id[i]:
                         return self._skip("backwards", payload)
-                    ps = pe - ipe
-                    qs = qe - iqe
-                    if ps == 0 and qs == 0:   # exponents agree: no arithmetic at all
+                    if pe == ipe and qe == iqe:   # exponents agree: no arithmetic at all
                         bp, bq, ap, aq = bpm, bqm, apm, aqm
                     else:
+                        ps, qs = pe - ipe, qe - iqe
                         bp, ap = _scale(bpm, ps), _scale(apm, ps)
                         bq, aq = _scale(bqm, qs), _scale(aqm, qs)
                     if (bp | bq | ap | aq) < 0:
