@@ -183,8 +183,9 @@ class BinanceEncoder:
         if self._session:
             return t.frame % (rid, cid, pi, pf, qi, qf, ts_ms)
         if self._hmac:
-            return t.frame % (rid, cid, pi, pf, qi, qf, ts_ms,
-                              sign_tail(t.mac, t.tail % (cid, pi, pf, qi, qf, ts_ms)))
+            mac = t.mac.copy()            # key + constant head already absorbed
+            mac.update(t.tail % (cid, pi, pf, qi, qf, ts_ms))
+            return t.frame % (rid, cid, pi, pf, qi, qf, ts_ms, mac.hexdigest().encode())
         return t.frame % (rid, cid, pi, pf, qi, qf, ts_ms,
                           self._ed.sign(t.head + t.tail % (cid, pi, pf, qi, qf, ts_ms)))
 
@@ -198,8 +199,9 @@ class BinanceEncoder:
         if self._session:
             return t.frame % (rid, orig_cid, cid, pi, pf, qi, qf, ts_ms)
         if self._hmac:
-            return t.frame % (rid, orig_cid, cid, pi, pf, qi, qf, ts_ms,
-                              sign_tail(t.mac, t.tail % (orig_cid, cid, pi, pf, qi, qf, ts_ms)))
+            mac = t.mac.copy()
+            mac.update(t.tail % (orig_cid, cid, pi, pf, qi, qf, ts_ms))
+            return t.frame % (rid, orig_cid, cid, pi, pf, qi, qf, ts_ms, mac.hexdigest().encode())
         return t.frame % (rid, orig_cid, cid, pi, pf, qi, qf, ts_ms, self._ed.sign(
             t.head + t.tail % (orig_cid, cid, pi, pf, qi, qf, ts_ms)))
 

@@ -11,7 +11,6 @@ Choices:
 """
 from __future__ import annotations
 
-import asyncio
 import sys
 import time
 from time import perf_counter_ns
@@ -91,9 +90,8 @@ class BinanceGateway(Gateway):
             self.book.new(order_id, cid, inst, side, price, qty)
             self.counts["replaces_sent"] += 1
         elif action == ACTION_CANCEL:
-            old = self.book.get(orig or order_id)
+            old = self.cancel_target(orig, order_id)
             if old is None:
-                self.counts["unknown_intents"] += 1
                 return
             rid = self._rid = self._rid + 1
             frame = self.enc.cancel(rid, old.instrument, old.cid, self.now_ms())
@@ -362,26 +360,21 @@ class BinanceGateway(Gateway):
             self.fills.emit(FILL_POSITION, 0, inst, 0, 0, qty)
 
     async def cancel_everything(self, deadline: float) -> int:
-        loop = asyncio.get_running_loop()
         for inst, i in enumerate(self.instruments):
-            left = deadline - loop.time()
-            if left <= 0:
+            r = await self.call_before(
+                lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()), deadline)
+            if r is None:
                 return -1
-            r = await self.call(lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()),
-                                timeout=left)
             self.counts["cancel_alls_sent"] += 1
             if r.status == 200:
                 self._on_ok((REQ_CANCEL_ALL, inst, 0), r.result)
             elif not (r.error is not None and r.error.code == UNKNOWN_ORDER):
                 print(f"mm[sender] cancelAll {i.symbol}: {_err(r)}", file=sys.stderr, flush=True)
         still = 0
-        for inst, i in enumerate(self.instruments):
-            left = deadline - loop.time()
-            if left <= 0:
-                return -1
-            r = await self.call(lambda rid, n=inst: self.enc.open_orders(rid, n, self.now_ms()),
-                                timeout=left)
-            if r.status != 200:
+        for inst in range(len(self.instruments)):
+            r = await self.call_before(
+                lambda rid, n=inst: self.enc.open_orders(rid, n, self.now_ms()), deadline)
+            if r is None or r.status != 200:
                 return -1
             still += len(bn.ORDER_RESULTS.decode(r.result))
         return still

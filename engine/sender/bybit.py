@@ -142,9 +142,8 @@ class BybitGateway(Gateway):
             self.book.new(order_id, old.cid, inst, side, price, qty)
             self.counts["replaces_sent"] += 1
         elif action == ACTION_CANCEL:
-            old = self.book.get(orig or order_id)
+            old = self.cancel_target(orig, order_id)
             if old is None:
-                self.counts["unknown_intents"] += 1
                 return
             frame = self.enc.cancel(rid, old.instrument, old.cid, self.now_ms())
             req = (REQ_CANCEL, old.order_id, 0)

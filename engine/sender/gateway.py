@@ -242,6 +242,19 @@ class Gateway:
             return
         self.transport.send(WSMsgType.TEXT, frame)
 
+    def cancel_target(self, orig: int, order_id: int):
+        """The live order a CANCEL intent names (orig_order_id, else order_id), or None
+        (counted: the order already finished or was never sent)."""
+        o = self.book.get(orig or order_id)
+        if o is None:
+            self.counts["unknown_intents"] += 1
+        return o
+
+    async def call_before(self, build, deadline: float):
+        """`call` bounded by an absolute loop-time deadline; None once it has passed."""
+        left = deadline - asyncio.get_running_loop().time()
+        return await self.call(build, timeout=left) if left > 0 else None
+
     # ---------------------------------------------------------------- venue interface
     async def logon(self) -> None:
         raise NotImplementedError

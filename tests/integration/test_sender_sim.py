@@ -3,7 +3,6 @@ round trips, fills, rejects, reconnect + reconcile, and the safety net. The test
 the quoter's ring ends (engine.sender.testing.QuoterEnd)."""
 from __future__ import annotations
 
-import asyncio
 import json
 import threading
 import time
@@ -65,8 +64,9 @@ def running(instance, sim):
         q.close()
 
 
-def test_place_replace_cancel_round_trip(sim, running):
-    sp, q, _ = running(auth="ed25519")
+@pytest.mark.parametrize("auth,idle", [("ed25519", "park"), ("hmac", "busy-spin")])
+def test_place_replace_cancel_round_trip(sim, running, auth, idle):
+    sp, q, _ = running(auth=auth, idle=idle)
     q.new(1, update_id=4242, price=PX_50000, qty=QTY, side=SIDE_BUY)
     ack = q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 1)
     assert (ack["price"], ack["qty"], ack["leaves_qty"]) == (PX_50000, QTY, QTY)
@@ -260,7 +260,6 @@ def test_refuses_demo_keys_off_loopback(instance):
         assert "loopback" in sp.log()
 
 
-_ = asyncio
 
 
 def test_rate_limit_feedback_paces_then_backs_off(instance, sim, running):
