@@ -149,4 +149,4 @@ def test_stream_url():
         "wss://stream-sbe.binance.com:9443/stream?streams="
         "btcusdt@bestBidAsk/btcusdt@trade/btcusdt@depth20/ethusdt@bestBidAsk/ethusdt@trade/ethusdt@depth20")
     with pytest.raises(ValueError, match="feed.streams"):
-        make_adapter("binance-sbe", [Instrument(symbol="BTCUSDT")], ["bookTicker"])
+        make_adapter("binance-sbe", [Instrument(symbol="BTCUSDT")], ["depth5"])

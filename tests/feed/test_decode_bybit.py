@@ -170,5 +170,8 @@ def test_connection_facts():
     assert a.stream_url("wss://stream.bybit.com") == "wss://stream.bybit.com/v5/public/spot"
     assert a.stream_url("wss://stream.bybit.com/v5/public/linear") == \
         "wss://stream.bybit.com/v5/public/linear"
+    # Binance's stream names (the feed config's defaults) mean the venue's own.
+    assert make_adapter("bybit", LINEAR, ["bookTicker", "trade"]).streams == ("orderbook.1", "publicTrade")
+    assert make_adapter("okx", LINEAR, ["bookTicker"]).streams == ("bbo-tbt",)
     with pytest.raises(ValueError, match="feed.streams"):
-        adapter(streams=("bookTicker",))
+        adapter(streams=("depth5",))

@@ -1,7 +1,18 @@
 """Venue adapters (one module per venue) and the registry the feed process picks from.
 
 `make_adapter(FeedConfig.venue, instruments, streams)` builds one adapter per connection; every
-adapter implements engine.feed.adapter.VenueAdapter.
+adapter implements engine.feed.adapter.VenueAdapter:
+
+    stream_url(base_url) -> str         full URL (Binance: combined /stream?streams=...)
+    subscribe_frames() -> list[bytes]   text frames to send once connected (Bybit, OKX)
+    ping_frame() -> bytes | None        application ping, every `ping_interval_s`
+    max_connection_age_s                the venue's connection lifetime (Binance 24 h)
+    decode(payload, binary, sink) -> n  emit n events via sink.emit(...); never raises
+    counts                              frames per kind (engine.feed.adapter.FRAME_KINDS)
+    unexpected                          frames that needed the last-resort handler (a bug)
+
+A new venue is one module: subclass venues._base.AdapterBase, name the streams it accepts,
+and add it to ADAPTERS.
 """
 from __future__ import annotations
 
@@ -28,12 +39,23 @@ DEFAULT_STREAMS = {
     "okx": ("bbo-tbt",),
 }
 
+# Binance's names accepted for every venue (the feed config's default streams are Binance's):
+# the venue's own BBO and trade streams.
+ALIASES = {
+    "binance-sbe": {"bookTicker": "bestBidAsk"},
+    "bybit": {"bookTicker": "orderbook.1", "trade": "publicTrade"},
+    "okx": {"bookTicker": "bbo-tbt", "trade": "trades"},
+}
+
 
 def make_adapter(name: str, instruments: Sequence[Instrument],
                  streams: Sequence[str] | None = None, **options):
     """A fresh adapter for venue `name` (a key of ADAPTERS); `streams` None or empty means the
-    venue's best bid/ask stream. Raises ValueError naming the bad field."""
+    venue's best bid/ask stream; "bookTicker"/"trade" mean the venue's equivalents (ALIASES).
+    Raises ValueError naming the bad field."""
     cls = ADAPTERS.get(name)
     if cls is None:
         raise ValueError(f"feed.venue: expected one of {sorted(ADAPTERS)}, got {name!r}")
-    return cls(instruments, tuple(streams) if streams else DEFAULT_STREAMS[name], **options)
+    alias = ALIASES.get(name, {})
+    streams = tuple(alias.get(s, s) for s in streams) if streams else DEFAULT_STREAMS[name]
+    return cls(instruments, streams, **options)
