@@ -19,11 +19,22 @@ _DECIMAL_RE = re.compile(r"^([0-9]{1,20})(\.[0-9]{1,20})?$")
 DECIMAL_RANGE = r"^([0-9]{1,20})(\.[0-9]{1,20})?$"   # quoted in Binance's -1100 message
 
 
+_SCALE = [10 ** k for k in range(WIRE_DECIMALS + 1)]
+
+
 def wire_decimal(mantissa: int, exp: int) -> str:
     """A mantissa at 10**exp as Binance prints it: 8 decimals, or more if exp needs them."""
-    if -exp < WIRE_DECIMALS:
-        return format_fixed(mantissa * 10 ** (WIRE_DECIMALS + exp), -WIRE_DECIMALS)
-    return format_fixed(mantissa, exp)
+    if exp < -WIRE_DECIMALS:
+        return format_fixed(mantissa, exp)
+    if exp > 0:
+        return f"{mantissa * 10 ** exp}.{'0' * WIRE_DECIMALS}"
+    # hot (every frame field): one multiply, one str, one slice
+    neg = mantissa < 0
+    s = str((-mantissa if neg else mantissa) * _SCALE[WIRE_DECIMALS + exp])
+    if len(s) <= WIRE_DECIMALS:
+        s = s.rjust(WIRE_DECIMALS + 1, "0")
+    out = f"{s[:-WIRE_DECIMALS]}.{s[-WIRE_DECIMALS:]}"
+    return "-" + out if neg else out
 
 
 def parse_decimal(text: str, exp: int) -> tuple[int, bool] | None:

@@ -41,6 +41,7 @@ _TEXT = WSMsgType.TEXT
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 _MAX_BURST = 64               # book events per timer callback when the loop falls behind
+_TIMER_SLACK_S = 0.001
 
 
 class _MarketConn(WSListener):
@@ -99,7 +100,8 @@ class _ApiConn(WSListener):
     def send(self, data: bytes) -> None:
         delay = self.server.response_delay_s
         if delay > 0:
-            asyncio.get_running_loop().call_later(delay, self._send_now, data)
+            # + slack: loop timers can fire up to ~1 ms early; a delay is a lower bound
+            asyncio.get_running_loop().call_later(delay + _TIMER_SLACK_S, self._send_now, data)
         elif not self.t.is_disconnected:
             self.t.send(_TEXT, data)
 
@@ -365,7 +367,10 @@ class SimServer:
         book = self.books[i]
         n = 0
         expo, rate = self._arrivals.expovariate, self.event_rate
-        while self._next_at[i] <= now and n < _MAX_BURST:
+        # Loop timers have ~1 ms resolution (uvloop) and may fire a little early: events due
+        # within the next millisecond go now, or the timer would spin re-arming itself.
+        horizon = now + _TIMER_SLACK_S
+        while self._next_at[i] <= horizon and n < _MAX_BURST:
             self._book_event(book)
             self._next_at[i] += expo(rate)
             n += 1
