@@ -101,6 +101,32 @@ def _scale(mantissa: int, shift: int) -> int:
     return v if 0 <= v <= INT64_MAX else MALFORMED
 
 
+def _scale_book(bpm: int, bqm: int, apm: int, aqm: int, ps: int, qs: int):
+    """Bid/ask price and qty mantissas rescaled by 10^ps (prices) and 10^qs (quantities), in
+    one call: the exact integer arithmetic of `_scale`, with the same sentinels."""
+    if 0 < -ps < 40:
+        d = POW10[-ps]
+        bp, ap = bpm // d, apm // d
+        if bp * d != bpm or ap * d != apm:
+            bp = ap = PRECISION
+    elif 0 <= ps < 40:
+        bp, ap = bpm * POW10[ps], apm * POW10[ps]
+    else:
+        bp = ap = MALFORMED
+    if 0 < -qs < 40:
+        d = POW10[-qs]
+        bq, aq = bqm // d, aqm // d
+        if bq * d != bqm or aq * d != aqm:
+            bq = aq = PRECISION
+    elif 0 <= qs < 40:
+        bq, aq = bqm * POW10[qs], aqm * POW10[qs]
+    else:
+        bq = aq = MALFORMED
+    if bp > INT64_MAX or ap > INT64_MAX or bq > INT64_MAX or aq > INT64_MAX:
+        return MALFORMED, MALFORMED, MALFORMED, MALFORMED
+    return bp, bq, ap, aq
+
+
 def _fits(block: int, root: struct.Struct, group: struct.Struct, size: int) -> bool:
     """The header's block length covers the root fields we read, and the frame holds the root
     block plus the first group's size header."""
@@ -160,9 +186,7 @@ class BinanceSbeAdapter(AdapterBase):
                     if pe == ipe and qe == iqe:   # exponents agree: no arithmetic at all
                         bp, bq, ap, aq = bpm, bqm, apm, aqm
                     else:
-                        ps, qs = pe - ipe, qe - iqe
-                        bp, ap = _scale(bpm, ps), _scale(apm, ps)
-                        bq, aq = _scale(bqm, qs), _scale(aqm, qs)
+                        bp, bq, ap, aq = _scale_book(bpm, bqm, apm, aqm, pe - ipe, qe - iqe)
                     if (bp | bq | ap | aq) < 0:
                         return self._skip_number(min(bp, bq, ap, aq), payload)
                     if bp >= ap and bq and aq:
@@ -268,7 +292,7 @@ class BinanceSbeAdapter(AdapterBase):
             return self._skip("backwards", payload)
         (bpm, bqm), (apm, aqm) = tops
         ps, qs = pe - ipe, qe - iqe
-        bp, ap, bq, aq = _scale(bpm, ps), _scale(apm, ps), _scale(bqm, qs), _scale(aqm, qs)
+        bp, bq, ap, aq = _scale_book(bpm, bqm, apm, aqm, ps, qs)
         if (bp | bq | ap | aq) < 0:
             return self._skip_number(min(bp, bq, ap, aq), payload)
         if bp >= ap and bq and aq:
