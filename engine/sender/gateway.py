@@ -60,7 +60,7 @@ class _Listener(WSListener):
             transport.disconnect()
 
     def on_ws_disconnected(self, transport) -> None:
-        self.gw.on_disconnected()
+        self.gw.on_disconnected(transport)
 
 
 class Gateway:
@@ -120,16 +120,22 @@ class Gateway:
             raise
 
     def close(self) -> None:
-        if self.transport is not None and self.connected:
+        """Drop the connection (if any) and forget everything that was in flight on it."""
+        t = self.transport
+        if t is not None:
             try:
-                self.transport.send_close()
-                self.transport.disconnect()
+                t.send_close()
+                t.disconnect()
             except Exception:
                 pass
-        self.connected = False
-        self.ready = False
+        self._lost()
 
-    def on_disconnected(self) -> None:
+    def on_disconnected(self, transport=None) -> None:
+        # only the current connection's end counts: an old one closing late changes nothing
+        if transport is not None and transport is self.transport:
+            self._lost()
+
+    def _lost(self) -> None:
         self.connected = False
         self.ready = False
         self.transport = None

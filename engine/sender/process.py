@@ -79,6 +79,7 @@ class Sender:
         self.stop_reason = ""
         self._drain_scheduled = False
         self._reconnecting = False
+        self._reconnect_task: asyncio.Task | None = None
         self._ever_connected = False
         self._reconciling = False
         self._last_reconcile = 0.0
@@ -152,11 +153,9 @@ class Sender:
                 self.request_stop(f"kill switch ({KILL_REASONS.get(reason, reason)})")
                 break
             for role in WATCHED_ROLES:
-                info_pid = ctl.pid(role)
-                if not info_pid:
+                if not ctl.pid(role):
                     continue
-                state = int(ctl.words[ctl._base(role) + 2])
-                if state == STATE_RUNNING:
+                if ctl.role_info(role)["state"] == "running":
                     self._seen_running.add(role)
                 if role in self._seen_running and ctl.heartbeat_age_ns(role) > timeout_ns:
                     ctl.kill(KILL_HEARTBEAT)
@@ -172,7 +171,7 @@ class Sender:
                 gw.periodic(loop.time())
                 if not gw.connected and not self._reconnecting:
                     self._reconnecting = True
-                    loop.create_task(self._reconnect())
+                    self._reconnect_task = loop.create_task(self._reconnect())
                 elif (gw.ready and gw.book.needs_reconcile and not self._reconciling
                       and loop.time() - self._last_reconcile > 1.0):
                     self._reconciling = True
@@ -263,7 +262,7 @@ class Sender:
         finally:
             if self._bell is not None:
                 loop.remove_reader(self._bell.fileno())
-            for t in (spin_task, watch):
+            for t in (spin_task, watch, self._reconnect_task):
                 if t is not None:
                     t.cancel()
         _log(f"stopping: {self.stop_reason}")
@@ -280,7 +279,8 @@ class Sender:
         for attempt in (1, 2):
             deadline = loop.time() + budget
             try:
-                if not self.gw.connected:
+                if not self.gw.ready:      # never connected, lost, or stopped mid-logon
+                    self.gw.close()
                     await asyncio.wait_for(self.gw.connect(self.url), budget)
                 left = await self.gw.cancel_everything(deadline)
             except (GatewayError, asyncio.TimeoutError) as e:
