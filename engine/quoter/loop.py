@@ -36,7 +36,7 @@ HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published"]
 BEAT_NS = 10_000_000
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
     """Copy the first n staged intents into the order ring (as many as fit), stamp them, commit
     once. Returns how many stay staged (moved to the front of `out`)."""
@@ -76,7 +76,7 @@ def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
     return n - k
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_addr, hb_addr,
              stop, hist, inst, quotes, par, g, cnt, rl10, rlday, out, staged,
              idle_kind, idle_state, park_ns, slice_ns, timer_ns):
