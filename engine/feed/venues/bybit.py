@@ -52,15 +52,23 @@ class Message(Struct, gc=False):
     topic: str = ""                # "orderbook.1.BTCUSDT", "publicTrade.BTCUSDT"
     type: str = ""                 # "snapshot" | "delta"
     ts: EpochMs = 0                # system time of the push, ms
-    data: Raw = Raw()              # decoded by topic
+    data: Raw = Raw()              # left undecoded
     op: Any = ""                   # "subscribe", "ping", "pong", "auth", ...
     success: Any = UNSET           # op responses on the public WS
     retCode: Any = UNSET           # op responses on the trade/private WS
 
 
+class Push(Struct, gc=False):
+    """A data push of a stream this adapter handles, typed in one decode: the book's data is an
+    object, a trade push's an array (one of each is a union msgspec can decode directly)."""
+    topic: str
+    data: BookData | list[PublicTrade]
+    type: str = ""
+    ts: EpochMs = 0
+
+
+_push = msgspec.json.Decoder(Push)
 _message = msgspec.json.Decoder(Message)
-_book = msgspec.json.Decoder(BookData)
-_trades = msgspec.json.Decoder(list[PublicTrade])
 _SIDES = {"Buy": SIDE_BUY, "Sell": SIDE_SELL}
 
 
@@ -103,16 +111,25 @@ class BybitAdapter(AdapterBase):
         try:
             if binary:
                 return self._skip("unknown", payload)
-            try:
-                m = _message.decode(payload)
-                if m.topic:
-                    kind, _, symbol = m.topic.rpartition(".")
-                    return self._route(kind, symbol, m, payload, sink)
+            try:   # the common case: a book or trade push, one typed decode
+                m = _push.decode(payload)
             except DECODE_ERRORS:
-                return self._skip("malformed", payload)
-            return self._skip(self._control_kind(m), payload)
+                return self._decode_other(payload)
+            kind, _, symbol = m.topic.rpartition(".")
+            return self._route(kind, symbol, m, payload, sink)
         except Exception:  # last resort: a frame must never take the reader down
             return self._unexpected(payload)
+
+    def _decode_other(self, payload) -> int:
+        """Op responses, other topics, and pushes that did not fit the typed decode."""
+        try:
+            m = _message.decode(payload)
+        except DECODE_ERRORS:
+            return self._skip("malformed", payload)
+        if m.topic:   # a topic we handle whose push did not decode is malformed
+            kind, _, symbol = m.topic.rpartition(".")
+            return self._skip("malformed" if kind in self._handlers else "unknown", payload)
+        return self._skip(self._control_kind(m), payload)
 
     @staticmethod
     def _control_kind(m: Message) -> str:
@@ -124,8 +141,10 @@ class BybitAdapter(AdapterBase):
             return "control"
         return "unknown"
 
-    def _on_book(self, m: Message, ent, payload, sink) -> int:
-        d = _book.decode(m.data)
+    def _on_book(self, m: Push, ent, payload, sink) -> int:
+        d = m.data
+        if type(d) is not BookData:
+            return self._skip("malformed", payload)
         i, pc, qc, pe, qe = ent
         u = d.u
         last = self._last_book_id[i]
@@ -162,10 +181,12 @@ class BybitAdapter(AdapterBase):
         self.counts["data"] += 1
         return 1
 
-    def _on_trades(self, m: Message, ent, payload, sink) -> int:
+    def _on_trades(self, m: Push, ent, payload, sink) -> int:
+        if type(m.data) is not list:
+            return self._skip("malformed", payload)
         i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
-        for t in _trades.decode(m.data):
+        for t in m.data:
             side = _SIDES.get(t.S, MALFORMED)
             px = lookup(pc, t.p, pe)
             qty = lookup(qc, t.v, qe)

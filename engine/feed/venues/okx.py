@@ -53,9 +53,18 @@ class Push(Struct, gc=False):
     msg: Any = UNSET
 
 
+class BboPush(Struct, gc=False):
+    """A bbo-tbt push, typed in one decode."""
+    arg: Arg
+    data: list[Bbo]
+
+
 _push = msgspec.json.Decoder(Push)
-_bbo = msgspec.json.Decoder(list[Bbo])
-_trades = msgspec.json.Decoder(list[OkxTrade])
+_bbo_push = msgspec.json.Decoder(BboPush)
+_data = {"bbo-tbt": msgspec.json.Decoder(list[Bbo]), "trades": msgspec.json.Decoder(list[OkxTrade])}
+# OKX writes `arg` first: a bbo-tbt push starts with these bytes (a cheap hint, checked by the
+# typed decode that follows; anything else takes the general path).
+_BBO_START = b'{"arg":{"channel":"bbo-tbt",'
 _SIDES = {"buy": SIDE_BUY, "sell": SIDE_SELL}
 
 
@@ -99,6 +108,13 @@ class OkxAdapter(AdapterBase):
                 return self._skip("unknown", payload)
             if len(payload) == 4 and payload == b"pong":
                 return self._skip("control", payload)
+            if payload[:len(_BBO_START)] == _BBO_START:
+                try:
+                    b = _bbo_push.decode(payload)
+                except DECODE_ERRORS:
+                    b = None
+                if b is not None:
+                    return self._route("bbo-tbt", b.arg.instId, b.data, payload, sink)
             try:
                 p = _push.decode(payload)
                 if p.event:
@@ -107,16 +123,19 @@ class OkxAdapter(AdapterBase):
                     return self._skip("control" if p.code == "0" else "error", payload)
                 if p.arg is None:
                     return self._skip("unknown", payload)
-                return self._route(p.arg.channel, p.arg.instId, p.data, payload, sink)
+                dec = _data.get(p.arg.channel)
+                if dec is None:
+                    return self._skip("unknown", payload)
+                return self._route(p.arg.channel, p.arg.instId, dec.decode(p.data), payload, sink)
             except DECODE_ERRORS:
                 return self._skip("malformed", payload)
         except Exception:  # last resort: a frame must never take the reader down
             return self._unexpected(payload)
 
-    def _on_bbo(self, raw, ent, payload, sink) -> int:
+    def _on_bbo(self, pushes: list[Bbo], ent, payload, sink) -> int:
         i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
-        for d in _bbo.decode(raw):
+        for d in pushes:
             ts = _ms(d.ts)
             u = d.seqId if d.seqId is not None else ts
             if ts < 0 or ts > MAX_MS:
@@ -145,10 +164,10 @@ class OkxAdapter(AdapterBase):
             emitted += 1
         return self._frame_done(emitted, skipped, payload)
 
-    def _on_trades(self, raw, ent, payload, sink) -> int:
+    def _on_trades(self, trades: list[OkxTrade], ent, payload, sink) -> int:
         i, pc, qc, pe, qe = ent
         emitted, skipped = 0, None
-        for t in _trades.decode(raw):
+        for t in trades:
             side = _SIDES.get(t.side)
             px, qty = lookup(pc, t.px, pe), lookup(qc, t.sz, qe)
             tid, ts = _ms(t.tradeId, 18), _ms(t.ts)
