@@ -7,6 +7,7 @@ Response: {"id": ..., "status": 200, "result": ..., "rateLimits": [...]}
 """
 from __future__ import annotations
 
+import logging
 import re
 import time
 from typing import Callable
@@ -17,6 +18,7 @@ from engine.sim import auth
 from engine.sim.exchange import ApiError, Exchange, Order, unknown_order
 from engine.sim.market import DECIMAL_RANGE, Book, parse_decimal, wire_decimal
 
+log = logging.getLogger("mm.sim")
 _CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 CLIENT_ID_RANGE = "^[a-zA-Z0-9-_]{1,36}$"
 _decode = msgspec.json.Decoder().decode
@@ -172,7 +174,14 @@ class Api:
                     raise ApiError(429, -1015, f"Too many new orders; current limit is "
                                                f"{w.limit} orders per {w.num} {w.interval}.",
                                    {"serverTime": now, "retryAfter": w.start + w.span_ms})
-            result = handler(session, params)
+            try:
+                result = handler(session, params)
+            except ApiError:
+                raise
+            except Exception:       # a simulator bug: answer like the venue's unknown error
+                log.exception("%s failed", method)
+                raise ApiError(500, -1000, "An unknown error occurred while processing the "
+                                           "request.") from None
         except ApiError as e:
             self._error(session, req_id, e, show_limits, method in ("order.place",
                                                                       "order.cancelReplace"))

@@ -195,6 +195,12 @@ class SimServer:
         if self._replay_task is not None:
             self._replay_task.cancel()
         self._server.close()
+        # Binance announces a shutdown on market connections before closing them.
+        event = _encode({"e": "serverShutdown", "E": now_ms()})
+        for conn in self.md_conns:
+            if conn.t is not None and not conn.t.is_disconnected:
+                conn.t.send(_TEXT, b'{"stream":"!serverShutdown","data":' + event + b"}"
+                            if conn.combined else event)
         for conn in list(self.md_conns) + list(self.api_conns):
             if conn.t is not None:
                 conn.t.send_close(WSCloseCode.GOING_AWAY)

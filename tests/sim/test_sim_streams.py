@@ -212,3 +212,28 @@ def test_market_fault_switches():
         assert sim.stats()["md_open"] == 0
     with SimThread(event_rate=200) as sim:
         run(go(sim))
+
+
+def test_shutdown_is_announced_then_closed():
+    async def go():
+        sim = SimThread(event_rate=50).start()
+        try:
+            raw = await websockets.connect(sim.md_url + "/ws/btcusdt@bookTicker", max_queue=None)
+            comb = await websockets.connect(sim.md_url + "/stream?streams=btcusdt@bookTicker",
+                                            max_queue=None)
+            await recv_json(raw, 1)
+            await recv_json(comb, 1)
+        finally:
+            await asyncio.to_thread(sim.stop)
+        for ws, wrap in ((raw, False), (comb, True)):
+            last = None
+            with pytest.raises(websockets.ConnectionClosed):
+                async with asyncio.timeout(5):
+                    while True:
+                        last = json.loads(await ws.recv())
+            if wrap:
+                assert last["stream"] == "!serverShutdown"
+                last = last["data"]
+            assert last["e"] == "serverShutdown" and last["E"] > 0
+            assert ws.close_code == 1001
+    run(go())
