@@ -45,7 +45,8 @@ def _normalised(symbol: str, what: str, value: str | None) -> str:
     except InvalidOperation:
         raise ValueError(f"exchangeInfo {symbol}: {what} is not a decimal: {value!r}") from None
     if not d.is_finite() or d < 0:
-        raise ValueError(f"exchangeInfo {symbol}: {what} must be a finite value >= 0, got {value!r}")
+        raise ValueError(f"exchangeInfo {symbol}: {what} must be a finite value >= 0, "
+                         f"got {value!r}")
     return format(d.normalize(), "f") if d else "0"
 
 
