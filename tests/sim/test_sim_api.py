@@ -9,6 +9,7 @@ from decimal import Decimal
 
 import pytest
 import websockets
+from picows import WSListener, WSMsgType, ws_connect
 from _sim_client import ApiClient, order, signed
 
 from engine.sim import auth
@@ -331,3 +332,65 @@ def test_unknown_path_is_404(sim):
             await websockets.connect(sim.md_url + "/nope", open_timeout=5)
         assert e.value.response.status_code == 404
     run(go())
+
+
+class _PicowsApi(WSListener):
+    """picows client collecting every text frame as JSON."""
+
+    def __init__(self):
+        self.msgs: asyncio.Queue = asyncio.Queue()
+
+    def on_ws_frame(self, transport, frame):
+        if frame.msg_type == WSMsgType.TEXT:
+            self.msgs.put_nowait(json.loads(frame.get_payload_as_bytes()))
+
+
+def test_picows_client_places_replaces_cancels(sim):
+    async def go():
+        transport, client = await ws_connect(_PicowsApi, sim.api_url)
+
+        async def call(req_id, method, params):
+            transport.send(WSMsgType.TEXT, json.dumps(
+                {"id": req_id, "method": method, "params": signed(params)}).encode())
+            seen = []
+            async with asyncio.timeout(5):
+                while True:
+                    m = await client.msgs.get()
+                    if m.get("id") == req_id:
+                        return m, seen
+                    seen.append(m)
+
+        r, _ = await call(1, "userDataStream.subscribe.signature", {})
+        sub = r["result"]["subscriptionId"]
+        far = ticks_below(sim.book("ETHUSDT")["bid"], 20)
+        r, _ = await call(2, "order.place", order("ETHUSDT", "SELL", "4000.00", "0.0500", "p-1-1"))
+        assert r["status"] == 200
+        r, ev = await call(3, "order.cancelReplace", order(
+            "ETHUSDT", "BUY", far, "0.0500", "p-1-2", cancelReplaceMode="STOP_ON_FAILURE",
+            cancelOrigClientOrderId="p-1-1"))
+        assert r["status"] == 200 and r["result"]["newOrderResult"] == "SUCCESS"
+        r, ev2 = await call(4, "order.cancel", {"symbol": "ETHUSDT", "origClientOrderId": "p-1-2"})
+        assert r["result"]["status"] == "CANCELED"
+        await asyncio.sleep(0.05)
+        while not client.msgs.empty():
+            ev2.append(client.msgs.get_nowait())
+        reports = [(m["event"]["c"], m["event"]["x"]) for m in ev + ev2
+                   if m.get("subscriptionId") == sub and m["event"]["e"] == "executionReport"]
+        # NEW of p-1-1 (seen before call 3's reply), then CANCELED, NEW, CANCELED
+        assert ("p-1-2", "NEW") in reports
+        assert [x for _, x in reports].count("CANCELED") == 2
+        transport.disconnect()
+        await transport.wait_disconnected()
+    run(go())
+
+
+def test_toml_config_errors_name_the_sim_field(tmp_path):
+    from engine.config import ConfigError, load
+    bad = tmp_path / "bad.toml"
+    bad.write_text("[sim]\nevent_rate = 0\n")
+    with pytest.raises(ConfigError, match="sim.event_rate"):
+        load(bad, env={})
+    good = tmp_path / "good.toml"
+    good.write_text('[sim]\nevent_rate = 50\n[sim.balances]\nUSDT = "5000"\n')
+    cfg = load(good, env={})
+    assert cfg.sim.event_rate == 50 and cfg.sim.balances == {"USDT": "5000"}
