@@ -32,6 +32,8 @@ def _parse(argv: list[str]) -> argparse.Namespace:
 
 def main(argv: list[str]) -> int:
     """Entry point of `mm sim`; returns the exit status."""
+    if argv and argv[0] == "--":       # `mm sim -- --port 0` (argparse REMAINDER keeps it)
+        argv = argv[1:]
     args = _parse(argv)
     from engine.config import ConfigError, load
     try:
