@@ -93,13 +93,16 @@ def test_binary_frame_kinds(frame, kind):
 
 
 def test_block_length_from_the_header_finds_the_symbol():
-    # A future schema version may grow the root block; with our version number it must still be
-    # the declared layout, so a longer block under version 0 goes the slow way and is refused.
-    f = sbe_best_bid_ask(b"BTCUSDT", 1, 1, -2, -5, 1, 1, 2, 1)
-    longer = struct.pack("<H", 58) + f[2:58] + b"\0" * 8 + f[58:]
+    # A root block longer than the schema's 50 bytes: the known fields come first, the symbol
+    # follows the block wherever blockLength puts it.
+    f = sbe_best_bid_ask(b"BTCUSDT", 7, 9, -2, -5, 1, 2, 3, 4)
+    longer = struct.pack("<H", 58) + f[2:58] + b"\xee" * 8 + f[58:]
     a = adapter()
-    assert a.decode(memoryview(longer), True, ListSink()) == 0
-    assert a.counts["malformed"] == 1
+    sink = decode_all(a, [longer], binary=True)
+    assert sink.events == [Event(0, MD_BBO, 9, 1, 2, 3, 4, 0, 0, 0, 7000)]
+    # A block length pointing past the frame is malformed.
+    beyond = struct.pack("<H", 200) + f[2:]
+    assert a.decode(memoryview(beyond), True, ListSink()) == 0 and a.counts["malformed"] == 1
 
 
 def test_trades_golden_and_backwards():

@@ -223,7 +223,14 @@ class BinanceSbeAdapter(AdapterBase):
             return self._trades(payload, block, sink)
         if template == TEMPLATE_DEPTH_SNAPSHOT:
             return self._depth_top(payload, block, sink)
-        if template == TEMPLATE_BEST_BID_ASK:   # right template, wrong size for its symbol length
+        if template == TEMPLATE_BEST_BID_ASK:
+            # The fast path takes only the declared 50-byte block. A longer one: the fields we
+            # know come first, the symbol sits at 8 + blockLength; decode the known layout.
+            if block > BEST_BID_ASK_BLOCK and _HEADER.size + block < len(payload):
+                known = (struct.pack("<H", BEST_BID_ASK_BLOCK) + bytes(payload[2:_BBA_PREFIX])
+                         + bytes(payload[_HEADER.size + block:]))
+                if len(known) in _BBA_BY_LENGTH:
+                    return self.decode(memoryview(known), True, sink)
             return self._skip("malformed", payload)
         return self._skip("unknown", payload)
 
