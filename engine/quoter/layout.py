@@ -90,19 +90,22 @@ COUNTER_NAMES = [
     "ticks", "batches", "intents", "new", "replace", "cancel", "cancel_all",
     "fills", "acks", "trades", "rejects", "canceled", "unknown_order", "positions",
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
-    "crossed_book", "ring_full", "pnl", "drawdown", "kill",
+    "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
- C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_KILL) = range(len(COUNTER_NAMES))
+ C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 N_COUNTERS = 56
 
 
-def counter_names(symbols: list[str]) -> list[str]:
-    """All counter names for an instrument table (positions last, one per symbol)."""
-    names = COUNTER_NAMES + [f"position_{s}" for s in symbols]
+def counter_names(symbols: list[str], pnl_exp: int) -> list[str]:
+    """All counter names for an instrument table. PnL and drawdown carry their unit in the name
+    (`pnl_e-7`: units of 10**-7 quote currency); positions come last, one per symbol, in the
+    instrument's quantity units (10**qty_exp base currency)."""
+    names = [f"{n}_e{pnl_exp}" if n in ("pnl", "drawdown") else n for n in COUNTER_NAMES]
+    names += [f"position_{s}" for s in symbols]
     if len(names) > N_COUNTERS:
         raise ValueError(f"quoter: at most {N_COUNTERS - len(COUNTER_NAMES)} instruments")
     return names

@@ -24,10 +24,10 @@ import math
 from numba import njit
 
 from engine.quoter.layout import (
-    BID, C_ACKS, C_BATCHES, C_CANCEL, C_CANCEL_ALL, C_CANCELED, C_CROSSED_BOOK,
-    C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITION_BASE, C_POSITIONS,
-    C_RATE_LIMITED, C_REJECTS, C_REPLACE, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION,
-    C_STALE_PULLS, C_TICKS, C_TRADES, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
+    BID, C_ACKS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL, C_CROSSED_BOOK, C_DRAWDOWN,
+    C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITIONS, C_POSITION_BASE, C_RATE_LIMITED, C_REJECTS,
+    C_REPLACE, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
+    C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
     G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_RL10_HEAD, G_RLDAY_HEAD, Q_CANCELING,
     Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
@@ -49,7 +49,7 @@ def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
     """Apply one book record read at `now`; marks the instrument for requoting."""
     cnt[C_TICKS] += 1
     if i >= inst.shape[0]:
-        cnt[C_CROSSED_BOOK] += 1          # not ours: refused like a bad book
+        cnt[C_UNKNOWN_INSTRUMENT] += 1
         return
     s = inst[i]
     s.trig_update_id = update_id
@@ -127,7 +127,7 @@ def on_fill(inst, quotes, g, cnt, i, kind, order_id, side, price, qty, leaves_qt
             inst[j].dirty = 1
         return
     if i >= inst.shape[0]:
-        cnt[C_UNKNOWN_ORDER] += 1
+        cnt[C_UNKNOWN_INSTRUMENT] += 1
         return
     s = inst[i]
     s.dirty = 1

@@ -18,6 +18,7 @@ from engine.latency.histogram import HistogramSet
 from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
 from engine.quoter.layout import counter_names
+from engine.quoter.params import pnl_exponent
 from engine.quoter.state import QuoterState
 from engine.records import (
     FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE, MD_STALE,
@@ -60,7 +61,7 @@ def warm_up(q, instruments) -> float:
                   SIDE_BUY, int(o["price"]), int(o["qty"]), 0)
     model.on_md(inst, par, cnt, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
     model.check_timers(inst, quotes, par, now + 10**12)
-    n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 10**12, st.out, 0)
+    model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 10**12, st.out, 0)
     model.kill_all(quotes, g, cnt, st.out, 0, 1, now)
     model.any_quote(quotes)
     return time.perf_counter() - t0
@@ -77,10 +78,18 @@ def run(cfg) -> int:
     idle = idle_name(q)
     ctl = Control.open(cfg.instance)
     counters = ctl.register(ROLE, core=q.core, idle_code=STRATEGIES[idle])
-    ctl.name_counters(ROLE, counter_names([i.symbol for i in cfg.instruments]))
+    ctl.name_counters(ROLE, counter_names([i.symbol for i in cfg.instruments],
+                                          pnl_exponent(cfg.instruments)))
     counters[:] = 0
     hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
     rings = []
+    # From here on SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes
+    # the rings, and the running loop sees it within SLICE_NS.
+    stop = np.zeros(1, np.int64)
+
+    def on_signal(signum, frame):
+        stop[0] = 1
+    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         r = cfg.rings
         md = Ring.open(cfg.instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="consumer")
@@ -94,7 +103,6 @@ def run(cfg) -> int:
         for w in pin(ROLE, q.core):
             log(ROLE, w)
         st = QuoterState(q, cfg.instruments, counters=counters)
-        stop = np.zeros(1, np.int64)
         staged = np.zeros(1, np.int64)
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
         args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
@@ -105,20 +113,12 @@ def run(cfg) -> int:
         compile_loop(args)
         log(ROLE, f"warm in {time.perf_counter() - t0:.2f} s (model {t_model:.2f} s), "
                   f"idle={idle}; waiting for POSITION + RESUME on the fills ring")
-
-        def on_signal(signum, frame):
-            stop[0] = 1
-        old = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         freeze_gc()
         ctl.beat(ROLE)
         ctl.set_state(ROLE, STATE_RUNNING)
-        try:
-            rc = loop.LOOP_SLICE
-            while rc == loop.LOOP_SLICE:
-                rc = loop.run_loop(*args)
-        finally:
-            for s, h in old.items():
-                signal.signal(s, h)
+        rc = loop.LOOP_SLICE
+        while rc == loop.LOOP_SLICE:
+            rc = loop.run_loop(*args)
         if rc == loop.LOOP_KILLED:
             log(ROLE, f"kill switch ({KILL_REASONS.get(ctl.killed(), '?')}): cancel-all sent, "
                       f"stopped quoting")
@@ -126,6 +126,8 @@ def run(cfg) -> int:
             log(ROLE, "stopped")
         return 0
     finally:
+        for s, h in old_handlers.items():
+            signal.signal(s, h)
         for ring in rings:
             ring.close()
         hs.close()

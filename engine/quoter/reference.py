@@ -125,7 +125,8 @@ class ReferenceQuoter:
         ask_t = ask_px / b.tick
         mid = (bid_t + ask_t) * 0.5
         if b.micro:
-            b.fair = (bid_t * float(ask_qty) + ask_t * float(bid_qty)) / (float(bid_qty) + float(ask_qty))
+            bq, aq = float(bid_qty), float(ask_qty)
+            b.fair = (bid_t * aq + ask_t * bq) / (bq + aq)
         else:
             b.fair = mid
         if b.has_mid:
@@ -291,7 +292,8 @@ class ReferenceQuoter:
                 self.next_id += 1
                 self._intent(out, b, action, i, side, level, order_id,
                              x.order_id if action == ACTION_REPLACE else 0, x.want_px, b.size)
-                x.order_id, x.price, x.qty, x.state, x.placed = order_id, x.want_px, b.size, PENDING, now
+                x.order_id, x.price, x.qty = order_id, x.want_px, b.size
+                x.state, x.placed = PENDING, now
 
     def _mark_pnl(self) -> None:
         total = 0

@@ -1,6 +1,8 @@
 """Seeded synthetic book updates for tests, warm-up and the benchmark (not for production)."""
 from __future__ import annotations
 
+from decimal import Decimal
+
 import numpy as np
 
 from engine.instruments import Instrument
@@ -18,7 +20,8 @@ def random_ticks(seed: int, n: int, instruments: tuple[Instrument, ...], stale_e
     rng = np.random.default_rng(seed)
     recs = np.zeros(n, MD_DTYPE)
     n_inst = len(instruments)
-    mids = [int(float(START_MID.get(i.symbol, "100")) * 10 ** -i.pexp) // i.tick for i in instruments]
+    mids = [int(Decimal(START_MID.get(i.symbol, "100")).scaleb(-i.pexp)) // i.tick
+            for i in instruments]
     which = rng.integers(0, n_inst, n)
     steps = rng.integers(-3, 4, n) * (1 + 20 * (rng.random(n) < 0.02))
     spreads = rng.integers(1, 6, n)

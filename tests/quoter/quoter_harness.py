@@ -71,7 +71,8 @@ class ToyVenue:
     def __init__(self, rng: random.Random, cancel_races: bool = True):
         self.rng = rng
         self.cancel_races = cancel_races
-        self.orders: dict[int, list] = {}   # id -> [instrument, side, price, leaves, acked, canceling]
+        # id -> [instrument, side, price, leaves, acked, canceling]
+        self.orders: dict[int, list] = {}
         self.replaced: list[tuple[int, int]] = []
 
     def apply(self, intents: list[tuple]) -> None:

@@ -16,7 +16,7 @@ from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
 from engine.quoter.layout import (
-    Q_CANCELING, Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+    C_STALE_PULLS, Q_CANCELING, Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
 from engine.quoter.synthetic import START_MID
 from engine.records import (
@@ -187,7 +187,7 @@ def test_stale_guard_pulls_every_quote_until_fresh_data(q, seed, gap_ms):
     w.end_batch()
     assert all(w.open_quotes(i) == 0 for i in range(3))
     assert not w.venue.orders
-    assert w.h.st.cnt[18] >= len(quoted)    # stale_pulls
+    assert w.h.st.cnt[C_STALE_PULLS] >= len(quoted)
     quotes = w.h.st.quotes                  # the venue confirms every cancel
     for i, side, level in zip(*np.nonzero(quotes["state"] == Q_CANCELING)):
         w.h.fill(int(i), FILL_CANCELED, int(quotes[i, side, level]["order_id"]))
