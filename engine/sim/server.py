@@ -10,6 +10,14 @@ symbol). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPE
 any market connection. Server pings every `ping_interval_s`; connections older than
 `max_connection_age_s` are closed.
 
+Replay (SimConfig.replay_file): no synthetic market; from the first market connection on, every
+payload of the capture goes verbatim to every market connection (subscriptions are ignored), at
+the recorded pace divided by replay_speed. Replayed bookTicker and trade frames also move the
+book, so resting orders still match.
+
+Known simplifications: the 5 messages/s client limit of market connections and slow-consumer
+disconnects are not enforced; timeUnit=MICROSECOND is ignored.
+
 All methods below run on the server's loop; engine.sim.testing.SimThread calls them from other
 threads through the loop.
 """
