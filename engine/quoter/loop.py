@@ -47,21 +47,10 @@ def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
         if idx < 0:
             cnt[C_RING_FULL] += 1
             break
-        o = out[k]
+        seq = ord_slots[idx].seq            # stamped by the claim
+        ord_slots[idx] = out[k]
         d = ord_slots[idx]
-        d.order_id = o.order_id
-        d.orig_order_id = o.orig_order_id
-        d.instrument = o.instrument
-        d.action = o.action
-        d.side = o.side
-        d.level = o.level
-        d.post_only = o.post_only
-        d.price = o.price
-        d.qty = o.qty
-        d.update_id = o.update_id
-        d.ts_arrival = o.ts_arrival
-        d.ts_md_published = o.ts_md_published
-        d.ts_quoter_read = o.ts_quoter_read
+        d.seq = seq
         d.ts_published = t
         k += 1
     if k == 0:

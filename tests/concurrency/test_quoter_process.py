@@ -10,7 +10,7 @@ import time
 import numpy as np
 import pytest
 
-from engine.config import EngineConfig
+from engine.config import EngineConfig, RingConfig, RingsConfig
 from engine.control import KILL_OPERATOR, Control
 from engine.quoter.config import QuoterConfig
 from engine.quoter.layout import G_MAX_DRAWDOWN
@@ -31,14 +31,16 @@ QUOTER = dict(idle="park", levels=2, stale_after_ms=60_000, max_quote_age_ms=0, 
               max_drawdown="0")
 
 
-def _config(instance: str) -> EngineConfig:
-    return EngineConfig(instance=instance, quoter=QuoterConfig(**QUOTER))
+def _config(instance: str, orders_capacity: int) -> EngineConfig:
+    rings = RingsConfig(orders=RingConfig(capacity=orders_capacity, policy="block"))
+    return EngineConfig(instance=instance, quoter=QuoterConfig(**QUOTER), rings=rings)
 
 
 def _start(cfg: EngineConfig, tmp_path) -> subprocess.Popen:
     """`mm quoter --config <file>`, the way systemd or the supervisor starts it."""
     path = tmp_path / "mm.toml"
-    lines = [f'instance = "{cfg.instance}"', "[quoter]"]
+    lines = [f'instance = "{cfg.instance}"', "[rings.orders]",
+             f"capacity = {cfg.rings.orders.capacity}", 'policy = "block"', "[quoter]"]
     lines += [f"{k} = {v!r}".replace("'", '"') for k, v in QUOTER.items()]
     path.write_text("\n".join(lines) + "\n")
     code = ("import sys; from engine.cli import main; "
@@ -93,9 +95,10 @@ def _fill(i, kind, order_id=0, qty=0) -> np.ndarray:
 
 
 @pytest.fixture
-def engine(instance, tmp_path):
-    """Rings and control opened from the test side, a quoter process, all cleaned up."""
-    cfg = _config(instance)
+def engine(instance, tmp_path, request):
+    """Rings and control opened from the test side, a quoter process, all cleaned up.
+    Parametrize indirectly with the order ring's capacity (default 1024)."""
+    cfg = _config(instance, getattr(request, "param", 1024))
     r = cfg.rings
     ctl = Control.open(instance)
     md = Ring.open(instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="producer")
@@ -193,3 +196,23 @@ def test_sigterm_cancels_live_quotes_and_exits(engine):
     assert proc.wait(timeout=10) == 0
     assert ctl.killed() == 0                       # a stop is not a kill
     assert ctl.role_info("quoter")["state"] == "stopped"
+
+
+@pytest.mark.parametrize("engine", [2], indirect=True)
+def test_full_order_ring_delays_intents_without_losing_them(engine):
+    """An order ring of 2 slots and a pass of 4 intents: the quoter keeps the rest staged and
+    publishes it as the sender reads, in order, nothing dropped."""
+    cfg, ctl, md, fills, orders, proc = engine
+    fills.push(_fill(0, FILL_RESUME))
+    md.push(_md(0, 55, 6_000_000, 6_000_001))
+    deadline = time.monotonic() + READ_TIMEOUT_S
+    while orders.available() < 2 and time.monotonic() < deadline:
+        time.sleep(0.001)
+    time.sleep(0.05)                               # the quoter finds the ring full meanwhile
+    got = _read(orders, 4)
+    assert col(got, "action") == [ACTION_NEW] * 4
+    assert col(got, "level") == [0, 1, 0, 1]
+    seq = col(got, "seq")
+    assert seq == list(range(seq[0], seq[0] + 4))
+    assert orders.stats()["dropped"] == 0
+    assert ctl.counter_values("quoter")["ring_full"] >= 1
