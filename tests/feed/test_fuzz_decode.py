@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from decode_support import (ListSink, cryptofeed_frames, hftbacktest_frames, instruments,
+from decode_support import (ListSink, cryptofeed_frames, hftbacktest_frames,
                             jsonl_frames, sbe_best_bid_ask, sbe_depth, sbe_trades)
 
 from engine.feed.venues import make_adapter

@@ -12,7 +12,7 @@ from typing import Sequence
 import msgspec
 
 from engine.feed.adapter import FRAME_KINDS
-from engine.feed.fixed import fixed_cache, sentinel_kind
+from engine.feed.fixed import MALFORMED, fixed_cache, lookup, sentinel_kind
 from engine.instruments import Instrument
 
 log = logging.getLogger("engine.feed.venues")
@@ -25,6 +25,21 @@ DECODE_ERRORS = (msgspec.MsgspecError, UnicodeDecodeError)
 LOGGED_KINDS = frozenset(FRAME_KINDS) - {"data", "control"}
 LOG_INTERVAL_S = 1.0
 LOG_BYTES = 200
+
+
+def top_level(levels, ent) -> tuple[int, int]:
+    """(price, qty) mantissas of the first `[price, qty, ...]` level of a side (best first);
+    (0, 0) for an empty side; lookup sentinels for bad numbers or a short level."""
+    if not levels:
+        return 0, 0
+    lv = levels[0]
+    if len(lv) < 2:
+        return MALFORMED, MALFORMED
+    _, pc, qc, pe, qe = ent
+    try:
+        return pc[lv[0]], qc[lv[1]]
+    except KeyError:
+        return lookup(pc, lv[0], pe), lookup(qc, lv[1], qe)
 
 
 class AdapterBase:

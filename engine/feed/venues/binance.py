@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, lookup
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -246,11 +246,8 @@ class BinanceJsonAdapter(AdapterBase):
         u = d.lastUpdateId
         if u < self._last_book_id[i]:
             return self._skip("backwards", payload)
-        bp = bq = ap = aq = 0
-        if d.bids:
-            bp, bq = lookup(pc, d.bids[0][0], pe), lookup(qc, d.bids[0][1], qe)
-        if d.asks:
-            ap, aq = lookup(pc, d.asks[0][0], pe), lookup(qc, d.asks[0][1], qe)
+        bp, bq = top_level(d.bids, ent)
+        ap, aq = top_level(d.asks, ent)
         if (bp | bq | ap | aq) < 0:
             return self._skip_number(min(bp, bq, ap, aq), payload)
         if bp >= ap and bq and aq:

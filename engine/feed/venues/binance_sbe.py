@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import struct
 
-import msgspec
 import numpy as np
 
 from engine.feed.fixed import INT64_MAX, MALFORMED, POW10, PRECISION, sentinel_kind

@@ -20,7 +20,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BYBIT
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -151,11 +151,7 @@ class BybitAdapter(AdapterBase):
         if m.type == "snapshot":
             if u < last and u != 1:
                 return self._skip("backwards", payload)
-            top = [0, 0, 0, 0]
-            if d.b:
-                top[0], top[1] = lookup(pc, d.b[0][0], pe), lookup(qc, d.b[0][1], qe)
-            if d.a:
-                top[2], top[3] = lookup(pc, d.a[0][0], pe), lookup(qc, d.a[0][1], qe)
+            top = [*top_level(d.b, ent), *top_level(d.a, ent)]
             kind = MD_BBO | MD_SNAPSHOT
         elif m.type == "delta":
             old = self._top[i]

@@ -14,7 +14,7 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
 from engine.records import MD_BBO, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_OKX
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -62,9 +62,10 @@ class BboPush(Struct, gc=False):
 _push = msgspec.json.Decoder(Push)
 _bbo_push = msgspec.json.Decoder(BboPush)
 _data = {"bbo-tbt": msgspec.json.Decoder(list[Bbo]), "trades": msgspec.json.Decoder(list[OkxTrade])}
-# OKX writes `arg` first: a bbo-tbt push starts with these bytes (a cheap hint, checked by the
-# typed decode that follows; anything else takes the general path).
-_BBO_START = b'{"arg":{"channel":"bbo-tbt",'
+# OKX writes `arg` first, so a bbo-tbt push starts `{"arg":{"channel":"bbo-tbt",`: byte 20 is
+# the second 'b' ("books" has 'o', "trades"/"tickers" 'r'/'i'). Only a hint, read in one
+# index: the typed decode checks the frame, and routing uses the channel it decoded.
+_BBO_HINT_AT, _BBO_HINT = 20, ord("b")
 _SIDES = {"buy": SIDE_BUY, "sell": SIDE_SELL}
 
 
@@ -108,13 +109,13 @@ class OkxAdapter(AdapterBase):
                 return self._skip("unknown", payload)
             if len(payload) == 4 and payload == b"pong":
                 return self._skip("control", payload)
-            if payload[:len(_BBO_START)] == _BBO_START:
+            if len(payload) > _BBO_HINT_AT and payload[_BBO_HINT_AT] == _BBO_HINT:
                 try:
                     b = _bbo_push.decode(payload)
                 except DECODE_ERRORS:
                     b = None
                 if b is not None:
-                    return self._route("bbo-tbt", b.arg.instId, b.data, payload, sink)
+                    return self._route(b.arg.channel, b.arg.instId, b.data, payload, sink)
             try:
                 p = _push.decode(payload)
                 if p.event:
@@ -144,15 +145,8 @@ class OkxAdapter(AdapterBase):
             if u < self._last_book_id[i]:
                 skipped = skipped or "backwards"
                 continue
-            bp = bq = ap = aq = 0
-            if d.bids:
-                b = d.bids[0]
-                bp, bq = (lookup(pc, b[0], pe), lookup(qc, b[1], qe)) if len(b) >= 2 \
-                    else (MALFORMED, 0)
-            if d.asks:
-                a = d.asks[0]
-                ap, aq = (lookup(pc, a[0], pe), lookup(qc, a[1], qe)) if len(a) >= 2 \
-                    else (MALFORMED, 0)
+            bp, bq = top_level(d.bids, ent)
+            ap, aq = top_level(d.asks, ent)
             if (bp | bq | ap | aq) < 0:
                 skipped = skipped or sentinel_kind(min(bp, bq, ap, aq))
                 continue
