@@ -22,6 +22,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     # -- connections (Binance: ping every 20 s, pong within 60 s, 24 h maximum age) --
     max_connection_age_s: float = 86_400.0  # the server closes connections older than this
     ping_interval_s: float = 20.0  # server ping frames (0 = off)
+    max_send_buffer_mb: float = 64.0  # a market client this far behind is dropped (slow consumer)
     pong_timeout_s: float = 60.0   # no pong within this (capped at ping_interval_s): disconnect
     # -- the order API --
     recv_window_ms: int = 5000    # default recvWindow when a request does not send one
@@ -48,6 +49,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             ("max_connection_age_s", self.max_connection_age_s > 0, "> 0"),
             ("ping_interval_s", self.ping_interval_s >= 0, ">= 0"),
             ("pong_timeout_s", self.pong_timeout_s > 0, "> 0"),
+            ("max_send_buffer_mb", self.max_send_buffer_mb > 0, "> 0"),
             ("recv_window_ms", 0 < self.recv_window_ms <= 60_000, "1..60000"),
             ("orders_per_10s", self.orders_per_10s >= 1, ">= 1"),
             ("orders_per_day", self.orders_per_day >= 1, ">= 1"),

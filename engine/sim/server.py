@@ -15,8 +15,9 @@ payload of the capture goes verbatim to every market connection (subscriptions a
 the recorded pace divided by replay_speed. Replayed bookTicker and trade frames also move the
 book, so resting orders still match.
 
-Known simplifications: the 5 messages/s client limit of market connections and slow-consumer
-disconnects are not enforced; timeUnit=MICROSECOND is ignored.
+A market client whose unsent backlog passes `max_send_buffer_mb` is disconnected.
+Known simplifications: the 5 messages/s client limit of market connections is not enforced;
+timeUnit=MICROSECOND is ignored.
 
 All methods below run on the server's loop; engine.sim.testing.SimThread calls them from other
 threads through the loop.
@@ -86,6 +87,7 @@ class _ApiConn(WSListener):
         self.server = server
         self.t: WSTransport | None = None
         self.age_timer = None
+        self.closed = False           # set when dropped: nothing more is written
         self.session = Session(self.send, return_rate_limits)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -110,11 +112,11 @@ class _ApiConn(WSListener):
         if delay > 0:
             # + slack: loop timers can fire up to ~1 ms early; a delay is a lower bound
             asyncio.get_running_loop().call_later(delay + _TIMER_SLACK_S, self._send_now, data)
-        elif not self.t.is_disconnected:
+        elif not self.closed:
             self.t.send(_TEXT, data)
 
     def _send_now(self, data: bytes) -> None:
-        if not self.t.is_disconnected:
+        if not self.closed:
             self.t.send(_TEXT, data)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -165,10 +167,11 @@ class SimServer:
         self.paused = False
         self.stats = {"frames_sent": 0, "book_events": 0, "trades_printed": 0,
                       "md_connections": 0, "api_connections": 0, "malformed_sent": 0,
-                      "replay_frames": 0, "md_control_errors": 0}
+                      "replay_frames": 0, "md_control_errors": 0, "slow_consumers_dropped": 0}
+        self._max_buffer = int(cfg.max_send_buffer_mb * 1024 * 1024)
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._timers: list = [None] * len(self.books)
+        self._timer = None            # the market timer (None: paused)
         self._next_at = [0.0] * len(self.books)
         self._depth_timer = None
         self._depth_count = 0
@@ -274,6 +277,7 @@ class SimServer:
         self._arm_age(conn)
 
     def _api_gone(self, conn: _ApiConn) -> None:
+        conn.closed = True
         self.api_conns.pop(conn, None)
         if conn.age_timer is not None:
             conn.age_timer.cancel()
@@ -375,22 +379,23 @@ class SimServer:
                 conn.t.send(_TEXT, payload)
         self.stats["frames_sent"] += len(subs)
 
-    def _tick(self, i: int) -> None:
+    def _tick(self) -> None:
+        """One timer for every book: emit the events that are due, re-arm at the next one."""
         loop = self._loop
         now = loop.time()
-        book = self.books[i]
-        n = 0
-        expo, rate = self._arrivals.expovariate, self.event_rate
         # Loop timers have ~1 ms resolution (uvloop) and may fire a little early: events due
         # within the next millisecond go now, or the timer would spin re-arming itself.
         horizon = now + _TIMER_SLACK_S
-        while self._next_at[i] <= horizon and n < _MAX_BURST:
-            self._book_event(book)
-            self._next_at[i] += expo(rate)
-            n += 1
-        if self._next_at[i] < now:
-            self._next_at[i] = now          # fell behind: do not try to catch up forever
-        self._timers[i] = loop.call_at(self._next_at[i], self._tick, i)
+        expo, rate, next_at = self._arrivals.expovariate, self.event_rate, self._next_at
+        for i, book in enumerate(self.books):
+            n = 0
+            while next_at[i] <= horizon and n < _MAX_BURST:
+                self._book_event(book)
+                next_at[i] += expo(rate)
+                n += 1
+            if next_at[i] < now:
+                next_at[i] = now            # fell behind: do not try to catch up forever
+        self._timer = loop.call_at(min(next_at), self._tick)
         if self._user_events:
             self._flush_user_events()
 
@@ -413,6 +418,7 @@ class SimServer:
 
     def _depth_tick(self) -> None:
         self._depth_timer = self._loop.call_later(0.1, self._depth_tick)
+        self._drop_slow_consumers()
         if self.paused or self.cfg.replay_file:
             return
         self._depth_count += 1
@@ -427,6 +433,14 @@ class SimServer:
                             b.refresh_depth()
                             refreshed = True
                         self._publish(name, b.depth_frame(levels))
+
+    def _drop_slow_consumers(self) -> None:
+        """Disconnect market clients that stopped reading (the venue does; memory stays bounded)."""
+        limit = self._max_buffer
+        for conn in list(self.md_conns):
+            if conn.t.underlying_transport.get_write_buffer_size() > limit:
+                self.stats["slow_consumers_dropped"] += 1
+                self._abort(conn)
 
     def _flush_user_events(self) -> None:
         events = self._user_events
@@ -521,20 +535,18 @@ class SimServer:
     def pause_market(self) -> None:
         """Stop generating book events (the book freezes; connections stay up)."""
         self.paused = True
-        for i, h in enumerate(self._timers):
-            if h is not None:
-                h.cancel()
-                self._timers[i] = None
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
 
     def resume_market(self) -> None:
         self.paused = False
-        if self.cfg.replay_file or self._loop is None:
+        if self.cfg.replay_file or self._loop is None or self._timer is not None:
             return
         now = self._loop.time()
         for i in range(len(self.books)):
-            if self._timers[i] is None:
-                self._next_at[i] = now + self._arrivals.expovariate(self.event_rate)
-                self._timers[i] = self._loop.call_at(self._next_at[i], self._tick, i)
+            self._next_at[i] = now + self._arrivals.expovariate(self.event_rate)
+        self._timer = self._loop.call_at(min(self._next_at), self._tick)
 
     def set_event_rate(self, per_s: float) -> None:
         """Book events per second per symbol (trade rate scales to keep the trade share)."""
@@ -558,8 +570,16 @@ class SimServer:
         if kind in ("api", "all"):
             conns += list(self.api_conns)
         for c in conns:
-            c.t.disconnect(graceful=False)
+            self._abort(c)
         return len(conns)
+
+    def _abort(self, conn) -> None:
+        """Drop a connection now: no close frame, and no more writes to it from here on."""
+        conn.t.disconnect(graceful=False)
+        if isinstance(conn, _MarketConn):
+            self._md_gone(conn)
+        else:
+            self._api_gone(conn)
 
     def trade_at(self, symbol: str, price: str, qty: str, taker_side: str) -> None:
         """Print a market trade now (fills resting orders at/through `price`)."""

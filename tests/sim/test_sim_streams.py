@@ -237,3 +237,37 @@ def test_shutdown_is_announced_then_closed():
             assert last["e"] == "serverShutdown" and last["E"] > 0
             assert ws.close_code == 1001
     run(go())
+
+
+def test_slow_consumer_is_dropped():
+    """A client that never reads is disconnected once its backlog passes max_send_buffer_mb
+    (the kernel's socket buffers fill first, a few MB on loopback)."""
+    import socket
+    import time
+
+    from engine.instruments import DEFAULT_INSTRUMENTS
+    with SimThread(instruments=DEFAULT_INSTRUMENTS[:1], event_rate=10000,
+                   max_send_buffer_mb=0.1) as sim:
+        s = socket.socket()
+        try:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)   # before connect: tiny window
+            s.settimeout(5)
+            s.connect(("127.0.0.1", sim.port))
+            s.sendall(b"GET /ws/btcusdt@bookTicker HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\n"
+                      b"Connection: Upgrade\r\nSec-WebSocket-Key: 6VfwA1bfeE27Y1QB3sQcsg==\r\n"
+                      b"Sec-WebSocket-Version: 13\r\n\r\n")
+            deadline = time.monotonic() + 20
+            while sim.stats()["slow_consumers_dropped"] == 0 and time.monotonic() < deadline:
+                time.sleep(0.1)
+            st = sim.stats()
+            assert st["slow_consumers_dropped"] == 1 and st["md_open"] == 0
+            # a reading client is unaffected
+            run(asyncio.wait_for(_read_some(sim.md_url + "/ws/btcusdt@bookTicker"), 10))
+            assert sim.stats()["slow_consumers_dropped"] == 1
+        finally:
+            s.close()
+
+
+async def _read_some(url: str) -> None:
+    async with websockets.connect(url, max_queue=None) as ws:
+        await recv_json(ws, 500)
