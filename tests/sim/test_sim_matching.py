@@ -142,3 +142,32 @@ def test_latency_one_sample_per_update_id():
         await c.close()
     with SimThread(event_rate=200) as sim:
         run(go(sim))
+
+
+def test_taker_orders_ioc_and_market():
+    async def go(sim):
+        c = await ApiClient.connect(sim.api_url)
+        await c.subscribe_user_data()
+        b = sim.book("ETHUSDT")
+        # IOC that does not cross: expires at once, nothing rests, nothing locked
+        r = await c.request("order.place", order("ETHUSDT", "BUY", str(Decimal(b["bid"]) - 5),
+                                                 "0.1000", "ioc-1-1", type_="LIMIT",
+                                                 timeInForce="IOC", newOrderRespType="RESULT"))
+        assert r["result"]["status"] == "EXPIRED"
+        ev = await c.event(lambda e: e.get("x") == "EXPIRED")
+        assert ev["c"] == "ioc-1-1" and ev["z"] == "0.00000000"
+        assert sim.open_orders() == [] and Decimal(sim.balances()["USDT"]["locked"]) == 0
+        # MARKET sell fills at the bid
+        r = await c.request("order.place", {"symbol": "ETHUSDT", "side": "SELL", "type": "MARKET",
+                                            "quantity": "0.5000", "newOrderRespType": "FULL"})
+        res = r["result"]
+        assert res["status"] == "FILLED" and res["fills"][0]["price"] == b["bid"]
+        ev = await c.event(lambda e: e.get("x") == "TRADE")
+        assert ev["m"] is False and ev["X"] == "FILLED"            # we took liquidity
+        bal = sim.balances()
+        assert Decimal(bal["ETH"]["free"]) == Decimal("9.5")
+        assert Decimal(bal["USDT"]["free"]) == 1_000_000 + Decimal(b["bid"]) * Decimal("0.5")
+        await c.close()
+    with SimThread(event_rate=100) as sim:
+        sim.pause_market()
+        run(go(sim))
