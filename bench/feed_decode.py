@@ -286,6 +286,18 @@ def exactness(frames: list[bytes]) -> dict:
             "float_big": round(float(d["b"]) * 1e8) == 12345678912345679}
 
 
+class _NullSink:
+    ts_arrival = 0
+
+    def emit(self, *args):
+        pass
+
+
+def _publish_only(payload, binary, sink) -> int:
+    sink.emit(0, MD_BBO, 1, 6183763, 378826, 6183764, 154698, 0, 0, 0, 0)
+    return 1
+
+
 class _ListSink:
     def __init__(self):
         self.events = []
@@ -331,6 +343,14 @@ def main(args=None) -> dict:
                               reset=forget, baseline=base))
         except ImportError:
             pass
+        # Where the time goes: the same decoders into a sink that does nothing, and the publish
+        # step alone (one emit per frame with fixed values).
+        null = _NullSink()
+        cases += [Case("  binance bookTicker, no publish", _adapter_factory("binance", ["bookTicker"]),
+                       bt, sink=null),
+                  Case("  sbe bestBidAsk, no publish", _adapter_factory("binance-sbe", ["bestBidAsk"]),
+                       frames["sbe bestBidAsk (exp = instrument's)"], True, sink=null),
+                  Case("  publish only (emit into the ring)", lambda: _publish_only, bt, sink=sink)]
         for c in cases:                      # warm-up pass: caches, allocator, branch history
             time_pass(c, consumer)
         for _ in range(repeats):             # round robin: load on the box hits every row alike
