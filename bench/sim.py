@@ -128,7 +128,8 @@ def main(args) -> dict:
                        ("frames", "frames/s", ".0f"), ("us_frame", "CPU us/frame", ".1f")]))
     print(f"order.place/cancel round trip (websockets client, loopback): "
           f"p50 {api['p50'] / 1e3:.0f} us, p99 {api['p99'] / 1e3:.0f} us, "
-          f"max {api['max'] / 1e3:.0f} us; simulator CPU {api['sim_us_per_request']:.0f} us/request")
+          f"max {api['max'] / 1e3:.0f} us; "
+          f"simulator CPU {api['sim_us_per_request']:.0f} us/request")
     return out
 
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Callable
 
-from engine.instruments import Instrument, format_fixed
+from engine.instruments import format_fixed
 from engine.sim.market import Book, wire_decimal
 
 ZERO8 = "0.00000000"
@@ -126,8 +126,8 @@ class Exchange:
 
     def balance_strings(self) -> dict[str, dict[str, str]]:
         e = self.asset_exp
-        return {a: {"free": format_fixed(self.free[a], e), "locked": format_fixed(self.locked[a], e)}
-                for a in sorted(self.free)}
+        return {a: {"free": format_fixed(self.free[a], e),
+                    "locked": format_fixed(self.locked[a], e)} for a in sorted(self.free)}
 
     # -- orders --
     def find(self, book: Book, order_id: int | None, client_id: str | None) -> Order:
