@@ -52,6 +52,11 @@ class Trade(Struct, gc=False):
     T: EpochMs = 0    # trade time, ms
 
 
+class _TradeEnvelope(Struct, gc=False):
+    stream: str       # "<symbol>@trade"
+    data: Trade
+
+
 class PartialDepth(Struct, gc=False):
     lastUpdateId: UpdateId
     bids: list[tuple[str, str]]   # [price, qty], best first
@@ -72,12 +77,14 @@ class Envelope(Struct, gc=False):
 
 
 _book_ticker_envelope = msgspec.json.Decoder(_BookTickerEnvelope)
+_trade_envelope = msgspec.json.Decoder(_TradeEnvelope)
 _book_ticker = msgspec.json.Decoder(BookTicker)
 _trade = msgspec.json.Decoder(Trade)
 _partial_depth = msgspec.json.Decoder(PartialDepth)
 envelope = msgspec.json.Decoder(Envelope)
 # '"': a combined bookTicker frame ends with `"}}` (a trade with `true}}`, a depth with `]]}}`).
 _QUOTE = 34
+_E = 101   # 'e': a combined trade frame ends with `true}}` / `false}}` (its "M" field)
 _FAST_PATH_MISSES = DECODE_ERRORS + (IndexError,)   # IndexError: a frame under 3 bytes
 
 
@@ -102,7 +109,7 @@ class BinanceJsonAdapter(AdapterBase):
 
     def __init__(self, instruments, streams, log_skipped=None):
         super().__init__(instruments, streams, log_skipped)
-        self._fast = "bookTicker" in self.streams
+        self._fast = "bookTicker" in self.streams or "trade" in self.streams
         self._by_stream_symbol = {ins.symbol.lower(): self._by_symbol[self.symbol_key(ins.symbol)]
                                   for ins in self.instruments}
         self._handlers = {"bookTicker": self._on_book_ticker, "trade": self._on_trade}
@@ -138,12 +145,18 @@ class BinanceJsonAdapter(AdapterBase):
         try:
             d = None
             if self._fast and not binary:
-                try:   # the likely case, a combined bookTicker: one typed decode
-                    if payload[-3] == _QUOTE:
+                t = None
+                try:   # the likely cases, a combined bookTicker or trade: one typed decode
+                    last = payload[-3]
+                    if last == _QUOTE:
                         d = _book_ticker_envelope.decode(payload).data
                         ent = self._by_symbol.get(d.s)
+                    elif last == _E:
+                        t = _trade_envelope.decode(payload).data
                 except _FAST_PATH_MISSES:
                     d = None
+                if t is not None:
+                    return self._emit_trade(t, self._by_symbol.get(t.s), payload, sink)
             if d is None:
                 if binary:
                     return self._skip("unknown", payload)
@@ -212,26 +225,26 @@ class BinanceJsonAdapter(AdapterBase):
             return self._skip(control_kind(inner) or "unknown", payload)
         return self._route(kind, symbol, env.data, payload, sink, self._by_stream_symbol)
 
-    def _lookup(self, symbol: str, payload):
-        ent = self._by_symbol.get(symbol)
-        if ent is None:
-            self._skip("unknown_symbol", payload)
-        return ent
-
     def _on_book_ticker(self, raw, ent, payload, sink):
         d = _book_ticker.decode(raw)
         return d, (self._by_symbol.get(d.s) if ent is None else ent)
 
     def _on_trade(self, raw, ent, payload, sink) -> int:
         d = _trade.decode(raw)
-        if ent is None and (ent := self._lookup(d.s, payload)) is None:
-            return 0
+        return self._emit_trade(d, self._by_symbol.get(d.s) if ent is None else ent, payload, sink)
+
+    def _emit_trade(self, d: Trade, ent, payload, sink) -> int:
+        if ent is None:
+            return self._skip("unknown_symbol", payload)
         i, pc, qc, pe, qe = ent
         t = d.t
         if t <= self._last_trade_id[i]:  # a trade id names one print: a repeat is not news
             return self._skip("backwards", payload)
-        px = lookup(pc, d.p, pe)
-        qty = lookup(qc, d.q, qe)
+        try:
+            px = pc[d.p]
+            qty = qc[d.q]
+        except KeyError:
+            px, qty = lookup(pc, d.p, pe), lookup(qc, d.q, qe)
         if (px | qty) < 0:
             return self._skip_number(min(px, qty), payload)
         self._last_trade_id[i] = t
