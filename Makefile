@@ -28,3 +28,4 @@ shm-clean: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info engine/_native*.so
+	find engine -name "*.nbi" -o -name "*.nbc" | xargs rm -f

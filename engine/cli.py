@@ -156,6 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("--records", type=int, default=1_000_000)
     sp.set_defaults(fn=_cmd_ring_demo)
 
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["sim"]:  # the simulator parses its own flags (argparse REMAINDER cannot)
+        return _cmd_sim(argparse.Namespace(rest=argv[1:]))
     args = p.parse_args(argv)
     return int(args.fn(args) or 0)
 

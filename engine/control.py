@@ -35,8 +35,9 @@ KILL_SHUTDOWN = 2      # SIGTERM/SIGINT to the supervisor: orderly stop
 KILL_PROCESS_DIED = 3
 KILL_HEARTBEAT = 4     # a process stopped beating
 KILL_DRAWDOWN = 5      # quoter's mark-to-market drawdown limit
+KILL_VENUE_BAN = 6     # the venue answered 418 (IP ban): stop sending
 KILL_REASONS = {0: "none", 1: "operator kill switch", 2: "shutdown", 3: "a process died",
-                4: "heartbeat lost", 5: "drawdown limit"}
+                4: "heartbeat lost", 5: "drawdown limit", 6: "venue ban (418)"}
 
 STATE_ABSENT, STATE_STARTING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED, STATE_FAILED = range(6)
 STATE_NAMES = ("absent", "starting", "running", "stopping", "stopped", "failed")

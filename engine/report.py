@@ -56,7 +56,8 @@ def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=N
     if sim.exists():
         try:
             rep = json.loads(sim.read_text())
-            summary["wire_to_wire"] = {k: v for k, v in rep.items() if k not in ("samples", "raw_samples")}
+            summary["wire_to_wire"] = rep.get("latency", {})
+            summary["venue_stats"] = rep.get("stats", {})
         except json.JSONDecodeError:
             pass
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
@@ -91,7 +92,10 @@ def print_summary(summary: dict) -> None:
         print(f"\nwire-to-wire as the venue sees it (market frame written -> order received), "
               f"{w.get('count', 0)} orders:")
         print("  " + "  ".join(f"{k}={v / 1e3:.1f}us" for k, v in w.items()
-                               if k.startswith("p") or k == "max") if isinstance(w, dict) else w)
+                               if k.startswith("p") or k == "max"))
+    errors = {k: v for k, v in summary.get("venue_stats", {}).items() if k.startswith("error ")}
+    if errors:
+        print("venue refusals: " + "; ".join(f"{k[6:]} x{v}" for k, v in errors.items()))
     headline = [k for k in summary["histograms"] if k.endswith("tick_to_order")]
     if headline:
         st = summary["histograms"][headline[0]]

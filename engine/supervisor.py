@@ -29,7 +29,8 @@ from engine.ring.segment import list_segments, unlink
 
 ROLES = ("sender", "quoter", "feed")   # start order: the order gateway first, data last
 STOP_WAIT_S = {"sender": 20.0, "quoter": 5.0, "feed": 5.0}
-START_TIMEOUT_S = 120.0                 # a cold numba cache compiles for tens of seconds
+START_TIMEOUT_S = 120.0
+SIM_NICE = 10                 # a cold numba cache compiles for tens of seconds
 
 
 def log(msg: str) -> None:
@@ -62,14 +63,17 @@ class Supervisor:
             log(f"layout ({len(os.sched_getaffinity(0))} cores): {lay.describe()}")
             for w in lay.warnings:
                 log(f"warning: {w}")
-            if self.sim is not None and lay.cores.get("sim", -1) >= 0:
-                os.sched_setaffinity(self.sim.pid, {lay.cores["sim"]})
+            if self.sim is not None:
+                # The simulator stands in for a remote venue: it must not steal the engine's CPU
+                # on a shared core, so it runs niced (the engine's processes preempt it).
+                os.setpriority(os.PRIO_PROCESS, self.sim.pid, SIM_NICE)
+                if lay.cores.get("sim", -1) >= 0:
+                    os.sched_setaffinity(self.sim.pid, {lay.cores["sim"]})
             cfg = _apply_layout(cfg, lay)
             cfg_path = self.run_dir / "config.json"
             cfg_path.write_bytes(config_mod.dump_json(cfg))
             self.layout = lay
-            self._spawn_all(cfg_path)
-            if self._wait_running():
+            if self._start_in_order(cfg_path):
                 self._monitor()
             exit_codes = self._stop_all()
             status = self._exit_status(exit_codes)
@@ -121,33 +125,40 @@ class Supervisor:
             cfg, feed=msgspec.structs.replace(cfg.feed, url=urls["md_url"]),
             sender=msgspec.structs.replace(cfg.sender, url=urls["api_url"]))
 
-    def _spawn_all(self, cfg_path: Path) -> None:
+    def _start_in_order(self, cfg_path: Path) -> bool:
+        """Start each process and wait until it is running before the next: the gateway is
+        connected before anyone quotes, and the quoter is warm before the first tick arrives
+        (no start-up backlog in the md ring)."""
         for role in ROLES:
-            cmd = [sys.executable, "-m", "engine.cli", role, "--config", str(cfg_path)]
-            # Own session: a Ctrl-C on the terminal reaches the supervisor only, which then
-            # stops the others in order (cancel first).
-            self.children[role] = subprocess.Popen(cmd, start_new_session=True)
-            prio = self.cfg.realtime_priority
-            if prio and self.layout.idle.get(role) != layout_mod.SPIN:
-                try:
-                    os.sched_setscheduler(self.children[role].pid, os.SCHED_FIFO,
-                                          os.sched_param(prio))
-                except PermissionError:
-                    log(f"warning: SCHED_FIFO for {role} refused (needs CAP_SYS_NICE or "
-                        f"LimitRTPRIO=); running at normal priority")
+            self._spawn(role, cfg_path)
+            if not self._wait_running(role):
+                return False
+        log("all processes running")
+        return True
 
-    def _wait_running(self) -> bool:
+    def _spawn(self, role: str, cfg_path: Path) -> None:
+        cmd = [sys.executable, "-m", "engine.cli", role, "--config", str(cfg_path)]
+        # Own session: a Ctrl-C on the terminal reaches the supervisor only, which then stops
+        # the others in order (cancel first).
+        self.children[role] = subprocess.Popen(cmd, start_new_session=True)
+        prio = self.cfg.realtime_priority
+        if prio and self.layout.idle.get(role) != layout_mod.SPIN:
+            try:
+                os.sched_setscheduler(self.children[role].pid, os.SCHED_FIFO,
+                                      os.sched_param(prio))
+            except PermissionError:
+                log(f"warning: SCHED_FIFO for {role} refused (needs CAP_SYS_NICE or "
+                    f"LimitRTPRIO=); running at normal priority")
+
+    def _wait_running(self, role: str) -> bool:
         deadline = time.monotonic() + START_TIMEOUT_S
         while time.monotonic() < deadline:
-            if self._check_children():
+            if self._check_children() or self.stop_reason:
                 return False
-            if self.stop_reason:
-                return False
-            if all(self.ctl.role_info(r)["state"] == "running" for r in ROLES):
-                log("all processes running")
+            if self.ctl.role_info(role)["state"] == "running":
                 return True
-            time.sleep(0.05)
-        self.stop_reason = "processes did not reach running state in time"
+            time.sleep(0.02)
+        self.stop_reason = f"{role} did not reach running state in {START_TIMEOUT_S:g} s"
         self.ctl.kill(KILL_PROCESS_DIED)
         return False
 

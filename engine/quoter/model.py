@@ -294,6 +294,21 @@ def _plan(inst, quotes, par, cnt, i):
 
 @_jit
 def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
+    """One requote pass of instrument i (see _requote_pass). The pass consumes the tick that
+    triggered it: a later pass (after a fill, a timer, or a rate-limit token freeing up) was not
+    caused by a book event, so its intents carry update id 0 and no arrival stamp, and count
+    neither in tick-to-order nor in the venue's wire-to-wire figure."""
+    n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n)
+    s = inst[i]
+    s.trig_update_id = 0
+    s.trig_ts_arrival = 0
+    s.trig_ts_md_published = 0
+    s.trig_ts_read = 0
+    return n
+
+
+@_jit
+def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
     """Bring instrument i's quotes to the model's wish; append intents to `out` from index `n`,
     cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
     dirty so a later pass retries it."""

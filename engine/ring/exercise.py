@@ -6,6 +6,7 @@ misplaced record, and sequence numbers show loss (gaps), duplication and reorder
 """
 from __future__ import annotations
 
+import struct
 import time
 
 import numpy as np
@@ -104,13 +105,31 @@ def mix_np(seqs: np.ndarray) -> np.ndarray:
 
 
 def py_produce(ring: Ring, n: int, batch: int = 1, pace_ns: int = 0) -> int:
-    """Python-face producer: push one record at a time (batch=1) or push_many batches. The
-    sequence the ring will stamp is known in advance (the producer's own header word), so the
-    checksum is precomputed outside the timed part."""
-    buf = np.zeros(max(batch, 1), PROBE_DTYPE)
+    """Python-face producer. batch == 1: one `push` per record, the record packed with one
+    struct call into a reused buffer (how the feed publishes); batch > 1: `push_many` of numpy
+    batches. The sequence the ring will stamp is the producer's own header word, so checksums
+    are precomputed in chunks outside the timed part and recomputed only after a refusal."""
     words = ring.seg.words
     accepted = 0
     next_t = time.perf_counter_ns()
+    if batch == 1:
+        rec = bytearray(PROBE_DTYPE.itemsize)
+        pack = struct.Struct("<qq").pack_into
+        push, hdr, now = C.push, ring.hdr, time.perf_counter_ns
+        base, vals = 0, []
+        for _ in range(n):
+            seq = int(words[L.OFF_NEXT_SEQ // 8])
+            if not base <= seq < base + len(vals):
+                base, vals = seq, mix_np(np.arange(seq, seq + 4096)).tolist()
+            value = vals[seq - base]
+            if pace_ns:
+                next_t += pace_ns
+                while now() < next_t:
+                    pass
+            pack(rec, 8, value, now())
+            accepted += push(hdr, rec) >= 0
+        return accepted
+    buf = np.zeros(batch, PROBE_DTYPE)
     for start in range(0, n, batch):
         m = min(batch, n - start)
         seq0 = int(words[L.OFF_NEXT_SEQ // 8])
@@ -120,49 +139,50 @@ def py_produce(ring: Ring, n: int, batch: int = 1, pace_ns: int = 0) -> int:
             while time.perf_counter_ns() < next_t:
                 pass
         buf["ts"][:m] = time.perf_counter_ns()
-        if m == 1:
-            accepted += ring.push(buf[:1])
-        else:
-            accepted += ring.push_many(buf[:m])
+        accepted += ring.push_many(buf[:m])
     return accepted
 
 
 def py_consume(ring: Ring, n: int, idle: str, timeout_s: float = 60.0) -> dict:
-    """Python-face consumer: pop_many until n sequence numbers are accounted for; returns
-    counts plus the received sequence numbers (for ordering checks)."""
+    """Python-face consumer: a tight `available` poll, then `pop_many` of everything there,
+    until n sequence numbers are accounted for. Checksums are verified in bulk at the end."""
     strategy = make_idle(idle, ring, park_timeout_ns=5_000_000)
     seqs = np.empty(n, np.int64)
+    vals = np.empty(n, np.int64)
     lat = np.empty(n, np.int64)
     received = 0
-    bad = 0
     deadline = time.monotonic() + timeout_s
     words = ring.seg.words
+    available, hdr, now = C.available, ring.hdr, time.perf_counter_ns
     while True:
+        if available(hdr) <= ring._pending:
+            if received + int(words[L.OFF_DROPPED // 8]) >= n or time.monotonic() > deadline:
+                break
+            strategy.idle(0)
+            continue
         view = ring.pop_many()
+        t = now()
         k = len(view)
-        if k:
-            now = time.perf_counter_ns()
-            if not np.array_equal(view["value"], mix_np(view["seq"])):
-                bad += int(np.count_nonzero(view["value"] != mix_np(view["seq"])))
-            seqs[received:received + k] = view["seq"]
-            lat[received:received + k] = now - view["ts"]
-            received += k
-        if received + int(words[L.OFF_DROPPED // 8]) >= n and ring.available() <= 0:
-            break
-        if time.monotonic() > deadline:
-            break
+        end = min(received + k, n)
+        lat[received:end] = t - view["ts"][:end - received]
+        seqs[received:end] = view["seq"][:end - received]
+        vals[received:end] = view["value"][:end - received]
+        received += k
         strategy.idle(k)
     ring.release()
-    return {"received": received, "bad": bad, "seqs": seqs[:received], "lat": lat[:received]}
+    got = min(received, n)
+    bad = int(np.count_nonzero(vals[:got] != mix_np(seqs[:got])))
+    return {"received": received, "bad": bad, "seqs": seqs[:got], "lat": lat[:got]}
 
 
 def run_pair(instance: str, n: int, capacity: int, policy: str, idle: str, face: str = "numba",
              pace_ns: int = 0, batch: int = 64, timeout_s: float = 120.0,
-             park_timeout_ns: int = 5_000_000) -> dict:
+             park_timeout_ns: int = 5_000_000, cores: tuple[int, int] | None = None) -> dict:
     """Producer and consumer in two real processes, one ring, both through the numba face or
     both through the Python face. Returns the consumer's accounting, the ring's counters and
     the producer's accepted count. A peer that hangs is killed at the deadline and its result
-    is missing from the output (the caller's assertions then fail)."""
+    is missing from the output (the caller's assertions then fail). `cores` pins
+    (producer, consumer)."""
     import multiprocessing as mp
 
     ctx = mp.get_context("spawn")
@@ -170,14 +190,16 @@ def run_pair(instance: str, n: int, capacity: int, policy: str, idle: str, face:
     try:
         q = ctx.Queue()
         cons = ctx.Process(target=_consumer_main,
-                           args=(instance, n, idle, q, timeout_s, face, park_timeout_ns))
+                           args=(instance, n, idle, q, timeout_s, face, park_timeout_ns,
+                                 cores[1] if cores else -1))
         cons.start()
         _wait_role(ring, L.OFF_CONSUMER_PID, cons, 60)
-        prod = ctx.Process(target=_producer_main, args=(instance, n, batch, pace_ns, q, face))
+        prod = ctx.Process(target=_producer_main,
+                           args=(instance, n, batch, pace_ns, q, face, cores[0] if cores else -1))
         prod.start()
         results = {}
         deadline = time.monotonic() + timeout_s + 30
-        while len(results) < 2 and time.monotonic() < deadline:
+        while len(results) < 3 and time.monotonic() < deadline:
             try:
                 k, v = q.get(timeout=1.0)
                 results[k] = v
@@ -191,6 +213,8 @@ def run_pair(instance: str, n: int, capacity: int, policy: str, idle: str, face:
                 p.join()
         out = dict(results.get("consumer", {}))
         out["accepted"] = results.get("producer")
+        if results.get("producer_t0") and out.get("consumer_done_ns"):
+            out["elapsed_ns"] = out["consumer_done_ns"] - results["producer_t0"]
         out["stats"] = ring.stats()
         return out
     finally:
@@ -206,7 +230,15 @@ def _wait_role(ring: Ring, off: int, proc, timeout_s: float) -> None:
         time.sleep(0.005)
 
 
-def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns):
+def _pin(core: int) -> None:
+    if core >= 0:
+        import os
+
+        os.sched_setaffinity(0, {core})
+
+
+def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns, core):
+    _pin(core)
     ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="consumer")
     if face == "numba":
         lat = np.empty(n, np.int64)
@@ -221,16 +253,21 @@ def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns):
         gaps = int((d[d > 1] - 1).sum()) + (int(seqs[0]) if len(seqs) else 0)
         last = int(seqs[-1]) if len(seqs) else -1
     q.put(("consumer", {"received": int(received), "bad": int(bad), "disorder": int(disorder),
-                        "gaps": int(gaps), "last": int(last), "lat": lat}))
+                        "gaps": int(gaps), "last": int(last), "lat": lat,
+                        "consumer_done_ns": time.perf_counter_ns()}))
     ring.close()
 
 
-def _producer_main(instance, n, batch, pace_ns, q, face):
+def _producer_main(instance, n, batch, pace_ns, q, face, core):
+    _pin(core)
     ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="producer")
+    t0 = time.perf_counter_ns()
     if face == "numba":
-        q.put(("producer", int(nb_produce(ring.hdr, ring.slots, n, batch, pace_ns))))
+        accepted = int(nb_produce(ring.hdr, ring.slots, n, batch, pace_ns))
     else:
-        q.put(("producer", int(py_produce(ring, n, batch, pace_ns))))
+        accepted = int(py_produce(ring, n, batch, pace_ns))
+    q.put(("producer", accepted))
+    q.put(("producer_t0", t0))
     ring.close()
 
 

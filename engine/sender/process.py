@@ -28,7 +28,7 @@ import traceback
 from time import perf_counter_ns
 
 from engine import proc
-from engine.control import (KILL_HEARTBEAT, KILL_REASONS, STATE_FAILED, STATE_RUNNING,
+from engine.control import (KILL_HEARTBEAT, KILL_VENUE_BAN, KILL_REASONS, STATE_FAILED, STATE_RUNNING,
                             STATE_STOPPED, STATE_STOPPING, Control)
 from engine.latency.histogram import HistogramSet
 from engine.records import ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESUME, ORDER_DTYPE, packer
@@ -42,7 +42,7 @@ EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ORDERS_LEFT = 0, 1, 2, 3
 WATCH_S = 0.05                 # heartbeat / kill switch / counters cadence
 WATCHED_ROLES = ("quoter", "feed")
 BATCH = 64                     # intents handled per ring read
-KILL_VENUE_BAN = 6             # reason written when the venue bans us (418); see report
+
 
 
 def _log(msg: str) -> None:

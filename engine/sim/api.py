@@ -194,6 +194,8 @@ class Api:
     def _error(self, session: Session, req_id, e: ApiError, show_limits: bool,
                is_order: bool = False) -> None:
         self.stats["errors"] += 1
+        key = f"error {e.code} {e.msg[:40]}"  # by code and message: what the venue refused and why
+        self.stats[key] = self.stats.get(key, 0) + 1
         err = {"code": e.code, "msg": e.msg}
         if e.data is not None:
             err["data"] = e.data
