@@ -21,7 +21,8 @@ import msgspec
 
 from engine import config as config_mod
 from engine import layout as layout_mod
-from engine.control import (KILL_HEARTBEAT, KILL_PROCESS_DIED, KILL_REASONS, KILL_SHUTDOWN,
+from engine.control import (KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED, KILL_REASONS,
+                            KILL_SHUTDOWN,
                             STATE_RUNNING, STATE_STOPPED, Control)
 from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring import Ring
@@ -238,8 +239,9 @@ class Supervisor:
         return codes
 
     def _exit_status(self, codes: dict[str, int | None]) -> int:
-        orderly = self.stop_reason is not None and (
-            self.stop_reason.startswith("duration") or self.stop_reason.startswith("signal"))
+        # Asked-for stops are orderly: duration over, SIGTERM/SIGINT, the operator's kill switch.
+        orderly = self.stop_reason is not None and self.stop_reason.startswith(
+            ("duration", "signal", f"kill switch: {KILL_REASONS[KILL_OPERATOR]}"))
         sender = codes.get("sender")
         if sender not in (0, None):
             log(f"sender exit status {sender}: open orders were NOT all confirmed canceled")

@@ -299,6 +299,8 @@ def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
     caused by a book event, so its intents carry update id 0 and no arrival stamp, and count
     neither in tick-to-order nor in the venue's wire-to-wire figure."""
     n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n)
+    if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
+        return n                             # nothing was decided: the tick is still pending
     s = inst[i]
     s.trig_update_id = 0
     s.trig_ts_arrival = 0

@@ -185,7 +185,8 @@ class ReferenceQuoter:
         for i, b in enumerate(self.books):
             if b.dirty:
                 self._requote(i, b, now, out)
-                b.trigger = (0, 0, 0, 0)  # tick consumed: later passes have no trigger
+                if not self.killed and self.resumed:
+                    b.trigger = (0, 0, 0, 0)  # tick consumed: later passes have no trigger
         self._mark_pnl()
         return out
 

@@ -1,0 +1,96 @@
+"""The whole engine as a user runs it (`mm run`, subprocesses) against the simulator on
+loopback, reached through MM_MD_URL / MM_ORDER_URL as a real venue would be."""
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from engine.control import Control
+from engine.ring.segment import list_segments
+from engine.sim.testing import SimThread
+
+
+def _wait(cond, timeout_s, what):
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if cond():
+            return
+        time.sleep(0.1)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def engine(instance, tmp_path):
+    """Start `mm run` against a SimThread; yield (sim, supervisor process, run dir)."""
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text("metrics_port = 0\nheartbeat_timeout_ms = 3000\n")
+    with SimThread() as sim:
+        env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,
+               "MM_INSTANCE": instance}
+        run_dir = tmp_path / "run"
+        p = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--config", str(cfg),
+                              "--duration", "0", "--run-dir", str(run_dir)],
+                             env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+        try:
+            _wait(lambda: sim.open_orders(), 90, "quotes resting on the simulator")
+            yield sim, p, run_dir
+        finally:
+            if p.poll() is None:
+                p.kill()
+            p.wait(30)
+            # Whatever the test did, no order may stay resting, and no segment may stay behind.
+            _wait(lambda: not sim.open_orders(), 30, "zero open orders")
+
+
+def _status(instance):
+    return subprocess.run([sys.executable, "-m", "engine.cli", "status", "--once", "--instance",
+                           instance], capture_output=True, text=True, timeout=60)
+
+
+def test_quotes_status_and_sigterm_exit_zero(engine, instance):
+    sim, p, run_dir = engine
+    out = _status(instance)
+    assert out.returncode == 0, out.stderr
+    for role in ("feed", "quoter", "sender"):
+        assert role in out.stdout
+    assert out.stdout.count("running") >= 3
+    seen = []
+    # <tag>-<u>-<n>: u is the book update that triggered the order (0 when a fill or a timer
+    # did), never one the venue has not sent yet; n is the engine's order number.
+    _wait(lambda: seen.extend(sim.open_orders()) or any(
+        int(o["clientOrderId"].split("-")[1]) > 0 for o in seen), 30, "a tick-triggered order")
+    for o in seen:
+        tag, u, n = o["clientOrderId"].split("-")
+        assert tag == "mm" and int(n) > 0
+        assert 0 <= int(u) <= sim.update_id(o["symbol"])
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 0, p.stdout.read()
+    assert sim.open_orders() == []
+    assert list_segments(instance) == []
+    assert (run_dir / "summary.json").exists() and (run_dir / "sender.tick_to_order.hgrm").exists()
+
+
+def test_sigkill_quoter_cancels_everything_and_exits_nonzero(engine, instance):
+    sim, p, _ = engine
+    ctl = Control.attach(instance)
+    quoter_pid = ctl.pid("quoter")
+    ctl.close()
+    os.kill(quoter_pid, signal.SIGKILL)
+    code = p.wait(60)
+    text = p.stdout.read()
+    assert code != 0, text
+    assert "quoter exited" in text
+    assert sim.open_orders() == []
+    assert list_segments(instance) == []
+
+
+def test_operator_kill_switch_stops_cleanly(engine, instance):
+    sim, p, _ = engine
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "kill", "--instance", instance],
+                         capture_output=True, text=True, timeout=60)
+    assert out.returncode == 0 and "kill switch set" in out.stdout
+    assert p.wait(60) == 0
+    assert sim.open_orders() == []
