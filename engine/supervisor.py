@@ -114,7 +114,7 @@ class Supervisor:
         cmd = [sys.executable, "-m", "engine.cli", "sim", "--config", str(sim_cfg),
                "--port", str(cfg.sim.port), "--report", str(self.run_dir / "sim-report.json")]
         self.sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
-                                    start_new_session=True)
+                                    start_new_session=True, preexec_fn=_die_with_parent)
         line = _readline_with_timeout(self.sim, 30.0)
         try:
             urls = json.loads(line)
@@ -141,7 +141,8 @@ class Supervisor:
         cmd = [sys.executable, "-m", "engine.cli", role, "--config", str(cfg_path)]
         # Own session: a Ctrl-C on the terminal reaches the supervisor only, which then stops
         # the others in order (cancel first).
-        self.children[role] = subprocess.Popen(cmd, start_new_session=True)
+        self.children[role] = subprocess.Popen(cmd, start_new_session=True,
+                                               preexec_fn=_die_with_parent)
         prio = self.cfg.realtime_priority
         if prio and self.layout.idle.get(role) != layout_mod.SPIN:
             try:
@@ -281,6 +282,16 @@ def _apply_layout(cfg, lay):
                feed=rep(cfg.feed, core=lay.cores["feed"]),
                quoter=rep(cfg.quoter, core=lay.cores["quoter"], idle=lay.idle["quoter"]),
                sender=rep(cfg.sender, core=lay.cores["sender"], idle=lay.idle["sender"]))
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM when the supervisor dies, even by SIGKILL, so no
+    process is left quoting without its supervisor (SIGTERM is the orderly path: the sender
+    still cancels everything)."""
+    import ctypes
+
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 def _stop(p: subprocess.Popen, wait_s: float) -> int | None:

@@ -39,7 +39,11 @@ def engine(instance, tmp_path):
             yield sim, p, run_dir
         finally:
             if p.poll() is None:
-                p.kill()
+                p.terminate()
+                try:
+                    p.wait(60)
+                except subprocess.TimeoutExpired:
+                    p.kill()  # its children get SIGTERM from the kernel (PR_SET_PDEATHSIG)
             p.wait(30)
             # Whatever the test did, no order may stay resting, and no segment may stay behind.
             _wait(lambda: not sim.open_orders(), 30, "zero open orders")
@@ -85,6 +89,19 @@ def test_sigkill_quoter_cancels_everything_and_exits_nonzero(engine, instance):
     assert "quoter exited" in text
     assert sim.open_orders() == []
     assert list_segments(instance) == []
+
+
+def test_supervisor_killed_takes_its_processes_down(engine, instance):
+    sim, p, _ = engine
+    ctl = Control.attach(instance)
+    pids = [ctl.pid(r) for r in ("feed", "quoter", "sender")]
+    ctl.close()
+    p.kill()
+    p.wait(30)
+    from engine.ring.segment import pid_alive
+
+    _wait(lambda: not any(pid_alive(x) for x in pids), 60, "children to exit")
+    # The sender stopped on SIGTERM, the orderly path: nothing left resting (fixture checks).
 
 
 def test_operator_kill_switch_stops_cleanly(engine, instance):
