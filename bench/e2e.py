@@ -23,7 +23,7 @@ LAYOUTS = {
 def _one_run(toml: str, duration: float, work: Path, tag: str) -> dict | None:
     run_dir = work / tag
     cfg = work / f"{tag}.toml"
-    cfg.write_text(toml + f"\nmetrics_port = 0\ninstance = 'e2e{os.getpid()}'\n")
+    cfg.write_text(f"metrics_port = 0\ninstance = 'e2e{os.getpid()}'\n" + toml)  # top keys first
     cmd = [sys.executable, "-m", "engine.cli", "run", "--config", str(cfg), "--duration",
            str(duration), "--run-dir", str(run_dir)]
     p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 180)

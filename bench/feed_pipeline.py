@@ -154,6 +154,8 @@ def main(args=None) -> dict:
     p.add_argument("--rate", type=float, default=1000.0, help="sim book events/s per symbol")
     p.add_argument("--connections", type=int, default=2)
     p.add_argument("--core", type=int, default=-1, help="pin the feed to this CPU")
+    if isinstance(args, argparse.Namespace):  # called by `python -m bench`
+        args = ["--seconds", "3"] if getattr(args, "quick", False) else []
     a = p.parse_args(args)
 
     from engine.sim.testing import SimThread

@@ -47,7 +47,7 @@ def _baseline_producer(kind, chan, n, pace_ns, core, out):
         if pace_ns:
             nxt += pace_ns
             while time.perf_counter_ns() < nxt:
-                pass
+                time.sleep(0)  # let mp.Queue's feeder thread have the GIL while we wait
         put(time.perf_counter_ns().to_bytes(8, "little") + pad)
     out.put(t0)
 

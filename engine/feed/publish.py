@@ -81,7 +81,7 @@ class RingSink:
         """Publish one event unless an earlier copy of it was published (see the module doc)."""
         ts_decoded = perf_counter_ns()
         last = self.last_trade if kind & MD_TRADE else self.last_book
-        if update_id <= last[instrument]:
+        if update_id and update_id <= last[instrument]:  # id 0: the venue gave none to compare
             self.dupes += 1
             return
         if self.stale:              # new data again: the fresh marks go first

@@ -40,16 +40,20 @@ def nb_produce(hdr, slots, n, batch, pace_ns):
     Returns how many the ring accepted."""
     accepted = 0
     next_t = nb_now_ns()
+    now = next_t
     for i in range(n):
         if pace_ns > 0:
             next_t += pace_ns
             while nb_now_ns() < next_t:
                 pass
+            now = nb_now_ns()
+        elif accepted % batch == 0:
+            now = nb_now_ns()   # unpaced: one clock read per published batch
         j = ring_claim(hdr)
         if j >= 0:
             s = slots[j]["seq"]
             slots[j]["value"] = mix(s)
-            slots[j]["ts"] = nb_now_ns()
+            slots[j]["ts"] = now
             accepted += 1
             if pace_ns > 0 or accepted % batch == 0:
                 ring_commit(hdr)
@@ -73,8 +77,10 @@ def nb_consume(hdr, slots, n, idle_kind, park_timeout_ns, lat, timeout_ns):
         k = ring_available(hdr)
         if k > 0:
             now = nb_now_ns()
+            base = ring_read_index(hdr, 0)
+            mask = slots.shape[0] - 1
             for i in range(k):
-                rec = slots[ring_read_index(hdr, i)]
+                rec = slots[(base + i) & mask]
                 s = rec["seq"]
                 if rec["value"] != mix(s):
                     bad += 1
@@ -160,8 +166,8 @@ def py_consume(ring: Ring, n: int, idle: str, timeout_s: float = 60.0) -> dict:
                 break
             strategy.idle(0)
             continue
+        t = now()              # the record is visible: one-way latency ends here
         view = ring.pop_many()
-        t = now()
         k = len(view)
         end = min(received + k, n)
         lat[received:end] = t - view["ts"][:end - received]
