@@ -242,6 +242,17 @@ int64_t mm_ring_available(void *hdr) {
            *W64(hdr, MM_OFF_CONSUMER_POS);
 }
 
+/* Spin (CPU-relax pauses) until more than `have` records are available or `max_spins` pauses
+ * passed; returns the count. Lets a Python consumer poll at C speed between interpreter steps. */
+int64_t mm_ring_spin(void *hdr, int64_t have, int64_t max_spins) {
+    int64_t n = mm_ring_available(hdr);
+    for (int64_t i = 0; n <= have && i < max_spins; i++) {
+        mm_cpu_relax();
+        n = mm_ring_available(hdr);
+    }
+    return n;
+}
+
 /* Slot index of the i-th unread record. */
 int64_t mm_ring_read_index(void *hdr, int64_t i) {
     return (*W64(hdr, MM_OFF_CONSUMER_POS) + i) & *W64(hdr, MM_OFF_MASK);
@@ -454,6 +465,12 @@ static PyObject *py_available(PyObject *m, PyObject *const *a, Py_ssize_t nargs)
     return PyLong_FromLongLong(mm_ring_available(arg_ptr(a[0])));
 }
 
+static PyObject *py_spin(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(3);
+    return PyLong_FromLongLong(
+        mm_ring_spin(arg_ptr(a[0]), PyLong_AsLongLong(a[1]), PyLong_AsLongLong(a[2])));
+}
+
 static PyObject *py_release(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     CHECK_NARGS(2);
     mm_ring_release(arg_ptr(a[0]), PyLong_AsLongLong(a[1]));
@@ -491,6 +508,7 @@ static PyMethodDef methods[] = {
     FN(load_acquire), FN(store_release), FN(fence),   FN(cpu_relax),  FN(rdtsc),
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
+    FN(spin),
     FN(arm),          FN(disarm),        FN(park),    FN(hist_record),
     {NULL, NULL, 0, NULL},
 };
@@ -530,7 +548,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     ADD_SYM(mm_cpu_relax); ADD_SYM(mm_yield); ADD_SYM(mm_rdtsc); ADD_SYM(mm_now_ns);
     ADD_SYM(mm_futex_wait); ADD_SYM(mm_futex_wake);
     ADD_SYM(mm_ring_try_claim); ADD_SYM(mm_ring_claim_wait); ADD_SYM(mm_ring_claim);
-    ADD_SYM(mm_ring_commit); ADD_SYM(mm_ring_available); ADD_SYM(mm_ring_read_index);
+    ADD_SYM(mm_ring_commit); ADD_SYM(mm_ring_available); ADD_SYM(mm_ring_spin); ADD_SYM(mm_ring_read_index);
     ADD_SYM(mm_ring_release); ADD_SYM(mm_ring_arm); ADD_SYM(mm_ring_disarm);
     ADD_SYM(mm_ring_park); ADD_SYM(mm_hist_record);
     PyModule_AddObject(mod, "symbols", syms);

@@ -20,10 +20,11 @@ import numpy as np
 from numba import njit
 
 from engine import _native as C
-from engine.native import nb_cpu_relax, nb_ring_park, nb_yield
+from engine.native import nb_cpu_relax, nb_ring_park, nb_ring_spin, nb_yield
 
 SPINS = 200        # empty polls spent spinning before yielding
 YIELDS = 50        # sched_yield calls before parking
+SPIN_BURST = 128   # busy-spin: pauses per C-level poll burst before the caller looks elsewhere
 
 NB_BUSY_SPIN, NB_YIELD, NB_PARK = 0, 1, 2
 STRATEGIES = {"busy-spin": NB_BUSY_SPIN, "yield": NB_YIELD, "park": NB_PARK}
@@ -40,11 +41,18 @@ class IdleStrategy:
 
 
 class BusySpin(IdleStrategy):
+    """Spin; with the ring given, the spin runs in C until a record arrives (Ring.spin)."""
     name = "busy-spin"
+
+    def __init__(self, ring=None) -> None:
+        self.ring = ring
 
     def idle(self, work: int) -> None:
         if work <= 0:
-            C.cpu_relax()
+            if self.ring is not None:
+                self.ring.spin()
+            else:
+                C.cpu_relax()
 
 
 class Yielding(IdleStrategy):
@@ -89,7 +97,7 @@ class Parking(IdleStrategy):
 def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleStrategy:
     """Build the strategy called `name`; `park` needs the ring it sleeps on."""
     if name == "busy-spin":
-        return BusySpin()
+        return BusySpin(ring)
     if name == "yield":
         return Yielding()
     if name == "park":
@@ -111,7 +119,9 @@ def nb_idle(kind: int, state: np.ndarray, hdr: int, work: int, park_timeout_ns: 
         state[0] = 0
         return
     n = state[0]
-    if kind == NB_BUSY_SPIN or n < SPINS:
+    if kind == NB_BUSY_SPIN:
+        nb_ring_spin(hdr, 0, SPIN_BURST)  # poll in C: no loop overhead between looks
+    elif n < SPINS:
         state[0] = n + 1
         nb_cpu_relax()
     elif kind == NB_YIELD or n < SPINS + YIELDS:
