@@ -79,7 +79,7 @@ def print_summary(summary: dict) -> None:
         lay = summary["layout"]
         print("layout: " + ", ".join(f"{r}@{c}/{lay['idle'].get(r, 'epoll')}"
                                      for r, c in lay["cores"].items()))
-    print(f"histogram error: values within +-{summary['relative_error'] * 50:.2f}% "
+    print(f"histogram error: values within +-{summary['relative_error'] * 100:.2f}% "
           f"(log-linear, 128 sub-buckets per octave)\n")
     hdr = f"{'hop':38} {'count':>8} " + " ".join(f"{'P' + format(q, 'g'):>9}" for q in QS[:-1]) + f" {'max':>9}"
     print(hdr + "   (microseconds)")
@@ -142,6 +142,7 @@ def _plot(run_dir: Path) -> None:
     if not hists:
         return
     fig, ax = plt.subplots(figsize=(10, 6))
+    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # one colour per hop (more than 10 hops)
     qs = 100 - np.logspace(np.log10(50), -3, 60)
     x = 1 / (1 - qs / 100)
     for name, h in hists.items():
