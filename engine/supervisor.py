@@ -73,6 +73,7 @@ class Supervisor:
             cfg = _apply_layout(cfg, lay)
             cfg_path = self.run_dir / "config.json"
             cfg_path.write_bytes(config_mod.dump_json(cfg))
+            self.cfg_path = cfg_path
             self.layout = lay
             if self._start_in_order(cfg_path):
                 self._monitor()
@@ -210,6 +211,9 @@ class Supervisor:
 
     def _check_children(self) -> bool:
         """True (and the kill switch set) when a process has exited on its own."""
+        killed = self.ctl.killed()
+        if killed and self.stop_reason is None:  # processes exit because of the switch: its reason
+            self.stop_reason = f"kill switch: {KILL_REASONS.get(killed, killed)}"
         for role, p in self.children.items():
             code = p.poll()
             if code is not None:
@@ -232,12 +236,25 @@ class Supervisor:
             if p is None:
                 continue
             codes[role] = _stop(p, STOP_WAIT_S[role])
+        if codes.get("sender") not in (None, 0, 3) and getattr(self, "cfg_path", None):
+            codes["sender"] = self._rescue_cancel(codes["sender"])
         if self.sim is not None:
             _stop(self.sim, 10.0)
         if self.ctl is not None:
             self.ctl.set_state("supervisor", STATE_STOPPED)
         log(f"stopped ({self.stop_reason}); exit statuses {codes}")
         return codes
+
+    def _rescue_cancel(self, died_with: int) -> int:
+        """The sender died (crash, SIGKILL) and nobody has confirmed that no order rests: start
+        a fresh sender with the kill switch already set. It connects, cancels everything,
+        confirms and exits with the same status contract (0 = nothing left resting)."""
+        log(f"sender died (status {died_with}): starting a rescue sender to cancel everything")
+        self.children.pop("sender", None)
+        self._spawn("sender", self.cfg_path)
+        code = _stop(self.children["sender"], STOP_WAIT_S["sender"] + 10.0)
+        log(f"rescue sender exit status {code}")
+        return code if code is not None else 3
 
     def _exit_status(self, codes: dict[str, int | None]) -> int:
         # Asked-for stops are orderly: duration over, SIGTERM/SIGINT, the operator's kill switch.

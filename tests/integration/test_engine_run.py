@@ -91,6 +91,21 @@ def test_sigkill_quoter_cancels_everything_and_exits_nonzero(engine, instance):
     assert list_segments(instance) == []
 
 
+def test_sigkill_sender_rescue_cancels_everything(engine, instance):
+    """The process that owns the orders dies: a rescue sender cancels them all."""
+    sim, p, _ = engine
+    ctl = Control.attach(instance)
+    sender_pid = ctl.pid("sender")
+    ctl.close()
+    assert sim.open_orders()
+    os.kill(sender_pid, signal.SIGKILL)
+    code = p.wait(90)
+    text = p.stdout.read()
+    assert code == 1, text                       # not an orderly stop, but nothing left resting
+    assert "rescue sender exit status 0" in text
+    assert sim.open_orders() == []
+
+
 def test_supervisor_killed_takes_its_processes_down(engine, instance):
     sim, p, _ = engine
     ctl = Control.attach(instance)
