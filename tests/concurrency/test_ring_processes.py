@@ -38,9 +38,9 @@ def test_numba_face_5m_records(instance, policy, idle):
 @pytest.mark.parametrize("policy", ["block", "drop"])
 @pytest.mark.parametrize("idle", IDLES)
 def test_python_face_records(instance, policy, idle):
-    n = 200_000
+    n = 100_000
     r = run_pair(instance, n, capacity=64, policy=policy, idle=idle, face="python", batch=1,
-                 timeout_s=120)
+                 timeout_s=240)
     _check(r, n, policy)
 
 
