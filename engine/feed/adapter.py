@@ -48,6 +48,9 @@ class VenueAdapter(Protocol):
     def subscribe_frames(self) -> list[bytes]:
         """Text frames to send right after connecting (may be empty when the URL subscribes)."""
 
+    def connect_headers(self) -> dict[str, str]:
+        """HTTP headers for the WebSocket upgrade (Binance SBE: X-MBX-APIKEY), usually empty."""
+
     def ping_frame(self) -> bytes | None:
         """Application-level ping payload (Bybit {"op":"ping"}, OKX "ping"), or None."""
 

@@ -196,7 +196,8 @@ class ConnectionSlot:
             _, conn = await asyncio.wait_for(
                 ws_connect(lambda: FeedConnection(self.index, adapter, g.sink, g.capture, wake),
                            url, websocket_handshake_timeout=g.settings.connect_timeout_s,
-                           enable_auto_pong=True),
+                           enable_auto_pong=True,
+                           extra_headers=adapter.connect_headers() or None),
                 g.settings.connect_timeout_s)
         except Exception as e:  # refused, reset, handshake rejected, timed out
             self.connect_failures += 1

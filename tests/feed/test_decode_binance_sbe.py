@@ -153,3 +153,15 @@ def test_stream_url():
         "btcusdt@bestBidAsk/btcusdt@trade/btcusdt@depth20/ethusdt@bestBidAsk/ethusdt@trade/ethusdt@depth20")
     with pytest.raises(ValueError, match="feed.streams"):
         make_adapter("binance-sbe", [Instrument(symbol="BTCUSDT")], ["depth5"])
+
+
+def test_sbe_connect_sends_the_api_key_header(monkeypatch):
+    """Binance's SBE streams refuse a connection without X-MBX-APIKEY (no signature needed)."""
+    from engine.feed.venues import make_adapter
+    from engine.instruments import DEFAULT_INSTRUMENTS
+
+    monkeypatch.setenv("MM_API_KEY", "k123")
+    assert make_adapter("binance-sbe", DEFAULT_INSTRUMENTS).connect_headers() == {"X-MBX-APIKEY": "k123"}
+    monkeypatch.delenv("MM_API_KEY")
+    assert make_adapter("binance-sbe", DEFAULT_INSTRUMENTS).connect_headers() == {}
+    assert make_adapter("binance", DEFAULT_INSTRUMENTS).connect_headers() == {}

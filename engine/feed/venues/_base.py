@@ -87,6 +87,10 @@ class AdapterBase:
         self._log_last: dict[str, float] = {}
         self._log_suppressed: dict[str, int] = {}
 
+    def connect_headers(self) -> dict[str, str]:
+        """HTTP headers of the WebSocket upgrade request (none unless the venue wants some)."""
+        return {}
+
     @staticmethod
     def symbol_key(symbol: str) -> str:
         """How the venue spells `symbol` inside its messages (override per venue)."""

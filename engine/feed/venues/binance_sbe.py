@@ -14,6 +14,8 @@ instrument's exponents with integer multiply/divide; a remainder is counted "pre
 """
 from __future__ import annotations
 
+import os
+
 import struct
 
 import numpy as np
@@ -166,6 +168,12 @@ class BinanceSbeAdapter(AdapterBase):
 
     def ping_frame(self) -> bytes | None:
         return None
+
+    def connect_headers(self) -> dict[str, str]:
+        """Binance's SBE streams want an (Ed25519) API key in X-MBX-APIKEY when connecting;
+        no signature. Taken from MM_API_KEY; the local simulator needs none."""
+        key = os.environ.get("MM_API_KEY", "")
+        return {"X-MBX-APIKEY": key} if key else {}
 
     # ------------------------------------------------------------------ hot path
     def decode(self, payload, binary: bool, sink) -> int:
