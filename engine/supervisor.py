@@ -84,7 +84,8 @@ class Supervisor:
             self._stop_all()
             status = 2
         finally:
-            self._report()
+            if self.ctl is not None:
+                self._report()
             self._cleanup()
         return status
 
@@ -282,6 +283,8 @@ class Supervisor:
             log(f"report failed: {e!r}")
 
     def _cleanup(self) -> None:
+        if self.ctl is None:
+            return  # we never owned the instance (e.g. it is already running): touch nothing
         if getattr(self, "metrics_server", None) is not None:
             self.metrics_server.shutdown()
             self.metrics_view.close()

@@ -77,6 +77,22 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
     assert (run_dir / "summary.json").exists() and (run_dir / "sender.tick_to_order.hgrm").exists()
 
 
+def test_second_run_with_the_same_instance_is_refused(engine, instance, tmp_path):
+    """A second `mm run` on a running instance must refuse, and leave the first one intact."""
+    sim, p, _ = engine
+    env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,
+           "MM_INSTANCE": instance}
+    second = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--duration", "1",
+                             "--run-dir", str(tmp_path / "second")],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert second.returncode == 2
+    assert f"instance {instance!r} is running" in second.stderr
+    assert len(list_segments(instance)) >= 4     # control + 3 rings still there
+    assert p.poll() is None
+    p.send_signal(signal.SIGTERM)
+    assert p.wait(60) == 0
+
+
 def test_sigkill_quoter_cancels_everything_and_exits_nonzero(engine, instance):
     sim, p, _ = engine
     ctl = Control.attach(instance)
