@@ -2,9 +2,11 @@
 loopback, reached through MM_MD_URL / MM_ORDER_URL as a real venue would be."""
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
+import urllib.request
 
 import pytest
 
@@ -26,7 +28,10 @@ def _wait(cond, timeout_s, what):
 def engine(instance, tmp_path):
     """Start `mm run` against a SimThread; yield (sim, supervisor process, run dir)."""
     cfg = tmp_path / "mm.toml"
-    cfg.write_text("metrics_port = 0\nheartbeat_timeout_ms = 3000\n")
+    with socket.socket() as s:  # a free loopback port for the metrics endpoint
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    cfg.write_text(f"metrics_port = {port}\nheartbeat_timeout_ms = 3000\n")
     with SimThread() as sim:
         env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,
                "MM_INSTANCE": instance}
@@ -36,6 +41,7 @@ def engine(instance, tmp_path):
                              env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
         try:
             _wait(lambda: sim.open_orders(), 90, "quotes resting on the simulator")
+            p.metrics_port = port
             yield sim, p, run_dir
         finally:
             if p.poll() is None:
@@ -70,6 +76,12 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
         tag, u, n = o["clientOrderId"].split("-")
         assert tag == "mm" and int(n) > 0
         assert 0 <= int(u) <= sim.update_id(o["symbol"])
+    metrics = urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port}/metrics",
+                                     timeout=10).read().decode()
+    for role in ("feed", "quoter", "sender"):
+        assert f'mm_process_up{{role="{role}"}} 1.0' in metrics
+    assert 'mm_latency_seconds{hop="sender.tick_to_order",quantile="0.99"}' in metrics
+    assert 'mm_ring_written_total{ring="md"}' in metrics
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, p.stdout.read()
     assert sim.open_orders() == []
