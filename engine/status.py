@@ -57,6 +57,8 @@ def main(instance: str, once: bool = False, interval_s: float = 0.5) -> int:
     console = Console()
     try:
         if once:
+            view.snapshot()            # rates need two looks
+            time.sleep(interval_s)
             console.print(render(view.snapshot()))
             return 0
         with Live(render(view.snapshot()), console=console, refresh_per_second=4) as live:
