@@ -40,6 +40,9 @@ INST_DTYPE = np.dtype([
     ("dirty", "i8"),            # 1: re-evaluate quotes at the end of this batch
     ("inventory", "i8"),        # base position, qty units
     ("pos_base", "i8"),         # inventory inherited via POSITION (not marked in PnL)
+    ("target", "i8"),           # neutral inventory: the venue position before quoting began;
+                                # the skew and the position limits measure from it
+    ("has_target", "i8"),       # 1 once the start-up POSITION set `target`
     ("cash", "i8"),             # sum of -signed fill notional, px*qty units
     ("trig_update_id", "i8"),   # the last book update: stamped on intents it triggers
     ("trig_ts_arrival", "i8"),

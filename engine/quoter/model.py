@@ -13,7 +13,7 @@ Model, per instrument, in ticks:
   volatility: E <- E * exp(-lambda * dt) + (mid - mid_prev)^2 on every book update;
               sigma^2 = lambda * E  (ticks^2 per second; lambda = ln 2 / half-life)
   GLFT quotes (params.glft_coefficients): half = max(c1 + 0.5*c2*sigma, floor/2),
-              skew = c2 * sigma, reservation r = fair - skew * inventory / order_size,
+              skew = c2 * sigma, reservation r = fair - skew * (inventory - target) / order_size,
               bid = floor(r - half), ask = ceil(r + half), then post-only: bid < best ask,
               ask > best bid; level l sits l * spacing ticks further out.
 """
@@ -135,6 +135,9 @@ def on_fill(inst, quotes, g, cnt, i, kind, order_id, side, price, qty, leaves_qt
         cnt[C_POSITIONS] += 1
         s.pos_base += qty - s.inventory   # inherited inventory is not the quoter's PnL
         s.inventory = qty
+        if s.has_target == 0:             # the account's holdings at start are the neutral
+            s.target = qty                # point: quote around them, do not dump them
+            s.has_target = 1
         cnt[C_POSITION_BASE + i] = s.inventory
         return
     qs, ql = _find(quotes, i, order_id)
@@ -242,7 +245,7 @@ def _plan(inst, quotes, par, cnt, i):
     if half < p.half_floor:
         half = p.half_floor
     skew = p.c2 * sigma
-    r = s.fair - skew * (s.inventory / p.size)
+    r = s.fair - skew * ((s.inventory - s.target) / p.size)
     bid_t = math.floor(r - half)
     ask_t = math.ceil(r + half)
     best_ask_t = -((-s.ask_px) // p.tick)     # ceil: our bid must stay below the best ask
@@ -256,7 +259,7 @@ def _plan(inst, quotes, par, cnt, i):
     hi = s.mid + band
     for side in range(2):
         # exposure if every order on this side filled, canceling ones included
-        exposure = s.inventory
+        exposure = s.inventory - s.target
         for level in range(p.levels):
             q = quotes[i, side, level]
             if q.state == Q_CANCELING:

@@ -74,6 +74,8 @@ class Book:
         self.last_mid_ns = self.last_md_ns = 0
         self.stale = self.feed_stale = self.dirty = False
         self.inventory = self.pos_base = self.cash = 0
+        self.target = 0               # neutral inventory, set by the start-up POSITION
+        self.has_target = False
         self.trigger = (0, 0, 0, 0)   # update id, arrival, md published, read
         self.quotes = [[Quote() for _ in range(q.levels)] for _ in range(2)]
 
@@ -150,6 +152,8 @@ class ReferenceQuoter:
         if kind == FILL_POSITION:
             b.pos_base += qty - b.inventory
             b.inventory = qty
+            if not b.has_target:
+                b.target, b.has_target = qty, True
             return
         quote = None
         if order_id:
@@ -242,14 +246,14 @@ class ReferenceQuoter:
         sigma = math.sqrt(b.energy * b.lam)
         half = max(b.c1 + 0.5 * b.c2 * sigma, b.half_floor)
         skew = b.c2 * sigma
-        reservation = b.fair - skew * (b.inventory / b.size)
+        reservation = b.fair - skew * ((b.inventory - b.target) / b.size)
         bid_t = min(math.floor(reservation - half), math.ceil(b.ask_px / b.tick) - 1
                     if b.ask_px % b.tick else b.ask_px // b.tick - 1)
         ask_t = max(math.ceil(reservation + half), b.bid_px // b.tick + 1)
         band = b.mid * b.band
         for side in (0, 1):
             sign = 1 if side == 0 else -1
-            exposure = b.inventory + sign * sum(x.qty for x in b.quotes[side]
+            exposure = b.inventory - b.target + sign * sum(x.qty for x in b.quotes[side]
                                                 if x.state == CANCELING)
             for level, x in enumerate(b.quotes[side]):
                 px_t = bid_t - level * b.spacing if side == 0 else ask_t + level * b.spacing

@@ -38,11 +38,32 @@ def _quotes(intents, side):
 
 
 def _resumed(q=None, position=(0, 0)) -> Harness:
+    """Started flat (the start-up POSITION is the neutral point), then a reconcile POSITION
+    finds `position` away from it."""
     h = Harness(q or QuoterConfig(), DEFAULT_INSTRUMENTS, with_reference=True)
-    for i, pos in enumerate(position):
-        h.fill(i, FILL_POSITION, qty=pos)
+    for i in range(len(position)):
+        h.fill(i, FILL_POSITION, qty=0)
     h.fill(0, FILL_RESUME)
+    for i, pos in enumerate(position):
+        if pos:
+            h.fill(i, FILL_POSITION, qty=pos)
     return h
+
+
+def test_holdings_at_start_are_neutral():
+    """An account holding 10 BTC before quoting starts quotes both sides around its holdings,
+    symmetric with a flat account, instead of dumping them."""
+    flat = _resumed()
+    held = Harness(QuoterConfig(), DEFAULT_INSTRUMENTS, with_reference=True)
+    held.fill(BTC, FILL_POSITION, qty=1_000_000)
+    held.fill(1, FILL_POSITION, qty=0)
+    held.fill(0, FILL_RESUME)
+    for h in (flat, held):
+        h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    a, b = flat.end_batch(NOW), held.end_batch(NOW)
+    assert _quotes(b, SIDE_BUY) == _quotes(a, SIDE_BUY) != []
+    assert _quotes(b, SIDE_SELL) == _quotes(a, SIDE_SELL) != []
+    assert held.st.cnt[C_RISK_POSITION] == 0
 
 
 def test_glft_coefficients_match_the_closed_form():
