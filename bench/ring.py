@@ -11,18 +11,14 @@ import time
 import numpy as np
 
 from bench.common import describe_machine, pct, table
+from engine.proc import pin
 from engine.ring.exercise import run_pair, warm
 
 PAYLOAD = 64
 
 
-def _pin(core):
-    if core >= 0:
-        os.sched_setaffinity(0, {core})
-
-
 def _baseline_consumer(kind, chan, n, core, out):
-    _pin(core)
+    pin("bench", core)
     lat = np.empty(n, np.int64)
     if kind == "mp.Pipe":
         get = chan.recv_bytes
@@ -38,7 +34,7 @@ def _baseline_consumer(kind, chan, n, core, out):
 
 
 def _baseline_producer(kind, chan, n, pace_ns, core, out):
-    _pin(core)
+    pin("bench", core)
     pad = bytes(PAYLOAD - 8)
     put = chan.send_bytes if kind == "mp.Pipe" else chan.put
     t0 = time.perf_counter_ns()

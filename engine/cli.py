@@ -42,10 +42,10 @@ def _cmd_run(args) -> int:
     return Supervisor(cfg, duration_s=args.duration, run_dir=args.run_dir).run()
 
 
-def _cmd_sim(args) -> int:
+def _cmd_sim(argv: list[str]) -> int:
     from engine.sim.cli import main
 
-    return main(args.rest)
+    return main(argv)
 
 
 def _cmd_status(args) -> int:
@@ -121,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
         with_config(sub.add_parser(role, help=f"run the {role} process alone (systemd units)")
                     ).set_defaults(fn=_process(role))
 
-    sp = sub.add_parser("sim", help="run the local exchange simulator", add_help=False)
-    sp.add_argument("rest", nargs=argparse.REMAINDER)
-    sp.set_defaults(fn=_cmd_sim)
+    # Listed for `mm --help` only: `mm sim ...` is handed to the simulator's own parser below.
+    sub.add_parser("sim", help="run the local exchange simulator (mm sim --help)", add_help=False)
 
     default_instance = os.environ.get("MM_INSTANCE", "mm")
     sp = sub.add_parser("status", help="live view of a running instance")
@@ -158,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sim"]:  # the simulator parses its own flags (argparse REMAINDER cannot)
-        return _cmd_sim(argparse.Namespace(rest=argv[1:]))
+        return _cmd_sim(argv[1:])
     args = p.parse_args(argv)
     return int(args.fn(args) or 0)
 

@@ -10,11 +10,12 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.control import ROLES as CONTROL_ROLES
 from engine.latency.histogram import RELATIVE_ERROR, Histogram, HistogramSet
 from engine.proc import isolated_cores
 from engine.ring.segment import SegmentError
 
-ROLES = ("feed", "quoter", "sender")
+ROLES = tuple(r for r in CONTROL_ROLES if r != "supervisor")  # the roles that write histograms
 QS = (50, 90, 99, 99.9, 99.99, 100)
 
 

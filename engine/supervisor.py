@@ -186,18 +186,14 @@ class Supervisor:
         next_beat_report = start + 5.0
         while True:
             self.ctl.beat("supervisor")
-            if self._check_children():
+            if self._check_children() or self._kill_switch_set():
                 return
             for role in ROLES:
                 age = self.ctl.heartbeat_age_ns(role)
                 if age > timeout_ns:
-                    self.stop_reason = f"{role} heartbeat lost ({age / 1e6:.0f} ms)"
+                    self.stop_reason = self.stop_reason or f"{role} heartbeat lost ({age / 1e6:.0f} ms)"
                     self.ctl.kill(KILL_HEARTBEAT)
                     return
-            killed = self.ctl.killed()
-            if killed:
-                self.stop_reason = self.stop_reason or f"kill switch: {KILL_REASONS.get(killed, killed)}"
-                return
             if self.stop_reason:
                 self.ctl.kill(KILL_SHUTDOWN)
                 return
@@ -210,11 +206,16 @@ class Supervisor:
                 log(_one_line_status(self.ctl))
             time.sleep(0.05)
 
+    def _kill_switch_set(self) -> bool:
+        """Whether the kill switch is set; its reason becomes the stop reason if none is yet."""
+        killed = self.ctl.killed()
+        if killed and self.stop_reason is None:
+            self.stop_reason = f"kill switch: {KILL_REASONS.get(killed, killed)}"
+        return bool(killed)
+
     def _check_children(self) -> bool:
         """True (and the kill switch set) when a process has exited on its own."""
-        killed = self.ctl.killed()
-        if killed and self.stop_reason is None:  # processes exit because of the switch: its reason
-            self.stop_reason = f"kill switch: {KILL_REASONS.get(killed, killed)}"
+        self._kill_switch_set()  # processes that exit because of the switch: its reason
         for role, p in self.children.items():
             code = p.poll()
             if code is not None:

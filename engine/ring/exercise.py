@@ -6,6 +6,7 @@ misplaced record, and sequence numbers show loss (gaps), duplication and reorder
 """
 from __future__ import annotations
 
+import os
 import struct
 import time
 
@@ -14,6 +15,7 @@ from numba import njit
 
 from engine import _native as C
 from engine.native import nb_load_acquire, nb_now_ns
+from engine.proc import pin
 from engine.ring import layout as L
 from engine.ring.idle import NB_PARK, STRATEGIES, make_idle, nb_idle
 from engine.ring.nb import (ring_available, ring_claim, ring_commit, ring_read_index,
@@ -159,9 +161,9 @@ def py_consume(ring: Ring, n: int, idle: str, timeout_s: float = 60.0) -> dict:
     received = 0
     deadline = time.monotonic() + timeout_s
     words = ring.seg.words
-    available, hdr, now = C.available, ring.hdr, time.perf_counter_ns
+    now = time.perf_counter_ns
     while True:
-        if available(hdr) <= ring._pending:
+        if ring.available() <= 0:
             if received + int(words[L.OFF_DROPPED // 8]) >= n or time.monotonic() > deadline:
                 break
             strategy.idle(0)
@@ -236,15 +238,8 @@ def _wait_role(ring: Ring, off: int, proc, timeout_s: float) -> None:
         time.sleep(0.005)
 
 
-def _pin(core: int) -> None:
-    if core >= 0:
-        import os
-
-        os.sched_setaffinity(0, {core})
-
-
 def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns, core):
-    _pin(core)
+    pin("ring consumer", core)
     ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="consumer")
     if face == "numba":
         lat = np.empty(n, np.int64)
@@ -265,7 +260,7 @@ def _consumer_main(instance, n, idle, q, timeout_s, face, park_timeout_ns, core)
 
 
 def _producer_main(instance, n, batch, pace_ns, q, face, core):
-    _pin(core)
+    pin("ring producer", core)
     ring = Ring.attach(instance, "probe", PROBE_DTYPE, role="producer")
     t0 = time.perf_counter_ns()
     if face == "numba":
@@ -279,8 +274,6 @@ def _producer_main(instance, n, batch, pace_ns, q, face, core):
 
 def warm() -> None:
     """Compile (or load from cache) the numba loops before timing anything."""
-    import os
-
     inst = f"warm{os.getpid()}"
     hdr_ring = Ring.create(inst, "probe", PROBE_DTYPE, 8, "drop")
     try:
@@ -289,4 +282,3 @@ def warm() -> None:
     finally:
         hdr_ring.close()
         hdr_ring.unlink()
-    C.fence()

@@ -23,6 +23,7 @@ from engine.native import (  # noqa: F401  (re-exported names)
     nb_ring_park as ring_park,
     nb_ring_read_index as ring_read_index,
     nb_ring_release as ring_release,
+    nb_ring_spin as ring_spin,
     nb_ring_try_claim as ring_try_claim,
     nb_store_release as store_release,
 )

@@ -133,9 +133,7 @@ class Ring:
     # ------------------------------------------------------------------ consumer
     def pop(self) -> np.ndarray | None:
         """The next record as a 1-element view, or None. Valid until the next read call."""
-        if self._pending:
-            C.release(self.hdr, self._pending)
-            self._pending = 0
+        self.release()
         if C.available(self.hdr) <= 0:
             return None
         i = self._read_index()
@@ -145,9 +143,7 @@ class Ring:
     def pop_many(self, max_records: int = 1 << 30) -> np.ndarray:
         """Every available record up to `max_records`, as one view (contiguous, so it stops at
         the end of the slot array: call again for the rest). Valid until the next read call."""
-        if self._pending:
-            C.release(self.hdr, self._pending)
-            self._pending = 0
+        self.release()
         n = C.available(self.hdr)
         if n <= 0:
             return self.slots[:0]
@@ -269,10 +265,11 @@ def _validate(seg: Segment, dtype: np.dtype, capacity: int | None, wait_s: float
     deadline = time.monotonic() + max(wait_s, 0.5)  # a creator may still be writing the header
     while seg.size < L.HEADER_SIZE or C.load_acquire(seg.addr + L.OFF_MAGIC) != magic:
         if time.monotonic() >= deadline:
-            found = C.load_acquire(seg.addr + L.OFF_MAGIC) if seg.size >= 8 else None
+            if seg.size < L.HEADER_SIZE:
+                raise RingError(f"{seg.shm_name}: segment too small to be a ring")
+            found = C.load_acquire(seg.addr + L.OFF_MAGIC) & 0xFFFFFFFFFFFFFFFF
             raise RingError(f"{seg.shm_name}: bad magic {found:#x} (expected {L.MAGIC:#x}): "
-                            f"not a ring segment or not initialised" if found is not None else
-                            f"{seg.shm_name}: segment too small to be a ring")
+                            f"not a ring segment or not initialised")
         time.sleep(0.005)
     u32 = seg.array[:L.HEADER_SIZE].view(np.uint32)
     version = int(u32[L.OFF_VERSION // 4])
