@@ -1,7 +1,9 @@
 """Idle strategies (Agrona IdleStrategy style), chosen by name in config.
 
 Contract: the role's duty cycle is `while running: idle.idle(agent.do_work())`; `idle(n)` with
-n > 0 resets the strategy, n == 0 backs off one step.
+n > 0 resets the strategy, n == 0 backs off one step. Given the consumer's ring, every empty
+step first releases the view of the last read (Ring.release): a consumer that took the whole
+ring and then waits must not leave its producer unable to push.
 
   busy-spin   : a CPU-relax pause per empty poll. Cheapest hand-off (0.15-1 us here); only on a
                 core the process owns (isolcpus), never beside another busy process.
@@ -33,8 +35,15 @@ STRATEGIES = {"busy-spin": NB_BUSY_SPIN, "yield": NB_YIELD, "park": NB_PARK}
 class IdleStrategy:
     name = "?"
 
+    def __init__(self, ring=None) -> None:
+        self.ring = ring             # the consumer's ring (None: nothing to release or poll)
+
     def idle(self, work: int) -> None:  # pragma: no cover - interface
         raise NotImplementedError
+
+    def _release(self) -> None:
+        if self.ring is not None:
+            self.ring.release()
 
     def reset(self) -> None:
         pass
@@ -44,13 +53,10 @@ class BusySpin(IdleStrategy):
     """Spin; with the ring given, the spin runs in C until a record arrives (Ring.spin)."""
     name = "busy-spin"
 
-    def __init__(self, ring=None) -> None:
-        self.ring = ring
-
     def idle(self, work: int) -> None:
         if work <= 0:
             if self.ring is not None:
-                self.ring.spin()
+                self.ring.spin()         # releases the last read first
             else:
                 C.cpu_relax()
 
@@ -58,13 +64,16 @@ class BusySpin(IdleStrategy):
 class Yielding(IdleStrategy):
     name = "yield"
 
-    def __init__(self) -> None:
+    def __init__(self, ring=None) -> None:
+        super().__init__(ring)
         self.n = 0
 
     def idle(self, work: int) -> None:
         if work > 0:
             self.n = 0
-        elif self.n < SPINS:
+            return
+        self._release()
+        if self.n < SPINS:
             self.n += 1
             C.cpu_relax()
         else:
@@ -76,14 +85,16 @@ class Parking(IdleStrategy):
     name = "park"
 
     def __init__(self, ring, timeout_ns: int = 50_000_000) -> None:
-        self.ring = ring
+        super().__init__(ring)
         self.timeout_ns = timeout_ns
         self.n = 0
 
     def idle(self, work: int) -> None:
         if work > 0:
             self.n = 0
-        elif self.n < SPINS:
+            return
+        self._release()
+        if self.n < SPINS:
             self.n += 1
             C.cpu_relax()
         elif self.n < SPINS + YIELDS:
@@ -95,11 +106,12 @@ class Parking(IdleStrategy):
 
 
 def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleStrategy:
-    """Build the strategy called `name`; `park` needs the ring it sleeps on."""
+    """Build the strategy called `name` for the consumer of `ring` (`park` needs it; the others
+    use it to release the last read and, busy-spin, to poll in C)."""
     if name == "busy-spin":
         return BusySpin(ring)
     if name == "yield":
-        return Yielding()
+        return Yielding(ring)
     if name == "park":
         if ring is None:
             raise ValueError("idle strategy 'park' needs the ring to park on")

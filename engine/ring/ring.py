@@ -7,7 +7,10 @@ maps the segment, validates it, and hands numpy views of the slots to Python cod
 uses the same header address with the functions in engine.ring.nb.
 
 Reads are zero-copy: `pop()` / `pop_many()` return views into the slots that stay valid until
-the next read call on this ring (the slots are released to the producer then), Disruptor style.
+the consumer's next read call or wait on this ring (`pop`, `pop_many`, `spin`, `park`,
+`arm_doorbell`, `release`, or an idle strategy's empty-poll step): the slots are released to
+the producer then, Disruptor style. Waiting always releases first, so a consumer that took the
+whole ring can never leave its producer unable to push while it waits for more.
 """
 from __future__ import annotations
 
@@ -162,10 +165,12 @@ class Ring:
         return C.available(self.hdr) - self._pending
 
     def spin(self, max_spins: int = 1000) -> int:
-        """Busy-wait in C until a new record is available (or `max_spins` pauses, a few tens of
-        microseconds); returns how many are available now. The cheapest way for Python code
-        to notice a record: no interpreter step between polls."""
-        return C.spin(self.hdr, self._pending, max_spins) - self._pending
+        """Release the last read, then busy-wait in C until a record is available (or
+        `max_spins` pauses, a few tens of microseconds); returns how many are available now.
+        The cheapest way for Python code to notice a record: no interpreter step between
+        polls."""
+        self.release()
+        return C.spin(self.hdr, 0, max_spins)
 
     def park(self, timeout_ns: int = -1) -> int:
         """Sleep in futex_wait until the producer publishes or `timeout_ns` passes."""
