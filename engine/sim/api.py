@@ -15,6 +15,7 @@ from typing import Callable
 import msgspec
 
 from engine.sim import auth
+from engine.sim.chaos import Chaos
 from engine.sim.exchange import ApiError, Exchange, Order, unknown_order
 from engine.sim.market import DECIMAL_RANGE, Book, parse_decimal, wire_decimal
 
@@ -42,11 +43,13 @@ def illegal(name: str, legal: str) -> ApiError:
 class Session:
     """Per-connection API state: logon, user-data subscriptions, default returnRateLimits."""
 
-    __slots__ = ("send", "connected_since", "authorized_since", "user_subs", "next_sub_id",
-                 "return_rate_limits")
+    __slots__ = ("send", "number", "connected_since", "authorized_since", "user_subs",
+                 "next_sub_id", "return_rate_limits")
 
-    def __init__(self, send: Callable[[bytes], None], return_rate_limits: bool = True):
+    def __init__(self, send: Callable[[bytes], None], return_rate_limits: bool = True,
+                 number: int = 0):
         self.send = send
+        self.number = number                # connection number (cancel_log actor)
         self.connected_since = now_ms()
         self.authorized_since = 0           # 0 = not logged on
         self.user_subs: list[int] = []
@@ -102,6 +105,7 @@ class Api:
         self.on_order_frame = on_order_frame
         self.instruments_info = instruments_info
         self.faults = Faults()
+        self.chaos = Chaos({}, 0)           # the server installs the configured one
         self.stats = {"requests": 0, "orders_received": 0, "errors": 0, "rejects": 0,
                       "malformed_requests": 0}
         # method -> (handler, weight, auth kind, counts as an order)
@@ -115,6 +119,7 @@ class Api:
             "order.place": (self._order_place, 1, "signed", True),
             "order.test": (self._order_test, 1, "signed", False),
             "order.cancel": (self._order_cancel, 1, "signed", False),
+            "order.status": (self._order_status, 4, "signed", False),
             "order.cancelReplace": (self._cancel_replace, 1, "signed", True),
             "openOrders.cancelAll": (self._cancel_all, 1, "signed", False),
             "openOrders.status": (self._open_orders, 6, "signed", False),
@@ -183,13 +188,31 @@ class Api:
                 raise ApiError(500, -1000, "An unknown error occurred while processing the "
                                            "request.") from None
         except ApiError as e:
-            self._error(session, req_id, e, show_limits, method in ("order.place",
-                                                                      "order.cancelReplace"))
+            if not self._answer_lost(method):
+                self._error(session, req_id, e, show_limits, method in ("order.place",
+                                                                          "order.cancelReplace"))
+            return
+        if self._answer_lost(method):
             return
         out = {"id": req_id, "status": 200, "result": result}
         if show_limits:
             out["rateLimits"] = self._limits(method in ("order.place", "order.cancelReplace"))
         session.send(_encode(out))
+
+    _LOSABLE = frozenset(("order.place", "order.cancelReplace", "order.cancel", "order.status"))
+
+    def _answer_lost(self, method) -> bool:
+        """Chaos: the request was carried out (or refused) but its answer never leaves."""
+        return method in self._LOSABLE and self.chaos.enabled and self.chaos.roll("lost_answer")
+
+    def _chaos_refusal(self) -> None:
+        """Chaos: refuse a cancel-type request before doing anything (the order keeps resting)."""
+        if self.chaos.enabled and self.chaos.roll("refuse_cancel"):
+            status, code, msg = self.chaos.refusal()
+            raise ApiError(status, code, msg)
+
+    def _chaos_phantom(self) -> bool:
+        return self.chaos.enabled and self.chaos.roll("phantom_unknown")
 
     def _error(self, session: Session, req_id, e: ApiError, show_limits: bool,
                is_order: bool = False) -> None:
@@ -401,14 +424,33 @@ class Api:
         book = self._book(params)
         cancel_cid = self._client_id(params, "newClientOrderId")
         order = self._locate(book, params, "orderId", "origClientOrderId")
-        return self.ex.cancel(order, cancel_cid)
+        self._chaos_refusal()
+        if self._chaos_phantom():
+            raise unknown_order()           # under load: "unknown" while it still rests
+        return self.ex.cancel(order, cancel_cid, session.number)
+
+    def _order_status(self, session, params):
+        book = self._book(params)
+        order_id = params.get("orderId")
+        client_id = params.get("origClientOrderId")
+        if order_id is None and client_id is None:
+            raise mandatory("orderId' or 'origClientOrderId")
+        if order_id is not None:
+            try:
+                order_id = int(order_id)
+            except (TypeError, ValueError):
+                raise illegal("orderId", "^[0-9]{1,20}$") from None
+        order = self.ex.lookup(book, order_id, client_id)
+        if order.status in ("NEW", "PARTIALLY_FILLED") and self._chaos_phantom():
+            raise ApiError(400, -2013, "Order does not exist.")
+        return order.as_status()
 
     def _cancel_all(self, session, params):
         book = self._book(params)
         orders = sorted(self.ex.open[book.symbol].values(), key=lambda o: o.order_id)
         if not orders:
             raise unknown_order()
-        return [self.ex.cancel(o) for o in orders]
+        return [self.ex.cancel(o, None, session.number) for o in orders]
 
     def _cancel_replace(self, session, params):
         book = self._book(params)
@@ -421,11 +463,18 @@ class Api:
                                        "ALLOW_FAILURE'.")
         cancel_cid = self._client_id(params, "cancelNewClientOrderId")
         args = self._new_order_args(book, params)
+        self._chaos_refusal()
         cancel_resp = new_resp = None
         cancel_err = new_err = None
         try:
             order = self._locate(book, params, "cancelOrderId", "cancelOrigClientOrderId")
-            cancel_resp = self.ex.cancel(order, cancel_cid)
+            if self.chaos.enabled and self.chaos.roll("fill_during_replace"):
+                self.ex.taker_fill(order, order.qty - order.filled)   # the race: filled first
+                if order.status == "FILLED":
+                    raise unknown_order()
+            if self._chaos_phantom():
+                raise unknown_order()
+            cancel_resp = self.ex.cancel(order, cancel_cid, session.number)
         except ApiError as e:
             cancel_err = {"code": e.code, "msg": e.msg}
         if cancel_err is None or mode == "ALLOW_FAILURE":

@@ -35,6 +35,9 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     replay_file: str = ""         # MMCAP1 capture to replay ("" = synthetic market)
     replay_speed: float = 1.0     # 2.0 = twice as fast as recorded; 0 = as fast as possible
     replay_loop: bool = False     # start again at the end of the file
+    # -- seeded chaos: the races a live venue produces (engine/sim/chaos.py lists the kinds) --
+    chaos: dict[str, float] = {}  # kind -> probability per opportunity, e.g. {lost_answer = 0.02}
+    chaos_seed: int = 0           # seeds the chaos dice (0 = derive from `seed`)
 
     def validate(self, cfg=None) -> None:
         """Raise ValueError naming the field when a value is out of range."""
@@ -59,6 +62,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
         for name, ok, want in checks:
             if not ok:
                 raise ValueError(f"sim.{name}: expected {want}, got {getattr(self, name)!r}")
+        from engine.sim.chaos import Chaos
+        Chaos(self.chaos, 0)          # names the bad kind or probability
         for field in ("start_mid", "balances"):
             for key, value in getattr(self, field).items():
                 try:

@@ -113,6 +113,14 @@ class Exchange:
             self.free[asset] = int(Decimal(amount).scaleb(-self.asset_exp))
             self.locked.setdefault(asset, 0)
         self.open: dict[str, dict[int, Order]] = {b.symbol: {} for b in books}
+        # Every order ever accepted, open or finished, for order.status (the venue keeps them).
+        self.orders: dict[int, Order] = {}
+        self.by_client: dict[tuple[str, str], Order] = {}   # (symbol, client id) -> latest
+        self.client_ids_used: set[str] = set()
+        self.client_ids_reused = 0      # a client id placed twice (legal once finished; counted)
+        # (actor, client id) of every order canceled by a request, for tests that check who
+        # touched whose orders; actor is the API connection number (0 = the simulator itself)
+        self.cancel_log: list[tuple[int, str]] = []
         self._next_order_id = 1
         self._next_exec_id = 1
         self.fills = 0
@@ -142,6 +150,14 @@ class Exchange:
                 return o
         raise unknown_order()
 
+    def lookup(self, book: Book, order_id: int | None, client_id: str | None) -> Order:
+        """Any order of `book` (open or finished) by venue id or client id: order.status."""
+        o = self.orders.get(order_id) if order_id is not None else \
+            self.by_client.get((book.symbol, client_id))
+        if o is None or o.book is not book or (client_id is not None and o.client_id != client_id):
+            raise ApiError(400, -2013, "Order does not exist.")
+        return o
+
     def place(self, book: Book, is_buy: bool, type_: str, tif: str, price: int, qty: int,
               client_id: str) -> tuple[Order, list[dict]]:
         """Accept, rest or fill a validated order. Returns the order and its FULL `fills`."""
@@ -170,6 +186,11 @@ class Exchange:
         o = Order(self._next_order_id, book, client_id, is_buy, type_, tif, price, qty, now)
         self._next_order_id += 1
         self.open[book.symbol][o.order_id] = o
+        self.orders[o.order_id] = o
+        self.by_client[(book.symbol, client_id)] = o
+        if client_id in self.client_ids_used:
+            self.client_ids_reused += 1
+        self.client_ids_used.add(client_id)
         self._report(o, "NEW")
         fills: list[dict] = []
         if crosses:
@@ -187,9 +208,10 @@ class Exchange:
         self._position((base, quote))
         return o, fills
 
-    def cancel(self, o: Order, cancel_client_id: str | None = None) -> dict:
+    def cancel(self, o: Order, cancel_client_id: str | None = None, actor: int = 0) -> dict:
         """Cancel an open order; returns the order.cancel result."""
         b = o.book
+        self.cancel_log.append((actor, o.client_id))
         self._finish(o, "CANCELED", "CANCELED", orig_client_id=o.client_id,
                      report_client_id=cancel_client_id)
         self._position((b.inst.base, b.inst.quote))
@@ -237,6 +259,13 @@ class Exchange:
             self.open[b.symbol].pop(o.order_id, None)
         self.fills += 1
         self._report(o, "TRADE", last_qty=qty, last_price=price, trade_id=trade_id, maker=maker)
+
+    def taker_fill(self, o: Order, qty: int) -> None:
+        """A taker hits resting order `o` for `qty` at its price, now (chaos, tests)."""
+        b = o.book
+        b.trade_id += 1
+        self.fill(o, min(qty, o.qty - o.filled), o.price, maker=True, trade_id=b.trade_id)
+        self._position((b.inst.base, b.inst.quote))
 
     def on_trade(self, book: Book, taker_buys: bool, price: int, qty: int, trade_id: int) -> int:
         """Match a market trade print against our resting orders. Returns fills made."""

@@ -40,6 +40,7 @@ from engine.feed.capture import OPCODE_BINARY, read_capture
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.sim import auth
 from engine.sim.api import Api, Session, instrument_info, now_ms
+from engine.sim.chaos import Chaos
 from engine.sim.config import SimConfig
 from engine.sim.exchange import Exchange
 from engine.sim.latency import WireClock
@@ -88,7 +89,8 @@ class _ApiConn(WSListener):
         self.t: WSTransport | None = None
         self.age_timer = None
         self.closed = False           # set when dropped: nothing more is written
-        self.session = Session(self.send, return_rate_limits)
+        server.api_conn_count += 1
+        self.session = Session(self.send, return_rate_limits, server.api_conn_count)
 
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.t = transport
@@ -153,6 +155,8 @@ class SimServer:
                        weight_per_minute=cfg.weight_per_minute,
                        on_order_frame=self.clock.on_order,
                        instruments_info=lambda: [instrument_info(b) for b in self.books])
+        self.chaos = self.api.chaos = Chaos(cfg.chaos, cfg.chaos_seed or cfg.seed * 7919 + 1)
+        self.api_conn_count = 0
         # stream name -> connections subscribed (insertion-ordered)
         self.subs: dict[str, dict[_MarketConn, None]] = {}
         self._wrap_prefix: dict[str, bytes] = {}
@@ -403,11 +407,24 @@ class SimServer:
         trade = book.step()
         self.stats["book_events"] += 1
         self.exchange.on_book(book)
+        if self.chaos.enabled:
+            self._book_chaos(book)
         i = book.index
         self._publish(self._bt[i], book.book_ticker(), i, book.update_id)
         if trade:
             taker_buys, price, qty = book.random_trade()
             self._print_trade(book, taker_buys, price, qty)
+
+    def _book_chaos(self, book: Book) -> None:
+        chaos = self.chaos
+        resting = self.exchange.open[book.symbol]
+        if resting and chaos.roll("partial_fill"):
+            o = chaos.rng.choice(list(resting.values()))
+            lots = (o.qty - o.filled) // book.lot
+            if lots > 1:                    # part of it: at least one lot, never all
+                self.exchange.taker_fill(o, chaos.rng.randint(1, lots - 1) * book.lot)
+        if self.api_conns and chaos.roll("drop_api"):
+            self.drop_connections("api")
 
     def _print_trade(self, book: Book, taker_buys: bool, price: int, qty: int) -> None:
         self.stats["trades_printed"] += 1
@@ -446,12 +463,22 @@ class SimServer:
         events = self._user_events
         if not events:
             return
-        targets = [c for c in self.api_conns if c.session.user_subs]
+        chaos = self.chaos if self.chaos.enabled else None
         for ev in events:
-            for conn in targets:
-                for sub in conn.session.user_subs:
-                    conn.send(_encode({"subscriptionId": sub, "event": ev}))
+            if chaos is not None and ev.get("e") == "executionReport":
+                if chaos.roll("late_report"):
+                    self._loop.call_later(chaos.late_delay_s(), self._send_user_event, ev)
+                    continue
+                if chaos.roll("duplicate_report"):
+                    self._loop.call_later(chaos.rng.uniform(0.0, 0.3), self._send_user_event, ev)
+            self._send_user_event(ev)
         events.clear()
+
+    def _send_user_event(self, ev: dict) -> None:
+        """One user-data event to every subscription of every API connection."""
+        for conn in self.api_conns:
+            for sub in conn.session.user_subs:
+                conn.send(_encode({"subscriptionId": sub, "event": ev}))
 
     # -- replay --
     async def _replay(self) -> None:
@@ -573,6 +600,15 @@ class SimServer:
             self._abort(c)
         return len(conns)
 
+    def announce_shutdown(self) -> int:
+        """Send serverShutdown on every order API connection (the venue does, before closing
+        them); connections stay open. Returns how many were told."""
+        frame = _encode({"event": {"e": "serverShutdown", "E": now_ms()}})
+        conns = [c for c in self.api_conns if not c.closed]
+        for c in conns:
+            c.send(frame)
+        return len(conns)
+
     def _abort(self, conn) -> None:
         """Drop a connection now: no close frame, and no more writes to it from here on."""
         conn.t.disconnect(graceful=False)
@@ -597,6 +633,8 @@ class SimServer:
     def all_stats(self) -> dict:
         out = dict(self.stats)
         out.update(self.api.stats)
+        out.update(self.chaos.stats())
+        out["client_ids_reused"] = self.exchange.client_ids_reused
         out["fills"] = self.exchange.fills
         out["open_orders"] = sum(len(o) for o in self.exchange.open.values())
         out["latency_samples"] = len(self.clock.samples)

@@ -191,6 +191,26 @@ class SimThread:
             raise ValueError(f"orders_per_10s: expected >= 1, got {orders_per_10s}")
         self._call(setattr, self._server.api.orders_10s, "limit", int(orders_per_10s))
 
+    def set_chaos(self, **rates: float) -> None:
+        """Change chaos probabilities by kind (engine/sim/chaos.py), e.g. lost_answer=0.02."""
+        self._call(self._server.chaos.set_rates, rates)
+
+    def announce_shutdown(self) -> int:
+        """serverShutdown on every order API connection (they stay open)."""
+        return self._call(self._server.announce_shutdown)
+
+    def cancel_log(self) -> list[tuple[int, str]]:
+        """(API connection number, client id) of every order canceled by a request."""
+        return self._call(lambda: list(self._server.exchange.cancel_log))
+
+    def order_status(self, symbol: str, client_id: str) -> dict | None:
+        """The venue's record of an order by client id (open or finished), or None."""
+        def get():
+            ex = self._server.exchange
+            o = ex.by_client.get((symbol, client_id))
+            return o.as_status() if o is not None else None
+        return self._call(get)
+
     def trade_at(self, symbol: str, price: str, qty: str, taker_side: str) -> None:
         """Print a market trade now; resting orders at/through `price` fill."""
         self._call(self._server.trade_at, symbol, price, qty, taker_side)
