@@ -93,11 +93,11 @@ class Control:
 
     # ---------------------------------------------------------------- kill switch
     def kill(self, reason: int) -> bool:
-        """Pull the kill switch (first reason wins). True if this call set it."""
-        if self.words[2] != 0:
+        """Pull the kill switch: compare-and-swap from 0, so the first reason wins even when
+        two processes pull at once. True if this call set it."""
+        if C.cas64(self.kill_addr, 0, reason) != 0:
             return False
         self.words[3] = time.perf_counter_ns()
-        C.store_release(self.kill_addr, reason)
         return True
 
     def killed(self) -> int:

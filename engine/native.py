@@ -86,6 +86,7 @@ nb_ring_arm = _bind2("mm_ring_arm", _i64, _i64, _u32)
 nb_ring_disarm = _bind1("mm_ring_disarm", types.void, _i64)
 nb_ring_park = _bind2("mm_ring_park", _i64, _i64, _i64)
 nb_hist_record = _bind2("mm_hist_record", types.void, _i64, _i64)
+nb_cas64 = _bind3("mm_cas64", _i64, _i64, _i64, _i64)   # (addr, expected, desired) -> held
 
 
 @intrinsic

@@ -92,6 +92,19 @@ FILL_REJECT = 3         # order refused (error_code = venue code)
 FILL_CANCELED = 4       # order gone (canceled, expired)
 FILL_POSITION = 5       # inventory snapshot from the venue: qty = base position (start-up, reconcile)
 FILL_RESUME = 6         # sender connected and reconciled: quoting may (re)start
+FILL_CANCEL_REJECT = 7  # the cancel (or a replace's cancel leg) of order_id did not happen: it
+                        # still rests with leaves_qty (error_code = venue code, 0 if learned
+                        # by asking); the quoter backs off before trying again
+FILL_UNKNOWN = 8        # what became of a request touching order_id is not known; the sender
+                        # is asking the venue; the slot waits for the answer (ACK, TRADE,
+                        # CANCELED, REJECT or CANCEL_REJECT)
+FILL_RESET = 9          # a new sender process: it knows none of the quoter's orders and cancels
+                        # every order of ours the venue lists; the quoter forgets its slots
+
+# FILL_REJECT error codes the sender uses for intents it did not send (engine/sender/fills.py
+# names them); no venue uses this range. Such an order was never charged by the venue.
+LOCAL_CODE_MIN = -90099
+LOCAL_CODE_MAX = -90001
 
 FILL_DTYPE = _padded([
     ("seq", "i8"),

@@ -58,6 +58,12 @@
 
 int64_t mm_load_acquire(int64_t *p) { return __atomic_load_n(p, __ATOMIC_ACQUIRE); }
 void mm_store_release(int64_t *p, int64_t v) { __atomic_store_n(p, v, __ATOMIC_RELEASE); }
+/* Compare-and-swap (acq_rel): store `desired` only if *p == `expected`; returns what *p held
+ * (== expected when the swap happened). The kill word's "first reason wins" rests on it. */
+int64_t mm_cas64(int64_t *p, int64_t expected, int64_t desired) {
+    __atomic_compare_exchange_n(p, &expected, desired, 0, __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+    return expected;
+}
 void mm_fence(void) { __atomic_thread_fence(__ATOMIC_SEQ_CST); }
 
 void mm_cpu_relax(void) {
@@ -342,6 +348,14 @@ static PyObject *py_store_release(PyObject *m, PyObject *const *a, Py_ssize_t na
     Py_RETURN_NONE;
 }
 
+static PyObject *py_cas64(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(3);
+    int64_t *p = arg_ptr(a[0]);
+    long long e = PyLong_AsLongLong(a[1]), d = PyLong_AsLongLong(a[2]);
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(mm_cas64(p, e, d));
+}
+
 static PyObject *py_fence(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     mm_fence();
     Py_RETURN_NONE;
@@ -505,7 +519,7 @@ static PyObject *py_hist_record(PyObject *m, PyObject *const *a, Py_ssize_t narg
 
 #define FN(name) {#name, (PyCFunction)(void (*)(void))py_##name, METH_FASTCALL, NULL}
 static PyMethodDef methods[] = {
-    FN(load_acquire), FN(store_release), FN(fence),   FN(cpu_relax),  FN(rdtsc),
+    FN(load_acquire), FN(store_release), FN(cas64),   FN(fence),   FN(cpu_relax),  FN(rdtsc),
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
     FN(spin),
@@ -544,7 +558,7 @@ PyMODINIT_FUNC PyInit__native(void) {
 
     /* Raw addresses of the C entry points, for numba (engine/native.py). */
     PyObject *syms = PyDict_New(), *tmp;
-    ADD_SYM(mm_load_acquire); ADD_SYM(mm_store_release); ADD_SYM(mm_fence);
+    ADD_SYM(mm_load_acquire); ADD_SYM(mm_store_release); ADD_SYM(mm_cas64); ADD_SYM(mm_fence);
     ADD_SYM(mm_cpu_relax); ADD_SYM(mm_yield); ADD_SYM(mm_rdtsc); ADD_SYM(mm_now_ns);
     ADD_SYM(mm_futex_wait); ADD_SYM(mm_futex_wake);
     ADD_SYM(mm_ring_try_claim); ADD_SYM(mm_ring_claim_wait); ADD_SYM(mm_ring_claim);

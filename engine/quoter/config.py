@@ -38,6 +38,12 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_drawdown: str = "1000"    # peak-to-trough MTM PnL limit, quote units (0 = off): kill switch
     rate_per_10s: int = 40        # new/replace orders per any 10 s window (Binance ORDERS: 50)
     rate_per_day: int = 150_000   # new/replace orders per any 24 h window (Binance: 160000)
+    # -- refusals --
+    retry_backoff_ms: float = 50.0   # after a refused cancel/replace/new: wait this long before
+                                  # the slot asks again, doubling per refusal in a row ...
+    retry_backoff_cap_ms: float = 2000.0  # ... up to this
+    cancel_after_failures: int = 2  # a slot whose requests were refused this often in a row
+                                  # moves by cancel-then-new instead of cancelReplace
 
     def validate(self, cfg=None) -> None:
         """Raise ValueError("quoter.<field>: ...") for any value out of range."""
@@ -61,6 +67,10 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ("price_band_bps", 0 < self.price_band_bps <= 10_000, "0 < x <= 10000"),
             ("rate_per_10s", 1 <= self.rate_per_10s <= 100_000, "1..100000"),
             ("rate_per_day", 1 <= self.rate_per_day <= 10_000_000, "1..10000000"),
+            ("retry_backoff_ms", self.retry_backoff_ms > 0, "> 0"),
+            ("retry_backoff_cap_ms", self.retry_backoff_cap_ms >= self.retry_backoff_ms,
+             ">= retry_backoff_ms"),
+            ("cancel_after_failures", self.cancel_after_failures >= 1, ">= 1"),
         )
         for name, ok, want in checks:
             if not ok:

@@ -8,8 +8,20 @@ One place names every array, column and counter so the numba model (model.py), t
   par     PARAM_DTYPE[n_inst]         model and risk parameters (fixed at start)
   g       int64[G_WORDS]              engine-wide words (order id counter, resumed, killed, ...)
   cnt     int64[56]                   counters: the control segment's `quoter` slot in production
-  rl10    int64[rate_per_10s]         send times of the last orders (sliding-window rate limit)
-  rlday   int64[rate_per_day]
+  rl10    int64[...]                  order-rate window of 10 s (engine/quoter/rate.py)
+  rlday   int64[...]                  order-rate window of a day
+
+A quote slot (one per instrument, side and level) manages at most two venue orders: the
+current one (order_id, state) and, while a cancelReplace is on the wire, the one it replaces
+(prev_id, prev_state). Every order resting at the venue is held by exactly one slot; the slot
+learns each order's fate from the sender's records (engine/sender/order_state.py):
+
+  state      Q_NONE --NEW--> Q_PENDING --ACK--> Q_LIVE --CANCEL--> Q_CANCELING --CANCELED--> Q_NONE
+             Q_LIVE --REPLACE--> Q_PENDING (new order) with prev = the old one (Q_CANCELING)
+             UNKNOWN record --> Q_UNKNOWN (the sender asks the venue; the slot waits)
+             CANCEL_REJECT --> Q_LIVE again, retried after a back-off (retry_ns, fails)
+             REJECT / CANCELED / last fill of the current order --> the previous order, if
+             any, becomes the current one with its own state; else Q_NONE
 """
 from __future__ import annotations
 
@@ -17,11 +29,12 @@ import numpy as np
 
 BID, ASK = 0, 1                      # side index in `quotes` (SIDE_BUY / SIDE_SELL on the wire)
 
-# quote slot states
+# quote slot order states (current order: `state`; replaced order: `prev_state`)
 Q_NONE = 0            # no order
 Q_PENDING = 1         # NEW / REPLACE sent, not acknowledged yet (not replaced until ACK)
 Q_LIVE = 2            # acknowledged, resting
-Q_CANCELING = 3       # CANCEL sent, waiting for CANCELED (its qty still counts as exposure)
+Q_CANCELING = 3       # CANCEL (or a replace's cancel leg) sent: its qty still counts as exposure
+Q_UNKNOWN = 4         # the sender is asking the venue what became of it: the slot waits
 
 FAIR_MID, FAIR_MICRO = 0, 1
 FAIR_KINDS = {"mid": FAIR_MID, "micro": FAIR_MICRO}
@@ -48,10 +61,16 @@ INST_DTYPE = np.dtype([
     ("trig_ts_arrival", "i8"),
     ("trig_ts_md_published", "i8"),
     ("trig_ts_read", "i8"),
+    ("mark_px", "i8"),          # last good mid (price units): marks the position when the
+                                # book is one-sided or crossed
 ], align=True)
 
 QUOTE_DTYPE = np.dtype([
-    ("order_id", "i8"), ("price", "i8"), ("qty", "i8"), ("state", "i8"), ("placed_ns", "i8"),
+    ("order_id", "i8"), ("price", "i8"), ("qty", "i8"), ("state", "i8"),   # current order
+    ("placed_ns", "i8"),        # when it was asked for (its rate-window charge)
+    ("prev_id", "i8"), ("prev_price", "i8"), ("prev_qty", "i8"), ("prev_state", "i8"),
+    ("retry_ns", "i8"),         # no new request on this slot before this (back-off)
+    ("fails", "i8"),            # refusals in a row (reset by an ACK or a CANCELED)
     ("want", "i8"), ("want_px", "i8"),   # scratch of the current requote pass
 ], align=True)
 
@@ -72,21 +91,25 @@ PARAM_DTYPE = np.dtype([
     ("half_floor", "f8"),       # minimum half-spread, ticks
     ("vol_lambda", "f8"),       # EWMA decay rate, 1/s (ln 2 / half-life)
     ("band", "f8"),             # price band as a fraction of the mid (bps / 1e4)
+    ("backoff_ns", "i8"),       # first back-off after a refusal; doubles per refusal in a row
+    ("backoff_cap_ns", "i8"),
+    ("cancel_after", "i8"),     # refusals in a row after which a move is cancel-then-new
 ], align=True)
 
 # engine-wide words
 G_NEXT_ID = 0          # next order id (ORDER_DTYPE.order_id = the n of <tag>-<u>-<n>)
 G_RESUMED = 1          # 1 after FILL_RESUME: quoting allowed
 G_KILLED = 2           # kill reason once the quoter has pulled everything (0 = running)
-G_RL10_HEAD = 3        # oldest entry of the 10 s send log
-G_RLDAY_HEAD = 4
-G_PEAK_PNL = 5         # peak of total mark-to-market PnL (common unit)
-G_MAX_DRAWDOWN = 6     # 0 = off
-G_DRAWDOWN_HIT = 7     # 1 when the drawdown limit fired (the loop pulls the kill switch)
-G_WORDS = 8
+G_PEAK_PNL = 3         # peak of total mark-to-market PnL (common unit)
+G_MAX_DRAWDOWN = 4     # 0 = off
+G_DRAWDOWN_HIT = 5     # 1 when the drawdown limit fired (the loop pulls the kill switch)
+G_WALL_OFFSET = 6      # wall-clock ns minus perf_counter_ns (rate windows use wall time)
+G_WORDS = 7
 
 RATE_WINDOW_10S_NS = 10_000_000_000
 RATE_WINDOW_DAY_NS = 86_400_000_000_000
+RATE_BUCKET_10S_NS = 100_000_000           # 101 buckets of 100 ms
+RATE_BUCKET_DAY_NS = 600_000_000_000       # 145 buckets of 10 min
 
 # counters, in the control segment's `quoter` slot (names published with name_counters)
 COUNTER_NAMES = [
@@ -94,11 +117,13 @@ COUNTER_NAMES = [
     "fills", "acks", "trades", "rejects", "canceled", "unknown_order", "positions",
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
     "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
+    "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
- C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT) = range(len(COUNTER_NAMES))
+ C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT,
+ C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 N_COUNTERS = 56
 

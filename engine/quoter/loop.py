@@ -20,7 +20,7 @@ from numba import njit
 
 from engine.control import KILL_DRAWDOWN, KILL_SHUTDOWN
 from engine.native import (
-    nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
+    nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
     nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
 from engine.quoter.layout import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
@@ -95,8 +95,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
         if avail > 0:
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
-                on_fill(inst, quotes, g, cnt, f.instrument, f.kind, f.order_id, f.side,
-                        f.price, f.qty, f.leaves_qty)
+                on_fill(inst, quotes, par, g, cnt, rl10, rlday, f.instrument, f.kind,
+                        f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code, now)
             nb_ring_release(fill_hdr, avail)
             work += avail
         timer = now >= next_timer
@@ -108,8 +108,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
             n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, n)
             if batch_read != 0 and hist[H_QUOTE_STEP] != 0:
                 nb_hist_record(hist[H_QUOTE_STEP], nb_now_ns() - t0)
-            if g[G_DRAWDOWN_HIT] != 0 and nb_load_acquire(kill_addr) == 0:
-                nb_store_release(kill_addr, KILL_DRAWDOWN)
+            if g[G_DRAWDOWN_HIT] != 0:
+                nb_cas64(kill_addr, 0, KILL_DRAWDOWN)     # first reason wins
         kill = nb_load_acquire(kill_addr)
         stopping = stop[0] != 0
         if g[G_KILLED] == 0 and (kill != 0 or (stopping and any_quote(quotes))):

@@ -23,18 +23,21 @@ import math
 
 from numba import njit
 
+from engine.quoter import rate
 from engine.quoter.layout import (
-    BID, C_ACKS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL, C_CROSSED_BOOK, C_DRAWDOWN,
-    C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITIONS, C_POSITION_BASE, C_RATE_LIMITED, C_REJECTS,
-    C_REPLACE, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
-    C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
-    G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_RL10_HEAD, G_RLDAY_HEAD, Q_CANCELING,
-    Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+    BID, C_ACKS, C_BACKOFFS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL, C_CANCEL_REJECTS,
+    C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITIONS,
+    C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE, C_RESETS,
+    C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
+    C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
+    G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING, Q_LIVE,
+    Q_NONE, Q_PENDING, Q_UNKNOWN,
 )
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
-    FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME, FILL_TRADE, MD_BBO, MD_FRESH,
-    MD_STALE, SIDE_BUY, SIDE_SELL,
+    FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME,
+    FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, MD_BBO, MD_FRESH, MD_STALE,
+    SIDE_BUY, SIDE_SELL,
 )
 
 # _nrt=False: these functions never allocate, so no reference counting of the state arrays
@@ -75,6 +78,7 @@ def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
         cnt[C_CROSSED_BOOK] += 1
         return
     s.book_ok = 1
+    s.mark_px = (bid_px + ask_px) // 2        # the mark stays at the last good mid
     p = par[i]
     b = bid_px / p.tick
     a = ask_px / p.tick
@@ -97,15 +101,26 @@ def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
 # ------------------------------------------------------------------ fills and acks
 @_jit
 def _find(quotes, i, order_id):
-    """(side, level) of our slot holding `order_id`, or (-1, -1)."""
+    """(side, level, which) of the slot holding `order_id` as its current order (which = 0)
+    or as the order it is replacing (which = 1); (-1, -1, -1) when no slot holds it."""
     if order_id == 0:
-        return -1, -1
+        return -1, -1, -1
     for side in range(2):
         for level in range(quotes.shape[2]):
             q = quotes[i, side, level]
             if q.state != Q_NONE and q.order_id == order_id:
-                return side, level
-    return -1, -1
+                return side, level, 0
+            if q.prev_id == order_id:
+                return side, level, 1
+    return -1, -1, -1
+
+
+@_jit
+def _clear_prev(q):
+    q.prev_id = 0
+    q.prev_price = 0
+    q.prev_qty = 0
+    q.prev_state = Q_NONE
 
 
 @_jit
@@ -115,16 +130,53 @@ def _clear(q):
     q.price = 0
     q.qty = 0
     q.placed_ns = 0
+    _clear_prev(q)
 
 
 @_jit
-def on_fill(inst, quotes, g, cnt, i, kind, order_id, side, price, qty, leaves_qty):
-    """Apply one sender event (FILL_*). Inventory moves on every TRADE, known order or not."""
+def _current_gone(q):
+    """The current order no longer rests: the order it was replacing (if any) is the slot's
+    order again, in whatever state it is in; else the slot is empty."""
+    if q.prev_id != 0:
+        q.order_id = q.prev_id
+        q.price = q.prev_price
+        q.qty = q.prev_qty
+        q.state = q.prev_state
+        _clear_prev(q)
+    else:
+        _clear(q)
+
+
+@_jit
+def _back_off(q, p, cnt, now):
+    """A refusal: no new request on this slot for backoff_ns * 2**(fails-1), capped."""
+    q.fails += 1
+    shift = q.fails - 1 if q.fails < 20 else 20
+    wait = p.backoff_ns << shift
+    if wait > p.backoff_cap_ns:
+        wait = p.backoff_cap_ns
+    q.retry_ns = now + wait
+    cnt[C_BACKOFFS] += 1
+
+
+@_jit
+def on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, side, price, qty,
+            leaves_qty, error_code, now):
+    """Apply one sender record (FILL_*; engine/sender/order_state.py says when each comes).
+    Inventory moves on every TRADE, whether a slot still holds the order or not."""
     cnt[C_FILLS] += 1
     if kind == FILL_RESUME:
         g[G_RESUMED] = 1
         for j in range(inst.shape[0]):
             inst[j].dirty = 1
+        return
+    if kind == FILL_RESET:                # a new sender: it cancels what it does not know
+        cnt[C_RESETS] += 1
+        for j in range(quotes.shape[0]):
+            inst[j].dirty = 1
+            for sd in range(2):
+                for level in range(quotes.shape[2]):
+                    _clear(quotes[j, sd, level])
         return
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
@@ -140,38 +192,73 @@ def on_fill(inst, quotes, g, cnt, i, kind, order_id, side, price, qty, leaves_qt
             s.has_target = 1
         cnt[C_POSITION_BASE + i] = s.inventory
         return
-    qs, ql = _find(quotes, i, order_id)
     if kind == FILL_TRADE:
         cnt[C_TRADES] += 1
         signed = qty if side == SIDE_BUY else -qty
         s.inventory += signed
         s.cash -= signed * price
         cnt[C_POSITION_BASE + i] = s.inventory
-        if qs < 0:
-            cnt[C_UNKNOWN_ORDER] += 1
-        elif leaves_qty <= 0:
-            _clear(quotes[i, qs, ql])
-        else:
-            q = quotes[i, qs, ql]
-            q.qty = leaves_qty
-            if q.state == Q_PENDING:
-                q.state = Q_LIVE
-        return
-    if kind == FILL_ACK:
+    elif kind == FILL_ACK:
         cnt[C_ACKS] += 1
     elif kind == FILL_REJECT:
         cnt[C_REJECTS] += 1
     elif kind == FILL_CANCELED:
         cnt[C_CANCELED] += 1
+    elif kind == FILL_CANCEL_REJECT:
+        cnt[C_CANCEL_REJECTS] += 1
+    elif kind == FILL_UNKNOWN:
+        cnt[C_UNKNOWNS] += 1
+    qs, ql, which = _find(quotes, i, order_id)
     if qs < 0:
         cnt[C_UNKNOWN_ORDER] += 1
         return
     q = quotes[i, qs, ql]
-    if kind == FILL_ACK:
-        if q.state == Q_PENDING:
+    p = par[i]
+    if which == 1:                        # the order a replace is taking the place of
+        if kind == FILL_TRADE:
+            q.prev_qty = leaves_qty
+            if leaves_qty <= 0:
+                _clear_prev(q)
+        elif kind == FILL_CANCELED:
+            _clear_prev(q)
+        elif kind == FILL_CANCEL_REJECT:  # the replace's cancel leg did not happen
+            q.prev_state = Q_LIVE
+            q.prev_qty = leaves_qty
+            _back_off(q, p, cnt, now)
+        elif kind == FILL_UNKNOWN:
+            q.prev_state = Q_UNKNOWN
+        elif kind == FILL_ACK:            # asked about, it rests
+            q.prev_state = Q_LIVE
+        return
+    if kind == FILL_TRADE:
+        if leaves_qty <= 0:
+            _current_gone(q)
+        else:
+            q.qty = leaves_qty
+            if q.state == Q_PENDING or q.state == Q_UNKNOWN:
+                q.state = Q_LIVE          # a fill proves it rests
+    elif kind == FILL_ACK:
+        if q.state == Q_PENDING or q.state == Q_UNKNOWN:
             q.state = Q_LIVE
-    elif kind == FILL_REJECT or kind == FILL_CANCELED:
-        _clear(q)
+        q.fails = 0
+    elif kind == FILL_CANCELED:
+        q.fails = 0
+        _current_gone(q)
+    elif kind == FILL_REJECT:
+        if error_code <= LOCAL_CODE_MAX and error_code >= LOCAL_CODE_MIN:
+            # not sent by the sender: give its rate-window charge back
+            t = q.placed_ns + g[G_WALL_OFFSET]
+            if rate.refund(rl10, t):
+                rate.refund(rlday, t)
+                cnt[C_RATE_REFUNDS] += 1
+        _back_off(q, p, cnt, now)
+        _current_gone(q)
+    elif kind == FILL_CANCEL_REJECT:      # it still rests: retry after a back-off
+        q.state = Q_LIVE
+        q.qty = leaves_qty
+        _back_off(q, p, cnt, now)
+    elif kind == FILL_UNKNOWN:
+        q.state = Q_UNKNOWN
 
 
 # ------------------------------------------------------------------ intents
@@ -205,32 +292,45 @@ def _emit(out, n, cnt, action, i, side, level, order_id, orig_order_id, price, q
 
 @_jit
 def rate_take(g, rl10, rlday, now):
-    """Take one order from both sliding-window limits, or refuse (no state change).
-    Each log holds the send times of the last `limit` orders in a circle; the oldest must be at
-    least one window old, so no window of that length ever holds more than `limit` orders."""
-    h10 = g[G_RL10_HEAD]
-    hday = g[G_RLDAY_HEAD]
-    if now - rl10[h10] < RATE_WINDOW_10S_NS or now - rlday[hday] < RATE_WINDOW_DAY_NS:
+    """Charge one order to both rate windows, or refuse (nothing charged)."""
+    t = now + g[G_WALL_OFFSET]
+    if not rate.take(rl10, t):
         return False
-    rl10[h10] = now
-    rlday[hday] = now
-    h10 += 1
-    hday += 1
-    g[G_RL10_HEAD] = 0 if h10 == rl10.shape[0] else h10      # no division on the hot path
-    g[G_RLDAY_HEAD] = 0 if hday == rlday.shape[0] else hday
+    if not rate.take(rlday, t):
+        rate.refund(rl10, t)
+        return False
     return True
 
 
 @_jit
-def _pull(quotes, cnt, out, n, i, s):
+def _cancel_current(quotes, cnt, out, n, i, side, level, s, now):
+    """CANCEL the slot's current order if it is pending, or live and not backing off."""
+    q = quotes[i, side, level]
+    if q.state == Q_PENDING or (q.state == Q_LIVE and now >= q.retry_ns):
+        n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id, q.price, q.qty, s)
+        q.state = Q_CANCELING
+    return n
+
+
+@_jit
+def _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now):
+    """A replaced order that still rests beside a settled current one (ALLOW_FAILURE, or the
+    venue's answers crossing): CANCEL it."""
+    q = quotes[i, side, level]
+    if q.prev_state == Q_LIVE and q.state != Q_PENDING and now >= q.retry_ns:
+        n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.prev_id, q.prev_price,
+                  q.prev_qty, s)
+        q.prev_state = Q_CANCELING
+    return n
+
+
+@_jit
+def _pull(quotes, cnt, out, n, i, s, now):
     """Cancel every quote of instrument i that is pending or live."""
     for side in range(2):
         for level in range(quotes.shape[2]):
-            q = quotes[i, side, level]
-            if q.state == Q_PENDING or q.state == Q_LIVE:
-                n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id, q.price,
-                          q.qty, s)
-                q.state = Q_CANCELING
+            n = _cancel_current(quotes, cnt, out, n, i, side, level, s, now)
+            n = _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now)
     return n
 
 
@@ -258,12 +358,15 @@ def _plan(inst, quotes, par, cnt, i):
     lo = s.mid - band
     hi = s.mid + band
     for side in range(2):
-        # exposure if every order on this side filled, canceling ones included
+        # exposure if every order on this side filled: orders being canceled, asked about or
+        # replaced count until their end is known
         exposure = s.inventory - s.target
         for level in range(p.levels):
             q = quotes[i, side, level]
-            if q.state == Q_CANCELING:
-                exposure += q.qty if side == BID else -q.qty
+            held = q.prev_qty if q.prev_id != 0 else 0
+            if q.state == Q_CANCELING or q.state == Q_UNKNOWN:
+                held += q.qty
+            exposure += held if side == BID else -held
         for level in range(p.levels):
             q = quotes[i, side, level]
             px_t = bid_t - level * p.spacing if side == BID else ask_t + level * p.spacing
@@ -316,13 +419,14 @@ def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
 def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
     """Bring instrument i's quotes to the model's wish; append intents to `out` from index `n`,
     cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
-    dirty so a later pass retries it."""
+    dirty so a later pass retries it. A slot acts only when its orders are settled: nothing
+    pending, canceling or asked about, no replaced order still resting, not backing off."""
     s = inst[i]
     s.dirty = 0
     if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
         return n
     p = par[i]
-    if n + 2 * p.levels > out.shape[0]:
+    if n + 4 * p.levels > out.shape[0]:     # per slot: a stray cancel and one more
         s.dirty = 1                          # no room for this pass's intents: retry later
         return n
     stale = s.feed_stale != 0 or (s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns)
@@ -330,27 +434,30 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
         if s.stale == 0:
             s.stale = 1
             cnt[C_STALE_PULLS] += 1
-        return _pull(quotes, cnt, out, n, i, s)
+        return _pull(quotes, cnt, out, n, i, s, now)
     s.stale = 0
     if s.book_ok == 0:
-        return _pull(quotes, cnt, out, n, i, s)
+        return _pull(quotes, cnt, out, n, i, s, now)
     _plan(inst, quotes, par, cnt, i)
     for side in range(2):
         for level in range(p.levels):
-            q = quotes[i, side, level]
-            if q.want == 0 and (q.state == Q_PENDING or q.state == Q_LIVE):
-                n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id, q.price,
-                          q.qty, s)
-                q.state = Q_CANCELING
+            n = _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now)
+            if quotes[i, side, level].want == 0:
+                n = _cancel_current(quotes, cnt, out, n, i, side, level, s, now)
     for side in range(2):
         for level in range(p.levels):
             q = quotes[i, side, level]
-            if q.want == 0:
+            if q.want == 0 or q.prev_id != 0 or now < q.retry_ns:
                 continue
             if q.state == Q_NONE:
                 action = ACTION_NEW
             elif q.state == Q_LIVE and (abs(q.want_px - q.price) >= p.requote_ticks * p.tick or
                                         (p.max_age_ns > 0 and now - q.placed_ns >= p.max_age_ns)):
+                if q.fails >= p.cancel_after:    # replaces keep failing: cancel, then new
+                    n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id,
+                              q.price, q.qty, s)
+                    q.state = Q_CANCELING
+                    continue
                 action = ACTION_REPLACE
             else:
                 continue
@@ -360,7 +467,13 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
                 continue
             order_id = g[G_NEXT_ID]
             g[G_NEXT_ID] = order_id + 1
-            orig = q.order_id if action == ACTION_REPLACE else 0
+            orig = 0
+            if action == ACTION_REPLACE:
+                orig = q.order_id
+                q.prev_id = q.order_id
+                q.prev_price = q.price
+                q.prev_qty = q.qty
+                q.prev_state = Q_CANCELING
             n = _emit(out, n, cnt, action, i, side, level, order_id, orig, q.want_px, p.size, s)
             q.order_id = order_id
             q.price = q.want_px
@@ -377,8 +490,7 @@ def update_pnl(inst, par, g, cnt):
     total = 0
     for i in range(inst.shape[0]):
         s = inst[i]
-        mark = (s.bid_px + s.ask_px) // 2 if s.book_ok else 0
-        total += (s.cash + (s.inventory - s.pos_base) * mark) * par[i].pnl_scale
+        total += (s.cash + (s.inventory - s.pos_base) * s.mark_px) * par[i].pnl_scale
     if total > g[G_PEAK_PNL]:
         g[G_PEAK_PNL] = total
     drawdown = g[G_PEAK_PNL] - total
@@ -409,12 +521,14 @@ def check_timers(inst, quotes, par, now):
         p = par[i]
         if s.stale == 0 and s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns:
             s.dirty = 1
-        if p.max_age_ns > 0:
-            for side in range(2):
-                for level in range(p.levels):
-                    q = quotes[i, side, level]
-                    if q.state == Q_LIVE and now - q.placed_ns >= p.max_age_ns:
-                        s.dirty = 1
+        for side in range(2):
+            for level in range(p.levels):
+                q = quotes[i, side, level]
+                if p.max_age_ns > 0 and q.state == Q_LIVE and now - q.placed_ns >= p.max_age_ns:
+                    s.dirty = 1
+                if q.retry_ns != 0 and now >= q.retry_ns:   # a back-off ended: act again
+                    q.retry_ns = 0
+                    s.dirty = 1
         dirty += s.dirty
     return dirty
 
@@ -457,7 +571,8 @@ def any_quote(quotes):
     for i in range(quotes.shape[0]):
         for side in range(2):
             for level in range(quotes.shape[2]):
-                if quotes[i, side, level].state != Q_NONE:
+                q = quotes[i, side, level]
+                if q.state != Q_NONE or q.prev_id != 0:
                     return True
     return False
 

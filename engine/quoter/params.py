@@ -55,6 +55,9 @@ def build_params(q: QuoterConfig, instruments: tuple[Instrument, ...]) -> np.nda
         p["half_floor"] = 0.5 * q.floor_spread_ticks
         p["vol_lambda"] = math.log(2.0) / q.vol_half_life_s
         p["band"] = q.price_band_bps * 1e-4
+        p["backoff_ns"] = int(q.retry_backoff_ms * 1e6)
+        p["backoff_cap_ns"] = int(q.retry_backoff_cap_ms * 1e6)
+        p["cancel_after"] = q.cancel_after_failures
     return par
 
 

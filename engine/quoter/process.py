@@ -19,10 +19,13 @@ from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
 from engine.quoter.layout import counter_names
 from engine.quoter.params import pnl_exponent
-from engine.quoter.state import QuoterState
+from engine.quoter.belief import Belief
+from engine.quoter.state import QuoterState, rate_window_words
+from engine.state_dir import PersistentWords, state_dir
 from engine.records import (
-    FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE, MD_STALE,
-    ORDER_DTYPE, SIDE_BUY,
+    FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_DTYPE, FILL_POSITION, FILL_REJECT,
+    FILL_RESET, FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, ORDER_DTYPE,
+    SIDE_BUY,
 )
 from engine.ring.idle import STRATEGIES, nb_idle_state
 from engine.ring.ring import Ring
@@ -44,8 +47,13 @@ def warm_up(q, instruments) -> float:
     st = QuoterState(q, instruments, first_id=1)
     inst, quotes, par, g, cnt, rl10, rlday = st.args
     now = 1_000_000_000
-    model.on_fill(inst, quotes, g, cnt, 0, FILL_POSITION, 0, 0, 0, 0, 0)
-    model.on_fill(inst, quotes, g, cnt, 0, FILL_RESUME, 0, 0, 0, 0, 0)
+
+    def fill(i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0):
+        model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, side, price,
+                      qty, leaves, code, now)
+    fill(0, FILL_RESET)
+    fill(0, FILL_POSITION)
+    fill(0, FILL_RESUME)
     for i in range(len(instruments)):
         tick = int(par[i]["tick"])
         for k in range(3):
@@ -54,11 +62,12 @@ def warm_up(q, instruments) -> float:
     n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 3, st.out, 0)
     for k in range(n):
         o = st.out[k]
-        model.on_fill(inst, quotes, g, cnt, int(o["instrument"]), FILL_ACK, int(o["order_id"]),
-                      0, 0, 0, 0)
+        fill(int(o["instrument"]), FILL_ACK, int(o["order_id"]))
     o = st.out[0]
-    model.on_fill(inst, quotes, g, cnt, int(o["instrument"]), FILL_TRADE, int(o["order_id"]),
-                  SIDE_BUY, int(o["price"]), int(o["qty"]), 0)
+    fill(int(o["instrument"]), FILL_TRADE, int(o["order_id"]), SIDE_BUY, int(o["price"]),
+         int(o["qty"]))
+    for kind in (FILL_UNKNOWN, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_REJECT):
+        fill(int(st.out[1]["instrument"]), kind, int(st.out[1]["order_id"]), code=-90001)
     model.on_md(inst, par, cnt, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
     model.check_timers(inst, quotes, par, now + 10**12)
     model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 10**12, st.out, 0)
@@ -83,6 +92,7 @@ def run(cfg) -> int:
     counters[:] = 0
     hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
     rings = []
+    rate_file = belief = None
     # From here on SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes
     # the rings, and the running loop sees it within SLICE_NS.
     stop = np.zeros(1, np.int64)
@@ -102,7 +112,13 @@ def run(cfg) -> int:
         rings.append(fills)
         for w in pin(ROLE, q.core):
             log(ROLE, w)
-        st = QuoterState(q, cfg.instruments, counters=counters)
+        # what must outlive this process (rate windows: the venue's counters do not reset
+        # when we restart) and what others read (the belief table)
+        rate_file = PersistentWords(state_dir(cfg) / f"{cfg.instance}.rate",
+                                    sum(rate_window_words()))
+        belief = Belief.create(cfg.instance, len(cfg.instruments), q.levels)
+        st = QuoterState(q, cfg.instruments, counters=counters, rate_words=rate_file.array,
+                         inst=belief.inst, quotes=belief.quotes)
         staged = np.zeros(1, np.int64)
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
         args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
@@ -131,5 +147,10 @@ def run(cfg) -> int:
         for ring in rings:
             ring.close()
         hs.close()
+        if belief is not None:
+            belief.unlink()
+            belief.close()
+        if rate_file is not None:
+            rate_file.close()
         ctl.deregister(ROLE, STATE_STOPPED)
         ctl.close()

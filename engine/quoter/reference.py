@@ -7,34 +7,75 @@ Intents are tuples in INTENT_FIELDS order (ORDER_DTYPE minus seq and ts_publishe
 from __future__ import annotations
 
 import math
-from collections import deque
 
 from engine.instruments import Instrument
 from engine.quoter.config import QuoterConfig
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
-    FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME, FILL_TRADE, MD_BBO, MD_FRESH,
-    MD_STALE, SIDE_BUY, SIDE_SELL,
+    FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME,
+    FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, MD_BBO, MD_FRESH, MD_STALE,
+    SIDE_BUY, SIDE_SELL,
 )
 
 INTENT_FIELDS = ("order_id", "orig_order_id", "instrument", "action", "side", "level",
                  "post_only", "price", "qty", "update_id", "ts_arrival", "ts_md_published",
                  "ts_quoter_read")
 
-NONE, PENDING, LIVE, CANCELING = 0, 1, 2, 3
-WINDOW_10S = 10_000_000_000
-WINDOW_DAY = 86_400_000_000_000
+NONE, PENDING, LIVE, CANCELING, UNKNOWN = 0, 1, 2, 3, 4
 
 
 class Quote:
-    __slots__ = ("order_id", "price", "qty", "state", "placed", "want", "want_px")
+    """One slot: the current order, and the order a replace is taking the place of."""
+    __slots__ = ("order_id", "price", "qty", "state", "placed", "prev", "retry", "fails",
+                 "want", "want_px")
 
     def __init__(self):
         self.order_id = self.price = self.qty = self.state = self.placed = 0
+        self.prev = None          # [order_id, price, qty, state] of the replaced order
+        self.retry = self.fails = 0
         self.want = self.want_px = 0
 
     def clear(self):
         self.order_id = self.price = self.qty = self.state = self.placed = 0
+        self.prev = None
+
+    def current_gone(self):
+        if self.prev is not None:
+            self.order_id, self.price, self.qty, self.state = self.prev
+            self.prev = None
+        else:
+            self.clear()
+
+
+class Window:
+    """At most `limit` orders in the buckets of the last `window` (plus the current one)."""
+
+    def __init__(self, limit: int, window_ns: int, width_ns: int):
+        self.limit, self.width = limit, width_ns
+        self.buckets = -(-window_ns // width_ns) + 1
+        self.counts: dict[int, int] = {}
+        self.head = -1
+
+    def _advance(self, bucket: int) -> None:
+        if bucket > self.head:
+            self.head = bucket
+            self.counts = {b: c for b, c in self.counts.items() if b > bucket - self.buckets}
+
+    def take(self, t: int) -> bool:
+        bucket = t // self.width
+        self._advance(bucket)
+        bucket = max(bucket, self.head)
+        if sum(self.counts.values()) + 1 > self.limit:
+            return False
+        self.counts[bucket] = self.counts.get(bucket, 0) + 1
+        return True
+
+    def refund(self, t: int) -> bool:
+        bucket = min(t // self.width, self.head)
+        if self.counts.get(bucket, 0) > 0:
+            self.counts[bucket] -= 1
+            return True
+        return False
 
 
 class Book:
@@ -57,6 +98,9 @@ class Book:
         self.requote_ticks = q.requote_ticks
         self.max_age = q.max_quote_age_ms * 1_000_000
         self.stale_after = q.stale_after_ms * 1_000_000
+        self.backoff = int(q.retry_backoff_ms * 1e6)
+        self.backoff_cap = int(q.retry_backoff_cap_ms * 1e6)
+        self.cancel_after = q.cancel_after_failures
         self.micro = q.fair_value == "micro"
         # GLFT asymptotic quotes (Gueant, Lehalle, Fernandez-Tapia 2013)
         g, k, A = q.gamma, q.k, q.A
@@ -74,6 +118,7 @@ class Book:
         self.last_mid_ns = self.last_md_ns = 0
         self.stale = self.feed_stale = self.dirty = False
         self.inventory = self.pos_base = self.cash = 0
+        self.mark = 0                 # last good mid
         self.target = 0               # neutral inventory, set by the start-up POSITION
         self.has_target = False
         self.trigger = (0, 0, 0, 0)   # update id, arrival, md published, read
@@ -84,16 +129,17 @@ class ReferenceQuoter:
     """The same quoter, one Python object per instrument and per quote."""
 
     def __init__(self, q: QuoterConfig, instruments: tuple[Instrument, ...], first_id: int,
-                 max_drawdown: int = 0):
+                 max_drawdown: int = 0, wall_offset: int = 0):
+        from engine.quoter.layout import (RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS,
+                                          RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS)
         exp_min = min(i.pexp + i.qexp for i in instruments)
         self.books = [Book(q, i, exp_min) for i in instruments]
         self.next_id = first_id
         self.resumed = False
         self.killed = 0
-        self.sent10: deque[int] = deque()     # send times inside the last 10 s
-        self.sentday: deque[int] = deque()
-        self.limit10 = q.rate_per_10s
-        self.limitday = q.rate_per_day
+        self.wall = wall_offset
+        self.win10 = Window(q.rate_per_10s, RATE_WINDOW_10S_NS, RATE_BUCKET_10S_NS)
+        self.winday = Window(q.rate_per_day, RATE_WINDOW_DAY_NS, RATE_BUCKET_DAY_NS)
         self.peak = 0
         self.max_drawdown = max_drawdown
         self.drawdown_hit = False
@@ -123,6 +169,7 @@ class ReferenceQuoter:
         b.book_ok = 0 < bid_px < ask_px and bid_qty > 0 and ask_qty > 0
         if not b.book_ok:
             return
+        b.mark = (bid_px + ask_px) // 2
         bid_t = bid_px / b.tick
         ask_t = ask_px / b.tick
         mid = (bid_t + ask_t) * 0.5
@@ -139,11 +186,18 @@ class ReferenceQuoter:
         b.last_mid_ns = now
         b.has_mid = True
 
-    def on_fill(self, i, kind, order_id, side, price, qty, leaves_qty) -> None:
+    def on_fill(self, i, kind, order_id, side, price, qty, leaves_qty, code=0, now=0) -> None:
         if kind == FILL_RESUME:
             self.resumed = True
             for b in self.books:
                 b.dirty = True
+            return
+        if kind == FILL_RESET:
+            for b in self.books:
+                b.dirty = True
+                for ladder in b.quotes:
+                    for x in ladder:
+                        x.clear()
             return
         if i >= len(self.books):
             return
@@ -155,34 +209,83 @@ class ReferenceQuoter:
             if not b.has_target:
                 b.target, b.has_target = qty, True
             return
-        quote = None
-        if order_id:
-            quote = next((x for ladder in b.quotes for x in ladder
-                          if x.state != NONE and x.order_id == order_id), None)
         if kind == FILL_TRADE:
             signed = qty if side == SIDE_BUY else -qty
             b.inventory += signed
             b.cash -= signed * price
-            if quote is not None:
+        if not order_id:
+            return
+        slot = cur = None
+        for ladder in b.quotes:
+            for x in ladder:
+                if x.state != NONE and x.order_id == order_id:
+                    slot, cur = x, True
+                elif x.prev is not None and x.prev[0] == order_id:
+                    slot, cur = x, False
+                if slot is not None:
+                    break
+            if slot is not None:
+                break
+        if slot is None:
+            return
+        if not cur:
+            if kind == FILL_TRADE:
+                slot.prev[2] = leaves_qty
                 if leaves_qty <= 0:
-                    quote.clear()
-                else:
-                    quote.qty = leaves_qty
-                    if quote.state == PENDING:
-                        quote.state = LIVE
-        elif quote is not None:
-            if kind == FILL_ACK and quote.state == PENDING:
-                quote.state = LIVE
-            elif kind in (FILL_REJECT, FILL_CANCELED):
-                quote.clear()
+                    slot.prev = None
+            elif kind == FILL_CANCELED:
+                slot.prev = None
+            elif kind == FILL_CANCEL_REJECT:
+                slot.prev[3], slot.prev[2] = LIVE, leaves_qty
+                self._back_off(slot, b, now)
+            elif kind == FILL_UNKNOWN:
+                slot.prev[3] = UNKNOWN
+            elif kind == FILL_ACK:
+                slot.prev[3] = LIVE
+            return
+        if kind == FILL_TRADE:
+            if leaves_qty <= 0:
+                slot.current_gone()
+            else:
+                slot.qty = leaves_qty
+                if slot.state in (PENDING, UNKNOWN):
+                    slot.state = LIVE
+        elif kind == FILL_ACK:
+            if slot.state in (PENDING, UNKNOWN):
+                slot.state = LIVE
+            slot.fails = 0
+        elif kind == FILL_CANCELED:
+            slot.fails = 0
+            slot.current_gone()
+        elif kind == FILL_REJECT:
+            if LOCAL_CODE_MIN <= code <= LOCAL_CODE_MAX:
+                t = slot.placed + self.wall
+                if self.win10.refund(t):
+                    self.winday.refund(t)
+            self._back_off(slot, b, now)
+            slot.current_gone()
+        elif kind == FILL_CANCEL_REJECT:
+            slot.state, slot.qty = LIVE, leaves_qty
+            self._back_off(slot, b, now)
+        elif kind == FILL_UNKNOWN:
+            slot.state = UNKNOWN
+
+    @staticmethod
+    def _back_off(x: Quote, b: Book, now: int) -> None:
+        x.fails += 1
+        x.retry = now + min(b.backoff << min(x.fails - 1, 20), b.backoff_cap)
 
     def check_timers(self, now) -> None:
         for b in self.books:
             if not b.stale and b.last_md_ns > 0 and now - b.last_md_ns > b.stale_after:
                 b.dirty = True
-            if b.max_age > 0 and any(x.state == LIVE and now - x.placed >= b.max_age
-                                     for ladder in b.quotes for x in ladder):
-                b.dirty = True
+            for ladder in b.quotes:
+                for x in ladder:
+                    if b.max_age > 0 and x.state == LIVE and now - x.placed >= b.max_age:
+                        b.dirty = True
+                    if x.retry and now >= x.retry:
+                        x.retry = 0
+                        b.dirty = True
 
     def requote_dirty(self, now) -> list[tuple]:
         out: list[tuple] = []
@@ -210,22 +313,30 @@ class ReferenceQuoter:
         out.append((order_id, orig, i, action, SIDE_BUY if side == 0 else SIDE_SELL, level,
                     post_only, price, qty, *b.trigger))
 
-    def _cancel_open(self, out, b, i) -> None:
+    def _cancel(self, out, b, i, side, level, x, now) -> None:
+        if x.state == PENDING or (x.state == LIVE and now >= x.retry):
+            self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id, x.price, x.qty)
+            x.state = CANCELING
+
+    def _cancel_stray(self, out, b, i, side, level, x, now) -> None:
+        if x.prev is not None and x.prev[3] == LIVE and x.state != PENDING and now >= x.retry:
+            self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.prev[0], x.prev[1],
+                         x.prev[2])
+            x.prev[3] = CANCELING
+
+    def _cancel_open(self, out, b, i, now) -> None:
         for side in (0, 1):
             for level, x in enumerate(b.quotes[side]):
-                if x.state in (PENDING, LIVE):
-                    self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id, x.price,
-                                 x.qty)
-                    x.state = CANCELING
+                self._cancel(out, b, i, side, level, x, now)
+                self._cancel_stray(out, b, i, side, level, x, now)
 
     def _rate_ok(self, now) -> bool:
-        for sent, window in ((self.sent10, WINDOW_10S), (self.sentday, WINDOW_DAY)):
-            while sent and now - sent[0] >= window:
-                sent.popleft()
-        if len(self.sent10) >= self.limit10 or len(self.sentday) >= self.limitday:
+        t = now + self.wall
+        if not self.win10.take(t):
             return False
-        self.sent10.append(now)
-        self.sentday.append(now)
+        if not self.winday.take(t):
+            self.win10.refund(t)
+            return False
         return True
 
     def _requote(self, i, b, now, out) -> None:
@@ -237,11 +348,11 @@ class ReferenceQuoter:
             if not b.stale:
                 b.stale = True
                 self._count("stale_pulls")
-            self._cancel_open(out, b, i)
+            self._cancel_open(out, b, i, now)
             return
         b.stale = False
         if not b.book_ok:
-            self._cancel_open(out, b, i)
+            self._cancel_open(out, b, i, now)
             return
         sigma = math.sqrt(b.energy * b.lam)
         half = max(b.c1 + 0.5 * b.c2 * sigma, b.half_floor)
@@ -253,8 +364,10 @@ class ReferenceQuoter:
         band = b.mid * b.band
         for side in (0, 1):
             sign = 1 if side == 0 else -1
-            exposure = b.inventory - b.target + sign * sum(x.qty for x in b.quotes[side]
-                                                if x.state == CANCELING)
+            held = sum((x.prev[2] if x.prev is not None else 0)
+                       + (x.qty if x.state in (CANCELING, UNKNOWN) else 0)
+                       for x in b.quotes[side])
+            exposure = b.inventory - b.target + sign * held
             for level, x in enumerate(b.quotes[side]):
                 px_t = bid_t - level * b.spacing if side == 0 else ask_t + level * b.spacing
                 x.want, x.want_px = 1, px_t * b.tick
@@ -275,18 +388,22 @@ class ReferenceQuoter:
                     exposure += sign * x.qty
         for side in (0, 1):
             for level, x in enumerate(b.quotes[side]):
-                if not x.want and x.state in (PENDING, LIVE):
-                    self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id, x.price,
-                                 x.qty)
-                    x.state = CANCELING
+                self._cancel_stray(out, b, i, side, level, x, now)
+                if not x.want:
+                    self._cancel(out, b, i, side, level, x, now)
         for side in (0, 1):
             for level, x in enumerate(b.quotes[side]):
-                if not x.want:
+                if not x.want or x.prev is not None or now < x.retry:
                     continue
                 if x.state == NONE:
                     action = ACTION_NEW
                 elif x.state == LIVE and (abs(x.want_px - x.price) >= b.requote_ticks * b.tick
                                           or (b.max_age > 0 and now - x.placed >= b.max_age)):
+                    if x.fails >= b.cancel_after:
+                        self._intent(out, b, ACTION_CANCEL, i, side, level, 0, x.order_id,
+                                     x.price, x.qty)
+                        x.state = CANCELING
+                        continue
                     action = ACTION_REPLACE
                 else:
                     continue
@@ -296,16 +413,18 @@ class ReferenceQuoter:
                     continue
                 order_id = self.next_id
                 self.next_id += 1
-                self._intent(out, b, action, i, side, level, order_id,
-                             x.order_id if action == ACTION_REPLACE else 0, x.want_px, b.size)
+                orig = 0
+                if action == ACTION_REPLACE:
+                    orig = x.order_id
+                    x.prev = [x.order_id, x.price, x.qty, CANCELING]
+                self._intent(out, b, action, i, side, level, order_id, orig, x.want_px, b.size)
                 x.order_id, x.price, x.qty = order_id, x.want_px, b.size
                 x.state, x.placed = PENDING, now
 
     def _mark_pnl(self) -> None:
         total = 0
         for b in self.books:
-            mark = (b.bid_px + b.ask_px) // 2 if b.book_ok else 0
-            total += (b.cash + (b.inventory - b.pos_base) * mark) * b.pnl_scale
+            total += (b.cash + (b.inventory - b.pos_base) * b.mark) * b.pnl_scale
         self.peak = max(self.peak, total)
         self.pnl = total
         if self.max_drawdown > 0 and self.peak - total >= self.max_drawdown:

@@ -146,8 +146,10 @@ class BinanceEncoder:
         self._place: list[Template] = []
         self._replace: list[Template] = []
         self._cancel: list[Template] = []
+        self._cancel_by_id: list[Template] = []
         self._cancel_all: list[Template] = []
         self._open_orders: list[Template] = []
+        self._status: list[Template] = []
         for inst in instruments:
             px, qty = decimal_slot(inst.pexp), decimal_slot(inst.qexp)
             for side in ("BUY", "SELL"):
@@ -166,6 +168,11 @@ class BinanceEncoder:
                         "order.cancelReplace", {**order, "cancelReplaceMode": replace_mode,
                                                 "cancelOrigClientOrderId": BYTES}, **kw))
             self._cancel.append(Template("order.cancel", {"symbol": inst.symbol,
+                                                          "origClientOrderId": BYTES, **common}, **kw))
+            # "Performance ... is always better when only orderId is sent" (the venue's docs)
+            self._cancel_by_id.append(Template("order.cancel", {"symbol": inst.symbol,
+                                                                "orderId": INT, **common}, **kw))
+            self._status.append(Template("order.status", {"symbol": inst.symbol,
                                                           "origClientOrderId": BYTES, **common}, **kw))
             self._cancel_all.append(Template("openOrders.cancelAll",
                                              {"symbol": inst.symbol, **common}, **kw))
@@ -208,6 +215,14 @@ class BinanceEncoder:
     def cancel(self, rid: int, inst: int, orig_cid: bytes, ts_ms: int) -> bytes:
         """order.cancel frame by client order id."""
         return self._cancel[inst].render(rid, (orig_cid, ts_ms))
+
+    def cancel_by_id(self, rid: int, inst: int, venue_order_id: int, ts_ms: int) -> bytes:
+        """order.cancel frame by the venue's order id (the venue's fastest lookup)."""
+        return self._cancel_by_id[inst].render(rid, (venue_order_id, ts_ms))
+
+    def status(self, rid: int, inst: int, cid: bytes, ts_ms: int) -> bytes:
+        """order.status frame by client order id: what became of an order, open or not."""
+        return self._status[inst].render(rid, (cid, ts_ms))
 
     # ---------------------------------------------------------------- set-up / safety net
     def cancel_all(self, rid: int, inst: int, ts_ms: int) -> bytes:
@@ -280,7 +295,7 @@ class Frame(msgspec.Struct):
 
 
 class OrderResult(msgspec.Struct):
-    """order.place / order.cancel / openOrders.* result entries (ACK or RESULT)."""
+    """order.place / order.cancel / order.status / openOrders.* result entries."""
     symbol: str = ""
     orderId: int = 0
     clientOrderId: str = ""        # for cancels: the cancel's own id
@@ -292,6 +307,7 @@ class OrderResult(msgspec.Struct):
     status: str = ""               # NEW | PARTIALLY_FILLED | FILLED | CANCELED | ...
     side: str = ""
     updateTime: int = 0
+    cummulativeQuoteQty: str = ""
 
 
 class ReplaceResult(msgspec.Struct):

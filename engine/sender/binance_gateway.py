@@ -1,54 +1,90 @@
-"""Binance Spot WebSocket API gateway: intents -> signed frames, responses and executionReports
--> order state -> fill records (PROTOCOLS.md sections 3-4).
+"""Binance Spot WebSocket API gateway: intents -> signed frames, answers and executionReports
+-> order truth (engine/sender/order_state.py) -> fill records (PROTOCOLS.md sections 3-4).
 
 Choices:
 - Replace uses order.cancelReplace with cancelReplaceMode STOP_ON_FAILURE (config): when the
-  cancel fails (the old order filled or is gone) no new order is placed on top of the fill; the
-  quoter gets FILL_REJECT (-2022) for the new id and the fill through executionReport.
+  cancel leg fails (the old order filled or is gone) no new order is placed on top of the fill.
 - newOrderRespType ACK: the smallest, fastest answer; fills come from executionReport.
-- One connection carries requests, responses and the user data stream
+- One connection carries requests, answers and the user data stream
   (userDataStream.subscribe after an Ed25519 session.logon, or .signature with HMAC).
+- What an answer means for the order (the venue's documented semantics):
+    200                       done as asked
+    5xx, -1007, no answer     "execution status unknown": the order is UNKNOWN, order.status asks
+    429 / 418                 not done (rate limit / ban): back off
+    -2011 / -2013 to a cancel the order is gone (filled or canceled) - or, under load, it still
+                              rests: UNKNOWN, asked before anything else
+    other 4xx                 not done: a new order is rejected, a cancel is refused (the order
+                              still rests: the quoter backs off and tries again)
+- Cancels name the venue's orderId when we know it (the venue's fastest path), the client id
+  otherwise; the safety net cancels only orders carrying our tag, one by one, unless
+  sender.symbols_exclusive says the symbols are this engine's alone (openOrders.cancelAll).
 """
 from __future__ import annotations
 
-import sys
+import asyncio
 import time
 from time import perf_counter_ns
 
 import msgspec
 from picows import WSMsgType
 
+from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, FILL_POSITION, FILL_RESUME)
+                            ALL_INSTRUMENTS, FILL_RESET, FILL_RESUME)
 from engine.sender import binance as bn
-from engine.sender.fills import LOCAL_NOT_CONNECTED, LOCAL_RATE_LIMITED, LOCAL_UNKNOWN_ORDER
-from engine.sender.gateway import Gateway, GatewayError
+from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
+                                 LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
+from engine.sender.gateway import PERMANENT_STREAK, Gateway, GatewayError, VenueRefusal
+from engine.sender.order_state import PENDING_NEW, OPEN, UNKNOWN
 from engine.sender.signing import Ed25519Signer, HmacSigner
 
 REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
-UNKNOWN_ORDER = -2011
+UNKNOWN_ORDER, NO_SUCH_ORDER, STATUS_UNKNOWN = -2011, -2013, -1007
+GONE_CODES = (UNKNOWN_ORDER, NO_SUCH_ORDER)
+# Refusals retrying cannot fix: key, key format, signature (at once); unknown symbol, filter
+# failure, illegal characters (when every order of a streak gets them).
+AUTH_CODES = {-2015: "the API key is refused (wrong key, IP not whitelisted, or no trading "
+                     "permission): check MM_API_KEY / sender.api_key_file and the key's settings",
+              -2014: "the API key has a bad format: check MM_API_KEY / sender.api_key_file",
+              -1022: "the signature is refused: check MM_API_SECRET / sender.api_secret_file "
+                     "(or the Ed25519 key) belongs to MM_API_KEY"}
+ORDER_CODES = {-1013: "every order fails the venue's filters (tick, lot, minimum notional): "
+                      "check instruments[].tick_size/lot_size and quoter.order_size",
+               -1121: "the venue does not know the symbol: check MM_SYMBOL / instruments",
+               -1100: "the venue refuses characters in our requests: check the tag and symbol"}
 _TEXT = WSMsgType.TEXT
 _INTERVAL_MS = {"SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
+STRANGER_TRIES = 3
 
 
 class BinanceGateway(Gateway):
     venue = "binance"
 
-    def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False):
-        super().__init__(cfg, creds, fills, hist, dry_run)
+    def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
+        super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
         s = self.scfg
         self._hmac = HmacSigner(creds.secret.reveal()) if creds.secret is not None else None
         self._ed = Ed25519Signer(creds.ed25519_private) if creds.ed25519_private is not None else None
         self.auth = bn.AUTH_SESSION if s.auth == "ed25519" else bn.AUTH_HMAC
         self.enc = self._encoder(self.auth)
         self._cid = self.tag + b"-%d-%d"
+        self._cid_room = 36 - len(self.tag) - 2      # Binance: client ids up to 36 characters
         self._pexp = [i.pexp for i in self.instruments]
         self._qexp = [i.qexp for i in self.instruments]
+        self._reconciled_once = False
+        self.shutdown_notice = False        # serverShutdown seen: roll the connection over
+        self.canceled_at_stop = 0
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
         return bn.BinanceEncoder(self.instruments, self.creds.api_key.reveal(), auth, self._hmac,
                                  self._ed, s.recv_window_ms, s.resp_type, s.replace_mode)
+
+    def cid_of(self, u: int, order_id: int) -> bytes:
+        cid = self._cid % (u, order_id)
+        if len(cid) > 36:                   # an update id too long for the venue: drop it
+            cid = self._cid % (0, order_id)
+        return cid
 
     # ================================================================ hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
@@ -58,106 +94,125 @@ class BinanceGateway(Gateway):
         if self.dry_run:
             self._dry_intent(f, t_read)
             return
-        if not self.ready or self.blocked():
-            self._refuse(f)
-            return
-        if action == ACTION_NEW:
-            cid = self._cid % (u, order_id)
-            rid = self._rid = self._rid + 1
-            frame = self.enc.place(rid, inst, side, post_only, cid, price, qty, self.now_ms())
-            t_signed = perf_counter_ns()
-            self.transport.send(_TEXT, frame)       # WSMsgType.TEXT
-            t_sent = perf_counter_ns()
-            self._inflight[rid] = (REQ_PLACE, order_id, 0)
-            self.book.new(order_id, cid, inst, side, price, qty)
-            self.counts["orders_sent"] += 1
-        elif action == ACTION_REPLACE:
-            old = self.book.get(orig)
-            cid = self._cid % (u, order_id)
-            if old is None:
-                self.book.new(order_id, cid, inst, side, price, qty)
-                self.book.rejected(order_id, LOCAL_UNKNOWN_ORDER)
-                self.counts["unknown_intents"] += 1
-                return
-            rid = self._rid = self._rid + 1
-            frame = self.enc.replace(rid, inst, side, post_only, old.cid, cid, price, qty,
-                                     self.now_ms())
-            t_signed = perf_counter_ns()
-            self.transport.send(_TEXT, frame)
-            t_sent = perf_counter_ns()
-            self._inflight[rid] = (REQ_REPLACE, order_id, orig)
-            self.book.cancel_sent(orig)
-            self.book.new(order_id, cid, inst, side, price, qty)
-            self.counts["replaces_sent"] += 1
-        elif action == ACTION_CANCEL:
+        if action == ACTION_CANCEL:
             old = self.cancel_target(orig, order_id)
             if old is None:
                 return
-            rid = self._rid = self._rid + 1
-            frame = self.enc.cancel(rid, old.instrument, old.cid, self.now_ms())
-            t_signed = perf_counter_ns()
-            self.transport.send(_TEXT, frame)
-            t_sent = perf_counter_ns()
-            self._inflight[rid] = (REQ_CANCEL, old.order_id, 0)
-            self.book.cancel_sent(old.order_id)
-            self.counts["cancels_sent"] += 1
+            if not self.ready or self.blocked():
+                self.deferred_cancels.append(old.order_id)    # sent after reconcile / back-off
+                return
+            t_signed, t_sent = self._send_cancel(old)
+        elif action == ACTION_NEW or action == ACTION_REPLACE:
+            why = self._refusal_reason(ts_pub, t_read)
+            if why:
+                self._refuse(f, why)
+                return
+            cid = self.cid_of(u, order_id)
+            if action == ACTION_NEW:
+                frame = self.enc.place(self._rid + 1, inst, side, post_only, cid, price, qty,
+                                       self.now_ms())
+                t_signed = perf_counter_ns()
+                self.transport.send(_TEXT, frame)
+                t_sent = perf_counter_ns()
+                self._rid += 1
+                self.track(self._rid, REQ_PLACE, order_id, 0, t_sent)
+                self.orders.new(order_id, cid, inst, side, price, qty)
+                self.counts["orders_sent"] += 1
+            else:
+                old = self.orders.get(orig)
+                if old is None or old.state != OPEN:
+                    # gone already (its end reached the quoter first) or not settled (its
+                    # UNKNOWN reached the quoter first): the quoter keeps the old order's truth
+                    o = self.orders.new(order_id, cid, inst, side, price, qty)
+                    self.orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
+                    self.counts["unknown_intents"] += 1
+                    return
+                frame = self.enc.replace(self._rid + 1, inst, side, post_only, old.cid, cid,
+                                         price, qty, self.now_ms())
+                t_signed = perf_counter_ns()
+                self.transport.send(_TEXT, frame)
+                t_sent = perf_counter_ns()
+                self._rid += 1
+                self.track(self._rid, REQ_REPLACE, order_id, orig, t_sent)
+                self.orders.cancel_sent(old)
+                self.orders.new(order_id, cid, inst, side, price, qty)
+                self.counts["replaces_sent"] += 1
         elif action == ACTION_CANCEL_ALL:
-            insts = range(len(self.instruments)) if inst == ALL_INSTRUMENTS else (inst,)
             t_signed = perf_counter_ns()
-            for i in insts:
-                self.cancel_all_async(i)
+            self.cancel_ours([inst] if inst != ALL_INSTRUMENTS else range(len(self.instruments)))
             t_sent = perf_counter_ns()
         else:
             self.counts["malformed"] += 1
             return
         self.record_latency(ts_pub, ts_arr, t_read, t_signed, t_sent)
 
-    def cancel_all_async(self, inst: int) -> None:
-        """openOrders.cancelAll for one instrument; the answer cancels each listed order."""
-        rid = self.next_rid()
-        self._inflight[rid] = (REQ_CANCEL_ALL, inst, 0)
-        for o in list(self.book.live.values()):
-            if o.instrument == inst:
-                self.book.cancel_sent(o.order_id)
-        self.send(self.enc.cancel_all(rid, inst, self.now_ms()))
-        self.counts["cancel_alls_sent"] += 1
+    def _refusal_reason(self, ts_pub: int, t_read: int) -> int:
+        """0 when a NEW/REPLACE may go out now, else the LOCAL_* code it is refused with."""
+        if not self.ready:
+            return LOCAL_NOT_CONNECTED
+        if self.blocked():
+            return LOCAL_RATE_LIMITED
+        if self.killed() or self.refusal:
+            return LOCAL_STOPPING
+        if ts_pub and t_read - ts_pub > self.max_intent_age_ns:
+            self.counts["stale_intents"] += 1
+            return LOCAL_STALE_INTENT
+        return 0
 
-    def _refuse(self, f: tuple) -> None:
-        """Not connected or backing off: new orders are refused at once (FILL_REJECT with a
-        LOCAL_* code, so the quoter's view stays true); cancels are held and sent later."""
+    def _send_cancel(self, o) -> tuple[int, int]:
+        """order.cancel for a live order (by the venue's id when known); returns the stamps."""
+        rid = self.next_rid()
+        if o.venue_id:
+            frame = self.enc.cancel_by_id(rid, o.instrument, o.venue_id, self.now_ms())
+        else:
+            frame = self.enc.cancel(rid, o.instrument, o.cid, self.now_ms())
+        t_signed = perf_counter_ns()
+        self.transport.send(_TEXT, frame)
+        t_sent = perf_counter_ns()
+        self.track(rid, REQ_CANCEL, o.order_id, 0, t_sent)
+        self.orders.cancel_sent(o)
+        self.counts["cancels_sent"] += 1
+        return t_signed, t_sent
+
+    def cancel_ours(self, insts) -> None:
+        """Cancel every live order of ours on `insts` (the quoter's CANCEL_ALL); with
+        symbols_exclusive, openOrders.cancelAll instead."""
+        insts = set(insts)
+        if self.scfg.symbols_exclusive:
+            for inst in insts:
+                rid = self.next_rid()
+                self.track(rid, REQ_CANCEL_ALL, inst, 0, perf_counter_ns())
+                self.send(self.enc.cancel_all(rid, inst, self.now_ms()))
+                self.counts["cancel_alls_sent"] += 1
+            return
+        for o in list(self.orders.live.values()):
+            if o.instrument in insts and o.state in (PENDING_NEW, OPEN):
+                self._send_cancel(o)
+
+    def _refuse(self, f: tuple, code: int) -> None:
+        """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (and, for a
+        replace, CANCEL_REJECT of the old order first: it still rests, untouched)."""
         order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:10]
         self.counts["local_rejects"] += 1
-        if action in (ACTION_NEW, ACTION_REPLACE):
-            code = LOCAL_RATE_LIMITED if self.ready else LOCAL_NOT_CONNECTED
-            self.book.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
-            self.book.rejected(order_id, code)
-        if action == ACTION_REPLACE or action == ACTION_CANCEL:
-            self.deferred_cancels.append(orig or order_id)
-        elif action == ACTION_CANCEL_ALL:
-            self.deferred_cancels.append(-1 - inst if inst != ALL_INSTRUMENTS else -1 - 0xFFFFFFFF)
+        if action == ACTION_REPLACE:
+            old = self.orders.get(orig)
+            if old is not None and old.state == OPEN:
+                self.orders.cancel_refused(old, code)
+        o = self.orders.new(order_id, self.cid_of(u, order_id), inst, side, price, qty)
+        self.orders.rejected(o, code)
 
     def flush_deferred(self) -> None:
         """Send cancels held during an outage or back-off (after reconcile / when unblocked)."""
         held, self.deferred_cancels = self.deferred_cancels, []
         for target in held:
-            if target < 0:
-                inst = -1 - target
-                for i in (range(len(self.instruments)) if inst == ALL_INSTRUMENTS else (inst,)):
-                    self.cancel_all_async(i)
-                continue
-            o = self.book.get(target)
-            if o is None:
-                continue
-            rid = self.next_rid()
-            self._inflight[rid] = (REQ_CANCEL, o.order_id, 0)
-            self.book.cancel_sent(o.order_id)
-            self.send(self.enc.cancel(rid, o.instrument, o.cid, self.now_ms()))
-            self.counts["cancels_sent"] += 1
+            o = self.orders.get(target)
+            if o is not None and o.state in (PENDING_NEW, OPEN):
+                self._send_cancel(o)
 
     def _dry_intent(self, f: tuple, t_read: int) -> None:
         order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
-        cid = self._cid % (u, order_id)
-        rid = self._rid = self._rid + 1
+        cid = self.cid_of(u, order_id)
+        rid = self.next_rid()
         ts = self.now_ms()
         if action == ACTION_NEW:
             frame = self.enc.place(rid, inst, side, post_only, cid, price, qty, ts)
@@ -181,10 +236,9 @@ class BinanceGateway(Gateway):
             self.counts["malformed"] += 1
             return
         if fr.rateLimits:
-            for rl in fr.rateLimits:
-                if rl.rateLimitType == "ORDERS":
-                    self.pace(rl.count, rl.limit,
-                              _INTERVAL_MS.get(rl.interval, 1000) * max(rl.intervalNum, 1))
+            self.pace([(rl.count, rl.limit, _INTERVAL_MS.get(rl.interval, 1000) *
+                        max(rl.intervalNum, 1)) for rl in fr.rateLimits
+                       if rl.rateLimitType == "ORDERS"])
         if fr.event:
             self._on_event(fr.event)
             return
@@ -193,7 +247,7 @@ class BinanceGateway(Gateway):
             self.back_off(data.retryAfter if data is not None else 0, fr.status)
         if self.resolve(fr.id, fr):
             return
-        req = self._inflight.pop(fr.id, None) if isinstance(fr.id, int) else None
+        req = self.take_request(fr.id) if isinstance(fr.id, int) else None
         if req is None:
             self.counts["unknown_responses"] += 1
             return
@@ -204,60 +258,114 @@ class BinanceGateway(Gateway):
                 self._on_error(req, fr)
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.counts["malformed"] += 1
-            self.book.needs_reconcile = True
+            self.request_unknown(req, perf_counter_ns())
+
+    def _apply_result(self, o, r: bn.OrderResult) -> None:
+        """An order result (cancel answer, status, open orders entry): its fills, then its
+        status."""
+        executed = bn.parse_fixed(r.executedQty, self._qexp[o.instrument]) if r.executedQty else 0
+        self.orders.venue_status(o, r.status or "CANCELED", executed, r.orderId)
 
     def _on_ok(self, req: tuple, result: msgspec.Raw) -> None:
-        kind, oid, orig = req
+        kind, oid, orig = req[:3]
+        orders = self.orders
         if kind == REQ_PLACE:
-            r = bn.ORDER_RESULT.decode(result)
-            self.book.accepted(oid, r.orderId, r.transactTime * 1_000_000)
+            o = orders.find(oid)
+            if o is not None:
+                r = bn.ORDER_RESULT.decode(result)
+                orders.accepted(o, r.orderId, r.transactTime * 1_000_000)
+                self.accepted_one()
         elif kind == REQ_REPLACE:
             r = bn.REPLACE_RESULT.decode(result)
-            self.book.canceled(orig)
-            new = r.newOrderResponse
-            self.book.accepted(oid, new.orderId if new else 0,
-                               new.transactTime * 1_000_000 if new else 0)
+            old, new = orders.find(orig), orders.find(oid)
+            if old is not None:
+                if r.cancelResponse is not None:
+                    self._apply_result(old, r.cancelResponse)
+                else:
+                    orders.canceled(old)
+            if new is not None:
+                n = r.newOrderResponse
+                orders.accepted(new, n.orderId if n else 0, n.transactTime * 1_000_000 if n else 0)
+                self.accepted_one()
         elif kind == REQ_CANCEL:
-            self.book.canceled(oid)
+            o = orders.find(oid)
+            if o is not None:
+                self._apply_result(o, bn.ORDER_RESULT.decode(result))
         elif kind == REQ_CANCEL_ALL:
             for r in bn.ORDER_RESULTS.decode(result):
-                n = self.book.order_id_of(r.origClientOrderId or r.clientOrderId)
-                if n is not None and self.book.get(n) is not None:
-                    self.book.canceled(n)
+                n = orders.order_id_of(r.origClientOrderId or r.clientOrderId)
+                o = orders.find(n) if n is not None else None
+                if o is not None:
+                    self._apply_result(o, r)
 
     def _on_error(self, req: tuple, fr: bn.Frame) -> None:
-        kind, oid, orig = req
+        kind, oid, orig = req[:3]
+        orders = self.orders
         err = fr.error or bn.ApiError()
         code = err.code
-        if fr.status >= 500:               # fate unknown: ask the venue
+        if fr.status >= 500 or code == STATUS_UNKNOWN:     # not known whether it was done
             self.counts["server_errors"] += 1
-            self.book.needs_reconcile = True
+            self.request_unknown(req, perf_counter_ns())
             return
+        if code in AUTH_CODES:
+            self.refusal = f"venue refused us ({code} {err.msg}): {AUTH_CODES[code]}"
         if kind == REQ_PLACE:
-            self.book.rejected(oid, code)
+            o = orders.find(oid)
+            if o is not None:
+                orders.rejected(o, code)
+                self._note_order_refusal(o.instrument, code, err.msg)
         elif kind == REQ_REPLACE:
+            old, new = orders.find(orig), orders.find(oid)
             data = err.data
-            if data is not None and data.cancelResult == "SUCCESS":
-                self.book.canceled(orig)
-            else:
-                cancel_code = code
-                if data is not None and data.cancelResponse:
-                    cancel_code = bn.API_ERROR.decode(data.cancelResponse).code or code
-                self.book.cancel_failed(orig, cancel_code)
-            if data is not None and data.newOrderResult == "SUCCESS":
-                new = bn.ORDER_RESULT.decode(data.newOrderResponse)
-                self.book.accepted(oid, new.orderId, new.transactTime * 1_000_000)
-            else:
-                self.book.rejected(oid, code)
+            if data is not None and data.cancelResult:      # the venue ran the legs
+                if old is not None:
+                    if data.cancelResult == "SUCCESS":
+                        self._apply_result(old, bn.ORDER_RESULT.decode(data.cancelResponse))
+                    else:
+                        self._cancel_failed(old, bn.API_ERROR.decode(data.cancelResponse).code
+                                            or code)
+                if new is not None:
+                    if data.newOrderResult == "SUCCESS":
+                        r = bn.ORDER_RESULT.decode(data.newOrderResponse)
+                        orders.accepted(new, r.orderId, r.transactTime * 1_000_000)
+                    else:
+                        new_code = code
+                        if data.newOrderResult == "FAILURE" and data.newOrderResponse:
+                            new_code = bn.API_ERROR.decode(data.newOrderResponse).code or code
+                        orders.rejected(new, new_code)
+                        if data.newOrderResult == "FAILURE":
+                            self._note_order_refusal(new.instrument, new_code, err.msg)
+            else:                                           # refused as a whole: nothing done
+                if old is not None:
+                    orders.cancel_refused(old, code)
+                if new is not None:
+                    orders.rejected(new, code)
+                    self._note_order_refusal(new.instrument, code, err.msg)
         elif kind == REQ_CANCEL:
-            self.book.cancel_failed(oid, code)
+            o = orders.find(oid)
+            if o is not None:
+                self._cancel_failed(o, code)
         elif kind == REQ_CANCEL_ALL:
-            if code != UNKNOWN_ORDER:      # -2011: nothing was open - that is success
-                self.book.needs_reconcile = True
+            pass          # -2011: nothing was open; otherwise the next reconcile looks
+
+    def _cancel_failed(self, o, code: int) -> None:
+        if code in GONE_CODES:
+            self.orders.outcome_unknown(o)      # filled or canceled - or a false answer: ask
+        else:
+            self.orders.cancel_refused(o, code)
+
+    def _note_order_refusal(self, inst: int, code: int, msg: str) -> None:
+        what = ORDER_CODES.get(code)
+        self.refused(code, what is not None or code in AUTH_CODES,
+                     f"{self.instruments[inst].symbol}: venue refused {PERMANENT_STREAK} "
+                     f"orders in a row ({code} {msg}): {what}")
 
     def _on_event(self, raw: msgspec.Raw) -> None:
         try:
-            if bn.EVENT_KIND.decode(raw).e != "executionReport":
+            kind = bn.EVENT_KIND.decode(raw).e
+            if kind != "executionReport":
+                if kind == "serverShutdown":
+                    self.shutdown_notice = True
                 self.counts["other_events"] += 1
                 return
             er = bn.EXECUTION_REPORT.decode(raw)
@@ -266,50 +374,64 @@ class BinanceGateway(Gateway):
             return
         x = er.x
         cid = er.C if (x == "CANCELED" and er.C) else er.c
-        n = self.book.order_id_of(cid)
+        orders = self.orders
+        n = orders.order_id_of(cid)
         inst = self.inst_by_symbol.get(er.s)
         if n is None or inst is None:
             self.counts["foreign_events"] += 1
             return
+        o = orders.find(n)
+        if o is None:
+            orders.report_for_unknown_id(n)
+            return
         ts = er.T * 1_000_000
         try:
+            cum = bn.parse_fixed(er.z, self._qexp[inst])
             if x == "NEW":
-                self.book.accepted(n, er.i, ts)
+                orders.accepted(o, er.i, ts)
             elif x == "TRADE":
-                self.book.traded(n, bn.parse_fixed(er.L, self._pexp[inst]),
-                                 bn.parse_fixed(er.z, self._qexp[inst]), ts)
+                orders.traded(o, bn.parse_fixed(er.L, self._pexp[inst]), cum, ts)
             elif x in ("CANCELED", "EXPIRED", "TRADE_PREVENTION"):
                 if x == "TRADE_PREVENTION" and er.X not in ("EXPIRED", "EXPIRED_IN_MATCH"):
                     return
-                self.book.canceled(n, ts)
+                if cum > o.cum_qty:
+                    orders.traded(o, o.price, cum, ts)
+                orders.canceled(o, ts)
             elif x == "REJECTED":
-                self.book.rejected(n, -2010, ts)
+                orders.rejected(o, -2010, ts)
             else:
                 self.counts["other_events"] += 1
         except ValueError:
             self.counts["malformed"] += 1
 
     # ================================================================ set-up
-    async def logon(self) -> None:
+    async def logon(self, transport) -> None:
         """Clock sync, then session.logon (Ed25519) or nothing (HMAC), then user data."""
-        await self.sync_clock()
+        await self.sync_clock(transport)
         key = self.creds.api_key.reveal()
         if self.auth == bn.AUTH_SESSION:
             r = await self.call(lambda rid: bn.logon_frame(rid, key, self._ed, self.now_ms(),
-                                                           self.scfg.recv_window_ms))
+                                                           self.scfg.recv_window_ms),
+                                transport=transport)
             if r.status != 200:
-                raise GatewayError(f"session.logon refused: {_err(r)}")
+                raise self._logon_error("session.logon", r)
         r = await self.call(lambda rid: bn.user_stream_frame(rid, self.auth, key, self._hmac,
-                                                             self.now_ms()))
+                                                             self.now_ms()), transport=transport)
         if r.status != 200:
-            raise GatewayError(f"userDataStream.subscribe refused: {_err(r)}")
+            raise self._logon_error("userDataStream.subscribe", r)
 
-    async def sync_clock(self, samples: int = 3) -> None:
+    def _logon_error(self, what: str, r) -> GatewayError:
+        code = r.error.code if r.error is not None else 0
+        if code in AUTH_CODES:
+            return VenueRefusal(f"{what} refused ({_err(r)}): {AUTH_CODES[code]}")
+        return GatewayError(f"{what} refused: {_err(r)}")
+
+    async def sync_clock(self, transport=None, samples: int = 3) -> None:
         """Measure the venue clock offset with `time` requests; keep the lowest-RTT sample."""
         best = None
         for _ in range(samples):
             t0, p0 = time.time_ns(), perf_counter_ns()
-            r = await self.call(bn.time_frame)
+            r = await self.call(bn.time_frame, transport=transport)
             t1, p1 = time.time_ns(), perf_counter_ns()
             if r.status != 200:
                 raise GatewayError(f"time refused: {_err(r)}")
@@ -319,65 +441,125 @@ class BinanceGateway(Gateway):
         self.rtt_ns = best[0]
         self.set_clock(best[1], best[2], best[3])
 
-    async def reconcile(self, full: bool = True) -> None:
-        strangers_total = 0
-        for inst, instrument in enumerate(self.instruments):
-            r = await self.call(lambda rid, i=inst: self.enc.open_orders(rid, i, self.now_ms()))
-            if r.status != 200:
-                raise GatewayError(f"openOrders.status {instrument.symbol}: {_err(r)}")
-            venue = []
-            for o in bn.ORDER_RESULTS.decode(r.result):
-                n = self.book.order_id_of(o.clientOrderId)
-                if n is None:
-                    continue
-                venue.append((n, o.orderId, bn.parse_fixed(o.executedQty or "0", instrument.qexp)))
-            strangers = self.book.reconcile(venue, {inst})
-            for o in bn.ORDER_RESULTS.decode(r.result):
-                n = self.book.order_id_of(o.clientOrderId)
-                if n is not None and n in strangers:
-                    rid = self.next_rid()
-                    self._inflight[rid] = (REQ_CANCEL, n, 0)
-                    self.send(self.enc._cancel[inst].render(rid, (o.clientOrderId.encode(),
-                                                                   self.now_ms())))
-                    strangers_total += 1
-        self.counts["strangers_canceled"] = self.counts.get("strangers_canceled", 0) + strangers_total
-        if full:
-            await self.emit_positions()
-        self.ready = True
-        self.flush_deferred()
-        if full:
-            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
+    async def query(self, o) -> None:
+        """order.status by client id, applied to the order (UNKNOWN until the venue knows)."""
+        self.orders.counts["queries_sent"] += 1
+        r = await self.call(lambda rid: self.enc.status(rid, o.instrument, o.cid, self.now_ms()),
+                            timeout=self.order_timeout_ns / 1e9)
+        if r.status == 200:
+            self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
+        elif r.error is not None and r.error.code == NO_SUCH_ORDER:
+            self.orders.not_found(o, perf_counter_ns())
+        else:
+            raise GatewayError(f"order.status {o.cid.decode()}: {_err(r)}")
 
-    async def emit_positions(self) -> None:
-        """FILL_POSITION per instrument: base asset free + locked from account.status."""
+    async def _open_orders(self, inst: int, deadline: float | None = None):
+        build = lambda rid: self.enc.open_orders(rid, inst, self.now_ms())   # noqa: E731
+        r = await (self.call_before(build, deadline) if deadline else self.call(build))
+        if r is None:
+            return None
+        if r.status != 200:
+            raise GatewayError(f"openOrders.status {self.instruments[inst].symbol}: {_err(r)}")
+        return bn.ORDER_RESULTS.decode(r.result)
+
+    async def reconcile(self, full: bool = True) -> None:
+        """Open orders of every instrument against the table: ours that rest are confirmed
+        (an UNKNOWN one is resolved), ours that do not are asked about (never concluded from
+        absence), ours that no live order holds are canceled (a previous process's, or a
+        divergence); then positions. A new process first tells the quoter to forget its
+        slots (FILL_RESET)."""
+        orders = self.orders
+        first = not self._reconciled_once
+        if first:
+            self.fills.emit(FILL_RESET, 0, ALL_INSTRUMENTS)
+        self.counts["reconciles"] += 1
+        busy = {n for req in self._inflight.values() for n in req[1:3] if n}
+        now = perf_counter_ns()
+        strangers = []
+        for inst in range(len(self.instruments)):
+            listed = set()
+            for e in await self._open_orders(inst):
+                n = orders.order_id_of(e.clientOrderId)
+                if n is None:
+                    continue                          # not ours: never touched
+                o = orders.find(n)
+                if o is not None and o.live:
+                    listed.add(n)
+                    self._apply_result(o, e)
+                else:
+                    if o is not None:
+                        self.counts["divergences"] += 1   # we thought it finished
+                    strangers.append((inst, e))
+            for o in list(orders.live.values()):
+                if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
+                        and o.order_id not in busy and now - o.ts_sent > self.order_timeout_ns):
+                    orders.outcome_unknown(o, now)    # not listed: ask, do not conclude
+        if strangers:
+            await self._cancel_strangers(strangers)
         r = await self.call(lambda rid: self.enc.account(rid, self.now_ms()))
         if r.status != 200:
             raise GatewayError(f"account.status: {_err(r)}")
         bal = {b.asset: (b.free, b.locked) for b in bn.ACCOUNT.decode(r.result).balances}
         for inst, i in enumerate(self.instruments):
             free, locked = bal.get(i.base, ("0", "0"))
-            qty = _to_units(free, i.qexp) + _to_units(locked, i.qexp)
-            self.fills.emit(FILL_POSITION, 0, inst, 0, 0, qty)
+            self.check_position(inst, _to_units(free, i.qexp) + _to_units(locked, i.qexp), first)
+        self._reconciled_once = True
+        self.ready = True
+        self.flush_deferred()
+        if full:
+            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
+
+    async def _cancel_strangers(self, strangers: list) -> None:
+        """Cancel orders of our tag that no live order holds; refused cancels are retried."""
+        for _ in range(STRANGER_TRIES):
+            answers = await asyncio.gather(*(self.call(
+                lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()))
+                for inst, e in strangers), return_exceptions=True)
+            left = []
+            for (inst, e), r in zip(strangers, answers):
+                if isinstance(r, Exception) or (r.status != 200 and not (
+                        r.error is not None and r.error.code in GONE_CODES)):
+                    left.append((inst, e))
+                else:
+                    self.counts["strangers_canceled"] += r.status == 200
+            strangers = left
+            if not strangers:
+                return
+        log("sender", f"{len(strangers)} orders of our tag not canceled yet; the next "
+                      f"reconcile tries again")
 
     async def cancel_everything(self, deadline: float) -> int:
-        for inst, i in enumerate(self.instruments):
-            r = await self.call_before(
-                lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()), deadline)
-            if r is None:
-                return -1
-            self.counts["cancel_alls_sent"] += 1
-            if r.status == 200:
-                self._on_ok((REQ_CANCEL_ALL, inst, 0), r.result)
-            elif not (r.error is not None and r.error.code == UNKNOWN_ORDER):
-                print(f"mm[sender] cancelAll {i.symbol}: {_err(r)}", file=sys.stderr, flush=True)
-        still = 0
-        for inst in range(len(self.instruments)):
-            r = await self.call_before(
-                lambda rid, n=inst: self.enc.open_orders(rid, n, self.now_ms()), deadline)
-            if r is None or r.status != 200:
-                return -1
-            still += len(bn.ORDER_RESULTS.decode(r.result))
-        return still
+        loop = asyncio.get_running_loop()
+        left = -1
+        while loop.time() < deadline:
+            ours = []
+            for inst in range(len(self.instruments)):
+                if self.scfg.symbols_exclusive:
+                    r = await self.call_before(
+                        lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()), deadline)
+                    if r is not None and r.status == 200:
+                        self._on_ok((REQ_CANCEL_ALL, inst, 0), r.result)
+                entries = await self._open_orders(inst, deadline)
+                if entries is None:
+                    return -1
+                ours += [(inst, e) for e in entries
+                         if self.orders.order_id_of(e.clientOrderId) is not None]
+            left = len(ours)
+            if not ours:
+                return 0
+            answers = await asyncio.gather(*(self.call_before(
+                lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()),
+                deadline) for inst, e in ours), return_exceptions=True)
+            for (inst, e), r in zip(ours, answers):
+                if isinstance(r, Exception) or r is None or r.status != 200:
+                    continue
+                self.canceled_at_stop += 1
+                self.counts["cancels_sent"] += 1
+                o = self.orders.find(self.orders.order_id_of(e.clientOrderId))
+                if o is not None:
+                    self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
+            await asyncio.sleep(0.02)
+        return left
 
 
 def _err(r) -> str:
@@ -389,4 +571,3 @@ def _to_units(text: str, exp: int) -> int:
     """A balance string at the instrument's qty exponent, truncated (dust below a lot is 0)."""
     from decimal import ROUND_DOWN, Decimal
     return int((Decimal(text).scaleb(-exp)).to_integral_value(ROUND_DOWN))
-

@@ -11,28 +11,32 @@ cancel, and for a replace (order.amend of the old order in place) FILL_CANCELED 
 engine id and FILL_ACK for the new one, which keeps the old orderLinkId on the venue.
 Not covered (known gap): fills and venue-side cancels arrive on the separate private stream
 (`/v5/private`, topics order/execution), and open orders / balances need REST
-(`/v5/order/realtime`, `/v5/order/cancel-all`); so reconciliation here trusts the local book and
-the safety net cancels every live order one by one.
+(`/v5/order/realtime`, `/v5/order/cancel-all`); so reconciliation here trusts the local table,
+an order whose outcome is unknown is settled by canceling it by orderLinkId, and the safety net
+cancels every live order one by one.
 """
 from __future__ import annotations
 
 import asyncio
-import sys
 import time
 from time import perf_counter_ns
 
 import msgspec
 from picows import WSMsgType
 
+from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ALL_INSTRUMENTS, FILL_RESUME, SIDE_BUY)
 from engine.sender.binance import decimal_slot, scale_of
-from engine.sender.fills import LOCAL_NOT_CONNECTED, LOCAL_RATE_LIMITED, LOCAL_UNKNOWN_ORDER
+from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
+                                 LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
 from engine.sender.gateway import Gateway, GatewayError
+from engine.sender.order_state import OPEN, PENDING_NEW
 from engine.sender.signing import bybit_auth_signature
 
 REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3
 ORDER_NOT_FOUND = 110001        # "order not exists or too late to cancel"
+SERVICE_UNKNOWN = (10016, 10019)  # internal error / service restarting: outcome unknown
 AUTH_EXPIRES_MS = 10_000        # auth `expires` = now + this
 PING_EVERY_S = 20.0             # Bybit recommends an application ping every 20 s
 _TEXT = WSMsgType.TEXT
@@ -106,86 +110,100 @@ class BybitGateway(Gateway):
     venue = "bybit"
     auth = "hmac-auth"
 
-    def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False):
-        super().__init__(cfg, creds, fills, hist, dry_run)
+    def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
+        super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
         self.enc = BybitEncoder(self.instruments, self.scfg.recv_window_ms,
                                 self.scfg.bybit_category)
         self._cid = self.tag + b"-%d-%d"
         self._auth_waiter: asyncio.Future | None = None
         self._last_ping = 0.0
+        self.canceled_at_stop = 0
 
     # ---------------------------------------------------------------- hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
         order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
         self.counts["intents"] += 1
-        if not self.dry_run and (not self.ready or self.blocked()):
-            self._refuse(f)
+        orders = self.orders
+        if action == ACTION_CANCEL_ALL:
+            for o in list(orders.live.values()):
+                if (inst == ALL_INSTRUMENTS or o.instrument == inst) and o.state in (
+                        PENDING_NEW, OPEN):
+                    self._send_cancel(o)
             return
-        rid = self._rid = self._rid + 1
+        if action == ACTION_CANCEL:
+            old = self.cancel_target(orig, order_id)
+            if old is None:
+                return
+            if not self.dry_run and (not self.ready or self.blocked()):
+                self.deferred_cancels.append(old.order_id)
+                return
+            self._send_cancel(old)
+            return
+        if action not in (ACTION_NEW, ACTION_REPLACE):
+            self.counts["malformed"] += 1
+            return
+        if not self.dry_run:
+            why = (LOCAL_NOT_CONNECTED if not self.ready else LOCAL_RATE_LIMITED
+                   if self.blocked() else LOCAL_STOPPING if self.killed() or self.refusal else
+                   LOCAL_STALE_INTENT if ts_pub and t_read - ts_pub > self.max_intent_age_ns
+                   else 0)
+            if why:
+                self._refuse(f, why)
+                return
+        rid = self.next_rid()
         if action == ACTION_NEW:
             cid = self._cid % (u, order_id)
             frame = self.enc.create(rid, inst, side, post_only, cid, price, qty, self.now_ms())
             req = (REQ_CREATE, order_id, 0)
-            self.book.new(order_id, cid, inst, side, price, qty)
+            orders.new(order_id, cid, inst, side, price, qty)
             self.counts["orders_sent"] += 1
-        elif action == ACTION_REPLACE:
-            old = self.book.get(orig)
-            if old is None:
-                self.book.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
-                self.book.rejected(order_id, LOCAL_UNKNOWN_ORDER)
+        else:
+            old = orders.get(orig)
+            if old is None or old.state != OPEN:
+                o = orders.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
+                orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
                 self.counts["unknown_intents"] += 1
                 return
             # amend in place: the venue order keeps its orderLinkId (old.cid)
             frame = self.enc.amend(rid, inst, old.cid, price, qty, self.now_ms())
             req = (REQ_AMEND, order_id, orig)
-            self.book.cancel_sent(orig)
-            self.book.new(order_id, old.cid, inst, side, price, qty)
+            orders.cancel_sent(old)
+            orders.new(order_id, old.cid, inst, side, price, qty)
             self.counts["replaces_sent"] += 1
-        elif action == ACTION_CANCEL:
-            old = self.cancel_target(orig, order_id)
-            if old is None:
-                return
-            frame = self.enc.cancel(rid, old.instrument, old.cid, self.now_ms())
-            req = (REQ_CANCEL, old.order_id, 0)
-            self.book.cancel_sent(old.order_id)
-            self.counts["cancels_sent"] += 1
-        elif action == ACTION_CANCEL_ALL:
-            for o in list(self.book.live.values()):
-                if inst == ALL_INSTRUMENTS or o.instrument == inst:
-                    self._send_cancel(o)
-            return
-        else:
-            self.counts["malformed"] += 1
-            return
         t_signed = perf_counter_ns()
         if self.dry_run:
             self.write(frame)
         else:
             self.transport.send(_TEXT, frame)
-            self._inflight[rid] = req
+            self.track(rid, *req, perf_counter_ns())
         self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
 
     def _send_cancel(self, o) -> None:
         rid = self.next_rid()
-        self._inflight[rid] = (REQ_CANCEL, o.order_id, 0)
-        self.book.cancel_sent(o.order_id)
-        self.send(self.enc.cancel(rid, o.instrument, o.cid, self.now_ms()))
+        frame = self.enc.cancel(rid, o.instrument, o.cid, self.now_ms())
+        if self.dry_run:
+            self.write(frame)
+            return
+        self.send(frame)
+        self.track(rid, REQ_CANCEL, o.order_id, 0, perf_counter_ns())
+        self.orders.cancel_sent(o)
         self.counts["cancels_sent"] += 1
 
-    def _refuse(self, f: tuple) -> None:
+    def _refuse(self, f: tuple, code: int) -> None:
         order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:10]
         self.counts["local_rejects"] += 1
-        if action in (ACTION_NEW, ACTION_REPLACE):
-            self.book.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
-            self.book.rejected(order_id, LOCAL_RATE_LIMITED if self.ready else LOCAL_NOT_CONNECTED)
-        if action in (ACTION_REPLACE, ACTION_CANCEL):
-            self.deferred_cancels.append(orig or order_id)
+        if action == ACTION_REPLACE:
+            old = self.orders.get(orig)
+            if old is not None and old.state == OPEN:
+                self.orders.cancel_refused(old, code)
+        o = self.orders.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
+        self.orders.rejected(o, code)
 
     def flush_deferred(self) -> None:
         held, self.deferred_cancels = self.deferred_cancels, []
         for target in held:
-            o = self.book.get(target)
-            if o is not None:
+            o = self.orders.get(target)
+            if o is not None and o.state in (PENDING_NEW, OPEN):
                 self._send_cancel(o)
 
     # ---------------------------------------------------------------- incoming
@@ -210,31 +228,45 @@ class BybitGateway(Gateway):
             return
         if self.resolve(rid, r):
             return
-        req = self._inflight.pop(rid, None)
+        req = self.take_request(rid)
         if req is None:
             self.counts["unknown_responses"] += 1
             return
-        kind, oid, orig = req
+        kind, oid, orig = req[:3]
+        orders = self.orders
         ok = r.retCode == 0
         if r.retCode in (10006, 10429, 10403):        # rate limits: back off a second
             self.back_off(0, 429)
+        if r.retCode in SERVICE_UNKNOWN:               # "service restarting": fate unknown
+            self.request_unknown(req, perf_counter_ns())
+            return
         if kind == REQ_CREATE:
-            if ok:
-                self.book.accepted(oid, _venue_id(r.data))
-            else:
-                self.book.rejected(oid, r.retCode)
+            o = orders.find(oid)
+            if o is not None:
+                if ok:
+                    orders.accepted(o, _venue_id(r.data))
+                    self.accepted_one()
+                else:
+                    orders.rejected(o, r.retCode)
         elif kind == REQ_AMEND:
+            old, new = orders.find(orig), orders.find(oid)
             if ok:
-                self.book.canceled(orig)
-                self.book.accepted(oid, _venue_id(r.data))
+                if old is not None:
+                    orders.canceled(old)
+                if new is not None:
+                    orders.accepted(new, _venue_id(r.data))
             else:
-                self.book.cancel_failed(orig, r.retCode)
-                self.book.rejected(oid, r.retCode)
+                if old is not None:
+                    orders.cancel_refused(old, r.retCode)
+                if new is not None:
+                    orders.rejected(new, r.retCode)
         elif kind == REQ_CANCEL:
-            if ok or r.retCode == ORDER_NOT_FOUND:
-                self.book.canceled(oid)
-            else:
-                self.book.cancel_failed(oid, r.retCode)
+            o = orders.find(oid)
+            if o is not None:
+                if ok or r.retCode == ORDER_NOT_FOUND:
+                    orders.canceled(o)
+                else:
+                    orders.cancel_refused(o, r.retCode)
 
     def _limits(self, header: dict) -> None:
         try:
@@ -243,18 +275,18 @@ class BybitGateway(Gateway):
         except ValueError:
             return
         if limit:
-            self.pace(limit - left, limit, 1000)       # Bybit limits are per second
+            self.pace([(limit - left, limit, 1000)])   # Bybit limits are per second
         now = header.get("Timenow")
         if now and now.isdigit() and self.rtt_ns == 0:
             self.clock_offset_ms = int(now) - time.time_ns() // 1_000_000
 
     # ---------------------------------------------------------------- set-up
-    async def logon(self) -> None:
+    async def logon(self, transport) -> None:
         loop = asyncio.get_running_loop()
         self._auth_waiter = loop.create_future()
         t0 = perf_counter_ns()
         self.send(auth_frame(self.creds.api_key.reveal(), self.creds.secret.reveal(),
-                             time.time_ns() // 1_000_000 + AUTH_EXPIRES_MS))
+                             time.time_ns() // 1_000_000 + AUTH_EXPIRES_MS), transport)
         try:
             r = await asyncio.wait_for(self._auth_waiter, self.scfg.request_timeout_s)
         except asyncio.TimeoutError:
@@ -268,9 +300,18 @@ class BybitGateway(Gateway):
             self._last_ping = now
             self.send(b'{"op":"ping"}')
 
+    async def query(self, o) -> None:
+        """No order query on /v5/trade: an UNKNOWN order is settled by canceling it by its
+        orderLinkId - canceled means it rested (and now does not), "not found" means it does
+        not rest. Either way nothing of ours rests unmanaged."""
+        rid = self.next_rid()
+        self.track(rid, REQ_CANCEL, o.order_id, 0, perf_counter_ns())
+        self.send(self.enc.cancel(rid, o.instrument, o.cid, self.now_ms()))
+        self.orders.counts["queries_sent"] += 1
+        o.query_due_ns = perf_counter_ns() + 2 * self.order_timeout_ns
+
     async def reconcile(self, full: bool = True) -> None:
-        # No open-orders query on /v5/trade (REST only): keep the local book as the truth.
-        self.book.needs_reconcile = False
+        # No open-orders query on /v5/trade (REST only): the local table stays the truth.
         self.ready = True
         self.flush_deferred()
         if full:
@@ -278,14 +319,13 @@ class BybitGateway(Gateway):
 
     async def cancel_everything(self, deadline: float) -> int:
         loop = asyncio.get_running_loop()
-        for o in list(self.book.live.values()):
+        for o in list(self.orders.live.values()):
             self._send_cancel(o)
-        while self.book.live and loop.time() < deadline and self.connected:
+        while self.orders.live and loop.time() < deadline and self.connected:
             await asyncio.sleep(0.01)
-        if self.book.live:
-            print(f"mm[sender] bybit: {len(self.book.live)} orders not confirmed canceled",
-                  file=sys.stderr, flush=True)
-        return len(self.book.live) if self.connected else -1
+        if self.orders.live:
+            log("sender", f"bybit: {len(self.orders.live)} orders not confirmed canceled")
+        return len(self.orders.live) if self.connected else -1
 
 
 def _venue_id(raw: msgspec.Raw) -> int:

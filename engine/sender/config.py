@@ -37,6 +37,23 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
     bybit_category: str = "spot"  # Bybit v5 category of the instruments (spot | linear | inverse)
     rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
+    # -- order truth --
+    order_timeout_ms: float = 2000.0  # an order request unanswered this long has an unknown
+                                  # outcome: the venue is asked (order.status) before the slot
+                                  # is used again (Binance gives up after 10 s with -1007)
+    not_found_confirm_ms: float = 1000.0  # "order does not exist" counts only when a second
+                                  # answer says so this much later (under load it can be false)
+    max_intent_age_ms: float = 250.0  # NEW/REPLACE intents older than this are not sent
+    reconcile_interval_s: float = 5.0  # in quiet moments, compare open orders and balances
+                                  # with the venue this often (0 = only after reconnects)
+    quiet_ms: float = 300.0       # "quiet": no order request in flight for this long
+    rollover_after_s: float = 84_600.0  # replace the order connection (make-before-break) this
+                                  # long after logon (Binance closes it at 24 h) or at once on
+                                  # the venue's serverShutdown notice
+    symbols_exclusive: bool = False  # true only when nothing but this engine trades these
+                                  # symbols on the account: cancel with openOrders.cancelAll;
+                                  # false: cancel our own orders one by one (manual orders and
+                                  # other instances' stay untouched)
     core: int = -1                # CPU to pin to (-1: unpinned)
     idle: str = ""                # park (doorbell wake-up) | busy-spin (own core only); "" = park
 
@@ -68,6 +85,13 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if self.reconnect_cap_s < self.reconnect_base_s:
             raise ValueError(f"sender.reconnect_cap_s: expected >= reconnect_base_s "
                              f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
+        for name in ("order_timeout_ms", "not_found_confirm_ms", "max_intent_age_ms", "quiet_ms",
+                     "rollover_after_s"):
+            if not getattr(self, name) > 0:
+                raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
+        if self.reconcile_interval_s < 0:
+            raise ValueError(f"sender.reconcile_interval_s: expected >= 0, "
+                             f"got {self.reconcile_interval_s}")
         if not 0 < self.rate_slow_fraction <= 1:
             raise ValueError(f"sender.rate_slow_fraction: expected in (0, 1], "
                              f"got {self.rate_slow_fraction}")

@@ -1,26 +1,33 @@
-"""The venue-neutral order gateway: one WebSocket connection to a venue's order API.
+"""The venue-neutral order gateway: the connection to a venue's order API and everything about
+orders that does not depend on the venue's wire format.
 
-A venue module subclasses `Gateway` and supplies: `logon()` (authenticate, sync the clock,
-subscribe to order events), `on_intent(fields, t_read)` (hot path: one ORDER_DTYPE record's
-fields -> one signed frame written to the socket), `on_frame(payload)` (responses and order
-events -> OrderBook transitions -> fill-ring records), `reconcile()` and
-`cancel_everything()` (safety net). This base class owns the connection (picows), the
-request/response plumbing for set-up calls, the clock offset, rate-limit pacing and back-off,
-the dry-run path and the latency stamps.
+A venue module subclasses `Gateway` and supplies: `logon(transport)` (authenticate, sync the
+clock, subscribe to order events), `on_intent(fields, t_read)` (hot path: one ORDER_DTYPE
+record's fields -> one signed frame written to the socket), `on_frame(payload)` (answers and
+order events -> OrderTable transitions -> fill-ring records), `query(order)` (ask the venue what
+became of an order), `reconcile(full)` and `cancel_everything(deadline)` (safety net).
+
+This base class owns: the connection (picows) and its make-before-break replacement, the
+request/response plumbing for set-up calls, requests in flight and their deadline (an order
+request not answered within sender.order_timeout_ms has an unknown outcome), the questions
+asked about unknown orders, the clock offset, rate-limit pacing and back-off, the kill word
+read before every new order, the refusal of stale intents, the dry-run path and the latency
+stamps.
 """
 from __future__ import annotations
 
 import asyncio
 import re
-import sys
 import time
 from time import perf_counter_ns
 
 from picows import WSListener, WSMsgType, ws_connect
 
+from engine import _native as C
 from engine._native import hist_record as _hist_record
+from engine.proc import log
 from engine.sender.fills import FillWriter
-from engine.sender.state import OrderBook
+from engine.sender.order_state import OrderTable
 
 _REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')
 _REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
@@ -28,10 +35,18 @@ _REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
 # Histograms the sender records (HistogramSet names)
 HISTOGRAMS = ("intent_published_to_read", "sign", "encode_send", "read_to_written",
               "tick_to_order")
+EXPIRED_KEPT = 4096          # timed-out requests remembered so a late answer is still applied
+QUERIES_IN_FLIGHT = 16       # order.status questions outstanding at once
+PERMANENT_STREAK = 5         # the same permanent refusal this many times in a row stops us
 
 
 class GatewayError(Exception):
     """A set-up request failed (logon refused, timeout): the message says which and why."""
+
+
+class VenueRefusal(GatewayError):
+    """The venue refuses us for a reason retrying cannot fix (bad key, bad signature, unknown
+    symbol, a filter every order fails): the message says what to change."""
 
 
 def redact(frame: bytes) -> bytes:
@@ -40,7 +55,7 @@ def redact(frame: bytes) -> bytes:
 
 
 class _Listener(WSListener):
-    """Hands text frames to the gateway; a CLOSE or a drop ends the session."""
+    """Hands text frames to the gateway; a CLOSE or a drop ends that connection."""
 
     def __init__(self, gateway: "Gateway"):
         self.gw = gateway
@@ -53,8 +68,7 @@ class _Listener(WSListener):
             except Exception as e:  # a bug must not drop the connection: count, say, go on
                 self.gw.counts["frame_errors"] += 1
                 if self.gw.counts["frame_errors"] <= 3:
-                    print(f"mm[sender] error handling a frame: {type(e).__name__}: {e}",
-                          file=sys.stderr, flush=True)
+                    log("sender", f"error handling a frame: {type(e).__name__}: {e}")
         elif t == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
@@ -64,78 +78,124 @@ class _Listener(WSListener):
 
 
 class Gateway:
-    """Connection, request plumbing and pacing shared by the venue gateways."""
+    """Connection, request plumbing, order-truth upkeep and pacing shared by the venues."""
     venue = "?"
 
-    def __init__(self, cfg, creds, fills: FillWriter, hist=None, dry_run: bool = False):
+    def __init__(self, cfg, creds, fills: FillWriter, hist=None, dry_run: bool = False,
+                 kill_addr: int = 0):
         self.cfg = cfg                      # EngineConfig
-        self.scfg = cfg.sender
+        self.scfg = s = cfg.sender
         self.creds = creds
         self.fills = fills
         self.hist = hist
         self.dry_run = dry_run
+        self.kill_addr = kill_addr          # the control segment's kill word (0: none)
         self.instruments = cfg.instruments
         self.inst_by_symbol = {i.symbol: n for n, i in enumerate(cfg.instruments)}
-        self.book = OrderBook(fills, cfg.tag)
+        self.orders = OrderTable(fills, cfg.tag, query_delay_ns=0,
+                                 not_found_confirm_ns=int(s.not_found_confirm_ms * 1e6))
         self.tag = cfg.tag.encode()
         self.transport = None
         self.connected = False
         self.ready = False                  # connected, logged on and reconciled
+        self.connected_ever = False
+        self.connected_at = 0.0             # loop time of the current connection's logon
         self.clock_offset_ms = 0            # venue clock - local clock
         self.rtt_ns = 0
         self.counts: dict[str, int] = dict.fromkeys(
             ("intents", "orders_sent", "replaces_sent", "cancels_sent", "cancel_alls_sent",
-             "malformed", "unknown_responses", "foreign_events", "other_events",
-             "local_rejects", "unknown_intents", "rate_paced", "rate_backoffs", "dry_run_frames",
-             "server_errors", "frame_errors"), 0)
+             "malformed", "unknown_responses", "late_answers", "timeouts", "foreign_events",
+             "other_events", "local_rejects", "stale_intents", "unknown_intents",
+             "rate_paced", "rate_backoffs", "dry_run_frames", "server_errors", "frame_errors",
+             "strangers_canceled", "reconciles", "divergences", "position_repairs",
+             "rollovers"), 0)
         self.banned = False                 # 418: stop sending; the process pulls the kill switch
+        self.refusal: str = ""              # a permanent refusal: the process stops, says this
+        self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals
         self.pace_ns = 0                    # minimum spacing of order sends (0 = none)
         self.next_send_ns = 0
         self.blocked_until_ns = 0           # 429 back-off end (perf_counter_ns)
         self.deferred_cancels: list[int] = []  # cancel targets held while blocked/disconnected
+        self.max_intent_age_ns = int(s.max_intent_age_ms * 1e6)
+        self.order_timeout_ns = int(s.order_timeout_ms * 1e6)
         self._rid = 0
         self._waiters: dict[int, asyncio.Future] = {}
-        self._inflight: dict[int, tuple] = {}
+        self._inflight: dict[int, tuple] = {}   # rid -> (kind, order_id, orig, t_sent, transport)
+        self._expired: dict[int, tuple] = {}
+        self._queries = 0
+        self._retiring: list = []           # old connections kept until their answers arrive
         self._dry_log_budget = 0
         self._dry_log_second = 0
+        self._position_seen: dict[int, int] = {}  # instrument -> venue position that differed
         if hist is not None:
             (self._h_read, self._h_sign, self._h_send, self._h_r2w,
              self._h_t2o) = (hist.addr(n) for n in HISTOGRAMS)
 
     # ---------------------------------------------------------------- connection
-    async def connect(self, url: str) -> None:
-        """Open the WebSocket and run the venue's logon; GatewayError on failure."""
+    async def open_connection(self, url: str):
+        """A new WebSocket to `url`, logged on: returns its transport; GatewayError on
+        failure (the half-open connection is closed)."""
         try:
-            self.transport, _ = await asyncio.wait_for(
+            transport, _ = await asyncio.wait_for(
                 ws_connect(lambda: _Listener(self), url, enable_auto_pong=True,
                            websocket_handshake_timeout=self.scfg.connect_timeout_s),
                 self.scfg.connect_timeout_s)
         except (OSError, asyncio.TimeoutError, Exception) as e:
             raise GatewayError(f"connect {url}: {type(e).__name__}: {e}") from None
-        self.connected = True
         try:
-            await self.logon()
+            await self.logon(transport)
         except Exception:
-            self.close()
+            _close(transport)
             raise
+        return transport
+
+    async def connect(self, url: str) -> None:
+        """Open the connection and run the venue's logon; GatewayError on failure."""
+        transport = await self.open_connection(url)
+        self.transport = transport
+        self.connected = True
+        self.connected_ever = True
+        self.connected_at = asyncio.get_running_loop().time()
+
+    async def roll_over(self, url: str) -> None:
+        """Make-before-break: log on a second connection, move the hot path to it, retire the
+        old one once its requests are answered (or time out). Orders never see a gap."""
+        new = await self.open_connection(url)
+        old, self.transport = self.transport, new
+        self.connected_at = asyncio.get_running_loop().time()
+        self.counts["rollovers"] += 1
+        if old is not None:
+            self._retiring.append((old, perf_counter_ns() + self.order_timeout_ns))
+
+    def retire_old_connections(self, now_ns: int) -> None:
+        """Close retired connections with nothing in flight on them (or past their deadline)."""
+        keep = []
+        for t, deadline in self._retiring:
+            busy = any(req[4] is t for req in self._inflight.values())
+            if busy and now_ns < deadline:
+                keep.append((t, deadline))
+            else:
+                _close(t)
+        self._retiring = keep
 
     def close(self) -> None:
-        """Drop the connection (if any) and forget everything that was in flight on it."""
+        """Drop the connection (if any): what was in flight on it has an unknown outcome."""
         t = self.transport
+        for old, _ in self._retiring:
+            _close(old)
+        self._retiring = []
         if t is not None:
-            try:
-                t.send_close()
-                t.disconnect()
-            except Exception:
-                pass
-        self._lost()
+            _close(t)
+        self._lost(t)
 
     def on_disconnected(self, transport=None) -> None:
-        # only the current connection's end counts: an old one closing late changes nothing
         if transport is not None and transport is self.transport:
-            self._lost()
+            self._lost(transport)
+        else:                                 # a retired connection ended
+            self._retiring = [(t, d) for t, d in self._retiring if t is not transport]
+            self._orphan_requests(transport)
 
-    def _lost(self) -> None:
+    def _lost(self, transport) -> None:
         self.connected = False
         self.ready = False
         self.transport = None
@@ -143,31 +203,37 @@ class Gateway:
             if not fut.done():
                 fut.set_exception(GatewayError("connection lost"))
         self._waiters.clear()
-        # requests in flight have unknown fate: reconciliation after reconnect decides
-        self._inflight.clear()
+        self._orphan_requests(transport)
 
-    def send(self, frame: bytes) -> None:
-        self.transport.send(WSMsgType.TEXT, frame)
+    def _orphan_requests(self, transport) -> None:
+        """Requests sent on a connection that ended: their outcome is unknown."""
+        now = perf_counter_ns()
+        for rid in [r for r, req in self._inflight.items()
+                    if transport is None or req[4] is transport]:
+            self.request_unknown(self._inflight.pop(rid), now)
+
+    def send(self, frame: bytes, transport=None) -> None:
+        (transport or self.transport).send(WSMsgType.TEXT, frame)
 
     def next_rid(self) -> int:
         self._rid += 1
         return self._rid
 
-    async def call(self, build, timeout: float | None = None):
-        """Send a set-up request built by `build(request_id) -> bytes`; await its answer
-        (the decoded frame); GatewayError on timeout or disconnect."""
-        if not self.connected:
+    async def call(self, build, timeout: float | None = None, transport=None):
+        """Send a set-up request built by `build(request_id) -> bytes` (on `transport`, default
+        the current connection); await its answer (the decoded frame); GatewayError on timeout
+        or disconnect."""
+        if transport is None and not self.connected:
             raise GatewayError("not connected")
         rid = self.next_rid()
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
-        frame = build(rid)
-        self.send(frame)
+        self.send(build(rid), transport)
+        wait = timeout or self.scfg.request_timeout_s
         try:
-            return await asyncio.wait_for(fut, timeout or self.scfg.request_timeout_s)
+            return await asyncio.wait_for(fut, wait)
         except asyncio.TimeoutError:
-            raise GatewayError(f"no answer to request {rid} within "
-                               f"{timeout or self.scfg.request_timeout_s} s") from None
+            raise GatewayError(f"no answer to request {rid} within {wait:g} s") from None
         finally:
             self._waiters.pop(rid, None)
 
@@ -180,6 +246,11 @@ class Gateway:
             fut.set_result(response)
         return True
 
+    async def call_before(self, build, deadline: float):
+        """`call` bounded by an absolute loop-time deadline; None once it has passed."""
+        left = deadline - asyncio.get_running_loop().time()
+        return await self.call(build, timeout=left) if left > 0 else None
+
     def now_ms(self) -> int:
         """Local wall clock corrected to the venue's, in ms (what timestamp= carries)."""
         return time.time_ns() // 1_000_000 + self.clock_offset_ms
@@ -187,6 +258,65 @@ class Gateway:
     def set_clock(self, t0_ns: int, server_ms: int, t1_ns: int) -> None:
         """Offset = server - midpoint of the local send/receive wall times."""
         self.clock_offset_ms = server_ms - (t0_ns + t1_ns) // 2_000_000
+
+    # ---------------------------------------------------------------- requests in flight
+    def track(self, rid: int, kind: int, order_id: int, orig: int, t_sent: int) -> None:
+        self._inflight[rid] = (kind, order_id, orig, t_sent, self.transport)
+
+    def take_request(self, rid) -> tuple | None:
+        """The request an answer belongs to (a timed-out one too: its answer is still the
+        truth, applied idempotently), or None."""
+        req = self._inflight.pop(rid, None)
+        if req is None:
+            req = self._expired.pop(rid, None)
+            if req is not None:
+                self.counts["late_answers"] += 1
+        return req
+
+    def expire_requests(self, now_ns: int) -> None:
+        """Order requests unanswered past sender.order_timeout_ms: outcome unknown."""
+        limit = now_ns - self.order_timeout_ns
+        late = [rid for rid, req in self._inflight.items() if req[3] < limit]
+        for rid in late:
+            req = self._inflight.pop(rid)
+            self._expired[rid] = req
+            self.counts["timeouts"] += 1
+            self.request_unknown(req, now_ns)
+        while len(self._expired) > EXPIRED_KEPT:
+            del self._expired[next(iter(self._expired))]
+
+    def request_unknown(self, req: tuple, now_ns: int) -> None:
+        """Every order `req` touched has an unknown outcome (the venue is asked)."""
+        kind, order_id, orig = req[:3]
+        for n in (orig, order_id):          # the old order first (ordering contract)
+            o = self.orders.get(n) if n else None
+            if o is not None:
+                self.orders.outcome_unknown(o, now_ns)
+
+    def in_flight(self) -> int:
+        return len(self._inflight)
+
+    def ask_about_unknown_orders(self) -> None:
+        """Start order.status questions for UNKNOWN orders that are due (bounded)."""
+        if not self.ready:
+            return
+        room = QUERIES_IN_FLIGHT - self._queries
+        if room <= 0:
+            return
+        loop = asyncio.get_running_loop()
+        for o in self.orders.due_queries(perf_counter_ns(), room):
+            o.querying = True
+            self._queries += 1
+            loop.create_task(self._ask(o))
+
+    async def _ask(self, o) -> None:
+        try:
+            await self.query(o)
+        except GatewayError:
+            o.query_due_ns = perf_counter_ns() + self.order_timeout_ns // 4
+        finally:
+            o.querying = False
+            self._queries -= 1
 
     # ---------------------------------------------------------------- pacing and back-off
     def send_delay_ns(self) -> int:
@@ -204,24 +334,53 @@ class Gateway:
             self.banned = True
         wait_ms = max(retry_after_ms - self.now_ms(), 1000) if retry_after_ms else 1000
         self.blocked_until_ns = max(self.blocked_until_ns, perf_counter_ns() + wait_ms * 1_000_000)
-        print(f"mm[sender] venue answered {status}: backing off {wait_ms} ms", file=sys.stderr,
-              flush=True)
+        log("sender", f"venue answered {status}: backing off {wait_ms} ms")
 
     def blocked(self) -> bool:
         return self.banned or (self.blocked_until_ns and perf_counter_ns() < self.blocked_until_ns)
 
-    def pace(self, count: int, limit: int, interval_ms: int) -> None:
-        """Rate-limit feedback from a response: above the slow-down share of an order limit,
-        space order sends evenly over what is left of the window."""
-        if limit > 0 and count > self.scfg.rate_slow_fraction * limit:
-            spacing = interval_ms * 1_000_000 // limit
-            if spacing > self.pace_ns:
-                self.pace_ns = spacing
-                self.counts["rate_paced"] += 1
-        elif self.pace_ns and count < 0.5 * limit:
+    def pace(self, limits) -> None:
+        """Rate-limit feedback from one answer: `limits` are (count, limit, interval_ms) of
+        every ORDERS window the venue reported. Above the slow-down share of any of them,
+        order sends are spaced evenly over that window; the widest spacing needed wins, and
+        pacing ends only when every window is below half its limit."""
+        need = 0
+        relaxed = True
+        slow = self.scfg.rate_slow_fraction
+        for count, limit, interval_ms in limits:
+            if limit <= 0:
+                continue
+            if count > slow * limit:
+                need = max(need, interval_ms * 1_000_000 // limit)
+            if count >= 0.5 * limit:
+                relaxed = False
+        if need > self.pace_ns:
+            self.pace_ns = need
+            self.counts["rate_paced"] += 1
+        elif relaxed:
             self.pace_ns = 0
 
+    def refused(self, code: int, permanent: bool, what: str) -> None:
+        """Note a venue refusal; a permanent one repeated PERMANENT_STREAK times in a row (or an
+        authentication refusal, at once) becomes `self.refusal`, which stops the engine."""
+        if not permanent:
+            self._refusal_streak = (0, 0)
+            return
+        last, n = self._refusal_streak
+        n = n + 1 if last == code else 1
+        self._refusal_streak = (code, n)
+        if n >= PERMANENT_STREAK and not self.refusal:
+            self.refusal = what
+
+    def accepted_one(self) -> None:
+        """A new order was accepted: whatever refusals came before were not permanent."""
+        self._refusal_streak = (0, 0)
+
     # ---------------------------------------------------------------- hot-path helpers
+    def killed(self) -> bool:
+        """The kill word, read with acquire before every new order (not from a cache)."""
+        return self.kill_addr != 0 and C.load_acquire(self.kill_addr) != 0
+
     def record_latency(self, ts_published: int, ts_arrival: int, t_read: int, t_signed: int,
                        t_sent: int) -> None:
         if self.hist is None:
@@ -244,25 +403,45 @@ class Gateway:
                 self._dry_log_second, self._dry_log_budget = sec, self.scfg.dry_run_log_per_s
             if self._dry_log_budget > 0:
                 self._dry_log_budget -= 1
-                print(f"mm[sender] dry-run: {redact(frame).decode()}", file=sys.stderr, flush=True)
+                log("sender", f"dry-run: {redact(frame).decode()}")
             return
         self.transport.send(WSMsgType.TEXT, frame)
 
     def cancel_target(self, orig: int, order_id: int):
         """The live order a CANCEL intent names (orig_order_id, else order_id), or None
         (counted: the order already finished or was never sent)."""
-        o = self.book.get(orig or order_id)
+        o = self.orders.get(orig or order_id)
         if o is None:
             self.counts["unknown_intents"] += 1
         return o
 
-    async def call_before(self, build, deadline: float):
-        """`call` bounded by an absolute loop-time deadline; None once it has passed."""
-        left = deadline - asyncio.get_running_loop().time()
-        return await self.call(build, timeout=left) if left > 0 else None
+    # ---------------------------------------------------------------- position truth
+    def check_position(self, inst: int, venue_qty: int, first: bool) -> None:
+        """Compare the venue's base balance with the position our fills add up to. The first
+        snapshot sets it. A difference is repaired (POSITION to the quoter) only when the next
+        check sees the same venue figure: a report still on its way explains a one-off."""
+        from engine.records import FILL_POSITION
+
+        table = self.orders
+        if first or inst not in table.position:
+            table.position[inst] = venue_qty
+            self._position_seen.pop(inst, None)
+        elif venue_qty != table.position[inst]:
+            if self._position_seen.get(inst) == venue_qty:
+                self.counts["position_repairs"] += 1
+                log("sender", f"{self.instruments[inst].symbol}: venue position {venue_qty} "
+                              f"differs from our fills' {table.position[inst]} twice: repaired")
+                table.position[inst] = venue_qty
+                self._position_seen.pop(inst, None)
+            else:
+                self.counts["divergences"] += 1
+                self._position_seen[inst] = venue_qty
+        else:
+            self._position_seen.pop(inst, None)
+        self.fills.emit(FILL_POSITION, 0, inst, 0, 0, table.position[inst])
 
     # ---------------------------------------------------------------- venue interface
-    async def logon(self) -> None:
+    async def logon(self, transport) -> None:
         raise NotImplementedError
 
     def on_intent(self, fields: tuple, t_read: int) -> None:
@@ -274,13 +453,26 @@ class Gateway:
     def periodic(self, now: float) -> None:
         """Called by the watch duty every ~50 ms (application pings and the like)."""
 
+    async def query(self, order) -> None:
+        """Ask the venue what became of `order` (UNKNOWN) and apply the answer."""
+        raise NotImplementedError
+
     async def reconcile(self, full: bool = True) -> None:
-        """Align the order book with the venue's open orders and cancel strangers carrying our
-        tag; `full` (start-up, reconnect) then emits FILL_POSITION per instrument and
-        FILL_RESUME. Sets `ready`: intents are sent from then on."""
+        """Align the order table with the venue (open orders, unknown ones asked about,
+        strangers of our tag canceled, positions checked); `full` (start-up, reconnect) then
+        emits FILL_RESUME. Sets `ready`: intents are sent from then on."""
         raise NotImplementedError
 
     async def cancel_everything(self, deadline: float) -> int:
-        """Cancel every open order on every instrument and check none is left before
-        `deadline` (loop.time()). Returns the number of open orders still seen (-1: unknown)."""
+        """Cancel every open order of ours on every instrument and check none is left before
+        `deadline` (loop.time()). Returns the number of our open orders still seen (-1:
+        unknown)."""
         raise NotImplementedError
+
+
+def _close(transport) -> None:
+    try:
+        transport.send_close()
+        transport.disconnect()
+    except Exception:
+        pass

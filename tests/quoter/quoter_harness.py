@@ -5,12 +5,12 @@ from __future__ import annotations
 import random
 
 from engine.quoter import model
-from engine.quoter.layout import G_MAX_DRAWDOWN
+from engine.quoter.layout import G_MAX_DRAWDOWN, G_WALL_OFFSET
 from engine.quoter.reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from engine.records import (
-    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCELED,
-    FILL_REJECT, FILL_TRADE, SIDE_BUY,
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCEL_REJECT,
+    FILL_CANCELED, FILL_REJECT, FILL_RESET, FILL_TRADE, FILL_UNKNOWN, SIDE_BUY,
 )
 
 FIELDS = list(INTENT_FIELDS)
@@ -22,11 +22,15 @@ class Harness:
 
     def __init__(self, q, instruments, with_reference: bool = True, first_id: int = 1):
         self.st = QuoterState(q, instruments, first_id=first_id)
-        self.ref = (ReferenceQuoter(q, instruments, first_id, int(self.st.g[G_MAX_DRAWDOWN]))
+        self.st.g[G_WALL_OFFSET] = 1_700_000_000_000_000_000     # a fixed wall clock
+        self.ref = (ReferenceQuoter(q, instruments, first_id, int(self.st.g[G_MAX_DRAWDOWN]),
+                                    int(self.st.g[G_WALL_OFFSET]))
                     if with_reference else None)
         self.passes = 0
+        self.now = 0                  # the latest time given: fills happen "now"
 
     def md(self, rec, now: int) -> None:
+        self.now = now
         args = (int(rec["instrument"]), int(rec["kind"]), int(rec["update_id"]),
                 int(rec["bid_px"]), int(rec["bid_qty"]), int(rec["ask_px"]), int(rec["ask_qty"]),
                 int(rec["ts_arrival"]), int(rec["ts_published"]), now)
@@ -34,18 +38,21 @@ class Harness:
         if self.ref:
             self.ref.on_md(*args)
 
-    def fill(self, i, kind, order_id=0, side=0, price=0, qty=0, leaves=0) -> None:
+    def fill(self, i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0) -> None:
         st = self.st
-        model.on_fill(st.inst, st.quotes, st.g, st.cnt, i, kind, order_id, side, price, qty, leaves)
+        model.on_fill(st.inst, st.quotes, st.par, st.g, st.cnt, st.rl10, st.rlday, i, kind,
+                      order_id, side, price, qty, leaves, code, self.now)
         if self.ref:
-            self.ref.on_fill(i, kind, order_id, side, price, qty, leaves)
+            self.ref.on_fill(i, kind, order_id, side, price, qty, leaves, code, self.now)
 
     def timers(self, now: int) -> None:
+        self.now = now
         model.check_timers(self.st.inst, self.st.quotes, self.st.par, now)
         if self.ref:
             self.ref.check_timers(now)
 
     def end_batch(self, now: int) -> list[tuple]:
+        self.now = now
         st = self.st
         n = model.requote_dirty(*st.args, now, st.out, 0)
         got = st.out[:n][FIELDS].tolist()
@@ -65,61 +72,106 @@ class Harness:
 
 
 class ToyVenue:
-    """Orders as the intents describe them; `event()` picks something the venue would report.
-    With `cancel_races`, orders being canceled may still fill (as on a real venue)."""
+    """Orders as the intents describe them; `event()` picks something the venue (through the
+    sender) would report, in the order the sender promises (engine/sender/order_state.py):
+    acks, partial and full fills, cancels that race fills, refused cancels and replaces,
+    outcomes first unknown and resolved later, local refusals, and now and then a reset.
+    Events are (instrument, kind, order_id, side, price, qty, leaves, code)."""
 
-    def __init__(self, rng: random.Random, cancel_races: bool = True):
+    def __init__(self, rng: random.Random, cancel_races: bool = True, chaos: bool = True):
         self.rng = rng
         self.cancel_races = cancel_races
+        self.chaos = chaos
         # id -> [instrument, side, price, leaves, acked, canceling]
         self.orders: dict[int, list] = {}
-        self.replaced: list[tuple[int, int]] = []
+        self.groups: list[list[tuple]] = []      # event sequences emitted in order
+
+    def _ev(self, oid, kind, code=0):
+        inst, side, price, leaves = self.orders[oid][:4]
+        return inst, kind, oid, side, price, 0, leaves, code
 
     def apply(self, intents: list[tuple]) -> None:
+        rng = self.rng
         for it in intents:
             oid, orig, inst, action, side, _, _, price, qty = it[:9]
             if action == ACTION_NEW:
                 self.orders[oid] = [inst, side, price, qty, False, False]
             elif action == ACTION_REPLACE:
-                self.orders.pop(orig, None)
-                self.replaced.append((inst, orig))
+                r = rng.random() if self.chaos else 1.0
                 self.orders[oid] = [inst, side, price, qty, False, False]
+                if orig not in self.orders:          # the old one ended first: refused
+                    self.groups.append([self._ev(oid, FILL_REJECT, -90004)])
+                    del self.orders[oid]
+                elif r < 0.06:                         # cancel leg refused: old rests
+                    code = rng.choice((-1021, -90001))
+                    self.groups.append([self._ev(orig, FILL_CANCEL_REJECT, code),
+                                        self._ev(oid, FILL_REJECT, code)])
+                    del self.orders[oid]
+                elif r < 0.09:                         # nobody knows; asked, then settled
+                    g = [self._ev(orig, FILL_UNKNOWN), self._ev(oid, FILL_UNKNOWN)]
+                    if rng.random() < 0.5:
+                        g += [(inst, FILL_CANCELED, orig, 0, 0, 0, 0, 0),
+                              self._ev(oid, FILL_ACK)]
+                        self.orders[oid][4] = True
+                        del self.orders[orig]
+                    else:
+                        g += [self._ev(oid, FILL_REJECT, -2013), self._ev(orig, FILL_ACK)]
+                        del self.orders[oid]
+                    self.groups.append(g)
+                else:
+                    self.groups.append([(inst, FILL_CANCELED, orig, 0, 0, 0, 0, 0)])
+                    del self.orders[orig]
             elif action == ACTION_CANCEL:
                 if orig in self.orders:
-                    if self.cancel_races:
+                    r = rng.random() if self.chaos else 1.0
+                    if r < 0.05:
+                        self.groups.append([self._ev(orig, FILL_CANCEL_REJECT, -1021)])
+                    elif r < 0.08:
+                        self.groups.append([self._ev(orig, FILL_UNKNOWN),
+                                            (inst, FILL_CANCELED, orig, 0, 0, 0, 0, 0)])
+                        del self.orders[orig]
+                    elif self.cancel_races:
                         self.orders[orig][5] = True
                     else:                           # the venue cancels at once
                         self.orders.pop(orig)
-                        self.replaced.append((inst, orig))
+                        self.groups.append([(inst, FILL_CANCELED, orig, 0, 0, 0, 0, 0)])
             elif action == ACTION_CANCEL_ALL:
                 self.orders.clear()
+                self.groups.clear()
 
     def event(self):
-        """(instrument, kind, order_id, side, price, qty, leaves) or None."""
+        """(instrument, kind, order_id, side, price, qty, leaves, code) or None."""
         rng = self.rng
-        if self.replaced and rng.random() < 0.3:
-            inst, oid = self.replaced.pop(rng.randrange(len(self.replaced)))
-            return inst, FILL_CANCELED, oid, 0, 0, 0, 0
+        if self.chaos and rng.random() < 0.0005:
+            self.orders.clear()
+            self.groups.clear()
+            return 0, FILL_RESET, 0, 0, 0, 0, 0, 0
+        if self.groups and rng.random() < 0.4:
+            g = self.groups[rng.randrange(len(self.groups))]
+            ev = g.pop(0)
+            if not g:
+                self.groups.remove(g)
+            return ev
         if not self.orders:
             return None
         oid = rng.choice(list(self.orders))
         inst, side, price, leaves, acked, canceling = self.orders[oid]
         if canceling and rng.random() < 0.8:
             del self.orders[oid]
-            return inst, FILL_CANCELED, oid, 0, 0, 0, 0
+            return inst, FILL_CANCELED, oid, 0, 0, 0, 0, 0
         if not acked and not canceling:
             if rng.random() < 0.05:
                 del self.orders[oid]
-                return inst, FILL_REJECT, oid, side, 0, 0, 0
+                return inst, FILL_REJECT, oid, side, 0, 0, 0, -2010
             self.orders[oid][4] = True
-            return inst, FILL_ACK, oid, side, price, 0, leaves
+            return inst, FILL_ACK, oid, side, price, 0, leaves, 0
         qty = leaves if rng.random() < 0.6 else max(1, leaves // 2)
         left = leaves - qty
         if left == 0:
             del self.orders[oid]
         else:
             self.orders[oid][3] = left
-        return inst, FILL_TRADE, oid, side, price, qty, left
+        return inst, FILL_TRADE, oid, side, price, qty, left, 0
 
 
 def signed(side: int, qty: int) -> int:

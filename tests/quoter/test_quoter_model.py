@@ -12,11 +12,13 @@ from quoter_harness import Harness
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
+from engine.quoter import rate
 from engine.quoter.layout import (
-    C_RISK_POSITION, G_DRAWDOWN_HIT, G_RL10_HEAD, G_WORDS, RATE_WINDOW_10S_NS,
+    C_RISK_POSITION, G_DRAWDOWN_HIT, G_WALL_OFFSET, G_WORDS, RATE_BUCKET_10S_NS,
+    RATE_WINDOW_10S_NS,
 )
 from engine.quoter.params import glft_coefficients
-from engine.quoter.state import RATE_LOG_EMPTY, first_order_id
+from engine.quoter.state import first_order_id
 from engine.records import (
     ACTION_CANCEL, ACTION_NEW, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE,
     SIDE_BUY, SIDE_SELL,
@@ -146,17 +148,46 @@ def test_drawdown_limit_fires():
     assert h.st.g[G_DRAWDOWN_HIT] == 1 and h.ref.drawdown_hit
 
 
-def test_rate_limit_is_a_sliding_window():
+def test_rate_limit_never_lets_a_window_hold_more_than_the_limit():
+    """Allowed outcomes: any 10 s span holds at most `limit` taken orders; after the window
+    has passed, orders are taken again; a refund (an order the sender did not send) gives one
+    back; the day window refuses too and then charges nothing to the 10 s one."""
     g = np.zeros(G_WORDS, np.int64)
-    rl10 = np.full(3, RATE_LOG_EMPTY, np.int64)
-    rlday = np.full(100, RATE_LOG_EMPTY, np.int64)
     w = RATE_WINDOW_10S_NS
-    taken = [t for t in (0, 1, 2, 3, w - 1, w, w + 1, w + 2, w + 3)
-             if model.rate_take(g, rl10, rlday, NOW + t)]
-    assert taken == [0, 1, 2, w, w + 1, w + 2]
-    assert g[G_RL10_HEAD] == 0
+    r10 = rate.new_window(3, w, RATE_BUCKET_10S_NS)
+    rday = rate.new_window(5, 86_400 * 10**9, 600 * 10**9)
+    times = [0, 1, 2, 3, w - 1, w, w + RATE_BUCKET_10S_NS, w + RATE_BUCKET_10S_NS + 1,
+             2 * w + 2 * RATE_BUCKET_10S_NS]
+    taken = [t for t in times if model.rate_take(g, r10, rday, NOW + t)]
+    assert taken[:3] == [0, 1, 2]
+    for t in taken:                           # no 10 s span holds more than 3
+        assert sum(1 for u in taken if t <= u < t + w) <= 3
+    assert len(taken) == 5                    # the day window (5) is full now ...
+    assert not model.rate_take(g, r10, rday, NOW + 3 * w)
+    assert rate.count(r10, NOW + 3 * w) == 0  # ... and the refused order charged nothing
+    assert rate.refund(rday, NOW + taken[-1]) and model.rate_take(g, r10, rday, NOW + 3 * w)
 
 
-def test_first_order_id_grows_across_restarts_and_stays_short():
-    a, b = first_order_id(1_760_000_000), first_order_id(1_760_000_001)
-    assert b - a == 10**5 and len(str(b)) <= 13
+def test_rate_windows_use_wall_time_and_survive_in_their_array():
+    """The windows live in a plain int64 array (a file in production): a new QuoterState over
+    the same words sees the orders an earlier one took."""
+    from engine.quoter.state import QuoterState, rate_window_words
+    words = np.zeros(sum(rate_window_words()), np.int64)
+    q = QuoterConfig(rate_per_10s=2)
+    a = QuoterState(q, DEFAULT_INSTRUMENTS, first_id=1, rate_words=words)
+    assert model.rate_take(a.g, a.rl10, a.rlday, NOW)
+    assert model.rate_take(a.g, a.rl10, a.rlday, NOW + 1)
+    b = QuoterState(q, DEFAULT_INSTRUMENTS, first_id=1, rate_words=words)   # a restart
+    b.g[G_WALL_OFFSET] = a.g[G_WALL_OFFSET]
+    assert not model.rate_take(b.g, b.rl10, b.rlday, NOW + 2)
+    c = QuoterState(QuoterConfig(rate_per_10s=5), DEFAULT_INSTRUMENTS, first_id=1,
+                    rate_words=words)          # other limits: a fresh window
+    assert rate.count(c.rl10, a.g[G_WALL_OFFSET] + NOW) == 0
+
+
+def test_first_order_id_grows_across_restarts_within_a_second_and_stays_short():
+    t = 1_760_000_000 * 10**9
+    a, b = first_order_id(t), first_order_id(t + 1_000_000)    # a restart 1 ms later
+    assert b - a == 1000 and len(str(b)) <= 15
+    # a run never takes more than one id per microsecond: the next start is above its ids
+    assert first_order_id(t + 10**9) > a + 10**5

@@ -59,7 +59,7 @@ class World:
     def __init__(self, q: QuoterConfig, seed: int):
         self.q = q
         self.h = Harness(q, INSTRUMENTS, with_reference=False)
-        self.venue = ToyVenue(random.Random(seed), cancel_races=False)
+        self.venue = ToyVenue(random.Random(seed), cancel_races=False, chaos=False)
         self.now = 1_000_000_000
         self.mid_t = [int(float(START_MID.get(i.symbol, "100")) * 10 ** -i.pexp) // i.tick
                       for i in INSTRUMENTS]
@@ -88,7 +88,7 @@ class World:
             ev = self.venue.event()
             if ev is None:
                 return
-            i, kind, oid, side, price, qty, leaves = ev
+            i, kind, oid, side, price, qty, leaves, code = ev
             if kind == 2:   # FILL_TRADE
                 self.inventory[i] += signed(side, qty)
             self.h.fill(*ev)
@@ -198,3 +198,4 @@ def test_stale_guard_pulls_every_quote_until_fresh_data(q, seed, gap_ms):
     assert len(out) == wanted and {it[COL["instrument"]] for it in out} <= {0}
     assert all(it[COL["action"]] == ACTION_NEW for it in out)
     assert w.end_batch() == []              # the others stay pulled: their data is still old
+

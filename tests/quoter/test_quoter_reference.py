@@ -1,10 +1,13 @@
 """The compiled quoter and the plain-Python reference produce identical intents (same prices,
 sizes, actions, ids, stamps) on 100,000 seeded ticks with acks, fills, rejects, cancels,
-stale marks, crossed books, timer passes, rate limits, risk limits and a final kill."""
+refused cancels and replaces, unknown outcomes, sender resets, stale marks, crossed books,
+timer passes, rate limits, risk limits and a final kill; and after every batch each order the
+venue holds is held by exactly one quote slot."""
 from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 from quoter_harness import Harness, ToyVenue
 
@@ -12,7 +15,7 @@ from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
 from engine.quoter.layout import (
-    C_RATE_LIMITED, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, G_DRAWDOWN_HIT,
+    Q_NONE, C_RATE_LIMITED, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, G_DRAWDOWN_HIT,
     G_NEXT_ID,
 )
 from engine.quoter.synthetic import random_ticks
@@ -32,6 +35,17 @@ def _config(fair_value: str) -> QuoterConfig:
         order_size_by_symbol={"SOLUSDT": "0.3"}, max_position_by_symbol={"SOLUSDT": "1"},
         max_notional="300", price_band_bps=30, rate_per_10s=300, rate_per_day=6000,
         max_drawdown="40", gamma=0.05, k=0.3, A=2.0, vol_half_life_s=2.0)
+
+
+def _assert_each_resting_order_held_once(h: Harness, venue: ToyVenue) -> None:
+    """The invariant of order truth: every order the venue holds is held by exactly one slot
+    (as its current order, or as the order a replace is taking the place of)."""
+    q = h.st.quotes
+    held = np.concatenate((q["order_id"][q["state"] != Q_NONE], q["prev_id"][q["prev_id"] != 0]))
+    ids, counts = np.unique(held, return_counts=True)
+    times = dict(zip(ids.tolist(), counts.tolist()))
+    for oid in venue.orders:
+        assert times.get(oid) == 1, (oid, times.get(oid), venue.orders[oid])
 
 
 def _replay(seed: int, n_ticks: int, fair_value: str) -> Harness:
@@ -62,6 +76,7 @@ def _replay(seed: int, n_ticks: int, fair_value: str) -> Harness:
         else:
             h.timers(now)
         venue.apply(h.end_batch(now))
+        _assert_each_resting_order_held_once(h, venue)
     venue.apply(h.kill(KILL_OPERATOR, now + 1))
     assert h.end_batch(now + 2) == []           # killed: nothing more
     return h
@@ -85,6 +100,12 @@ def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
         assert cnt[idx] > 0, idx
     if n_ticks == 100_000:
         assert cnt[C_RISK_NOTIONAL] > 0
+        # ... and every order-truth path: refused cancels and replaces, unknown outcomes,
+        # a new sender's reset, back-offs, and rate charges given back for unsent orders
+        from engine.quoter.layout import (C_BACKOFFS, C_CANCEL_REJECTS, C_RATE_REFUNDS,
+                                          C_RESETS, C_UNKNOWNS)
+        for idx in (C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS):
+            assert cnt[idx] > 0, idx
 
 
 def test_replays_are_seed_determined():
