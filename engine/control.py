@@ -36,8 +36,13 @@ KILL_PROCESS_DIED = 3
 KILL_HEARTBEAT = 4     # a process stopped beating
 KILL_DRAWDOWN = 5      # quoter's mark-to-market drawdown limit
 KILL_VENUE_BAN = 6     # the venue answered 418 (IP ban): stop sending
+KILL_VENUE_REFUSED = 7  # the venue refuses our key, signature, symbol or every order: fix it
 KILL_REASONS = {0: "none", 1: "operator kill switch", 2: "shutdown", 3: "a process died",
-                4: "heartbeat lost", 5: "drawdown limit", 6: "venue ban (418)"}
+                4: "heartbeat lost", 5: "drawdown limit", 6: "venue ban (418)",
+                7: "venue refused us"}
+# Latched reasons stay set until `mm resume` (a person looks first); transient ones are
+# cleared when the instance's processes start again (recovery is a state, not a latch).
+LATCHED = (KILL_OPERATOR, KILL_DRAWDOWN, KILL_VENUE_BAN, KILL_VENUE_REFUSED)
 
 STATE_ABSENT, STATE_STARTING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED, STATE_FAILED = range(6)
 STATE_NAMES = ("absent", "starting", "running", "stopping", "stopped", "failed")
@@ -105,6 +110,21 @@ class Control:
 
     def reset_kill(self) -> None:
         C.store_release(self.kill_addr, 0)
+
+    def clear_transient_kill(self) -> int:
+        """A process (re)starting clears a transient kill reason (shutdown, a lost peer): the
+        instance comes back without a person. Returns the reason cleared (0: none)."""
+        reason = self.killed()
+        if reason and reason not in LATCHED and C.cas64(self.kill_addr, reason, 0) == reason:
+            return reason
+        return 0
+
+    def resume(self) -> int:
+        """`mm resume`: clear whatever reason is set, latched ones included. Returns it."""
+        reason = self.killed()
+        if reason and C.cas64(self.kill_addr, reason, 0) == reason:
+            return reason
+        return 0
 
     # ---------------------------------------------------------------- per-role slots
     def _base(self, role: str) -> int:

@@ -24,6 +24,7 @@ from engine import layout as layout_mod
 from engine.control import (KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED, KILL_REASONS,
                             KILL_SHUTDOWN,
                             STATE_RUNNING, STATE_STOPPED, Control)
+from engine.exit_codes import EXIT_ORDERS_LEFT, ORDERS_CONFIRMED_GONE
 from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring import Ring
 from engine.ring.segment import list_segments, unlink
@@ -238,7 +239,8 @@ class Supervisor:
             if p is None:
                 continue
             codes[role] = _stop(p, STOP_WAIT_S[role])
-        if codes.get("sender") not in (None, 0, 3) and getattr(self, "cfg_path", None):
+        if codes.get("sender") not in (None, EXIT_ORDERS_LEFT, *ORDERS_CONFIRMED_GONE) \
+                and getattr(self, "cfg_path", None):
             codes["sender"] = self._rescue_cancel(codes["sender"])
         if self.sim is not None:
             _stop(self.sim, 10.0)
@@ -263,7 +265,7 @@ class Supervisor:
         orderly = self.stop_reason is not None and self.stop_reason.startswith(
             ("duration", "signal", f"kill switch: {KILL_REASONS[KILL_OPERATOR]}"))
         sender = codes.get("sender")
-        if sender not in (0, None):
+        if sender is not None and sender not in ORDERS_CONFIRMED_GONE:
             log(f"sender exit status {sender}: open orders were NOT all confirmed canceled")
             return 3
         return 0 if orderly else 1

@@ -492,7 +492,8 @@ class BinanceGateway(Gateway):
                     strangers.append((inst, e))
             for o in list(orders.live.values()):
                 if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
-                        and o.order_id not in busy and now - o.ts_sent > self.order_timeout_ns):
+                        and o.order_id not in busy and not (
+                            o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
                     orders.outcome_unknown(o, now)    # not listed: ask, do not conclude
         if strangers:
             await self._cancel_strangers(strangers)
@@ -500,9 +501,11 @@ class BinanceGateway(Gateway):
         if r.status != 200:
             raise GatewayError(f"account.status: {_err(r)}")
         bal = {b.asset: (b.free, b.locked) for b in bn.ACCOUNT.decode(r.result).balances}
+        settled = not self._inflight and not orders.unknown()
         for inst, i in enumerate(self.instruments):
             free, locked = bal.get(i.base, ("0", "0"))
-            self.check_position(inst, _to_units(free, i.qexp) + _to_units(locked, i.qexp), first)
+            self.check_position(inst, _to_units(free, i.qexp) + _to_units(locked, i.qexp), first,
+                                settled)
         self._reconciled_once = True
         self.ready = True
         self.flush_deferred()

@@ -416,17 +416,21 @@ class Gateway:
         return o
 
     # ---------------------------------------------------------------- position truth
-    def check_position(self, inst: int, venue_qty: int, first: bool) -> None:
-        """Compare the venue's base balance with the position our fills add up to. The first
-        snapshot sets it. A difference is repaired (POSITION to the quoter) only when the next
-        check sees the same venue figure: a report still on its way explains a one-off."""
+    def check_position(self, inst: int, venue_qty: int, first: bool, settled: bool) -> None:
+        """Compare the venue's base balance with the position our fills add up to, and tell the
+        quoter (POSITION) where it stands. The first snapshot sets it. A difference is repaired
+        only when nothing can still explain it (no request in flight, no order whose outcome is
+        being asked: `settled`) and the next settled check sees the same venue figure (a report
+        on its way explains a one-off)."""
         from engine.records import FILL_POSITION
 
         table = self.orders
         if first or inst not in table.position:
             table.position[inst] = venue_qty
             self._position_seen.pop(inst, None)
-        elif venue_qty != table.position[inst]:
+        elif venue_qty == table.position[inst]:
+            self._position_seen.pop(inst, None)
+        elif settled:
             if self._position_seen.get(inst) == venue_qty:
                 self.counts["position_repairs"] += 1
                 log("sender", f"{self.instruments[inst].symbol}: venue position {venue_qty} "
@@ -436,8 +440,6 @@ class Gateway:
             else:
                 self.counts["divergences"] += 1
                 self._position_seen[inst] = venue_qty
-        else:
-            self._position_seen.pop(inst, None)
         self.fills.emit(FILL_POSITION, 0, inst, 0, 0, table.position[inst])
 
     # ---------------------------------------------------------------- venue interface

@@ -81,7 +81,7 @@ class Order:
         self.cancel_asked = False    # a cancel was sent and its outcome is not known yet
         self.ack_emitted = False
         self.query_due_ns = 0        # UNKNOWN: when to ask the venue (next)
-        self.not_found_ns = 0        # UNKNOWN: first "does not exist" answer (0 = none yet)
+        self.not_found_ns = None     # UNKNOWN: time of the first "does not exist" answer
         self.querying = False        # an order.status request for it is in flight
 
     @property
@@ -237,7 +237,7 @@ class OrderTable:
             return
         self.counts["unknowns"] += 1
         o.state = UNKNOWN
-        o.not_found_ns = 0
+        o.not_found_ns = None
         o.query_due_ns = (now_ns or time.perf_counter_ns()) + self.query_delay_ns
         self.sink.emit(FILL_UNKNOWN, o.order_id, o.instrument, o.side, o.price, 0, o.cum_qty,
                        o.leaves, 0, 0)
@@ -253,7 +253,7 @@ class OrderTable:
             self.traded(o, o.price, executed)     # post-only orders fill at their own price
         if not o.live:
             return
-        o.not_found_ns = 0
+        o.not_found_ns = None
         if status in RESTING:
             o.acked = True
             was_unknown = o.state == UNKNOWN
@@ -286,8 +286,8 @@ class OrderTable:
         self.counts["not_found"] += 1
         if not o.live:
             return True
-        if o.not_found_ns == 0 or now_ns - o.not_found_ns < self.not_found_confirm_ns:
-            if o.not_found_ns == 0:
+        if o.not_found_ns is None or now_ns - o.not_found_ns < self.not_found_confirm_ns:
+            if o.not_found_ns is None:
                 o.not_found_ns = now_ns
             o.query_due_ns = o.not_found_ns + self.not_found_confirm_ns
             return False

@@ -1,7 +1,7 @@
-"""The sender process: `run(cfg) -> exit status`.
+"""The sender process: `run(cfg) -> exit status` (engine/exit_codes.py).
 
-Event loop (uvloop when importable) with one order connection. The order ring is read without
-stalling the socket:
+Event loop (uvloop when importable) with one order connection (two for a moment while it is
+replaced, make-before-break). The order ring is read without stalling the socket:
   park (default): the ring's doorbell socket is registered with the loop; when the ring is
       empty the sender arms the doorbell and the loop sleeps in epoll until either the venue
       sends a frame or the quoter publishes (the quoter's commit writes the doorbell). Costs a
@@ -9,14 +9,17 @@ stalling the socket:
   busy-spin: a coroutine polls the ring and yields to the loop (`await asyncio.sleep(0)`)
       between empty polls: no wake-up latency, but it burns its core, so only on an isolated one.
 
-Safety net: SIGTERM/SIGINT, the kill switch, a quoter or feed heartbeat older than
-heartbeat_timeout_ms (once that role has been running), or a venue ban (418) stop intake and
-run openOrders.cancelAll on every instrument, then openOrders.status to confirm none is left,
-bounded by cancel_confirm_timeout_s and tried twice.
+The watch duty (every WATCH_S) keeps order truth: requests unanswered past order_timeout_ms
+become UNKNOWN and the venue is asked about them; in quiet moments open orders and balances
+are compared with the venue (reconcile_interval_s); the fill-ring backlog is flushed; the order
+connection is replaced before the venue's 24 h limit or on its serverShutdown notice.
 
-Exit status: 0 = stopped and every order confirmed gone (or dry run); 2 = bad configuration or
-credentials; 3 = stopped but open orders could not be confirmed gone (message on stderr);
-1 = unexpected error while setting up (rings, control segment).
+Safety net: SIGTERM/SIGINT, the kill switch, a quoter or feed heartbeat older than
+heartbeat_timeout_ms (once that role has been running), a venue ban (418) or a permanent
+refusal stop intake, cancel every order of ours (by id; openOrders.cancelAll only with
+sender.symbols_exclusive) and confirm with openOrders.status that none is left, bounded by
+cancel_confirm_timeout_s and tried twice. A sender that never reached the venue sent nothing
+and says so.
 """
 from __future__ import annotations
 
@@ -27,34 +30,41 @@ import signal
 import traceback
 from time import perf_counter_ns
 
+import msgspec
+
 from engine import proc
-from engine.control import (KILL_HEARTBEAT, KILL_VENUE_BAN, KILL_REASONS, STATE_FAILED, STATE_RUNNING,
-                            STATE_STOPPED, STATE_STOPPING, Control)
+from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
+                            LATCHED, STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING,
+                            Control)
+from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
+                               EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
 from engine.records import ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESUME, ORDER_DTYPE, packer
 from engine.ring.ring import Ring
 from engine.sender import keys
 from engine.sender.fills import FillWriter
-from engine.sender.gateway import HISTOGRAMS, GatewayError
-from engine.sender.state import COUNTS as BOOK_COUNTS
+from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
+from engine.sender.order_state import COUNTS as ORDER_COUNTS
+from engine.state_dir import resolve_tag
 
-EXIT_OK, EXIT_ERROR, EXIT_CONFIG, EXIT_ORDERS_LEFT = 0, 1, 2, 3
-WATCH_S = 0.05                 # heartbeat / kill switch / counters cadence
+WATCH_S = 0.05                 # heartbeat / kill switch / counters / order-truth cadence
 WATCHED_ROLES = ("quoter", "feed")
 BATCH = 64                     # intents handled per ring read
-
+PROCESS_COUNTERS = ("reconnects", "open_orders", "fills_written", "fills_delayed",
+                    "fills_backlog", "clock_offset_ms", "rtt_us", "bells", "connected_ever",
+                    "canceled_at_stop", "left_open", "in_flight")
 
 
 def _log(msg: str) -> None:
     proc.log("sender", msg)
 
 
-def make_gateway(cfg, creds, fills, hist, dry_run):
+def make_gateway(cfg, creds, fills, hist, dry_run, kill_addr=0):
     if cfg.sender.venue == "bybit":
         from engine.sender.bybit import BybitGateway
-        return BybitGateway(cfg, creds, fills, hist, dry_run)
+        return BybitGateway(cfg, creds, fills, hist, dry_run, kill_addr)
     from engine.sender.binance_gateway import BinanceGateway
-    return BinanceGateway(cfg, creds, fills, hist, dry_run)
+    return BinanceGateway(cfg, creds, fills, hist, dry_run, kill_addr)
 
 
 class Sender:
@@ -66,26 +76,26 @@ class Sender:
         self.ctl = ctl
         self.orders = orders
         self.fills = fills
-        self.gw = make_gateway(cfg, creds, fills, hist, self.scfg.dry_run)
+        self.gw = make_gateway(cfg, creds, fills, hist, self.scfg.dry_run, ctl.kill_addr)
         self.counters = ctl.counters("sender")
-        gw_names = list(self.gw.counts) + ["strangers_canceled"]
-        self.counter_names = (gw_names + list(BOOK_COUNTS)
-                              + ["reconnects", "open_orders", "fills_written", "fills_refused",
-                                 "clock_offset_ms", "rtt_us", "bells"])
+        self.counter_names = list(self.gw.counts) + list(ORDER_COUNTS) + list(PROCESS_COUNTERS)
         ctl.name_counters("sender", self.counter_names)
         self._unpack = packer(ORDER_DTYPE).unpack_from
         self._size = ORDER_DTYPE.itemsize
         self._stop: asyncio.Event | None = None
         self.stop_reason = ""
+        self.exit_on_stop = EXIT_OK         # what a confirmed stop exits with
         self._drain_scheduled = False
         self._reconnecting = False
         self._reconnect_task: asyncio.Task | None = None
-        self._ever_connected = False
         self._reconciling = False
+        self._rolling = False
         self._last_reconcile = 0.0
+        self._last_request_ns = 0
         self._seen_running: set[str] = set()
         self.reconnects = 0
         self.bells = 0
+        self.left_open = 0
         self.url = self.scfg.url
 
     # ---------------------------------------------------------------- ring intake (hot)
@@ -138,7 +148,7 @@ class Sender:
     def _stopping(self) -> bool:
         return self._stop is not None and self._stop.is_set()
 
-    # ---------------------------------------------------------------- watch duty (every 50 ms)
+    # ---------------------------------------------------------------- watch duty
     async def _watch(self) -> None:
         ctl, gw = self.ctl, self.gw
         timeout_ns = self.scfg.heartbeat_timeout_ms * 1_000_000
@@ -147,79 +157,121 @@ class Sender:
             ctl.beat("sender")
             self.orders.beat()
             self.fills.ring.beat()
+            self.fills.flush()
             self._publish_counters()
-            reason = ctl.killed()
-            if reason:
-                self.request_stop(f"kill switch ({KILL_REASONS.get(reason, reason)})")
-                break
-            for role in WATCHED_ROLES:
-                if not ctl.pid(role):
-                    continue
-                if ctl.role_info(role)["state"] == "running":
-                    self._seen_running.add(role)
-                if role in self._seen_running and ctl.heartbeat_age_ns(role) > timeout_ns:
-                    ctl.kill(KILL_HEARTBEAT)
-                    self.request_stop(f"{role} heartbeat older than "
-                                      f"{self.scfg.heartbeat_timeout_ms} ms")
-                    break
-            if gw.banned:
-                ctl.kill(KILL_VENUE_BAN)
-                self.request_stop("venue ban (418)")
-            if self._stopping():
+            if self._check_stop(timeout_ns):
                 break
             if not self.scfg.dry_run:
-                gw.periodic(loop.time())
-                if not gw.connected and not self._reconnecting:
-                    self._reconnecting = True
-                    self._reconnect_task = loop.create_task(self._reconnect())
-                elif (gw.ready and gw.book.needs_reconcile and not self._reconciling
-                      and loop.time() - self._last_reconcile > 1.0):
-                    self._reconciling = True
-                    loop.create_task(self._reconcile_mid_session())
-                if gw.ready and gw.deferred_cancels and not gw.blocked():
-                    gw.flush_deferred()
-                if gw.ready and self.orders.available() and not self._drain_scheduled:
-                    self._drain()    # records that arrived while blocked or paced
+                self._keep_order_truth(loop)
             await asyncio.sleep(WATCH_S)
+
+    def _check_stop(self, timeout_ns: int) -> bool:
+        ctl, gw = self.ctl, self.gw
+        reason = ctl.killed()
+        if reason:
+            self.exit_on_stop = EXIT_KILLED if reason in LATCHED else EXIT_OK
+            self.request_stop(f"kill switch ({KILL_REASONS.get(reason, reason)})")
+            return True
+        for role in WATCHED_ROLES:
+            if not ctl.pid(role):
+                continue
+            if ctl.role_info(role)["state"] == "running":
+                self._seen_running.add(role)
+            if role in self._seen_running and ctl.heartbeat_age_ns(role) > timeout_ns:
+                ctl.kill(KILL_HEARTBEAT)
+                self.exit_on_stop = EXIT_PEER_LOST
+                self.request_stop(f"{role} heartbeat older than "
+                                  f"{self.scfg.heartbeat_timeout_ms} ms")
+                return True
+        if gw.banned:
+            ctl.kill(KILL_VENUE_BAN)
+            self.exit_on_stop = EXIT_KILLED
+            self.request_stop("venue ban (418)")
+            return True
+        if gw.refusal:
+            ctl.kill(KILL_VENUE_REFUSED)
+            self.exit_on_stop = EXIT_KILLED
+            self.request_stop(gw.refusal)
+            return True
+        return False
+
+    def _keep_order_truth(self, loop) -> None:
+        gw = self.gw
+        now_ns = perf_counter_ns()
+        gw.periodic(loop.time())
+        if not gw.connected and not self._reconnecting:
+            self._reconnecting = True
+            self._reconnect_task = loop.create_task(self._reconnect())
+            return
+        gw.expire_requests(now_ns)
+        gw.retire_old_connections(now_ns)
+        gw.ask_about_unknown_orders()
+        if gw.in_flight():
+            self._last_request_ns = now_ns
+        quiet = now_ns - self._last_request_ns > self.scfg.quiet_ms * 1e6
+        every = self.scfg.reconcile_interval_s
+        if (gw.ready and quiet and every and not self._reconciling
+                and loop.time() - self._last_reconcile > every):
+            self._reconciling = True
+            loop.create_task(self._reconcile_mid_session())
+        if gw.ready and not self._rolling and (
+                gw.shutdown_notice or loop.time() - gw.connected_at > self.scfg.rollover_after_s):
+            self._rolling = True
+            loop.create_task(self._roll_over())
+        if gw.ready and gw.deferred_cancels and not gw.blocked():
+            gw.flush_deferred()
+        if gw.ready and self.orders.available() and not self._drain_scheduled:
+            self._drain()    # records that arrived while blocked or paced
 
     def _publish_counters(self) -> None:
         gw = self.gw
         values = dict(gw.counts)
-        values.update(gw.book.counts)
-        values.update(reconnects=self.reconnects, open_orders=gw.book.open_count(),
-                      fills_written=self.fills.written, fills_refused=self.fills.refused,
+        values.update(gw.orders.counts)
+        values.update(reconnects=self.reconnects, open_orders=gw.orders.open_count(),
+                      fills_written=self.fills.written, fills_delayed=self.fills.delayed,
+                      fills_backlog=len(self.fills.backlog),
                       clock_offset_ms=gw.clock_offset_ms, rtt_us=gw.rtt_ns // 1000,
-                      bells=self.bells)
+                      bells=self.bells, connected_ever=int(gw.connected_ever),
+                      canceled_at_stop=getattr(gw, "canceled_at_stop", 0),
+                      left_open=self.left_open, in_flight=gw.in_flight())
         c = self.counters
         for i, name in enumerate(self.counter_names):
             c[i] = values.get(name, 0)
 
     # ---------------------------------------------------------------- connection life
     async def _reconnect(self) -> None:
-        """Connect (logon inside), reconcile, then resume; exponential back-off with jitter."""
+        """Connect (logon inside), reconcile, then resume; exponential back-off with jitter,
+        one log line per attempt."""
         ceiling = self.scfg.reconnect_base_s
-        first = not self._ever_connected
+        first = not self.gw.connected_ever
+        attempt = 0
         try:
             while not self._stopping():
+                attempt += 1
                 try:
                     await self.gw.connect(self.url)
                     await self.gw.reconcile(full=True)
-                    self._ever_connected = True
                     if not first:
                         self.reconnects += 1
                     _log(f"{'connected' if first else 'reconnected'} to {self.url} "
-                         f"(auth {self.gw.auth if hasattr(self.gw, 'auth') else '?'}, "
-                         f"clock offset {self.gw.clock_offset_ms} ms, rtt "
-                         f"{self.gw.rtt_ns // 1000} us, {self.gw.book.open_count()} open orders)")
+                         f"(attempt {attempt}, auth {getattr(self.gw, 'auth', '?')}, clock "
+                         f"offset {self.gw.clock_offset_ms} ms, rtt {self.gw.rtt_ns // 1000} "
+                         f"us, {self.gw.orders.open_count()} open orders)")
                     if first:
                         self.ctl.set_state("sender", STATE_RUNNING)
                         proc.freeze_gc()
+                    self._last_reconcile = asyncio.get_running_loop().time()
                     self._drain()
+                    return
+                except VenueRefusal as e:
+                    self.gw.close()
+                    self.gw.refusal = str(e)
                     return
                 except GatewayError as e:
                     self.gw.close()
-                    _log(f"connect failed: {e}; retrying within {ceiling:.2f} s")
-                    await asyncio.sleep(random.uniform(0, ceiling))
+                    wait = random.uniform(0, ceiling)
+                    _log(f"connect attempt {attempt} failed: {e}; next in {wait:.2f} s")
+                    await asyncio.sleep(wait)
                     ceiling = min(ceiling * 2, self.scfg.reconnect_cap_s)
         finally:
             self._reconnecting = False
@@ -227,11 +279,23 @@ class Sender:
     async def _reconcile_mid_session(self) -> None:
         try:
             await self.gw.reconcile(full=False)
-        except GatewayError as e:
+        except (GatewayError, msgspec.DecodeError) as e:
             _log(f"reconcile failed: {e}")
         finally:
             self._last_reconcile = asyncio.get_running_loop().time()
             self._reconciling = False
+
+    async def _roll_over(self) -> None:
+        why = "serverShutdown notice" if self.gw.shutdown_notice else "connection age"
+        try:
+            await self.gw.roll_over(self.url)
+            self.gw.shutdown_notice = False
+            _log(f"order connection replaced ({why}), make-before-break")
+        except GatewayError as e:
+            _log(f"replacing the order connection ({why}) failed: {e}; trying again")
+            await asyncio.sleep(1.0)
+        finally:
+            self._rolling = False
 
     def request_stop(self, reason: str) -> None:
         if self._stop is not None and not self._stop.is_set():
@@ -267,11 +331,18 @@ class Sender:
                     t.cancel()
         _log(f"stopping: {self.stop_reason}")
         self.ctl.set_state("sender", STATE_STOPPING)
-        return await self.cancel_all_and_confirm()
+        rc = await self.cancel_all_and_confirm()
+        self._publish_counters()
+        return self.exit_on_stop if rc == EXIT_OK else rc
 
     async def cancel_all_and_confirm(self) -> int:
-        """The safety net: cancel everything, confirm nothing is open (bounded, tried twice)."""
+        """The safety net: cancel everything of ours, confirm nothing is open (bounded, tried
+        twice). A sender that never reached the venue sent nothing: nothing can rest."""
         if self.scfg.dry_run:
+            return EXIT_OK
+        gw = self.gw
+        if not gw.connected_ever and gw.counts["orders_sent"] == 0:
+            _log("never connected: nothing was sent")
             return EXIT_OK
         loop = asyncio.get_running_loop()
         budget = self.scfg.cancel_confirm_timeout_s
@@ -279,19 +350,21 @@ class Sender:
         for attempt in (1, 2):
             deadline = loop.time() + budget
             try:
-                if not self.gw.ready:      # never connected, lost, or stopped mid-logon
-                    self.gw.close()
-                    await asyncio.wait_for(self.gw.connect(self.url), budget)
-                left = await self.gw.cancel_everything(deadline)
+                if not gw.connected:       # lost, or stopped mid-logon
+                    gw.close()
+                    await asyncio.wait_for(gw.connect(self.url), budget)
+                left = await gw.cancel_everything(deadline)
             except (GatewayError, asyncio.TimeoutError) as e:
                 _log(f"cancel-all attempt {attempt}: {e}")
                 left = -1
+            self.left_open = left
             if left == 0:
-                _log("every order confirmed gone")
+                _log(f"{getattr(gw, 'canceled_at_stop', 0)} orders canceled at stop; every "
+                     f"order confirmed gone")
                 return EXIT_OK
             _log(f"cancel-all attempt {attempt}: "
                  f"{'could not confirm' if left < 0 else f'{left} orders still open'}")
-        _log("EXIT WITH ORDERS POSSIBLY RESTING: check the venue by hand")
+        _log("ORDERS MAY BE RESTING: cancel not confirmed; check the venue by hand")
         return EXIT_ORDERS_LEFT
 
 
@@ -304,7 +377,7 @@ def _new_loop() -> asyncio.AbstractEventLoop:
 
 
 def run(cfg) -> int:
-    """Run the sender until stopped; returns the exit status (module docstring)."""
+    """Run the sender until stopped; returns the exit status (engine/exit_codes.py)."""
     scfg = cfg.sender
     try:
         scfg.validate(cfg)
@@ -313,11 +386,16 @@ def run(cfg) -> int:
             raise ValueError("sender.url: empty; start a simulator (mm sim) and set "
                              "MM_ORDER_URL or sender.url")
         creds = keys.load(scfg, url or "ws://127.0.0.1/", os.environ)
-    except ValueError as e:           # CredentialError is a ValueError
+        cfg = msgspec.structs.replace(cfg, tag=resolve_tag(cfg))
+    except (ValueError, OSError) as e:           # CredentialError is a ValueError
         _log(str(e))
         return EXIT_CONFIG
     ctl = Control.open(cfg.instance)
     ctl.register("sender", scfg.core)
+    cleared = ctl.clear_transient_kill()
+    if cleared:
+        _log(f"cleared the transient kill reason of a previous life "
+             f"({KILL_REASONS.get(cleared, cleared)})")
     orders = fills_ring = hist = None
     rc = EXIT_ERROR
     loop = _new_loop()
@@ -330,7 +408,7 @@ def run(cfg) -> int:
         hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
         for w in proc.pin("sender", scfg.core):
             _log(w)
-        _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {scfg.auth} "
+        _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {scfg.auth} tag {cfg.tag} "
              f"credentials from {creds.source}; idle {scfg.idle or 'park'}")
         sender = Sender(cfg, ctl, orders, FillWriter(fills_ring), hist, creds)
         rc = loop.run_until_complete(sender.main())
@@ -339,7 +417,7 @@ def run(cfg) -> int:
         rc = EXIT_ERROR
     finally:
         loop.close()
-        ctl.deregister("sender", STATE_STOPPED if rc == EXIT_OK else STATE_FAILED)
+        ctl.deregister("sender", STATE_STOPPED if rc in (EXIT_OK, EXIT_PEER_LOST) else STATE_FAILED)
         for r in (orders, fills_ring):
             if r is not None:
                 r.close()
