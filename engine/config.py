@@ -40,7 +40,11 @@ class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     instance: str = "mm"          # shared-memory name prefix; two engines on a box need two names
-    tag: str = "mm"               # client order id prefix: <tag>-<update id>-<n>
+    tag: str = ""                 # client order id prefix: <tag>-<update id>-<n>; "" = a random
+                                  # tag chosen once per instance and kept in state_dir, so two
+                                  # instances on one account never take each other's orders
+    state_dir: str = ""           # what survives restarts (tag, rate windows); "" = $MM_STATE_DIR,
+                                  # $STATE_DIRECTORY (systemd), else ./state
     duration_s: float = 30.0      # mm run: stop after this long (0 = until SIGTERM)
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
     rings: RingsConfig = RingsConfig()
@@ -104,8 +108,9 @@ def _check(cfg: EngineConfig) -> None:
             raise ConfigError(f"rings.{name}.policy: expected 'drop' or 'block', got {rc.policy!r}")
     if not cfg.instruments:
         raise ConfigError("instruments: at least one instrument is needed")
-    if not (0 < len(cfg.tag) <= 8) or not cfg.tag.replace("_", "").isalnum():
-        raise ConfigError(f"tag: expected 1-8 of [A-Za-z0-9_], got {cfg.tag!r}")
+    if cfg.tag and (len(cfg.tag) > 8 or not cfg.tag.isalnum() or not cfg.tag.isascii()):
+        raise ConfigError(f"tag: expected 1-8 of [A-Za-z0-9] (or empty: chosen per instance), "
+                          f"got {cfg.tag!r}")
     if not 0 <= cfg.realtime_priority <= 99:
         raise ConfigError(f"realtime_priority: expected 0..99, got {cfg.realtime_priority}")
     if not 0 <= cfg.metrics_port <= 65535:

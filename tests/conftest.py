@@ -30,6 +30,14 @@ def instance():
 
 
 @pytest.fixture(scope="session", autouse=True)
+def _state_dir(tmp_path_factory):
+    """Engine processes keep their tag and rate windows in MM_STATE_DIR: a temporary one for
+    the whole run (subprocesses inherit it), never ./state."""
+    os.environ["MM_STATE_DIR"] = str(tmp_path_factory.mktemp("state"))
+    yield
+
+
+@pytest.fixture(scope="session", autouse=True)
 def _no_segments_left_behind():
     yield
     for name in list_segments():

@@ -68,7 +68,6 @@ class BinanceGateway(Gateway):
         self.auth = bn.AUTH_SESSION if s.auth == "ed25519" else bn.AUTH_HMAC
         self.enc = self._encoder(self.auth)
         self._cid = self.tag + b"-%d-%d"
-        self._cid_room = 36 - len(self.tag) - 2      # Binance: client ids up to 36 characters
         self._pexp = [i.pexp for i in self.instruments]
         self._qexp = [i.qexp for i in self.instruments]
         self._reconciled_once = False

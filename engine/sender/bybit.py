@@ -30,13 +30,19 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
 from engine.sender.binance import decimal_slot, scale_of
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
-from engine.sender.gateway import Gateway, GatewayError
+from engine.sender.gateway import Gateway, GatewayError, VenueRefusal
 from engine.sender.order_state import OPEN, PENDING_NEW
 from engine.sender.signing import bybit_auth_signature
 
 REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3
 ORDER_NOT_FOUND = 110001        # "order not exists or too late to cancel"
 SERVICE_UNKNOWN = (10016, 10019)  # internal error / service restarting: outcome unknown
+# auth refusals retrying cannot fix (Bybit v5 error codes)
+AUTH_REFUSALS = {10003: "the API key is invalid: check MM_API_KEY / sender.api_key_file",
+                 10004: "the signature is refused: check MM_API_SECRET / sender.api_secret_file "
+                        "belongs to MM_API_KEY",
+                 10005: "the key lacks the trade permission: enable it for this key",
+                 10010: "this IP is not whitelisted for the key"}
 AUTH_EXPIRES_MS = 10_000        # auth `expires` = now + this
 PING_EVERY_S = 20.0             # Bybit recommends an application ping every 20 s
 _TEXT = WSMsgType.TEXT
@@ -291,6 +297,9 @@ class BybitGateway(Gateway):
             r = await asyncio.wait_for(self._auth_waiter, self.scfg.request_timeout_s)
         except asyncio.TimeoutError:
             raise GatewayError("no answer to op auth") from None
+        if r.retCode in AUTH_REFUSALS:
+            raise VenueRefusal(f"auth refused: retCode {r.retCode} {r.retMsg!r}: "
+                               f"{AUTH_REFUSALS[r.retCode]}")
         if r.retCode != 0:
             raise GatewayError(f"auth refused: retCode {r.retCode} {r.retMsg!r}")
         self.rtt_ns = perf_counter_ns() - t0

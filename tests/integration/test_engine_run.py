@@ -7,6 +7,7 @@ import subprocess
 import sys
 import time
 import urllib.request
+from pathlib import Path
 
 import pytest
 
@@ -72,9 +73,11 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
     # did), never one the venue has not sent yet; n is the engine's order number.
     _wait(lambda: seen.extend(sim.open_orders()) or any(
         int(o["clientOrderId"].split("-")[1]) > 0 for o in seen), 30, "a tick-triggered order")
+    # the instance's own tag, chosen once and kept in its state directory
+    own = (Path(os.environ["MM_STATE_DIR"]) / f"{instance}.tag").read_text().strip()
     for o in seen:
         tag, u, n = o["clientOrderId"].split("-")
-        assert tag == "mm" and int(n) > 0
+        assert tag == own and int(n) > 0
         assert 0 <= int(u) <= sim.update_id(o["symbol"])
     metrics = urllib.request.urlopen(f"http://127.0.0.1:{p.metrics_port}/metrics",
                                      timeout=10).read().decode()

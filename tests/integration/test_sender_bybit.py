@@ -16,6 +16,9 @@ import time
 
 import pytest
 
+from engine.control import KILL_VENUE_REFUSED, Control
+from engine.exit_codes import EXIT_KILLED
+
 from engine import demo_keys
 from engine.config import EngineConfig
 from engine.records import FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, SIDE_BUY, SIDE_SELL
@@ -136,7 +139,7 @@ class BybitTradeFixture:
 
 def test_bybit_create_amend_cancel_reject_and_safety_net(instance):
     with BybitTradeFixture() as venue:
-        cfg = EngineConfig(instance=instance, sender={"venue": "bybit", "url": venue.url,
+        cfg = EngineConfig(instance=instance, tag="mm", sender={"venue": "bybit", "url": venue.url,
                                                       "reconnect_base_s": 0.05})
         q = QuoterEnd(cfg)
         try:
@@ -182,20 +185,24 @@ def test_bybit_create_amend_cancel_reject_and_safety_net(instance):
             q.close()
 
 
-def test_bybit_wrong_secret_is_refused_and_retried(instance):
+def test_bybit_wrong_secret_stops_with_what_to_fix(instance):
+    """A refused signature is not a retry loop: the sender says which setting to change, pulls
+    the kill switch (latched: a person fixes the key, then `mm resume`) and exits 4; it never
+    reached the venue, so nothing can rest."""
     with BybitTradeFixture(secret="not-the-demo-secret") as venue:
-        cfg = EngineConfig(instance=instance, sender={"venue": "bybit", "url": venue.url,
+        cfg = EngineConfig(instance=instance, tag="mm", sender={"venue": "bybit", "url": venue.url,
                                                       "reconnect_base_s": 0.05,
                                                       "reconnect_cap_s": 0.2})
         q = QuoterEnd(cfg)
         try:
             with SenderProcess(cfg) as sp:
-                deadline = time.monotonic() + 10
-                while sp.log().count("auth refused") < 2 and time.monotonic() < deadline:
-                    time.sleep(0.05)
-                assert "retCode 10004" in sp.log()
-                sp.terminate()
-                assert sp.wait(20) == 3          # never connected: cannot confirm anything
+                assert sp.wait(20) == EXIT_KILLED
+                log = sp.log()
+            assert log.count("auth refused") == 1 and "retCode 10004" in log
+            assert "MM_API_SECRET" in log and "never connected: nothing was sent" in log
             assert q.poll() == []
+            ctl = Control.attach(instance)
+            assert ctl.killed() == KILL_VENUE_REFUSED
+            ctl.close()
         finally:
             q.close()

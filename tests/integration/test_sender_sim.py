@@ -40,7 +40,7 @@ def sim():
 
 def engine_cfg(instance, sim, **sender):
     sender.setdefault("reconnect_base_s", 0.05)
-    return EngineConfig(instance=instance, sender={"url": sim.api_url, **sender})
+    return EngineConfig(instance=instance, tag="mm", sender={"url": sim.api_url, **sender})
 
 
 @pytest.fixture

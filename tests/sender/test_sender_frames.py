@@ -26,7 +26,7 @@ class ListSink:
 
 @pytest.fixture
 def gw():
-    cfg = EngineConfig(sender=SenderConfig(url="ws://127.0.0.1:1/ws-api/v3", auth="hmac"))
+    cfg = EngineConfig(tag="mm", sender=SenderConfig(url="ws://127.0.0.1:1/ws-api/v3", auth="hmac"))
     creds = keys.load(cfg.sender, cfg.sender.url, env={})
     g = BinanceGateway(cfg, creds, ListSink())
     return g
