@@ -72,7 +72,6 @@ class BinanceGateway(Gateway):
         self._qexp = [i.qexp for i in self.instruments]
         self._reconciled_once = False
         self.shutdown_notice = False        # serverShutdown seen: roll the connection over
-        self.canceled_at_stop = 0
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
@@ -137,6 +136,7 @@ class BinanceGateway(Gateway):
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["replaces_sent"] += 1
         elif action == ACTION_CANCEL_ALL:
+            self.mark_stop_cancels()
             t_signed = perf_counter_ns()
             self.cancel_ours([inst] if inst != ALL_INSTRUMENTS else range(len(self.instruments)))
             t_sent = perf_counter_ns()
@@ -555,7 +555,6 @@ class BinanceGateway(Gateway):
             for (inst, e), r in zip(ours, answers):
                 if isinstance(r, Exception) or r is None or r.status != 200:
                     continue
-                self.canceled_at_stop += 1
                 self.counts["cancels_sent"] += 1
                 o = self.orders.find(self.orders.order_id_of(e.clientOrderId))
                 if o is not None:

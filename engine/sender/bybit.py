@@ -123,7 +123,6 @@ class BybitGateway(Gateway):
         self._cid = self.tag + b"-%d-%d"
         self._auth_waiter: asyncio.Future | None = None
         self._last_ping = 0.0
-        self.canceled_at_stop = 0
 
     # ---------------------------------------------------------------- hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
@@ -131,6 +130,7 @@ class BybitGateway(Gateway):
         self.counts["intents"] += 1
         orders = self.orders
         if action == ACTION_CANCEL_ALL:
+            self.mark_stop_cancels()
             for o in list(orders.live.values()):
                 if (inst == ALL_INSTRUMENTS or o.instrument == inst) and o.state in (
                         PENDING_NEW, OPEN):

@@ -127,6 +127,7 @@ class Gateway:
         self._dry_log_budget = 0
         self._dry_log_second = 0
         self._position_seen: dict[int, int] = {}  # instrument -> venue position that differed
+        self._stop_cancel_base: int | None = None  # orders canceled before the stop began
         if hist is not None:
             (self._h_read, self._h_sign, self._h_send, self._h_r2w,
              self._h_t2o) = (hist.addr(n) for n in HISTOGRAMS)
@@ -414,6 +415,16 @@ class Gateway:
         if o is None:
             self.counts["unknown_intents"] += 1
         return o
+
+    def mark_stop_cancels(self) -> None:
+        """The stop began (the quoter's CANCEL_ALL or the safety net): count cancels from here."""
+        if self._stop_cancel_base is None:
+            self._stop_cancel_base = self.orders.counts["canceled"]
+
+    @property
+    def canceled_at_stop(self) -> int:
+        base = self._stop_cancel_base
+        return 0 if base is None else self.orders.counts["canceled"] - base
 
     # ---------------------------------------------------------------- position truth
     def check_position(self, inst: int, venue_qty: int, first: bool, settled: bool) -> None:

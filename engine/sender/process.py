@@ -232,7 +232,7 @@ class Sender:
                       fills_backlog=len(self.fills.backlog),
                       clock_offset_ms=gw.clock_offset_ms, rtt_us=gw.rtt_ns // 1000,
                       bells=self.bells, connected_ever=int(gw.connected_ever),
-                      canceled_at_stop=getattr(gw, "canceled_at_stop", 0),
+                      canceled_at_stop=gw.canceled_at_stop,
                       left_open=self.left_open, in_flight=gw.in_flight())
         c = self.counters
         for i, name in enumerate(self.counter_names):
@@ -341,6 +341,7 @@ class Sender:
         if self.scfg.dry_run:
             return EXIT_OK
         gw = self.gw
+        gw.mark_stop_cancels()
         if not gw.connected_ever and gw.counts["orders_sent"] == 0:
             _log("never connected: nothing was sent")
             return EXIT_OK
@@ -359,8 +360,8 @@ class Sender:
                 left = -1
             self.left_open = left
             if left == 0:
-                _log(f"{getattr(gw, 'canceled_at_stop', 0)} orders canceled at stop; every "
-                     f"order confirmed gone")
+                _log(f"{gw.canceled_at_stop} orders canceled at stop; every order confirmed "
+                     f"gone")
                 return EXIT_OK
             _log(f"cancel-all attempt {attempt}: "
                  f"{'could not confirm' if left < 0 else f'{left} orders still open'}")

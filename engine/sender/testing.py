@@ -82,14 +82,14 @@ class QuoterEnd:
 
     def intent(self, action: int, order_id: int, instrument: int = 0, side: int = 1,
                price: int = 0, qty: int = 0, orig_order_id: int = 0, update_id: int = 1,
-               post_only: int = 1) -> None:
+               post_only: int = 1, age_ns: int = 0) -> None:
         rec = np.zeros(1, ORDER_DTYPE)
         now = time.perf_counter_ns()
         rec["order_id"], rec["orig_order_id"], rec["instrument"] = order_id, orig_order_id, instrument
         rec["action"], rec["side"], rec["post_only"] = action, side, post_only
         rec["price"], rec["qty"], rec["update_id"] = price, qty, update_id
         rec["ts_arrival"] = rec["ts_md_published"] = rec["ts_quoter_read"] = now
-        rec["ts_published"] = time.perf_counter_ns()
+        rec["ts_published"] = time.perf_counter_ns() - age_ns
         if not self.orders.push(rec):
             raise RuntimeError("order ring refused the intent")
 

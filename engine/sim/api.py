@@ -350,7 +350,7 @@ class Api:
             raise ApiError(400, -1013, "Filter failure: NOTIONAL")
         return side == "BUY", type_, tif, price, qty, client_id, resp_type
 
-    def _place(self, book: Book, args: tuple) -> dict:
+    def _place(self, book: Book, args: tuple, actor: int = 0) -> dict:
         is_buy, type_, tif, price, qty, client_id, resp_type = args
         f = self.faults
         if f.reject_count > 0:
@@ -358,7 +358,7 @@ class Api:
             self.stats["rejects"] += 1
             raise ApiError(400, f.reject_code, f.reject_msg)
         order, fills = self.ex.place(book, is_buy, type_, tif, price, qty,
-                                     client_id or f"sim{self.ex._next_order_id}x")
+                                     client_id or f"sim{self.ex._next_order_id}x", actor)
         return self._order_response(order, resp_type, fills)
 
     @staticmethod
@@ -413,7 +413,7 @@ class Api:
 
     def _order_place(self, session, params):
         book = self._book(params)
-        return self._place(book, self._new_order_args(book, params))
+        return self._place(book, self._new_order_args(book, params), session.number)
 
     def _order_test(self, session, params):
         book = self._book(params)
@@ -479,7 +479,7 @@ class Api:
             cancel_err = {"code": e.code, "msg": e.msg}
         if cancel_err is None or mode == "ALLOW_FAILURE":
             try:
-                new_resp = self._place(book, args)
+                new_resp = self._place(book, args, session.number)
             except ApiError as e:
                 new_err = {"code": e.code, "msg": e.msg}
         data = {"cancelResult": "FAILURE" if cancel_err else "SUCCESS",

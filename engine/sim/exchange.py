@@ -118,8 +118,9 @@ class Exchange:
         self.by_client: dict[tuple[str, str], Order] = {}   # (symbol, client id) -> latest
         self.client_ids_used: set[str] = set()
         self.client_ids_reused = 0      # a client id placed twice (legal once finished; counted)
-        # (actor, client id) of every order canceled by a request, for tests that check who
-        # touched whose orders; actor is the API connection number (0 = the simulator itself)
+        # (actor, client id) of every order placed / canceled by a request, for tests that check
+        # who touched whose orders; actor is the API connection number (0 = the simulator)
+        self.place_log: list[tuple[int, str]] = []
         self.cancel_log: list[tuple[int, str]] = []
         self._next_order_id = 1
         self._next_exec_id = 1
@@ -159,7 +160,7 @@ class Exchange:
         return o
 
     def place(self, book: Book, is_buy: bool, type_: str, tif: str, price: int, qty: int,
-              client_id: str) -> tuple[Order, list[dict]]:
+              client_id: str, actor: int = 0) -> tuple[Order, list[dict]]:
         """Accept, rest or fill a validated order. Returns the order and its FULL `fills`."""
         for o in self.open[book.symbol].values():
             if o.client_id == client_id:
@@ -191,6 +192,7 @@ class Exchange:
         if client_id in self.client_ids_used:
             self.client_ids_reused += 1
         self.client_ids_used.add(client_id)
+        self.place_log.append((actor, client_id))
         self._report(o, "NEW")
         fills: list[dict] = []
         if crosses:

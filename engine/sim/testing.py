@@ -203,6 +203,10 @@ class SimThread:
         """(API connection number, client id) of every order canceled by a request."""
         return self._call(lambda: list(self._server.exchange.cancel_log))
 
+    def place_log(self) -> list[tuple[int, str]]:
+        """(API connection number, client id) of every order placed."""
+        return self._call(lambda: list(self._server.exchange.place_log))
+
     def order_status(self, symbol: str, client_id: str) -> dict | None:
         """The venue's record of an order by client id (open or finished), or None."""
         def get():

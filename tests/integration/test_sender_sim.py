@@ -239,7 +239,7 @@ def test_stopped_quoter_heartbeat_triggers_cancel_all(instance, sim, running):
 
 
 def test_dry_run_signs_logs_redacted_and_sends_nothing(instance, sim):
-    cfg = EngineConfig(instance=instance, sender={"url": sim.api_url, "dry_run": True,
+    cfg = EngineConfig(instance=instance, tag="mm", sender={"url": sim.api_url, "dry_run": True,
                                                   "auth": "hmac"})
     q = QuoterEnd(cfg)
     with SenderProcess(cfg) as sp:
@@ -286,7 +286,9 @@ def test_rate_limit_feedback_paces_then_backs_off(instance, sim, running):
     assert (r["kind"], r["error_code"]) == (FILL_REJECT, LOCAL_RATE_LIMITED)
     ctl = Control.attach(instance)
     deadline = time.monotonic() + 5
-    while ctl.counter_values("sender").get("rate_backoffs", 0) < 1 and time.monotonic() < deadline:
+    wanted = ("rate_paced", "rate_backoffs", "local_rejects")     # published every 50 ms
+    while (min(ctl.counter_values("sender").get(k, 0) for k in wanted) < 1
+           and time.monotonic() < deadline):
         time.sleep(0.05)
     counts = ctl.counter_values("sender")
     ctl.close()
@@ -295,3 +297,43 @@ def test_rate_limit_feedback_paces_then_backs_off(instance, sim, running):
     sp.terminate()
     assert sp.wait() == 0
     assert sim.open_orders() == []
+
+
+def test_server_shutdown_notice_replaces_the_connection_before_the_break(sim, running):
+    """Make-before-break: on the venue's serverShutdown notice the sender logs on a second
+    connection, moves to it, and retires the old one; resting orders stay managed and new
+    ones go out on the new connection."""
+    sp, q, _ = running(auth="hmac")
+    q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 1)
+    before = sim.stats()["api_connections"]
+    assert sim.announce_shutdown() == 1
+    _wait(lambda: "order connection replaced" in sp.log(), lambda: None, 10)
+    assert sim.stats()["api_connections"] == before + 1
+    _wait(lambda: sim.stats()["api_open"] == 1, lambda: None, 10)    # the old one retired
+    assert sim.stats()["api_open"] == 1
+    q.new(2, update_id=2, price=PX_50000 - 100, qty=QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 2)
+    q.cancel(1)
+    q.wait_fill(lambda r: r["kind"] == FILL_CANCELED and r["order_id"] == 1)
+    assert [o["clientOrderId"] for o in sim.open_orders()] == ["mm-2-2"]
+    sp.terminate()
+    assert sp.wait() == 0 and sim.open_orders() == []
+
+
+def test_stale_intents_and_the_kill_word_send_nothing(instance, sim, running):
+    from engine.control import KILL_OPERATOR
+    from engine.exit_codes import EXIT_KILLED
+    from engine.sender.fills import LOCAL_STALE_INTENT
+
+    sp, q, _ = running(auth="ed25519", max_intent_age_ms=100)
+    q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY, age_ns=500_000_000)
+    r = q.wait_fill(lambda r: r["order_id"] == 1)
+    assert (r["kind"], r["error_code"]) == (FILL_REJECT, LOCAL_STALE_INTENT)
+    ctl = Control.attach(instance)
+    ctl.kill(KILL_OPERATOR)
+    q.new(2, update_id=2, price=PX_50000, qty=QTY, side=SIDE_BUY)   # read before the watch
+    assert sp.wait(15) == EXIT_KILLED                                  # notices, or never
+    ctl.close()
+    placed = [cid for _, cid in sim.place_log()]
+    assert "mm-1-1" not in placed and "mm-2-2" not in placed

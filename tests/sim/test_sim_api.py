@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 import websockets
 from picows import WSListener, WSMsgType, ws_connect
-from _sim_client import ApiClient, order, signed
+from sim_client import ApiClient, order, signed
 
 from engine.sim import auth
 from engine.sim.testing import SimThread

@@ -6,7 +6,7 @@ import asyncio
 from decimal import Decimal
 
 import pytest
-from _sim_client import ApiClient, order
+from sim_client import ApiClient, order
 
 from engine.sim.chaos import KINDS, Chaos
 from engine.sim.testing import SimThread

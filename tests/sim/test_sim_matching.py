@@ -8,7 +8,7 @@ import random
 from decimal import Decimal
 
 import websockets
-from _sim_client import ApiClient, order
+from sim_client import ApiClient, order
 
 from engine.sim.testing import SimThread
 
