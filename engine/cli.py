@@ -89,6 +89,19 @@ def _cmd_layout(args) -> int:
     return 0
 
 
+def _cmd_doctor(args) -> int:
+    from engine.box.doctor import main
+
+    return main(_load_config(args), sys_root=args.sys_root, proc_root=args.proc_root,
+                unit_dir=args.unit_dir)
+
+
+def _cmd_alert(args) -> int:
+    from engine.box.alert import main
+
+    return main(args.unit, args.if_status)
+
+
 def _cmd_report(args) -> int:
     from engine.report import print_run_report
 
@@ -161,6 +174,20 @@ def main(argv: list[str] | None = None) -> int:
                                                     "directory (another machine's topology)")
     sp.add_argument("--nic", help="trading network interface (default: the default route's)")
     sp.set_defaults(fn=_cmd_layout)
+
+    sp = with_config(sub.add_parser("doctor", help="check this box against the config: "
+                                                    "isolation, IRQs, limits, clock, units"))
+    sp.add_argument("--sys-root", default="/", help="read sys/... below this directory")
+    sp.add_argument("--proc-root", default="/proc", help="read the proc files from here")
+    sp.add_argument("--unit-dir", default="/etc/systemd/system",
+                    help="where the mm units are installed")
+    sp.set_defaults(fn=_cmd_doctor)
+
+    sp = sub.add_parser("alert", help="log why an engine unit stopped (systemd OnFailure=)")
+    sp.add_argument("--unit", help="the unit (default: $MONITOR_UNIT set by systemd)")
+    sp.add_argument("--if-status", nargs="*", metavar="N",
+                    help="only when the process exited with one of these statuses")
+    sp.set_defaults(fn=_cmd_alert)
 
     sp = sub.add_parser("report", help="print the latency histograms of a finished run")
     sp.add_argument("run_dir", nargs="?", default="runs/latest")
