@@ -170,17 +170,25 @@ setting() {  # setting NAME: its value in the instance's env file (read, never s
   sed -n "s/^$1=//p" "$ENVFILE" | tail -n 1 | tr -d '"'"'"
 }
 # The venue URLs decide whether the layout keeps a core for the simulator.
-if ! LAYOUT=$(env -u MM_INSTANCE -u MM_SYMBOL MM_MD_URL="$(setting MM_MD_URL)" \
-              MM_ORDER_URL="$(setting MM_ORDER_URL)" "${MM[@]}" "${LAYOUT_ARGS[@]}"); then
-  die "mm layout failed (see above); fix the config, then re-run"
+status=0
+LAYOUT=$(env -u MM_INSTANCE -u MM_SYMBOL MM_MD_URL="$(setting MM_MD_URL)" \
+         MM_ORDER_URL="$(setting MM_ORDER_URL)" "${MM[@]}" "${LAYOUT_ARGS[@]}") || status=$?
+if [ "$status" = 2 ]; then
+  die "mm layout refused the config (see above); fix it, then re-run"
+elif [ "$status" != 0 ] && [ "$DRY" = 1 ] && [ ! -x "$VENV/bin/mm" ]; then
+  echo "would compute the layout with $VENV/bin/mm once installed ($PYTHON cannot run mm yet)"
+  echo "would write $UNIT_DIR/mm-{sender,quoter,feed}@$INSTANCE.service.d/layout.conf from it"
+  LAYOUT=""
+elif [ "$status" != 0 ]; then
+  die "mm layout failed (see above)"
 fi
 field() {  # field ROLE KEY: one value of the layout JSON
   printf '%s' "$LAYOUT" | "$JSON_PY" -c \
     'import json, sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2"
 }
-printf '%s' "$LAYOUT" | "$JSON_PY" -c \
+[ -z "$LAYOUT" ] || printf '%s' "$LAYOUT" | "$JSON_PY" -c \
   'import json, sys; [print("layout warning:", w) for w in json.load(sys.stdin)["warnings"]]'
-for role in sender quoter feed; do
+for role in ${LAYOUT:+sender quoter feed}; do
   core=$(field "$role" core)
   idle=$(field "$role" idle)
   dropin=$UNIT_DIR/mm-$role@$INSTANCE.service.d/layout.conf
