@@ -139,17 +139,6 @@ def usable_cpus(t: Topology, sys_root: str = "/") -> list[int]:
     return [c for c in t.online if c in allowed]
 
 
-def apply(cfg, lay: Layout):
-    """`cfg` with the layout's cores and idle strategies written into its sections."""
-    import msgspec
-
-    rep = msgspec.structs.replace
-    return rep(cfg,
-               feed=rep(cfg.feed, core=lay.cores["feed"]),
-               quoter=rep(cfg.quoter, core=lay.cores["quoter"], idle=lay.idle["quoter"]),
-               sender=rep(cfg.sender, core=lay.cores["sender"], idle=lay.idle["sender"]))
-
-
 def apply_env(cfg, role: str, env) -> object:
     """`cfg` with MM_CORE / MM_IDLE applied to `role`'s section: how a systemd unit's drop-in
     (written by deploy/install.sh from `mm layout`) hands one process its core and idle strategy.
