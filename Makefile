@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean shm-clean
+.PHONY: run test bench install clean shm-clean deploy-tools
 
 $(STAMP): pyproject.toml setup.py native/mm_native.c native/mm_ring.h
 	$(PYTHON) -m venv $(VENV)
@@ -22,6 +22,15 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m bench
+
+# Tools the deploy tests use when present (they skip without them): systemd-analyze, shellcheck.
+# Best effort, as root through apt; CI calls it, `make test` does not.
+deploy-tools:
+	@command -v systemd-analyze >/dev/null && command -v shellcheck >/dev/null || \
+	  { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && \
+	    { apt-get install -y -q systemd shellcheck >/dev/null 2>&1 || \
+	      { apt-get update -q >/dev/null 2>&1 && apt-get install -y -q systemd shellcheck >/dev/null 2>&1; }; }; } || \
+	  echo "deploy-tools: systemd-analyze/shellcheck not installed; their tests will be skipped"
 
 shm-clean: $(STAMP)
 	$(VENV)/bin/mm shm rm --all

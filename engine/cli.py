@@ -24,9 +24,14 @@ def _load_config(args):
 
 def _process(role: str):
     def run(args) -> int:
-        from engine import proc
+        from engine import layout, proc
 
         cfg = _load_config(args)
+        try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
+            cfg = layout.apply_env(cfg, role, os.environ)
+        except ValueError as e:
+            print(f"mm {role}: {e}", file=sys.stderr)
+            raise SystemExit(2)
         # Process-wide settings that only the process itself can apply, before any work.
         if cfg.lock_memory and (err := proc.lock_memory()):
             proc.log(role, err)
@@ -67,6 +72,34 @@ def _cmd_kill(args) -> int:
     print("kill switch set" if first else f"kill switch was already set (reason {ctl.killed()})")
     ctl.close()
     return 0
+
+
+def _cmd_layout(args) -> int:
+    import json
+
+    from engine import layout
+
+    cfg = _load_config(args)
+    try:
+        lay = layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
+    except ValueError as e:
+        print(f"mm layout: {e}", file=sys.stderr)
+        return 2
+    print(json.dumps(lay.to_json(), indent=2))
+    return 0
+
+
+def _cmd_doctor(args) -> int:
+    from engine.box.doctor import main
+
+    return main(_load_config(args), sys_root=args.sys_root, proc_root=args.proc_root,
+                unit_dir=args.unit_dir)
+
+
+def _cmd_alert(args) -> int:
+    from engine.box.alert import main
+
+    return main(args.unit, args.if_status)
 
 
 def _cmd_report(args) -> int:
@@ -134,6 +167,27 @@ def main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("kill", help="set the kill switch: cancel everything and stop quoting")
     sp.add_argument("--instance", default=default_instance)
     sp.set_defaults(fn=_cmd_kill)
+
+    sp = with_config(sub.add_parser("layout", help="print the cores and idle strategies the "
+                                                    "engine would use on this box (JSON)"))
+    sp.add_argument("--sys-root", default="/", help="read sys/devices/system/... below this "
+                                                    "directory (another machine's topology)")
+    sp.add_argument("--nic", help="trading network interface (default: the default route's)")
+    sp.set_defaults(fn=_cmd_layout)
+
+    sp = with_config(sub.add_parser("doctor", help="check this box against the config: "
+                                                    "isolation, IRQs, limits, clock, units"))
+    sp.add_argument("--sys-root", default="/", help="read sys/... below this directory")
+    sp.add_argument("--proc-root", default="/proc", help="read the proc files from here")
+    sp.add_argument("--unit-dir", default="/etc/systemd/system",
+                    help="where the mm units are installed")
+    sp.set_defaults(fn=_cmd_doctor)
+
+    sp = sub.add_parser("alert", help="log why an engine unit stopped (systemd OnFailure=)")
+    sp.add_argument("--unit", help="the unit (default: $MONITOR_UNIT set by systemd)")
+    sp.add_argument("--if-status", nargs="*", metavar="N",
+                    help="only when the process exited with one of these statuses")
+    sp.set_defaults(fn=_cmd_alert)
 
     sp = sub.add_parser("report", help="print the latency histograms of a finished run")
     sp.add_argument("run_dir", nargs="?", default="runs/latest")

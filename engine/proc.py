@@ -6,32 +6,31 @@ import gc
 import os
 import sys
 
+from engine.box.topology import format_cpu_list, isolated_cpus, online_cpus
+
 
 def isolated_cores() -> set[int]:
-    """CPUs listed in /sys/devices/system/cpu/isolated (kernel isolcpus=)."""
-    try:
-        text = open("/sys/devices/system/cpu/isolated").read().strip()
-    except OSError:
-        return set()
-    out: set[int] = set()
-    for part in filter(None, text.split(",")):
-        lo, _, hi = part.partition("-")
-        out.update(range(int(lo), int(hi or lo) + 1))
-    return out
+    """CPUs the kernel isolated (isolcpus=), from /sys/devices/system/cpu/isolated."""
+    return isolated_cpus()
 
 
 def pin(role: str, core: int) -> list[str]:
-    """Pin this process to `core` (-1: leave it). Returns warnings for the caller to log."""
+    """Pin this process to `core` (-1: leave it). Returns warnings for the caller to log.
+
+    An isolated core is accepted although no default affinity lists it (isolcpus keeps it out
+    of them); a core that is not online is refused with the role's config field named."""
     warnings: list[str] = []
     if core < 0:
         return warnings
-    if core >= (os.cpu_count() or 1):
-        raise ValueError(f"{role}.core: CPU {core} does not exist (this box has {os.cpu_count()})")
+    online = online_cpus()
+    if core not in online:
+        raise ValueError(f"{role}.core: CPU {core} is not online here "
+                         f"(online: {format_cpu_list(online)})")
     os.sched_setaffinity(0, {core})
     iso = isolated_cores()
     if core not in iso:
-        warnings.append(f"{role}: core {core} is not isolated (isolcpus={sorted(iso) or 'none'}); "
-                        f"expect scheduler noise in the tail")
+        warnings.append(f"{role}: core {core} is not isolated (isolcpus="
+                        f"{format_cpu_list(iso) or 'none'}); expect scheduler noise in the tail")
     return warnings
 
 

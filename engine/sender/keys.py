@@ -1,7 +1,8 @@
 """API credentials: loaded once at start, held only in this process's private memory.
 
 Sources, first found wins: files named in [sender] (api_key_file, api_secret_file,
-ed25519_key_file), then the environment (MM_API_KEY, MM_API_SECRET, MM_ED25519_KEY_FILE), then
+ed25519_key_file), then the unit's systemd credentials (with_systemd_credentials), then the
+environment (MM_API_KEY, MM_API_SECRET, MM_ED25519_KEY_FILE), then
 the public demo credentials of engine.demo_keys - and those only when the order URL points at
 a loopback host (the local simulator). Credential files readable by group or others are refused.
 Secrets are wrapped in `Secret`, whose repr and str are "***", so a stray log line, f-string or
@@ -72,7 +73,7 @@ def read_secret_file(path: str, what: str) -> str:
         st = os.stat(path)
     except OSError as e:
         raise CredentialError(f"{what}: cannot read {path} ({e.strerror})") from None
-    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO):
+    if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not is_systemd_credential(path):
         raise CredentialError(f"{what}: {path} is accessible by group or others "
                               f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
     with open(path, "rb") as f:
@@ -104,9 +105,34 @@ def demo_ed25519_key():
     return Ed25519PrivateKey.from_private_bytes(demo_keys.DEMO_ED25519_SEED)
 
 
+# systemd credentials of the sender's unit (deploy/mm-sender@.service:
+# LoadCredential=mm:/etc/mm/credentials/<instance>), one file per config field.
+SYSTEMD_CREDENTIALS = {"api_key_file": "mm_api_key", "api_secret_file": "mm_api_secret",
+                       "ed25519_key_file": "mm_ed25519_key"}
+
+
+def with_systemd_credentials(sender_cfg, env):
+    """`sender_cfg` with its empty *_file fields pointed at the unit's systemd credentials
+    ($CREDENTIALS_DIRECTORY/mm_api_key, mm_api_secret, mm_ed25519_key) that exist."""
+    import msgspec
+
+    where = env.get("CREDENTIALS_DIRECTORY", "")
+    found = {f: os.path.join(where, name) for f, name in SYSTEMD_CREDENTIALS.items()
+             if where and not getattr(sender_cfg, f) and os.path.isfile(os.path.join(where, name))}
+    return msgspec.structs.replace(sender_cfg, **found) if found else sender_cfg
+
+
+def is_systemd_credential(path: str) -> bool:
+    """True for a file in this process's $CREDENTIALS_DIRECTORY: systemd makes those readable by
+    the unit's user alone, with an ACL whose mask shows up as group bits in the mode."""
+    where = os.environ.get("CREDENTIALS_DIRECTORY", "")
+    return bool(where) and os.path.dirname(os.path.realpath(path)) == os.path.realpath(where)
+
+
 def load(sender_cfg, url: str, env=None) -> Credentials:
     """Credentials for `sender_cfg.auth` against `url`; CredentialError when none or unsafe."""
     env = os.environ if env is None else env
+    sender_cfg = with_systemd_credentials(sender_cfg, env)
     need_ed = sender_cfg.venue == "binance" and sender_cfg.auth == "ed25519"
     key = secret = None
     source = ""
