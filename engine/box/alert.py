@@ -14,13 +14,18 @@ from __future__ import annotations
 import os
 import sys
 
-# What each exit status of an engine process means to the person paged (engine exit codes).
+from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_ORDERS_LEFT,
+                               EXIT_PEER_LOST)
+
+# What each exit status of an engine process (engine/exit_codes.py) means to the person paged.
 MEANING = {
-    "1": "unexpected error; see `journalctl -u {unit}`",
-    "2": "bad configuration or credentials; fix them, then `systemctl restart {unit}`",
-    "3": "open orders could NOT be confirmed canceled; check the venue now",
-    "4": "stopped by the kill switch; stays down until `mm resume --instance {instance}`",
-    "5": "a peer process of the instance was lost and restarts did not bring it back",
+    str(EXIT_ERROR): "unexpected error; see `journalctl -u {unit}`",
+    str(EXIT_CONFIG): "bad configuration or credentials; fix them, then `systemctl restart {unit}`",
+    str(EXIT_ORDERS_LEFT): "open orders could NOT be confirmed canceled; check the venue now",
+    str(EXIT_KILLED): "stopped by the kill switch; stays down until `mm resume --instance "
+                      "{instance}`",
+    str(EXIT_PEER_LOST): "a peer process of the instance was lost and restarts did not bring "
+                         "it back",
 }
 
 
