@@ -80,7 +80,8 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
                                      timeout=10).read().decode()
     for role in ("feed", "quoter", "sender"):
         assert f'mm_process_up{{role="{role}"}} 1.0' in metrics
-    assert 'mm_latency_seconds{hop="sender.tick_to_order",quantile="0.99"}' in metrics
+    assert 'mm_hop_latency_seconds{hop="sender.tick_to_order",quantile="0.99"}' in metrics
+    assert 'mm_sender_orders_sent_total ' in metrics
     assert 'mm_ring_written_total{ring="md"}' in metrics
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, p.stdout.read()
