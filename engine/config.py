@@ -212,7 +212,8 @@ def explain(err: msgspec.ValidationError, raw: dict) -> str:
         else:
             parts[-1:] = [f"{parts[-1]}[{index}]"] if parts else [f"[{index}]"]
             hint = typing.get_args(_strip(hint))[0] if hint is not None else None
-            value = value[int(index)] if isinstance(value, list) and int(index) < len(value) else None
+            in_list = isinstance(value, list) and int(index) < len(value)
+            value = value[int(index)] if in_list else None
     field = ".".join(parts)
     unknown = _UNKNOWN_RE.match(what)
     if unknown:

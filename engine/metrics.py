@@ -101,7 +101,8 @@ class InstanceCollector:
             for name, value in units.plain(counters).items():
                 metric, gauge, divisor = counter_metric(role, name)
                 help_text = f"{role} counter {name}"
-                fam = gauge_family(metric, help_text) if gauge else counter_family(metric, help_text)
+                family = gauge_family if gauge else counter_family
+                fam = family(metric, help_text)
                 fam.add_metric([], value / divisor if divisor != 1.0 else value)
                 yield fam
 

@@ -285,7 +285,8 @@ class Supervisor:
                 return True
             time.sleep(0.02)
         if self.deadline is not None and time.monotonic() >= self.deadline:
-            self.stop_reason = f"duration {self.duration_s:g} s elapsed before the {role} was running"
+            self.stop_reason = (f"duration {self.duration_s:g} s elapsed before the {role} was "
+                                f"running")
             self.ctl.kill(KILL_SHUTDOWN)
         else:
             self.stop_reason = f"{role} did not reach running state in {START_TIMEOUT_S:g} s"

@@ -101,7 +101,8 @@ def fetch(cfg, url: str, timeout_s: float = TIMEOUT_S) -> Listing:
     body = doc.get("result", doc) if isinstance(doc, dict) else doc
     try:
         info = msgspec.convert(body, ExchangeInfo)
-        listed = {s.symbol: (instrument_of(s), s.status) for s in info.symbols if s.symbol in symbols}
+        listed = {s.symbol: (instrument_of(s), s.status) for s in info.symbols
+                  if s.symbol in symbols}
     except (msgspec.ValidationError, ValueError) as e:
         raise VenueRefused(f"exchangeInfo at {url}: unreadable answer ({e})") from None
     return Listing(venue, url, listed)

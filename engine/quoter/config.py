@@ -43,7 +43,8 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_notional: DecimalStr = "1000"  # |position| * price limit, quote units
     stale_after_ms: int = 3000    # no book update for this long: pull quotes until fresh data
     price_band_bps: float = 50.0  # never quote further than this from the current mid
-    max_drawdown: DecimalStr = "1000"  # peak-to-trough MTM PnL limit, quote units (0 = off): kill switch
+    max_drawdown: DecimalStr = "1000"  # peak-to-trough MTM PnL limit, quote units (0 = off):
+                                  # kill switch
     rate_per_10s: int = 40        # new/replace orders per any 10 s window (Binance ORDERS: 50)
     rate_per_day: int = 150_000   # new/replace orders per any 24 h window (Binance: 160000)
 

@@ -32,8 +32,8 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     ed25519_key_file: str = ""    # PEM Ed25519 private key (else env MM_ED25519_KEY_FILE)
     recv_window_ms: int = 5000    # recvWindow sent with signed requests (venue max 60000)
     resp_type: RespType = "ACK"   # newOrderRespType: ACK (fastest) | RESULT
-    replace_mode: ReplaceMode = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order filled or gone)
-                                  # must not add a new order on top of the fill
+    replace_mode: ReplaceMode = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order
+                                  # filled or gone) must not add a new order on top of the fill
     dry_run: bool = False         # sign + encode + log (redacted), never connect, never send
     dry_run_log_per_s: int = 5    # at most this many dry-run lines per second
     heartbeat_timeout_ms: int = 1000  # quoter/feed heartbeat older than this: cancel all and exit
@@ -42,7 +42,7 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_timeout_s: float = 5.0  # set-up requests (logon, time, status) answer within this
     reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
     reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
-    bybit_category: BybitCategory = "spot"  # Bybit v5 category of the instruments (spot | linear | inverse)
+    bybit_category: BybitCategory = "spot"  # Bybit v5 category: spot | linear | inverse
     rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
     core: int = -1                # CPU to pin to (-1: unpinned)
     idle: Idle = ""               # park (doorbell wake-up) | busy-spin (own core only); "" = park

@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 
 import pytest
@@ -13,15 +12,9 @@ import pytest
 from engine.control import Control
 from engine.ring.segment import list_segments
 from engine.sim.testing import SimThread
+from run_support import wait_until as _wait
 
 
-def _wait(cond, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture

@@ -15,6 +15,7 @@ import pytest
 from engine.instruments import Instrument
 from engine.ring.segment import list_segments
 from engine.sim.testing import SimThread
+from run_support import wait_until
 
 
 def _env(**mm):
@@ -38,13 +39,6 @@ def _closed_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait(cond, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 def test_hmac_keys_from_the_environment_trade_the_venue(tmp_path, instance, monkeypatch):
@@ -62,7 +56,7 @@ def test_hmac_keys_from_the_environment_trade_the_venue(tmp_path, instance, monk
                                   instance, "--duration", "0", "--run-dir",
                                   str(tmp_path / "run")], env=env, stdout=f, stderr=f)
         try:
-            _wait(lambda: sim.open_orders() or p.poll() is not None, 90, "orders resting")
+            wait_until(lambda: sim.open_orders() or p.poll() is not None, 90, "orders resting")
             assert sim.open_orders(), log.read_text()
             p.send_signal(signal.SIGTERM)
             assert p.wait(60) == 0, log.read_text()

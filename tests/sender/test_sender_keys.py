@@ -160,5 +160,6 @@ def test_demo_keys_on_loopback_keep_the_ed25519_session_unless_hmac_is_asked():
 
 
 def test_a_plan_prints_no_secret():
-    p = keys.check(SenderConfig(), REMOTE, env={"MM_API_KEY": "KEY123", "MM_API_SECRET": "TOPSECRET"})
+    p = keys.check(SenderConfig(), REMOTE,
+                   env={"MM_API_KEY": "KEY123", "MM_API_SECRET": "TOPSECRET"})
     assert "TOPSECRET" not in repr(p) and "KEY123" not in repr(p)

@@ -75,14 +75,6 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     ('[feed]\nvenue = "kraken"\n', "feed.venue: expected one of binance, binance-sbe, bybit, okx"),
     ('[quoter]\nfair_value = "last"\n', "quoter.fair_value: expected one of mid, micro; got 'last'"),
     ('[rings.md]\ncapacity = 64\npolicy = "lose"\n', "rings.md.policy: expected one of drop, block"),
-])
-def test_a_wrong_choice_lists_the_valid_ones(tmp_path, text, message):
-    with pytest.raises(config.ConfigError) as e:
-        config.load(_write(tmp_path, text), env={})
-    assert str(e.value).startswith(message)
-
-
-@pytest.mark.parametrize("text, message", [
     ("[quoter]\norder_size = 0.001\n", 'quoter.order_size: expected a decimal string like '
                                        '"0.001" (quote it in TOML), got float 0.001'),
     ("[quoter]\nmax_position_by_symbol = { BTCUSDT = 1 }\n",
@@ -94,7 +86,8 @@ def test_a_wrong_choice_lists_the_valid_ones(tmp_path, text, message):
     ("[feed]\nconnections = 'two'\n", "feed.connections: expected int, got str 'two'"),
     ("bogus = 1\n", "bogus: unknown setting"),
 ])
-def test_type_errors_name_the_field_and_the_fix(tmp_path, text, message):
+def test_errors_name_the_field_and_the_fix(tmp_path, text, message):
+    """A wrong choice lists the valid ones; a number meant as a decimal says to quote it."""
     with pytest.raises(config.ConfigError) as e:
         config.load(_write(tmp_path, text), env={})
     assert str(e.value).startswith(message)
