@@ -396,7 +396,8 @@ class Supervisor:
             self._note_progress()
             self.sender_counters = self.ctl.counter_values("sender")
             self.ctl.set_state("supervisor", STATE_STOPPED)
-        log(f"stopped ({self.stop_reason}); exit statuses {codes}")
+        if codes or self.sim is not None:
+            log(f"stopped ({self.stop_reason}); exit statuses {codes}")
         return codes
 
     def _rescue_cancel(self, died_with: int) -> int:
