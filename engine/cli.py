@@ -8,30 +8,36 @@ import sys
 
 
 def _load_config(args):
+    """(config, the instrument filters the user wrote per symbol); exit 2 on a bad config."""
     from engine import config
 
     try:
-        cfg = config.load(args.config)
+        cfg, configured = config.load_with_sources(args.config)
+        if getattr(args, "instance", None):
+            import msgspec
+
+            cfg = msgspec.structs.replace(cfg, instance=args.instance)
+            config.check(cfg)
     except config.ConfigError as e:
         print(f"mm: {e}", file=sys.stderr)
         raise SystemExit(2)
-    if getattr(args, "instance", None):
-        import msgspec
-
-        cfg = msgspec.structs.replace(cfg, instance=args.instance)
-    return cfg
+    return cfg, configured
 
 
 def _process(role: str):
     def run(args) -> int:
         from engine import layout, proc
 
-        cfg = _load_config(args)
+        cfg, configured = _load_config(args)
         try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
             cfg = layout.apply_env(cfg, role, os.environ)
         except ValueError as e:
             print(f"mm {role}: {e}", file=sys.stderr)
             raise SystemExit(2)
+        if not args.venue_checked:       # started alone (systemd): ask the venue itself
+            cfg = _instruments_for_process(role, cfg, configured)
+            if isinstance(cfg, int):
+                return cfg
         # Process-wide settings that only the process itself can apply, before any work.
         if cfg.lock_memory and (err := proc.lock_memory()):
             proc.log(role, err)
@@ -40,11 +46,35 @@ def _process(role: str):
     return run
 
 
+def _instruments_for_process(role: str, cfg, configured):
+    """The config with the venue's instrument filters, published for mm status; or the exit
+    status: 2 when the venue refuses the config, 1 when it cannot be reached (systemd retries)."""
+    import time
+
+    from engine import instance_info, proc
+    from engine.venue_info import TIMEOUT_S, VenueRefused, instruments_from_venue
+
+    try:
+        new = instruments_from_venue(cfg, configured, lambda m: proc.log(role, m),
+                                     deadline=time.monotonic() + 6 * TIMEOUT_S)
+    except VenueRefused as e:
+        proc.log(role, f"error: {e}")
+        return 2
+    if new is None:
+        return 1
+    try:
+        instance_info.publish(new.instance, instance_info.of_config(new))
+    except RuntimeError as e:          # SegmentError: mm status shows raw units then
+        proc.log(role, f"warning: instrument table not published: {e}")
+    return new
+
+
 def _cmd_run(args) -> int:
     from engine.supervisor import Supervisor
 
-    cfg = _load_config(args)
-    return Supervisor(cfg, duration_s=args.duration, run_dir=args.run_dir).run()
+    cfg, configured = _load_config(args)
+    return Supervisor(cfg, duration_s=args.duration, run_dir=args.run_dir,
+                      configured=configured).run()
 
 
 def _cmd_sim(argv: list[str]) -> int:
@@ -115,18 +145,14 @@ def _cmd_metrics(args) -> int:
 
 
 def _cmd_shm(args) -> int:
-    from engine.ring.segment import SHM_DIR, list_segments, unlink
+    from engine import shm_admin
 
-    names = list_segments(None if args.all else args.instance)
+    instance = None if args.all else args.instance
     if args.action == "ls":
-        for n in names:
-            st = os.stat(SHM_DIR + n)
-            print(f"{n}\t{st.st_size}\t{oct(st.st_mode & 0o777)}")
+        for line in shm_admin.list_lines(instance):
+            print(line)
         return 0
-    for n in names:
-        unlink(n)
-        print(f"removed {n}")
-    return 0
+    return shm_admin.remove(instance, force=args.force)
 
 
 def _cmd_ring_demo(args) -> int:
@@ -135,8 +161,39 @@ def _cmd_ring_demo(args) -> int:
     return main(args.records)
 
 
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("mm-engine")
+    except PackageNotFoundError:       # run from a checkout that was never installed
+        return "unknown (not installed: pip install -e .)"
+
+
+def _environment_help() -> str:
+    from engine.config import ENV_VARS
+
+    width = max(len(name) for name, _ in ENV_VARS)
+    return "environment (overrides the config file):\n" + "\n".join(
+        f"  {name:<{width}}  {text}" for name, text in ENV_VARS)
+
+
 def main(argv: list[str] | None = None) -> int:
+    try:
+        status = _main(argv)
+        sys.stdout.flush()               # here, where a closed pipe can still be handled
+        return status
+    except BrokenPipeError:
+        # `mm report | head`: the reader left. Point stdout at /dev/null so the interpreter's
+        # final flush does not raise again, and exit like a process killed by SIGPIPE would.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 141
+
+
+def _main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="mm", description="low-latency market-maker engine")
+    p.add_argument("--version", action="version", version=f"mm {_version()}")
     sub = p.add_subparsers(dest="cmd", required=True)
 
     def with_config(sp):
@@ -144,15 +201,21 @@ def main(argv: list[str] | None = None) -> int:
         sp.add_argument("--instance", help="instance name (overrides config and MM_INSTANCE)")
         return sp
 
-    sp = with_config(sub.add_parser("run", help="start the whole engine (default: against the "
-                                                "embedded simulator), then print the latency report"))
+    sp = with_config(sub.add_parser(
+        "run", help="start the whole engine (default: against the embedded simulator), then "
+                    "print the latency report", epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter))
     sp.add_argument("--duration", type=float, default=None, help="seconds (0 = until SIGTERM)")
     sp.add_argument("--run-dir", default=None, help="where to write histograms and the report")
     sp.set_defaults(fn=_cmd_run)
 
     for role in ("feed", "quoter", "sender"):
-        with_config(sub.add_parser(role, help=f"run the {role} process alone (systemd units)")
-                    ).set_defaults(fn=_process(role))
+        sp = with_config(sub.add_parser(role, help=f"run the {role} process alone (systemd "
+                                                   f"units)", epilog=_environment_help(),
+                                        formatter_class=argparse.RawDescriptionHelpFormatter))
+        # Set by mm run: the config file's instruments already come from the venue.
+        sp.add_argument("--venue-checked", action="store_true", help=argparse.SUPPRESS)
+        sp.set_defaults(fn=_process(role))
 
     # Listed for `mm --help` only: `mm sim ...` is handed to the simulator's own parser below.
     sub.add_parser("sim", help="run the local exchange simulator (mm sim --help)", add_help=False)
@@ -190,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     sp.set_defaults(fn=_cmd_alert)
 
     sp = sub.add_parser("report", help="print the latency histograms of a finished run")
-    sp.add_argument("run_dir", nargs="?", default="runs/latest")
+    sp.add_argument("run_dir", nargs="?",
+                    default=os.path.join("runs", "latest"))
     sp.set_defaults(fn=_cmd_report)
 
     sp = sub.add_parser("metrics", help="serve Prometheus metrics of a running instance")
@@ -203,6 +267,9 @@ def main(argv: list[str] | None = None) -> int:
     sp.add_argument("action", choices=["ls", "rm"])
     sp.add_argument("--instance", default=default_instance)
     sp.add_argument("--all", action="store_true", help="every engine instance on this box")
+    sp.add_argument("--force", action="store_true",
+                    help="rm: remove a running instance's segments too (mm kill and mm status "
+                         "then no longer reach it while it keeps trading)")
     sp.set_defaults(fn=_cmd_shm)
 
     sp = sub.add_parser("ring-demo", help="pass records between two processes through a ring")

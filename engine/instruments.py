@@ -7,8 +7,13 @@ valid price is an integer number of ticks and no float ever touches a price.
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Annotated
 
 import msgspec
+
+# A decimal number written as a string ("0.001"): exact, never a binary float. The config
+# loader recognises the annotation and tells a user who wrote 0.001 to quote it.
+DecimalStr = Annotated[str, msgspec.Meta(description="decimal string")]
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -16,9 +21,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     symbol: str                  # venue symbol, e.g. "BTCUSDT" (Binance/Bybit) or "BTC-USDT" (OKX)
     base: str = ""               # base asset, e.g. "BTC" (balances)
     quote: str = ""              # quote asset, e.g. "USDT"
-    tick_size: str = "0.01"      # PRICE_FILTER tickSize, as a decimal string
-    lot_size: str = "0.00001"    # LOT_SIZE stepSize
-    min_notional: str = "5"      # NOTIONAL minNotional, in quote currency
+    tick_size: DecimalStr = "0.01"    # PRICE_FILTER tickSize, as a decimal string
+    lot_size: DecimalStr = "0.00001"  # LOT_SIZE stepSize
+    min_notional: DecimalStr = "5"    # NOTIONAL minNotional, in quote currency
     price_exp: int | None = None  # fixed-point exponent of prices (default: -decimals of tick)
     qty_exp: int | None = None    # fixed-point exponent of quantities (default: -decimals of lot)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from engine import instance_info
 from engine.control import KILL_REASONS, ROLES, Control
 from engine.latency.histogram import HistogramSet
 from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
@@ -11,7 +12,7 @@ from engine.ring import Ring
 from engine.ring.segment import SegmentError
 
 RINGS = (("md", MD_DTYPE), ("orders", ORDER_DTYPE), ("fills", FILL_DTYPE))
-HOP_QS = (50, 99, 99.9)
+HOP_QS = (50, 99, 99.9)          # percentiles shown live (mm status, metrics quantiles)
 
 
 class InstanceView:
@@ -21,6 +22,7 @@ class InstanceView:
         self.rings: dict[str, Ring] = {}
         self.hists: dict[str, HistogramSet] = {}
         self._last: dict[str, tuple[float, int]] = {}
+        self.info: instance_info.InstanceInfo | None = None
 
     def _attach_lazily(self) -> None:
         for name, dtype in RINGS:
@@ -37,12 +39,15 @@ class InstanceView:
                     pass
 
     def snapshot(self) -> dict:
-        """Everything `mm status` shows, as plain data."""
+        """Everything `mm status` shows, as plain data. `info` is the instance's published
+        instrument table and latency ceiling (None until a process has published it)."""
         self._attach_lazily()
+        if self.info is None:
+            self.info = instance_info.read(self.instance)
         now = time.monotonic()
         kill = self.ctl.killed()
         out = {"instance": self.instance, "kill": KILL_REASONS.get(kill, str(kill)) if kill else None,
-               "processes": [], "rings": {}, "hops": {}, "counters": {}}
+               "processes": [], "rings": {}, "hops": {}, "counters": {}, "info": self.info}
         for role in ROLES:
             info = self.ctl.role_info(role)
             if info["pid"]:
@@ -56,7 +61,7 @@ class InstanceView:
             out["rings"][name] = st
         for role, hs in self.hists.items():
             for name, h in hs.snapshots().items():
-                out["hops"][f"{role}.{name}"] = {"count": h.count,
+                out["hops"][f"{role}.{name}"] = {"count": h.count, "sum_ns": h.mean * h.count,
                                                   **{q: h.percentile(q) for q in HOP_QS}}
         return out
 

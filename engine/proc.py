@@ -5,6 +5,7 @@ from __future__ import annotations
 import gc
 import os
 import sys
+import time
 
 from engine.box.topology import format_cpu_list, isolated_cpus, online_cpus
 
@@ -66,5 +67,9 @@ def freeze_gc() -> None:
 
 
 def log(role: str, msg: str) -> None:
-    """Set-up and shutdown messages (never from the hot path)."""
-    print(f"mm[{role}] {msg}", file=sys.stderr, flush=True)
+    """One log line on stderr, `2025-01-31T12:00:00.123Z mm[role] msg`: set-up and shutdown
+    messages of every process and the supervisor (never from the hot path). UTC with
+    milliseconds, so the lines of several processes (and of journald) sort into one story."""
+    now = time.time()
+    stamp = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(now)) + f".{int(now * 1000) % 1000:03d}Z"
+    print(f"{stamp} mm[{role}] {msg}", file=sys.stderr, flush=True)

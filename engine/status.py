@@ -4,8 +4,10 @@ from __future__ import annotations
 import sys
 import time
 
+from engine import units
 from engine.monitor import HOP_QS, InstanceView
 from engine.ring.segment import SegmentError
+
 
 
 def render(snap: dict):
@@ -29,20 +31,35 @@ def render(snap: dict):
     for name, st in snap["rings"].items():
         rings.add_row(name, str(st["depth"]), f"{st['rate']:.0f}", str(st["written"]),
                       str(st["dropped"]), str(st["blocked"]), str(st["parks"]), str(st["wakes"]))
-    hops = Table(title="hops (microseconds)", expand=True)
+    info = snap.get("info")
+    ceiling_us = info.latency_ceiling_us if info is not None else units.DEFAULT_LATENCY_CEILING_US
+    hops = Table(title=f"hops (microseconds; [red]red[/] above the {ceiling_us} us ceiling)",
+                 expand=True)
     hops.add_column("hop")
     hops.add_column("count", justify="right")
     for q in HOP_QS:
         hops.add_column(f"P{q:g}", justify="right")
     for name, h in snap["hops"].items():
-        hops.add_row(name, str(h["count"]), *(f"{h[q] / 1e3:.1f}" for q in HOP_QS))
+        hops.add_row(name, str(h["count"]), *(
+            f"[bold red]{h[q] / 1e3:.1f}[/]" if h[q] > ceiling_us * 1e3 else f"{h[q] / 1e3:.1f}"
+            for q in HOP_QS))
+    trading = Table(title="trading", expand=True, show_header=False)
+    trading.add_column("what")
+    quoter = snap["counters"].get("quoter", {})
+    if info is not None:
+        for line in units.trading_lines(quoter, info.instruments,
+                                        snap["counters"].get("supervisor")):
+            trading.add_row(line)
+    else:
+        trading.add_row("instrument table not published yet: positions in raw units below")
     counters = Table(title="counters", expand=True)
     counters.add_column("process")
     counters.add_column("values")
     for role, c in snap["counters"].items():
-        if c:
-            counters.add_row(role, "  ".join(f"{k}={v}" for k, v in c.items()))
-    return Group(procs, rings, hops, counters)
+        shown = units.plain(c) if info is not None else c
+        if shown and role != "supervisor":
+            counters.add_row(role, "  ".join(f"{k}={v}" for k, v in shown.items()))
+    return Group(procs, rings, hops, trading, counters)
 
 
 def main(instance: str, once: bool = False, interval_s: float = 0.5) -> int:

@@ -1,10 +1,22 @@
-"""`mm run`: create the instance's shared memory, start feed, quoter and sender (and the embedded
-simulator when no venue URLs are configured), watch them, stop them, report.
+"""`mm run`: check the whole configuration, create the instance's shared memory, start feed,
+quoter and sender (and the embedded simulator when no venue URLs are configured), watch them,
+stop them, report, and say in the last line what is true.
+
+Order of a run: everything that can be checked without side effects first (config, instance
+name, cores and layout, credentials, the instance not already running): a refusal there
+creates no directory, segment or process. Then the simulator (if embedded), the venue's
+instrument filters (engine/venue_info.py), shared memory, and the processes in order.
+
+`--duration` bounds the whole run, connecting included: a venue that never answers or a sender
+that never connects is stopped the orderly way when the duration is over.
 
 Stopping is one mechanism whatever the cause: the supervisor sets the kill switch with a reason;
 the quoter emits cancel-all and stops; the sender cancels every open order, confirms with the
-venue and exits 0 only if nothing is left resting; the feed stops. Duration elapsed and SIGTERM
-are orderly (exit 0 when the sender confirmed); a dead or silent process is not (exit 1).
+venue and exits 0 only if nothing is left resting; the feed stops.
+
+Exit status: 0 an asked-for stop (duration, SIGTERM/SIGINT, `mm kill`) with every order
+confirmed gone; 1 anything else that left nothing resting (a process died, the venue was never
+reached); 2 configuration or credentials refused (nothing was started); 3 orders may be resting.
 """
 from __future__ import annotations
 
@@ -20,29 +32,36 @@ from pathlib import Path
 import msgspec
 
 from engine import config as config_mod
+from engine import instance_info
 from engine import layout as layout_mod
 from engine.control import (KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED, KILL_REASONS,
                             KILL_SHUTDOWN,
                             STATE_RUNNING, STATE_STOPPED, Control)
-from engine.exit_codes import EXIT_ORDERS_LEFT, ORDERS_CONFIRMED_GONE
+from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_ORDERS_LEFT,
+                               ORDERS_CONFIRMED_GONE)
+from engine.instruments import DEFAULT_INSTRUMENTS
+from engine.proc import log as proc_log
 from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring import Ring
 from engine.ring.segment import list_segments, unlink
+from engine.units import POSITION_PREFIX, START_PREFIX
 
 ROLES = ("sender", "quoter", "feed")   # start order: the order gateway first, data last
 STOP_WAIT_S = {"sender": 20.0, "quoter": 5.0, "feed": 5.0}
-START_TIMEOUT_S = 120.0
+START_TIMEOUT_S = 120.0       # without --duration: how long connecting may take
 SIM_NICE = 10                 # a cold numba cache compiles for tens of seconds
+FULL_FILTERS = frozenset({"tick_size", "lot_size", "min_notional"})
 
 
 def log(msg: str) -> None:
-    print(f"mm[supervisor] {msg}", file=sys.stderr, flush=True)
+    proc_log("supervisor", msg)
 
 
 class Supervisor:
     def __init__(self, cfg: config_mod.EngineConfig, duration_s: float | None = None,
-                 run_dir: str | None = None):
+                 run_dir: str | None = None, configured: dict[str, frozenset[str]] | None = None):
         self.cfg = cfg
+        self.configured = configured or {}      # instrument filters the user wrote, per symbol
         self.duration_s = cfg.duration_s if duration_s is None else duration_s
         stamp = time.strftime("%Y%m%d-%H%M%S")
         self.run_dir = Path(run_dir or f"runs/{cfg.instance}-{stamp}")
@@ -51,43 +70,77 @@ class Supervisor:
         self.stop_reason: str | None = None
         self.rings: list[Ring] = []
         self.ctl: Control | None = None
+        self.layout = None
+        self.run_cfg = cfg              # with the venue's filters and the layout, once known
+        self.venue_url = cfg.sender.url  # the order URL (the embedded simulator's once started)
+        self.sender_running = False     # seen in state running: it connected at least once
+        self.sender_counters: dict[str, int] = {}
+        self.start_noted: dict[str, int] = {}
+        self._start_candidate: dict[str, int] | None = None
+        self.result = ""                # the last line: what is true at the end
 
     # ------------------------------------------------------------------ the whole life
     def run(self) -> int:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
-        self.run_dir.mkdir(parents=True, exist_ok=True)
-        status = 1
+        t0 = time.monotonic()
+        self.deadline = t0 + self.duration_s if self.duration_s else None
         try:
-            self._create_shared_memory()
+            self._preflight()
+        except (ValueError, RuntimeError) as e:   # ConfigError, CredentialError, SegmentError
+            log(f"error: {e}")
+            return self._finish(EXIT_CONFIG, "configuration refused: nothing was started")
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        status = EXIT_ERROR
+        try:
             cfg = self._start_sim_if_needed(self.cfg)
-            lay = layout_mod.choose(cfg, with_sim=self.sim is not None)
-            log(f"layout ({len(os.sched_getaffinity(0))} cores): {lay.describe()}")
-            for w in lay.warnings:
-                log(f"warning: {w}")
+            cfg = self._instruments_from_venue(cfg)
+            if cfg is None:
+                self._stop_all()
+                return self._finish(EXIT_ERROR, f"never connected to {self._venue_url()}: "
+                                                f"nothing was sent; {self.stop_reason}")
+            self.run_cfg = cfg
+            self._create_shared_memory(cfg)
+            instance_info.publish(cfg.instance, instance_info.of_config(cfg))
             if self.sim is not None:
                 # The simulator stands in for a remote venue: it must not steal the engine's CPU
                 # on a shared core, so it runs niced (the engine's processes preempt it).
                 os.setpriority(os.PRIO_PROCESS, self.sim.pid, SIM_NICE)
-                if lay.cores.get("sim", -1) >= 0:
-                    os.sched_setaffinity(self.sim.pid, {lay.cores["sim"]})
-            cfg = _apply_layout(cfg, lay)
-            cfg_path = self.run_dir / "config.json"
-            cfg_path.write_bytes(config_mod.dump_json(cfg))
-            self.cfg_path = cfg_path
-            self.layout = lay
-            if self._start_in_order(cfg_path):
+                if self.layout.cores.get("sim", -1) >= 0:
+                    os.sched_setaffinity(self.sim.pid, {self.layout.cores["sim"]})
+            cfg = self.run_cfg = _apply_layout(cfg, self.layout)
+            self.cfg_path = self.run_dir / "config.json"
+            self.cfg_path.write_bytes(config_mod.dump_json(cfg))
+            if self._start_in_order(self.cfg_path):
                 self._monitor()
-            exit_codes = self._stop_all()
-            status = self._exit_status(exit_codes)
-        except (ValueError, RuntimeError, OSError) as e:
-            log(f"error: {e}")
-            self._stop_all()
-            status = 2
+            codes = self._stop_all()
+            status, self.result = self._verdict(codes)
+        except Exception as e:   # refused by the venue, shared memory, a bug: stop, say so
+            from engine.venue_info import VenueRefused
+
+            refused = isinstance(e, (VenueRefused, config_mod.ConfigError))
+            self.stop_reason = self.stop_reason or ("refused by the venue" if refused
+                                                    else "error at start")
+            log(f"error: {e}{self._sim_hint() if refused else ''}"
+                if isinstance(e, (ValueError, RuntimeError, OSError))
+                else f"error: {type(e).__name__}: {e}")
+            codes = self._stop_all()
+            if codes:                  # processes ran: the sender's word decides
+                status, self.result = self._verdict(codes)
+            elif refused:
+                status, self.result = EXIT_CONFIG, ("the venue refused the configuration: "
+                                                    "nothing was sent")
+            else:
+                status, self.result = EXIT_ERROR, "could not start: nothing was sent"
         finally:
             if self.ctl is not None:
                 self._report()
             self._cleanup()
+        return self._finish(status, self.result)
+
+    def _finish(self, status: int, result: str) -> int:
+        sys.stdout.flush()
+        log(f"result: {result} (exit {status})")
         return status
 
     def _on_signal(self, signum, frame) -> None:
@@ -95,28 +148,69 @@ class Supervisor:
             self.stop_reason = f"signal {signal.Signals(signum).name}"
 
     # ------------------------------------------------------------------ set-up
-    def _create_shared_memory(self) -> None:
+    def _preflight(self) -> None:
+        """Everything checkable without side effects; raises with a message naming what to
+        change. Nothing is created before this passes."""
+        from engine import shm_admin
+        from engine.ring.segment import SegmentError
+        from engine.sender import keys
+
         cfg = self.cfg
+        config_mod.check(cfg)               # again: --instance may have replaced the name
+        if bool(cfg.feed.url) != bool(cfg.sender.url):
+            raise config_mod.ConfigError(
+                "set both MM_MD_URL and MM_ORDER_URL (feed.url and sender.url), or neither to "
+                "run against the embedded simulator")
+        with_sim = not cfg.sender.url
+        self.layout = layout_mod.choose(cfg, with_sim=with_sim)
+        keys.check(cfg.sender, cfg.sender.url or "ws://127.0.0.1/")
+        live = shm_admin.live_processes(cfg.instance)
+        if live:
+            raise SegmentError(f"instance {cfg.instance!r} is running ({', '.join(live)}); "
+                               f"stop it or pick another instance name")
+        if with_sim:
+            log("no venue URLs (MM_MD_URL, MM_ORDER_URL): trading the embedded simulator")
+        else:
+            log(f"trading against {cfg.sender.url} (market data {cfg.feed.url})")
+        log(f"layout ({len(os.sched_getaffinity(0))} cores): {self.layout.describe()}")
+        for w in self.layout.warnings:
+            log(f"warning: {w}")
+
+    def _create_shared_memory(self, cfg) -> None:
         self.ctl = Control.create(cfg.instance)
         self.ctl.register("supervisor")
         self.ctl.set_state("supervisor", STATE_RUNNING)
+        self.ctl.name_counters("supervisor", [START_PREFIX + i.symbol for i in cfg.instruments])
         for name, dtype, rc in (("md", MD_DTYPE, cfg.rings.md),
                                 ("orders", ORDER_DTYPE, cfg.rings.orders),
                                 ("fills", FILL_DTYPE, cfg.rings.fills)):
             self.rings.append(Ring.create(cfg.instance, name, dtype, rc.capacity, rc.policy))
 
+    def _sim_instruments(self, cfg):
+        """What the embedded simulator lists, as a venue would: the built-in instruments and
+        every instrument whose filters the config gives in full. Others (MM_SYMBOL=SOLUSDT with
+        nothing else) are unknown to it, as a symbol the venue does not list."""
+        builtin = {i.symbol for i in DEFAULT_INSTRUMENTS}
+        known = tuple(i for i in cfg.instruments if i.symbol.upper() in builtin
+                      or FULL_FILTERS <= self.configured.get(i.symbol.upper(), frozenset()))
+        return known or DEFAULT_INSTRUMENTS
+
+    def _sim_hint(self) -> str:
+        if self.sim is None:
+            return ""
+        listed = ", ".join(i.symbol for i in self._sim_instruments(self.cfg))
+        return (f" (the embedded simulator lists {listed}; give tick_size, lot_size and "
+                f"min_notional in an [[instruments]] entry to simulate another symbol)")
+
     def _start_sim_if_needed(self, cfg):
-        if cfg.feed.url and cfg.sender.url:
-            log(f"trading against {cfg.sender.url} (market data {cfg.feed.url})")
+        if cfg.sender.url:
             return cfg
-        if cfg.feed.url or cfg.sender.url:
-            raise ValueError("set both MM_MD_URL and MM_ORDER_URL (feed.url and sender.url), "
-                             "or neither to run against the embedded simulator")
         sim_cfg = self.run_dir / "sim-config.json"
-        sim_cfg.write_bytes(config_mod.dump_json(cfg))
+        sim_cfg.write_bytes(config_mod.dump_json(
+            msgspec.structs.replace(cfg, instruments=self._sim_instruments(cfg))))
         cmd = [sys.executable, "-m", "engine.cli", "sim", "--config", str(sim_cfg),
                "--port", str(cfg.sim.port), "--report", str(self.run_dir / "sim-report.json")]
-        self.sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True,
+        self.sim = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True, env=_child_env(),
                                     start_new_session=True, preexec_fn=_die_with_parent)
         line = _readline_with_timeout(self.sim, 30.0)
         try:
@@ -128,6 +222,23 @@ class Supervisor:
         return msgspec.structs.replace(
             cfg, feed=msgspec.structs.replace(cfg.feed, url=urls["md_url"]),
             sender=msgspec.structs.replace(cfg.sender, url=urls["api_url"]))
+
+    def _instruments_from_venue(self, cfg):
+        """The config with the venue's filters; None when the venue was never reached within
+        the run's bound (the stop reason says why)."""
+        from engine.venue_info import instruments_from_venue
+
+        self.venue_url = cfg.sender.url
+        deadline = self.deadline or time.monotonic() + START_TIMEOUT_S
+        new = instruments_from_venue(cfg, self.configured, log, deadline=deadline,
+                                     stop=lambda: self.stop_reason is not None)
+        if new is None and self.stop_reason is None:
+            self.stop_reason = (f"duration {self.duration_s:g} s elapsed" if self.deadline
+                                else f"no answer from the venue in {START_TIMEOUT_S:g} s")
+        return new
+
+    def _venue_url(self) -> str:
+        return self.venue_url or "the venue"
 
     def _start_in_order(self, cfg_path: Path) -> bool:
         """Start each process and wait until it is running before the next: the gateway is
@@ -141,10 +252,12 @@ class Supervisor:
         return True
 
     def _spawn(self, role: str, cfg_path: Path) -> None:
-        cmd = [sys.executable, "-m", "engine.cli", role, "--config", str(cfg_path)]
+        # --venue-checked: the instrument table in the file already comes from the venue.
+        cmd = [sys.executable, "-m", "engine.cli", role, "--config", str(cfg_path),
+               "--venue-checked"]
         # Own session: a Ctrl-C on the terminal reaches the supervisor only, which then stops
         # the others in order (cancel first).
-        self.children[role] = subprocess.Popen(cmd, start_new_session=True,
+        self.children[role] = subprocess.Popen(cmd, start_new_session=True, env=_child_env(),
                                                preexec_fn=_die_with_parent)
         prio = self.cfg.realtime_priority
         if prio and self.layout.idle.get(role) != layout_mod.SPIN:
@@ -156,15 +269,27 @@ class Supervisor:
                     f"LimitRTPRIO=); running at normal priority")
 
     def _wait_running(self, role: str) -> bool:
-        deadline = time.monotonic() + START_TIMEOUT_S
-        while time.monotonic() < deadline:
+        """Until `role` is running; False (the kill switch set) when it exits, a stop is asked
+        for, the run's duration ends, or START_TIMEOUT_S passes."""
+        limit = time.monotonic() + START_TIMEOUT_S
+        if self.deadline is not None:
+            limit = min(limit, self.deadline)
+        while time.monotonic() < limit:
+            self._note_progress()
             if self._check_children() or self.stop_reason:
+                if self.stop_reason and not self.ctl.killed():
+                    self.ctl.kill(KILL_SHUTDOWN)
                 return False
             if self.ctl.role_info(role)["state"] == "running":
                 return True
             time.sleep(0.02)
-        self.stop_reason = f"{role} did not reach running state in {START_TIMEOUT_S:g} s"
-        self.ctl.kill(KILL_PROCESS_DIED)
+        if self.deadline is not None and time.monotonic() >= self.deadline:
+            self.stop_reason = (f"duration {self.duration_s:g} s elapsed before the {role} was "
+                                f"running")
+            self.ctl.kill(KILL_SHUTDOWN)
+        else:
+            self.stop_reason = f"{role} did not reach running state in {START_TIMEOUT_S:g} s"
+            self.ctl.kill(KILL_PROCESS_DIED)
         return False
 
     # ------------------------------------------------------------------ watching
@@ -182,11 +307,11 @@ class Supervisor:
 
     def _monitor(self) -> None:
         self._start_metrics()
-        start = time.monotonic()
         timeout_ns = self.cfg.heartbeat_timeout_ms * 1_000_000
-        next_beat_report = start + 5.0
+        next_beat_report = time.monotonic() + 5.0
         while True:
             self.ctl.beat("supervisor")
+            self._note_progress()
             if self._check_children() or self._kill_switch_set():
                 return
             for role in ROLES:
@@ -198,7 +323,7 @@ class Supervisor:
             if self.stop_reason:
                 self.ctl.kill(KILL_SHUTDOWN)
                 return
-            if self.duration_s and time.monotonic() - start >= self.duration_s:
+            if self.deadline is not None and time.monotonic() >= self.deadline:
                 self.stop_reason = f"duration {self.duration_s:g} s elapsed"
                 self.ctl.kill(KILL_SHUTDOWN)
                 return
@@ -206,6 +331,27 @@ class Supervisor:
                 next_beat_report += 5.0
                 log(_one_line_status(self.ctl))
             time.sleep(0.05)
+
+    def _note_progress(self) -> None:
+        """What the last line needs to know: whether the sender ever connected (it is running
+        only once connected), and the holdings at start (the quoter's positions as soon as every
+        instrument's was reported, and stable over two looks: no fill can precede the first
+        quote, which needs the feed, started last)."""
+        if not self.sender_running and self.ctl.role_info("sender")["state"] == "running":
+            self.sender_running = True
+        if self.start_noted:
+            return
+        q = self.ctl.counter_values("quoter")
+        symbols = [i.symbol for i in self.run_cfg.instruments]
+        if q.get("positions", 0) < len(symbols):
+            return
+        now = {s: q.get(POSITION_PREFIX + s, 0) for s in symbols}
+        if now == self._start_candidate:
+            self.start_noted = now
+            counters = self.ctl.counters("supervisor")
+            for k, s in enumerate(symbols):
+                counters[k] = now[s]
+        self._start_candidate = now
 
     def _kill_switch_set(self) -> bool:
         """Whether the kill switch is set; its reason becomes the stop reason if none is yet."""
@@ -239,14 +385,19 @@ class Supervisor:
             if p is None:
                 continue
             codes[role] = _stop(p, STOP_WAIT_S[role])
-        if codes.get("sender") not in (None, EXIT_ORDERS_LEFT, *ORDERS_CONFIRMED_GONE) \
+        # A sender that exited with 2 never held credentials: no rescue can do better; 3 tried
+        # twice; the others confirmed every order gone.
+        if codes.get("sender") not in (None, EXIT_CONFIG, EXIT_ORDERS_LEFT, *ORDERS_CONFIRMED_GONE) \
                 and getattr(self, "cfg_path", None):
             codes["sender"] = self._rescue_cancel(codes["sender"])
-        if self.sim is not None:
-            _stop(self.sim, 10.0)
+        if self.sim is not None:        # not bound to the kill switch: told to stop at once
+            _stop(self.sim, 0.0)
         if self.ctl is not None:
+            self._note_progress()
+            self.sender_counters = self.ctl.counter_values("sender")
             self.ctl.set_state("supervisor", STATE_STOPPED)
-        log(f"stopped ({self.stop_reason}); exit statuses {codes}")
+        if codes or self.sim is not None:
+            log(f"stopped ({self.stop_reason}); exit statuses {codes}")
         return codes
 
     def _rescue_cancel(self, died_with: int) -> int:
@@ -258,32 +409,46 @@ class Supervisor:
         self._spawn("sender", self.cfg_path)
         code = _stop(self.children["sender"], STOP_WAIT_S["sender"] + 10.0)
         log(f"rescue sender exit status {code}")
-        return code if code is not None else 3
+        return code if code is not None else EXIT_ORDERS_LEFT
 
-    def _exit_status(self, codes: dict[str, int | None]) -> int:
+    def _verdict(self, codes: dict[str, int | None]) -> tuple[int, str]:
+        """(exit status, last line) from the sender's counters (read by name, with defaults for
+        a sender that does not publish them) and its exit status."""
+        c = self.sender_counters
+        sender = codes.get("sender")
+        new, replaces = c.get("orders_sent", 0), c.get("replaces_sent", 0)
+        connected = c.get("connected_ever", 1 if self.sender_running or new or replaces else 0)
+        if "sender" not in codes or (not connected and not new and not replaces):
+            return EXIT_ERROR, f"never connected to {self._venue_url()}: nothing was sent"
+        left = c.get("left_open", 0 if sender in ORDERS_CONFIRMED_GONE else -1)
+        sent = f"{new} orders and {replaces} replaces sent"
+        if sender not in ORDERS_CONFIRMED_GONE or left != 0:
+            how = ("the sender could not confirm that every order is gone" if left < 0
+                   else f"{left} orders still open at the venue")
+            return EXIT_ORDERS_LEFT, (f"ORDERS MAY BE RESTING: {how} ({sent}, sender exit "
+                                      f"{sender}); check {self._venue_url()} by hand")
+        canceled = c.get("canceled_at_stop")
+        gone = (f"{canceled} orders confirmed canceled at stop, nothing resting"
+                if canceled is not None else "every order confirmed gone, nothing resting")
         # Asked-for stops are orderly: duration over, SIGTERM/SIGINT, the operator's kill switch.
         orderly = self.stop_reason is not None and self.stop_reason.startswith(
             ("duration", "signal", f"kill switch: {KILL_REASONS[KILL_OPERATOR]}"))
-        sender = codes.get("sender")
-        if sender is not None and sender not in ORDERS_CONFIRMED_GONE:
-            log(f"sender exit status {sender}: open orders were NOT all confirmed canceled")
-            return 3
-        return 0 if orderly else 1
+        return (EXIT_OK if orderly else EXIT_ERROR), f"{sent}; {gone}"
 
     def _report(self) -> None:
         from engine.report import print_summary, snapshot_run
 
         try:
             summary = snapshot_run(self.cfg.instance, self.run_dir, self.ctl, self.rings,
-                                   stop_reason=self.stop_reason,
-                                   layout=getattr(self, "layout", None))
+                                   stop_reason=self.stop_reason, layout=self.layout,
+                                   result=self.result, cfg=self.run_cfg)
             print_summary(summary)
             latest = self.run_dir.parent / "latest"
             if latest.is_symlink() or not latest.exists():
                 latest.unlink(missing_ok=True)
                 latest.symlink_to(self.run_dir.name)
         except Exception as e:  # reporting must never mask the exit status
-            log(f"report failed: {e!r}")
+            log(f"report failed: {type(e).__name__}: {e}")
 
     def _cleanup(self) -> None:
         if self.ctl is None:
@@ -305,6 +470,13 @@ def _apply_layout(cfg, lay):
                feed=rep(cfg.feed, core=lay.cores["feed"]),
                quoter=rep(cfg.quoter, core=lay.cores["quoter"], idle=lay.idle["quoter"]),
                sender=rep(cfg.sender, core=lay.cores["sender"], idle=lay.idle["sender"]))
+
+
+def _child_env() -> dict[str, str]:
+    """The environment of the processes started here: the config file they get is resolved
+    (instance, URLs, symbols), so the variables that override a config are left out; the
+    credentials (MM_API_KEY, ...) stay."""
+    return {k: v for k, v in os.environ.items() if k not in config_mod.CONFIG_ENV}
 
 
 def _die_with_parent() -> None:
@@ -345,7 +517,7 @@ def _readline_with_timeout(p: subprocess.Popen, timeout_s: float) -> str | None:
 def _forward(stream) -> None:
     """Keep draining the simulator's stdout so it never blocks on a full pipe."""
     for line in stream:
-        sys.stderr.write(f"mm[sim] {line}")
+        proc_log("sim", line.rstrip("\n"))
 
 
 def _one_line_status(ctl: Control) -> str:

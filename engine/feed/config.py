@@ -1,7 +1,7 @@
 """Feed process configuration ([feed] in the TOML file)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import msgspec
 
@@ -9,10 +9,12 @@ if TYPE_CHECKING:
     from engine.config import EngineConfig
 
 MAX_CONNECTIONS = 8       # the conn field is a u1; 8 redundant copies is already generous
+# The adapters of engine/feed/venues (ADAPTERS; a test keeps the two in step).
+FeedVenue = Literal["binance", "binance-sbe", "bybit", "okx"]
 
 
 class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    venue: str = "binance"        # binance | binance-sbe | bybit | okx
+    venue: FeedVenue = "binance"  # binance | binance-sbe | bybit | okx
     url: str = ""                 # market stream base URL (MM_MD_URL overrides; empty = simulator)
     streams: tuple[str, ...] = ("bookTicker", "trade")  # per symbol; () = the venue's BBO stream
     connections: int = 2          # redundant connections per stream; first copy of an update wins

@@ -92,3 +92,63 @@ def load_exchange_info(path: str | os.PathLike, symbols: Sequence[str] | None = 
                        trading_only: bool = False) -> tuple[Instrument, ...]:
     """`instruments_from_exchange_info` of a saved exchangeInfo JSON file."""
     return instruments_from_exchange_info(Path(path).read_bytes(), symbols, trading_only)
+
+
+# ---------------------------------------------------------------------- Bybit v5
+# GET /v5/market/instruments-info?category=<spot|linear|inverse>&symbol=<S> (Bybit v5 docs,
+# "Get Instruments Info"). Spot: lotSizeFilter.basePrecision is the quantity step and
+# minOrderAmt the minimum order value in quote coin; linear/inverse: qtyStep, minNotionalValue.
+class BybitPriceFilter(msgspec.Struct):
+    tickSize: str | None = None
+
+
+class BybitLotSizeFilter(msgspec.Struct):
+    basePrecision: str | None = None   # spot: quantity step
+    qtyStep: str | None = None         # linear / inverse: quantity step
+    minOrderAmt: str | None = None     # spot: minimum order value, quote coin
+    minNotionalValue: str | None = None  # linear: minimum notional, quote coin
+
+
+class BybitInstrument(msgspec.Struct):
+    symbol: str
+    status: str = ""                   # Trading, PreLaunch, Delivering, Closed
+    baseCoin: str = ""
+    quoteCoin: str = ""
+    priceFilter: BybitPriceFilter = msgspec.field(default_factory=BybitPriceFilter)
+    lotSizeFilter: BybitLotSizeFilter = msgspec.field(default_factory=BybitLotSizeFilter)
+
+
+class BybitInstrumentList(msgspec.Struct):
+    category: str = ""
+    entries: list[BybitInstrument] = msgspec.field(default_factory=list, name="list")
+
+
+class BybitInstrumentsInfo(msgspec.Struct):
+    retCode: int
+    retMsg: str = ""
+    result: BybitInstrumentList | None = None
+
+
+def bybit_instrument_of(info: BybitInstrument) -> Instrument:
+    """One Instrument from one Bybit instruments-info entry. Raises ValueError naming it."""
+    lot = info.lotSizeFilter
+    step_key = "basePrecision" if lot.basePrecision is not None else "qtyStep"
+    tick = _normalised(info.symbol, "priceFilter.tickSize", info.priceFilter.tickSize)
+    step = _normalised(info.symbol, f"lotSizeFilter.{step_key}", lot.basePrecision or lot.qtyStep)
+    min_notional = _normalised(info.symbol, "lotSizeFilter.minOrderAmt",
+                               lot.minOrderAmt or lot.minNotionalValue or "0")
+    try:
+        return Instrument(symbol=info.symbol, base=info.baseCoin, quote=info.quoteCoin,
+                          tick_size=tick, lot_size=step, min_notional=min_notional)
+    except ValueError as e:
+        raise ValueError(f"instruments-info {info.symbol}: {e}") from None
+
+
+def decode_bybit_instruments(doc: bytes | str | dict) -> BybitInstrumentsInfo:
+    """The decoded response; ValueError when it is not one (or retCode says the call failed)."""
+    try:
+        info = (msgspec.convert(doc, BybitInstrumentsInfo) if isinstance(doc, dict)
+                else msgspec.json.decode(doc, type=BybitInstrumentsInfo))
+    except msgspec.MsgspecError as e:
+        raise ValueError(f"instruments-info: {e}") from None
+    return info

@@ -7,16 +7,24 @@ of 1 bp per sqrt(second), and never less than `floor_spread_ticks`.
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
+from typing import Literal
 
 import msgspec
+
+from engine.instruments import DecimalStr
+
+# Choices (the numba side keeps its own codes: layout.FAIR_KINDS, ring.idle.STRATEGIES; a test
+# keeps them in step).
+QuoterIdle = Literal["", "busy-spin", "yield", "park"]
+FairValue = Literal["mid", "micro"]
 
 
 class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     core: int = -1                # CPU to pin to (-1: chosen by the layout)
-    idle: str = ""                # busy-spin | yield | park ("" = park)
+    idle: QuoterIdle = ""         # busy-spin | yield | park ("" = park)
     park_timeout_us: int = 1000   # longest park on the md ring: fills and timers are served anyway
     # -- model (GLFT infinite-horizon Avellaneda-Stoikov, prices in ticks) --
-    fair_value: str = "mid"       # mid | micro (size-weighted micro-price)
+    fair_value: FairValue = "mid"  # mid | micro (size-weighted micro-price)
     vol_half_life_s: float = 30.0  # half-life of the EWMA of squared mid changes
     gamma: float = 0.01           # risk aversion (per tick per order-size unit of inventory)
     k: float = 0.05               # decay of order-arrival intensity with depth (per tick)
@@ -24,18 +32,19 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     floor_spread_ticks: int = 2   # minimum full spread (bid to ask), ticks
     levels: int = 2               # quotes per side
     level_spacing_ticks: int = 10  # distance between levels, ticks
-    order_size: str = "0.002"     # base quantity per quote (a whole number of lots)
-    order_size_by_symbol: dict[str, str] = {}   # per-symbol override of order_size
+    order_size: DecimalStr = "0.002"  # base quantity per quote (a whole number of lots)
+    order_size_by_symbol: dict[str, DecimalStr] = {}  # per-symbol override of order_size
     # -- requoting --
     requote_ticks: int = 10       # replace a live quote when its desired price moved this much
     max_quote_age_ms: int = 30_000  # ... or when it is older than this (0 = never)
     # -- risk --
-    max_position: str = "0.01"    # |base position| limit, base units (quotes beyond it withheld)
-    max_position_by_symbol: dict[str, str] = {}  # per-symbol override of max_position
-    max_notional: str = "1000"    # |position| * price limit, quote units
+    max_position: DecimalStr = "0.01"  # |base position| limit, base units (quotes beyond it withheld)
+    max_position_by_symbol: dict[str, DecimalStr] = {}  # per-symbol override of max_position
+    max_notional: DecimalStr = "1000"  # |position| * price limit, quote units
     stale_after_ms: int = 3000    # no book update for this long: pull quotes until fresh data
     price_band_bps: float = 50.0  # never quote further than this from the current mid
-    max_drawdown: str = "1000"    # peak-to-trough MTM PnL limit, quote units (0 = off): kill switch
+    max_drawdown: DecimalStr = "1000"  # peak-to-trough MTM PnL limit, quote units (0 = off):
+                                  # kill switch
     rate_per_10s: int = 40        # new/replace orders per any 10 s window (Binance ORDERS: 50)
     rate_per_day: int = 150_000   # new/replace orders per any 24 h window (Binance: 160000)
     # -- refusals --

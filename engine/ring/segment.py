@@ -106,6 +106,11 @@ def unlink(shm_name: str) -> bool:
         return False
 
 
+def instance_of(shm_name: str) -> str:
+    """The instance a segment name belongs to: "/mm.blue.md" -> "blue"."""
+    return shm_name.lstrip("/").split(".", 2)[1]
+
+
 def list_segments(instance: str | None = None) -> list[str]:
     """Names (with leading '/') of the engine's segments, of one instance or of all."""
     prefix = f"mm.{instance}." if instance else "mm."

@@ -65,7 +65,7 @@ class BinanceGateway(Gateway):
         s = self.scfg
         self._hmac = HmacSigner(creds.secret.reveal()) if creds.secret is not None else None
         self._ed = Ed25519Signer(creds.ed25519_private) if creds.ed25519_private is not None else None
-        self.auth = bn.AUTH_SESSION if s.auth == "ed25519" else bn.AUTH_HMAC
+        self.auth = bn.AUTH_SESSION if creds.auth == "ed25519" else bn.AUTH_HMAC
         self.enc = self._encoder(self.auth)
         self._cid = self.tag + b"-%d-%d"
         self._pexp = [i.pexp for i in self.instruments]

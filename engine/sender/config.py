@@ -1,32 +1,39 @@
 """Sender process configuration ([sender] in the TOML file)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal, get_args
 
 import msgspec
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
 
-VENUES = ("binance", "bybit")
-AUTHS = ("hmac", "ed25519")
-IDLES = ("", "park", "busy-spin")
-REPLACE_MODES = ("STOP_ON_FAILURE", "ALLOW_FAILURE")
-RESP_TYPES = ("ACK", "RESULT")
+# The choices of each field, once: the loader lists them when a value is wrong.
+Venue = Literal["binance", "bybit"]
+Auth = Literal["auto", "hmac", "ed25519"]
+Idle = Literal["", "park", "busy-spin"]
+ReplaceMode = Literal["STOP_ON_FAILURE", "ALLOW_FAILURE"]
+RespType = Literal["ACK", "RESULT"]
+BybitCategory = Literal["spot", "linear", "inverse"]
+VENUES, AUTHS, IDLES = get_args(Venue), get_args(Auth), get_args(Idle)
+REPLACE_MODES, RESP_TYPES = get_args(ReplaceMode), get_args(RespType)
+BYBIT_CATEGORIES = get_args(BybitCategory)
 
 
 class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    venue: str = "binance"        # binance | bybit
+    venue: Venue = "binance"      # binance | bybit
     url: str = ""                 # order WebSocket API URL (MM_ORDER_URL overrides; empty = simulator)
-    auth: str = "ed25519"         # ed25519: one signed session.logon, then unsigned requests (faster);
-                                  # hmac: every request HMAC-SHA256 signed (Bybit always uses op:auth)
+    auth: Auth = "auto"           # auto: ed25519 when an Ed25519 key is configured, else hmac (MM_AUTH
+                                  # overrides); ed25519: one signed session.logon, then unsigned
+                                  # requests (faster); hmac: every request HMAC-SHA256 signed
+                                  # (Bybit always uses op:auth, HMAC)
     api_key_file: str = ""        # file holding the API key (else env MM_API_KEY; demo key on loopback)
     api_secret_file: str = ""     # file holding the HMAC secret (else env MM_API_SECRET)
     ed25519_key_file: str = ""    # PEM Ed25519 private key (else env MM_ED25519_KEY_FILE)
     recv_window_ms: int = 5000    # recvWindow sent with signed requests (venue max 60000)
-    resp_type: str = "ACK"        # newOrderRespType: ACK (fastest) | RESULT
-    replace_mode: str = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order filled or gone)
-                                  # must not add a new order on top of the fill
+    resp_type: RespType = "ACK"   # newOrderRespType: ACK (fastest) | RESULT
+    replace_mode: ReplaceMode = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order
+                                  # filled or gone) must not add a new order on top of the fill
     dry_run: bool = False         # sign + encode + log (redacted), never connect, never send
     dry_run_log_per_s: int = 5    # at most this many dry-run lines per second
     heartbeat_timeout_ms: int = 1000  # quoter/feed heartbeat older than this: cancel all and exit
@@ -35,7 +42,7 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     request_timeout_s: float = 5.0  # set-up requests (logon, time, status) answer within this
     reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
     reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
-    bybit_category: str = "spot"  # Bybit v5 category of the instruments (spot | linear | inverse)
+    bybit_category: BybitCategory = "spot"  # Bybit v5 category: spot | linear | inverse
     rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
     # -- order truth --
     order_timeout_ms: float = 2000.0  # an order request unanswered this long has an unknown
@@ -55,7 +62,7 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                                   # false: cancel our own orders one by one (manual orders and
                                   # other instances' stay untouched)
     core: int = -1                # CPU to pin to (-1: unpinned)
-    idle: str = ""                # park (doorbell wake-up) | busy-spin (own core only); "" = park
+    idle: Idle = ""               # park (doorbell wake-up) | busy-spin (own core only); "" = park
 
     def validate(self, cfg: "EngineConfig") -> None:
         """Range checks; ValueError names the field."""
@@ -95,8 +102,8 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         if not 0 < self.rate_slow_fraction <= 1:
             raise ValueError(f"sender.rate_slow_fraction: expected in (0, 1], "
                              f"got {self.rate_slow_fraction}")
-        if self.bybit_category not in ("spot", "linear", "inverse"):
-            raise ValueError(f"sender.bybit_category: expected spot, linear or inverse, "
-                             f"got {self.bybit_category!r}")
+        if self.bybit_category not in BYBIT_CATEGORIES:
+            raise ValueError(f"sender.bybit_category: expected one of "
+                             f"{', '.join(BYBIT_CATEGORIES)}, got {self.bybit_category!r}")
         if self.idle not in IDLES:
             raise ValueError(f"sender.idle: expected park or busy-spin, got {self.idle!r}")

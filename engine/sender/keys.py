@@ -5,6 +5,9 @@ ed25519_key_file), then the unit's systemd credentials (with_systemd_credentials
 environment (MM_API_KEY, MM_API_SECRET, MM_ED25519_KEY_FILE), then
 the public demo credentials of engine.demo_keys - and those only when the order URL points at
 a loopback host (the local simulator). Credential files readable by group or others are refused.
+The method follows what the user holds (`plan`): sender.auth / MM_AUTH = auto picks an Ed25519
+session when an Ed25519 key is configured, HMAC when an API secret is; every error names the
+setting or variable to change.
 Secrets are wrapped in `Secret`, whose repr and str are "***", so a stray log line, f-string or
 traceback shows nothing; error messages name files and variables, never values.
 """
@@ -13,9 +16,11 @@ from __future__ import annotations
 import ipaddress
 import os
 import stat
+from typing import NamedTuple
 from urllib.parse import urlsplit
 
 from engine import demo_keys
+from engine.sender.config import AUTHS
 
 
 class CredentialError(ValueError):
@@ -43,17 +48,21 @@ class Secret:
 
 
 class Credentials:
-    """What the sender needs to authenticate. `api_key` is public-ish but still never logged."""
-    __slots__ = ("api_key", "secret", "ed25519_private", "source")
+    """What the sender needs to authenticate. `api_key` is public-ish but still never logged.
+    `auth` is the resolved method ("hmac" or "ed25519"), `auth_reason` why it was chosen."""
+    __slots__ = ("api_key", "secret", "ed25519_private", "source", "auth", "auth_reason")
 
-    def __init__(self, api_key: Secret, secret: Secret | None, ed25519_private, source: str):
+    def __init__(self, api_key: Secret, secret: Secret | None, ed25519_private, source: str,
+                 auth: str = "hmac", auth_reason: str = ""):
         self.api_key = api_key
         self.secret = secret                  # HMAC secret (bytes), or None
         self.ed25519_private = ed25519_private  # cryptography Ed25519PrivateKey, or None
         self.source = source                  # "files", "env", "demo" (for the start-up log)
+        self.auth = auth                      # "hmac" | "ed25519" (what the gateway speaks)
+        self.auth_reason = auth_reason        # e.g. "auto: an Ed25519 key is configured"
 
     def __repr__(self) -> str:
-        return f"Credentials(source={self.source!r}, api_key=***, secret=***)"
+        return f"Credentials(source={self.source!r}, auth={self.auth!r}, api_key=***, secret=***)"
 
 
 def is_loopback(url: str) -> bool:
@@ -67,8 +76,8 @@ def is_loopback(url: str) -> bool:
         return False
 
 
-def read_secret_file(path: str, what: str) -> str:
-    """The stripped content of a credential file that only its owner can read."""
+def _check_secret_file(path: str, what: str) -> None:
+    """Refuse a credential file that is missing or that group or others may access."""
     try:
         st = os.stat(path)
     except OSError as e:
@@ -76,6 +85,11 @@ def read_secret_file(path: str, what: str) -> str:
     if st.st_mode & (stat.S_IRWXG | stat.S_IRWXO) and not is_systemd_credential(path):
         raise CredentialError(f"{what}: {path} is accessible by group or others "
                               f"(mode {stat.S_IMODE(st.st_mode):04o}); chmod 600 it")
+
+
+def read_secret_file(path: str, what: str) -> str:
+    """The stripped content of a credential file that only its owner can read."""
+    _check_secret_file(path, what)
     with open(path, "rb") as f:
         text = f.read().decode().strip()
     if not text:
@@ -83,20 +97,19 @@ def read_secret_file(path: str, what: str) -> str:
     return text
 
 
-def load_ed25519_key(path: str):
-    """An Ed25519 private key from an unencrypted PEM file (owner-only)."""
+def load_ed25519_key(path: str, what: str = "sender.ed25519_key_file"):
+    """An Ed25519 private key from an unencrypted PEM file (owner-only); `what` names the
+    setting or variable that gave the path, for the error messages."""
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-    pem = read_secret_file(path, "sender.ed25519_key_file").encode()
+    pem = read_secret_file(path, what).encode()
     try:
         key = load_pem_private_key(pem, password=None)
     except (ValueError, TypeError):
-        raise CredentialError(f"sender.ed25519_key_file: {path} is not an unencrypted PEM "
-                              f"private key") from None
+        raise CredentialError(f"{what}: {path} is not an unencrypted PEM private key") from None
     if not isinstance(key, Ed25519PrivateKey):
-        raise CredentialError(f"sender.ed25519_key_file: {path} holds a "
-                              f"{type(key).__name__}, not an Ed25519 key")
+        raise CredentialError(f"{what}: {path} holds a {type(key).__name__}, not an Ed25519 key")
     return key
 
 
@@ -129,39 +142,131 @@ def is_systemd_credential(path: str) -> bool:
     return bool(where) and os.path.dirname(os.path.realpath(path)) == os.path.realpath(where)
 
 
-def load(sender_cfg, url: str, env=None) -> Credentials:
-    """Credentials for `sender_cfg.auth` against `url`; CredentialError when none or unsafe."""
+_FIX_HMAC = "set MM_API_SECRET or sender.api_secret_file"
+_FIX_ED = "set MM_ED25519_KEY_FILE or sender.ed25519_key_file"
+
+
+class Source(NamedTuple):
+    """Where one credential comes from: a file (`path`, named by the `setting`) or an
+    environment variable (`setting` is its name). Never the secret itself, so a Plan can be
+    printed."""
+    setting: str
+    path: str = ""
+
+
+class Plan(NamedTuple):
+    """The credentials a sender will load, decided without reading any secret."""
+    auth: str                     # "hmac" | "ed25519"
+    reason: str                   # why, for the start-up log
+    key: Source | None            # None with `demo`
+    secret: Source | None
+    ed25519: Source | None
+    demo: bool                    # the simulator's public demo keys (loopback only)
+
+
+def _source(file_setting: str, path: str, env, var: str, var_is_path: bool = False):
+    if path:
+        return Source(file_setting, path=path)
+    if env.get(var, "").strip():
+        return Source(var, path=env[var].strip() if var_is_path else "")
+    return None
+
+
+def plan(sender_cfg, url: str, env=None) -> Plan:
+    """Decide the authentication method and the source of every credential.
+
+    `sender.auth` (or MM_AUTH, which overrides it) is "auto" by default: an Ed25519 session when
+    an Ed25519 key is configured, HMAC-signed requests when an API secret is; Bybit always HMAC.
+    With nothing configured and a loopback order URL, the simulator's demo keys. Raises
+    CredentialError naming the setting or variable to change; no secret is read here.
+    """
     env = os.environ if env is None else env
     sender_cfg = with_systemd_credentials(sender_cfg, env)
-    need_ed = sender_cfg.venue == "binance" and sender_cfg.auth == "ed25519"
-    key = secret = None
-    source = ""
-    if sender_cfg.api_key_file:
-        key = read_secret_file(sender_cfg.api_key_file, "sender.api_key_file")
-        source = "files"
-    elif env.get("MM_API_KEY"):
-        key, source = env["MM_API_KEY"].strip(), "env"
-    if sender_cfg.api_secret_file:
-        secret = read_secret_file(sender_cfg.api_secret_file, "sender.api_secret_file")
-    elif env.get("MM_API_SECRET"):
-        secret = env["MM_API_SECRET"].strip()
-    ed = None
-    ed_file = sender_cfg.ed25519_key_file or env.get("MM_ED25519_KEY_FILE", "")
-    if need_ed and ed_file:
-        ed = load_ed25519_key(ed_file)
-    have_all = key is not None and (ed is not None if need_ed else secret is not None)
-    if not have_all:
-        if key is not None or secret is not None or ed is not None:
-            missing = ("an Ed25519 key (sender.ed25519_key_file or MM_ED25519_KEY_FILE)"
-                       if need_ed and ed is None else
-                       "the API key (sender.api_key_file or MM_API_KEY)" if key is None else
-                       "the API secret (sender.api_secret_file or MM_API_SECRET)")
-            raise CredentialError(f"sender credentials incomplete: missing {missing}")
+    asked, asked_by = sender_cfg.auth, "sender.auth"
+    if env.get("MM_AUTH", "").strip():
+        asked, asked_by = env["MM_AUTH"].strip().lower(), "MM_AUTH"
+    if asked not in AUTHS:
+        raise CredentialError(f"{asked_by}: expected one of {', '.join(AUTHS)}, "
+                              f"got {asked!r}")
+    key = _source("sender.api_key_file", sender_cfg.api_key_file, env, "MM_API_KEY")
+    secret = _source("sender.api_secret_file", sender_cfg.api_secret_file, env, "MM_API_SECRET")
+    ed = _source("sender.ed25519_key_file", sender_cfg.ed25519_key_file, env,
+                 "MM_ED25519_KEY_FILE", var_is_path=True)
+    bybit = sender_cfg.venue == "bybit"
+    if bybit:
+        if asked == "ed25519":
+            raise CredentialError(f"auth=ed25519 ({asked_by}): Bybit's trade API signs with HMAC "
+                                  f"only; use MM_AUTH=hmac (or auto) with MM_API_SECRET")
+        ed = None                 # never loaded: Bybit has no use for it
+    if key is None and secret is None and ed is None:
         if not is_loopback(url):
             raise CredentialError(
-                f"sender: no API credentials (set MM_API_KEY/MM_API_SECRET, or "
-                f"sender.api_key_file/api_secret_file{', ed25519_key_file' if need_ed else ''}); "
-                f"the demo keys are only used against a loopback simulator, not {urlsplit(url).hostname}")
-        key, secret, source = demo_keys.DEMO_API_KEY, demo_keys.DEMO_API_SECRET, "demo"
-        ed = demo_ed25519_key() if need_ed else None
-    return Credentials(Secret(key), Secret(secret.encode()) if secret is not None else None, ed, source)
+                f"sender: no API credentials for {urlsplit(url).hostname}: set MM_API_KEY with "
+                f"MM_API_SECRET (HMAC) or with MM_ED25519_KEY_FILE (Ed25519 session), or the "
+                f"sender.api_key_file / api_secret_file / ed25519_key_file settings; the demo "
+                f"keys are only used against a loopback simulator")
+        auth = "hmac" if bybit or asked == "hmac" else "ed25519"
+        return Plan(auth, f"{asked}: no credentials configured, the simulator's demo keys",
+                    None, None, None, demo=True)
+    if key is None:
+        raise CredentialError("sender credentials incomplete: missing the API key: set "
+                              "MM_API_KEY or sender.api_key_file")
+    if bybit:
+        auth, reason = "hmac", "Bybit signs with HMAC"
+    elif asked == "auto":
+        if ed is not None:
+            auth, reason = "ed25519", f"auto: an Ed25519 key is configured ({ed.setting})"
+        elif secret is not None:
+            auth, reason = "hmac", f"auto: an API secret ({secret.setting}) and no Ed25519 key"
+        else:
+            raise CredentialError(
+                f"sender credentials incomplete: {key.setting} is set but there is neither an "
+                f"API secret (for HMAC: {_FIX_HMAC}) nor an Ed25519 key (for an Ed25519 "
+                f"session: {_FIX_ED})")
+    else:
+        auth, reason = asked, f"{asked_by}={asked}"
+    if auth == "ed25519" and ed is None:
+        raise CredentialError(f"auth=ed25519 ({asked_by}) needs an Ed25519 key: {_FIX_ED}, or "
+                              f"use MM_AUTH=hmac with MM_API_SECRET")
+    if auth == "hmac" and secret is None:
+        raise CredentialError(f"auth=hmac ({'Bybit' if bybit else asked_by}) needs the API "
+                              f"secret: {_FIX_HMAC}"
+                              + ("" if bybit else ", or use MM_AUTH=ed25519 with "
+                                 "MM_ED25519_KEY_FILE"))
+    return Plan(auth, reason, key, secret, ed, demo=False)
+
+
+def check(sender_cfg, url: str, env=None) -> Plan:
+    """`plan`, plus the file checks `load` will make (present, owner-only), without reading
+    any secret: what the supervisor runs before it starts anything."""
+    p = plan(sender_cfg, url, env)
+    for src in (p.key, p.secret, p.ed25519):
+        if src is not None and src.path:
+            _check_secret_file(src.path, src.setting)
+    return p
+
+
+def _read(src: Source, env) -> str:
+    return read_secret_file(src.path, src.setting) if src.path else env[src.setting].strip()
+
+
+def load(sender_cfg, url: str, env=None) -> Credentials:
+    """Credentials for `sender_cfg` against `url` (see `plan`); CredentialError when none or
+    unsafe. The resolved method is `Credentials.auth`."""
+    env = os.environ if env is None else env
+    p = plan(sender_cfg, url, env)
+    if p.demo:
+        ed = demo_ed25519_key() if p.auth == "ed25519" else None
+        return Credentials(Secret(demo_keys.DEMO_API_KEY),
+                           Secret(demo_keys.DEMO_API_SECRET.encode()), ed, "demo",
+                           p.auth, p.reason)
+    key = _read(p.key, env)
+    secret = _read(p.secret, env) if p.secret is not None else None
+    ed = load_ed25519_key(p.ed25519.path, p.ed25519.setting) if p.ed25519 is not None else None
+    from_files = any(s is not None and s.setting.startswith("sender.")
+                     for s in (p.key, p.secret, p.ed25519))
+    from_env = any(s is not None and s.setting.startswith("MM_")
+                   for s in (p.key, p.secret, p.ed25519))
+    source = "files and env" if from_files and from_env else "files" if from_files else "env"
+    return Credentials(Secret(key), Secret(secret.encode()) if secret is not None else None, ed,
+                       source, p.auth, p.reason)

@@ -409,7 +409,8 @@ def run(cfg) -> int:
         hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
         for w in proc.pin("sender", scfg.core):
             _log(w)
-        _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {scfg.auth} tag {cfg.tag} "
+        _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {creds.auth} "
+             f"({creds.auth_reason}) tag {cfg.tag} "
              f"credentials from {creds.source}; idle {scfg.idle or 'park'}")
         sender = Sender(cfg, ctl, orders, FillWriter(fills_ring), hist, creds)
         rc = loop.run_until_complete(sender.main())

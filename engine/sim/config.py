@@ -5,6 +5,8 @@ from decimal import Decimal
 
 import msgspec
 
+from engine.instruments import DecimalStr
+
 
 class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     host: str = "127.0.0.1"
@@ -17,7 +19,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     spread_ticks_max: int = 5     # the spread is 1 tick most of the time, sometimes up to this
     top_size_notional: float = 50_000.0   # mean displayed size per level, in quote currency
     trade_size_notional: float = 2_000.0  # mean size of a market trade print, in quote currency
-    start_mid: dict[str, str] = msgspec.field(    # starting mid per symbol (others: 100)
+    start_mid: dict[str, DecimalStr] = msgspec.field(    # starting mid per symbol (others: 100)
         default_factory=lambda: {"BTCUSDT": "60000.00", "ETHUSDT": "3000.00"})
     # -- connections (Binance: ping every 20 s, pong within 60 s, 24 h maximum age) --
     max_connection_age_s: float = 86_400.0  # the server closes connections older than this
@@ -26,7 +28,7 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     pong_timeout_s: float = 60.0   # no pong within this (capped at ping_interval_s): disconnect
     # -- the order API --
     recv_window_ms: int = 5000    # default recvWindow when a request does not send one
-    balances: dict[str, str] = msgspec.field(     # initial free balance per asset
+    balances: dict[str, DecimalStr] = msgspec.field(     # initial free balance per asset
         default_factory=lambda: {"BTC": "10", "ETH": "10", "USDT": "1000000"})
     orders_per_10s: int = 10_000  # ORDERS limit per 10 s (Binance: 50); above it: 429 / -1015
     orders_per_day: int = 10_000_000   # ORDERS limit per day (Binance: 160000)

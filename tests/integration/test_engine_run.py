@@ -5,7 +5,6 @@ import signal
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from pathlib import Path
 
@@ -14,15 +13,9 @@ import pytest
 from engine.control import Control
 from engine.ring.segment import list_segments
 from engine.sim.testing import SimThread
+from run_support import wait_until as _wait
 
 
-def _wait(cond, timeout_s, what):
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if cond():
-            return
-        time.sleep(0.1)
-    raise AssertionError(f"timed out waiting for {what}")
 
 
 @pytest.fixture
@@ -83,7 +76,8 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
                                      timeout=10).read().decode()
     for role in ("feed", "quoter", "sender"):
         assert f'mm_process_up{{role="{role}"}} 1.0' in metrics
-    assert 'mm_latency_seconds{hop="sender.tick_to_order",quantile="0.99"}' in metrics
+    assert 'mm_hop_latency_seconds{hop="sender.tick_to_order",quantile="0.99"}' in metrics
+    assert 'mm_sender_orders_sent_total ' in metrics
     assert 'mm_ring_written_total{ring="md"}' in metrics
     p.send_signal(signal.SIGTERM)
     assert p.wait(60) == 0, p.stdout.read()

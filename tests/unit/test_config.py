@@ -68,3 +68,54 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     p = _write(tmp_path, "realtime_priority = 10\n")
     with pytest.raises(ValueError, match="realtime_priority"):
         choose(config.load(p, env={}), with_sim=False, cpus=[0, 1], isolated=set())
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[sender]\nauth = "rsa"\n', "sender.auth: expected one of auto, hmac, ed25519; got 'rsa'"),
+    ('[feed]\nvenue = "kraken"\n', "feed.venue: expected one of binance, binance-sbe, bybit, okx"),
+    ('[quoter]\nfair_value = "last"\n', "quoter.fair_value: expected one of mid, micro; got 'last'"),
+    ('[rings.md]\ncapacity = 64\npolicy = "lose"\n', "rings.md.policy: expected one of drop, block"),
+    ("[quoter]\norder_size = 0.001\n", 'quoter.order_size: expected a decimal string like '
+                                       '"0.001" (quote it in TOML), got float 0.001'),
+    ("[quoter]\nmax_position_by_symbol = { BTCUSDT = 1 }\n",
+     'quoter.max_position_by_symbol.BTCUSDT: expected a decimal string like "1" (quote it in '
+     'TOML), got int 1'),
+    ("[[instruments]]\nsymbol = 'BTCUSDT'\ntick_size = 0.01\n",
+     'instruments[0].tick_size: expected a decimal string like "0.01"'),
+    ("[sender]\nurl = 5\n", "sender.url: expected a string (quote it in TOML), got int 5"),
+    ("[feed]\nconnections = 'two'\n", "feed.connections: expected int, got str 'two'"),
+    ("bogus = 1\n", "bogus: unknown setting"),
+])
+def test_errors_name_the_field_and_the_fix(tmp_path, text, message):
+    """A wrong choice lists the valid ones; a number meant as a decimal says to quote it."""
+    with pytest.raises(config.ConfigError) as e:
+        config.load(_write(tmp_path, text), env={})
+    assert str(e.value).startswith(message)
+
+
+def test_literal_choices_match_what_the_processes_accept():
+    """The config's Literal choices and the registries the processes use are the same sets."""
+    import typing
+
+    from engine.feed.config import FeedVenue
+    from engine.feed.venues import ADAPTERS
+    from engine.quoter.config import FairValue, QuoterIdle
+    from engine.quoter.layout import FAIR_KINDS
+    from engine.ring.idle import STRATEGIES
+
+    assert set(typing.get_args(FeedVenue)) == set(ADAPTERS)
+    assert set(typing.get_args(QuoterIdle)) == {"", *STRATEGIES}
+    assert set(typing.get_args(FairValue)) == set(FAIR_KINDS)
+
+
+def test_instance_name_is_checked_at_load(tmp_path):
+    with pytest.raises(config.ConfigError, match=r"instance: expected 1-40 of .* got 'a/b'"):
+        config.load(env={"MM_INSTANCE": "a/b"})
+
+
+def test_written_filters_are_told_apart_from_defaults(tmp_path):
+    p = _write(tmp_path, "[[instruments]]\nsymbol = 'BTCUSDT'\ntick_size = '0.01'\n")
+    cfg, configured = config.load_with_sources(p, env={"MM_SYMBOL": "BTCUSDT,SOLUSDT"})
+    assert configured == {"BTCUSDT": frozenset({"tick_size"})}
+    sol = cfg.instruments[1]
+    assert sol.symbol == "SOLUSDT" and "SOLUSDT" not in configured   # filters: from the venue
