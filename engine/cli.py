@@ -104,12 +104,33 @@ def _cmd_kill(args) -> int:
     return 0
 
 
+def _cmd_resume(args) -> int:
+    from engine.control import KILL_REASONS, Control
+    from engine.proc import log
+    from engine.ring.segment import SegmentError
+
+    try:
+        ctl = Control.attach(args.instance)
+    except SegmentError as e:
+        print(f"mm resume: {e}", file=sys.stderr)
+        return 1
+    reason = ctl.resume()
+    ctl.close()
+    if not reason:
+        print("the kill switch was not set")
+        return 0
+    log("resume", f"instance {args.instance}: kill switch cleared (it was: "
+                  f"{KILL_REASONS.get(reason, reason)}); restart the stopped processes")
+    print(f"kill switch cleared (was: {KILL_REASONS.get(reason, reason)})")
+    return 0
+
+
 def _cmd_layout(args) -> int:
     import json
 
     from engine import layout
 
-    cfg = _load_config(args)
+    cfg, _ = _load_config(args)
     try:
         lay = layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
     except ValueError as e:
@@ -122,7 +143,7 @@ def _cmd_layout(args) -> int:
 def _cmd_doctor(args) -> int:
     from engine.box.doctor import main
 
-    return main(_load_config(args), sys_root=args.sys_root, proc_root=args.proc_root,
+    return main(_load_config(args)[0], sys_root=args.sys_root, proc_root=args.proc_root,
                 unit_dir=args.unit_dir)
 
 
@@ -230,6 +251,11 @@ def _main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("kill", help="set the kill switch: cancel everything and stop quoting")
     sp.add_argument("--instance", default=default_instance)
     sp.set_defaults(fn=_cmd_kill)
+
+    sp = sub.add_parser("resume", help="clear the kill switch (a latched one stays set until "
+                                       "this): the instance's restarted processes trade again")
+    sp.add_argument("--instance", default=default_instance)
+    sp.set_defaults(fn=_cmd_resume)
 
     sp = with_config(sub.add_parser("layout", help="print the cores and idle strategies the "
                                                     "engine would use on this box (JSON)"))

@@ -112,12 +112,24 @@ class Control:
         C.store_release(self.kill_addr, 0)
 
     def clear_transient_kill(self) -> int:
-        """A process (re)starting clears a transient kill reason (shutdown, a lost peer): the
-        instance comes back without a person. Returns the reason cleared (0: none)."""
+        """A process (re)starting under systemd clears a transient kill reason (shutdown, a lost
+        peer): the instance comes back without a person. Under a live `mm run` supervisor the
+        supervisor decides (its rescue sender starts with the switch set on purpose). Returns
+        the reason cleared (0: none)."""
         reason = self.killed()
-        if reason and reason not in LATCHED and C.cas64(self.kill_addr, reason, 0) == reason:
-            return reason
-        return 0
+        if not reason or reason in LATCHED or pid_alive(self.pid("supervisor")):
+            return 0
+        return reason if C.cas64(self.kill_addr, reason, 0) == reason else 0
+
+    def exit_status(self) -> int:
+        """What a process stopped by the kill switch exits with (engine/exit_codes.py): 0 for an
+        asked-for shutdown, 4 for a latched reason (stays down), 5 for a lost peer (restart)."""
+        from engine.exit_codes import EXIT_KILLED, EXIT_OK, EXIT_PEER_LOST
+
+        reason = self.killed()
+        if reason in (KILL_NONE, KILL_SHUTDOWN):
+            return EXIT_OK
+        return EXIT_KILLED if reason in LATCHED else EXIT_PEER_LOST
 
     def resume(self) -> int:
         """`mm resume`: clear whatever reason is set, latched ones included. Returns it."""

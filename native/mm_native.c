@@ -39,6 +39,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
 #include <sys/un.h>
@@ -105,6 +106,12 @@ int mm_futex_wait(uint32_t *addr, uint32_t expected, int64_t timeout_ns) {
     }
     long r = syscall(SYS_futex, addr, FUTEX_WAIT, expected, tsp, NULL, 0);
     return r == 0 ? 0 : errno;
+}
+
+/* Lock `len` bytes at `addr` in RAM (no page faults, no swap on the hot path). Returns 0 or
+ * errno (EPERM/ENOMEM: not permitted by RLIMIT_MEMLOCK or CAP_IPC_LOCK). */
+int mm_lock(void *addr, int64_t len) {
+    return mlock(addr, (size_t)len) == 0 ? 0 : errno;
 }
 
 int mm_futex_wake(uint32_t *addr, int n) {
@@ -236,6 +243,9 @@ int64_t mm_ring_commit(void *hdr) {
     __atomic_store_n(pos, *pos + n, __ATOMIC_RELEASE);
     *W64(hdr, MM_OFF_CLAIMED) = 0;
     *W64(hdr, MM_OFF_WRITTEN) += n;
+    /* A consumer that only spins never parks: no handshake, so no full fence (an MFENCE costs
+     * tens of ns) and no wake check. The flag sits in the read-mostly identity pair. */
+    if (__atomic_load_n(W64(hdr, MM_OFF_CONSUMER_SPINS), __ATOMIC_RELAXED)) return n;
     __atomic_thread_fence(__ATOMIC_SEQ_CST); /* store pos -> load PARKED: see the header comment */
     wake_consumer(hdr);
     return n;
@@ -273,6 +283,9 @@ void mm_ring_release(void *hdr, int64_t n) {
 /* Announce a park in `mode`, then re-check. Returns records available; 0 means the consumer is
  * now registered as parked and must sleep (futex or doorbell), any other value means it is not. */
 int64_t mm_ring_arm(void *hdr, uint32_t mode) {
+    /* A consumer registered as spin-only that parks after all: producers must fence again. */
+    if (__atomic_load_n(W64(hdr, MM_OFF_CONSUMER_SPINS), __ATOMIC_RELAXED))
+        __atomic_store_n(W64(hdr, MM_OFF_CONSUMER_SPINS), 0, __ATOMIC_RELAXED);
     __atomic_store_n(W32(hdr, MM_OFF_PARKED), mode, __ATOMIC_RELAXED);
     __atomic_thread_fence(__ATOMIC_SEQ_CST); /* store PARKED -> load pos: see the header comment */
     int64_t n = mm_ring_available(hdr);
@@ -354,6 +367,14 @@ static PyObject *py_cas64(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     long long e = PyLong_AsLongLong(a[1]), d = PyLong_AsLongLong(a[2]);
     if (PyErr_Occurred()) return NULL;
     return PyLong_FromLongLong(mm_cas64(p, e, d));
+}
+
+static PyObject *py_lock(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(2);
+    void *p = arg_ptr(a[0]);
+    long long n = PyLong_AsLongLong(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromLong(mm_lock(p, n));
 }
 
 static PyObject *py_fence(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
@@ -523,7 +544,7 @@ static PyMethodDef methods[] = {
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
     FN(spin),
-    FN(arm),          FN(disarm),        FN(park),    FN(hist_record),
+    FN(arm),          FN(disarm),        FN(park),    FN(hist_record),  FN(lock),
     {NULL, NULL, 0, NULL},
 };
 
@@ -541,7 +562,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     PyModule_AddObject(mod, "RING_MAGIC", PyLong_FromUnsignedLongLong(MM_RING_MAGIC));
     ADD_INT(MM_RING_LAYOUT_VERSION); ADD_INT(MM_CACHE_LINE);
     ADD_INT(MM_OFF_MAGIC); ADD_INT(MM_OFF_VERSION); ADD_INT(MM_OFF_RECORD_SIZE);
-    ADD_INT(MM_OFF_CAPACITY); ADD_INT(MM_OFF_MASK); ADD_INT(MM_OFF_POLICY);
+    ADD_INT(MM_OFF_CAPACITY); ADD_INT(MM_OFF_MASK); ADD_INT(MM_OFF_POLICY); ADD_INT(MM_PAIR);
+    ADD_INT(MM_OFF_CONSUMER_SPINS); ADD_INT(MM_OFF_GENERATION); ADD_INT(MM_OFF_SKIPPED);
     ADD_INT(MM_OFF_DTYPE_HASH); ADD_INT(MM_OFF_BLOCK_TIMEOUT); ADD_INT(MM_OFF_CREATED_NS);
     ADD_INT(MM_OFF_PRODUCER_POS); ADD_INT(MM_OFF_CACHED_CONSUMER); ADD_INT(MM_OFF_CLAIMED);
     ADD_INT(MM_OFF_NEXT_SEQ); ADD_INT(MM_OFF_WRITTEN); ADD_INT(MM_OFF_DROPPED);

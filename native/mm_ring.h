@@ -1,9 +1,11 @@
 /* Shared-memory SPSC ring: the memory layout, in one place.
  *
- * Every control word has a named offset. Words written by the producer and words written by the
- * consumer never share a 64-byte line (no false sharing); the producer's cached copy of the
- * consumer position lives on the producer's own line so the common-case claim touches nothing
- * the consumer writes (Agrona OneToOneRingBuffer.claimCapacity).
+ * Every control word has a named offset. The header is cut in 128-byte pairs of cache lines
+ * (Intel's adjacent-line prefetcher fetches lines in such pairs, so two words 64 bytes apart
+ * can still ping-pong): words written by the producer and words written by the consumer never
+ * share a pair. The producer's cached copy of the consumer position lives in the producer's own
+ * pair, so the common-case claim touches nothing the consumer writes (Agrona
+ * OneToOneRingBuffer.claimCapacity); the consumer reads only the producer's published pair.
  *
  * Python reads these constants from engine._native (engine/ring/layout.py); nothing else
  * restates them.
@@ -14,10 +16,11 @@
 #include <stdint.h>
 
 #define MM_RING_MAGIC           0x31474e49524d4d00ULL  /* "\0MMRING1" little-endian */
-#define MM_RING_LAYOUT_VERSION  1
+#define MM_RING_LAYOUT_VERSION  2
 #define MM_CACHE_LINE           64
+#define MM_PAIR                 128   /* adjacent-line prefetch unit */
 
-/* line 0: identity, written once by the creator before it publishes MAGIC */
+/* pair 0: identity, written once by the creator before it publishes MAGIC; read-mostly */
 #define MM_OFF_MAGIC            0     /* u64, stored last with release: attachers wait for it */
 #define MM_OFF_VERSION          8     /* u32 */
 #define MM_OFF_RECORD_SIZE      12    /* u32, multiple of 64 */
@@ -27,41 +30,48 @@
 #define MM_OFF_DTYPE_HASH       40    /* u64, FNV-1a of the dtype description */
 #define MM_OFF_BLOCK_TIMEOUT    48    /* i64 ns a blocked producer waits before giving up (0 = forever) */
 #define MM_OFF_CREATED_NS       56    /* i64 CLOCK_MONOTONIC at creation */
+#define MM_OFF_CONSUMER_SPINS   64    /* i64, 1: the consumer never parks (busy-spin), so commit
+                                         needs no full fence and no wake check; set when the
+                                         consumer registers, cleared by any park */
 
-/* line 1: producer position, the only word the consumer reads from the producer */
-#define MM_OFF_PRODUCER_POS     64    /* i64, release-stored by commit */
+/* pair 1: what the producer publishes, the only producer words the consumer reads */
+#define MM_OFF_PRODUCER_POS     128   /* i64, release-stored by commit */
+#define MM_OFF_GENERATION       136   /* i64, seq of the first record of the current producer:
+                                         records below it were left by a producer that died and
+                                         are skipped, never replayed as fresh */
 
-/* line 2: producer-private bookkeeping (read by monitors, written only by the producer) */
-#define MM_OFF_CACHED_CONSUMER  128   /* i64, producer's stale copy of the consumer position */
-#define MM_OFF_CLAIMED          136   /* i64, slots claimed but not yet committed */
-#define MM_OFF_NEXT_SEQ         144   /* i64, sequence stamped into the next record (gaps = drops) */
-#define MM_OFF_WRITTEN          152   /* i64, records committed */
-#define MM_OFF_DROPPED          160   /* i64, records refused because the ring was full */
-#define MM_OFF_BLOCKED          168   /* i64, times the producer had to wait for space */
-#define MM_OFF_WAKES            176   /* i64, wake-ups the producer sent to a parked consumer */
+/* pair 2: producer-private bookkeeping (read by monitors, written only by the producer) */
+#define MM_OFF_CACHED_CONSUMER  256   /* i64, producer's stale copy of the consumer position */
+#define MM_OFF_CLAIMED          264   /* i64, slots claimed but not yet committed */
+#define MM_OFF_NEXT_SEQ         272   /* i64, sequence stamped into the next record (gaps = drops) */
+#define MM_OFF_WRITTEN          280   /* i64, records committed */
+#define MM_OFF_DROPPED          288   /* i64, records refused because the ring was full */
+#define MM_OFF_BLOCKED          296   /* i64, times the producer had to wait for space */
+#define MM_OFF_WAKES            304   /* i64, wake-ups the producer sent to a parked consumer */
 
-/* line 3: consumer position */
-#define MM_OFF_CONSUMER_POS     192   /* i64, release-stored by release */
+/* pair 3: consumer position, the only consumer word the producer reads */
+#define MM_OFF_CONSUMER_POS     384   /* i64, release-stored by release */
 
-/* line 4: consumer-private bookkeeping */
-#define MM_OFF_READ             256   /* i64, records released by the consumer */
-#define MM_OFF_PARKS            264   /* i64, times the consumer parked */
+/* pair 4: consumer-private bookkeeping */
+#define MM_OFF_READ             512   /* i64, records released by the consumer */
+#define MM_OFF_PARKS            520   /* i64, times the consumer parked */
+#define MM_OFF_SKIPPED          528   /* i64, records of a dead producer the consumer skipped */
 
-/* line 5: park handshake (consumer writes the mode, producer clears it when it wakes) */
-#define MM_OFF_PARKED           320   /* u32, MM_PARK_* */
-#define MM_OFF_DOORBELL_LEN     324   /* u32, length of the abstract socket name */
-#define MM_OFF_DOORBELL         328   /* 56 bytes, abstract unix socket name (without the NUL) */
+/* pair 5: park handshake (consumer writes the mode, producer clears it when it wakes) */
+#define MM_OFF_PARKED           640   /* u32, MM_PARK_* */
+#define MM_OFF_DOORBELL_LEN     644   /* u32, length of the abstract socket name */
+#define MM_OFF_DOORBELL         648   /* 56 bytes, abstract unix socket name (without the NUL) */
 #define MM_DOORBELL_MAX         56
 
-/* line 6: liveness (each side writes only its own words) */
-#define MM_OFF_PRODUCER_PID     384   /* i64 */
-#define MM_OFF_PRODUCER_BEAT    392   /* i64 CLOCK_MONOTONIC ns */
-#define MM_OFF_CONSUMER_PID     448   /* i64, line 7 */
-#define MM_OFF_CONSUMER_BEAT    456   /* i64 */
+/* pair 6: liveness (each side writes only its own words, every few ms) */
+#define MM_OFF_PRODUCER_PID     768   /* i64 */
+#define MM_OFF_PRODUCER_BEAT    776   /* i64 CLOCK_MONOTONIC ns */
+#define MM_OFF_CONSUMER_PID     832   /* i64 */
+#define MM_OFF_CONSUMER_BEAT    840   /* i64 */
 
-/* lines 8..: dtype description text, NUL-padded */
-#define MM_OFF_DTYPE_DESCR      512
-#define MM_DTYPE_DESCR_MAX      1536
+/* pairs 8..: dtype description text, NUL-padded */
+#define MM_OFF_DTYPE_DESCR      1024
+#define MM_DTYPE_DESCR_MAX      1024
 
 #define MM_HEADER_SIZE          2048  /* slots start here, cache-line aligned */
 

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from engine import proc
 from engine.control import STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, Control
+from engine.exit_codes import EXIT_KILLED, EXIT_PEER_LOST
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.capture import FrameCapture
 from engine.feed.connection import StreamGroup
@@ -54,7 +55,7 @@ def adapter_factory(cfg: "EngineConfig"):
 
 def run(cfg: "EngineConfig") -> int:
     """Run the feed until stopped. Returns 0 on a clean stop, 2 on bad configuration, 1 on a
-    failure after start."""
+    failure after start, 4/5 when the kill switch stopped it (engine/exit_codes.py)."""
     fc = cfg.feed
     if not fc.url:
         proc.log(ROLE, "feed.url is empty: set MM_MD_URL or run `mm run`, which starts the simulator")
@@ -67,6 +68,8 @@ def run(cfg: "EngineConfig") -> int:
         return 2
     ctl = Control.open(cfg.instance)
     ctl.register(ROLE, fc.core)
+    if cleared := ctl.clear_transient_kill():
+        proc.log(ROLE, f"cleared the transient kill reason of a previous life ({cleared})")
     ctl.name_counters(ROLE, list(COUNTERS))
     hists = HistogramSet.create(cfg.instance, ROLE, list(HISTOGRAMS))
     sink = capture = None
@@ -98,7 +101,7 @@ def run(cfg: "EngineConfig") -> int:
         if sink is not None:
             sink.ring.close()
         hists.close()
-        if status == 0:
+        if status in (0, EXIT_KILLED, EXIT_PEER_LOST):
             ctl.deregister(ROLE, STATE_STOPPED)
         ctl.close()
         if not gc.isenabled():      # run() inside a larger program (tests, tools): undo the freeze
@@ -141,7 +144,7 @@ async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-    return 0
+    return 0 if stop.is_set() else ctl.exit_status()
 
 
 def _counter_copier(counters, group: StreamGroup, sink, capture):

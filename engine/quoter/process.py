@@ -82,11 +82,14 @@ def compile_loop(args: tuple) -> None:
 
 
 def run(cfg) -> int:
-    """Run the quoter until stopped; returns the exit status (0 = clean stop or kill switch)."""
+    """Run the quoter until stopped; returns the exit status (engine/exit_codes.py: 0 = a clean
+    stop; 4 or 5 when the kill switch stopped it, latched or for a lost peer)."""
     q = cfg.quoter
     idle = idle_name(q)
     ctl = Control.open(cfg.instance)
     counters = ctl.register(ROLE, core=q.core, idle_code=STRATEGIES[idle])
+    if cleared := ctl.clear_transient_kill():
+        log(ROLE, f"cleared the transient kill reason of a previous life ({cleared})")
     ctl.name_counters(ROLE, counter_names([i.symbol for i in cfg.instruments],
                                           pnl_exponent(cfg.instruments)))
     counters[:] = 0
@@ -102,13 +105,15 @@ def run(cfg) -> int:
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
         r = cfg.rings
-        md = Ring.open(cfg.instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="consumer")
+        md = Ring.open(cfg.instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="consumer",
+                       spins=idle == "busy-spin")
         rings.append(md)
         orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, r.orders.capacity,
                            r.orders.policy, role="producer")
         rings.append(orders)
+        # the loop parks on the md ring only: the fills ring's producer never needs to wake it
         fills = Ring.open(cfg.instance, "fills", FILL_DTYPE, r.fills.capacity, r.fills.policy,
-                          role="consumer")
+                          role="consumer", spins=True)
         rings.append(fills)
         for w in pin(ROLE, q.core):
             log(ROLE, w)
@@ -138,8 +143,8 @@ def run(cfg) -> int:
         if rc == loop.LOOP_KILLED:
             log(ROLE, f"kill switch ({KILL_REASONS.get(ctl.killed(), '?')}): cancel-all sent, "
                       f"stopped quoting")
-        else:
-            log(ROLE, "stopped")
+            return ctl.exit_status()
+        log(ROLE, "stopped")
         return 0
     finally:
         for s, h in old_handlers.items():

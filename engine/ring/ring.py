@@ -14,6 +14,7 @@ whole ring can never leave its producer unable to push while it waits for more.
 """
 from __future__ import annotations
 
+import mmap
 import os
 import socket
 import time
@@ -35,7 +36,7 @@ class RingError(SegmentError):
 class Ring:
     """A mapped ring. Build it with `create`, `attach` or `open`, never directly."""
 
-    def __init__(self, seg: Segment, dtype: np.dtype, role: Role | None):
+    def __init__(self, seg: Segment, dtype: np.dtype, role: Role | None, spins: bool = False):
         self.seg = seg
         self.name = seg.shm_name
         self.dtype = dtype
@@ -45,13 +46,17 @@ class Ring:
         self.slots = np.frombuffer(seg.buf, dtype=dtype, count=self.capacity, offset=L.HEADER_SIZE)
         self._pending = 0            # records handed out by the last read, released on the next
         self._doorbell: socket.socket | None = None
+        # No page faults or swap on the hot path: lock this process's mapping where permitted
+        # (RLIMIT_MEMLOCK, CAP_IPC_LOCK); a refusal only costs latency, so it is not an error.
+        self.locked = C.lock(seg.addr, seg.size) == 0
         if role:
-            self._register(role)
+            self._register(role, spins)
 
     # ------------------------------------------------------------------ construction
     @classmethod
     def create(cls, instance: str, name: str, dtype: np.dtype, capacity: int,
-               policy: str = "drop", block_timeout_ns: int = 0, role: Role | None = None) -> "Ring":
+               policy: str = "drop", block_timeout_ns: int = 0, role: Role | None = None,
+               spins: bool = False) -> "Ring":
         """Create the ring segment (mode 0600). A leftover segment whose registered processes are
         all dead is replaced (with a message on stderr); one still in use is an error."""
         dtype = np.dtype(dtype)
@@ -68,6 +73,7 @@ class Ring:
             _replace_if_stale(shm_name)
             seg = Segment.create(shm_name, size)
         descr = L.dtype_description(dtype)
+        seg.array[::mmap.PAGESIZE] = 0      # pre-fault every page now, not on the first records
         w = seg.words
         w[L.OFF_CAPACITY // 8] = capacity
         w[L.OFF_MASK // 8] = capacity - 1
@@ -81,11 +87,11 @@ class Ring:
         seg.array[L.OFF_DTYPE_DESCR:L.OFF_DTYPE_DESCR + len(descr)] = np.frombuffer(descr, np.uint8)
         # Magic last, with release: an attacher that sees it sees a complete header.
         C.store_release(seg.addr + L.OFF_MAGIC, np.uint64(L.MAGIC).view(np.int64).item())
-        return cls(seg, dtype, role)
+        return cls(seg, dtype, role, spins)
 
     @classmethod
     def attach(cls, instance: str, name: str, dtype: np.dtype, role: Role | None = None,
-               capacity: int | None = None, wait_s: float = 0.0) -> "Ring":
+               capacity: int | None = None, wait_s: float = 0.0, spins: bool = False) -> "Ring":
         """Attach to an existing ring, checking magic, layout version, record dtype and (if
         given) capacity. `role` registers this process as the ring's producer or consumer."""
         dtype = np.dtype(dtype)
@@ -93,24 +99,28 @@ class Ring:
         seg = Segment.attach(shm_name, wait_s=wait_s)
         try:
             _validate(seg, dtype, capacity, wait_s)
-            return cls(seg, dtype, role)
+            return cls(seg, dtype, role, spins)
         except Exception:
             seg.close()
             raise
 
     @classmethod
     def open(cls, instance: str, name: str, dtype: np.dtype, capacity: int, policy: str = "drop",
-             role: Role | None = None, block_timeout_ns: int = 0) -> "Ring":
-        """Attach if the ring exists, else create it: processes may start in any order."""
+             role: Role | None = None, block_timeout_ns: int = 0, spins: bool = False) -> "Ring":
+        """Attach if the ring exists, else create it: processes may start in any order.
+        `spins`: this consumer never parks (busy-spin), so the producer's commit can skip the
+        park handshake's full fence."""
         try:
-            return cls.attach(instance, name, dtype, role=role, capacity=capacity)
+            return cls.attach(instance, name, dtype, role=role, capacity=capacity, spins=spins)
         except RingError:
             raise
         except SegmentError:
             try:
-                return cls.create(instance, name, dtype, capacity, policy, block_timeout_ns, role)
+                return cls.create(instance, name, dtype, capacity, policy, block_timeout_ns, role,
+                                  spins)
             except SegmentError:  # lost a creation race: the other process made it first
-                return cls.attach(instance, name, dtype, role=role, capacity=capacity, wait_s=1.0)
+                return cls.attach(instance, name, dtype, role=role, capacity=capacity, wait_s=1.0,
+                                  spins=spins)
 
     # ------------------------------------------------------------------ producer
     def push(self, record) -> bool:
@@ -216,6 +226,7 @@ class Ring:
             "capacity": self.capacity, "written": g(L.OFF_WRITTEN), "read": g(L.OFF_READ),
             "depth": g(L.OFF_PRODUCER_POS) - g(L.OFF_CONSUMER_POS), "dropped": g(L.OFF_DROPPED),
             "blocked": g(L.OFF_BLOCKED), "wakes": g(L.OFF_WAKES), "parks": g(L.OFF_PARKS),
+            "skipped": g(L.OFF_SKIPPED), "generation": g(L.OFF_GENERATION),
             "producer_pid": g(L.OFF_PRODUCER_PID), "consumer_pid": g(L.OFF_CONSUMER_PID),
             "producer_beat_ns": g(L.OFF_PRODUCER_BEAT), "consumer_beat_ns": g(L.OFF_CONSUMER_BEAT),
         }
@@ -254,14 +265,36 @@ class Ring:
     def _word(self, off: int) -> int:
         return int(self.seg.words[off // 8])
 
-    def _register(self, role: Role) -> None:
+    def _register(self, role: Role, spins: bool) -> None:
+        """Claim the ring's producer or consumer end for this process. A producer that takes
+        over from a dead one drops what that one claimed but never committed (it would be
+        published with fresh sequence numbers) and starts a new generation; a consumer skips
+        the records a dead producer generation left unread (never replayed as fresh)."""
         off = L.OFF_PRODUCER_PID if role == "producer" else L.OFF_CONSUMER_PID
         holder = self._word(off)
         if holder and holder != os.getpid() and pid_alive(holder):
             raise RingError(f"ring {self.name} already has a live {role} (pid {holder}); "
                             f"a ring has exactly one {role}")
-        self.seg.words[off // 8] = os.getpid()
+        w = self.seg.words
+        if role == "producer":
+            w[L.OFF_CLAIMED // 8] = 0
+            C.store_release(self.hdr + L.OFF_GENERATION, int(w[L.OFF_NEXT_SEQ // 8]))
+        else:
+            w[L.OFF_CONSUMER_SPINS // 8] = int(spins)
+            self.skip_old_generation()
+        w[off // 8] = os.getpid()
         self.beat()
+
+    def skip_old_generation(self) -> int:
+        """Consumer: release the unread records older than the producer's generation (left by
+        a producer that died); returns how many."""
+        gen = C.load_acquire(self.hdr + L.OFF_GENERATION)
+        skipped = 0
+        while C.available(self.hdr) > 0 and int(self.slots[self._read_index()]["seq"]) < gen:
+            C.release(self.hdr, 1)
+            skipped += 1
+        self.seg.words[L.OFF_SKIPPED // 8] += skipped
+        return skipped
 
 
 def _validate(seg: Segment, dtype: np.dtype, capacity: int | None, wait_s: float) -> None:
@@ -299,8 +332,6 @@ def _validate(seg: Segment, dtype: np.dtype, capacity: int | None, wait_s: float
 
 def _replace_if_stale(shm_name: str) -> None:
     """An existing segment blocks creation: unlink it if every process it names is dead."""
-    import sys
-
     seg = Segment.attach(shm_name)
     try:
         pids = {}
@@ -314,6 +345,7 @@ def _replace_if_stale(shm_name: str) -> None:
         who = ", ".join(f"{r} pid {p}" for r, p in live.items())
         raise RingError(f"ring {shm_name} exists and is in use ({who}); stop that engine or "
                         f"choose another instance name")
-    print(f"mm: replacing stale ring segment {shm_name} (its processes "
-          f"{pids or 'unknown'} are gone)", file=sys.stderr)
+    from engine.proc import log
+    log("ring", f"replacing stale ring segment {shm_name} (its processes "
+                f"{pids or 'unknown'} are gone)")
     unlink(shm_name)

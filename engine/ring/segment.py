@@ -28,8 +28,12 @@ def segment_name(instance: str, name: str) -> str:
     return f"/mm.{instance}.{name}"
 
 
+PID_MAX = 1 << 22             # the kernel's pid_max ceiling: larger "pids" are garbage words
+
+
 def pid_alive(pid: int) -> bool:
-    if pid <= 0:
+    """True when `pid` names a live process (a word read from another layout is not one)."""
+    if not 0 < pid <= PID_MAX:
         return False
     try:
         os.kill(pid, 0)

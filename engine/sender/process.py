@@ -70,8 +70,11 @@ def make_gateway(cfg, creds, fills, hist, dry_run, kill_addr=0):
 class Sender:
     """One sender run: owns the gateway, the rings' ends and the safety net."""
 
-    def __init__(self, cfg, ctl: Control, orders: Ring, fills: FillWriter, hist, creds):
+    def __init__(self, cfg, ctl: Control, orders: Ring, fills: FillWriter, hist, creds,
+                 first_life: bool = True):
         self.cfg = cfg
+        self.first_life = first_life        # no earlier sender of this instance could have
+                                            # left orders resting
         self.scfg = cfg.sender
         self.ctl = ctl
         self.orders = orders
@@ -342,7 +345,7 @@ class Sender:
             return EXIT_OK
         gw = self.gw
         gw.mark_stop_cancels()
-        if not gw.connected_ever and gw.counts["orders_sent"] == 0:
+        if not gw.connected_ever and gw.counts["orders_sent"] == 0 and self.first_life:
             _log("never connected: nothing was sent")
             return EXIT_OK
         loop = asyncio.get_running_loop()
@@ -392,6 +395,7 @@ def run(cfg) -> int:
         _log(str(e))
         return EXIT_CONFIG
     ctl = Control.open(cfg.instance)
+    first_life = ctl.pid("sender") == 0      # a sender before us (crashed, restarted, rescued)
     ctl.register("sender", scfg.core)
     cleared = ctl.clear_transient_kill()
     if cleared:
@@ -403,7 +407,7 @@ def run(cfg) -> int:
     try:
         rc_orders, rc_fills = cfg.rings.orders, cfg.rings.fills
         orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, rc_orders.capacity,
-                           rc_orders.policy, role="consumer")
+                           rc_orders.policy, role="consumer", spins=scfg.idle == "busy-spin")
         fills_ring = Ring.open(cfg.instance, "fills", FILL_DTYPE, rc_fills.capacity,
                                rc_fills.policy, role="producer")
         hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
@@ -412,7 +416,7 @@ def run(cfg) -> int:
         _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {creds.auth} "
              f"({creds.auth_reason}) tag {cfg.tag} "
              f"credentials from {creds.source}; idle {scfg.idle or 'park'}")
-        sender = Sender(cfg, ctl, orders, FillWriter(fills_ring), hist, creds)
+        sender = Sender(cfg, ctl, orders, FillWriter(fills_ring), hist, creds, first_life)
         rc = loop.run_until_complete(sender.main())
     except Exception as e:
         _log(f"fatal: {type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")

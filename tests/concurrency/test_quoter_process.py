@@ -12,6 +12,7 @@ import pytest
 
 from engine.config import EngineConfig, RingConfig, RingsConfig
 from engine.control import KILL_OPERATOR, Control
+from engine.exit_codes import EXIT_KILLED
 from engine.quoter.config import QuoterConfig
 from engine.quoter.layout import G_MAX_DRAWDOWN
 from engine.quoter.reference import INTENT_FIELDS, ReferenceQuoter
@@ -177,7 +178,7 @@ def test_ring_to_quoter_to_ring(engine):
     last = _read(orders, 1)
     assert list(zip(col(last, "action"), col(last, "instrument"))) == [(ACTION_CANCEL_ALL,
                                                                        ALL_INSTRUMENTS)]
-    assert proc.wait(timeout=10) == 0
+    assert proc.wait(timeout=10) == EXIT_KILLED          # latched: stays down until mm resume
     assert ctl.role_info("quoter")["state"] == "stopped"
     counters = ctl.counter_values("quoter")
     assert counters["new"] == 4 and counters["replace"] == 4 and counters["cancel_all"] == 1

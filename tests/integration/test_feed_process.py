@@ -12,6 +12,8 @@ import msgspec
 import numpy as np
 import pytest
 
+from engine.exit_codes import EXIT_KILLED
+
 from engine.config import EngineConfig, dump_json
 from engine.control import KILL_OPERATOR, Control
 from engine.feed.process import COUNTERS, run
@@ -63,11 +65,12 @@ def test_feed_process_runs_and_stops_cleanly(tmp_path, instance, how):
             assert list(counters) == list(COUNTERS)
             assert counters["records"] >= len(recs) > 0 and counters["frames"] > 0
             assert counters["data"] > 0 and counters["malformed"] == 0
-            if how == "kill_switch":
+            if how == "kill_switch":     # latched: it stays down until `mm resume`
                 ctl.kill(KILL_OPERATOR)
+                assert feed.wait(timeout=15) == EXIT_KILLED
             else:
                 feed.send_signal(signal.SIGTERM)
-            assert feed.wait(timeout=15) == 0
+                assert feed.wait(timeout=15) == 0
         finally:
             if feed.poll() is None:
                 feed.kill()

@@ -113,7 +113,7 @@ def test_config_that_disagrees_with_the_venues_filters_is_refused(tmp_path, inst
 
 @pytest.mark.parametrize("args, toml, message", [
     (["--instance", "a/b"], "", "instance: expected 1-40 of"),
-    ([], "[quoter]\ncore = 4096\n", "quoter.core: CPU 4096 is not available"),
+    ([], "[quoter]\ncore = 4096\n", "quoter.core: CPU 4096 is not online here"),
     ([], "[sender]\nurl = 'ws://127.0.0.1:9/ws-api/v3'\n", "set both MM_MD_URL and MM_ORDER_URL"),
 ])
 def test_a_bad_config_is_refused_before_anything_is_created(tmp_path, instance, args, toml,
