@@ -36,9 +36,6 @@
 
 /* pair 1: what the producer publishes, the only producer words the consumer reads */
 #define MM_OFF_PRODUCER_POS     128   /* i64, release-stored by commit */
-#define MM_OFF_GENERATION       136   /* i64, seq of the first record of the current producer:
-                                         records below it were left by a producer that died and
-                                         are skipped, never replayed as fresh */
 
 /* pair 2: producer-private bookkeeping (read by monitors, written only by the producer) */
 #define MM_OFF_CACHED_CONSUMER  256   /* i64, producer's stale copy of the consumer position */
@@ -55,7 +52,8 @@
 /* pair 4: consumer-private bookkeeping */
 #define MM_OFF_READ             512   /* i64, records released by the consumer */
 #define MM_OFF_PARKS            520   /* i64, times the consumer parked */
-#define MM_OFF_SKIPPED          528   /* i64, records of a dead producer the consumer skipped */
+#define MM_OFF_SKIPPED          528   /* i64, records a (re)starting consumer found unread and
+                                         skipped: left for a consumer that died, not fresh */
 
 /* pair 5: park handshake (consumer writes the mode, producer clears it when it wakes) */
 #define MM_OFF_PARKED           640   /* u32, MM_PARK_* */

@@ -117,14 +117,13 @@ COUNTER_NAMES = [
     "fills", "acks", "trades", "rejects", "canceled", "unknown_order", "positions",
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
     "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
-    "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds", "old_records",
+    "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
  C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT,
- C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS,
- C_OLD_RECORDS) = range(len(COUNTER_NAMES))
+ C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 N_COUNTERS = 56
 

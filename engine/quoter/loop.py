@@ -23,8 +23,7 @@ from engine.native import (
     nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
     nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.layout import C_OLD_RECORDS, C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
-from engine.ring.layout import OFF_GENERATION
+from engine.quoter.layout import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
 from engine.quoter.model import (
     any_quote, check_timers, kill_all, on_fill, on_md, requote_dirty,
 )
@@ -83,12 +82,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
         batch_read = 0
         avail = nb_ring_available(md_hdr)
         if avail > 0:
-            gen = nb_load_acquire(md_hdr + OFF_GENERATION)
             for k in range(avail):
                 r = md_slots[nb_ring_read_index(md_hdr, k)]
-                if r.seq < gen:                     # left by a feed that died: not fresh
-                    cnt[C_OLD_RECORDS] += 1
-                    continue
                 if hist[H_MD_TO_READ] != 0:
                     nb_hist_record(hist[H_MD_TO_READ], now - r.ts_published)
                 on_md(inst, par, cnt, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty,
@@ -98,12 +93,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
             batch_read = now
         avail = nb_ring_available(fill_hdr)
         if avail > 0:
-            gen = nb_load_acquire(fill_hdr + OFF_GENERATION)
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
-                if f.seq < gen:                     # left by a sender that died
-                    cnt[C_OLD_RECORDS] += 1
-                    continue
                 on_fill(inst, quotes, par, g, cnt, rl10, rlday, f.instrument, f.kind,
                         f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code, now)
             nb_ring_release(fill_hdr, avail)

@@ -226,7 +226,7 @@ class Ring:
             "capacity": self.capacity, "written": g(L.OFF_WRITTEN), "read": g(L.OFF_READ),
             "depth": g(L.OFF_PRODUCER_POS) - g(L.OFF_CONSUMER_POS), "dropped": g(L.OFF_DROPPED),
             "blocked": g(L.OFF_BLOCKED), "wakes": g(L.OFF_WAKES), "parks": g(L.OFF_PARKS),
-            "skipped": g(L.OFF_SKIPPED), "generation": g(L.OFF_GENERATION),
+            "skipped": g(L.OFF_SKIPPED),
             "producer_pid": g(L.OFF_PRODUCER_PID), "consumer_pid": g(L.OFF_CONSUMER_PID),
             "producer_beat_ns": g(L.OFF_PRODUCER_BEAT), "consumer_beat_ns": g(L.OFF_CONSUMER_BEAT),
         }
@@ -267,9 +267,11 @@ class Ring:
 
     def _register(self, role: Role, spins: bool) -> None:
         """Claim the ring's producer or consumer end for this process. A producer that takes
-        over from a dead one drops what that one claimed but never committed (it would be
-        published with fresh sequence numbers) and starts a new generation; a consumer skips
-        the records a dead producer generation left unread (never replayed as fresh)."""
+        over from a dead one drops what that one claimed but never committed (publishing it
+        would hand out an old lap's record with a fresh sequence number). A consumer that
+        (re)starts skips what is unread: it was meant for the consumer before it, and is
+        not fresh; whoever feeds it state (the sender's POSITION + RESUME to a new quoter)
+        does so after this registration is visible."""
         off = L.OFF_PRODUCER_PID if role == "producer" else L.OFF_CONSUMER_PID
         holder = self._word(off)
         if holder and holder != os.getpid() and pid_alive(holder):
@@ -278,23 +280,18 @@ class Ring:
         w = self.seg.words
         if role == "producer":
             w[L.OFF_CLAIMED // 8] = 0
-            C.store_release(self.hdr + L.OFF_GENERATION, int(w[L.OFF_NEXT_SEQ // 8]))
         else:
             w[L.OFF_CONSUMER_SPINS // 8] = int(spins)
-            self.skip_old_generation()
-        w[off // 8] = os.getpid()
+            n = C.available(self.hdr)
+            if n > 0:
+                C.release(self.hdr, n)
+                w[L.OFF_SKIPPED // 8] += n
+        C.store_release(self.hdr + off, os.getpid())     # after the skip: see the docstring
         self.beat()
 
-    def skip_old_generation(self) -> int:
-        """Consumer: release the unread records older than the producer's generation (left by
-        a producer that died); returns how many."""
-        gen = C.load_acquire(self.hdr + L.OFF_GENERATION)
-        skipped = 0
-        while C.available(self.hdr) > 0 and int(self.slots[self._read_index()]["seq"]) < gen:
-            C.release(self.hdr, 1)
-            skipped += 1
-        self.seg.words[L.OFF_SKIPPED // 8] += skipped
-        return skipped
+    def consumer_pid(self) -> int:
+        """The registered consumer (0: none yet); its records start after it appeared here."""
+        return C.load_acquire(self.hdr + L.OFF_CONSUMER_PID)
 
 
 def _validate(seg: Segment, dtype: np.dtype, capacity: int | None, wait_s: float) -> None:

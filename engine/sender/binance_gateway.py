@@ -30,7 +30,7 @@ from picows import WSMsgType
 
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, FILL_RESET, FILL_RESUME)
+                            ALL_INSTRUMENTS)
 from engine.sender import binance as bn
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
@@ -465,12 +465,10 @@ class BinanceGateway(Gateway):
         """Open orders of every instrument against the table: ours that rest are confirmed
         (an UNKNOWN one is resolved), ours that do not are asked about (never concluded from
         absence), ours that no live order holds are canceled (a previous process's, or a
-        divergence); then positions. A new process first tells the quoter to forget its
-        slots (FILL_RESET)."""
+        divergence); then positions, and the quoter is told where it stands (a new sender
+        process first tells it to forget its slots: FILL_RESET)."""
         orders = self.orders
         first = not self._reconciled_once
-        if first:
-            self.fills.emit(FILL_RESET, 0, ALL_INSTRUMENTS)
         self.counts["reconciles"] += 1
         busy = {n for req in self._inflight.values() for n in req[1:3] if n}
         now = perf_counter_ns()
@@ -508,8 +506,9 @@ class BinanceGateway(Gateway):
         self._reconciled_once = True
         self.ready = True
         self.flush_deferred()
-        if full:
-            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
+        # a new sender knows none of the quoter's slots: RESET (what they held rests no more,
+        # or is canceled above as a stranger)
+        self.tell_quoter(reset=first, resume=full)
 
     async def _cancel_strangers(self, strangers: list) -> None:
         """Cancel orders of our tag that no live order holds; refused cancels are retried."""

@@ -26,7 +26,7 @@ from picows import WSMsgType
 
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, FILL_RESUME, SIDE_BUY)
+                            ALL_INSTRUMENTS, SIDE_BUY)
 from engine.sender.binance import decimal_slot, scale_of
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
@@ -321,10 +321,11 @@ class BybitGateway(Gateway):
 
     async def reconcile(self, full: bool = True) -> None:
         # No open-orders query on /v5/trade (REST only): the local table stays the truth.
+        first = not getattr(self, "_reconciled_once", False)
+        self._reconciled_once = True
         self.ready = True
         self.flush_deferred()
-        if full:
-            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
+        self.tell_quoter(reset=first, resume=full)
 
     async def cancel_everything(self, deadline: float) -> int:
         loop = asyncio.get_running_loop()

@@ -26,6 +26,7 @@ from picows import WSListener, WSMsgType, ws_connect
 from engine import _native as C
 from engine._native import hist_record as _hist_record
 from engine.proc import log
+from engine.records import ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET, FILL_RESUME
 from engine.sender.fills import FillWriter
 from engine.sender.order_state import OrderTable
 
@@ -428,13 +429,10 @@ class Gateway:
 
     # ---------------------------------------------------------------- position truth
     def check_position(self, inst: int, venue_qty: int, first: bool, settled: bool) -> None:
-        """Compare the venue's base balance with the position our fills add up to, and tell the
-        quoter (POSITION) where it stands. The first snapshot sets it. A difference is repaired
-        only when nothing can still explain it (no request in flight, no order whose outcome is
-        being asked: `settled`) and the next settled check sees the same venue figure (a report
-        on its way explains a one-off)."""
-        from engine.records import FILL_POSITION
-
+        """Compare the venue's base balance with the position our fills add up to. The first
+        snapshot sets it. A difference is repaired only when nothing can still explain it (no
+        request in flight, no order whose outcome is being asked: `settled`) and the next
+        settled check sees the same venue figure (a report on its way explains a one-off)."""
         table = self.orders
         if first or inst not in table.position:
             table.position[inst] = venue_qty
@@ -451,7 +449,18 @@ class Gateway:
             else:
                 self.counts["divergences"] += 1
                 self._position_seen[inst] = venue_qty
-        self.fills.emit(FILL_POSITION, 0, inst, 0, 0, table.position[inst])
+
+    def tell_quoter(self, reset: bool, resume: bool) -> None:
+        """Where the quoter stands: (RESET: forget every slot,) POSITION per instrument (the
+        position our fills add up to, consistent with every TRADE record before it), (RESUME:
+        quote). After every reconcile, and for every new quoter process."""
+        if reset:
+            self.fills.emit(FILL_RESET, 0, ALL_INSTRUMENTS)
+        for inst in range(len(self.instruments)):
+            if inst in self.orders.position:
+                self.fills.emit(FILL_POSITION, 0, inst, 0, 0, self.orders.position[inst])
+        if resume:
+            self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
 
     # ---------------------------------------------------------------- venue interface
     async def logon(self, transport) -> None:

@@ -93,6 +93,8 @@ class Sender:
         self._reconnect_task: asyncio.Task | None = None
         self._reconciling = False
         self._rolling = False
+        self._syncing = False
+        self.synced_quoter = 0              # the fills consumer (quoter) last told POSITION+RESUME
         self._last_reconcile = 0.0
         self._last_request_ns = 0
         self._seen_running: set[str] = set()
@@ -217,6 +219,11 @@ class Sender:
                 and loop.time() - self._last_reconcile > every):
             self._reconciling = True
             loop.create_task(self._reconcile_mid_session())
+        quoter = self.fills.ring.consumer_pid()
+        if (gw.ready and quoter and quoter != self.synced_quoter and not self._syncing
+                and not self._reconciling):
+            self._syncing = True
+            loop.create_task(self._sync_new_quoter(quoter))
         if gw.ready and not self._rolling and (
                 gw.shutdown_notice or loop.time() - gw.connected_at > self.scfg.rollover_after_s):
             self._rolling = True
@@ -253,7 +260,9 @@ class Sender:
                 attempt += 1
                 try:
                     await self.gw.connect(self.url)
+                    quoter = self.fills.ring.consumer_pid()     # before what we tell it
                     await self.gw.reconcile(full=True)
+                    self.synced_quoter = quoter
                     if not first:
                         self.reconnects += 1
                     _log(f"{'connected' if first else 'reconnected'} to {self.url} "
@@ -278,6 +287,27 @@ class Sender:
                     ceiling = min(ceiling * 2, self.scfg.reconnect_cap_s)
         finally:
             self._reconnecting = False
+
+    async def _sync_new_quoter(self, quoter: int) -> None:
+        """A quoter process this sender has not told where it stands (it started after our
+        reconcile, or restarted): if an earlier quoter traded through us, its orders are
+        canceled first (the new one's slots know none of them); then RESET, POSITION, RESUME."""
+        gw = self.gw
+        try:
+            if self.synced_quoter:
+                _log(f"quoter restarted (pid {self.synced_quoter} -> {quoter}): canceling what "
+                     f"its predecessor left, then resuming the new one")
+                left = await gw.cancel_everything(asyncio.get_running_loop().time()
+                                                  + self.scfg.cancel_confirm_timeout_s)
+                if left != 0:
+                    _log(f"quoter restart: {left} orders not confirmed canceled; trying again")
+                    return
+            gw.tell_quoter(reset=True, resume=True)
+            self.synced_quoter = quoter
+        except GatewayError as e:
+            _log(f"telling the new quoter where it stands failed: {e}; trying again")
+        finally:
+            self._syncing = False
 
     async def _reconcile_mid_session(self) -> None:
         try:
