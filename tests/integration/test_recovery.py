@@ -69,7 +69,7 @@ class Units(threading.Thread):
                         p.seen = 1
                         self.exits[role].append(code)
                         if code not in NO_RESTART:
-                            time.sleep(0.3)                 # RestartSec=
+                            time.sleep(float(os.environ.get("T_RESTART", "0.3")))  # RestartSec=
                             self.start_unit(role)
 
     def kill(self, role: str) -> None:
@@ -137,8 +137,20 @@ def _recovered(sim, instance, timeout: float) -> float:
             if ours and held is not None and ours <= held:
                 return time.monotonic() - t0
         time.sleep(0.1)
+    diag = ""
+    try:
+        from engine.records import FILL_DTYPE
+        from engine.ring import Ring
+        ctl = Control.attach(instance)
+        fills = Ring.attach(instance, "fills", FILL_DTYPE)
+        diag = (f"\nkill {ctl.killed()} roles {[ctl.role_info(r) for r in ROLES]}\n"
+                f"quoter {ctl.counter_values('quoter')}\nfills ring {fills.stats()}")
+        fills.close()
+        ctl.close()
+    except SegmentError:
+        pass
     raise AssertionError(f"not recovered within {timeout} s: venue {_ours(sim)}, "
-                         f"held {_held(instance)}")
+                         f"held {_held(instance)}{diag}")
 
 
 def test_each_process_killed_comes_back_and_quoting_resumes(instance, tmp_path):
