@@ -1,4 +1,5 @@
-"""Build the native part (atomics, futex park/wake, ring protocol, histogram) as engine._native."""
+"""Build the native parts: engine._native (atomics, futex park/wake, ring protocol, histogram)
+and engine._order (order requests rendered, HMAC-signed and framed for the sender)."""
 from setuptools import Extension, setup
 
 setup(
@@ -8,6 +9,11 @@ setup(
             sources=["native/mm_native.c"],
             include_dirs=["native"],
             extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
+        ),
+        Extension(
+            "engine._order",
+            sources=["native/mm_order.c"],
+            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+        ),
     ]
 )

@@ -39,6 +39,7 @@
 #include <signal.h>
 #include <stdint.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
@@ -267,6 +268,28 @@ int64_t mm_ring_spin(void *hdr, int64_t have, int64_t max_spins) {
         n = mm_ring_available(hdr);
     }
     return n;
+}
+
+/* Spin until records are available (returns how many), the socket `fd` has data to read
+ * (returns -1; checked with a zero-timeout poll every ~16 us), or `max_ns` passed (returns 0).
+ * A spinning event-loop consumer (the sender) polls its ring at C speed and enters the event
+ * loop only when there is socket work or a timer may be due. */
+int64_t mm_ring_spin_fd(void *hdr, int64_t fd, int64_t max_ns) {
+    int64_t start = mm_now_ns(), next_poll = start + 16000;
+    for (uint64_t i = 1;; i++) {
+        int64_t n = mm_ring_available(hdr);
+        if (n > 0) return n;
+        mm_cpu_relax();
+        if ((i & 31) == 0) {
+            int64_t now = mm_now_ns();
+            if (fd >= 0 && now >= next_poll) {
+                struct pollfd p = {(int)fd, POLLIN, 0};
+                if (poll(&p, 1, 0) > 0) return -1;
+                next_poll = now + 16000;
+            }
+            if (now - start >= max_ns) return 0;
+        }
+    }
 }
 
 /* Slot index of the i-th unread record. */
@@ -506,6 +529,14 @@ static PyObject *py_spin(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
         mm_ring_spin(arg_ptr(a[0]), PyLong_AsLongLong(a[1]), PyLong_AsLongLong(a[2])));
 }
 
+static PyObject *py_spin_fd(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(3);
+    void *hdr = arg_ptr(a[0]);
+    long long fd = PyLong_AsLongLong(a[1]), max_ns = PyLong_AsLongLong(a[2]);
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(mm_ring_spin_fd(hdr, fd, max_ns));
+}
+
 static PyObject *py_release(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     CHECK_NARGS(2);
     mm_ring_release(arg_ptr(a[0]), PyLong_AsLongLong(a[1]));
@@ -543,7 +574,7 @@ static PyMethodDef methods[] = {
     FN(load_acquire), FN(store_release), FN(cas64),   FN(fence),   FN(cpu_relax),  FN(rdtsc),
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
-    FN(spin),
+    FN(spin),         FN(spin_fd),
     FN(arm),          FN(disarm),        FN(park),    FN(hist_record),  FN(lock),
     {NULL, NULL, 0, NULL},
 };

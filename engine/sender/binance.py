@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine import _order
+from engine._order import render as _render
 from engine.instruments import Instrument
 from engine.records import SIDE_BUY
 from engine.sender.signing import Ed25519Signer, HmacSigner, sign_tail
@@ -35,7 +37,7 @@ class Slot:
 
 
 BYTES = Slot(b"%b", True)        # client order ids
-INT = Slot(b"%d", False)         # timestamps
+INT = Slot(b"%d", False)         # timestamps, venue order ids
 
 
 def decimal_slot(exp: int) -> Slot:
@@ -50,17 +52,26 @@ def scale_of(exp: int) -> int:
     return 10 ** -exp if exp < 0 else 1
 
 
+# What each variable parameter is to the C renderer (engine._order), by parameter name.
+_PIECE_OF = {"newClientOrderId": _order.P_CID, "cancelOrigClientOrderId": _order.P_ORIG_CID,
+             "origClientOrderId": _order.P_ORIG_CID, "price": _order.P_PRICE,
+             "quantity": _order.P_QTY, "timestamp": _order.P_TS, "orderId": _order.P_VID}
+
+
 class Template:
     """One request kind: constant parameters pre-rendered, variable ones as %-slots.
 
     `tail % args` is the part of the signed payload after `head` (the constant text up to the
     first slot); `frame % (request_id, *args[, signature])` is the JSON text frame. Arguments go
-    in the order of the slots' parameter names sorted alphabetically.
+    in the order of the slots' parameter names sorted alphabetically. The same pieces, compiled
+    once into `native` (engine._order), let the hot path render, sign and frame a request in
+    one C call (`render_into`).
     """
-    __slots__ = ("method", "head", "tail", "frame", "mac", "auth", "_ed")
+    __slots__ = ("method", "head", "tail", "frame", "mac", "auth", "_ed", "native")
 
     def __init__(self, method: str, params: dict, auth: str, api_key: str | None = None,
-                 hmac_signer: HmacSigner | None = None, ed_signer: Ed25519Signer | None = None):
+                 hmac_signer: HmacSigner | None = None, ed_signer: Ed25519Signer | None = None,
+                 pexp: int = 0, qexp: int = 0):
         self.method = method
         self.auth = auth
         self._ed = ed_signer
@@ -70,25 +81,38 @@ class Template:
                 raise ValueError(f"{method}: a signed template needs the API key")
             params["apiKey"] = api_key
         head, tail, body = b"", b"", []
+        tail_pieces: list = []          # (kind, literal) for the C renderer
+        frame_pieces: list = [(_order.P_LIT, b'{"id":'), (_order.P_RID, b""),
+                              (_order.P_LIT, b',"method":"' + method.encode() + b'","params":{')]
         in_tail = False
         for i, name in enumerate(sorted(params)):
             value = params[name]
             sep = b"&" if i else b""
+            comma = b"," if i else b""
             if isinstance(value, Slot):
                 piece = name.encode() + b"=" + value.fmt
                 body.append(b'"' + name.encode() + b'":'
                             + (b'"' + value.fmt + b'"' if value.quoted else value.fmt))
+                kind = _PIECE_OF[name]
+                quote = b'"' if value.quoted else b""
+                frame_pieces += [(_order.P_LIT, comma + b'"' + name.encode() + b'":' + quote),
+                                 (kind, b""), (_order.P_LIT, quote)]
                 if not in_tail:
                     head += sep + name.encode() + b"="
                     tail = value.fmt
+                    tail_pieces.append((kind, b""))
                     in_tail = True
                     continue
+                tail_pieces += [(_order.P_LIT, sep + name.encode() + b"="), (kind, b"")]
             else:
                 text = ("true" if value is True else "false" if value is False else str(value))
                 raw = name.encode() + b"=" + text.encode()
                 piece = raw.replace(b"%", b"%%")
-                body.append(b'"' + name.encode() + b'":'
-                            + msgspec.json.encode(value).replace(b"%", b"%%"))
+                literal = msgspec.json.encode(value)
+                body.append(b'"' + name.encode() + b'":' + literal.replace(b"%", b"%%"))
+                frame_pieces.append((_order.P_LIT, comma + b'"' + name.encode() + b'":' + literal))
+                if in_tail:
+                    tail_pieces.append((_order.P_LIT, sep + raw))
             if in_tail:
                 tail += sep + piece
             else:
@@ -101,6 +125,15 @@ class Template:
         self.head = head
         self.tail = tail
         self.mac = hmac_signer.keyed(head) if (auth == AUTH_HMAC and hmac_signer) else None
+        self.native = None
+        if auth != AUTH_ED25519 and in_tail:    # per-request Ed25519: the slow path only
+            if auth == AUTH_HMAC:
+                frame_pieces += [(_order.P_LIT, b',"signature":"'), (_order.P_SIG, b""),
+                                 (_order.P_LIT, b'"')]
+            frame_pieces.append((_order.P_LIT, b"}}"))
+            key = hmac_signer.key() if auth == AUTH_HMAC else None
+            self.native = _order.template(_merged(tail_pieces), _merged(frame_pieces), pexp,
+                                          qexp, key, head)
 
     def payload(self, args: tuple = ()) -> bytes:
         """The full signed payload (set-up path, tests)."""
@@ -114,6 +147,17 @@ class Template:
         if self.auth == AUTH_ED25519:
             return self.frame % (request_id, *args, self._ed.sign(self.payload(args)))
         return self.frame % (request_id, *args)
+
+
+def _merged(pieces: list) -> list:
+    """Adjacent literals joined (fewer pieces to walk per order)."""
+    out: list = []
+    for kind, lit in pieces:
+        if kind == _order.P_LIT and out and out[-1][0] == _order.P_LIT:
+            out[-1] = (kind, out[-1][1] + lit)
+        else:
+            out.append((kind, lit))
+    return out
 
 
 class BinanceEncoder:
@@ -152,6 +196,7 @@ class BinanceEncoder:
         self._status: list[Template] = []
         for inst in instruments:
             px, qty = decimal_slot(inst.pexp), decimal_slot(inst.qexp)
+            kw.update(pexp=inst.pexp, qexp=inst.qexp)
             for side in ("BUY", "SELL"):
                 for post_only in (0, 1):
                     order = {"symbol": inst.symbol, "side": side, "price": px, "quantity": qty,
@@ -178,9 +223,34 @@ class BinanceEncoder:
                                              {"symbol": inst.symbol, **common}, **kw))
             self._open_orders.append(Template("openOrders.status",
                                               {"symbol": inst.symbol, **common}, **kw))
+        kw.update(pexp=0, qexp=0)
         self._account = Template("account.status", common, **kw)
 
-    # ---------------------------------------------------------------- hot path
+    # ---------------------------------------------------------------- hot path (C)
+    # Each appends one complete, masked WebSocket frame to `out` at `off` and returns the new
+    # end: render, sign and frame in one C call (engine._order). Per-request Ed25519 (auth
+    # "ed25519", benchmarks only) has no C path: use place()/replace() and frame().
+    def place_into(self, out: bytearray, off: int, rid: int, inst: int, side: int,
+                   post_only: int, cid: bytes, price: int, qty: int, ts_ms: int) -> int:
+        t = self._place[inst * 4 + (side != SIDE_BUY) * 2 + post_only].native
+        return _render(t, out, off, rid, cid, None, price, qty, ts_ms, 0)
+
+    def replace_into(self, out: bytearray, off: int, rid: int, inst: int, side: int,
+                     post_only: int, orig_cid: bytes, cid: bytes, price: int, qty: int,
+                     ts_ms: int) -> int:
+        t = self._replace[inst * 4 + (side != SIDE_BUY) * 2 + post_only].native
+        return _render(t, out, off, rid, cid, orig_cid, price, qty, ts_ms, 0)
+
+    def cancel_into(self, out: bytearray, off: int, rid: int, inst: int, orig_cid: bytes,
+                    venue_order_id: int, ts_ms: int) -> int:
+        """By the venue's order id when known (its fastest lookup), else by client id."""
+        if venue_order_id:
+            return _render(self._cancel_by_id[inst].native, out, off, rid, b"", None, 0, 0,
+                           ts_ms, venue_order_id)
+        return _render(self._cancel[inst].native, out, off, rid, b"", orig_cid, 0, 0, ts_ms, 0)
+
+    # ---------------------------------------------------------------- the same in Python
+    # (dry run, tests, per-request Ed25519): the JSON text of the request, unframed
     def place(self, rid: int, inst: int, side: int, post_only: int, cid: bytes, price: int,
               qty: int, ts_ms: int) -> bytes:
         """order.place frame for a LIMIT (GTC) or LIMIT_MAKER order."""

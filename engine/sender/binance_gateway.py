@@ -99,21 +99,18 @@ class BinanceGateway(Gateway):
             if not self.ready or self.blocked():
                 self.deferred_cancels.append(old.order_id)    # sent after reconcile / back-off
                 return
-            t_signed, t_sent = self._send_cancel(old)
+            self._send_cancel(old, ts_pub, ts_arr, t_read)
         elif action == ACTION_NEW or action == ACTION_REPLACE:
             why = self._refusal_reason(ts_pub, t_read)
             if why:
                 self._refuse(f, why)
                 return
             cid = self.cid_of(u, order_id)
+            rid = self._rid = self._rid + 1
             if action == ACTION_NEW:
-                frame = self.enc.place(self._rid + 1, inst, side, post_only, cid, price, qty,
-                                       self.now_ms())
-                t_signed = perf_counter_ns()
-                self.transport.send(_TEXT, frame)
-                t_sent = perf_counter_ns()
-                self._rid += 1
-                self.track(self._rid, REQ_PLACE, order_id, 0, t_sent)
+                self.out_len = self.enc.place_into(self.out, self.out_len, rid, inst, side,
+                                                   post_only, cid, price, qty, self.now_ms())
+                self.track(rid, REQ_PLACE, order_id, 0, t_read)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["orders_sent"] += 1
             else:
@@ -125,25 +122,19 @@ class BinanceGateway(Gateway):
                     self.orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
                     self.counts["unknown_intents"] += 1
                     return
-                frame = self.enc.replace(self._rid + 1, inst, side, post_only, old.cid, cid,
-                                         price, qty, self.now_ms())
-                t_signed = perf_counter_ns()
-                self.transport.send(_TEXT, frame)
-                t_sent = perf_counter_ns()
-                self._rid += 1
-                self.track(self._rid, REQ_REPLACE, order_id, orig, t_sent)
+                self.out_len = self.enc.replace_into(self.out, self.out_len, rid, inst, side,
+                                                     post_only, old.cid, cid, price, qty,
+                                                     self.now_ms())
+                self.track(rid, REQ_REPLACE, order_id, orig, t_read)
                 self.orders.cancel_sent(old)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["replaces_sent"] += 1
+            self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
             self.mark_stop_cancels()
-            t_signed = perf_counter_ns()
             self.cancel_ours([inst] if inst != ALL_INSTRUMENTS else range(len(self.instruments)))
-            t_sent = perf_counter_ns()
         else:
             self.counts["malformed"] += 1
-            return
-        self.record_latency(ts_pub, ts_arr, t_read, t_signed, t_sent)
 
     def _refusal_reason(self, ts_pub: int, t_read: int) -> int:
         """0 when a NEW/REPLACE may go out now, else the LOCAL_* code it is refused with."""
@@ -158,20 +149,16 @@ class BinanceGateway(Gateway):
             return LOCAL_STALE_INTENT
         return 0
 
-    def _send_cancel(self, o) -> tuple[int, int]:
-        """order.cancel for a live order (by the venue's id when known); returns the stamps."""
-        rid = self.next_rid()
-        if o.venue_id:
-            frame = self.enc.cancel_by_id(rid, o.instrument, o.venue_id, self.now_ms())
-        else:
-            frame = self.enc.cancel(rid, o.instrument, o.cid, self.now_ms())
+    def _send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
+        """order.cancel for a live order, by the venue's id when known (its fastest lookup)."""
+        rid = self._rid = self._rid + 1
+        self.out_len = self.enc.cancel_into(self.out, self.out_len, rid, o.instrument, o.cid,
+                                            o.venue_id, self.now_ms())
         t_signed = perf_counter_ns()
-        self.transport.send(_TEXT, frame)
-        t_sent = perf_counter_ns()
-        self.track(rid, REQ_CANCEL, o.order_id, 0, t_sent)
+        self.track(rid, REQ_CANCEL, o.order_id, 0, t_read or t_signed)
         self.orders.cancel_sent(o)
         self.counts["cancels_sent"] += 1
-        return t_signed, t_sent
+        self.sent(ts_pub, ts_arr, t_read or t_signed, t_signed)
 
     def cancel_ours(self, insts) -> None:
         """Cancel every live order of ours on `insts` (the quoter's CANCEL_ALL); with

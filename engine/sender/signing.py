@@ -20,11 +20,19 @@ except ImportError:  # pragma: no cover - CPython builds without OpenSSL
 
 class HmacSigner:
     """HMAC-SHA256 with hex output, keyed once."""
-    __slots__ = ("_base",)
+    __slots__ = ("_base", "_secret")
 
     def __init__(self, secret: bytes):
+        self._secret = secret
         self._base = (_hmac_new(secret, digestmod="sha256") if _hmac_new is not None
                       else hmac.new(secret, digestmod=sha256))
+
+    def key(self) -> bytes:
+        """The secret, for the C signer (engine._order keeps only the keyed midstates)."""
+        return self._secret
+
+    def __repr__(self) -> str:
+        return "HmacSigner(***)"
 
     def keyed(self, prefix: bytes = b""):
         """An HMAC state that has absorbed the key and `prefix` (copy it, never update it)."""
