@@ -136,7 +136,7 @@ def main(args=None) -> dict:
     interrupted, venue_error = False, ""
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
-        venue = _start_venue(settings.rates[0], settings.venue_cpu)
+        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs")
         try:
             for r in range(settings.repeats):
                 n = len(settings.contenders)    # each round starts one further along
@@ -249,14 +249,15 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- the venue
-def _start_venue(rate: int, cpu: int) -> Venue:
-    """Niced as `mm run` nices its embedded simulator (the engine's processes preempt it);
-    unpinned unless asked (pinned beside feed and quoter, as `mm run` places its embedded one,
-    it delays their wake-ups and its own reads: wire-to-wire P50 up to 2x on 2 cores)."""
+def _start_venue(rate: int, cpu: int, log_dir: Path) -> Venue:
+    """Niced as `mm run` nices its embedded simulator (the engine's processes preempt it), and
+    unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
+    one, it measured the engine's wire-to-wire P50 about twice as high here (2 cores)."""
     from engine.supervisor import SIM_NICE
 
+    log_dir.mkdir(parents=True, exist_ok=True)
     return Venue.start(rate=rate, symbols=[SYMBOL], nice=SIM_NICE, cpu=cpu,
-                       preexec_fn=die_with_parent)
+                       preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"))
 
 
 def _cancel_left(venue: Venue, label: str, progress) -> None:

@@ -4,7 +4,8 @@
   hgrm/*.hgrm       HdrHistogram percentile files (engine/latency/histogram.py's writer):
                     wire-to-wire per contender and rate, the engine's hops per rate
   *.png             wire_percentiles, engine_hops, latency_vs_rate (bench/e2e_plots.py)
-  runs/             each engine run's own directory (summary.json, hgrm, latency.png) and logs
+  runs/             each engine run's own directory (summary.json, hgrm, latency.png), the
+                    baselines' and the venue's logs
 and the rich tables on the terminal. Reporting code only."""
 from __future__ import annotations
 
@@ -215,8 +216,9 @@ def _saturation_table(sat: dict) -> Table:
     t = Table(title=f"engine saturation: highest sustained "
                     f"{sat['highest_sustained_per_s']:,.0f} events/s (venue delivered at most "
                     f"{sat['venue_ceiling_per_s']:,.0f}/s)")
-    for col in ("asked/s", "delivered/s", "feed published", "md ring dropped", "feed ring full",
-                "ticks per batch", "orders/s", "wire P50", "wire P99", "sustained"):
+    for col in ("asked/s", "delivered/s", "feed published / venue events", "md ring dropped",
+                "feed ring full", "events per quote pass", "orders/s", "wire P50", "wire P99",
+                "sustained"):
         t.add_column(col, justify="right")
     for rate, r in sorted(sat["by_rate"].items()):
         t.add_row(f"{rate:,}", f"{r['delivered_per_s']:,.0f}" + (" (venue-limited)"
