@@ -36,6 +36,15 @@ BASELINE_READY_TIMEOUT_S = 120.0
 ENGINE_STOP_TIMEOUT_S = sum(STOP_WAIT_S.values()) + 15.0
 
 
+def clean_env(extra: dict | None = None) -> dict:
+    """This process's environment without the engine's MM_* settings, plus `extra`: every
+    program of the bench uses the demo key pair and the venue the bench gives it (an operator's
+    MM_API_KEY would make the venue refuse the baselines, which sign with the demo pair)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MM_")}
+    env.update(extra or {})
+    return env
+
+
 class ContenderError(RuntimeError):
     """A contender did not start (the message says which and points at its log)."""
 
@@ -53,10 +62,12 @@ class Contender:
         self.log_path: Path | None = None
 
     def _spawn(self, cmd: list[str], log_path: Path, env: dict | None = None,
-               stdout=subprocess.DEVNULL) -> None:
+               stdout=None) -> None:
+        """Start `cmd` with stderr (and stdout unless given) in `log_path`."""
         self.log_path = log_path
         with open(log_path, "w") as log:
-            self.proc = subprocess.Popen(cmd, stdout=stdout, stderr=log, text=True, env=env,
+            self.proc = subprocess.Popen(cmd, stdout=log if stdout is None else stdout,
+                                         stderr=log, text=True, env=clean_env(env),
                                          start_new_session=True, preexec_fn=die_with_parent)
 
     def _check_alive(self) -> None:
@@ -107,7 +118,7 @@ class Engine(Contender):
 
     def start(self, md_url: str, api_url: str, backstop_s: float) -> None:
         self.run_dir.mkdir(parents=True, exist_ok=True)
-        env = dict(os.environ, MM_MD_URL=md_url, MM_ORDER_URL=api_url, MM_SYMBOL=self.symbol)
+        env = {"MM_MD_URL": md_url, "MM_ORDER_URL": api_url, "MM_SYMBOL": self.symbol}
         cmd = [sys.executable, "-m", "engine.cli", "run", "--config", str(self.config),
                "--instance", self.instance, "--duration", f"{backstop_s:.0f}",
                "--run-dir", str(self.run_dir)]

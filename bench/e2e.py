@@ -29,7 +29,8 @@ from pathlib import Path
 
 import psutil
 
-from bench.contenders import Baseline, Contender, ContenderError, Engine, die_with_parent
+from bench.contenders import (Baseline, Contender, ContenderError, Engine, clean_env,
+                              die_with_parent)
 from bench.venue import Venue, VenueError
 
 SYMBOL = "BTCUSDT"
@@ -257,7 +258,8 @@ def _start_venue(rate: int, cpu: int, log_dir: Path) -> Venue:
 
     log_dir.mkdir(parents=True, exist_ok=True)
     return Venue.start(rate=rate, symbols=[SYMBOL], nice=SIM_NICE, cpu=cpu,
-                       preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"))
+                       preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"),
+                       env=clean_env())
 
 
 def _cancel_left(venue: Venue, label: str, progress) -> None:

@@ -47,8 +47,10 @@ class Venue:
 
     @classmethod
     def start(cls, rate: float, symbols: list[str], nice: int = 0, cpu: int = -1,
-              seed: int = 1, preexec_fn=None, log_path: str | None = None) -> "Venue":
-        """Start the child; its stderr (the server's log) goes to `log_path` when given."""
+              seed: int = 1, preexec_fn=None, log_path: str | None = None,
+              env: dict | None = None) -> "Venue":
+        """Start the child; its stderr (the server's log) goes to `log_path` when given. The
+        keys it trusts come from `env` like the simulator's (MM_API_KEY..., else the demo pair)."""
         cmd = [sys.executable, "-m", "bench.venue", "--rate", str(rate), "--nice", str(nice),
                "--cpu", str(cpu), "--seed", str(seed), "--symbols", ",".join(symbols)]
         log = open(log_path, "w") if log_path else None
@@ -56,7 +58,7 @@ class Venue:
             # own session: a Ctrl-C on the terminal reaches the bench only, which stops the
             # contenders first (they cancel against this venue) and the venue last
             proc = subprocess.Popen(cmd, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=log, text=True, start_new_session=True,
+                                    stderr=log, text=True, env=env, start_new_session=True,
                                     preexec_fn=preexec_fn)
         finally:
             if log is not None:
