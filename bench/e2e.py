@@ -1,7 +1,7 @@
 """End to end: the whole engine against the alternatives, on one venue, in one run.
 
-One simulator (bench/venue.py, niced and pinned where `mm run` puts its embedded one) streams
-BTCUSDT book events at paced rates; each contender in turn trades against it:
+One simulator (bench/venue.py, niced like the one `mm run` embeds, not pinned) streams BTCUSDT
+book events at paced rates; each contender in turn trades against it:
   engine    `mm run` with MM_MD_URL / MM_ORDER_URL at the venue (the layout it picks itself)
   asyncio   the single-process asyncio bot as tutorials write it (bench/baselines/asyncio_bot)
   mpqueue   the engine's own feed/model/signing with multiprocessing.Queue between processes
