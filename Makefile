@@ -20,8 +20,9 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
+# make bench [QUICK=1] [ONLY=e2e[,sim,...]]: results in bench/results/<time>/
 bench: $(STAMP)
-	$(PY) -m bench
+	$(PY) -m bench $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY))
 
 # Tools the deploy tests use when present (they skip without them): systemd-analyze, shellcheck.
 # Best effort, as root through apt; CI calls it, `make test` does not.

@@ -1,5 +1,8 @@
-"""Shared benchmark plumbing: the machine description and table printing."""
+"""Shared benchmark plumbing: the machine description, table printing, one signed request to
+the simulator's WebSocket API."""
 from __future__ import annotations
+
+import json
 
 import numpy as np
 
@@ -31,3 +34,15 @@ def table(rows: list[dict], cols: list[tuple[str, str, str]]) -> str:
             cells.append(f"{s:<34}" if i == 0 else f"{s:>{max(len(h), 10)}}")
         lines.append("  ".join(cells))
     return "\n".join(lines)
+
+
+def venue_request(api_url: str, method: str, params: dict, timeout_s: float = 10.0) -> dict:
+    """Send one HMAC-signed request (demo keys) to the simulator's WS API and return the
+    decoded answer. Set-up and clean-up only (a blocking websockets client)."""
+    from websockets.sync.client import connect
+
+    from bench.baselines.asyncio_bot import signed_request
+
+    with connect(api_url, open_timeout=timeout_s, close_timeout=2.0) as ws:
+        ws.send(signed_request(1, method, params))
+        return json.loads(ws.recv(timeout=timeout_s))

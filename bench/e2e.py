@@ -1,80 +1,306 @@
-"""End-to-end: the whole engine against the embedded simulator (`mm run`), several runs per
-layout, tick-to-order and the venue-side wire-to-wire figure. The baseline measured in the same
-benchmark is the all-parking layout (no stage spins); ratios are medians over runs, because
-the hypervisor steals the CPU for milliseconds now and then."""
+"""End to end: the whole engine against the alternatives, on one venue, in one run.
+
+One simulator (bench/venue.py, niced like the one `mm run` embeds, not pinned) streams BTCUSDT
+book events at paced rates; each contender in turn trades against it:
+  engine    `mm run` with MM_MD_URL / MM_ORDER_URL at the venue (the layout it picks itself)
+  asyncio   the single-process asyncio bot as tutorials write it (bench/baselines/asyncio_bot)
+  mpqueue   the engine's own feed/model/signing with multiprocessing.Queue between processes
+  reflex    one picows process answering each event with a pre-built signed order: the floor
+Per contender and rate (a phase): wire-to-wire as the venue sees it (market frame written ->
+order frame received, matched by client order id), the fraction of events answered, CPU per
+event of every process; for the engine also its own per-hop histograms, rings and counters.
+After the paced rates the engine alone runs the saturation rates: where it stops keeping up,
+and what it does then (md ring drops, conflation into batches), counted.
+
+Contenders run interleaved, `repeats` rounds (each round starting with the next contender), so a
+slow spell of the shared host hits all of them; the tables show medians over rounds, ratios per
+round then their median.
+
+    python -m bench --only e2e [--quick] [--e2e-rates 500,2000] [--e2e-phase 2] ...
+"""
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import subprocess
-import sys
-import tempfile
+import signal
+import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
-from bench.common import describe_machine, table
+import psutil
 
-LAYOUTS = {
-    "auto (chosen by mm run)": "",
-    "all park (baseline)": "[quoter]\nidle = 'park'\n[sender]\nidle = 'park'\n",
+from bench.contenders import (Baseline, Contender, ContenderError, Engine, clean_env,
+                              die_with_parent)
+from bench.venue import Venue, VenueError
+
+SYMBOL = "BTCUSDT"
+ENGINE_TOML = """\
+# written by bench/e2e.py: the engine as `mm run` runs it, quoting one level per side and
+# requoting on every price change (the baselines do the same), limits out of the way
+tag = "mm"
+metrics_port = 0
+[quoter]
+levels = 1
+requote_ticks = 1
+rate_per_10s = 100000
+rate_per_day = 10000000
+max_position = "10"
+max_notional = "10000000"
+max_drawdown = "0"
+"""
+BASELINES = {  # name -> (label, module, tag, child process roles)
+    "asyncio": ("asyncio bot", "asyncio_bot", "aio", ()),
+    "mpqueue": ("mp.Queue pipeline", "mpqueue", "mpq", ("sender", "quoter", "feed")),
+    "reflex": ("picows reflex", "reflex", "rfx", ()),
 }
+CONTENDERS = ("engine", *BASELINES)
 
 
-def _one_run(toml: str, duration: float, work: Path, tag: str) -> dict | None:
-    run_dir = work / tag
-    cfg = work / f"{tag}.toml"
-    cfg.write_text(f"metrics_port = 0\ninstance = 'e2e{os.getpid()}'\n" + toml)  # top keys first
-    cmd = [sys.executable, "-m", "engine.cli", "run", "--config", str(cfg), "--duration",
-           str(duration), "--run-dir", str(run_dir)]
-    p = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + 180)
-    summary = run_dir / "summary.json"
-    if p.returncode != 0 or not summary.exists():
-        print(f"  run {tag} failed (status {p.returncode}): {p.stderr[-400:]}")
-        return None
-    s = json.loads(summary.read_text())
-    t2o = next((v for k, v in s["histograms"].items() if k.endswith("tick_to_order")), {})
-    w2w = s.get("wire_to_wire", {})
-    return {"t2o_p50": t2o.get("p50", float("nan")), "t2o_p99": t2o.get("p99", float("nan")),
-            "orders": t2o.get("count", 0), "w2w_p50": w2w.get("p50", float("nan")),
-            "w2w_p99": w2w.get("p99", float("nan")), "layout": s.get("layout")}
+@dataclass
+class Settings:
+    rates: tuple[int, ...] = (500, 2000, 5000, 10000)
+    saturation: tuple[int, ...] = (20000, 40000, 80000)
+    phase_s: float = 4.0          # measured seconds per rate
+    settle_s: float = 0.5         # after a rate change, before measuring
+    warmup_s: float = 1.0         # after a contender is ready, before its first phase
+    repeats: int = 3
+    contenders: tuple[str, ...] = CONTENDERS
+    venue_cpu: int = -1           # -1: the scheduler places the venue (an independent exchange)
+
+    @classmethod
+    def from_args(cls, args) -> "Settings":
+        quick = bool(getattr(args, "quick", False))
+        s = (cls(phase_s=1.0, settle_s=0.3, warmup_s=0.5, repeats=1, saturation=(20000,))
+             if quick else cls())
+
+        def ints(text: str) -> tuple[int, ...]:
+            return tuple(int(float(x)) for x in text.split(",") if x.strip())
+        if getattr(args, "e2e_rates", None):
+            s.rates = ints(args.e2e_rates)
+        if getattr(args, "e2e_saturation", None) is not None:
+            s.saturation = ints(args.e2e_saturation)
+        if getattr(args, "e2e_phase", None):
+            s.phase_s = float(args.e2e_phase)
+        if getattr(args, "e2e_repeats", None):
+            s.repeats = int(args.e2e_repeats)
+        if getattr(args, "e2e_venue_cpu", None) is not None:
+            s.venue_cpu = int(args.e2e_venue_cpu)
+        if getattr(args, "e2e_contenders", None):
+            s.contenders = tuple(c.strip() for c in args.e2e_contenders.split(",") if c.strip())
+        s.check()
+        return s
+
+    def check(self) -> None:
+        bad = [c for c in self.contenders if c not in CONTENDERS]
+        if bad or not self.contenders:
+            raise ValueError(f"--e2e-contenders: expected some of {list(CONTENDERS)}, got "
+                             f"{list(self.contenders)}")
+        if not self.rates or any(not 0 < r <= 100_000 for r in self.rates + self.saturation):
+            raise ValueError("--e2e-rates / --e2e-saturation: expected rates in 1..100000 events/s")
+        if self.phase_s <= 0 or self.repeats < 1:
+            raise ValueError(f"--e2e-phase > 0 and --e2e-repeats >= 1, got {self.phase_s}, "
+                             f"{self.repeats}")
+
+    def phases_of(self, contender: str) -> tuple[int, ...]:
+        return self.rates + (self.saturation if contender == "engine" else ())
+
+    def planned_s(self) -> float:
+        """Seconds of phases, settles and warm-ups (starting and stopping come on top)."""
+        per = sum(len(self.phases_of(c)) * (self.phase_s + self.settle_s) + self.warmup_s
+                  for c in self.contenders)
+        return per * self.repeats
+
+
+@dataclass
+class Run:
+    """One contender's turn in one round: its phases and how it ended."""
+    repeat: int
+    contender: str
+    label: str
+    phases: list[dict] = field(default_factory=list)
+    exit_status: int | None = None
+    error: str = ""
 
 
 def main(args=None) -> dict:
-    quick = bool(getattr(args, "quick", False))
-    runs = 2 if quick else 3
-    duration = 10.0 if quick else 20.0
-    results: dict[str, list[dict]] = {name: [] for name in LAYOUTS}
-    with tempfile.TemporaryDirectory() as tmp:
-        work = Path(tmp)
-        for i in range(runs):  # interleaved, so slow phases of the host hit both layouts
-            for j, (name, toml) in enumerate(LAYOUTS.items()):
-                r = _one_run(toml, duration, work, f"l{j}r{i}")
-                if r:
-                    results[name].append(r)
-    rows = []
-    for name, rs in results.items():
-        if not rs:
-            continue
-        med = {k: statistics.median(r[k] for r in rs) for k in ("t2o_p50", "t2o_p99", "w2w_p50",
-                                                                 "w2w_p99", "orders")}
-        lay = rs[0]["layout"] or {}
-        rows.append({"name": name, **{k: v / 1e3 if k != "orders" else v for k, v in med.items()},
-                     "runs": len(rs), "where": ", ".join(f"{r}@{c}/{lay.get('idle', {}).get(r, 'epoll')}"
-                                                          for r, c in lay.get("cores", {}).items())})
-    base = next((r for r in rows if "baseline" in r["name"]), None)
-    for r in rows:
-        r["x_base"] = base["t2o_p50"] / r["t2o_p50"] if base and r["t2o_p50"] else float("nan")
-    print(f"\n== end to end: mm run against the simulator, {runs} x {duration:g} s per layout "
-          f"(medians over runs)")
-    print(f"machine: {describe_machine()}")
-    print(table(rows, [("name", "layout", ""), ("t2o_p50", "t2o P50 us", ".1f"),
-                       ("t2o_p99", "t2o P99 us", ".1f"), ("w2w_p50", "wire P50 us", ".1f"),
-                       ("w2w_p99", "wire P99 us", ".1f"), ("orders", "orders/run", ".0f"),
-                       ("x_base", "P50 x vs park", ".2f")]))
-    for r in rows:
-        print(f"  {r['name']}: {r['where']}")
-    return {r["name"]: {k: v for k, v in r.items() if k != "name"} for r in rows}
+    from bench.e2e_output import write_outputs
+    from bench.progress import Progress
+
+    settings = Settings.from_args(args)
+    out_dir = Path(getattr(args, "out_dir", None) or "bench/results/e2e") / "e2e"
+    out_dir.mkdir(parents=True, exist_ok=True)
+    config = out_dir / "engine.toml"
+    config.write_text(ENGINE_TOML)
+    runs: list[Run] = []
+    instances: list[str] = []
+    engine_summary: dict = {}
+    interrupted, venue_error = False, ""
+    with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
+                                               for c in settings.contenders)) as progress:
+        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs")
+        try:
+            for r in range(settings.repeats):
+                n = len(settings.contenders)    # each round starts one further along
+                for name in (settings.contenders[(r + k) % n] for k in range(n)):
+                    c = _make(name, r, out_dir, config, instances)
+                    run = Run(r, name, c.label)
+                    runs.append(run)
+                    _turn(c, run, venue, settings, progress, r)
+                    if isinstance(c, Engine) and not engine_summary:
+                        engine_summary = c.summary()
+        except KeyboardInterrupt:
+            interrupted = True
+        except VenueError as e:         # the measurements so far stand; the rest cannot run
+            venue_error = str(e)
+            progress.note(f"[red]{e}[/]")
+        finally:
+            with _signals_ignored():
+                _stop_venue(venue, instances)
+    result = write_outputs(out_dir, settings, runs, engine_summary, interrupted or bool(venue_error))
+    if interrupted:
+        raise KeyboardInterrupt("e2e interrupted; e2e.json holds the phases measured")
+    if venue_error:
+        raise RuntimeError(f"e2e stopped early: {venue_error}; e2e.json holds the phases measured")
+    return result
+
+
+def _make(name: str, repeat: int, out_dir: Path, config: Path, instances: list[str]) -> Contender:
+    if name == "engine":
+        instance = f"bench{os.getpid()}r{repeat}"
+        instances.append(instance)
+        return Engine("mm", config, instance, SYMBOL, out_dir / "runs" / f"engine-r{repeat}")
+    label, module, tag, roles = BASELINES[name]
+    extra = ["--config", str(config)] if name == "mpqueue" else []
+    return Baseline(name, label, module, tag, out_dir / "runs", extra, roles)
+
+
+def _turn(c: Contender, run: Run, venue: Venue, s: Settings, progress, repeat: int) -> None:
+    """Start the contender, measure each of its phases, stop it; errors end this turn only."""
+    phases = s.phases_of(c.name)
+    progress.describe(f"round {repeat + 1}/{s.repeats} · {c.label} · starting")
+    venue.set_rate(s.rates[0])
+    try:
+        c.start(venue.md_url, venue.api_url, backstop_s=s.planned_s() + 300)
+        c.wait_ready()
+        time.sleep(s.warmup_s)
+        for rate in phases:
+            progress.describe(f"round {repeat + 1}/{s.repeats} · {c.label} · {rate:,} events/s")
+            run.phases.append(_phase(c, venue, rate, s))
+            progress.advance()
+    except ContenderError as e:
+        run.error = str(e)
+        progress.note(f"[red]{e}[/]")
+        progress.advance(len(phases) - len(run.phases))
+    finally:
+        with _signals_ignored():     # a second Ctrl-C must not leave the engine quoting
+            progress.describe(f"round {repeat + 1}/{s.repeats} · {c.label} · stopping")
+            run.exit_status = c.stop()
+            _cancel_left(venue, c.label, progress)
+    if run.exit_status not in (0, None) and not run.error:
+        run.error = f"{c.label} exit status {run.exit_status}; see {c.log_path}"
+        progress.note(f"[yellow]{run.error}[/]")
+
+
+def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
+    """One measured interval at `rate`: venue marks, the contender's own view and CPU times
+    taken just before and just after."""
+    venue.set_rate(rate)
+    time.sleep(s.settle_s)
+    pids = c.pids()
+    pids["venue"] = venue.pid
+    m0, in0, cpu0, steal0 = venue.mark(), c.snapshot(), _cpu(pids), psutil.cpu_times().steal
+    time.sleep(s.phase_s)
+    m1, in1, cpu1, steal1 = venue.mark(), c.snapshot(), _cpu(pids), psutil.cpu_times().steal
+    seconds = (m1["t_ns"] - m0["t_ns"]) / 1e9
+    st0, st1 = m0["stats"], m1["stats"]
+    events = st1["book_events"] - st0["book_events"]
+    return {
+        "rate": rate, "seconds": seconds, "events": events,
+        "orders": st1["orders_received"] - st0["orders_received"],
+        "venue_errors": st1["errors"] - st0["errors"],
+        "slow_consumers_dropped": st1["slow_consumers_dropped"] - st0["slow_consumers_dropped"],
+        "wire_ns": m1["samples"],
+        "cpu_s": {p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1},
+        "steal_pct": 100 * (steal1 - steal0) / (seconds * psutil.cpu_count()),
+        "engine": _engine_delta(in0, in1) if in0 and in1 else None,
+    }
+
+
+def _engine_delta(a: dict, b: dict) -> dict:
+    return {"hops": {name: h.since(a["hists"][name]) for name, h in b["hists"].items()},
+            "rings": {name: {k: v - a["rings"][name][k] if k in _RING_COUNTS else v
+                             for k, v in st.items()} for name, st in b["rings"].items()},
+            "counters": {role: {k: v - a["counters"][role].get(k, 0) for k, v in c.items()}
+                         for role, c in b["counters"].items()}}
+
+
+_RING_COUNTS = {"written", "read", "dropped", "blocked", "wakes", "parks"}
+
+
+def _cpu(pids: dict[str, int]) -> dict[str, float]:
+    """user + system CPU seconds of each process so far."""
+    out = {}
+    for name, pid in pids.items():
+        try:
+            t = psutil.Process(pid).cpu_times()
+            out[name] = t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return out
+
+
+# ---------------------------------------------------------------- the venue
+def _start_venue(rate: int, cpu: int, log_dir: Path) -> Venue:
+    """Niced as `mm run` nices its embedded simulator (the engine's processes preempt it), and
+    unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
+    one, it measured the engine's wire-to-wire P50 about twice as high here (2 cores)."""
+    from engine.supervisor import SIM_NICE
+
+    log_dir.mkdir(parents=True, exist_ok=True)
+    return Venue.start(rate=rate, symbols=[SYMBOL], nice=SIM_NICE, cpu=cpu,
+                       preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"),
+                       env=clean_env())
+
+
+def _cancel_left(venue: Venue, label: str, progress) -> None:
+    """Cancel whatever a contender left resting (the engine leaves nothing; the baselines do
+    not clean up), so the next one starts on an empty account."""
+    from websockets.exceptions import WebSocketException
+
+    from bench.common import venue_request
+
+    try:
+        r = venue_request(venue.api_url, "openOrders.cancelAll", {"symbol": SYMBOL})
+    except (OSError, WebSocketException) as e:
+        progress.note(f"[yellow]cancel-all after {label} failed: {e}[/]")
+        return
+    if r.get("status") == 200:
+        progress.note(f"{label} left {len(r['result'])} order(s) resting; canceled")
+
+
+def _stop_venue(venue: Venue, instances: list[str]) -> None:
+    from engine.ring.segment import list_segments, unlink
+
+    venue.stop()
+    for instance in instances:       # normally mm run removed them already
+        for name in list_segments(instance):
+            unlink(name)
+
+
+class _signals_ignored:
+    """SIGINT/SIGTERM ignored inside the block: cleanup that must finish (bounded by timeouts)."""
+
+    def __enter__(self):
+        self.saved = [(s, signal.signal(s, signal.SIG_IGN)) for s in (signal.SIGINT, signal.SIGTERM)]
+
+    def __exit__(self, *exc):
+        for s, h in self.saved:
+            signal.signal(s, h)
 
 
 if __name__ == "__main__":
-    main()
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--quick", action="store_true")
+    print(json.dumps(main(ap.parse_args()), default=str)[:2000])

@@ -13,14 +13,12 @@
 """
 from __future__ import annotations
 
-import hashlib
-import hmac
-import json
 import os
 import statistics
 import time
 from timeit import Timer
 
+from bench.baselines.asyncio_bot import signed_request
 from engine import demo_keys
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.records import SIDE_BUY
@@ -31,14 +29,13 @@ from engine.sender.signing import Ed25519Signer, HmacSigner
 KEY, SECRET = demo_keys.DEMO_API_KEY, demo_keys.DEMO_API_SECRET
 
 
-def _naive_place(rid: int, cid: str, price: str, qty: str, ts: int) -> bytes:
-    """What a straightforward client does: build a dict, sort, hmac.new, json.dumps."""
+def _naive_place(rid: int, cid: str, price: str, qty: str) -> bytes:
+    """What a straightforward client does (the tutorial-style bot's own request builder):
+    build a dict, sort, hmac.new, json.dumps."""
     params = {"symbol": "BTCUSDT", "side": "BUY", "type": "LIMIT_MAKER", "price": price,
               "quantity": qty, "newClientOrderId": cid, "newOrderRespType": "ACK",
-              "recvWindow": 5000, "timestamp": ts, "apiKey": KEY}
-    payload = "&".join(f"{k}={params[k]}" for k in sorted(params))
-    params["signature"] = hmac.new(SECRET.encode(), payload.encode(), hashlib.sha256).hexdigest()
-    return json.dumps({"id": rid, "method": "order.place", "params": params}).encode()
+              "recvWindow": 5000}
+    return signed_request(rid, "order.place", params).encode()
 
 
 def _per_order_ns(fn, number: int, repeat: int) -> tuple[float, float]:
@@ -66,7 +63,7 @@ def sign_encode(quick: bool) -> list[dict]:
     def naive():
         n = state["n"] = state["n"] + 1
         _naive_place(n, "mm-123456789-%d" % n, DEFAULT_INSTRUMENTS[0].price_str(6000012 + (n & 7)),
-                     DEFAULT_INSTRUMENTS[0].qty_str(150), time.time_ns() // 1_000_000)
+                     DEFAULT_INSTRUMENTS[0].qty_str(150))
 
     rows = []
     base_best, base_med = _per_order_ns(naive, number, repeat)

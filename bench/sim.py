@@ -21,9 +21,8 @@ import numpy as np
 import psutil
 import websockets
 
+from bench.baselines.asyncio_bot import signed_request
 from bench.common import describe_machine, pct, table
-from engine import demo_keys
-from engine.sim import auth
 
 
 def _start(rate: float) -> tuple[subprocess.Popen, dict]:
@@ -70,12 +69,6 @@ async def _market_cpu(info: dict, pid: int, subscribers: int, seconds: float) ->
             "us_per_frame": 1e6 * (c1 - c0) / (f1 - f0) if f1 > f0 else float("nan")}
 
 
-def _signed(params: dict) -> dict:
-    out = dict(params, apiKey=demo_keys.DEMO_API_KEY, timestamp=int(time.time() * 1000))
-    out["signature"] = auth.hmac_hex(demo_keys.DEMO_API_SECRET, auth.signature_payload(out))
-    return out
-
-
 async def _api_rtt(info: dict, pid: int, n: int) -> dict:
     async with websockets.connect(info["md_url"] + "/ws/btcusdt@bookTicker") as md:
         bid = Decimal(json.loads(await md.recv())["b"])
@@ -90,7 +83,7 @@ async def _api_rtt(info: dict, pid: int, n: int) -> dict:
                                      "price": far, "quantity": "0.00100",
                                      "newClientOrderId": f"b-1-{i}"}),
                     ("order.cancel", {"symbol": "BTCUSDT", "origClientOrderId": f"b-1-{i}"}))):
-                msg = json.dumps({"id": i, "method": method, "params": _signed(params)})
+                msg = signed_request(i, method, params)
                 t = time.perf_counter_ns()
                 await ws.send(msg)
                 await ws.recv()

@@ -208,11 +208,24 @@ def _plot(run_dir: Path) -> None:
     if not hists:
         return
     fig, ax = plt.subplots(figsize=(10, 6))
-    ax.set_prop_cycle(color=plt.cm.tab20.colors)  # one colour per hop (more than 10 hops)
+    plot_percentiles(ax, {f"{name} (n={h.count})": h.percentile for name, h in hists.items()})
+    ax.set_title("per-hop latency distribution")
+    fig.tight_layout()
+    fig.savefig(run_dir / "latency.png", dpi=100)
+    plt.close(fig)
+
+
+def plot_percentiles(ax, curves: dict) -> None:
+    """Draw HdrHistogram-style percentile curves on a matplotlib axis: label -> a function
+    giving the value in ns at percentile q (Histogram.percentile, or numpy over samples)."""
+    import matplotlib.pyplot as plt
+
+    # one distinct colour per curve; tab20 (pairs of shades) only when tab10 runs out
+    ax.set_prop_cycle(color=(plt.cm.tab10 if len(curves) <= 10 else plt.cm.tab20).colors)
     qs = 100 - np.logspace(np.log10(50), -3, 60)
     x = 1 / (1 - qs / 100)
-    for name, h in hists.items():
-        ax.plot(x, [h.percentile(q) / 1e3 for q in qs], label=f"{name} (n={h.count})")
+    for label, value_at in curves.items():
+        ax.plot(x, [value_at(q) / 1e3 for q in qs], label=label)
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xticks([2, 10, 100, 1000, 10000, 100000])
@@ -221,7 +234,3 @@ def _plot(run_dir: Path) -> None:
     ax.set_ylabel("latency (us)")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7)
-    ax.set_title("per-hop latency distribution")
-    fig.tight_layout()
-    fig.savefig(run_dir / "latency.png", dpi=100)
-    plt.close(fig)

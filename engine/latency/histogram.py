@@ -108,6 +108,21 @@ class Histogram:
             out.words[C.MM_HIST_MAX] = max(self.max, other.max)
         return out
 
+    def since(self, earlier: "Histogram") -> "Histogram":
+        """What was recorded between the snapshot `earlier` and this one (same histogram).
+        Min and max become the midpoints of the lowest and highest bucket that gained samples
+        (the words cannot tell more), so they too are within the stated error."""
+        out = Histogram(self.name, self.words)
+        out.words[FIRST:] -= earlier.buckets
+        for word in (C.MM_HIST_SUM, C.MM_HIST_COUNT, C.MM_HIST_CLAMPED):
+            out.words[word] -= earlier.words[word]
+        gained = out.buckets.nonzero()[0]
+        if len(gained):
+            lo, hi = gained[0], gained[-1]
+            out.words[C.MM_HIST_MIN] = max(self.min, _LOW[lo] + (_WIDTH[lo] - 1) // 2)
+            out.words[C.MM_HIST_MAX] = min(self.max, _LOW[hi] + (_WIDTH[hi] - 1) // 2)
+        return out
+
     def hdr_percentile_text(self, unit_ratio: float = 1000.0) -> str:
         """HdrHistogram `outputPercentileDistribution` text (values in us by default), which the
         standard HdrHistogram plotters read."""

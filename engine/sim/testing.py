@@ -132,9 +132,10 @@ class SimThread:
         """asset -> {"free": str, "locked": str}."""
         return self._call(self._server.exchange.balance_strings)
 
-    def latency_samples(self) -> list[int]:
-        """Wire-to-wire samples (ns): frame written -> first order for that update id read."""
-        return self._call(lambda: list(self._server.clock.samples))
+    def latency_samples(self, start: int = 0) -> list[int]:
+        """Wire-to-wire samples (ns): frame written -> first order for that update id read;
+        those from index `start` on (a bench taking them in phases copies only the new ones)."""
+        return self._call(lambda: self._server.clock.samples[start:].tolist())
 
     def latency_report(self) -> dict:
         """count, p50, p90, p99, p999, max of the samples, in ns."""

@@ -90,3 +90,26 @@ def test_numba_writer_matches_python_writer():
     for v in values:
         b.record(int(v))
     assert np.array_equal(a.words, b.words)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.integers(0, 1 << 40), max_size=200),
+       st.lists(st.integers(0, 1 << 40), min_size=1, max_size=200),
+       st.sampled_from([50, 99, 99.9, 100]))
+def test_since_is_what_was_recorded_between_snapshots(first, then, q):
+    h = Histogram.empty()
+    for v in first:
+        h.record(v)
+    earlier = Histogram(h.name, h.words)
+    for v in then:
+        h.record(v)
+    only_then = Histogram.empty()
+    for v in then:
+        only_then.record(v)
+    got = h.since(earlier)
+    assert got.count == len(then) and got.mean == only_then.mean
+    assert np.array_equal(got.buckets, only_then.buckets)
+    # min and max are bucket midpoints: within the stated error of the true ones
+    assert abs(got.min - min(then)) <= max(RELATIVE_ERROR * min(then), 1)
+    assert abs(got.max - max(then)) <= max(RELATIVE_ERROR * max(then), 1)
+    assert _within(got, np.array(then, dtype=np.int64), q)
