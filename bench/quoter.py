@@ -58,8 +58,8 @@ def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, out, acks):
         n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, 0)
         for j in range(n):
             if out[j].action == ACTION_NEW or out[j].action == ACTION_REPLACE:
-                model.on_fill(inst, quotes, g, cnt, out[j].instrument, FILL_ACK,
-                              out[j].order_id, 0, 0, 0, 0)
+                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, out[j].instrument,
+                              FILL_ACK, out[j].order_id, 0, 0, 0, 0, 0, now)
         acks[0] += n
         total += n
     return total
@@ -91,8 +91,8 @@ def _numba_intents(ticks, q) -> tuple[float, int]:
 
 def _resume_state(st: QuoterState) -> None:
     for i in range(len(DEFAULT_INSTRUMENTS)):
-        model.on_fill(st.inst, st.quotes, st.g, st.cnt, i, FILL_POSITION, 0, 0, 0, 0, 0)
-    model.on_fill(st.inst, st.quotes, st.g, st.cnt, 0, FILL_RESUME, 0, 0, 0, 0, 0)
+        model.on_fill(*st.args, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, 0)
+    model.on_fill(*st.args, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, 0)
 
 
 def bench_step(n_ticks: int) -> dict:
@@ -147,9 +147,16 @@ class _Feeder:
         self.ticks = random_ticks(4, 4096, DEFAULT_INSTRUMENTS)
         self.k = 0
         self.fill = np.zeros(1, FILL_DTYPE)
-        for i in range(len(DEFAULT_INSTRUMENTS)):
-            self._send_fill(i, FILL_POSITION, 0)
-        self._send_fill(0, FILL_RESUME, 0)
+        self.resumed = False
+
+    def _resume_when_attached(self) -> None:
+        """As the sender does: POSITION + RESUME once the quoter's end of the fills ring is
+        registered (a starting consumer skips what was written before it)."""
+        if not self.resumed and self.fills.consumer_pid():
+            for i in range(len(DEFAULT_INSTRUMENTS)):
+                self._send_fill(i, FILL_POSITION, 0)
+            self._send_fill(0, FILL_RESUME, 0)
+            self.resumed = True
 
     def _send_fill(self, i, kind, order_id):
         f = self.fill
@@ -157,6 +164,7 @@ class _Feeder:
         self.fills.push(f)
 
     def tick(self) -> None:
+        self._resume_when_attached()
         rec = self.ticks[self.k % len(self.ticks): self.k % len(self.ticks) + 1].copy()
         now = time.perf_counter_ns()
         rec["update_id"] = self.k + 1

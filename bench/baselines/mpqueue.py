@@ -98,7 +98,8 @@ def quoter_main(cfg_path: str, inbox: mp.Queue, orders: mp.Queue, ready) -> None
     st = QuoterState(cfg.quoter, cfg.instruments)
     inst, quotes, par, g, cnt, rl10, rlday = st.args
     out = st.out
-    model.on_fill(inst, quotes, g, cnt, 0, FILL_RESUME, 0, 0, 0, 0, 0)
+    model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0,
+                  perf_counter_ns())
     on_md, on_fill, requote_dirty = model.on_md, model.on_fill, model.requote_dirty
     get, get_nowait, put = inbox.get, inbox.get_nowait, orders.put
     ready.set()
@@ -119,7 +120,8 @@ def quoter_main(cfg_path: str, inbox: mp.Queue, orders: mp.Queue, ready) -> None
                 on_md(inst, par, cnt, i, kind, u, bp, bq, ap, aq, ts_arrival, 0, now)
             else:
                 _, kind, i, order_id = item
-                on_fill(inst, quotes, g, cnt, i, kind, order_id, 0, 0, 0, 0)
+                on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, 0, 0, 0, 0,
+                        0, now)
         n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, 0)
         for k in range(n):
             o = out[k]
