@@ -28,7 +28,8 @@ from time import perf_counter_ns, time_ns
 from bench.baselines.common import (API_KEY, API_SECRET, announce_ready, parse_args,
                                     quiet_api_url)
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME)
+                            ALL_INSTRUMENTS, FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_REJECT,
+                            FILL_RESUME)
 from engine.sender import binance as bn
 from engine.sender.signing import HmacSigner
 
@@ -119,9 +120,9 @@ def quoter_main(cfg_path: str, inbox: mp.Queue, orders: mp.Queue, ready) -> None
                 _, i, kind, u, bp, bq, ap, aq, ts_arrival = item
                 on_md(inst, par, cnt, i, kind, u, bp, bq, ap, aq, ts_arrival, 0, now)
             else:
-                _, kind, i, order_id = item
-                on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, 0, 0, 0, 0,
-                        0, now)
+                _, kind, i, order_id, leaves = item
+                on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, 0, 0, 0,
+                        leaves, 0, now)
         n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, 0)
         for k in range(n):
             o = out[k]
@@ -140,7 +141,9 @@ class _Sender:
                                      HmacSigner(API_SECRET.encode()))
         self.cid = tag.encode() + b"-%d-%d"
         self.cids: dict[int, bytes] = {}            # order id -> client id of live orders
-        self.requests: dict[int, tuple] = {}        # request id -> (inst, order id, ok, fail)
+        self.qtys: dict[int, int] = {}              # order id -> quantity
+        # request id -> (inst, order id, ok, fail, replaced order id or 0)
+        self.requests: dict[int, tuple] = {}
         self.put = quoter_inbox.put
         self.transport = None
         self.rid = 0
@@ -155,19 +158,21 @@ class _Sender:
             if action == ACTION_NEW:
                 frame = enc.place(rid, inst, side, post_only, cid, price, qty, ts)
             else:
-                old = self.cids.pop(orig, None)
+                old = self.cids.get(orig)
                 if old is None:              # its answer was a refusal: nothing to replace
-                    self.put((FILL, FILL_REJECT, inst, order_id))
+                    self.put((FILL, FILL_REJECT, inst, order_id, 0))
                     return
                 frame = enc.replace(rid, inst, side, post_only, old, cid, price, qty, ts)
             self.cids[order_id] = cid
-            self.requests[rid] = (inst, order_id, FILL_ACK, FILL_REJECT)
+            self.qtys[order_id] = qty
+            self.requests[rid] = (inst, order_id, FILL_ACK, FILL_REJECT,
+                                  orig if action == ACTION_REPLACE else 0)
         elif action == ACTION_CANCEL:
             old = self.cids.pop(orig, None)
             if old is None:
                 return
             frame = enc.cancel(rid, inst, old, ts)
-            self.requests[rid] = (inst, orig, FILL_CANCELED, FILL_CANCELED)
+            self.requests[rid] = (inst, orig, FILL_CANCELED, FILL_CANCELED, 0)
         elif action == ACTION_CANCEL_ALL:
             for i in (range(len(enc.instruments)) if inst == ALL_INSTRUMENTS else (inst,)):
                 self.transport.send(self.text, enc.cancel_all(rid, i, ts))
@@ -181,10 +186,17 @@ class _Sender:
         req = self.requests.pop(fr.id, None) if isinstance(fr.id, int) else None
         if req is None:
             return
-        inst, order_id, ok, fail = req
+        inst, order_id, ok, fail, replaced = req
+        if replaced:                 # the engine's contract: the old order's fate comes first
+            if fr.status == 200:
+                self.cids.pop(replaced, None)
+                self.put((FILL, FILL_CANCELED, inst, replaced, 0))
+            else:
+                self.put((FILL, FILL_CANCEL_REJECT, inst, replaced, self.qtys.get(replaced, 0)))
         if fr.status != 200:
             self.cids.pop(order_id, None)
-        self.put((FILL, ok if fr.status == 200 else fail, inst, order_id))
+        self.put((FILL, ok if fr.status == 200 else fail, inst, order_id,
+                  self.qtys.get(order_id, 0)))
 
 
 def sender_main(cfg_path: str, api_url: str, tag: str, orders: mp.Queue,
