@@ -4,7 +4,8 @@ Layout (int64 words, one segment `/mm.<instance>.control`):
   word 0 magic, 1 version, 2 kill reason (0 = run; KILL_* otherwise), 3 kill time (ns)
   per role r (ROLES order), 64 words at ROLE_BASE + 64*r:
     0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle strategy code,
-    5 started ns, 8.. COUNTERS named counters (their names live in the names area)
+    5 started ns, 6 wake word (futex: the role sleeps on it when it waits on several rings;
+    their producers bump it), 8.. COUNTERS named counters (their names live in the names area)
 Each role writes only its own slot (one writer per word); the kill word is written by whoever
 pulls the switch (any writer only ever sets it from 0, so the first reason wins).
 numba code reads the kill word with an acquire load at `kill_addr`.
@@ -188,6 +189,10 @@ class Control:
 
     def beat(self, role: str) -> None:
         self.words[self._base(role) + 1] = time.perf_counter_ns()
+
+    def wake_addr(self, role: str) -> int:
+        """Address of the role's wake word (engine/ring: MM_PARK_SHARED)."""
+        return self.seg.addr + (self._base(role) + 6) * 8
 
     def heartbeat_addr(self, role: str) -> int:
         """Address of the role's heartbeat word (numba writes it with nb_store_release)."""

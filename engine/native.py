@@ -67,6 +67,13 @@ def _bind3(symbol, restype, a, b, c):
     return f
 
 
+def _bind4(symbol, restype, a, b, c, d):
+    @intrinsic
+    def f(typingctx, w, x, y, z):
+        return _extern_call(symbol, restype, (a, b, c, d))
+    return f
+
+
 # --- numba face of the C entry points (arguments: int64 addresses and plain integers) --------
 nb_now_ns = _bind0("mm_now_ns", _i64)
 nb_rdtsc = _bind0("mm_rdtsc", _i64)
@@ -87,6 +94,8 @@ nb_ring_disarm = _bind1("mm_ring_disarm", types.void, _i64)
 nb_ring_park = _bind2("mm_ring_park", _i64, _i64, _i64)
 nb_hist_record = _bind2("mm_hist_record", types.void, _i64, _i64)
 nb_cas64 = _bind3("mm_cas64", _i64, _i64, _i64, _i64)   # (addr, expected, desired) -> held
+nb_park2 = _bind4("mm_park2", _i64, _i64, _i64, _i64, _i64)   # (hdr, hdr, wake, timeout)
+nb_board_get = _bind3("mm_board_get", _i64, _i64, _i64, _i64)  # (board, i, out) -> seq
 
 
 @intrinsic

@@ -77,7 +77,7 @@ def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=N
 
 
 def _stats(h: Histogram) -> dict:
-    return {"count": h.count, "clamped": h.clamped, "mean_ns": h.mean,
+    return {"count": h.count, "clamped": h.clamped, "negative": h.negative, "mean_ns": h.mean,
             **{f"p{q:g}": h.percentile(q) for q in QS}}
 
 

@@ -165,10 +165,17 @@ static inline void wake_consumer(void *hdr) {
                                      __ATOMIC_RELAXED))
         return;
     *W64(hdr, MM_OFF_WAKES) += 1;
-    if (mode == MM_PARK_FUTEX)
+    if (mode == MM_PARK_FUTEX) {
         mm_futex_wake(W32(hdr, MM_OFF_PRODUCER_POS), 1);
-    else
+    } else if (mode == MM_PARK_SHARED) {
+        uint32_t *word = (uint32_t *)(intptr_t)*W64(hdr, MM_OFF_WAKE_ADDR);
+        if (word) {                      /* bump, then wake: a sleeper that read the old value */
+            __atomic_fetch_add(word, 1, __ATOMIC_ACQ_REL);  /* before the bump cannot sleep */
+            mm_futex_wake(word, 1);
+        }
+    } else {
         doorbell_ring(hdr);
+    }
 }
 
 static inline int has_space(void *hdr, int64_t pos) {
@@ -335,6 +342,65 @@ int64_t mm_ring_park(void *hdr, int64_t timeout_ns) {
     return mm_ring_available(hdr);
 }
 
+/* Park on several rings at once (MM_PARK_SHARED): sleep on the consumer's shared wake word
+ * until any ring's producer publishes (it bumps the word and wakes it) or timeout_ns passes.
+ * The wake word is read before the rings are armed and checked, and the futex compares it in
+ * the kernel, so a publish anywhere in between wakes us (or keeps us from sleeping). Returns
+ * the records available on the rings together. */
+int64_t mm_park_shared(void **hdrs, int64_t n, uint32_t *wake, int64_t timeout_ns) {
+    uint32_t seen = __atomic_load_n(wake, __ATOMIC_ACQUIRE);
+    int64_t avail = 0;
+    for (int64_t i = 0; i < n && !avail; i++) avail = mm_ring_arm(hdrs[i], MM_PARK_SHARED);
+    if (!avail) {
+        *W64(hdrs[0], MM_OFF_PARKS) += 1;
+        mm_futex_wait(wake, seen, timeout_ns);
+    }
+    avail = 0;
+    for (int64_t i = 0; i < n; i++) {
+        mm_ring_disarm(hdrs[i]);
+        avail += mm_ring_available(hdrs[i]);
+    }
+    return avail;
+}
+
+/* Two rings, for numba (arrays of pointers do not cross that boundary cheaply). */
+int64_t mm_park2(void *a, void *b, void *wake, int64_t timeout_ns) {
+    void *hdrs[2] = {a, b};
+    return mm_park_shared(hdrs, 2, (uint32_t *)wake, timeout_ns);
+}
+
+/* ---------------------------------------------------------------- book board */
+
+/* Seqlock write of one record: odd while writing, even when stable. One writer per board. */
+void mm_board_put(void *board, int64_t i, const void *rec) {
+    char *slot = (char *)board + MM_BOARD_HEADER + i * MM_BOARD_SLOT;
+    int64_t *seq = (int64_t *)slot;
+    int64_t s = *seq;
+    __atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_RELEASE);     /* the odd seq before any record byte */
+    memcpy(slot + 128, rec, (size_t)*W64(board, MM_BOARD_OFF_RECORD));
+    __atomic_store_n(seq, s + 2, __ATOMIC_RELEASE);
+}
+
+/* Seqlock read into `out`; returns the (even) sequence read, 0 if never written. */
+int64_t mm_board_get(void *board, int64_t i, void *out) {
+    char *slot = (char *)board + MM_BOARD_HEADER + i * MM_BOARD_SLOT;
+    int64_t *seq = (int64_t *)slot;
+    size_t n = (size_t)*W64(board, MM_BOARD_OFF_RECORD);
+    for (;;) {
+        int64_t s1 = __atomic_load_n(seq, __ATOMIC_ACQUIRE);
+        if (s1 & 1) { mm_cpu_relax(); continue; }
+        memcpy(out, slot + 128, n);
+        __atomic_thread_fence(__ATOMIC_ACQUIRE);  /* the record bytes before the re-check */
+        if (__atomic_load_n(seq, __ATOMIC_RELAXED) == s1) return s1;
+    }
+}
+
+/* A record the ring could not take: its state stays on the board, counted for the reader. */
+void mm_board_lost(void *board) {
+    __atomic_fetch_add(W64(board, MM_BOARD_OFF_LOST), 1, __ATOMIC_RELEASE);
+}
+
 /* ---------------------------------------------------------------- histogram */
 
 static inline int64_t hist_index(int64_t v) {
@@ -347,9 +413,14 @@ static inline int64_t hist_index(int64_t v) {
 /* One writer per histogram: plain read-modify-write, relaxed atomic stores so readers in other
  * processes never see a torn word. */
 void mm_hist_record(int64_t *h, int64_t v) {
-    if (v < 0 || (v >> (MM_HIST_SUB_BITS + MM_HIST_MAX_SHIFT)) != 0) {
+    if (v < 0) {            /* a stamp out of order (clocks of two sources): counted, never
+                               folded into the lowest bucket where it would flatter the P50 */
+        __atomic_store_n(&h[MM_HIST_NEGATIVE], h[MM_HIST_NEGATIVE] + 1, __ATOMIC_RELAXED);
+        return;
+    }
+    if ((v >> (MM_HIST_SUB_BITS + MM_HIST_MAX_SHIFT)) != 0) {
         __atomic_store_n(&h[MM_HIST_CLAMPED], h[MM_HIST_CLAMPED] + 1, __ATOMIC_RELAXED);
-        v = v < 0 ? 0 : ((int64_t)1 << (MM_HIST_SUB_BITS + MM_HIST_MAX_SHIFT)) - 1;
+        v = ((int64_t)1 << (MM_HIST_SUB_BITS + MM_HIST_MAX_SHIFT)) - 1;
     }
     int64_t *b = &h[MM_HIST_FIRST_BUCKET + hist_index(v)];
     __atomic_store_n(b, *b + 1, __ATOMIC_RELAXED);
@@ -537,6 +608,48 @@ static PyObject *py_spin_fd(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     return PyLong_FromLongLong(mm_ring_spin_fd(hdr, fd, max_ns));
 }
 
+static PyObject *py_park_shared(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    /* park_shared(wake_addr, timeout_ns, hdr...) */
+    if (nargs < 3 || nargs > 10) {
+        PyErr_SetString(PyExc_TypeError, "park_shared(wake_addr, timeout_ns, hdr, ...)");
+        return NULL;
+    }
+    void *hdrs[8];
+    uint32_t *wake = arg_ptr(a[0]);
+    long long t = PyLong_AsLongLong(a[1]);
+    for (Py_ssize_t i = 2; i < nargs; i++) hdrs[i - 2] = arg_ptr(a[i]);
+    if (PyErr_Occurred()) return NULL;
+    int64_t n;
+    Py_BEGIN_ALLOW_THREADS n = mm_park_shared(hdrs, nargs - 2, wake, t);
+    Py_END_ALLOW_THREADS
+    return PyLong_FromLongLong(n);
+}
+
+static PyObject *py_board_put(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(3);
+    void *b = arg_ptr(a[0]), *rec = arg_ptr(a[2]);
+    long long i = PyLong_AsLongLong(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    mm_board_put(b, i, rec);
+    Py_RETURN_NONE;
+}
+
+static PyObject *py_board_get(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(3);
+    void *b = arg_ptr(a[0]), *out = arg_ptr(a[2]);
+    long long i = PyLong_AsLongLong(a[1]);
+    if (PyErr_Occurred()) return NULL;
+    return PyLong_FromLongLong(mm_board_get(b, i, out));
+}
+
+static PyObject *py_board_lost(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
+    CHECK_NARGS(1);
+    void *b = arg_ptr(a[0]);
+    if (PyErr_Occurred()) return NULL;
+    mm_board_lost(b);
+    Py_RETURN_NONE;
+}
+
 static PyObject *py_release(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     CHECK_NARGS(2);
     mm_ring_release(arg_ptr(a[0]), PyLong_AsLongLong(a[1]));
@@ -574,7 +687,8 @@ static PyMethodDef methods[] = {
     FN(load_acquire), FN(store_release), FN(cas64),   FN(fence),   FN(cpu_relax),  FN(rdtsc),
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
-    FN(spin),         FN(spin_fd),
+    FN(spin),         FN(spin_fd),       FN(park_shared), FN(board_put), FN(board_get),
+    FN(board_lost),
     FN(arm),          FN(disarm),        FN(park),    FN(hist_record),  FN(lock),
     {NULL, NULL, 0, NULL},
 };
@@ -594,7 +708,11 @@ PyMODINIT_FUNC PyInit__native(void) {
     ADD_INT(MM_RING_LAYOUT_VERSION); ADD_INT(MM_CACHE_LINE);
     ADD_INT(MM_OFF_MAGIC); ADD_INT(MM_OFF_VERSION); ADD_INT(MM_OFF_RECORD_SIZE);
     ADD_INT(MM_OFF_CAPACITY); ADD_INT(MM_OFF_MASK); ADD_INT(MM_OFF_POLICY); ADD_INT(MM_PAIR);
-    ADD_INT(MM_OFF_CONSUMER_SPINS); ADD_INT(MM_OFF_SKIPPED);
+    ADD_INT(MM_OFF_CONSUMER_SPINS); ADD_INT(MM_OFF_SKIPPED); ADD_INT(MM_OFF_WAKE_ADDR);
+    ADD_INT(MM_PARK_SHARED); ADD_INT(MM_BOARD_OFF_MAGIC); ADD_INT(MM_BOARD_OFF_COUNT);
+    ADD_INT(MM_BOARD_OFF_RECORD); ADD_INT(MM_BOARD_OFF_LOST); ADD_INT(MM_BOARD_HEADER);
+    ADD_INT(MM_BOARD_SLOT);
+    PyModule_AddObject(mod, "BOARD_MAGIC", PyLong_FromUnsignedLongLong(MM_BOARD_MAGIC));
     ADD_INT(MM_OFF_DTYPE_HASH); ADD_INT(MM_OFF_BLOCK_TIMEOUT); ADD_INT(MM_OFF_CREATED_NS);
     ADD_INT(MM_OFF_PRODUCER_POS); ADD_INT(MM_OFF_CACHED_CONSUMER); ADD_INT(MM_OFF_CLAIMED);
     ADD_INT(MM_OFF_NEXT_SEQ); ADD_INT(MM_OFF_WRITTEN); ADD_INT(MM_OFF_DROPPED);
@@ -607,7 +725,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     ADD_INT(MM_PARK_NONE); ADD_INT(MM_PARK_FUTEX); ADD_INT(MM_PARK_DOORBELL); ADD_INT(MM_FULL);
     ADD_INT(MM_HIST_SUB_BITS); ADD_INT(MM_HIST_MAX_SHIFT); ADD_INT(MM_HIST_BUCKETS);
     ADD_INT(MM_HIST_COUNT); ADD_INT(MM_HIST_MIN); ADD_INT(MM_HIST_MAX); ADD_INT(MM_HIST_SUM);
-    ADD_INT(MM_HIST_CLAMPED); ADD_INT(MM_HIST_FIRST_BUCKET); ADD_INT(MM_HIST_WORDS);
+    ADD_INT(MM_HIST_CLAMPED); ADD_INT(MM_HIST_NEGATIVE); ADD_INT(MM_HIST_FIRST_BUCKET); ADD_INT(MM_HIST_WORDS);
 
     /* Raw addresses of the C entry points, for numba (engine/native.py). */
     PyObject *syms = PyDict_New(), *tmp;
@@ -617,7 +735,8 @@ PyMODINIT_FUNC PyInit__native(void) {
     ADD_SYM(mm_ring_try_claim); ADD_SYM(mm_ring_claim_wait); ADD_SYM(mm_ring_claim);
     ADD_SYM(mm_ring_commit); ADD_SYM(mm_ring_available); ADD_SYM(mm_ring_spin); ADD_SYM(mm_ring_read_index);
     ADD_SYM(mm_ring_release); ADD_SYM(mm_ring_arm); ADD_SYM(mm_ring_disarm);
-    ADD_SYM(mm_ring_park); ADD_SYM(mm_hist_record);
+    ADD_SYM(mm_ring_park); ADD_SYM(mm_hist_record); ADD_SYM(mm_park2);
+    ADD_SYM(mm_board_put); ADD_SYM(mm_board_get); ADD_SYM(mm_board_lost);
     PyModule_AddObject(mod, "symbols", syms);
     return mod;
 }

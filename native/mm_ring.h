@@ -60,6 +60,9 @@
 #define MM_OFF_DOORBELL_LEN     644   /* u32, length of the abstract socket name */
 #define MM_OFF_DOORBELL         648   /* 56 bytes, abstract unix socket name (without the NUL) */
 #define MM_DOORBELL_MAX         56
+#define MM_OFF_WAKE_ADDR        704   /* i64, written once by the producer: the address, in the
+                                         producer's own mapping, of the shared wake word its
+                                         consumer sleeps on in MM_PARK_SHARED mode (0: none) */
 
 /* pair 6: liveness (each side writes only its own words, every few ms) */
 #define MM_OFF_PRODUCER_PID     768   /* i64 */
@@ -79,6 +82,20 @@
 #define MM_PARK_NONE            0
 #define MM_PARK_FUTEX           1     /* consumer sleeps in futex_wait on the producer position */
 #define MM_PARK_DOORBELL        2     /* consumer sleeps in epoll on its doorbell socket */
+#define MM_PARK_SHARED          3     /* consumer sleeps on one wake word for several rings (the
+                                         quoter: book updates and fills wake it alike) */
+
+/* Book board: the latest top of book per instrument, seqlocked, beside the md ring. A full md
+ * ring drops records, never the newest state: the feed writes every book update here too, and
+ * counts the ring records it could not publish in LOST; the quoter reads the board when LOST
+ * moves. Layout: header pair, then per instrument one pair for the sequence and the record. */
+#define MM_BOARD_MAGIC          0x4452414f42524d4dULL  /* "MMRBOARD" */
+#define MM_BOARD_OFF_MAGIC      0
+#define MM_BOARD_OFF_COUNT      8     /* instruments */
+#define MM_BOARD_OFF_RECORD     16    /* record size (bytes, <= 128) */
+#define MM_BOARD_OFF_LOST       128   /* i64, ring records lost (their state is on the board) */
+#define MM_BOARD_HEADER         256
+#define MM_BOARD_SLOT           256   /* per instrument: seq at +0 (own pair), record at +128 */
 
 #define MM_FULL                 (-1)  /* claim status: no slot (dropped or timed out) */
 
@@ -90,7 +107,8 @@
 #define MM_HIST_MIN             1
 #define MM_HIST_MAX             2
 #define MM_HIST_SUM             3
-#define MM_HIST_CLAMPED         4                       /* samples above range or below zero */
+#define MM_HIST_CLAMPED         4                       /* samples above range (kept at the top) */
+#define MM_HIST_NEGATIVE        5                       /* negative samples (not recorded) */
 #define MM_HIST_FIRST_BUCKET    8
 #define MM_HIST_WORDS           (MM_HIST_FIRST_BUCKET + MM_HIST_BUCKETS)
 

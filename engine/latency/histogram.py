@@ -4,7 +4,8 @@ Bucketing (native/mm_native.c `hist_index`): values below 256 ns get one bucket 
 each power of two is split into 128 equal sub-buckets. A bucket's width is at most 1/128 of its
 lower bound, and a percentile is reported at the bucket's midpoint, so any reported value is
 within +-0.4% (1/256) of a true sample value at that rank (plus 0.5 ns below 256 ns). Values from
-0 to 2^44 ns (~4.9 h) are kept; anything else is clamped and counted in `clamped`.
+0 to 2^44 ns (~4.9 h) are kept; larger ones are clamped to the top and counted in `clamped`;
+negative ones (stamps out of order) are counted in `negative` and recorded nowhere else.
 
 Each process owns one segment `/mm.<instance>.hist-<role>` holding its named histograms; it is
 the only writer (C.hist_record from Python, engine.native.nb_hist_record from numba, both
@@ -77,6 +78,11 @@ class Histogram:
     def clamped(self) -> int:
         return int(self.words[C.MM_HIST_CLAMPED])
 
+    @property
+    def negative(self) -> int:
+        """Samples below zero (stamps out of order): counted, not in any percentile."""
+        return int(self.words[C.MM_HIST_NEGATIVE])
+
     def record(self, value_ns: int) -> None:
         """Add one sample to this (local, unshared) histogram."""
         C.hist_record(self.words.ctypes.data, int(value_ns))
@@ -102,6 +108,7 @@ class Histogram:
         out.words[FIRST:] += other.buckets
         out.words[C.MM_HIST_SUM] += other.words[C.MM_HIST_SUM]
         out.words[C.MM_HIST_CLAMPED] += other.words[C.MM_HIST_CLAMPED]
+        out.words[C.MM_HIST_NEGATIVE] += other.words[C.MM_HIST_NEGATIVE]
         out.words[C.MM_HIST_COUNT] += other.words[C.MM_HIST_COUNT]
         if other.count:
             out.words[C.MM_HIST_MIN] = min(self.min, other.min) if self.count else other.min
@@ -114,7 +121,7 @@ class Histogram:
         (the words cannot tell more), so they too are within the stated error."""
         out = Histogram(self.name, self.words)
         out.words[FIRST:] -= earlier.buckets
-        for word in (C.MM_HIST_SUM, C.MM_HIST_COUNT, C.MM_HIST_CLAMPED):
+        for word in (C.MM_HIST_SUM, C.MM_HIST_COUNT, C.MM_HIST_CLAMPED, C.MM_HIST_NEGATIVE):
             out.words[word] -= earlier.words[word]
         gained = out.buckets.nonzero()[0]
         if len(gained):

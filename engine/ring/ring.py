@@ -289,6 +289,11 @@ class Ring:
         C.store_release(self.hdr + off, os.getpid())     # after the skip: see the docstring
         self.beat()
 
+    def set_wake_target(self, addr: int) -> None:
+        """Producer: the address (in this process) of the shared wake word the consumer sleeps
+        on when it parks on several rings at once (Control.wake_addr)."""
+        self.seg.words[L.OFF_WAKE_ADDR // 8] = addr
+
     def consumer_pid(self) -> int:
         """The registered consumer (0: none yet); its records start after it appeared here."""
         return C.load_acquire(self.hdr + L.OFF_CONSUMER_PID)

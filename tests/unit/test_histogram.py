@@ -47,11 +47,13 @@ def test_any_samples_within_error(values, q):
     assert _within(h, np.array(values, dtype=np.int64), q)
 
 
-def test_out_of_range_is_clamped_and_counted():
+def test_too_large_is_clamped_and_negative_is_counted_apart():
     h = Histogram.empty()
-    h.record(-5)
+    h.record(-5)                       # out-of-order stamps: not a fast sample
     h.record(1 << 50)
-    assert h.clamped == 2 and h.count == 2
+    h.record(1000)
+    assert h.clamped == 1 and h.negative == 1 and h.count == 2
+    assert h.min == 1000                # nothing was folded into the lowest bucket
 
 
 def test_shared_histograms_seen_by_a_reader(instance):
