@@ -49,6 +49,17 @@ STATE_ABSENT, STATE_STARTING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED, STAT
 STATE_NAMES = ("absent", "starting", "running", "stopping", "stopped", "failed")
 
 
+def exit_status_for(reason: int) -> int:
+    """What a process stopped by the kill switch exits with (engine/exit_codes.py), from the
+    reason it saw (the word may be cleared by a restarting peer since): 0 for an asked-for
+    shutdown, 4 for a latched reason (stays down), 5 for a lost peer (restart)."""
+    from engine.exit_codes import EXIT_KILLED, EXIT_OK, EXIT_PEER_LOST
+
+    if reason in (KILL_NONE, KILL_SHUTDOWN):
+        return EXIT_OK
+    return EXIT_KILLED if reason in LATCHED else EXIT_PEER_LOST
+
+
 class Control:
     def __init__(self, seg: Segment):
         self.seg = seg
@@ -121,16 +132,6 @@ class Control:
         if not reason or reason in LATCHED or pid_alive(self.pid("supervisor")):
             return 0
         return reason if C.cas64(self.kill_addr, reason, 0) == reason else 0
-
-    def exit_status(self) -> int:
-        """What a process stopped by the kill switch exits with (engine/exit_codes.py): 0 for an
-        asked-for shutdown, 4 for a latched reason (stays down), 5 for a lost peer (restart)."""
-        from engine.exit_codes import EXIT_KILLED, EXIT_OK, EXIT_PEER_LOST
-
-        reason = self.killed()
-        if reason in (KILL_NONE, KILL_SHUTDOWN):
-            return EXIT_OK
-        return EXIT_KILLED if reason in LATCHED else EXIT_PEER_LOST
 
     def resume(self) -> int:
         """`mm resume`: clear whatever reason is set, latched ones included. Returns it."""

@@ -14,7 +14,8 @@ import threading
 from typing import TYPE_CHECKING
 
 from engine import proc
-from engine.control import STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, Control
+from engine.control import (STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, Control,
+                            exit_status_for)
 from engine.exit_codes import EXIT_KILLED, EXIT_PEER_LOST
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.capture import FrameCapture
@@ -121,8 +122,9 @@ async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
     await group.start()
     started = loop.time()
     warm = False
+    reason = 0
     try:
-        while not stop.is_set() and not ctl.killed():
+        while not stop.is_set() and not (reason := ctl.killed()):
             ctl.beat(ROLE)
             sink.ring.beat()
             publish()
@@ -144,7 +146,7 @@ async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
         if threading.current_thread() is threading.main_thread():
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
-    return 0 if stop.is_set() else ctl.exit_status()
+    return 0 if stop.is_set() else exit_status_for(reason)   # the reason seen, not a later one
 
 
 def _counter_copier(counters, group: StreamGroup, sink, capture):

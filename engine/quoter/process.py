@@ -13,7 +13,9 @@ import time
 import numba
 import numpy as np
 
-from engine.control import STATE_RUNNING, STATE_STOPPED, Control, KILL_REASONS
+from engine.control import (KILL_REASONS, STATE_RUNNING, STATE_STOPPED, Control,
+                            exit_status_for)
+from engine.quoter.layout import G_KILLED
 from engine.latency.histogram import HistogramSet
 from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
@@ -141,9 +143,10 @@ def run(cfg) -> int:
         while rc == loop.LOOP_SLICE:
             rc = loop.run_loop(*args)
         if rc == loop.LOOP_KILLED:
-            log(ROLE, f"kill switch ({KILL_REASONS.get(ctl.killed(), '?')}): cancel-all sent, "
+            reason = int(st.g[G_KILLED])            # the reason the loop saw
+            log(ROLE, f"kill switch ({KILL_REASONS.get(reason, '?')}): cancel-all sent, "
                       f"stopped quoting")
-            return ctl.exit_status()
+            return exit_status_for(reason)
         log(ROLE, "stopped")
         return 0
     finally:
