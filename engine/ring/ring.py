@@ -144,6 +144,14 @@ class Ring:
         return C.commit(self.hdr)
 
     # ------------------------------------------------------------------ consumer
+    def writer(self) -> RecordWriter:
+        """The producer's packing face (RecordWriter)."""
+        return RecordWriter(self)
+
+    def reader(self) -> RecordReader:
+        """The consumer's unpacking face (RecordReader)."""
+        return RecordReader(self)
+
     def pop(self) -> np.ndarray | None:
         """The next record as a 1-element view, or None. Valid until the next read call."""
         self.release()
@@ -297,6 +305,47 @@ class Ring:
     def consumer_pid(self) -> int:
         """The registered consumer (0: none yet); its records start after it appeared here."""
         return C.load_acquire(self.hdr + L.OFF_CONSUMER_PID)
+
+
+class RecordWriter:
+    """The producer's hot-path face: `put(*fields)` packs one record (every field after `seq`,
+    in records.field_order) straight into a claimed slot with one struct call; `commit()`
+    publishes every put record with one release store. `put` returns False when the ring has
+    no room (never blocks: the caller decides to count, keep or drop)."""
+
+    def __init__(self, ring: "Ring"):
+        from engine.records import packer
+
+        self.ring = ring
+        self._hdr = ring.hdr
+        self._mv = memoryview(ring.slots.view(np.uint8).reshape(-1))
+        self._size = ring.dtype.itemsize
+        self._pack = packer(ring.dtype).pack_into
+
+    def put(self, *fields) -> bool:
+        i = C.try_claim(self._hdr)
+        if i < 0:
+            return False
+        self._pack(self._mv, i * self._size + 8, *fields)
+        return True
+
+    def commit(self) -> None:
+        C.commit(self._hdr)
+
+
+class RecordReader:
+    """The consumer's hot-path face: `take(n)` gives the next batch (up to n records) as field
+    tuples, `seq` first, unpacked by one C iterator over the slots; the slots go back to the
+    producer on the next take (or an idle step: see the module docstring)."""
+
+    def __init__(self, ring: "Ring"):
+        from engine.records import packer
+
+        self.ring = ring
+        self._iter = packer(ring.dtype, with_seq=True).iter_unpack
+
+    def take(self, max_records: int):
+        return self._iter(self.ring.pop_many(max_records))
 
 
 def _validate(seg: Segment, dtype: np.dtype, capacity: int | None, wait_s: float) -> None:

@@ -87,7 +87,8 @@ class BinanceGateway(Gateway):
     # ================================================================ hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
         """One order intent (ORDER_DTYPE fields after seq) -> one frame on the wire."""
-        order_id, orig, inst, action, side, _lvl, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
+        (_seq, order_id, orig, inst, action, side, _lvl, post_only, price, qty, u, ts_arr,
+         _, _, ts_pub) = f
         self.counts["intents"] += 1
         if self.dry_run:
             self._dry_intent(f, t_read)
@@ -178,7 +179,7 @@ class BinanceGateway(Gateway):
     def _refuse(self, f: tuple, code: int) -> None:
         """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (and, for a
         replace, CANCEL_REJECT of the old order first: it still rests, untouched)."""
-        order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:10]
+        _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
         self.counts["local_rejects"] += 1
         if action == ACTION_REPLACE:
             old = self.orders.get(orig)
@@ -196,7 +197,8 @@ class BinanceGateway(Gateway):
                 self._send_cancel(o)
 
     def _dry_intent(self, f: tuple, t_read: int) -> None:
-        order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
+        (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
+         _, _, ts_pub) = f
         cid = self.cid_of(u, order_id)
         rid = self.next_rid()
         ts = self.now_ms()

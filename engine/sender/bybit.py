@@ -126,7 +126,8 @@ class BybitGateway(Gateway):
 
     # ---------------------------------------------------------------- hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
-        order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr, _, _, ts_pub = f
+        (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
+         _, _, ts_pub) = f
         self.counts["intents"] += 1
         orders = self.orders
         if action == ACTION_CANCEL_ALL:
@@ -196,7 +197,7 @@ class BybitGateway(Gateway):
         self.counts["cancels_sent"] += 1
 
     def _refuse(self, f: tuple, code: int) -> None:
-        order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:10]
+        _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
         self.counts["local_rejects"] += 1
         if action == ACTION_REPLACE:
             old = self.orders.get(orig)

@@ -23,10 +23,6 @@ from __future__ import annotations
 import time
 from collections import deque
 
-import numpy as np
-
-from engine import _native as C
-from engine.records import FILL_DTYPE, packer
 
 # Local error codes (never used by a venue: Binance codes are > -10000, Bybit's are positive),
 # in records.LOCAL_CODE_MIN..LOCAL_CODE_MAX: the quoter refunds their rate charge (not sent).
@@ -44,10 +40,7 @@ class FillWriter:
 
     def __init__(self, ring):
         self.ring = ring
-        self._hdr = ring.hdr
-        self._mv = memoryview(ring.slots.view(np.uint8).reshape(-1))
-        self._size = FILL_DTYPE.itemsize
-        self._pack = packer(FILL_DTYPE).pack_into
+        self._writer = ring.writer()
         self.backlog: deque[tuple] = deque()
         self.delayed = 0            # records that had to wait in the backlog
         self.written = 0
@@ -63,28 +56,22 @@ class FillWriter:
             self.backlog.append(rec)
             self.delayed += 1
             return False
-        if not self._write(rec):
+        if not self._writer.put(*rec, time.perf_counter_ns()):
             self.backlog.append(rec)
             self.delayed += 1
             return False
-        C.commit(self._hdr)
+        self.written += 1
+        self._writer.commit()
         return True
 
     def flush(self) -> bool:
         """Move waiting records into the ring; True when none is left waiting."""
-        backlog = self.backlog
+        backlog, put = self.backlog, self._writer.put
         moved = 0
-        while backlog and self._write(backlog[0]):
+        while backlog and put(*backlog[0], time.perf_counter_ns()):
             backlog.popleft()
             moved += 1
         if moved:
-            C.commit(self._hdr)
+            self.written += moved
+            self._writer.commit()
         return not backlog
-
-    def _write(self, rec: tuple) -> bool:
-        i = C.try_claim(self._hdr)
-        if i < 0:
-            return False
-        self._pack(self._mv, i * self._size + 8, *rec, time.perf_counter_ns())
-        self.written += 1
-        return True

@@ -40,7 +40,7 @@ from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_V
 from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
-from engine.records import ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESUME, ORDER_DTYPE, packer
+from engine.records import ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESUME, ORDER_DTYPE
 from engine.ring.ring import Ring
 from engine.sender import keys
 from engine.sender.fills import FillWriter
@@ -85,8 +85,7 @@ class Sender:
         self.counters = ctl.counters("sender")
         self.counter_names = list(self.gw.counts) + list(ORDER_COUNTS) + list(PROCESS_COUNTERS)
         ctl.name_counters("sender", self.counter_names)
-        self._unpack = packer(ORDER_DTYPE).unpack_from
-        self._size = ORDER_DTYPE.itemsize
+        self._intents = orders.reader()
         self._stop: asyncio.Event | None = None
         self.stop_reason = ""
         self.exit_on_stop = EXIT_OK         # what a confirmed stop exits with
@@ -119,7 +118,7 @@ class Sender:
     def _drain(self) -> int:
         """Handle every available intent; arm the doorbell when the ring is empty."""
         self._drain_scheduled = False
-        ring, gw, unpack, size = self.orders, self.gw, self._unpack, self._size
+        ring, gw, take = self.orders, self.gw, self._intents.take
         done = 0
         while not self._stopping():
             if gw.pace_ns:
@@ -127,17 +126,17 @@ class Sender:
                 if delay > 0:
                     self._schedule_drain(delay / 1e9)
                     return done
-            recs = ring.pop_many(1 if gw.pace_ns else BATCH)
-            n = len(recs)
+            n = 0
+            gw.begin_batch()                # every frame of the batch: one write
+            for fields in take(1 if gw.pace_ns else BATCH):
+                gw.on_intent(fields, perf_counter_ns())
+                n += 1
+            gw.end_batch()
             if n == 0:
                 if self._spin or ring.arm_doorbell() == 0:
                     return done
                 ring.disarm()
                 continue
-            gw.begin_batch()                # every frame of the batch: one write
-            for k in range(n):
-                gw.on_intent(unpack(recs, k * size + 8), perf_counter_ns())
-            gw.end_batch()
             if gw.pace_ns:
                 gw.next_send_ns = perf_counter_ns() + gw.pace_ns
             done += n

@@ -105,7 +105,7 @@ def test_a_ring_batch_leaves_in_one_write(monkeypatch):
     monkeypatch.setattr(os, "write", lambda fd, data: writes.append(len(data)) or real(fd, data))
     gw.begin_batch()
     for n, side in ((1, SIDE_BUY), (2, SIDE_SELL)):     # both sides of one tick
-        gw.on_intent((n, 0, 0, ACTION_NEW, side, 0, 1, 5_000_000 + n, 100, 9, 0, 0, 0, 0), 0)
+        gw.on_intent((n, n, 0, 0, ACTION_NEW, side, 0, 1, 5_000_000 + n, 100, 9, 0, 0, 0, 0), 0)
     assert writes == []                                  # nothing written yet ...
     gw.end_batch()
     assert len(writes) == 1                              # ... then one write for both
