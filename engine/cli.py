@@ -89,14 +89,23 @@ def _cmd_status(args) -> int:
     return main(args.instance, once=args.once, interval_s=args.interval)
 
 
-def _cmd_kill(args) -> int:
-    from engine.control import KILL_OPERATOR, Control
+def _attach_control(args, cmd: str):
+    """The instance's control segment, or None after saying why it cannot be reached."""
+    from engine.control import Control
     from engine.ring.segment import SegmentError
 
     try:
-        ctl = Control.attach(args.instance)
+        return Control.attach(args.instance)
     except SegmentError as e:
-        print(f"mm kill: {e}", file=sys.stderr)
+        print(f"mm {cmd}: {e}", file=sys.stderr)
+        return None
+
+
+def _cmd_kill(args) -> int:
+    from engine.control import KILL_OPERATOR
+
+    ctl = _attach_control(args, "kill")
+    if ctl is None:
         return 1
     first = ctl.kill(KILL_OPERATOR)
     print("kill switch set" if first else f"kill switch was already set (reason {ctl.killed()})")
@@ -105,14 +114,11 @@ def _cmd_kill(args) -> int:
 
 
 def _cmd_resume(args) -> int:
-    from engine.control import KILL_REASONS, Control
+    from engine.control import KILL_REASONS
     from engine.proc import log
-    from engine.ring.segment import SegmentError
 
-    try:
-        ctl = Control.attach(args.instance)
-    except SegmentError as e:
-        print(f"mm resume: {e}", file=sys.stderr)
+    ctl = _attach_control(args, "resume")
+    if ctl is None:
         return 1
     reason = ctl.resume()
     ctl.close()
