@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 
 .PHONY: run test bench install clean shm-clean deploy-tools
 
-$(STAMP): pyproject.toml setup.py native/mm_native.c native/mm_ring.h
+$(STAMP): pyproject.toml setup.py native/mm_native.c native/mm_feed.c native/mm_ring.h
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip setuptools wheel
 	$(PY) -m pip install -q -e '.[test,bench]'

@@ -1,5 +1,8 @@
-"""Build the native part (atomics, futex park/wake, ring protocol, histogram) as engine._native."""
+"""Build the native parts: engine._native (atomics, futex park/wake, ring protocol, histogram) and
+engine._feed (the feed's per-frame work: md publisher, book fast paths, kernel receive stamps)."""
 from setuptools import Extension, setup
+
+CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     ext_modules=[
@@ -7,7 +10,13 @@ setup(
             "engine._native",
             sources=["native/mm_native.c"],
             include_dirs=["native"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        )
+            extra_compile_args=CFLAGS,
+        ),
+        Extension(
+            "engine._feed",
+            sources=["native/mm_feed.c"],
+            include_dirs=["native"],
+            extra_compile_args=CFLAGS,
+        ),
     ]
 )
