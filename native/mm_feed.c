@@ -872,7 +872,8 @@ static PyTypeObject BookDecoderType = {
  *    SelectorSocketTransport under picows), the reader does that read itself with recvmsg,
  *    which hands back the stamp of the last buffer it consumed, then passes the bytes on
  *    (protocol.buffer_updated) exactly as the transport would. EOF and errors are left to the
- *    transport: its own `_read_ready` runs and finds them. No system call is added.
+ *    transport: its own `_read_ready` runs and finds them. No system call is added. One read
+ *    per pick-up (the transport loops while its buffer fills; here the loop calls again).
  *  - peek: for any other transport (TLS, which decrypts from its own reads of the socket), a
  *    recvmsg with MSG_PEEK | MSG_TRUNC walks every queued buffer without copying or consuming
  *    and returns the newest stamp; then the transport reads. One system call more per pick-up,
@@ -897,8 +898,6 @@ typedef struct {
     int64_t ts;                 /* arrival of the data being delivered; 0 outside a pick-up */
     long long pickups, stamped;
 } StampedReader;
-
-#define MAX_READ_PER_PICKUP (256 * 1024)   /* what aiofastnet reads per readiness event */
 
 /* recvmsg with room for the stamp: bytes, and the stamp converted to CLOCK_MONOTONIC in *ts
  * (0 when the kernel gave none). */
@@ -930,44 +929,34 @@ static ssize_t recv_stamped(int fd, void *buf, size_t len, int flags, int64_t *t
     return n;
 }
 
-/* Read mode: read like aiofastnet's SelectorSocketTransport._read_ready (fill the protocol's
- * buffer until a short read, at most MAX_READ_PER_PICKUP), each chunk stamped on its own. */
+/* Read mode: one read into the protocol's buffer, as the transport's own read would do it.
+ * More data than the buffer holds stays queued: the loop (level-triggered) calls again. */
 static PyObject *read_pickup(StampedReader *r) {
-    Py_ssize_t total = 0;
-    int stamped = 0;
-    while (total < MAX_READ_PER_PICKUP) {
-        PyObject *buf = PyObject_CallOneArg(r->get_buffer, r->minus_one);
-        if (buf == NULL) return NULL;
-        Py_buffer view;
-        if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
-            Py_DECREF(buf);
-            return NULL;
-        }
-        int64_t ts;
-        ssize_t n;
-        do {
-            n = recv_stamped(r->fd, view.buf, (size_t)view.len, 0, &ts);
-        } while (n < 0 && errno == EINTR);
-        Py_ssize_t room = view.len;
-        PyBuffer_Release(&view);
+    PyObject *buf = PyObject_CallOneArg(r->get_buffer, r->minus_one);
+    if (buf == NULL) return NULL;
+    Py_buffer view;
+    if (PyObject_GetBuffer(buf, &view, PyBUF_WRITABLE) < 0) {
         Py_DECREF(buf);
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) break;
-        if (n <= 0) { /* EOF or an error: the transport's own read meets it and handles it */
-            r->stamped += stamped;
-            return PyObject_CallNoArgs(r->read_ready);
-        }
-        r->ts = ts;
-        stamped |= ts != 0;
-        PyObject *n_obj = PyLong_FromSsize_t(n);
-        PyObject *res = n_obj ? PyObject_CallOneArg(r->buffer_updated, n_obj) : NULL;
-        Py_XDECREF(n_obj);
-        if (res == NULL) return NULL;
-        Py_DECREF(res);
-        total += n;
-        if (n < room) break;
+        return NULL;
     }
-    r->stamped += stamped;
-    Py_RETURN_NONE;
+    int64_t ts;
+    ssize_t n;
+    do {
+        n = recv_stamped(r->fd, view.buf, (size_t)view.len, 0, &ts);
+    } while (n < 0 && errno == EINTR);
+    int again = n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    PyBuffer_Release(&view);
+    Py_DECREF(buf);
+    if (again) Py_RETURN_NONE;
+    if (n <= 0) /* EOF or an error: the transport's own read meets it and handles it */
+        return PyObject_CallNoArgs(r->read_ready);
+    r->ts = ts;
+    r->stamped += ts != 0;
+    PyObject *n_obj = PyLong_FromSsize_t(n);
+    if (n_obj == NULL) return NULL;
+    PyObject *res = PyObject_CallOneArg(r->buffer_updated, n_obj);
+    Py_DECREF(n_obj);
+    return res;
 }
 
 static PyObject *reader_vectorcall(PyObject *self, PyObject *const *a, size_t nargsf,

@@ -114,12 +114,16 @@ def book_tickers(draw):
     return pexp, qexp, frames
 
 
+def assert_same_generated(venue: str, streams, binary: bool, case) -> None:
+    pexp, qexp, frames = case
+    ins = [Instrument(symbol=s, price_exp=pexp, qty_exp=qexp) for s in SYMBOLS]
+    assert_same(venue, streams, ins, frames, binary)
+
+
 @SETTINGS
 @given(case=book_tickers())
 def test_generated_book_tickers_same_events(case):
-    pexp, qexp, frames = case
-    ins = [Instrument(symbol=s, price_exp=pexp, qty_exp=qexp) for s in SYMBOLS]
-    assert_same("binance", ["bookTicker"], ins, frames, False)
+    assert_same_generated("binance", ["bookTicker"], False, case)
 
 
 def test_canonical_book_ticker_takes_the_fast_path():
@@ -170,9 +174,7 @@ def best_bid_asks(draw):
 @SETTINGS
 @given(case=best_bid_asks())
 def test_generated_best_bid_asks_same_events(case):
-    pexp, qexp, frames = case
-    ins = [Instrument(symbol=s, price_exp=pexp, qty_exp=qexp) for s in SYMBOLS]
-    assert_same("binance-sbe", ["bestBidAsk"], ins, frames, True)
+    assert_same_generated("binance-sbe", ["bestBidAsk"], True, case)
 
 
 @SETTINGS

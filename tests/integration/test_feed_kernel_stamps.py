@@ -96,6 +96,19 @@ class FrameServer:
         self._loop.call_soon_threadsafe(stop)
         self._thread.join(10)
 
+    def close_clients(self) -> None:
+        """Close every client connection (a WebSocket close, then the socket)."""
+        done = threading.Event()
+
+        def close():
+            for t in self.transports:
+                t.send_close()
+                t.disconnect()
+            self.transports.clear()
+            done.set()
+        self._loop.call_soon_threadsafe(close)
+        assert done.wait(10), "frame server did not close"
+
     def send(self, payload: bytes) -> int:
         return self.send_burst([payload])[0]
 
@@ -236,6 +249,29 @@ def test_stamps_never_precede_the_send(instance):
     assert np.all(a >= send)
     assert np.all(np.diff(a) >= 0) and np.all(a <= records["ts_decoded"])
     assert counters["reads_kernel_stamped"] > 0
+
+
+def test_the_reading_reader_passes_big_frames_and_the_close_on(instance):
+    """In read mode the stamping reader reads for the transport: a frame larger than the read
+    buffer arrives whole over several pick-ups, and a server close reaches the transport (the
+    connection comes back and delivers again)."""
+    big = b'{"stream":"btcusdt@depth5","data":{"pad":"' + b"x" * 200_000 + b'"}}'
+
+    async def script(group, sink):
+        await until(lambda: stamped(group), "a kernel-stamped connection")
+        server.send_burst([big, book_ticker(1)])
+        await until(lambda: sink.published >= 1, "the frame after the big one")
+        await asyncio.to_thread(server.close_clients)
+        await until(lambda: group.counters()["reconnects"] >= 1 and stamped(group), "a reconnect")
+        await until(lambda: len(server.transports) == 1, "the client back")
+        server.send(book_ticker(2))
+        await until(lambda: sink.published >= 2, "a frame on the new connection")
+
+    with FrameServer() as server:
+        records, counters = run_feed(instance, f"ws://127.0.0.1:{server.port}", script)
+    assert [int(u) for u in records["update_id"]] == [1, 2]
+    assert counters["malformed"] + counters["unknown"] == 1 and counters["decode_errors"] == 0
+    assert counters["reads"] > 2
 
 
 def _self_signed(tmp_path) -> tuple[ssl.SSLContext, str]:
