@@ -17,8 +17,10 @@
  * The ring protocol and the histogram are not repeated here: the producer calls engine._native's
  * mm_ring_try_claim / mm_ring_commit / mm_hist_record through the addresses that module
  * publishes in `symbols`, so a change of the ring's protocol reaches the feed unchanged as long
- * as claim and commit keep their signatures. The record layout comes from the MD dtype (names,
- * offsets, sizes passed in by publish.py), never from constants written here.
+ * as claim and commit keep their signatures. A slot's address is the ring's own
+ * `mm_ring_slot(hdr, idx)` once the ring publishes one, else computed as claim does it. The
+ * record layout comes from the MD dtype (names, offsets, sizes passed in by publish.py), never
+ * from constants written here.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -47,10 +49,12 @@ static inline int64_t now_ns(void) { return clock_ns(CLOCK_MONOTONIC); }
 
 typedef int64_t (*claim_fn)(void *hdr);
 typedef int64_t (*commit_fn)(void *hdr);
+typedef void *(*slot_fn)(void *hdr, int64_t idx);
 typedef void (*hist_fn)(int64_t *h, int64_t v);
 
 static claim_fn ring_try_claim;
 static commit_fn ring_commit;
+static slot_fn ring_slot;       /* mm_ring_slot when the ring publishes one, else NULL */
 static hist_fn hist_record;
 
 static void *native_symbol(PyObject *syms, const char *name) {
@@ -73,8 +77,10 @@ static int load_native(void) {
     claim_fn c = (claim_fn)native_symbol(syms, "mm_ring_try_claim");
     commit_fn m = c ? (commit_fn)native_symbol(syms, "mm_ring_commit") : NULL;
     hist_fn h = m ? (hist_fn)native_symbol(syms, "mm_hist_record") : NULL;
+    PyObject *slot = PyDict_GetItemString(syms, "mm_ring_slot");   /* optional, borrowed */
+    ring_slot = slot ? (slot_fn)PyLong_AsVoidPtr(slot) : NULL;
     Py_DECREF(syms);
-    if (h == NULL) return -1;
+    if (h == NULL || PyErr_Occurred()) return -1;
     ring_commit = m;
     hist_record = h;
     ring_try_claim = c;
@@ -125,8 +131,15 @@ typedef struct {
 
 static inline void put64(char *s, int32_t off, int64_t v) { memcpy(s + off, &v, 8); }
 
+/* A claimed slot's address: the ring's own accessor when it has one, else where claim_slot in
+ * mm_native.c puts slot idx (after the header, record_size bytes each). */
+static inline char *slot_address(Publisher *p, int64_t idx) {
+    return ring_slot ? (char *)ring_slot(p->hdr, idx)
+                     : p->hdr + MM_HEADER_SIZE + idx * p->record_size;
+}
+
 static void write_slot(Publisher *p, int64_t idx, const md_event *e, int64_t ts_published) {
-    char *s = p->hdr + MM_HEADER_SIZE + idx * p->record_size;
+    char *s = slot_address(p, idx);
     const int32_t *o = p->off;
     /* Fields the feed does not know (added to the dtype later) read as zero, never as the
      * leftovers of the record this slot held a lap ago. The seq word is the ring's. */
