@@ -77,7 +77,7 @@ static int load_native(void) {
     claim_fn c = (claim_fn)native_symbol(syms, "mm_ring_try_claim");
     commit_fn m = c ? (commit_fn)native_symbol(syms, "mm_ring_commit") : NULL;
     hist_fn h = m ? (hist_fn)native_symbol(syms, "mm_hist_record") : NULL;
-    PyObject *slot = PyDict_GetItemString(syms, "mm_ring_slot");   /* optional, borrowed */
+    PyObject *slot = h ? PyDict_GetItemString(syms, "mm_ring_slot") : NULL; /* optional */
     ring_slot = slot ? (slot_fn)PyLong_AsVoidPtr(slot) : NULL;
     Py_DECREF(syms);
     if (h == NULL || PyErr_Occurred()) return -1;
