@@ -1,19 +1,16 @@
-"""Build the native parts: engine._native (atomics, futex park/wake, ring protocol, histogram)
+"""Build the native parts: engine._native (atomics, futex park/wake, ring protocol, histogram),
+engine._feed (the feed's per-frame work: md publisher, book fast paths, kernel receive stamps)
 and engine._order (order requests rendered, HMAC-signed and framed for the sender)."""
 from setuptools import Extension, setup
 
+CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
+
 setup(
     ext_modules=[
-        Extension(
-            "engine._native",
-            sources=["native/mm_native.c"],
-            include_dirs=["native"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        ),
-        Extension(
-            "engine._order",
-            sources=["native/mm_order.c"],
-            extra_compile_args=["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"],
-        ),
+        Extension("engine._native", sources=["native/mm_native.c"], include_dirs=["native"],
+                  extra_compile_args=CFLAGS),
+        Extension("engine._feed", sources=["native/mm_feed.c"], include_dirs=["native"],
+                  extra_compile_args=CFLAGS),
+        Extension("engine._order", sources=["native/mm_order.c"], extra_compile_args=CFLAGS),
     ]
 )

@@ -1,21 +1,29 @@
 """Feed decode benchmark: ns per frame, decode + normalise to int64 fixed point + publish into a
 real md ring, for each venue format, side by side with `json.loads` + float and `orjson.loads` +
-float doing the same normalisation and the same publish (measured in the same run), and the
-frame-arrival-to-published latency distribution.
+float doing the same normalisation and the same publish (measured in the same run), the
+frame-arrival-to-published latency distribution, and heap allocations per frame.
 
 Frames: the real Binance spot bookTicker/trade stream from ../shared/corpus (hftbacktest
 BTCUSDT capture) when it is there, else a synthetic random walk; update ids are renumbered so a
 frame list can be replayed. The other formats carry the same prices in their own wire shape
-(SBE bestBidAsk built per stream_1_0.xml). Publish = claim + one struct pack into the slot +
-commit (the md ring's producer path), a consumer in this process drains between batches.
+(SBE bestBidAsk built per stream_1_0.xml). Publish = the feed's own sink (engine/feed/publish.py
+RingSink: dedupe, stamps, claim, write, commit) into a real md ring; a consumer in this process
+drains between batches. The Binance bookTicker and SBE bestBidAsk rows go through the C fast
+path (engine._feed.BookDecoder) as in the feed; "(python decoder)" rows are the same adapters
+built with fast_path=False, the decoders the fast path is tested against.
+
+Also measured: the cost of the kernel receive stamp per socket pick-up (engine/feed/stamps.py),
+on a loopback TCP pair through picows's own transport, against the same read without it.
 
 Run: `.venv/bin/python -m bench --only feed_decode` (or `python -m bench.feed_decode`).
 """
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import random
+import socket
 import statistics
 import struct
 import sys
@@ -25,41 +33,17 @@ from time import perf_counter_ns
 import numpy as np
 
 from bench.common import describe_machine, pct, table
-from engine import _native as C
+from engine import _feed
+from engine.feed.publish import RingSink
 from engine.feed.venues import make_adapter
 from engine.feed.venues import binance_sbe
 from engine.instruments import Instrument
-from engine.records import MD_BBO, MD_DTYPE, MD_TRADE, SIDE_BUY, SIDE_SELL, packer
-from engine.ring.layout import HEADER_SIZE
+from engine.records import MD_BBO, MD_DTYPE, MD_TRADE, SIDE_BUY, SIDE_SELL
 from engine.ring.ring import Ring
 
 CORPUS = Path(os.environ.get("MM_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "corpus"
 BTC = Instrument(symbol="BTCUSDT", base="BTC", quote="USDT", tick_size="0.01", lot_size="0.00001")
 BATCH = 256
-_PACK = packer(MD_DTYPE)
-
-
-class BenchSink:
-    """Minimal md-ring publisher (the producer side of engine/feed/publish.py without dedupe):
-    claim a slot, pack the record into it in one call, commit."""
-
-    def __init__(self, ring: Ring):
-        self._hdr = ring.hdr
-        self._buf = ring.seg.buf
-        self._base = HEADER_SIZE + 8
-        self._size = MD_DTYPE.itemsize
-        self.ts_arrival = 0     # set per frame by the caller, as the connection does
-
-    def emit(self, instrument, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, trade_px,
-             trade_qty, trade_side, ts_venue):
-        idx = C.try_claim(self._hdr)
-        if idx < 0:
-            return
-        ts = perf_counter_ns()
-        _PACK.pack_into(self._buf, self._base + idx * self._size, update_id, instrument, kind, 1, 0,
-                        bid_px, bid_qty, ask_px, ask_qty, trade_px, trade_qty, trade_side, ts_venue,
-                        self.ts_arrival, ts, ts)
-        C.commit(self._hdr)
 
 
 # ---------------------------------------------------------------- frames
@@ -142,6 +126,10 @@ ADAPTER_OF = {
     "bybit orderbook.1 delta": ("bybit", ["orderbook.1"], False),
     "okx bbo-tbt": ("okx", ["bbo-tbt"], False),
 }
+# Rows that also run with the Python decoder alone (fast_path=False), for comparison.
+PYTHON_TOO = {"binance bookTicker": "  python decoder: bookTicker",
+              "sbe bestBidAsk (exp = instrument's)": "  python decoder: sbe, same exp",
+              "sbe bestBidAsk (exp -8, rescaled)": "  python decoder: sbe, exp -8"}
 
 
 # ---------------------------------------------------------------- baselines (same normalisation)
@@ -196,20 +184,26 @@ def _drain(consumer: Ring, lat: list | None = None) -> None:
 
 class Case:
     """One row: a decoder factory (fresh per pass: per-connection state restarts with the
-    replayed ids), its frames, the sink it publishes to, and what resets that sink."""
+    replayed ids), its frames, and the sink it publishes to (its ids forgotten before each
+    pass, or the replay would be dropped as duplicates)."""
 
-    def __init__(self, name, factory, frames, binary=False, sink=None, reset=None, baseline=None):
+    def __init__(self, name, factory, frames, binary=False, sink=None, baseline=None):
         self.name, self.factory, self.binary = name, factory, binary
         self.views = [memoryview(f) for f in frames]
-        self.sink, self.reset, self.baseline = sink, reset, baseline
+        self.sink, self.baseline = sink, baseline
         self.runs: list[float] = []
+
+    def fresh(self):
+        """A new decoder, and the sink's ids forgotten."""
+        forget = getattr(self.sink, "forget_ids", None)
+        if forget is not None:
+            forget()
+        return self.factory()
 
 
 def time_pass(case: Case, consumer: Ring) -> float:
     """ns/frame over all the case's frames, timed in batches of BATCH (drained in between)."""
-    decode = case.factory()
-    if case.reset:
-        case.reset()
+    decode = case.fresh()
     sink, binary, views = case.sink, case.binary, case.views
     total = 0
     for start in range(0, len(views), BATCH):
@@ -224,9 +218,7 @@ def time_pass(case: Case, consumer: Ring) -> float:
 
 def latency_pass(case: Case, consumer: Ring) -> dict:
     """Stamp each frame's arrival, publish, read the records back: arrival -> published."""
-    decode = case.factory()
-    if case.reset:
-        case.reset()
+    decode = case.fresh()
     sink, binary = case.sink, case.binary
     lat: list = []
     emitted = 0
@@ -240,11 +232,27 @@ def latency_pass(case: Case, consumer: Ring) -> dict:
     return out
 
 
-def _adapter_factory(venue, streams):
+def allocations_per_frame(case: Case, consumer: Ring) -> float:
+    """Heap allocations (Python's object and memory allocators) per frame over one pass."""
+    decode = case.fresh()
+    sink, binary = case.sink, case.binary
+    total = 0
+    for start in range(0, len(case.views), BATCH):
+        batch = case.views[start:start + BATCH]
+
+        def run():
+            for v in batch:
+                decode(v, binary, sink)
+        total += _feed.count_allocations(run)[0]
+        _drain(consumer)
+    return total / len(case.views)
+
+
+def _adapter_factory(venue, streams, fast_path=True):
     def factory():
         return make_adapter(venue, [BTC if venue != "okx" else
                                     Instrument(symbol="BTC-USDT", tick_size="0.01", lot_size="0.00001")],
-                            streams, log_skipped=False).decode
+                            streams, log_skipped=False, fast_path=fast_path).decode
     return factory
 
 
@@ -293,9 +301,74 @@ class _NullSink:
         pass
 
 
-def _publish_only(payload, binary, sink) -> int:
-    sink.emit(0, MD_BBO, 1, 6183763, 378826, 6183764, 154698, 0, 0, 0, 0)
-    return 1
+class _Sink(asyncio.BufferedProtocol):
+    """A buffered protocol that takes the bytes and does nothing with them."""
+
+    def __init__(self):
+        self.buf = memoryview(bytearray(1 << 16))
+
+    def get_buffer(self, size_hint):
+        return self.buf
+
+    def buffer_updated(self, nbytes):
+        pass
+
+
+def stamp_cost(n: int = 4000) -> dict:
+    """ns per socket pick-up of a 150-byte frame on a loopback TCP pair, through picows's
+    transport (aiofastnet's SelectorSocketTransport) into a buffered protocol: the transport's
+    own read, the stamping reader reading itself (ws://), and the stamping reader peeking
+    before the transport reads (as for wss://)."""
+    from aiofastnet.selector_transport import SelectorSocketTransport
+
+    srv = socket.create_server(("127.0.0.1", 0))
+    tx = socket.create_connection(srv.getsockname())
+    rx, _ = srv.accept()
+    srv.close()
+    rx.setblocking(False)
+    loop = asyncio.new_event_loop()
+    protocol = _Sink()
+    transport = SelectorSocketTransport(loop, rx, protocol)
+    ways = {"transport read": transport._read_ready,
+            "stamped, reads itself": _feed.StampedReader(rx.fileno(), transport._read_ready,
+                                                         protocol),
+            "stamped, peek + transport read": _feed.StampedReader(rx.fileno(),
+                                                                  transport._read_ready)}
+    frame = b"x" * 150
+    samples = {name: [] for name in ways}
+    try:
+        for _ in range(2):                  # the second round of each is the one kept (warm)
+            for name, call in ways.items():
+                out = np.empty(n, np.int64)
+                for k in range(n):
+                    tx.send(frame)
+                    t0 = perf_counter_ns()
+                    call()
+                    out[k] = perf_counter_ns() - t0
+                samples[name] = out
+    finally:
+        transport.abort()
+        loop.run_until_complete(asyncio.sleep(0))
+        loop.close()
+        tx.close()
+    out = {name: float(np.median(v)) for name, v in samples.items()}
+    out["stamped"] = {name: r.stamped for name, r in ways.items() if name != "transport read"}
+    return out
+
+
+def _publish_only(n: int):
+    """A decoder factory that only publishes: one emit per frame with fixed values and the
+    next of n update ids (made once: the row counts no int the harness makes)."""
+    ids = list(range(1, n + 1))
+
+    def factory():
+        next_id = iter(ids).__next__
+
+        def publish(payload, binary, sink) -> int:
+            sink.emit(0, MD_BBO, next_id(), 6183763, 378826, 6183764, 154698, 0, 0, 0, 0)
+            return 1
+        return publish
+    return factory
 
 
 class _ListSink:
@@ -317,14 +390,19 @@ def main(args=None) -> dict:
     ring = Ring.create(instance, "md", MD_DTYPE, 4096, "drop", role="producer")
     consumer = Ring.attach(instance, "md", MD_DTYPE, role="consumer")
     try:
-        sink = BenchSink(ring)
+        sink = RingSink(ring, None, 1, 1)
         bt = frames["binance bookTicker"]
         base = "json.loads + float (bookTicker)"
         cases = [Case(base, lambda: make_baseline(_json_loads), bt, sink=sink),
                  Case("orjson.loads + float (bookTicker)", lambda: make_baseline(orjson.loads), bt,
                       sink=sink, baseline=base)]
-        cases += [Case(name, _adapter_factory(venue, streams), frames[name], binary, sink,
-                       baseline=base) for name, (venue, streams, binary) in ADAPTER_OF.items()]
+        for name, (venue, streams, binary) in ADAPTER_OF.items():
+            cases.append(Case(name, _adapter_factory(venue, streams), frames[name], binary, sink,
+                              baseline=base))
+            if name in PYTHON_TOO:
+                cases.append(Case(PYTHON_TOO[name],
+                                  _adapter_factory(venue, streams, fast_path=False), frames[name],
+                                  binary, sink, baseline=base))
         cases += [Case("json.loads + float (trade)", lambda: make_trade_baseline(_json_loads),
                        frames["binance trade"], sink=sink),
                   Case("orjson.loads + float (trade)", lambda: make_trade_baseline(orjson.loads),
@@ -332,43 +410,37 @@ def main(args=None) -> dict:
         for c in cases:
             if c.name == "binance trade":
                 c.baseline = "json.loads + float (trade)"
-        try:   # the real sink (dedupe, stamps) from engine/feed/publish.py, for comparison
-            from engine.feed.publish import RingSink
-            real = RingSink(ring, None, 1, 1)
-
-            def forget():   # a replay restarts the update ids the sink dedupes on
-                real.last_book[0] = real.last_trade[0] = -(1 << 63)
-            cases.append(Case("binance bookTicker -> publish.RingSink",
-                              _adapter_factory("binance", ["bookTicker"]), bt, sink=real,
-                              reset=forget, baseline=base))
-        except ImportError:
-            pass
-        # Where the time goes: the same decoders into a sink that does nothing, and the publish
-        # step alone (one emit per frame with fixed values).
+        # Where the time goes: the Python decoders into a sink that does nothing, and the publish
+        # step alone (one emit call per frame with fixed values).
         null = _NullSink()
-        cases += [Case("  binance bookTicker, no publish", _adapter_factory("binance", ["bookTicker"]),
-                       bt, sink=null),
-                  Case("  sbe bestBidAsk, no publish", _adapter_factory("binance-sbe", ["bestBidAsk"]),
+        cases += [Case("  binance bookTicker python, no publish",
+                       _adapter_factory("binance", ["bookTicker"], fast_path=False), bt, sink=null),
+                  Case("  sbe bestBidAsk python, no publish",
+                       _adapter_factory("binance-sbe", ["bestBidAsk"], fast_path=False),
                        frames["sbe bestBidAsk (exp = instrument's)"], True, sink=null),
-                  Case("  publish only (emit into the ring)", lambda: _publish_only, bt, sink=sink)]
+                  Case("  publish only (emit into the ring)", _publish_only(len(bt)), bt, sink=sink)]
         for c in cases:                      # warm-up pass: caches, allocator, branch history
             time_pass(c, consumer)
         for _ in range(repeats):             # round robin: load on the box hits every row alike
             for c in cases:
                 c.runs.append(time_pass(c, consumer))
         results = {c.name: {"ns_per_frame": statistics.median(c.runs), "ns_min": min(c.runs),
-                            "runs": c.runs, "frames": len(c.views), **latency_pass(c, consumer)}
+                            "runs": c.runs, "frames": len(c.views),
+                            "allocs_per_frame": allocations_per_frame(c, consumer),
+                            **latency_pass(c, consumer)}
                    for c in cases}
         rows = []
         for c in cases:
             res = results[c.name]
             row = {"name": c.name, "ns": res["ns_per_frame"], "min": res["ns_min"],
+                   "allocs": res["allocs_per_frame"],
                    "p50": res["lat_p50"], "p99": res["lat_p99"], "p999": res["lat_p999"]}
             if c.baseline:
                 res["ratio"] = row["ratio"] = results[c.baseline]["ns_per_frame"] / res["ns_per_frame"]
             rows.append(row)
         view_ns = _sbe_view_read_ns(frames["sbe bestBidAsk (exp = instrument's)"], repeats)
         exact = exactness(bt)
+        stamps = stamp_cost(1000 if quick else 4000)
     finally:
         consumer.close()
         ring.close()
@@ -379,24 +451,29 @@ def main(args=None) -> dict:
           f"(other work on the box inflates every row alike)")
     print(f"frames: {origin}; {n} frames x {repeats} passes per row, rows taken round robin; "
           f"ns/frame = median pass (min beside it); ratio = baseline median / row median "
-          f"(baseline: json.loads + float of the same stream); latency = arrival stamp -> "
-          f"publish stamp, ns")
+          f"(baseline: json.loads + float of the same stream); allocs = heap allocations per "
+          f"frame; latency = arrival stamp -> publish stamp, ns")
     print(table(rows, [("name", "format / path", ""), ("ns", "ns/frame", ".0f"),
                        ("min", "min", ".0f"), ("ratio", "x json+float", ".2f"),
-                       ("p50", "lat p50", ".0f"),
+                       ("allocs", "allocs", ".2f"), ("p50", "lat p50", ".0f"),
                        ("p99", "lat p99", ".0f"), ("p999", "lat p99.9", ".0f")]))
     print(f"SBE fields through an np.frombuffer view (no publish): {view_ns:.0f} ns/frame "
-          f"(the adapter uses one struct.unpack_from derived from the same dtype)")
+          f"(the Python decoder uses one struct.unpack_from derived from the same dtype)")
     print(f"exactness: float path differs from exact on {exact['float_mismatches']} of "
           f"{exact['frames_compared']} bookTicker frames; 123456789.12345679 at 1e-8: exact "
           f"{'ok' if exact['exact_big'] else 'WRONG'}, float {'ok' if exact['float_big'] else 'wrong'}")
+    base_ns = stamps["transport read"]
+    print("kernel receive stamp, per socket pick-up (loopback, 150-byte frame, median ns): "
+          + ", ".join(f"{name} {stamps[name]:.0f} ({stamps[name] - base_ns:+.0f})"
+                      for name in ("transport read", "stamped, reads itself",
+                                   "stamped, peek + transport read")))
     bt_ns = results["binance bookTicker"]["ns_per_frame"]
     sbe_ns = results["sbe bestBidAsk (exp = instrument's)"]["ns_per_frame"]
-    targets = {"bookTicker JSON <= 1000 ns": bt_ns <= 1000, "SBE bestBidAsk < 500 ns": sbe_ns < 500}
+    targets = {"bookTicker JSON <= 1000 ns": bt_ns <= 1000, "SBE bestBidAsk <= 500 ns": sbe_ns <= 500}
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in targets.items()))
     return {"machine": describe_machine(), "loadavg": os.getloadavg()[0], "frames": origin,
             "results": results, "sbe_numpy_view_ns": view_ns, "exactness": exact,
-            "targets": targets}
+            "kernel_stamp": stamps, "targets": targets}
 
 
 if __name__ == "__main__":

@@ -62,9 +62,12 @@ def _replay_cost(path: Path, cfg: EngineConfig, instance: str) -> dict:
         n_ins = len(cfg.instruments)
 
         def fresh_ids() -> None:
-            # Each round replays the same ids: forget them, or the sink drops them as duplicates.
-            sink.last_book, sink.last_trade = [-1] * n_ins, [-1] * n_ins
-            adapter._last_book_id, adapter._last_trade_id = [-1] * n_ins, [-1] * n_ins
+            # Each round replays the same ids: forget them, or they are refused as duplicates
+            # (the sink) and as going backwards (the adapter; its ids are shared with its C
+            # fast path, so they are reset in place).
+            sink.forget_ids()
+            for i in range(n_ins):
+                adapter._last_book_id[i] = adapter._last_trade_id[i] = -1
 
         def timed(fn) -> np.ndarray:
             out = np.empty(len(frames) * rounds, np.int64)
@@ -189,6 +192,10 @@ def main(args=None) -> dict:
           f"{a.connections} connection(s), {plain['seconds']:.1f} s measured per run, feed exits "
           f"{plain['exit']}/{captured['exit']}; sim and ring drain share the other process")
     print(f"frames/s {r['frames']:.0f}  records/s {r['records']:.0f}  dupes/s {r['dupes']:.0f}")
+    c = plain["counters"]
+    print(f"arrival stamps: {c.get('reads_kernel_stamped', 0)} of {c.get('reads', 0)} socket reads "
+          f"stamped by the kernel (the wait in the socket counts in arrival_to_decoded); "
+          f"{c.get('unstamped_connections', 0)} connection(s) on pick-up stamps")
     print(table(rows, [("name", "metric (us)", ""), ("n", "n", "d"), ("p50", "p50", ".2f"),
                        ("p90", "p90", ".2f"), ("p99", "p99", ".2f"), ("p999", "p99.9", ".2f"),
                        ("max", "max", ".1f")]))

@@ -2,8 +2,9 @@
 
 Three layers, each with one job:
   FeedConnection  one physical connection (a picows WSListener). Its `on_ws_frame` is the hot
-                  path: stamp arrival first, hand the payload view to its own adapter, which emits
-                  into the shared sink. No logging, no awaiting, never raises.
+                  path: stamp arrival first (the kernel's receive time, engine/feed/stamps.py),
+                  hand the payload view to its own adapter, which emits into the shared sink.
+                  No logging, no awaiting, never raises.
   ConnectionSlot  redundant connection number i: keeps one connection alive, reconnects it with
                   exponential back-off and full jitter (capped), and recycles it before the venue's
                   age limit make-before-break (the replacement delivers data, both overlap a
@@ -24,6 +25,7 @@ from typing import Callable
 
 from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
+from engine.feed import stamps
 from engine.feed.adapter import FRAME_KINDS, VenueAdapter
 from engine.feed.capture import OPCODE_BINARY, OPCODE_TEXT, FrameCapture
 from engine.feed.config import FeedConfig
@@ -65,6 +67,19 @@ class FeedConnection(WSListener):
         self.shutdown_announced = False  # the venue said it will close this connection
         self.last_ping_ns = 0
         self._shutdowns = self._counts.get("shutdown", 0)
+        self.reader = None               # engine._feed.StampedReader once kernel stamps are on
+        self._arrival = perf_counter_ns  # the frame's arrival stamp: reader.arrival once on
+
+    def stamp_from_kernel(self) -> bool:
+        """Stamp frames with the kernel's receive time from now on (engine/feed/stamps.py).
+        False when the transport cannot be stamped: frames keep their pick-up time."""
+        if self.transport is None or self.closed:
+            return False
+        self.reader = stamps.install(self.transport)
+        if self.reader is None:
+            return False
+        self._arrival = self.reader.arrival
+        return True
 
     # ------------------------------------------------------------------ picows callbacks
     def on_ws_connected(self, transport) -> None:
@@ -74,7 +89,7 @@ class FeedConnection(WSListener):
             transport.send(_TEXT, frame)
 
     def on_ws_frame(self, transport, frame) -> None:
-        t = perf_counter_ns()
+        t = self._arrival()
         msg_type = frame.msg_type
         if msg_type is _TEXT or msg_type is _BINARY:
             binary = msg_type is _BINARY
@@ -107,6 +122,7 @@ class FeedConnection(WSListener):
 
     def on_ws_disconnected(self, transport) -> None:
         self.closed = True
+        self._arrival = perf_counter_ns   # the transport removed the reader with the socket
         self._wake.set()
 
     # ------------------------------------------------------------------ control (not hot)
@@ -203,6 +219,8 @@ class ConnectionSlot:
             self.connect_failures += 1
             self.last_error = f"{type(e).__name__}: {e}"
             return None
+        if not conn.stamp_from_kernel():
+            g.unstamped_connections += 1
         g.after_reconnect()
         return conn
 
@@ -288,8 +306,10 @@ class StreamGroup:
         self.stopping = False
         self.started_ns = 0
         self.stale_reconnects = 0    # connections forced to reconnect for silence
+        self.unstamped_connections = 0   # connections whose frames carry pick-up stamps only
         self._retired_counts = dict.fromkeys(FRAME_KINDS, 0)
         self._retired_decode_errors = 0
+        self._retired_reads = [0, 0]     # socket pick-ups, those with a kernel stamp
         self._tasks: list[asyncio.Task] = []
 
     # ------------------------------------------------------------------ lifecycle
@@ -368,6 +388,10 @@ class StreamGroup:
             self._retired_counts[k] = self._retired_counts.get(k, 0) + v
         self._retired_decode_errors += conn.decode_errors
         conn.decode_errors = 0
+        if conn.reader is not None:
+            self._retired_reads[0] += conn.reader.pickups
+            self._retired_reads[1] += conn.reader.stamped
+            conn.reader = None
         for k in conn.adapter.counts:    # zeroed in place: a second retire adds nothing
             conn.adapter.counts[k] = 0
 
@@ -375,11 +399,18 @@ class StreamGroup:
         """Totals over live and retired connections (reporting, not the hot path)."""
         kinds = dict(self._retired_counts)
         errors = self._retired_decode_errors
+        reads, stamped = self._retired_reads
         for c in self.connections():
             errors += c.decode_errors
             for k, v in c.adapter.counts.items():
                 kinds[k] = kinds.get(k, 0) + v
+            if c.reader is not None:
+                reads += c.reader.pickups
+                stamped += c.reader.stamped
         out = {"frames": sum(kinds.values()),
+               "reads": reads,
+               "reads_kernel_stamped": stamped,
+               "unstamped_connections": self.unstamped_connections,
                "reconnects": sum(s.reconnects for s in self.slots),
                "connect_failures": sum(s.connect_failures for s in self.slots),
                "rollovers": sum(s.rollovers for s in self.slots),

@@ -32,8 +32,9 @@ WARMUP_TIMEOUT_S = 10.0          # declare RUNNING after this long even without 
 
 # Index i of the role's counters in the control segment means COUNTERS[i].
 COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rollovers",
-            "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full", "decode_errors", "capture_dropped"
-            ) + FRAME_KINDS
+            "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full",
+            "decode_errors", "capture_dropped", "reads", "reads_kernel_stamped",
+            "unstamped_connections") + FRAME_KINDS
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -100,7 +101,7 @@ def run(cfg: "EngineConfig") -> int:
             except OSError as e:
                 proc.log(ROLE, str(e))
         if sink is not None:
-            sink.ring.close()
+            sink.close()
         hists.close()
         if status in (0, EXIT_KILLED, EXIT_PEER_LOST):
             ctl.deregister(ROLE, STATE_STOPPED)

@@ -139,3 +139,31 @@ def test_duplicates_do_not_revive_a_stale_stream_forget_ids_does(rig):
     assert [(int(r["kind"]), int(r["update_id"])) for r in recs if r["instrument"] == 0] == \
         [(MD_BBO, 900), (MD_STALE, 900), (MD_FRESH, 0), (MD_BBO, 16)]
     assert not sink.stale and sink.id_resets == 1
+
+
+def test_a_closed_sink_refuses_to_write(instance):
+    """close() detaches the C writer before unmapping the ring: a late emit raises, it never
+    writes into freed memory."""
+    producer = Ring.create(instance, "md", MD_DTYPE, 8, "drop", role="producer")
+    sink = RingSink(producer, None, 1, VENUE_BINANCE)
+    _frame(sink, 0)
+    _book(sink, 0, 1)
+    sink.close()
+    with pytest.raises(RuntimeError, match="detached"):
+        _book(sink, 0, 2)
+    with pytest.raises(RuntimeError, match="detached"):
+        sink.mark_stale()
+    assert sink.published == 1
+
+
+def test_emit_checks_its_arguments(rig):
+    sink, consumer, _ = rig
+    with pytest.raises(IndexError):
+        _book(sink, 2, 1)                  # only instruments 0 and 1
+    with pytest.raises(TypeError):
+        sink.emit(0, MD_BBO, 1)
+    with pytest.raises(ValueError):
+        sink.emit(0, 1 << 16, 1, 0, 0, 0, 0, 0, 0, 0, 0)
+    with pytest.raises(ValueError):
+        sink.conn = 256
+    assert sink.published == 0 and _drain(consumer) == []

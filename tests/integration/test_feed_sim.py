@@ -202,8 +202,10 @@ def test_capture_replays_into_the_same_records(instance, tmp_path):
                                  connections=2)
     frames = list(read_capture(path))
     assert len(frames) == c["frames"] and c["frames"] > 100
-    stamps = [ts for ts, _, _ in frames]
-    assert stamps == sorted(stamps) and all(op == 1 for _, op, _ in frames)
+    # Stamps are kernel receive times: ordered per connection, not across the two (a copy
+    # picked up later may have arrived earlier on its own socket); the replay below checks
+    # each record keeps its frame's stamp.
+    assert all(ts > 0 for ts, _, _ in frames) and all(op == 1 for _, op, _ in frames)
     # Replay the capture through a fresh adapter and sink: the same updates come out.
     cfg = EngineConfig(instance=instance + "r")
     ring = Ring.create(cfg.instance, "md", MD_DTYPE, 1 << 15, "drop", role="producer")

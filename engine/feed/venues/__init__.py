@@ -13,6 +13,10 @@ adapter implements engine.feed.adapter.VenueAdapter:
 
 A new venue is one module: subclass venues._base.AdapterBase, name the streams it accepts,
 and add it to ADAPTERS.
+
+Binance's combined bookTicker (JSON) and SBE bestBidAsk frames are decoded and published by a C
+fast path (engine._feed.BookDecoder) in front of the adapter's Python `decode`, which gets every
+other frame; `make_adapter(..., fast_path=False)` builds the Python decoder alone.
 """
 from __future__ import annotations
 

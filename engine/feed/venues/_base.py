@@ -1,5 +1,6 @@
 """What every venue adapter shares: the instrument lookup, per-instrument update-id memory,
-frame-kind counters, and the rate-limited log of frames that were skipped.
+frame-kind counters, the C fast path in front of a venue's Python decoder, and the
+rate-limited log of frames that were skipped.
 
 Set-up and reporting code lives here; each venue module keeps its own hot path.
 """
@@ -7,13 +8,16 @@ from __future__ import annotations
 
 import logging
 import time
+from array import array
 from typing import Sequence
 
 import msgspec
 
+from engine import _feed
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.fixed import MALFORMED, fixed_cache, lookup, sentinel_kind
 from engine.instruments import Instrument
+from engine.records import MD_BBO
 
 log = logging.getLogger("engine.feed.venues")
 
@@ -47,6 +51,9 @@ class AdapterBase:
 
     Subclasses set `venue`, `ping_interval_s`, `max_connection_age_s`, `STREAMS` (the stream
     names they accept) and implement `stream_url`, `subscribe_frames`, `ping_frame`, `decode`.
+    A venue whose best bid/ask frame has a C decoder in engine._feed puts it in front of its
+    Python `decode` with `_install_fast_path`; `fast_path=False` keeps the Python decoder alone
+    (the reference the fast path is tested against).
     """
 
     venue: int = 0
@@ -56,7 +63,7 @@ class AdapterBase:
     log_frames: bool = True           # class default; `log_skipped=` overrides per instance
 
     def __init__(self, instruments: Sequence[Instrument], streams: Sequence[str],
-                 log_skipped: bool | None = None):
+                 log_skipped: bool | None = None, fast_path: bool = True):
         if not instruments:
             raise ValueError("feed adapter: at least one instrument is needed")
         bad = [s for s in streams if s not in self.STREAMS]
@@ -65,7 +72,9 @@ class AdapterBase:
                              f"got {list(streams)}")
         self.instruments = tuple(instruments)
         self.streams = tuple(dict.fromkeys(streams))
-        self.counts: dict[str, int] = dict.fromkeys(FRAME_KINDS, 0)
+        self._counts: dict[str, int] = dict.fromkeys(FRAME_KINDS, 0)   # see `counts`
+        self._fast_path = None           # engine._feed.BookDecoder, when installed
+        self._fast_path_wanted = fast_path
         # Frames that reached the last-resort `except Exception` in decode (a bug to fix: normal
         # bad input is classified on its own path); counted as malformed too.
         self.unexpected = 0
@@ -80,12 +89,34 @@ class AdapterBase:
                                     ins.pexp, ins.qexp)
         self._handlers: dict = {}          # stream name -> handler(body, entry, payload, sink)
         n = len(self.instruments)
-        self._last_book_id = [-1] * n     # highest book update id emitted, per instrument
+        # Highest book update id emitted, per instrument; an int64 array because a C fast path
+        # reads and writes the same memory.
+        self._last_book_id = array("q", [-1]) * n
         self._last_trade_id = [-1] * n
         # Flag computed once: the skip path tests one attribute, the log work happens only then.
         self._log_on = self.log_frames if log_skipped is None else log_skipped
         self._log_last: dict[str, float] = {}
         self._log_suppressed: dict[str, int] = {}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Frames per kind (FRAME_KINDS). The C fast path counts its data frames in C (no Python
+        int per frame); they are folded in here, whenever the counts are read."""
+        fast = self._fast_path
+        if fast is not None and fast.data:
+            self._counts["data"] += fast.take_data()
+        return self._counts
+
+    def _install_fast_path(self, fmt: str, **options) -> None:
+        """Put engine._feed's C decoder for frame shape `fmt` in front of this adapter's Python
+        `decode` (which gets every frame the C path does not publish itself), unless the
+        adapter was built with fast_path=False."""
+        if not self._fast_path_wanted:
+            return
+        symbols = [(key.encode(), i, pe, qe) for key, (i, _, _, pe, qe) in self._by_symbol.items()]
+        self._fast_path = _feed.BookDecoder(fmt, symbols, self._last_book_id, self.decode, MD_BBO,
+                                            **options)
+        self.decode = self._fast_path
 
     def connect_headers(self) -> dict[str, str]:
         """HTTP headers of the WebSocket upgrade request (none unless the venue wants some)."""
@@ -110,7 +141,7 @@ class AdapterBase:
     # ------------------------------------------------------------------ skip path
     def _skip(self, kind: str, payload) -> int:
         """Count a frame that produced nothing, log it (at most once a second per kind)."""
-        self.counts[kind] += 1
+        self._counts[kind] += 1
         if self._log_on and kind in LOGGED_KINDS:
             self._log_skip(kind, payload)
         return 0
@@ -119,7 +150,7 @@ class AdapterBase:
         """End of a frame holding several events: it counts once, as data when anything was
         emitted, else as the first reason an event was refused ("unknown" for an empty list)."""
         if emitted:
-            self.counts["data"] += 1
+            self._counts["data"] += 1
             return emitted
         return self._skip(skipped or "unknown", payload)
 
@@ -144,4 +175,4 @@ class AdapterBase:
         except Exception:
             head = repr(type(payload)).encode()
         log.warning("%s: skipped a %s frame (%d more since the last line, %d in all): %r",
-                    type(self).__name__, kind, more, self.counts[kind], head)
+                    type(self).__name__, kind, more, self._counts[kind], head)

@@ -107,8 +107,8 @@ class BinanceJsonAdapter(AdapterBase):
     max_connection_age_s = 24 * 3600.0    # the server closes connections at 24 h
     STREAMS = ("bookTicker", "trade") + PARTIAL_DEPTH_STREAMS
 
-    def __init__(self, instruments, streams, log_skipped=None):
-        super().__init__(instruments, streams, log_skipped)
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+        super().__init__(instruments, streams, log_skipped, fast_path)
         self._fast = "bookTicker" in self.streams or "trade" in self.streams
         self._by_stream_symbol = {ins.symbol.lower(): self._by_symbol[self.symbol_key(ins.symbol)]
                                   for ins in self.instruments}
@@ -117,6 +117,9 @@ class BinanceJsonAdapter(AdapterBase):
         # A raw partial-depth frame names no symbol: usable only with a single instrument.
         self._only = self._by_symbol[self.symbol_key(self.instruments[0].symbol)] \
             if len(self.instruments) == 1 else None
+        # A combined spot bookTicker, byte for byte as Binance writes it, is decoded and published
+        # in C (engine._feed.BookDecoder); every other frame comes to `decode` below.
+        self._install_fast_path("binance-json")
 
     @staticmethod
     def symbol_key(symbol: str) -> str:
@@ -186,7 +189,7 @@ class BinanceJsonAdapter(AdapterBase):
                 return self._skip("crossed", payload)
             self._last_book_id[i] = u
             sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0, d.E * MS)
-            self.counts["data"] += 1
+            self._counts["data"] += 1
             return 1
         except Exception:  # last resort: a frame must never take the reader down
             return self._unexpected(payload)
@@ -250,7 +253,7 @@ class BinanceJsonAdapter(AdapterBase):
         self._last_trade_id[i] = t
         sink.emit(i, MD_TRADE, t, 0, 0, 0, 0, px, qty, SIDE_SELL if d.m else SIDE_BUY,
                   (d.T or d.E) * MS)
-        self.counts["data"] += 1
+        self._counts["data"] += 1
         return 1
 
     def _on_partial_depth(self, raw, ent, payload, sink) -> int:
@@ -267,5 +270,5 @@ class BinanceJsonAdapter(AdapterBase):
             return self._skip("crossed", payload)
         self._last_book_id[i] = u
         sink.emit(i, MD_BBO | MD_SNAPSHOT, u, bp, bq, ap, aq, 0, 0, 0, 0)
-        self.counts["data"] += 1
+        self._counts["data"] += 1
         return 1

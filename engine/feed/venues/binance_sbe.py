@@ -84,6 +84,11 @@ _BBA_PREFIX = BEST_BID_ASK_DTYPE.itemsize - 1  # 58: header + root block
 _BBA_BY_LENGTH = {_BBA_PREFIX + 1 + n: struct.Struct(f"{_BBA_FIXED}{n + 1}s") for n in range(1, 256)}
 
 
+_BBA_OFFSETS = tuple(BEST_BID_ASK_DTYPE.fields[n][1] for n in (
+    "eventTime", "bookUpdateId", "priceExponent", "qtyExponent", "bidPrice", "bidQty", "askPrice",
+    "askQty", "symbolLength"))
+
+
 def read_best_bid_ask(payload) -> np.ndarray:
     """Zero-copy numpy view of a bestBidAsk frame's fixed part (one BEST_BID_ASK_DTYPE record)."""
     return np.frombuffer(payload, BEST_BID_ASK_DTYPE, count=1)
@@ -145,11 +150,15 @@ class BinanceSbeAdapter(AdapterBase):
     max_connection_age_s = 24 * 3600.0
     STREAMS = ("bestBidAsk", "trade", "depth20")
 
-    def __init__(self, instruments, streams, log_skipped=None):
-        super().__init__(instruments, streams, log_skipped)
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+        super().__init__(instruments, streams, log_skipped, fast_path)
         self._by_bytes = {k.encode(): v for k, v in self._by_symbol.items()}
         # varString8 as it sits in the frame (length byte + UTF-8 symbol) -> instrument entry.
         self._by_var_string = {bytes([len(k)]) + k: v for k, v in self._by_bytes.items()}
+        # A bestBidAsk with the declared block length is decoded and published in C
+        # (engine._feed.BookDecoder, reading the fields at BEST_BID_ASK_DTYPE's offsets); every
+        # other frame comes to `decode` below.
+        self._install_fast_path("sbe-best-bid-ask", sbe=(_BBA_HEADER_VALUE, _BBA_OFFSETS))
 
     @staticmethod
     def symbol_key(symbol: str) -> str:
@@ -203,7 +212,7 @@ class BinanceSbeAdapter(AdapterBase):
                     self._last_book_id[i] = u
                     sink.emit(i, MD_BBO, u, bp, bq, ap, aq, 0, 0, 0,
                               ts * US if 0 <= ts <= MAX_US else 0)
-                    self.counts["data"] += 1
+                    self._counts["data"] += 1
                     return 1
             return self._decode_other(payload, sink)
         except Exception:  # last resort: a frame must never take the reader down
@@ -316,5 +325,5 @@ class BinanceSbeAdapter(AdapterBase):
         self._last_book_id[i] = u
         sink.emit(i, MD_BBO | MD_SNAPSHOT, u, bp, bq, ap, aq, 0, 0, 0,
                   ts * US if 0 <= ts <= MAX_US else 0)
-        self.counts["data"] += 1
+        self._counts["data"] += 1
         return 1

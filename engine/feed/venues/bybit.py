@@ -81,8 +81,8 @@ class BybitAdapter(AdapterBase):
     STREAMS = ("orderbook.1", "publicTrade")
     category = "spot"
 
-    def __init__(self, instruments, streams, log_skipped=None):
-        super().__init__(instruments, streams, log_skipped)
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+        super().__init__(instruments, streams, log_skipped, fast_path)
         self._handlers = {"orderbook.1": self._on_book, "publicTrade": self._on_trades}
         n = len(self.instruments)
         # Per instrument: [bid_px, bid_qty, ask_px, ask_qty], None until its first snapshot.
@@ -174,7 +174,7 @@ class BybitAdapter(AdapterBase):
         if bp >= ap and bq and aq:
             return self._skip("crossed", payload)
         sink.emit(i, kind, u, bp, bq, ap, aq, 0, 0, 0, m.ts * MS)
-        self.counts["data"] += 1
+        self._counts["data"] += 1
         return 1
 
     def _on_trades(self, m: Push, ent, payload, sink) -> int:

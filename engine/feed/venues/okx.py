@@ -84,8 +84,8 @@ class OkxAdapter(AdapterBase):
     max_connection_age_s = 1e9
     STREAMS = ("bbo-tbt", "trades")
 
-    def __init__(self, instruments, streams, log_skipped=None):
-        super().__init__(instruments, streams, log_skipped)
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+        super().__init__(instruments, streams, log_skipped, fast_path)
         self._handlers = {"bbo-tbt": self._on_bbo, "trades": self._on_trades}
 
     def stream_url(self, base_url: str) -> str:
