@@ -56,6 +56,10 @@ static claim_fn ring_try_claim;
 static commit_fn ring_commit;
 static slot_fn ring_slot;       /* mm_ring_slot when the ring publishes one, else NULL */
 static hist_fn hist_record;
+typedef void (*board_put_fn)(void *board, int64_t i, const void *rec);
+typedef void (*board_lost_fn)(void *board);
+static board_put_fn board_put;
+static board_lost_fn board_lost;
 
 static void *native_symbol(PyObject *syms, const char *name) {
     PyObject *v = PyDict_GetItemString(syms, name); /* borrowed */
@@ -77,10 +81,14 @@ static int load_native(void) {
     claim_fn c = (claim_fn)native_symbol(syms, "mm_ring_try_claim");
     commit_fn m = c ? (commit_fn)native_symbol(syms, "mm_ring_commit") : NULL;
     hist_fn h = m ? (hist_fn)native_symbol(syms, "mm_hist_record") : NULL;
+    board_put_fn bp = h ? (board_put_fn)native_symbol(syms, "mm_board_put") : NULL;
+    board_lost_fn bl = bp ? (board_lost_fn)native_symbol(syms, "mm_board_lost") : NULL;
     PyObject *slot = h ? PyDict_GetItemString(syms, "mm_ring_slot") : NULL; /* optional */
     ring_slot = slot ? (slot_fn)PyLong_AsVoidPtr(slot) : NULL;
     Py_DECREF(syms);
-    if (h == NULL || PyErr_Occurred()) return -1;
+    if (bl == NULL || PyErr_Occurred()) return -1;
+    board_put = bp;
+    board_lost = bl;
     ring_commit = m;
     hist_record = h;
     ring_try_claim = c;
@@ -111,6 +119,7 @@ typedef struct {
 typedef struct {
     PyObject_HEAD
     char *hdr;                  /* ring header; slots follow at MM_HEADER_SIZE */
+    char *board;                /* the book board (latest book per instrument), or NULL */
     int64_t record_size;
     int32_t off[F_COUNT];       /* field offsets in a slot */
     int64_t *h_a2d, *h_d2p, *h_a2p;   /* histograms, NULL when not recorded */
@@ -123,7 +132,7 @@ typedef struct {
     int conn;
     /* state and counters (read by reporting code) */
     char stale;
-    long long published, dupes, ring_full, stale_marks, fresh_marks, id_resets;
+    long long published, dupes, ring_full, stale_marks, fresh_marks, id_resets, conflated;
     long long last_published_ns, stale_since_ns;
 } Publisher;
 
@@ -138,8 +147,7 @@ static inline char *slot_address(Publisher *p, int64_t idx) {
                      : p->hdr + MM_HEADER_SIZE + idx * p->record_size;
 }
 
-static void write_slot(Publisher *p, int64_t idx, const md_event *e, int64_t ts_published) {
-    char *s = slot_address(p, idx);
+static void write_record(Publisher *p, char *s, const md_event *e, int64_t ts_published) {
     const int32_t *o = p->off;
     /* Fields the feed does not know (added to the dtype later) read as zero, never as the
      * leftovers of the record this slot held a lap ago. The seq word is the ring's. */
@@ -160,6 +168,10 @@ static void write_slot(Publisher *p, int64_t idx, const md_event *e, int64_t ts_
     put64(s, o[F_TS_ARRIVAL], e->ts_arrival);
     put64(s, o[F_TS_DECODED], e->ts_decoded);
     put64(s, o[F_TS_PUBLISHED], ts_published);
+}
+
+static inline void write_slot(Publisher *p, int64_t idx, const md_event *e, int64_t ts_published) {
+    write_record(p, slot_address(p, idx), e, ts_published);
 }
 
 /* One mark record per instrument (update id = its last published book update, 0 if none),
@@ -201,16 +213,25 @@ static int publish_event(Publisher *p, md_event *e) {
         publish_marks(p, p->kind_fresh, p->conn, p->ts_arrival, ts_decoded);
     }
     last[e->instrument] = e->update_id;
-    int64_t idx = ring_try_claim(p->hdr);
-    if (idx < 0) {
-        p->ring_full++;
-        return 0;
-    }
     e->conn = (uint8_t)p->conn;
     e->ts_arrival = p->ts_arrival;
     e->ts_decoded = ts_decoded;
+    int book = p->board != NULL && !(e->kind & p->kind_trade);
+    int64_t idx = ring_try_claim(p->hdr);
+    if (idx < 0) {
+        p->ring_full++;
+        if (book) {     /* the ring drops this record, the board keeps the newest state */
+            char rec[512];
+            write_record(p, rec, e, now_ns());
+            board_put(p->board, e->instrument, rec);
+            board_lost(p->board);
+            p->conflated++;
+        }
+        return 0;
+    }
     int64_t ts_published = now_ns();
     write_slot(p, idx, e, ts_published);
+    if (book) board_put(p->board, e->instrument, slot_address(p, idx));
     ring_commit(p->hdr);
     p->published++;
     p->last_published_ns = ts_published;
@@ -367,9 +388,22 @@ static PyObject *pub_forget_ids(Publisher *p, PyObject *unused) {
     Py_RETURN_NONE;
 }
 
+/* set_board(addr): write every book event to this board too (0: none). */
+static PyObject *pub_set_board(Publisher *p, PyObject *arg) {
+    void *b = PyLong_AsVoidPtr(arg);
+    if (b == NULL && PyErr_Occurred()) return NULL;
+    if (b != NULL && p->record_size > 128) {    /* MM_BOARD_SLOT - 128 */
+        PyErr_SetString(PyExc_ValueError, "set_board: records longer than 128 bytes");
+        return NULL;
+    }
+    p->board = b;
+    Py_RETURN_NONE;
+}
+
 /* detach(): stop writing (the ring is about to be unmapped); later calls raise. */
 static PyObject *pub_detach(Publisher *p, PyObject *unused) {
     p->hdr = NULL;
+    p->board = NULL;
     p->h_a2d = p->h_d2p = p->h_a2p = NULL;
     Py_RETURN_NONE;
 }
@@ -395,6 +429,8 @@ static PyMethodDef pub_methods[] = {
      "Publish a stale mark for every instrument (once until the next event)."},
     {"forget_ids", (PyCFunction)pub_forget_ids, METH_NOARGS,
      "Forget the last published ids: the next event of each instrument is published."},
+    {"set_board", (PyCFunction)pub_set_board, METH_O,
+     "set_board(addr): also write every book event to this book board (0: none)."},
     {"detach", (PyCFunction)pub_detach, METH_NOARGS,
      "Stop writing: the ring is about to be unmapped (later calls raise RuntimeError)."},
     {NULL}};
@@ -405,7 +441,8 @@ static PyMemberDef pub_members[] = {
      "arrival stamp of the frame being decoded (set by the connection)"},
     RO(stale, T_BOOL), RO(published, T_LONGLONG), RO(dupes, T_LONGLONG),
     RO(ring_full, T_LONGLONG), RO(stale_marks, T_LONGLONG), RO(fresh_marks, T_LONGLONG),
-    RO(id_resets, T_LONGLONG), RO(last_published_ns, T_LONGLONG), RO(stale_since_ns, T_LONGLONG),
+    RO(id_resets, T_LONGLONG), RO(conflated, T_LONGLONG), RO(last_published_ns, T_LONGLONG),
+    RO(stale_since_ns, T_LONGLONG),
     RO(n, T_PYSSIZET), RO(venue, T_INT),
     {NULL}};
 

@@ -299,6 +299,11 @@ int64_t mm_ring_spin_fd(void *hdr, int64_t fd, int64_t max_ns) {
     }
 }
 
+/* Address of slot idx: the one definition of where slots live (the feed's publisher uses it). */
+void *mm_ring_slot(void *hdr, int64_t idx) {
+    return (char *)hdr + MM_HEADER_SIZE + idx * (int64_t)*W32(hdr, MM_OFF_RECORD_SIZE);
+}
+
 /* Slot index of the i-th unread record. */
 int64_t mm_ring_read_index(void *hdr, int64_t i) {
     return (*W64(hdr, MM_OFF_CONSUMER_POS) + i) & *W64(hdr, MM_OFF_MASK);
@@ -736,7 +741,7 @@ PyMODINIT_FUNC PyInit__native(void) {
     ADD_SYM(mm_ring_commit); ADD_SYM(mm_ring_available); ADD_SYM(mm_ring_spin); ADD_SYM(mm_ring_read_index);
     ADD_SYM(mm_ring_release); ADD_SYM(mm_ring_arm); ADD_SYM(mm_ring_disarm);
     ADD_SYM(mm_ring_park); ADD_SYM(mm_hist_record); ADD_SYM(mm_park2);
-    ADD_SYM(mm_board_put); ADD_SYM(mm_board_get); ADD_SYM(mm_board_lost);
+    ADD_SYM(mm_board_put); ADD_SYM(mm_board_get); ADD_SYM(mm_board_lost); ADD_SYM(mm_ring_slot);
     PyModule_AddObject(mod, "symbols", syms);
     return mod;
 }

@@ -32,7 +32,7 @@ WARMUP_TIMEOUT_S = 10.0          # declare RUNNING after this long even without 
 
 # Index i of the role's counters in the control segment means COUNTERS[i].
 COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rollovers",
-            "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full",
+            "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full", "conflated",
             "decode_errors", "capture_dropped", "reads", "reads_kernel_stamped",
             "unstamped_connections") + FRAME_KINDS
 
@@ -82,6 +82,7 @@ def run(cfg: "EngineConfig") -> int:
         probe = new_adapter()
         sink = open_sink(cfg.instance, cfg.rings.md.capacity, cfg.rings.md.policy,
                          cfg.instruments, probe.venue, hists)
+        sink.ring.set_wake_target(ctl.wake_addr("quoter"))   # the quoter waits on md + fills
         if fc.capture_path:
             capture = FrameCapture(fc.capture_path, fc.capture_queue)
         group = StreamGroup(fc.url, new_adapter, sink, fc, capture)

@@ -32,6 +32,7 @@ from typing import Sequence
 from engine import _feed
 from engine.latency.histogram import HistogramSet
 from engine.records import MD_DTYPE, MD_FRESH, MD_STALE, MD_TRADE
+from engine.ring.board import Board
 from engine.ring.ring import Ring
 
 # Histograms the feed records (one set per feed process, "hist-feed").
@@ -58,21 +59,31 @@ class RingSink(_feed.Publisher):
                          hist_addrs)
         self.ring = ring
 
+    board = None
+
     def close(self) -> None:
         """Stop writing and unmap the ring (later emits raise RuntimeError, never touch freed
         memory)."""
         self.detach()
         self.ring.close()
+        if self.board is not None:
+            self.board.close()
 
     def counters(self) -> dict[str, int]:
         """The sink's counters (reporting, not the hot path)."""
         return {"records": self.published, "dupes": self.dupes, "ring_full": self.ring_full,
+                "conflated": self.conflated,
                 "stale_marks": self.stale_marks, "fresh_marks": self.fresh_marks,
                 "id_resets": self.id_resets}
 
 
 def open_sink(instance: str, ring_capacity: int, ring_policy: str, instruments: Sequence,
               venue: int, hists: HistogramSet | None) -> RingSink:
-    """Open (create or attach) the instance's md ring as its producer and wrap it in a sink."""
+    """Open (create or attach) the instance's md ring as its producer and wrap it in a sink
+    that also keeps the latest book of every instrument on the book board (engine/ring/board.py:
+    a full ring drops records, never the newest state)."""
     ring = Ring.open(instance, "md", MD_DTYPE, ring_capacity, ring_policy, role="producer")
-    return RingSink(ring, hists, len(instruments), venue)
+    sink = RingSink(ring, hists, len(instruments), venue)
+    sink.board = Board.open(instance, len(instruments), MD_DTYPE)
+    sink.set_board(sink.board.addr)
+    return sink

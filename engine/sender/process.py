@@ -447,6 +447,7 @@ def run(cfg) -> int:
                            rc_orders.policy, role="consumer", spins=scfg.idle == "busy-spin")
         fills_ring = Ring.open(cfg.instance, "fills", FILL_DTYPE, rc_fills.capacity,
                                rc_fills.policy, role="producer")
+        fills_ring.set_wake_target(ctl.wake_addr("quoter"))  # the quoter waits on md + fills
         hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
         for w in proc.pin("sender", scfg.core):
             _log(w)
