@@ -30,7 +30,7 @@ from engine.feed.venues import make_adapter
 from engine.feed.venues import binance_sbe
 from engine.instruments import Instrument
 from engine.records import MD_BBO, MD_DTYPE, MD_TRADE, SIDE_BUY, SIDE_SELL, packer
-from engine.ring.layout import HEADER_SIZE
+from engine.ring.header import HEADER_SIZE
 from engine.ring.ring import Ring
 
 CORPUS = Path(os.environ.get("MM_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared")) / "corpus"

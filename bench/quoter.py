@@ -27,10 +27,10 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.latency.histogram import HistogramSet
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import G_MAX_DRAWDOWN
-from engine.quoter.reference import INTENT_FIELDS, ReferenceQuoter
+from engine.quoter.arrays import G_MAX_DRAWDOWN
+from quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
-from engine.quoter.synthetic import random_ticks
+from synthetic_ticks import random_ticks
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_DTYPE,
     ORDER_DTYPE,

@@ -26,11 +26,11 @@ def _load_config(args):
 
 def _process(role: str):
     def run(args) -> int:
-        from engine import layout, proc
+        from engine import core_layout, proc
 
         cfg, configured = _load_config(args)
         try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
-            cfg = layout.apply_env(cfg, role, os.environ)
+            cfg = core_layout.apply_env(cfg, role, os.environ)
         except ValueError as e:
             print(f"mm {role}: {e}", file=sys.stderr)
             raise SystemExit(2)
@@ -128,11 +128,11 @@ def _cmd_resume(args) -> int:
 def _cmd_layout(args) -> int:
     import json
 
-    from engine import layout
+    from engine import core_layout
 
     cfg, _ = _load_config(args)
     try:
-        lay = layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
+        lay = core_layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
     except ValueError as e:
         print(f"mm layout: {e}", file=sys.stderr)
         return 2
@@ -174,12 +174,6 @@ def _cmd_shm(args) -> int:
             print(line)
         return 0
     return shm_admin.remove(instance, force=args.force)
-
-
-def _cmd_ring_demo(args) -> int:
-    from engine.ring.demo import main
-
-    return main(args.records)
 
 
 def _version() -> str:
@@ -297,10 +291,6 @@ def _main(argv: list[str] | None = None) -> int:
                     help="rm: remove a running instance's segments too (mm kill and mm status "
                          "then no longer reach it while it keeps trading)")
     sp.set_defaults(fn=_cmd_shm)
-
-    sp = sub.add_parser("ring-demo", help="pass records between two processes through a ring")
-    sp.add_argument("--records", type=int, default=1_000_000)
-    sp.set_defaults(fn=_cmd_ring_demo)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sim"]:  # the simulator parses its own flags (argparse REMAINDER cannot)

@@ -26,7 +26,7 @@ from typing import Sequence
 from engine import _native as C
 from engine.latency.histogram import HistogramSet
 from engine.records import MD_DTYPE, MD_FRESH, MD_STALE, MD_TRADE, packer
-from engine.ring.layout import HEADER_SIZE
+from engine.ring.header import HEADER_SIZE
 from engine.ring.ring import Ring
 
 # Histograms the feed records (one set per feed process, "hist-feed").

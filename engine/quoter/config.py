@@ -56,7 +56,7 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def validate(self, cfg=None) -> None:
         """Raise ValueError("quoter.<field>: ...") for any value out of range."""
-        from engine.quoter.layout import FAIR_KINDS
+        from engine.quoter.arrays import FAIR_KINDS
         from engine.ring.idle import STRATEGIES
 
         checks = (

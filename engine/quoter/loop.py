@@ -23,7 +23,7 @@ from engine.native import (
     nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
     nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.layout import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
+from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
 from engine.quoter.model import (
     any_quote, check_timers, kill_all, on_fill, on_md, requote_dirty,
 )

@@ -24,7 +24,7 @@ import math
 from numba import njit
 
 from engine.quoter import rate
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     BID, C_ACKS, C_BACKOFFS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL, C_CANCEL_REJECTS,
     C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITIONS,
     C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE, C_RESETS,

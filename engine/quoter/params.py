@@ -9,7 +9,7 @@ import numpy as np
 
 from engine.instruments import Instrument
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import FAIR_KINDS, PARAM_DTYPE
+from engine.quoter.arrays import FAIR_KINDS, PARAM_DTYPE
 
 
 def glft_coefficients(gamma: float, k: float, A: float) -> tuple[float, float]:

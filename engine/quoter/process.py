@@ -17,7 +17,7 @@ from engine.control import STATE_RUNNING, STATE_STOPPED, Control, KILL_REASONS
 from engine.latency.histogram import HistogramSet
 from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
-from engine.quoter.layout import counter_names
+from engine.quoter.arrays import counter_names
 from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
 from engine.quoter.state import QuoterState, rate_window_words

@@ -8,7 +8,7 @@ import numpy as np
 from engine.instruments import Instrument
 from engine.quoter import rate
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     G_MAX_DRAWDOWN, G_NEXT_ID, G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS, QUOTE_DTYPE,
     RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )

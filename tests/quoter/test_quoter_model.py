@@ -13,7 +13,7 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
 from engine.quoter import rate
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     C_RISK_POSITION, G_DRAWDOWN_HIT, G_WALL_OFFSET, G_WORDS, RATE_BUCKET_10S_NS,
     RATE_WINDOW_10S_NS,
 )

@@ -15,10 +15,10 @@ from quoter_harness import Harness, ToyVenue, signed
 from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     C_STALE_PULLS, Q_CANCELING, Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
-from engine.quoter.synthetic import START_MID
+from synthetic_ticks import START_MID
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_CANCELED, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DTYPE,
     MD_STALE, SIDE_BUY,

@@ -14,11 +14,11 @@ from quoter_harness import Harness, ToyVenue
 from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     Q_NONE, C_RATE_LIMITED, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, G_DRAWDOWN_HIT,
     G_NEXT_ID,
 )
-from engine.quoter.synthetic import random_ticks
+from synthetic_ticks import random_ticks
 from engine.records import FILL_POSITION, FILL_RESUME
 
 # a third instrument with a tick of 5 units and a coarse lot exercises the rounding paths
@@ -94,7 +94,7 @@ def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
     assert int(h.st.g[G_NEXT_ID]) == h.ref.next_id
     assert bool(h.st.g[G_DRAWDOWN_HIT]) == h.ref.drawdown_hit
     # the run really exercised the model: every action and every risk branch happened
-    from engine.quoter.layout import C_CANCEL, C_NEW, C_REPLACE
+    from engine.quoter.arrays import C_CANCEL, C_NEW, C_REPLACE
     for idx in (C_NEW, C_REPLACE, C_CANCEL, C_RISK_BAND, C_RISK_POSITION, C_RATE_LIMITED,
                 C_STALE_PULLS):
         assert cnt[idx] > 0, idx
@@ -102,7 +102,7 @@ def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
         assert cnt[C_RISK_NOTIONAL] > 0
         # ... and every order-truth path: refused cancels and replaces, unknown outcomes,
         # a new sender's reset, back-offs, and rate charges given back for unsent orders
-        from engine.quoter.layout import (C_BACKOFFS, C_CANCEL_REJECTS, C_RATE_REFUNDS,
+        from engine.quoter.arrays import (C_BACKOFFS, C_CANCEL_REJECTS, C_RATE_REFUNDS,
                                           C_RESETS, C_UNKNOWNS)
         for idx in (C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS):
             assert cnt[idx] > 0, idx

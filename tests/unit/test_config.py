@@ -2,7 +2,7 @@
 import pytest
 
 from engine import config
-from engine.layout import choose
+from engine.core_layout import choose
 
 
 def _write(tmp_path, text):
@@ -100,7 +100,7 @@ def test_literal_choices_match_what_the_processes_accept():
     from engine.feed.config import FeedVenue
     from engine.feed.venues import ADAPTERS
     from engine.quoter.config import FairValue, QuoterIdle
-    from engine.quoter.layout import FAIR_KINDS
+    from engine.quoter.arrays import FAIR_KINDS
     from engine.ring.idle import STRATEGIES
 
     assert set(typing.get_args(FeedVenue)) == set(ADAPTERS)

@@ -130,7 +130,7 @@ class ReferenceQuoter:
 
     def __init__(self, q: QuoterConfig, instruments: tuple[Instrument, ...], first_id: int,
                  max_drawdown: int = 0, wall_offset: int = 0):
-        from engine.quoter.layout import (RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS,
+        from engine.quoter.arrays import (RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS,
                                           RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS)
         exp_min = min(i.pexp + i.qexp for i in instruments)
         self.books = [Book(q, i, exp_min) for i in instruments]
