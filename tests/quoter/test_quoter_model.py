@@ -17,8 +17,8 @@ from engine.quoter.arrays import (
     C_RISK_POSITION, G_DRAWDOWN_HIT, G_WALL_OFFSET, G_WORDS, RATE_BUCKET_10S_NS,
     RATE_WINDOW_10S_NS,
 )
-from engine.quoter.params import glft_coefficients
 from engine.quoter.state import first_order_id
+from engine.strategies.glft.model import coefficients as glft_coefficients
 from engine.records import (
     ACTION_CANCEL, ACTION_NEW, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE,
     SIDE_BUY, SIDE_SELL,
