@@ -77,6 +77,19 @@ def _cmd_run(args) -> int:
                       configured=configured).run()
 
 
+def _cmd_backtest(args) -> int:
+    from engine.backtest.command import main
+
+    return main(args, _load_config(args)[0])
+
+
+def _cmd_capture(args) -> int:
+    from engine.capture import main
+
+    cfg, configured = _load_config(args)
+    return main(args, cfg, configured)
+
+
 def _cmd_sim(argv: list[str]) -> int:
     from engine.sim.cli import main
 
@@ -231,6 +244,25 @@ def _main(argv: list[str] | None = None) -> int:
         # Set by mm run: the config file's instruments already come from the venue.
         sp.add_argument("--venue-checked", action="store_true", help=argparse.SUPPRESS)
         sp.set_defaults(fn=_process(role))
+
+    sp = with_config(sub.add_parser(
+        "backtest", help="replay captures through the compiled strategy, risk and the "
+                         "simulator's fill model; report PnL, fills, inventory (JSON, PNG)"))
+    sp.add_argument("captures", nargs="+", metavar="CAPTURE",
+                    help="capture files: MMCAP1 (mm capture, feed.capture_path) or text "
+                         "'<arrival ns> <frame>' lines (.gz too), replayed in this order")
+    sp.add_argument("--out", help="report directory (default runs/backtest-<capture>-<time>)")
+    sp.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    sp.add_argument("--quiet", action="store_true", help="no summary, no progress bar")
+    sp.set_defaults(fn=_cmd_backtest)
+
+    sp = with_config(sub.add_parser(
+        "capture", help="record the venue's market streams (feed.url / MM_MD_URL) to a "
+                        "capture file with the live feed's connections, for mm backtest"))
+    sp.add_argument("--duration", type=float, required=True, metavar="S",
+                    help="seconds to record")
+    sp.add_argument("--out", help="capture file (default runs/capture-<venue>-<time>.mmcap)")
+    sp.set_defaults(fn=_cmd_capture)
 
     # Listed for `mm --help` only: `mm sim ...` is handed to the simulator's own parser below.
     sub.add_parser("sim", help="run the local exchange simulator (mm sim --help)", add_help=False)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from engine.backtest.config import BacktestConfig
 from engine.feed.config import FeedConfig
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
@@ -88,6 +89,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     quoter: QuoterConfig = QuoterConfig()
     sender: SenderConfig = SenderConfig()
     sim: SimConfig = SimConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
 
 def dump_json(cfg: EngineConfig) -> bytes:
@@ -181,7 +183,7 @@ def check(cfg: EngineConfig) -> None:
             ("ws://", "wss://", "http://", "https://")):
         raise ConfigError(f"instruments_url: expected a ws(s):// or http(s):// URL, "
                           f"got {cfg.instruments_url!r}")
-    for section in (cfg.feed, cfg.quoter, cfg.sender, cfg.sim):
+    for section in (cfg.feed, cfg.quoter, cfg.sender, cfg.sim, cfg.backtest):
         validate = getattr(section, "validate", None)
         if validate is not None:
             try:
