@@ -27,8 +27,8 @@ from numba import njit
 
 from engine.backtest import venue
 from engine.backtest.venue import (
-    ACCT_DTYPE, FILL_LOG_DTYPE, V_NLOG, V_OVERFLOW, V_RESP_HEAD, V_RESP_LAT, V_RESP_TAIL,
-    V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
+    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_RESP_HEAD,
+    V_RESP_LAT, V_RESP_TAIL, V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
 )
 from engine.control import KILL_DRAWDOWN
 from engine.quoter import model
@@ -60,10 +60,12 @@ R_PNL = 11          # marked PnL at the venue's mid, common unit
 R_PEAK = 12
 R_MAX_DD = 13
 R_LAST_T = 14
+R_NINTENT = 15      # intent log entries written (the caller empties the log)
 R_WORDS = 16
 
 DONE, CHUNK, FLUSH, OVERFLOW = 0, 1, 2, 3
 INTENT_FIFO = 1 << 14
+INTENT_LOG = 1 << 14
 ANSWER_FIFO = 1 << 16
 FILL_LOG = 1 << 16
 SAMPLES = 1 << 14
@@ -129,8 +131,8 @@ def _sample(rw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
 
 @_jit
 def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out,
-              ints, ints_t, book, orders, acct, resp, resp_t, log, s_t, s_pnl, s_real, s_pos,
-              s_mark):
+              ints, ints_t, ilog, qlog, book, orders, acct, resp, resp_t, log, s_t, s_pnl,
+              s_real, s_pos, s_mark):
     """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
     the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW)."""
     n_md = md.shape[0]
@@ -139,7 +141,9 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
     while True:
         if vw[V_OVERFLOW] != 0 or rw[R_INT_TAIL] - rw[R_INT_HEAD] > cap_i - out.shape[0]:
             return OVERFLOW
-        if vw[V_NLOG] > log.shape[0] - 64 or rw[R_NSAMPLE] >= s_t.shape[0] - 1:
+        if (vw[V_NLOG] > log.shape[0] - 64 or rw[R_NSAMPLE] >= s_t.shape[0] - 1
+                or rw[R_NINTENT] > ilog.shape[0] - out.shape[0]
+                or vw[V_NREQ] > qlog.shape[0] - cap_i):
             return FLUSH
         k = rw[R_K]
         t_md = md[k].ts if k < n_md else BIG
@@ -172,7 +176,8 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
             rw[R_K] = k
             _mark(rw, book, acct, par)
         while rw[R_INT_HEAD] != rw[R_INT_TAIL] and ints_t[rw[R_INT_HEAD] % cap_i] <= t:
-            venue.on_intent(vw, book, orders, ints[rw[R_INT_HEAD] % cap_i], t, resp, resp_t)
+            venue.on_intent(vw, book, orders, ints[rw[R_INT_HEAD] % cap_i], t, resp, resp_t,
+                            qlog)
             rw[R_INT_HEAD] += 1
         # -- the quoter: one batch, as the live loop runs it
         if t != t_md and t != t_ans and t != t_tim:
@@ -202,6 +207,8 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
             ints[slot].ts_published = t
             ints_t[slot] = t + rw[R_ORDER_LAT]
             rw[R_INT_TAIL] += 1
+            ilog[rw[R_NINTENT]] = ints[slot]
+            rw[R_NINTENT] += 1
 
 
 @dataclass
@@ -214,6 +221,8 @@ class Replay:
     vw: np.ndarray
     ints: np.ndarray
     ints_t: np.ndarray
+    ilog: np.ndarray
+    qlog: np.ndarray
     book: np.ndarray
     orders: np.ndarray
     acct: np.ndarray
@@ -222,12 +231,14 @@ class Replay:
     log: np.ndarray
     samples: tuple
     fills: list = field(default_factory=list)
+    intents: list = field(default_factory=list)     # ORDER_DTYPE arrays, ts_published = when
+    requests: list = field(default_factory=list)    # what reached the venue, ts_published = when
     series: list = field(default_factory=list)
     replay_s: float = 0.0         # wall time inside the compiled loop
 
     def args(self, md, k_end: int) -> tuple:
         return (md, k_end, self.rw, self.vw, *self.st.args, self.st.out, self.ints, self.ints_t,
-                self.book, self.orders, self.acct, self.resp, self.resp_t, self.log,
+                self.ilog, self.qlog, self.book, self.orders, self.acct, self.resp, self.resp_t, self.log,
                 *self.samples)
 
 
@@ -248,11 +259,13 @@ def prepare(cfg, md: np.ndarray) -> Replay:
     rw[R_USES_TIMER] = int(strategy_model(q.strategy).USES_TIMER)
     vw = np.zeros(V_WORDS, np.int64)
     vw[V_RESP_LAT] = int(bt.response_latency_us * 1000)
+    vw[V_KEEP_NS] = 2 * (vw[V_RESP_LAT] + rw[R_ORDER_LAT]) + 1_000_000_000
     samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.int64),
                np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
                np.zeros((SAMPLES, n), np.int64))
     r = Replay(cfg, st, rw, vw, np.zeros(INTENT_FIFO, ORDER_DTYPE),
-               np.zeros(INTENT_FIFO, np.int64), np.zeros(n, VBOOK_DTYPE),
+               np.zeros(INTENT_FIFO, np.int64), np.zeros(INTENT_LOG, ORDER_DTYPE),
+               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), np.zeros(n, VBOOK_DTYPE),
                np.zeros(ORDER_TABLE, VORDER_DTYPE), np.zeros(n, ACCT_DTYPE),
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
                np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)
@@ -287,11 +300,19 @@ def run(r: Replay, md: np.ndarray, chunk: int = 1 << 20, progress=None) -> Repla
 
 
 def _collect(r: Replay) -> None:
-    """Move the fill log and the samples out of the compiled loop's buffers."""
+    """Move the fill and intent logs and the samples out of the compiled loop's buffers."""
     k = int(r.vw[V_NLOG])
     if k:
         r.fills.append(r.log[:k].copy())
         r.vw[V_NLOG] = 0
+    k = int(r.rw[R_NINTENT])
+    if k:
+        r.intents.append(r.ilog[:k].copy())
+        r.rw[R_NINTENT] = 0
+    k = int(r.vw[V_NREQ])
+    if k:
+        r.requests.append(r.qlog[:k].copy())
+        r.vw[V_NREQ] = 0
     k = int(r.rw[R_NSAMPLE])
     if k:
         r.series.append(tuple(a[:k].copy() for a in r.samples))

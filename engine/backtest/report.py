@@ -10,11 +10,15 @@ from pathlib import Path
 import numpy as np
 
 from engine.backtest.replay import R_KILL_NS, R_MAX_DD, R_PNL, Replay
-from engine.backtest.venue import V_REJECTS
+from engine.backtest.venue import V_REJECTS, V_UNSENT
 from engine.quoter.arrays import COUNTER_NAMES
 from engine.quoter.params import pnl_exponent
-from engine.records import SIDE_BUY
+from engine.records import (
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, SIDE_BUY,
+)
 
+ACTION_NAMES = {ACTION_NEW: "NEW", ACTION_REPLACE: "REPLACE", ACTION_CANCEL: "CANCEL",
+                ACTION_CANCEL_ALL: "CANCEL_ALL"}
 RISK_COUNTERS = ("risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls")
 
 
@@ -25,6 +29,18 @@ def _units(value, exp: int) -> float:
 def fills_of(r: Replay) -> np.ndarray:
     from engine.backtest.venue import FILL_LOG_DTYPE
     return np.concatenate(r.fills) if r.fills else np.zeros(0, FILL_LOG_DTYPE)
+
+
+def intents_of(r: Replay) -> np.ndarray:
+    """Every intent the quoter made, in order (ORDER_DTYPE; ts_published: when)."""
+    from engine.records import ORDER_DTYPE
+    return np.concatenate(r.intents) if r.intents else np.zeros(0, ORDER_DTYPE)
+
+
+def requests_of(r: Replay) -> np.ndarray:
+    """Every intent that reached the venue, in order (ts_published: when it arrived)."""
+    from engine.records import ORDER_DTYPE
+    return np.concatenate(r.requests) if r.requests else np.zeros(0, ORDER_DTYPE)
 
 
 def series_of(r: Replay) -> dict:
@@ -92,7 +108,9 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
                   "compile_s": round(timings.get("compile_s", 0.0), 3)},
         "orders": {"new": cnt["new"], "replace": cnt["replace"], "cancel": cnt["cancel"],
                    "cancel_all": cnt["cancel_all"],
-                   "refused_by_venue": int(r.vw[V_REJECTS])},
+                   "refused_by_venue": int(r.vw[V_REJECTS]),
+                   # replaces and cancels of orders that had ended: the sender drops them
+                   "not_sent": int(r.vw[V_UNSENT])},
         # counted per requote pass and quote level, as the live quoter counts them
         "refused_by_risk": {k: cnt[k] for k in RISK_COUNTERS},
         "fills": int(len(fills)),
@@ -131,7 +149,8 @@ def print_summary(s: dict, out=None) -> None:
       f"{sp['compile_s']} s\n")
     o = s["orders"]
     w(f"  orders: {o['new']} new, {o['replace']} replaces, {o['cancel']} cancels, "
-      f"{o['cancel_all']} cancel-all; refused by the venue {o['refused_by_venue']}\n")
+      f"{o['cancel_all']} cancel-all; refused by the venue {o['refused_by_venue']}; not sent "
+      f"(their order had ended) {o['not_sent']}\n")
     w("  refused by risk (per pass and level): " + ", ".join(
         f"{k} {v}" for k, v in s["refused_by_risk"].items()) + "\n")
     qtf = s["quote_to_fill"]
@@ -156,7 +175,8 @@ def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True)
     """backtest.json, fills.csv and (with matplotlib) backtest.png under out_dir; returns the
     paths written (also recorded in the JSON)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": str(out_dir / "backtest.json"), "fills_csv": str(out_dir / "fills.csv")}
+    paths = {"json": str(out_dir / "backtest.json"), "fills_csv": str(out_dir / "fills.csv"),
+             "orders_csv": str(out_dir / "orders.csv")}
     fills = fills_of(r)
     t0 = int(md["ts"][0]) if len(md) else 0
     with open(paths["fills_csv"], "w", newline="") as f:
@@ -170,6 +190,20 @@ def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True)
                          _units(e["price"], inst.pexp), _units(e["qty"], inst.qexp),
                          _units(e["mid_before"], inst.pexp), _units(e["leaves"], inst.qexp),
                          int(e["order_id"])])
+    with open(paths["orders_csv"], "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["t_s", "action", "symbol", "side", "level", "price", "qty", "order_id",
+                     "orig_order_id", "update_id"])
+        for it in intents_of(r):
+            i = int(it["instrument"])
+            inst = r.cfg.instruments[i] if i < len(r.cfg.instruments) else None
+            wr.writerow([f"{(int(it['ts_published']) - t0) / 1e9:.6f}",
+                         ACTION_NAMES.get(int(it["action"]), it["action"]),
+                         inst.symbol if inst else "*",
+                         "BUY" if it["side"] == SIDE_BUY else "SELL" if it["side"] else "",
+                         int(it["level"]), _units(it["price"], inst.pexp) if inst else "",
+                         _units(it["qty"], inst.qexp) if inst else "", int(it["order_id"]),
+                         int(it["orig_order_id"]), int(it["update_id"])])
     if plots:
         png = _plot(out_dir / "backtest.png", s, r, md)
         if png:

@@ -14,12 +14,20 @@ Matching, as in the simulator:
 - Orders are matched in the order they were placed. No fees; no balance limits.
 What the sender emits for it, in the order the venue reports:
   NEW       -> ACK, or REJECT(-2010) when it would cross
-  REPLACE   -> CANCELED(old), then ACK(new) or REJECT(new, -2010); the old one gone (filled,
-               canceled) -> REJECT(new, -2022) and nothing for the old (STOP_ON_FAILURE)
-  CANCEL    -> CANCELED, or nothing when the order is already gone
+  REPLACE   -> CANCELED(old), then ACK(new) or REJECT(new, -2010)
+  CANCEL    -> CANCELED
   CANCEL_ALL -> CANCELED for every resting order
   fills     -> TRADE(last price, qty, leaves)
-Each record reaches the quoter `response latency` after the venue made it.
+A REPLACE or CANCEL of an order that is no longer at the venue (filled, canceled or refused
+before the intent arrived): when the sender had heard of its end as the intent reached it
+(the end plus the response latency, the venue-to-us delay, is not after the quoter's decision:
+quoter and sender share a box) it does not send it: a REPLACE is refused by the
+sender itself (REJECT with LOCAL_UNKNOWN_ORDER: the quoter gives its rate charge back), a
+CANCEL just ends. Otherwise the venue gets it and refuses: a REPLACE with -2022 (its cancel
+leg found nothing; STOP_ON_FAILURE places nothing), a CANCEL with -2011 (the sender then
+waits for the report of the end, already on its way).
+Each record reaches the quoter `response latency` after the venue made it. Every request that
+does reach the venue is logged (qlog), as the simulator logs the requests it receives.
 
 Money is counted here too, from the venue's side (acct): position, cash, average-cost
 realised PnL, spread captured against the mid before the event that filled us.
@@ -33,6 +41,7 @@ from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
     FILL_CANCELED, FILL_REJECT, FILL_TRADE, SIDE_BUY,
 )
+from engine.sender.fills import LOCAL_UNKNOWN_ORDER
 
 WOULD_CROSS = -2010             # LIMIT_MAKER that would take: refused
 REPLACE_FAILED = -2022          # cancelReplace whose cancel leg found no order (nothing done)
@@ -43,9 +52,11 @@ VBOOK_DTYPE = np.dtype([
 ], align=True)
 
 VORDER_DTYPE = np.dtype([
-    ("active", "i8"), ("order_id", "i8"), ("instrument", "i8"), ("side", "i8"),
+    ("active", "i8"),           # 1: resting; 0: ended (kept a while: see _compact)
+    ("order_id", "i8"), ("instrument", "i8"), ("side", "i8"),
     ("price", "i8"), ("qty", "i8"), ("filled", "i8"),
     ("queue", "i8"),            # displayed quantity still ahead of it at its price
+    ("ended_ns", "i8"),         # when it filled or was canceled
 ], align=True)
 
 ACCT_DTYPE = np.dtype([
@@ -70,10 +81,13 @@ V_ACTIVE = 1        # resting orders
 V_RESP_HEAD = 2     # response FIFO: next to deliver ...
 V_RESP_TAIL = 3     # ... next free
 V_NLOG = 4          # fill log entries written (the caller empties the log)
-V_REJECTS = 5       # orders refused (would cross, replace of a gone order)
+V_REJECTS = 5       # orders the venue refused (would cross)
 V_OVERFLOW = 6      # a table or FIFO was full: the run is wrong, the caller stops
 V_RESP_LAT = 7      # response latency, ns
-V_WORDS = 8
+V_NREQ = 8          # request log entries written (the caller empties the log)
+V_UNSENT = 9        # replaces the sender refused (the order had ended) and cancels it dropped
+V_KEEP_NS = 10      # ended orders stay findable this long (longer than any latency)
+V_WORDS = 11
 
 _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
@@ -160,6 +174,7 @@ def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
              o.filled, leaves, 0)
     if leaves <= 0:
         o.active = 0
+        o.ended_ns = t
         vw[V_ACTIVE] -= 1
 
 
@@ -209,31 +224,52 @@ def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t,
 
 @_jit
 def _find(vw, orders, order_id):
+    """The row of `order_id`, resting or recently ended; -1 when none."""
     for j in range(vw[V_USED]):
-        if orders[j].active != 0 and orders[j].order_id == order_id:
+        if orders[j].order_id == order_id:
             return j
     return -1
 
 
 @_jit
-def _compact(vw, orders):
-    """Drop finished orders from the table, keeping placement order."""
+def _compact(vw, orders, t):
+    """Drop orders that ended more than V_KEEP_NS ago, keeping placement order."""
     k = 0
     for j in range(vw[V_USED]):
-        if orders[j].active != 0:
+        o = orders[j]
+        if o.active != 0 or t - o.ended_ns < vw[V_KEEP_NS]:
             if k != j:
                 orders[k] = orders[j]
             k += 1
-    for j in range(k, vw[V_USED]):
-        orders[j].active = 0
     vw[V_USED] = k
+
+
+@_jit
+def _add(vw, orders, it, t, active, queue):
+    """A row for the order `it` names: resting (active) or refused at once (kept, ended at t,
+    so a cancel sent for it before its refusal came back is recognised)."""
+    if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_ACTIVE] + 64:
+        _compact(vw, orders, t)
+    if vw[V_USED] >= orders.shape[0]:
+        vw[V_OVERFLOW] = 3
+        return
+    o = orders[vw[V_USED]]
+    o.active = active
+    o.order_id = it.order_id
+    o.instrument = it.instrument
+    o.side = it.side
+    o.price = it.price
+    o.qty = it.qty
+    o.filled = 0
+    o.queue = queue
+    o.ended_ns = 0 if active else t
+    vw[V_USED] += 1
+    vw[V_ACTIVE] += active
 
 
 @_jit
 def _place(vw, book, orders, it, t, resp, resp_t):
     """A post-only order arrives: refused if it would cross, else it rests and is acked."""
-    if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_ACTIVE] + 64:
-        _compact(vw, orders)
     b = book[it.instrument]
     if it.side == SIDE_BUY:
         crosses = b.ask > 0 and it.price >= b.ask
@@ -243,56 +279,67 @@ def _place(vw, book, orders, it, t, resp, resp_t):
         queue = 0 if it.price < b.ask else b.ask_qty
     if crosses:
         vw[V_REJECTS] += 1
+        _add(vw, orders, it, t, 0, 0)
         _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument, it.side,
                  it.price, it.qty, 0, 0, WOULD_CROSS)
         return
-    if vw[V_USED] >= orders.shape[0]:
-        vw[V_OVERFLOW] = 3
-        return
-    j = vw[V_USED]
-    o = orders[j]
-    o.active = 1
-    o.order_id = it.order_id
-    o.instrument = it.instrument
-    o.side = it.side
-    o.price = it.price
-    o.qty = it.qty
-    o.filled = 0
-    o.queue = queue
-    vw[V_USED] = j + 1
-    vw[V_ACTIVE] += 1
-    _respond(vw, resp, resp_t, t, FILL_ACK, o.order_id, o.instrument, o.side, o.price, o.qty,
-             0, o.qty, 0)
+    _add(vw, orders, it, t, 1, queue)
+    _respond(vw, resp, resp_t, t, FILL_ACK, it.order_id, it.instrument, it.side, it.price,
+             it.qty, 0, it.qty, 0)
 
 
 @_jit
 def _cancel(vw, orders, j, t, resp, resp_t):
     o = orders[j]
     o.active = 0
+    o.ended_ns = t
     vw[V_ACTIVE] -= 1
     _respond(vw, resp, resp_t, t, FILL_CANCELED, o.order_id, o.instrument, o.side, o.price, 0,
              o.filled, 0, 0)
 
 
 @_jit
-def on_intent(vw, book, orders, it, t, resp, resp_t):
-    """An intent reaches the venue at t (after the feed-to-order latency)."""
+def _request(vw, qlog, it, t):
+    n = vw[V_NREQ]
+    if n >= qlog.shape[0]:
+        vw[V_OVERFLOW] = 4
+        return
+    qlog[n] = it
+    qlog[n].ts_published = t
+    vw[V_NREQ] = n + 1
+
+
+@_jit
+def on_intent(vw, book, orders, it, t, resp, resp_t, qlog):
+    """An intent reaches the sender and, unless it names an order that has ended, the venue
+    at t (the feed-to-order latency after the quoter decided it)."""
     action = it.action
+    if action == ACTION_REPLACE or action == ACTION_CANCEL:
+        j = _find(vw, orders, it.orig_order_id)
+        if j < 0 or orders[j].active == 0:     # it ended (filled, canceled, refused)
+            # ... and the sender knew when the intent reached it (the quoter decided it: the
+            # two share a box, the sender hears from the venue when the quoter does)
+            if j < 0 or orders[j].ended_ns + vw[V_RESP_LAT] <= it.ts_published:
+                vw[V_UNSENT] += 1
+                if action == ACTION_REPLACE:
+                    _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument,
+                             it.side, it.price, it.qty, 0, 0, LOCAL_UNKNOWN_ORDER)
+                return
+            _request(vw, qlog, it, t)      # and the venue refuses it (-2022 / -2011)
+            if action == ACTION_REPLACE:
+                vw[V_REJECTS] += 1
+                _add(vw, orders, it, t, 0, 0)
+                _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument,
+                         it.side, it.price, it.qty, 0, 0, REPLACE_FAILED)
+            return
+        _request(vw, qlog, it, t)
+        _cancel(vw, orders, j, t, resp, resp_t)
+        if action == ACTION_REPLACE:
+            _place(vw, book, orders, it, t, resp, resp_t)
+        return
+    _request(vw, qlog, it, t)
     if action == ACTION_NEW:
         _place(vw, book, orders, it, t, resp, resp_t)
-    elif action == ACTION_REPLACE:
-        j = _find(vw, orders, it.orig_order_id)
-        if j < 0:                          # filled or canceled meanwhile: nothing is placed
-            vw[V_REJECTS] += 1
-            _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument, it.side,
-                     it.price, it.qty, 0, 0, REPLACE_FAILED)
-            return
-        _cancel(vw, orders, j, t, resp, resp_t)
-        _place(vw, book, orders, it, t, resp, resp_t)
-    elif action == ACTION_CANCEL:
-        j = _find(vw, orders, it.orig_order_id)
-        if j >= 0:
-            _cancel(vw, orders, j, t, resp, resp_t)
     elif action == ACTION_CANCEL_ALL:
         for j in range(vw[V_USED]):
             o = orders[j]
