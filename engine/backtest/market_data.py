@@ -9,8 +9,9 @@ the feed's sink would drop is dropped here too (an update or trade id not above 
 of its instrument: the copies of redundant connections). Records carry the capture's arrival
 time; nothing else of the live stamps is kept.
 
-Several files are replayed one after the other; a file whose clock starts before the previous
-one ended (another boot, another box) is moved to start one second after it.
+Several files are replayed one after the other, each decoded afresh (as by a feed that started
+with it: update ids may begin anywhere); a file whose clock starts before the previous one
+ended (another boot, another box) is moved to start one second after it.
 """
 from __future__ import annotations
 
@@ -117,12 +118,15 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
     what decoding saw (frames per kind, duplicates, the files' time spans)."""
     from engine.feed.venues import make_adapter
 
-    adapter = make_adapter(cfg.feed.venue, cfg.instruments, cfg.feed.streams, log_skipped=False)
     sink = RecordSink(len(cfg.instruments))
+    kinds: dict[str, int] = {}
     files = []
     shift = 0
     end = None
     for path in paths:
+        adapter = make_adapter(cfg.feed.venue, cfg.instruments, cfg.feed.streams,
+                               log_skipped=False)
+        sink.forget_ids()
         first = last = None
         n_frames = 0
         for ts, opcode, payload in frames(path):
@@ -136,6 +140,8 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
             n_frames += 1
         if first is not None:
             end = last + shift
+        for k, v in adapter.counts.items():
+            kinds[k] = kinds.get(k, 0) + v
         files.append({"path": str(path), "frames": n_frames,
                       "span_s": (last - first) / 1e9 if first is not None else 0.0})
     recs = np.array(sink.rows, dtype=REC_DTYPE) if sink.rows else np.zeros(0, REC_DTYPE)
@@ -143,5 +149,5 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
         # frames are written in arrival order; a clock step inside a file is kept in order
         recs["ts"] = np.maximum.accumulate(recs["ts"])
     info = {"files": files, "records": len(recs), "duplicates": sink.dupes,
-            "frames_by_kind": {k: v for k, v in adapter.counts.items() if v}}
+            "frames_by_kind": {k: v for k, v in kinds.items() if v}}
     return recs, info
