@@ -276,9 +276,11 @@ def prepare(cfg, md: np.ndarray) -> Replay:
     return r
 
 
-def run(r: Replay, md: np.ndarray, chunk: int = 1 << 20, progress=None) -> Replay:
-    """Replay every record of `md`; `progress(done, total)` is called between chunks."""
+def run(r: Replay, md: np.ndarray, chunk: int | None = None, progress=None) -> Replay:
+    """Replay every record of `md`; `progress(done, total)` is called between chunks (of
+    about 1/200 of the records: the bar moves, the loop stays compiled code)."""
     n = len(md)
+    chunk = chunk or max(n // 200, 50_000)
     k_end = 0
     while True:
         k_end = min(k_end + chunk, n) if r.rw[R_K] >= k_end else k_end
@@ -300,20 +302,14 @@ def run(r: Replay, md: np.ndarray, chunk: int = 1 << 20, progress=None) -> Repla
 
 
 def _collect(r: Replay) -> None:
-    """Move the fill and intent logs and the samples out of the compiled loop's buffers."""
-    k = int(r.vw[V_NLOG])
-    if k:
-        r.fills.append(r.log[:k].copy())
-        r.vw[V_NLOG] = 0
-    k = int(r.rw[R_NINTENT])
-    if k:
-        r.intents.append(r.ilog[:k].copy())
-        r.rw[R_NINTENT] = 0
-    k = int(r.vw[V_NREQ])
-    if k:
-        r.requests.append(r.qlog[:k].copy())
-        r.vw[V_NREQ] = 0
-    k = int(r.rw[R_NSAMPLE])
-    if k:
-        r.series.append(tuple(a[:k].copy() for a in r.samples))
-        r.rw[R_NSAMPLE] = 0
+    """Move the fill, intent and request logs and the samples out of the compiled loop's
+    buffers (each with its count word)."""
+    for words, at, buf, out in ((r.vw, V_NLOG, (r.log,), r.fills),
+                                (r.rw, R_NINTENT, (r.ilog,), r.intents),
+                                (r.vw, V_NREQ, (r.qlog,), r.requests),
+                                (r.rw, R_NSAMPLE, r.samples, r.series)):
+        k = int(words[at])
+        if k:
+            parts = tuple(a[:k].copy() for a in buf)
+            out.append(parts if len(parts) > 1 else parts[0])
+            words[at] = 0

@@ -17,6 +17,7 @@ Each strategy is a package here with two modules:
                on_fill(st, sp, s, p, kind, side, price, qty, now)  a sender record (FILL_*)
                on_timer(st, sp, s, p, now) -> bool           True: requote the instrument
                quote(st, sp, s, p, want)                     fill want[side, level].px/.qty
+             (defaults.py has no-op on_fill and on_timer to import)
 `quoter.strategy` names the one to run, in `mm run` and in `mm backtest` alike.
 """
 from __future__ import annotations

@@ -14,6 +14,7 @@ from numba import njit
 from engine.instruments import Instrument
 from engine.quoter.arrays import ASK, BID
 from engine.strategies.common import FAIR_KINDS
+from engine.strategies.defaults import on_fill, on_timer  # noqa: F401  (no fill or timer logic)
 from engine.strategies.fair_value import fair_ticks
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 
@@ -48,16 +49,6 @@ _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 def on_book(st, sp, s, p, now):
     st.fair = fair_ticks(s, p, sp.fair_kind)
     st.books += 1
-
-
-@_jit
-def on_fill(st, sp, s, p, kind, side, price, qty, now):
-    return
-
-
-@_jit
-def on_timer(st, sp, s, p, now):
-    return False
 
 
 @_jit

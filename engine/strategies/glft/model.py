@@ -21,6 +21,7 @@ from numba import njit
 from engine.instruments import Instrument
 from engine.quoter.arrays import ASK, BID
 from engine.strategies.common import FAIR_KINDS
+from engine.strategies.defaults import on_fill, on_timer  # noqa: F401  (no fill or timer logic)
 from engine.strategies.fair_value import fair_ticks
 from engine.strategies.glft.config import GlftConfig
 
@@ -83,17 +84,6 @@ def on_book(st, sp, s, p, now):
     st.mid = mid
     st.last_mid_ns = now
     st.has_mid = 1
-
-
-@_jit
-def on_fill(st, sp, s, p, kind, side, price, qty, now):
-    """Nothing: the inventory the skew needs is the core's (s.inventory)."""
-    return
-
-
-@_jit
-def on_timer(st, sp, s, p, now):
-    return False
 
 
 @_jit
