@@ -161,7 +161,7 @@ def main(args=None) -> dict:
         args = ["--seconds", "3"] if getattr(args, "quick", False) else []
     a = p.parse_args(args)
 
-    from engine.sim.testing import SimThread
+    from sim_thread import SimThread
 
     instance = f"bfeed{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="mm-bench-feed-"))

@@ -27,10 +27,10 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.latency.histogram import HistogramSet
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import G_MAX_DRAWDOWN
-from engine.quoter.reference import INTENT_FIELDS, ReferenceQuoter
+from engine.quoter.arrays import G_MAX_DRAWDOWN
+from quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
-from engine.quoter.synthetic import random_ticks
+from synthetic_ticks import random_ticks
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_DTYPE,
     ORDER_DTYPE,
@@ -47,19 +47,20 @@ BENCH_QUOTER = dict(requote_ticks=1, rate_per_10s=100_000, rate_per_day=1_000_00
 
 # ------------------------------------------------------------------ 1. quote step
 @njit(cache=True, nogil=True, _nrt=False)
-def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, out, acks):
+def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out, acks):
     """One tick per batch; every NEW/REPLACE is acked before the next tick. Returns intents."""
     total = 0
     for k in range(ticks.shape[0]):
         r = ticks[k]
         now = r.ts_published + 1000
-        model.on_md(inst, par, cnt, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty,
-                    r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
-        n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, 0)
+        model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
+                    r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+        n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now,
+                                out, 0)
         for j in range(n):
             if out[j].action == ACTION_NEW or out[j].action == ACTION_REPLACE:
-                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, out[j].instrument,
-                              FILL_ACK, out[j].order_id, 0, 0, 0, 0, 0, now)
+                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar,
+                              out[j].instrument, FILL_ACK, out[j].order_id, 0, 0, 0, 0, 0, now)
         acks[0] += n
         total += n
     return total
@@ -90,9 +91,10 @@ def _numba_intents(ticks, q) -> tuple[float, int]:
 
 
 def _resume_state(st: QuoterState) -> None:
+    a = st.args
     for i in range(len(DEFAULT_INSTRUMENTS)):
-        model.on_fill(*st.args, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, 0)
-    model.on_fill(*st.args, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, 0)
+        model.on_fill(*a[:9], i, FILL_POSITION, 0, 0, 0, 0, 0, 0, 0)
+    model.on_fill(*a[:9], 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, 0)
 
 
 def bench_step(n_ticks: int) -> dict:

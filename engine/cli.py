@@ -26,11 +26,11 @@ def _load_config(args):
 
 def _process(role: str):
     def run(args) -> int:
-        from engine import layout, proc
+        from engine import core_layout, proc
 
         cfg, configured = _load_config(args)
         try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
-            cfg = layout.apply_env(cfg, role, os.environ)
+            cfg = core_layout.apply_env(cfg, role, os.environ)
         except ValueError as e:
             print(f"mm {role}: {e}", file=sys.stderr)
             raise SystemExit(2)
@@ -75,6 +75,19 @@ def _cmd_run(args) -> int:
     cfg, configured = _load_config(args)
     return Supervisor(cfg, duration_s=args.duration, run_dir=args.run_dir,
                       configured=configured).run()
+
+
+def _cmd_backtest(args) -> int:
+    from engine.backtest.command import main
+
+    return main(args, _load_config(args)[0])
+
+
+def _cmd_capture(args) -> int:
+    from engine.capture import main
+
+    cfg, configured = _load_config(args)
+    return main(args, cfg, configured)
 
 
 def _cmd_sim(argv: list[str]) -> int:
@@ -134,11 +147,11 @@ def _cmd_resume(args) -> int:
 def _cmd_layout(args) -> int:
     import json
 
-    from engine import layout
+    from engine import core_layout
 
     cfg, _ = _load_config(args)
     try:
-        lay = layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
+        lay = core_layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
     except ValueError as e:
         print(f"mm layout: {e}", file=sys.stderr)
         return 2
@@ -180,12 +193,6 @@ def _cmd_shm(args) -> int:
             print(line)
         return 0
     return shm_admin.remove(instance, force=args.force)
-
-
-def _cmd_ring_demo(args) -> int:
-    from engine.ring.demo import main
-
-    return main(args.records)
 
 
 def _version() -> str:
@@ -243,6 +250,25 @@ def _main(argv: list[str] | None = None) -> int:
         # Set by mm run: the config file's instruments already come from the venue.
         sp.add_argument("--venue-checked", action="store_true", help=argparse.SUPPRESS)
         sp.set_defaults(fn=_process(role))
+
+    sp = with_config(sub.add_parser(
+        "backtest", help="replay captures through the compiled strategy, risk and the "
+                         "simulator's fill model; report PnL, fills, inventory (JSON, PNG)"))
+    sp.add_argument("captures", nargs="+", metavar="CAPTURE",
+                    help="capture files: MMCAP1 (mm capture, feed.capture_path) or text "
+                         "'<arrival ns> <frame>' lines (.gz too), replayed in this order")
+    sp.add_argument("--out", help="report directory (default runs/backtest-<capture>-<time>)")
+    sp.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    sp.add_argument("--quiet", action="store_true", help="no summary, no progress bar")
+    sp.set_defaults(fn=_cmd_backtest)
+
+    sp = with_config(sub.add_parser(
+        "capture", help="record the venue's market streams (feed.url / MM_MD_URL) to a "
+                        "capture file with the live feed's connections, for mm backtest"))
+    sp.add_argument("--duration", type=float, required=True, metavar="S",
+                    help="seconds to record")
+    sp.add_argument("--out", help="capture file (default runs/capture-<venue>-<time>.mmcap)")
+    sp.set_defaults(fn=_cmd_capture)
 
     # Listed for `mm --help` only: `mm sim ...` is handed to the simulator's own parser below.
     sub.add_parser("sim", help="run the local exchange simulator (mm sim --help)", add_help=False)
@@ -303,10 +329,6 @@ def _main(argv: list[str] | None = None) -> int:
                     help="rm: remove a running instance's segments too (mm kill and mm status "
                          "then no longer reach it while it keeps trading)")
     sp.set_defaults(fn=_cmd_shm)
-
-    sp = sub.add_parser("ring-demo", help="pass records between two processes through a ring")
-    sp.add_argument("--records", type=int, default=1_000_000)
-    sp.set_defaults(fn=_cmd_ring_demo)
 
     argv = sys.argv[1:] if argv is None else argv
     if argv[:1] == ["sim"]:  # the simulator parses its own flags (argparse REMAINDER cannot)

@@ -18,6 +18,7 @@ from typing import Literal
 
 import msgspec
 
+from engine.backtest.config import BacktestConfig
 from engine.feed.config import FeedConfig
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
@@ -42,6 +43,9 @@ ENV_VARS = (
 # be read without them.
 CONFIG_ENV = ("MM_INSTANCE", "MM_MD_URL", "MM_ORDER_URL", "MM_SYMBOL")
 INSTRUMENT_FILTERS = ("base", "quote", "tick_size", "lot_size", "min_notional")
+# Settings that moved: where an older config file has them -> where they live now.
+MOVED = {f"quoter.{k}": f"quoter.glft.{k}" for k in
+         ("fair_value", "vol_half_life_s", "gamma", "k", "A", "floor_spread_ticks")}
 
 
 class ConfigError(ValueError):
@@ -85,6 +89,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     quoter: QuoterConfig = QuoterConfig()
     sender: SenderConfig = SenderConfig()
     sim: SimConfig = SimConfig()
+    backtest: BacktestConfig = BacktestConfig()
 
 
 def dump_json(cfg: EngineConfig) -> bytes:
@@ -178,7 +183,7 @@ def check(cfg: EngineConfig) -> None:
             ("ws://", "wss://", "http://", "https://")):
         raise ConfigError(f"instruments_url: expected a ws(s):// or http(s):// URL, "
                           f"got {cfg.instruments_url!r}")
-    for section in (cfg.feed, cfg.quoter, cfg.sender, cfg.sim):
+    for section in (cfg.feed, cfg.quoter, cfg.sender, cfg.sim, cfg.backtest):
         validate = getattr(section, "validate", None)
         if validate is not None:
             try:
@@ -223,8 +228,11 @@ def explain(err: msgspec.ValidationError, raw: dict) -> str:
     field = ".".join(parts)
     unknown = _UNKNOWN_RE.match(what)
     if unknown:
-        return (f"{field + '.' if field else ''}{unknown.group(1)}: unknown setting (every key is "
-                f"listed in mm.example.toml)")
+        key = f"{field + '.' if field else ''}{unknown.group(1)}"
+        if key in MOVED:
+            new = MOVED[key]
+            return (f"{key}: moved to {new} (write it under [{new.rpartition('.')[0]}])")
+        return f"{key}: unknown setting (every key is listed in mm.example.toml)"
     field = field or "config"
     got = f"{type(value).__name__} {value!r}" if found else "another type"
     choices = _literal_choices(hint)

@@ -53,7 +53,7 @@ def holders(instance: str) -> dict[str, list[str]]:
 
 
 def _ring_pids(name: str) -> dict[str, int]:
-    from engine.ring import layout as L
+    from engine.ring import header as L
 
     try:
         seg = Segment.attach(name)

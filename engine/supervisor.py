@@ -33,7 +33,7 @@ import msgspec
 
 from engine import config as config_mod
 from engine import instance_info
-from engine import layout as layout_mod
+from engine import core_layout as layout_mod
 from engine.control import (KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED, KILL_REASONS,
                             KILL_SHUTDOWN,
                             STATE_RUNNING, STATE_STOPPED, Control)

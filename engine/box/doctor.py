@@ -42,13 +42,13 @@ class Box:
     layout_error: str = field(init=False, default="")
 
     def __post_init__(self) -> None:
-        from engine import layout
+        from engine import core_layout
 
         self.sys_root, self.proc_root = Path(self.sys_root), Path(self.proc_root)
         self.unit_dir, self.shm_dir = Path(self.unit_dir), Path(self.shm_dir)
         self.topo = topo_mod.read(self.sys_root)
         try:
-            self.layout = layout.for_box(self.cfg, sys_root=str(self.sys_root),
+            self.layout = core_layout.for_box(self.cfg, sys_root=str(self.sys_root),
                                          proc_root=str(self.proc_root))
         except ValueError as e:
             self.layout_error = str(e)

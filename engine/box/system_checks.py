@@ -100,7 +100,7 @@ def shm_bytes_needed(cfg) -> int:
     from engine import control
     from engine.latency import histogram
     from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
-    from engine.ring import layout as L
+    from engine.ring import header as L
 
     rings = sum(L.HEADER_SIZE + rc.capacity * dtype.itemsize
                 for rc, dtype in ((cfg.rings.md, MD_DTYPE), (cfg.rings.orders, ORDER_DTYPE),
@@ -191,7 +191,7 @@ def _segment_pids(path: str, shm_name: str) -> list[int] | None:
     """Process ids a segment names (control: every role; ring: producer and consumer); None if
     it cannot be read. Read-only: the segment is neither mapped nor changed."""
     from engine import control
-    from engine.ring import layout as L
+    from engine.ring import header as L
 
     try:
         fd = os.open(path, os.O_RDONLY)

@@ -1,9 +1,6 @@
-"""Quoter process configuration ([quoter] in the TOML file).
-
-Model units: prices in ticks, time in seconds, inventory in order-size units. The defaults give
-a spread of roughly 0.4 USDT (ETHUSDT at 3000) to 1.5 USDT (BTCUSDT at 60000) at a volatility
-of 1 bp per sqrt(second), and never less than `floor_spread_ticks`.
-"""
+"""Quoter process configuration ([quoter] in the TOML file): the strategy to run and its section
+([quoter.<strategy>], engine/strategies/), the ladder, requoting and risk limits every strategy
+runs under."""
 from __future__ import annotations
 
 from decimal import Decimal, InvalidOperation
@@ -12,24 +9,24 @@ from typing import Literal
 import msgspec
 
 from engine.instruments import DecimalStr
+from engine.strategies import STRATEGIES, StrategyName
+from engine.strategies.common import check_fields
+from engine.strategies.fixed_spread.config import FixedSpreadConfig
+from engine.strategies.glft.config import GlftConfig
 
-# Choices (the numba side keeps its own codes: layout.FAIR_KINDS, ring.idle.STRATEGIES; a test
-# keeps them in step).
+# Choices (the numba side keeps its own codes: ring.idle.STRATEGIES; a test keeps them in step).
 QuoterIdle = Literal["", "busy-spin", "yield", "park"]
-FairValue = Literal["mid", "micro"]
 
 
 class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     core: int = -1                # CPU to pin to (-1: chosen by the layout)
     idle: QuoterIdle = ""         # busy-spin | yield | park ("" = park)
     park_timeout_us: int = 1000   # longest park on the md ring: fills and timers are served anyway
-    # -- model (GLFT infinite-horizon Avellaneda-Stoikov, prices in ticks) --
-    fair_value: FairValue = "mid"  # mid | micro (size-weighted micro-price)
-    vol_half_life_s: float = 30.0  # half-life of the EWMA of squared mid changes
-    gamma: float = 0.01           # risk aversion (per tick per order-size unit of inventory)
-    k: float = 0.05               # decay of order-arrival intensity with depth (per tick)
-    A: float = 10.0               # order-arrival intensity at zero depth (per second)
-    floor_spread_ticks: int = 2   # minimum full spread (bid to ask), ticks
+    # -- strategy: the quotes it wants (engine/strategies/; its section is [quoter.<name>]) --
+    strategy: StrategyName = "glft"  # glft | fixed_spread
+    glft: GlftConfig = GlftConfig()
+    fixed_spread: FixedSpreadConfig = FixedSpreadConfig()
+    # -- the ladder --
     levels: int = 2               # quotes per side
     level_spacing_ticks: int = 10  # distance between levels, ticks
     order_size: DecimalStr = "0.002"  # base quantity per quote (a whole number of lots)
@@ -56,18 +53,12 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
 
     def validate(self, cfg=None) -> None:
         """Raise ValueError("quoter.<field>: ...") for any value out of range."""
-        from engine.quoter.layout import FAIR_KINDS
-        from engine.ring.idle import STRATEGIES
+        from engine.ring.idle import STRATEGIES as IDLE
 
-        checks = (
-            ("idle", self.idle in ("", *STRATEGIES), f"one of {['', *sorted(STRATEGIES)]}"),
+        check_fields("quoter", self, (
+            ("idle", self.idle in ("", *IDLE), f"one of {['', *sorted(IDLE)]}"),
             ("park_timeout_us", 1 <= self.park_timeout_us <= 100_000, "1..100000"),
-            ("fair_value", self.fair_value in FAIR_KINDS, f"one of {sorted(FAIR_KINDS)}"),
-            ("vol_half_life_s", self.vol_half_life_s > 0, "> 0"),
-            ("gamma", self.gamma > 0, "> 0"),
-            ("k", self.k > 0, "> 0"),
-            ("A", self.A > 0, "> 0"),
-            ("floor_spread_ticks", self.floor_spread_ticks >= 1, ">= 1"),
+            ("strategy", self.strategy in STRATEGIES, f"one of {sorted(STRATEGIES)}"),
             ("levels", 1 <= self.levels <= 16, "1..16"),
             ("level_spacing_ticks", self.level_spacing_ticks >= 1, ">= 1"),
             ("requote_ticks", self.requote_ticks >= 1, ">= 1"),
@@ -80,10 +71,9 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             ("retry_backoff_cap_ms", self.retry_backoff_cap_ms >= self.retry_backoff_ms,
              ">= retry_backoff_ms"),
             ("cancel_after_failures", self.cancel_after_failures >= 1, ">= 1"),
-        )
-        for name, ok, want in checks:
-            if not ok:
-                raise ValueError(f"quoter.{name}: expected {want}, got {getattr(self, name)!r}")
+        ))
+        for name in STRATEGIES:      # every section, so a typo in an unused one shows too
+            getattr(self, name).validate(f"quoter.{name}")
         for name in ("order_size", "max_position", "max_notional", "max_drawdown"):
             _decimal(f"quoter.{name}", getattr(self, name), positive=name == "order_size")
         for name in ("order_size_by_symbol", "max_position_by_symbol"):

@@ -11,8 +11,11 @@ Python can run signal handlers; the caller re-enters it until it reports STOPPED
   -> heartbeat every 10 ms; idle (nb_idle, parking on the md ring with a short timeout so
      fills and timers are served without ticks)
 
-Note on numba's cache: it does not notice edits of callees in other modules (model.py,
-engine/native.py); delete engine/quoter/__pycache__/*.nb[ci] after changing them.
+The strategy's arrays (sst, spar, want) pass through to the model; numba compiles (and caches)
+one specialisation of the loop per strategy, chosen by their types.
+
+Note on numba's cache: it does not notice edits of callees in other modules (model.py, the
+strategies, engine/native.py); delete engine/quoter/__pycache__/*.nb[ci] after changing them.
 """
 from __future__ import annotations
 
@@ -23,7 +26,7 @@ from engine.native import (
     nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
     nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.layout import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
+from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
 from engine.quoter.model import (
     any_quote, check_timers, kill_all, on_fill, on_md, requote_dirty,
 )
@@ -67,7 +70,7 @@ def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_addr, hb_addr,
-             stop, hist, inst, quotes, par, g, cnt, rl10, rlday, out, staged,
+             stop, hist, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out, staged,
              idle_kind, idle_state, park_ns, slice_ns, timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
     quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published). `staged[0]` holds the
@@ -86,8 +89,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
                 r = md_slots[nb_ring_read_index(md_hdr, k)]
                 if hist[H_MD_TO_READ] != 0:
                     nb_hist_record(hist[H_MD_TO_READ], now - r.ts_published)
-                on_md(inst, par, cnt, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty,
-                      r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+                on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
+                      r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
             nb_ring_release(md_hdr, avail)
             work += avail
             batch_read = now
@@ -95,17 +98,19 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
         if avail > 0:
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
-                on_fill(inst, quotes, par, g, cnt, rl10, rlday, f.instrument, f.kind,
-                        f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code, now)
+                on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, f.instrument,
+                        f.kind, f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code,
+                        now)
             nb_ring_release(fill_hdr, avail)
             work += avail
         timer = now >= next_timer
         if timer:
-            check_timers(inst, quotes, par, now)
+            check_timers(inst, quotes, par, sst, spar, now)
             next_timer = now + timer_ns
         if work > 0 or timer:
             t0 = nb_now_ns()
-            n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, n)
+            n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now, out,
+                              n)
             if batch_read != 0 and hist[H_QUOTE_STEP] != 0:
                 nb_hist_record(hist[H_QUOTE_STEP], nb_now_ns() - t0)
             if g[G_DRAWDOWN_HIT] != 0:

@@ -1,21 +1,19 @@
-"""The quoting model and its risk checks, compiled by numba (hot path).
+"""The quoter's core, compiled by numba (hot path): the book, order truth in the quote slots, and
+the rules every strategy quotes under. The strategy (engine/strategies/, chosen by
+quoter.strategy) only says which quotes it wants; this module rounds them to the tick (bids
+down, asks up) and the lot, keeps them off the other side of the book, withholds what the price
+band, position and notional limits or the rate windows refuse, pulls everything on stale data,
+and decides when a resting quote is worth replacing (requote_ticks, max_quote_age_ms).
 
 Every function here is `@njit(cache=True)` with fastmath off, so float operations run in the
-order written: engine/quoter/reference.py repeats the same formulas in plain Python and must
-produce bit-identical intents (tests/quoter/test_quoter_reference.py checks 100,000 ticks).
-Change one, change the other.
+order written: tests/support/quoter_reference.py repeats core and strategies in plain Python
+and must produce bit-identical intents (tests/quoter/test_quoter_reference.py). Change one,
+change the other.
 
-Time is an argument (`now`, perf_counter_ns) so the model is deterministic; only the loop reads
-the clock. State lives in the arrays described in layout.py.
-
-Model, per instrument, in ticks:
-  mid = (bid + ask) / 2;  micro = (bid * ask_qty + ask * bid_qty) / (bid_qty + ask_qty)
-  volatility: E <- E * exp(-lambda * dt) + (mid - mid_prev)^2 on every book update;
-              sigma^2 = lambda * E  (ticks^2 per second; lambda = ln 2 / half-life)
-  GLFT quotes (params.glft_coefficients): half = max(c1 + 0.5*c2*sigma, floor/2),
-              skew = c2 * sigma, reservation r = fair - skew * (inventory - target) / order_size,
-              bid = floor(r - half), ask = ceil(r + half), then post-only: bid < best ask,
-              ask > best bid; level l sits l * spacing ticks further out.
+Time is an argument (`now`, perf_counter_ns) so the model is deterministic; only the loop (or
+the backtest) reads the clock. State lives in the arrays described in arrays.py; sst/spar/want
+are the strategy's state, parameters and wishes (engine/strategies/dispatch.py routes the
+calls by the state's record type).
 """
 from __future__ import annotations
 
@@ -24,12 +22,12 @@ import math
 from numba import njit
 
 from engine.quoter import rate
-from engine.quoter.layout import (
-    BID, C_ACKS, C_BACKOFFS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL, C_CANCEL_REJECTS,
-    C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL, C_POSITIONS,
-    C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE, C_RESETS,
-    C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
-    C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, FAIR_MICRO, G_DRAWDOWN_HIT, G_KILLED,
+from engine.quoter.arrays import (
+    ASK, BID, C_ACKS, C_BACKOFFS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL,
+    C_CANCEL_REJECTS, C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL,
+    C_POSITIONS, C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE,
+    C_RESETS, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
+    C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, G_DRAWDOWN_HIT, G_KILLED,
     G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING, Q_LIVE,
     Q_NONE, Q_PENDING, Q_UNKNOWN,
 )
@@ -39,6 +37,7 @@ from engine.records import (
     FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, MD_BBO, MD_FRESH, MD_STALE,
     SIDE_BUY, SIDE_SELL,
 )
+from engine.strategies import dispatch as strategy
 
 # _nrt=False: these functions never allocate, so no reference counting of the state arrays
 # (an atomic increment and decrement per array per call: most of the step time otherwise).
@@ -47,9 +46,10 @@ _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
 # ------------------------------------------------------------------ market data
 @_jit
-def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
+def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
           ts_arrival, ts_md_published, now):
-    """Apply one book record read at `now`; marks the instrument for requoting."""
+    """Apply one book record read at `now`; marks the instrument for requoting. A good book
+    (both sides, not crossed) sets the mid and goes to the strategy's on_book."""
     cnt[C_TICKS] += 1
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
@@ -80,22 +80,8 @@ def on_md(inst, par, cnt, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
     s.book_ok = 1
     s.mark_px = (bid_px + ask_px) // 2        # the mark stays at the last good mid
     p = par[i]
-    b = bid_px / p.tick
-    a = ask_px / p.tick
-    mid = (b + a) * 0.5
-    if p.fair_kind == FAIR_MICRO:
-        bq = float(bid_qty)
-        aq = float(ask_qty)
-        s.fair = (b * aq + a * bq) / (bq + aq)
-    else:
-        s.fair = mid
-    if s.has_mid:
-        dt = (now - s.last_mid_ns) * 1e-9
-        r = mid - s.mid
-        s.vol_energy = s.vol_energy * math.exp(-p.vol_lambda * dt) + r * r
-    s.mid = mid
-    s.last_mid_ns = now
-    s.has_mid = 1
+    s.mid = (bid_px / p.tick + ask_px / p.tick) * 0.5
+    strategy.on_book(sst[i], spar[i], s, p, now)
 
 
 # ------------------------------------------------------------------ fills and acks
@@ -160,10 +146,11 @@ def _back_off(q, p, cnt, now):
 
 
 @_jit
-def on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, side, price, qty,
-            leaves_qty, error_code, now):
+def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id, side, price,
+            qty, leaves_qty, error_code, now):
     """Apply one sender record (FILL_*; engine/sender/order_state.py says when each comes).
-    Inventory moves on every TRADE, whether a slot still holds the order or not."""
+    Inventory moves on every TRADE, whether a slot still holds the order or not; then the
+    strategy's on_fill sees every record about the instrument except POSITION."""
     cnt[C_FILLS] += 1
     if kind == FILL_RESUME:
         g[G_RESUMED] = 1
@@ -208,12 +195,13 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, side, pri
         cnt[C_CANCEL_REJECTS] += 1
     elif kind == FILL_UNKNOWN:
         cnt[C_UNKNOWNS] += 1
+    p = par[i]
+    strategy.on_fill(sst[i], spar[i], s, p, kind, side, price, qty, now)
     qs, ql, which = _find(quotes, i, order_id)
     if qs < 0:
         cnt[C_UNKNOWN_ORDER] += 1
         return
     q = quotes[i, qs, ql]
-    p = par[i]
     if which == 1:                        # the order a replace is taking the place of
         if kind == FILL_TRADE:
             q.prev_qty = leaves_qty
@@ -335,25 +323,44 @@ def _pull(quotes, cnt, out, n, i, s, now):
 
 
 @_jit
-def _plan(inst, quotes, par, cnt, i):
-    """Fill the want/want_px scratch of instrument i's slots: the GLFT ladder after the
-    post-only clamp, the price band and the position/notional limits."""
+def _plan(inst, quotes, par, cnt, sst, spar, want, i):
+    """Fill the want/want_px/want_qty scratch of instrument i's slots: the strategy's wish,
+    rounded to the tick (bids down, asks up) and the lot, each side's ladder moved as a whole
+    off the other side of the book (post-only), then the price band and the position/notional
+    limits (a level the strategy leaves empty, qty 0, is simply not wanted)."""
     s = inst[i]
     p = par[i]
-    sigma = math.sqrt(s.vol_energy * p.vol_lambda)
-    half = p.c1 + 0.5 * p.c2 * sigma
-    if half < p.half_floor:
-        half = p.half_floor
-    skew = p.c2 * sigma
-    r = s.fair - skew * ((s.inventory - s.target) / p.size)
-    bid_t = math.floor(r - half)
-    ask_t = math.ceil(r + half)
+    w = want[i]
+    for side in range(2):
+        for level in range(p.levels):
+            w[side, level].px = 0.0
+            w[side, level].qty = 0
+    strategy.quote(sst[i], spar[i], s, p, w)
     best_ask_t = -((-s.ask_px) // p.tick)     # ceil: our bid must stay below the best ask
     best_bid_t = s.bid_px // p.tick
-    if bid_t > best_ask_t - 1:
-        bid_t = best_ask_t - 1
-    if ask_t < best_bid_t + 1:
-        ask_t = best_bid_t + 1
+    shift_bid = 0
+    shift_ask = 0
+    for side in range(2):
+        have = False
+        top = 0                                # the side's best level, ticks
+        for level in range(p.levels):
+            q = quotes[i, side, level]
+            d = w[side, level]
+            size = d.qty - d.qty % p.lot if d.qty > 0 else 0
+            if size <= 0 or not (d.px > -1e15 and d.px < 1e15):    # none (or not a price)
+                q.want_qty = 0
+                q.want_px = 0
+                continue
+            t = math.floor(d.px) if side == BID else math.ceil(d.px)
+            q.want_px = t
+            q.want_qty = size
+            if not have or (t > top if side == BID else t < top):
+                top = t
+                have = True
+        if have and side == BID and top > best_ask_t - 1:
+            shift_bid = top - (best_ask_t - 1)
+        if have and side == ASK and top < best_bid_t + 1:
+            shift_ask = top - (best_bid_t + 1)
     band = s.mid * p.band
     lo = s.mid - band
     hi = s.mid + band
@@ -367,21 +374,25 @@ def _plan(inst, quotes, par, cnt, i):
             if q.state == Q_CANCELING or q.state == Q_UNKNOWN:
                 held += q.qty
             exposure += held if side == BID else -held
+        shift = shift_bid if side == BID else shift_ask
         for level in range(p.levels):
             q = quotes[i, side, level]
-            px_t = bid_t - level * p.spacing if side == BID else ask_t + level * p.spacing
+            size = q.want_qty
             want = 1
-            if px_t <= 0 or px_t < lo or px_t > hi:
+            px_t = q.want_px - shift
+            if size == 0:
+                want = 0
+            elif px_t <= 0 or px_t < lo or px_t > hi:
                 want = 0
                 cnt[C_RISK_BAND] += 1
             else:
                 price = px_t * p.tick
                 if side == BID:
-                    new_pos = exposure + p.size
+                    new_pos = exposure + size
                     over_pos = new_pos > p.max_position
                     over_notional = new_pos > 0 and new_pos * price > p.max_notional
                 else:
-                    new_pos = exposure - p.size
+                    new_pos = exposure - size
                     over_pos = -new_pos > p.max_position
                     over_notional = new_pos < 0 and -new_pos * price > p.max_notional
                 if over_pos:
@@ -399,12 +410,12 @@ def _plan(inst, quotes, par, cnt, i):
 
 
 @_jit
-def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
+def requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n):
     """One requote pass of instrument i (see _requote_pass). The pass consumes the tick that
     triggered it: a later pass (after a fill, a timer, or a rate-limit token freeing up) was not
     caused by a book event, so its intents carry update id 0 and no arrival stamp, and count
     neither in tick-to-order nor in the venue's wire-to-wire figure."""
-    n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n)
+    n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
     if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
         return n                             # nothing was decided: the tick is still pending
     s = inst[i]
@@ -416,8 +427,8 @@ def requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
 
 
 @_jit
-def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
-    """Bring instrument i's quotes to the model's wish; append intents to `out` from index `n`,
+def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n):
+    """Bring instrument i's quotes to the strategy's wish (after the rules of _plan); append intents to `out` from index `n`,
     cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
     dirty so a later pass retries it. A slot acts only when its orders are settled: nothing
     pending, canceling or asked about, no replaced order still resting, not backing off."""
@@ -438,7 +449,7 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
     s.stale = 0
     if s.book_ok == 0:
         return _pull(quotes, cnt, out, n, i, s, now)
-    _plan(inst, quotes, par, cnt, i)
+    _plan(inst, quotes, par, cnt, sst, spar, want, i)
     for side in range(2):
         for level in range(p.levels):
             n = _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now)
@@ -474,10 +485,11 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n):
                 q.prev_price = q.price
                 q.prev_qty = q.qty
                 q.prev_state = Q_CANCELING
-            n = _emit(out, n, cnt, action, i, side, level, order_id, orig, q.want_px, p.size, s)
+            n = _emit(out, n, cnt, action, i, side, level, order_id, orig, q.want_px,
+                      q.want_qty, s)
             q.order_id = order_id
             q.price = q.want_px
-            q.qty = p.size
+            q.qty = q.want_qty
             q.state = Q_PENDING
             q.placed_ns = now
     return n
@@ -501,25 +513,27 @@ def update_pnl(inst, par, g, cnt):
 
 
 @_jit
-def requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now, out, n):
+def requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now, out, n):
     """End of batch: requote every instrument touched since the last pass, then mark PnL."""
     cnt[C_BATCHES] += 1
     for i in range(inst.shape[0]):
         if inst[i].dirty:
-            n = requote(inst, quotes, par, g, cnt, rl10, rlday, i, now, out, n)
+            n = requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
     update_pnl(inst, par, g, cnt)
     return n
 
 
 @_jit
-def check_timers(inst, quotes, par, now):
-    """Mark instruments whose data went stale or whose live quotes aged out; returns how many
-    are dirty now."""
+def check_timers(inst, quotes, par, sst, spar, now):
+    """Mark instruments whose data went stale, whose live quotes aged out, whose back-off
+    ended or whose strategy asks (on_timer); returns how many are dirty now."""
     dirty = 0
     for i in range(inst.shape[0]):
         s = inst[i]
         p = par[i]
         if s.stale == 0 and s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns:
+            s.dirty = 1
+        if strategy.on_timer(sst[i], spar[i], s, p, now):
             s.dirty = 1
         for side in range(2):
             for level in range(p.levels):

@@ -15,11 +15,11 @@ import numpy as np
 
 from engine.control import (KILL_REASONS, STATE_RUNNING, STATE_STOPPED, Control,
                             exit_status_for)
-from engine.quoter.layout import G_KILLED
+from engine.quoter.arrays import G_KILLED
 from engine.latency.histogram import HistogramSet
 from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
-from engine.quoter.layout import counter_names
+from engine.quoter.arrays import counter_names
 from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
 from engine.quoter.state import QuoterState, rate_window_words
@@ -43,25 +43,26 @@ def idle_name(q) -> str:
 
 
 def warm_up(q, instruments) -> float:
-    """Compile (or load from numba's cache) every hot function and run each model path once on
-    scratch state, so the first real tick meets no JIT. Returns the seconds it took."""
+    """Compile (or load from numba's cache) every hot function for q's strategy and run each
+    model path once on scratch state, so the first real tick meets no JIT. Returns the seconds
+    it took."""
     t0 = time.perf_counter()
     st = QuoterState(q, instruments, first_id=1)
-    inst, quotes, par, g, cnt, rl10, rlday = st.args
+    inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want = st.args
     now = 1_000_000_000
 
     def fill(i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0):
-        model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, i, kind, order_id, side, price,
-                      qty, leaves, code, now)
+        model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id, side,
+                      price, qty, leaves, code, now)
     fill(0, FILL_RESET)
     fill(0, FILL_POSITION)
     fill(0, FILL_RESUME)
     for i in range(len(instruments)):
         tick = int(par[i]["tick"])
         for k in range(3):
-            model.on_md(inst, par, cnt, i, MD_BBO, k + 1, (1000 + k) * tick, 5, (1001 + k) * tick,
-                        7, now, now, now + k)
-    n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 3, st.out, 0)
+            model.on_md(inst, par, cnt, sst, spar, i, MD_BBO, k + 1, (1000 + k) * tick, 5,
+                        (1001 + k) * tick, 7, now, now, now + k)
+    n = model.requote_dirty(*st.args, now + 3, st.out, 0)
     for k in range(n):
         o = st.out[k]
         fill(int(o["instrument"]), FILL_ACK, int(o["order_id"]))
@@ -70,9 +71,9 @@ def warm_up(q, instruments) -> float:
          int(o["qty"]))
     for kind in (FILL_UNKNOWN, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_REJECT):
         fill(int(st.out[1]["instrument"]), kind, int(st.out[1]["order_id"]), code=-90001)
-    model.on_md(inst, par, cnt, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
-    model.check_timers(inst, quotes, par, now + 10**12)
-    model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, now + 10**12, st.out, 0)
+    model.on_md(inst, par, cnt, sst, spar, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
+    model.check_timers(inst, quotes, par, sst, spar, now + 10**12)
+    model.requote_dirty(*st.args, now + 10**12, st.out, 0)
     model.kill_all(quotes, g, cnt, st.out, 0, 1, now)
     model.any_quote(quotes)
     return time.perf_counter() - t0
@@ -134,8 +135,9 @@ def run(cfg) -> int:
         t0 = time.perf_counter()
         t_model = warm_up(q, cfg.instruments)
         compile_loop(args)
-        log(ROLE, f"warm in {time.perf_counter() - t0:.2f} s (model {t_model:.2f} s), "
-                  f"idle={idle}; waiting for POSITION + RESUME on the fills ring")
+        log(ROLE, f"strategy {q.strategy}: warm in {time.perf_counter() - t0:.2f} s (model "
+                  f"{t_model:.2f} s), idle={idle}; waiting for POSITION + RESUME on the fills "
+                  f"ring")
         freeze_gc()
         ctl.beat(ROLE)
         ctl.set_state(ROLE, STATE_RUNNING)

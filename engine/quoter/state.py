@@ -1,4 +1,5 @@
-"""Set-up: allocate the quoter's state arrays (layout.py) for an instrument table."""
+"""Set-up: allocate the quoter's state arrays (arrays.py) and its strategy's for an instrument
+table."""
 from __future__ import annotations
 
 import time
@@ -8,12 +9,14 @@ import numpy as np
 from engine.instruments import Instrument
 from engine.quoter import rate
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
-    G_MAX_DRAWDOWN, G_NEXT_ID, G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS, QUOTE_DTYPE,
+from engine.quoter.arrays import (
+    DESIRED_DTYPE, G_MAX_DRAWDOWN, G_NEXT_ID, G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS,
+    QUOTE_DTYPE,
     RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
 from engine.quoter.params import build_params, max_drawdown_units
 from engine.records import ORDER_DTYPE
+from engine.strategies import build as build_strategy
 
 ID_EPOCH_NS = 1_735_689_600_000_000_000     # 2025-01-01T00:00:00Z
 
@@ -35,7 +38,8 @@ def rate_window_words() -> tuple[int, int]:
 
 class QuoterState:
     """The arrays the numba model works on. `args` is the tuple the model functions take first
-    (inst, quotes, par, g, cnt, rl10, rlday); `out` is the staging area for intents.
+    (inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want: sst and spar are the strategy's
+    state and parameters, q.strategy names it); `out` is the staging area for intents.
 
     `rate_words` (optional): an int64 array of sum(rate_window_words()) words that holds the
     rate windows, e.g. a file that survives restarts (engine/state_dir.py); kept when its
@@ -49,6 +53,8 @@ class QuoterState:
         n = len(instruments)
         self.symbols = [i.symbol for i in instruments]
         self.par = build_params(q, instruments)
+        self.sst, self.spar = build_strategy(q, instruments)
+        self.want = np.zeros((n, 2, q.levels), DESIRED_DTYPE)
         self.inst = np.zeros(n, INST_DTYPE) if inst is None else inst
         self.quotes = np.zeros((n, 2, q.levels), QUOTE_DTYPE) if quotes is None else quotes
         self.g = np.zeros(G_WORDS, np.int64)
@@ -70,4 +76,5 @@ class QuoterState:
 
     @property
     def args(self) -> tuple:
-        return self.inst, self.quotes, self.par, self.g, self.cnt, self.rl10, self.rlday
+        return (self.inst, self.quotes, self.par, self.g, self.cnt, self.rl10, self.rlday,
+                self.sst, self.spar, self.want)

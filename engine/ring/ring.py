@@ -23,7 +23,7 @@ from typing import Literal
 import numpy as np
 
 from engine import _native as C
-from engine.ring import layout as L
+from engine.ring import header as L
 from engine.ring.segment import Segment, SegmentError, pid_alive, segment_name, unlink
 
 Role = Literal["producer", "consumer"]

@@ -7,6 +7,7 @@ Response: {"id": ..., "status": 200, "result": ..., "rateLimits": [...]}
 """
 from __future__ import annotations
 
+import collections
 import logging
 import re
 import time
@@ -22,6 +23,11 @@ from engine.sim.market import DECIMAL_RANGE, Book, parse_decimal, wire_decimal
 log = logging.getLogger("mm.sim")
 _CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
 CLIENT_ID_RANGE = "^[a-zA-Z0-9-_]{1,36}$"
+ORDER_LOG = 100_000              # order requests kept for inspection (the newest)
+_ORDER_METHODS = frozenset(("order.place", "order.cancelReplace", "order.cancel",
+                            "openOrders.cancelAll"))
+_ORDER_FIELDS = ("symbol", "side", "type", "price", "quantity", "newClientOrderId",
+                 "cancelReplaceMode")
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
 
@@ -108,6 +114,10 @@ class Api:
         self.chaos = Chaos({}, 0)           # the server installs the configured one
         self.stats = {"requests": 0, "orders_received": 0, "errors": 0, "rejects": 0,
                       "malformed_requests": 0}
+        # every order request as received, oldest first (tests compare them with a backtest):
+        # (method, the order fields of its params, the client id of the order it cancels,
+        # arrival perf_counter_ns)
+        self.order_requests: collections.deque = collections.deque(maxlen=ORDER_LOG)
         # method -> (handler, weight, auth kind, counts as an order)
         self.methods = {
             "ping": (self._ping, 1, "none", False),
@@ -150,6 +160,8 @@ class Api:
         if method in ("order.place", "order.cancelReplace") and isinstance(params, dict):
             self.stats["orders_received"] += 1
             self.on_order_frame(t_arrival_ns, params.get("symbol"), params.get("newClientOrderId"))
+        if method in _ORDER_METHODS and isinstance(params, dict):
+            self._log_order_request(method, params, t_arrival_ns)
         show_limits = session.return_rate_limits
         try:
             if not isinstance(method, str) or not method:
@@ -200,6 +212,18 @@ class Api:
         session.send(_encode(out))
 
     _LOSABLE = frozenset(("order.place", "order.cancelReplace", "order.cancel", "order.status"))
+
+    def _log_order_request(self, method: str, params: dict, t_arrival_ns: int) -> None:
+        fields = {k: params[k] for k in _ORDER_FIELDS if k in params}
+        target = params.get("origClientOrderId") or params.get("cancelOrigClientOrderId")
+        venue_id = params.get("orderId", params.get("cancelOrderId"))
+        if target is None and venue_id is not None:
+            try:
+                o = self.ex.orders.get(int(venue_id))
+            except (TypeError, ValueError):
+                o = None
+            target = o.client_id if o is not None else None
+        self.order_requests.append((method, fields, target, t_arrival_ns))
 
     def _answer_lost(self, method) -> bool:
         """Chaos: the request was carried out (or refused) but its answer never leaves."""

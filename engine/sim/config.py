@@ -37,6 +37,12 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
     replay_file: str = ""         # MMCAP1 capture to replay ("" = synthetic market)
     replay_speed: float = 1.0     # 2.0 = twice as fast as recorded; 0 = as fast as possible
     replay_loop: bool = False     # start again at the end of the file
+    replay_min_gap_ms: float = 0.0  # at least this long between replayed frames (tests: each
+                                  # frame handled by the engine before the next comes)
+    replay_quiet_ms: float = 0.0  # ... and each frame only once no order request came and no
+                                  # (delayed) answer left for this long (0 = off; tests)
+    replay_hold: bool = False     # replay only once start_replay() is called (tests that need
+                                  # the engine ready first; in-process simulator only)
     # -- seeded chaos: the races a live venue produces (engine/sim/chaos.py lists the kinds) --
     chaos: dict[str, float] = {}  # kind -> probability per opportunity, e.g. {lost_answer = 0.02}
     chaos_seed: int = 0           # seeds the chaos dice (0 = derive from `seed`)
@@ -60,6 +66,8 @@ class SimConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields
             ("orders_per_day", self.orders_per_day >= 1, ">= 1"),
             ("weight_per_minute", self.weight_per_minute >= 1, ">= 1"),
             ("replay_speed", self.replay_speed >= 0, ">= 0"),
+            ("replay_min_gap_ms", 0 <= self.replay_min_gap_ms <= 60_000, "0..60000"),
+            ("replay_quiet_ms", 0 <= self.replay_quiet_ms <= 60_000, "0..60000"),
         )
         for name, ok, want in checks:
             if not ok:

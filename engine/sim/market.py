@@ -58,7 +58,7 @@ class Book:
     __slots__ = ("inst", "index", "symbol", "stream_symbol", "tick", "lot", "pexp", "qexp",
                  "bid", "ask", "bid_qty", "ask_qty", "bid_levels", "ask_levels",
                  "update_id", "trade_id", "_rng", "_sigma_ticks", "_size_mean", "_trade_mean",
-                 "_spread_max", "_p_trade", "_vol_bps", "_mid0", "_depth_rng")
+                 "_spread_max", "_p_trade", "_vol_bps", "_mid0", "_depth_rng", "replayed")
 
     def __init__(self, inst: Instrument, index: int, mid: str, rng: random.Random, *,
                  event_rate: float, volatility_bps: float, trade_rate: float,
@@ -88,6 +88,7 @@ class Book:
         self.refresh_depth()
         self.update_id = 1_000_000 * (index + 1) + rng.randrange(1000)
         self.trade_id = 100_000 * (index + 1)
+        self.replayed = False         # a replayed book knows only its touch (see displayed_at)
 
     def set_rates(self, event_rate: float, trade_rate: float) -> None:
         """Re-derive the per-event step size and trade probability from per-second rates."""
@@ -133,18 +134,20 @@ class Book:
 
     def displayed_at(self, is_buy: bool, price: int) -> int:
         """Displayed quantity at `price` on one side: the queue ahead of an order joining it.
-        Better than the touch: 0. Behind the displayed levels: the mean level size."""
+        Better than the touch: 0. Behind the displayed levels: the mean level size. A replayed
+        book (book-ticker frames) shows nothing behind the touch: an order there queues behind
+        what the touch shows (mm backtest assumes the same: engine/backtest/venue.py)."""
         if is_buy:
             if price > self.bid:
                 return 0
-            if price == self.bid:
+            if price == self.bid or self.replayed:
                 return self.bid_qty
             level = (self.bid - price) // self.tick
             levels = self.bid_levels
         else:
             if price < self.ask:
                 return 0
-            if price == self.ask:
+            if price == self.ask or self.replayed:
                 return self.ask_qty
             level = (price - self.ask) // self.tick
             levels = self.ask_levels

@@ -10,10 +10,12 @@ symbol). SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPE
 any market connection. Server pings every `ping_interval_s`; connections older than
 `max_connection_age_s` are closed.
 
-Replay (SimConfig.replay_file): no synthetic market; from the first market connection on, every
-payload of the capture goes verbatim to every market connection (subscriptions are ignored), at
-the recorded pace divided by replay_speed. Replayed bookTicker and trade frames also move the
-book, so resting orders still match.
+Replay (SimConfig.replay_file): no synthetic market; from the first market connection on (with
+replay_hold, from start_replay() on), every payload of the capture goes verbatim to every market
+connection (subscriptions are ignored), at the recorded pace divided by replay_speed, never
+closer than replay_min_gap_ms and, with replay_quiet_ms, each once the order API has been quiet
+that long (lockstep with the engine: every answer, and what it caused, before the next frame). Replayed bookTicker and trade frames also move the book, so
+resting orders still match.
 
 A market client whose unsent backlog passes `max_send_buffer_mb` is disconnected.
 Known simplifications: the 5 messages/s client limit of market connections is not enforced;
@@ -101,6 +103,7 @@ class _ApiConn(WSListener):
         kind = frame.msg_type
         if kind == _TEXT:
             server = self.server
+            server.api_last_active = t_arrival
             server.api.handle(self.session, t_arrival, frame.get_payload_as_bytes())
             server._flush_user_events()
         elif kind == WSMsgType.CLOSE:
@@ -113,11 +116,14 @@ class _ApiConn(WSListener):
         delay = self.server.response_delay_s
         if delay > 0:
             # + slack: loop timers can fire up to ~1 ms early; a delay is a lower bound
-            asyncio.get_running_loop().call_later(delay + _TIMER_SLACK_S, self._send_now, data)
+            self.server.api_delayed += 1
+            asyncio.get_running_loop().call_later(delay + _TIMER_SLACK_S, self._send_later, data)
         elif not self.closed:
             self.t.send(_TEXT, data)
 
-    def _send_now(self, data: bytes) -> None:
+    def _send_later(self, data: bytes) -> None:
+        self.server.api_delayed -= 1
+        self.server.api_last_active = perf_counter_ns()
         if not self.closed:
             self.t.send(_TEXT, data)
 
@@ -168,6 +174,8 @@ class SimServer:
         self.stalled = False
         self.malformed_left = 0
         self.response_delay_s = 0.0
+        self.api_delayed = 0          # answers and user events held by response_delay_s
+        self.api_last_active = 0      # perf_counter_ns of the last API request or held send
         self.paused = False
         self.stats = {"frames_sent": 0, "book_events": 0, "trades_printed": 0,
                       "md_connections": 0, "api_connections": 0, "malformed_sent": 0,
@@ -180,6 +188,10 @@ class SimServer:
         self._depth_timer = None
         self._depth_count = 0
         self._replay_task: asyncio.Task | None = None
+        self._replay_go: asyncio.Event | None = None
+        if cfg.replay_file:
+            for b in self.books:
+                b.replayed = True
         self.port = 0
 
     # -- lifecycle --
@@ -198,6 +210,9 @@ class SimServer:
         self.port = self._server.sockets[0].getsockname()[1]
         if cfg.replay_file:
             next(iter(read_capture(cfg.replay_file, strict=False)), None)  # bad magic: raise now
+            self._replay_go = asyncio.Event()
+            if not cfg.replay_hold:
+                self._replay_go.set()
         else:
             self.resume_market()
         self._depth_timer = self._loop.call_later(0.1, self._depth_tick)
@@ -481,33 +496,54 @@ class SimServer:
                 conn.send(_encode({"subscriptionId": sub, "event": ev}))
 
     # -- replay --
+    def start_replay(self) -> None:
+        """Let a held replay (replay_hold) begin with the first market connection."""
+        if self._replay_go is not None:
+            self._replay_go.set()
+
     async def _replay(self) -> None:
         """Send the capture's payloads verbatim to every market connection."""
         cfg = self.cfg
         loop = self._loop
         speed = cfg.replay_speed
         try:
+            await self._replay_go.wait()
             await self._replay_file(cfg, loop, speed)
         except asyncio.CancelledError:
             raise
         except Exception:               # a broken file ends the replay, not the server
             log.exception("replay of %s stopped", cfg.replay_file)
 
+    async def _api_quiet(self, quiet_s: float) -> None:
+        """Return once no API request came and no held answer left for `quiet_s`."""
+        while True:
+            idle = (perf_counter_ns() - self.api_last_active) / 1e9
+            if self.api_delayed == 0 and idle >= quiet_s:
+                return
+            await asyncio.sleep(max(quiet_s - idle, 0.001))
+
     async def _replay_file(self, cfg, loop, speed: float) -> None:
+        gap = cfg.replay_min_gap_ms / 1000.0
+        quiet = cfg.replay_quiet_ms / 1000.0
+        sent = 0.0
         while True:
             t0_wall = loop.time()
             t0_rec = None
             for n, (ts, opcode, payload) in enumerate(read_capture(cfg.replay_file, strict=False)):
                 if t0_rec is None:
                     t0_rec = ts
-                if speed > 0:
-                    due = t0_wall + (ts - t0_rec) / 1e9 / speed
-                    delay = due - loop.time()
-                    if delay > 0:
-                        await asyncio.sleep(delay)
-                elif n % 256 == 255:
+                due = t0_wall + (ts - t0_rec) / 1e9 / speed if speed > 0 else 0.0
+                if gap > 0:
+                    due = max(due, sent + gap)
+                delay = due - loop.time()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                elif speed == 0 and n % 256 == 255:
                     await asyncio.sleep(0)
+                if quiet > 0:
+                    await self._api_quiet(quiet)
                 self._replay_frame(opcode, payload)
+                sent = loop.time()
             if not cfg.replay_loop:
                 return
 

@@ -12,7 +12,7 @@ import pytest
 
 from engine.control import Control
 from engine.ring.segment import list_segments
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 from run_support import wait_until as _wait
 
 

@@ -28,7 +28,7 @@ import pytest
 
 from engine.control import Control
 from engine.quoter.belief import Belief
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(420)
 

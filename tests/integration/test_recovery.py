@@ -20,7 +20,7 @@ from engine.control import Control
 from engine.exit_codes import ORDERS_CONFIRMED_GONE
 from engine.quoter.belief import Belief
 from engine.ring.segment import SegmentError, pid_alive
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(360)
 

@@ -18,8 +18,8 @@ from engine.records import (FILL_ACK, FILL_CANCELED, FILL_POSITION, FILL_REJECT,
                             FILL_TRADE, SIDE_BUY, SIDE_SELL)
 from engine.sender import binance as bn
 from engine.sender.signing import HmacSigner
-from engine.sender.testing import QuoterEnd, SenderProcess
-from engine.sim.testing import SimThread
+from sender_process import QuoterEnd, SenderProcess
+from sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 from sim_client import ApiClient, order
 
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(300)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import random
 
 from engine.quoter import model
-from engine.quoter.layout import G_MAX_DRAWDOWN, G_WALL_OFFSET
-from engine.quoter.reference import INTENT_FIELDS, ReferenceQuoter
+from engine.quoter.arrays import G_MAX_DRAWDOWN, G_WALL_OFFSET
+from quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCEL_REJECT,
@@ -34,20 +34,21 @@ class Harness:
         args = (int(rec["instrument"]), int(rec["kind"]), int(rec["update_id"]),
                 int(rec["bid_px"]), int(rec["bid_qty"]), int(rec["ask_px"]), int(rec["ask_qty"]),
                 int(rec["ts_arrival"]), int(rec["ts_published"]), now)
-        model.on_md(self.st.inst, self.st.par, self.st.cnt, *args)
+        model.on_md(self.st.inst, self.st.par, self.st.cnt, self.st.sst, self.st.spar, *args)
         if self.ref:
             self.ref.on_md(*args)
 
     def fill(self, i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0) -> None:
         st = self.st
-        model.on_fill(st.inst, st.quotes, st.par, st.g, st.cnt, st.rl10, st.rlday, i, kind,
-                      order_id, side, price, qty, leaves, code, self.now)
+        model.on_fill(st.inst, st.quotes, st.par, st.g, st.cnt, st.rl10, st.rlday, st.sst,
+                      st.spar, i, kind, order_id, side, price, qty, leaves, code, self.now)
         if self.ref:
             self.ref.on_fill(i, kind, order_id, side, price, qty, leaves, code, self.now)
 
     def timers(self, now: int) -> None:
         self.now = now
-        model.check_timers(self.st.inst, self.st.quotes, self.st.par, now)
+        st = self.st
+        model.check_timers(st.inst, st.quotes, st.par, st.sst, st.spar, now)
         if self.ref:
             self.ref.check_timers(now)
 

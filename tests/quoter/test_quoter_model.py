@@ -13,12 +13,12 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
 from engine.quoter import rate
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     C_RISK_POSITION, G_DRAWDOWN_HIT, G_WALL_OFFSET, G_WORDS, RATE_BUCKET_10S_NS,
     RATE_WINDOW_10S_NS,
 )
-from engine.quoter.params import glft_coefficients
 from engine.quoter.state import first_order_id
+from engine.strategies.glft.model import coefficients as glft_coefficients
 from engine.records import (
     ACTION_CANCEL, ACTION_NEW, FILL_POSITION, FILL_RESUME, FILL_TRADE, MD_BBO, MD_DTYPE,
     SIDE_BUY, SIDE_SELL,
@@ -191,3 +191,37 @@ def test_first_order_id_grows_across_restarts_within_a_second_and_stays_short():
     assert b - a == 1000 and len(str(b)) <= 15
     # a run never takes more than one id per microsecond: the next start is above its ids
     assert first_order_id(t + 10**9) > a + 10**5
+
+
+def test_fixed_spread_quotes_around_the_mid_skewed_by_inventory_up_to_its_cap():
+    """half_spread_ticks either side of the mid, levels spacing apart; each order size held
+    long moves both quotes skew_ticks down, never more than max_skew_ticks."""
+    from engine.strategies.fixed_spread.config import FixedSpreadConfig
+
+    q = QuoterConfig(strategy="fixed_spread", levels=2, level_spacing_ticks=10,
+                     max_position="1", max_notional="1000000",
+                     fixed_spread=FixedSpreadConfig(half_spread_ticks=5, skew_ticks=2,
+                                                    max_skew_ticks=3))
+    size = 200                                          # "0.002" BTC
+    for held, shift in ((0, 0), (size, 2), (-size, -2), (3 * size, 3)):
+        h = _resumed(q, position=(held, 0))
+        h.md(_md(BTC, 6_000_000, 6_000_002), NOW)       # mid 6_000_001 (tick = 1)
+        out = h.end_batch(NOW)
+        assert _quotes(out, SIDE_BUY) == [(5_999_996 - shift, size), (5_999_986 - shift, size)]
+        assert _quotes(out, SIDE_SELL) == [(6_000_006 - shift, size), (6_000_016 - shift, size)]
+
+
+def test_a_strategy_pushed_through_the_book_is_moved_back_as_a_ladder():
+    """The core keeps quotes off the other side: a skew past the touch moves the whole side,
+    levels keep their spacing, the best level one tick inside."""
+    from engine.strategies.fixed_spread.config import FixedSpreadConfig
+
+    q = QuoterConfig(strategy="fixed_spread", levels=2, level_spacing_ticks=10,
+                     max_position="1", max_notional="1000000",
+                     fixed_spread=FixedSpreadConfig(half_spread_ticks=1, skew_ticks=20,
+                                                    max_skew_ticks=100))
+    h = _resumed(q, position=(-400, 0))                 # short 2 sizes: 40 ticks up
+    h.md(_md(BTC, 6_000_000, 6_000_002), NOW)
+    out = h.end_batch(NOW)
+    assert _quotes(out, SIDE_BUY) == [(6_000_001, 200), (5_999_991, 200)]
+    assert _quotes(out, SIDE_SELL) == [(6_000_042, 200), (6_000_052, 200)]

@@ -15,10 +15,12 @@ from quoter_harness import Harness, ToyVenue, signed
 from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     C_STALE_PULLS, Q_CANCELING, Q_LIVE, Q_NONE, Q_PENDING, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
-from engine.quoter.synthetic import START_MID
+from engine.strategies.fixed_spread.config import FixedSpreadConfig
+from engine.strategies.glft.config import GlftConfig
+from synthetic_ticks import START_MID
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_CANCELED, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DTYPE,
     MD_STALE, SIDE_BUY,
@@ -31,17 +33,22 @@ COL = {name: k for k, name in enumerate(
      "qty", "update_id", "ts_arrival", "ts_md_published", "ts_quoter_read"))}
 
 configs = st.builds(
-    lambda levels, spacing, rq, fair, size_lots, pos_sizes, rate, day, band, floor: QuoterConfig(
-        levels=levels, level_spacing_ticks=spacing, requote_ticks=rq, fair_value=fair,
+    lambda levels, spacing, rq, fair, size_lots, pos_sizes, rate, day, band, floor, strategy:
+    QuoterConfig(
+        strategy=strategy, levels=levels, level_spacing_ticks=spacing, requote_ticks=rq,
         order_size=str(size_lots * 0.001)[:8], order_size_by_symbol={"XYZUSDT": "0.5"},
         max_position=str(pos_sizes * size_lots * 0.001)[:8],
         max_position_by_symbol={"XYZUSDT": str(pos_sizes * 0.5)},
         max_notional="100000", rate_per_10s=rate, rate_per_day=day, price_band_bps=band,
-        floor_spread_ticks=floor, stale_after_ms=50, max_quote_age_ms=300, gamma=0.05, k=0.3,
-        A=2.0, vol_half_life_s=1.0, max_drawdown="0"),
+        stale_after_ms=50, max_quote_age_ms=300, max_drawdown="0",
+        glft=GlftConfig(fair_value=fair, floor_spread_ticks=floor, gamma=0.05, k=0.3, A=2.0,
+                        vol_half_life_s=1.0),
+        fixed_spread=FixedSpreadConfig(fair_value=fair, half_spread_ticks=floor / 2,
+                                       skew_ticks=floor / 3)),
     st.integers(1, 3), st.integers(1, 5), st.integers(1, 4), st.sampled_from(["mid", "micro"]),
     st.integers(1, 5), st.integers(0, 4), st.integers(1, 12), st.integers(5, 60),
-    st.sampled_from([1.0, 5.0, 50.0]), st.integers(1, 6))
+    st.sampled_from([1.0, 5.0, 50.0]), st.integers(1, 6),
+    st.sampled_from(["glft", "fixed_spread"]))
 
 ops = st.lists(st.one_of(
     st.tuples(st.just("md"), st.integers(0, 2), st.integers(-40, 40), st.integers(1, 6),
@@ -188,9 +195,12 @@ def test_stale_guard_pulls_every_quote_until_fresh_data(q, seed, gap_ms):
     assert all(w.open_quotes(i) == 0 for i in range(3))
     assert not w.venue.orders
     assert w.h.st.cnt[C_STALE_PULLS] >= len(quoted)
-    quotes = w.h.st.quotes                  # the venue confirms every cancel
-    for i, side, level in zip(*np.nonzero(quotes["state"] == Q_CANCELING)):
-        w.h.fill(int(i), FILL_CANCELED, int(quotes[i, side, level]["order_id"]))
+    quotes = w.h.st.quotes                  # the venue confirms every cancel, a replace's too
+    gone = [(i, quotes[i, side, level][col]) for col, held in (("order_id", "state"),
+                                                                ("prev_id", "prev_state"))
+            for i, side, level in zip(*np.nonzero(quotes[held] == Q_CANCELING))]
+    for i, order_id in gone:
+        w.h.fill(int(i), FILL_CANCELED, int(order_id))
     w.now += 1_000_000
     w.md(0, 0, 1, 100, 100)                 # fresh data on one instrument: it quotes again
     out = w.end_batch()

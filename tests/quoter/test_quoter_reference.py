@@ -14,12 +14,14 @@ from quoter_harness import Harness, ToyVenue
 from engine.control import KILL_OPERATOR
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
-from engine.quoter.layout import (
+from engine.quoter.arrays import (
     Q_NONE, C_RATE_LIMITED, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, G_DRAWDOWN_HIT,
     G_NEXT_ID,
 )
-from engine.quoter.synthetic import random_ticks
 from engine.records import FILL_POSITION, FILL_RESUME
+from engine.strategies.fixed_spread.config import FixedSpreadConfig
+from engine.strategies.glft.config import GlftConfig
+from synthetic_ticks import random_ticks
 
 # a third instrument with a tick of 5 units and a coarse lot exercises the rounding paths
 ODD = Instrument(symbol="SOLUSDT", base="SOL", quote="USDT", tick_size="0.05", lot_size="0.1",
@@ -27,14 +29,18 @@ ODD = Instrument(symbol="SOLUSDT", base="SOL", quote="USDT", tick_size="0.05", l
 INSTRUMENTS = DEFAULT_INSTRUMENTS + (ODD,)
 
 
-def _config(fair_value: str) -> QuoterConfig:
+def _config(strategy: str, fair_value: str) -> QuoterConfig:
     # small limits so every risk branch fires often in a short run
     return QuoterConfig(
-        fair_value=fair_value, levels=3, level_spacing_ticks=4, requote_ticks=3,
+        strategy=strategy, levels=3, level_spacing_ticks=4, requote_ticks=3,
         max_quote_age_ms=2000, stale_after_ms=150, order_size="0.002", max_position="0.006",
         order_size_by_symbol={"SOLUSDT": "0.3"}, max_position_by_symbol={"SOLUSDT": "1"},
         max_notional="300", price_band_bps=30, rate_per_10s=300, rate_per_day=6000,
-        max_drawdown="40", gamma=0.05, k=0.3, A=2.0, vol_half_life_s=2.0)
+        max_drawdown="40",
+        glft=GlftConfig(fair_value=fair_value, gamma=0.05, k=0.3, A=2.0, vol_half_life_s=2.0),
+        # a skew that pushes the quotes through the book now and then: the core's clamp acts
+        fixed_spread=FixedSpreadConfig(fair_value=fair_value, half_spread_ticks=1.0,
+                                       skew_ticks=1.5, max_skew_ticks=4))
 
 
 def _assert_each_resting_order_held_once(h: Harness, venue: ToyVenue) -> None:
@@ -48,9 +54,9 @@ def _assert_each_resting_order_held_once(h: Harness, venue: ToyVenue) -> None:
         assert times.get(oid) == 1, (oid, times.get(oid), venue.orders[oid])
 
 
-def _replay(seed: int, n_ticks: int, fair_value: str) -> Harness:
+def _replay(seed: int, n_ticks: int, fair_value: str, strategy: str = "glft") -> Harness:
     rng = random.Random(seed)
-    h = Harness(_config(fair_value), INSTRUMENTS, with_reference=True, first_id=7_000_001)
+    h = Harness(_config(strategy, fair_value), INSTRUMENTS, with_reference=True, first_id=7_000_001)
     venue = ToyVenue(rng)
     ticks = random_ticks(seed, n_ticks, INSTRUMENTS, stale_every=997, crossed_every=1499)
     now = 1_000_000_000
@@ -82,10 +88,11 @@ def _replay(seed: int, n_ticks: int, fair_value: str) -> Harness:
     return h
 
 
-@pytest.mark.parametrize("seed,n_ticks,fair_value", [(11, 100_000, "mid"),
-                                                     (12, 10_000, "micro")])
-def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
-    h = _replay(seed, n_ticks, fair_value)
+@pytest.mark.parametrize("seed,n_ticks,fair_value,strategy", [
+    (11, 100_000, "mid", "glft"), (12, 10_000, "micro", "glft"),
+    (13, 30_000, "mid", "fixed_spread"), (14, 5_000, "micro", "fixed_spread")])
+def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value, strategy):
+    h = _replay(seed, n_ticks, fair_value, strategy)
     cnt, ref = h.st.cnt, h.ref.counts
     for idx, name in ((C_RISK_BAND, "risk_band"), (C_RISK_POSITION, "risk_position"),
                       (C_RISK_NOTIONAL, "risk_notional"), (C_RATE_LIMITED, "rate_limited"),
@@ -94,7 +101,7 @@ def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
     assert int(h.st.g[G_NEXT_ID]) == h.ref.next_id
     assert bool(h.st.g[G_DRAWDOWN_HIT]) == h.ref.drawdown_hit
     # the run really exercised the model: every action and every risk branch happened
-    from engine.quoter.layout import C_CANCEL, C_NEW, C_REPLACE
+    from engine.quoter.arrays import C_CANCEL, C_NEW, C_REPLACE
     for idx in (C_NEW, C_REPLACE, C_CANCEL, C_RISK_BAND, C_RISK_POSITION, C_RATE_LIMITED,
                 C_STALE_PULLS):
         assert cnt[idx] > 0, idx
@@ -102,7 +109,7 @@ def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value):
         assert cnt[C_RISK_NOTIONAL] > 0
         # ... and every order-truth path: refused cancels and replaces, unknown outcomes,
         # a new sender's reset, back-offs, and rate charges given back for unsent orders
-        from engine.quoter.layout import (C_BACKOFFS, C_CANCEL_REJECTS, C_RATE_REFUNDS,
+        from engine.quoter.arrays import (C_BACKOFFS, C_CANCEL_REJECTS, C_RATE_REFUNDS,
                                           C_RESETS, C_UNKNOWNS)
         for idx in (C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS):
             assert cnt[idx] > 0, idx

@@ -13,7 +13,7 @@ from picows import WSListener, WSMsgType, ws_connect
 from sim_client import ApiClient, order, signed
 
 from engine.sim import auth
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from sim_client import ApiClient, order
 
 from engine.sim.chaos import KINDS, Chaos
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 
 def run(coro):

@@ -10,7 +10,7 @@ from decimal import Decimal
 import websockets
 from sim_client import ApiClient, order
 
-from engine.sim.testing import SimThread
+from sim_thread import SimThread
 
 TICK = Decimal("0.01")
 

@@ -2,7 +2,7 @@
 import pytest
 
 from engine import config
-from engine.layout import choose
+from engine.core_layout import choose
 
 
 def _write(tmp_path, text):
@@ -73,7 +73,11 @@ def test_layout_refuses_realtime_spinner(tmp_path):
 @pytest.mark.parametrize("text, message", [
     ('[sender]\nauth = "rsa"\n', "sender.auth: expected one of auto, hmac, ed25519; got 'rsa'"),
     ('[feed]\nvenue = "kraken"\n', "feed.venue: expected one of binance, binance-sbe, bybit, okx"),
-    ('[quoter]\nfair_value = "last"\n', "quoter.fair_value: expected one of mid, micro; got 'last'"),
+    ('[quoter.glft]\nfair_value = "last"\n',
+     "quoter.glft.fair_value: expected one of mid, micro; got 'last'"),
+    ('[quoter]\nstrategy = "hodl"\n', "quoter.strategy: expected one of glft, fixed_spread"),
+    ("[quoter]\ngamma = 0.1\n", "quoter.gamma: moved to quoter.glft.gamma (write it under "
+                                "[quoter.glft])"),
     ('[rings.md]\ncapacity = 64\npolicy = "lose"\n', "rings.md.policy: expected one of drop, block"),
     ("[quoter]\norder_size = 0.001\n", 'quoter.order_size: expected a decimal string like '
                                        '"0.001" (quote it in TOML), got float 0.001'),
@@ -97,15 +101,23 @@ def test_literal_choices_match_what_the_processes_accept():
     """The config's Literal choices and the registries the processes use are the same sets."""
     import typing
 
+    import msgspec
+
     from engine.feed.config import FeedVenue
     from engine.feed.venues import ADAPTERS
-    from engine.quoter.config import FairValue, QuoterIdle
-    from engine.quoter.layout import FAIR_KINDS
+    from engine.quoter.config import QuoterConfig, QuoterIdle
     from engine.ring.idle import STRATEGIES
+    from engine.strategies import STRATEGIES as MODELS, StrategyName
+    from engine.strategies.common import FAIR_KINDS, FairValue
 
     assert set(typing.get_args(FeedVenue)) == set(ADAPTERS)
     assert set(typing.get_args(QuoterIdle)) == {"", *STRATEGIES}
     assert set(typing.get_args(FairValue)) == set(FAIR_KINDS)
+    # every strategy: a name to choose, a [quoter.<name>] section of its own config type
+    assert set(typing.get_args(StrategyName)) == set(MODELS)
+    fields = {f.name: f.default for f in msgspec.structs.fields(QuoterConfig)}
+    for name, (section, _) in MODELS.items():
+        assert type(fields[name]) is section
 
 
 def test_instance_name_is_checked_at_load(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from engine import _native as C
 from engine.records import FILL_DTYPE, MD_DTYPE
 from engine.ring import Ring, RingError, SegmentError
-from engine.ring import layout as L
+from engine.ring import header as L
 from engine.ring.segment import list_segments, segment_name
 
 

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.ring import Ring
-from engine.ring.exercise import PROBE_DTYPE
+from ring_exercise import PROBE_DTYPE
 
 OPS = st.lists(
     st.one_of(

@@ -11,7 +11,7 @@ import numpy as np
 
 from engine.records import FILL_DTYPE
 from engine.ring import Ring
-from engine.ring import layout as L
+from engine.ring import header as L
 
 
 def _die_after_claiming(instance):

@@ -204,6 +204,15 @@ class SimThread:
         """(API connection number, client id) of every order canceled by a request."""
         return self._call(lambda: list(self._server.exchange.cancel_log))
 
+    def order_requests(self) -> list[tuple[str, dict, str | None, int]]:
+        """Every order request received, oldest first: (method, its order fields, the client
+        id of the order it cancels or replaces, arrival perf_counter_ns)."""
+        return self._call(lambda: list(self._server.api.order_requests))
+
+    def start_replay(self) -> None:
+        """Begin a held replay (replay_hold=True)."""
+        self._call(self._server.start_replay)
+
     def place_log(self) -> list[tuple[int, str]]:
         """(API connection number, client id) of every order placed."""
         return self._call(lambda: list(self._server.exchange.place_log))

@@ -54,3 +54,45 @@ def random_ticks(seed: int, n: int, instruments: tuple[Instrument, ...], stale_e
         r["ts_decoded"] = int(ts[k]) + 1000
         r["ts_published"] = int(ts[k]) + 2000
     return recs
+
+
+def random_market(seed: int, n: int, instruments: tuple[Instrument, ...], trade_share=0.2,
+                  mean_gap_ns: int = 1_000_000, start_ns: int = 1_000_000_000) -> np.ndarray:
+    """`n` backtest records (engine/backtest/market_data.REC_DTYPE), vectorised: per instrument
+    a random walk of the best bid (-2..+2 ticks per update), a spread of 1 tick (2-4 now and
+    then), random sizes; a `trade_share` of the records are trades at the touch (the taker side
+    at random); arrival gaps exponential with mean `mean_gap_ns`."""
+    from engine.backtest.market_data import REC_DTYPE
+    from engine.records import MD_TRADE, SIDE_BUY, SIDE_SELL
+
+    rng = np.random.default_rng(seed)
+    recs = np.zeros(n, REC_DTYPE)
+    which = rng.integers(0, len(instruments), n)
+    recs["instrument"] = which
+    recs["ts"] = start_ns + np.cumsum(rng.exponential(mean_gap_ns, n).astype(np.int64))
+    recs["update_id"] = np.arange(1, n + 1)
+    trade = rng.random(n) < trade_share
+    for i, inst in enumerate(instruments):
+        mine = which == i
+        m = int(mine.sum())
+        start = int(Decimal(START_MID.get(inst.symbol, "100")).scaleb(-inst.pexp)) // inst.tick
+        steps = np.where(trade[mine], 0, rng.integers(-2, 3, m))
+        bid_t = np.maximum(start + np.cumsum(steps), 10)
+        spread = np.where(rng.random(m) < 0.9, 1, rng.integers(2, 5, m))
+        recs["bid_px"][mine] = bid_t * inst.tick
+        recs["ask_px"][mine] = (bid_t + spread) * inst.tick
+        recs["bid_qty"][mine] = rng.integers(1, 50_000, m) * inst.lot
+        recs["ask_qty"][mine] = rng.integers(1, 50_000, m) * inst.lot
+        buys = rng.random(m) < 0.5
+        recs["trade_side"][mine] = np.where(buys, SIDE_BUY, SIDE_SELL)
+        recs["trade_px"][mine] = np.where(buys, recs["ask_px"][mine], recs["bid_px"][mine])
+        recs["trade_qty"][mine] = rng.integers(1, 20_000, m) * inst.lot
+    recs["kind"] = np.where(trade, MD_TRADE, MD_BBO)
+    recs["trade_px"][~trade] = 0
+    recs["trade_qty"][~trade] = 0
+    recs["trade_side"][~trade] = 0
+    book = ~trade
+    recs["bid_px"][trade] = recs["bid_qty"][trade] = 0
+    recs["ask_px"][trade] = recs["ask_qty"][trade] = 0
+    del book
+    return recs

@@ -1,15 +1,17 @@
-"""The quoter's state, laid out as numpy arrays that numba code reads and writes in place.
+"""The quoter's state arrays: their dtypes, columns and word indices, named in one place so the
+compiled core (model.py), the loop (loop.py), the set-up code (state.py), the backtest
+(engine/backtest/) and the Python reference (tests/support/quoter_reference.py) agree:
 
-One place names every array, column and counter so the numba model (model.py), the loop
-(loop.py), the set-up code (state.py) and the Python reference (reference.py) agree:
-
-  inst    INST_DTYPE[n_inst]          book, fair value, volatility, inventory, PnL per instrument
+  inst    INST_DTYPE[n_inst]          book, inventory, PnL per instrument
   quotes  QUOTE_DTYPE[n_inst, 2, L]   our quote per instrument, side (BID/ASK) and level
-  par     PARAM_DTYPE[n_inst]         model and risk parameters (fixed at start)
+  par     PARAM_DTYPE[n_inst]         risk and requote parameters (fixed at start)
   g       int64[G_WORDS]              engine-wide words (order id counter, resumed, killed, ...)
   cnt     int64[56]                   counters: the control segment's `quoter` slot in production
   rl10    int64[...]                  order-rate window of 10 s (engine/quoter/rate.py)
   rlday   int64[...]                  order-rate window of a day
+  sst     <strategy>.STATE_DTYPE[n]   the strategy's own state (engine/strategies/)
+  spar    <strategy>.PARAM_DTYPE[n]   the strategy's parameters
+  want    DESIRED_DTYPE[n_inst, 2, L] what the strategy asks for on its last pass
 
 A quote slot (one per instrument, side and level) manages at most two venue orders: the
 current one (order_id, state) and, while a cancelReplace is on the wire, the one it replaces
@@ -36,17 +38,10 @@ Q_LIVE = 2            # acknowledged, resting
 Q_CANCELING = 3       # CANCEL (or a replace's cancel leg) sent: its qty still counts as exposure
 Q_UNKNOWN = 4         # the sender is asking the venue what became of it: the slot waits
 
-FAIR_MID, FAIR_MICRO = 0, 1
-FAIR_KINDS = {"mid": FAIR_MID, "micro": FAIR_MICRO}
-
 INST_DTYPE = np.dtype([
     ("bid_px", "i8"), ("bid_qty", "i8"), ("ask_px", "i8"), ("ask_qty", "i8"),
     ("book_ok", "i8"),          # 1 when both sides present and not crossed
-    ("fair", "f8"),             # fair value, ticks
-    ("mid", "f8"),              # mid, ticks
-    ("has_mid", "i8"),
-    ("vol_energy", "f8"),       # time-decayed sum of squared mid changes (ticks^2)
-    ("last_mid_ns", "i8"),      # read time of the last mid change sample
+    ("mid", "f8"),              # mid of the last good book, ticks (the price band's centre)
     ("last_md_ns", "i8"),       # read time of the last book update (stale guard)
     ("stale", "i8"),            # 1: quotes pulled until a fresh book update
     ("feed_stale", "i8"),       # 1: the feed marked the stream stale (MD_STALE)
@@ -71,25 +66,27 @@ QUOTE_DTYPE = np.dtype([
     ("prev_id", "i8"), ("prev_price", "i8"), ("prev_qty", "i8"), ("prev_state", "i8"),
     ("retry_ns", "i8"),         # no new request on this slot before this (back-off)
     ("fails", "i8"),            # refusals in a row (reset by an ACK or a CANCELED)
-    ("want", "i8"), ("want_px", "i8"),   # scratch of the current requote pass
+    ("want", "i8"), ("want_px", "i8"), ("want_qty", "i8"),   # scratch of the current requote
+                                # pass: the strategy's wish after rounding and risk
 ], align=True)
+
+# What a strategy asks for, per instrument, side and level (engine/strategies/): a price in
+# ticks (rounded by the core: bids down, asks up) and a size in quantity units (rounded down
+# to lots; 0 = no quote at this level).
+DESIRED_DTYPE = np.dtype([("px", "f8"), ("qty", "i8")], align=True)
 
 PARAM_DTYPE = np.dtype([
     ("tick", "i8"),             # price mantissa units per tick
+    ("lot", "i8"),              # qty units per lot
     ("size", "i8"),             # order size, qty units (a whole number of lots)
     ("max_position", "i8"),     # qty units
     ("max_notional", "i8"),     # px*qty units
     ("pnl_scale", "i8"),        # px*qty units -> the common PnL unit (10**(exp_i - exp_min))
     ("levels", "i8"),
-    ("spacing", "i8"),          # ticks between levels
+    ("spacing", "i8"),          # ticks between levels (for strategies that ladder)
     ("requote_ticks", "i8"),
     ("max_age_ns", "i8"),       # 0 = quotes never expire
     ("stale_ns", "i8"),
-    ("fair_kind", "i8"),        # FAIR_*
-    ("c1", "f8"),               # GLFT constant part of the half-spread, ticks
-    ("c2", "f8"),               # GLFT volatility coefficient (see params.glft_coefficients)
-    ("half_floor", "f8"),       # minimum half-spread, ticks
-    ("vol_lambda", "f8"),       # EWMA decay rate, 1/s (ln 2 / half-life)
     ("band", "f8"),             # price band as a fraction of the mid (bps / 1e4)
     ("backoff_ns", "i8"),       # first back-off after a refusal; doubles per refusal in a row
     ("backoff_cap_ns", "i8"),

@@ -1,12 +1,18 @@
-"""`mm ring-demo`: two processes pass records through a ring, with checksums, and report."""
+"""Ring demo: two processes pass records through a ring, with checksums, and report.
+
+    python -m bench.ring_demo [--records N]
+"""
 from __future__ import annotations
 
+import argparse
 import os
+import sys
 import time
 
 import numpy as np
 
-from engine.ring.exercise import run_pair, warm
+import bench  # noqa: F401  (puts tests/support on the path)
+from ring_exercise import run_pair, warm
 
 
 def main(records: int) -> int:
@@ -29,3 +35,9 @@ def main(records: int) -> int:
                   f"{np.percentile(lat, 99) / 1e3:8.2f} {time.monotonic() - t:6.2f}"
                   f"{'' if good else '  FAILED'}")
     return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    p = argparse.ArgumentParser(prog="python -m bench.ring_demo")
+    p.add_argument("--records", type=int, default=1_000_000)
+    sys.exit(main(p.parse_args().records))

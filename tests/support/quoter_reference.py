@@ -1,6 +1,7 @@
-"""Plain-Python reference of the quoting model (model.py), written independently: objects and
-lists instead of numpy records, the same formulas in the same float operation order. Tests
-check that both produce identical intents; the benchmark times the compiled model against it.
+"""Plain-Python reference of the quoter (engine/quoter/model.py) and of its strategies
+(engine/strategies/*/model.py), written independently: objects and lists instead of numpy
+records, the same formulas in the same float operation order. Tests check that both produce
+identical intents; the benchmark times the compiled model against it.
 
 Intents are tuples in INTENT_FIELDS order (ORDER_DTYPE minus seq and ts_published).
 """
@@ -27,13 +28,13 @@ NONE, PENDING, LIVE, CANCELING, UNKNOWN = 0, 1, 2, 3, 4
 class Quote:
     """One slot: the current order, and the order a replace is taking the place of."""
     __slots__ = ("order_id", "price", "qty", "state", "placed", "prev", "retry", "fails",
-                 "want", "want_px")
+                 "want", "want_px", "want_qty")
 
     def __init__(self):
         self.order_id = self.price = self.qty = self.state = self.placed = 0
         self.prev = None          # [order_id, price, qty, state] of the replaced order
         self.retry = self.fails = 0
-        self.want = self.want_px = 0
+        self.want = self.want_px = self.want_qty = 0
 
     def clear(self):
         self.order_id = self.price = self.qty = self.state = self.placed = 0
@@ -87,7 +88,7 @@ class Book:
         def mantissa(value: str, exp: int) -> int:
             return int(Decimal(value).scaleb(-exp).to_integral_value(rounding="ROUND_DOWN"))
 
-        self.tick = inst.tick
+        self.tick, self.lot = inst.tick, inst.lot
         size = mantissa(q.size_for(inst.symbol), inst.qexp)
         self.size = max(size - size % inst.lot, inst.lot)
         self.max_position = mantissa(q.max_position_for(inst.symbol), inst.qexp)
@@ -101,21 +102,12 @@ class Book:
         self.backoff = int(q.retry_backoff_ms * 1e6)
         self.backoff_cap = int(q.retry_backoff_cap_ms * 1e6)
         self.cancel_after = q.cancel_after_failures
-        self.micro = q.fair_value == "micro"
-        # GLFT asymptotic quotes (Gueant, Lehalle, Fernandez-Tapia 2013)
-        g, k, A = q.gamma, q.k, q.A
-        self.c1 = (1.0 / g) * math.log(1.0 + g / k)
-        self.c2 = math.sqrt(g / (2.0 * A * k) * (1.0 + g / k) ** (1.0 + k / g))
-        self.half_floor = 0.5 * q.floor_spread_ticks
-        self.lam = math.log(2.0) / q.vol_half_life_s
         self.band = q.price_band_bps * 1e-4
         # state
         self.bid_px = self.bid_qty = self.ask_px = self.ask_qty = 0
         self.book_ok = False
-        self.fair = self.mid = 0.0
-        self.has_mid = False
-        self.energy = 0.0
-        self.last_mid_ns = self.last_md_ns = 0
+        self.mid = 0.0
+        self.last_md_ns = 0
         self.stale = self.feed_stale = self.dirty = False
         self.inventory = self.pos_base = self.cash = 0
         self.mark = 0                 # last good mid
@@ -123,6 +115,7 @@ class Book:
         self.has_target = False
         self.trigger = (0, 0, 0, 0)   # update id, arrival, md published, read
         self.quotes = [[Quote() for _ in range(q.levels)] for _ in range(2)]
+        self.strategy = STRATEGIES[q.strategy](getattr(q, q.strategy))
 
 
 class ReferenceQuoter:
@@ -130,7 +123,7 @@ class ReferenceQuoter:
 
     def __init__(self, q: QuoterConfig, instruments: tuple[Instrument, ...], first_id: int,
                  max_drawdown: int = 0, wall_offset: int = 0):
-        from engine.quoter.layout import (RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS,
+        from engine.quoter.arrays import (RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS,
                                           RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS)
         exp_min = min(i.pexp + i.qexp for i in instruments)
         self.books = [Book(q, i, exp_min) for i in instruments]
@@ -170,21 +163,8 @@ class ReferenceQuoter:
         if not b.book_ok:
             return
         b.mark = (bid_px + ask_px) // 2
-        bid_t = bid_px / b.tick
-        ask_t = ask_px / b.tick
-        mid = (bid_t + ask_t) * 0.5
-        if b.micro:
-            bq, aq = float(bid_qty), float(ask_qty)
-            b.fair = (bid_t * aq + ask_t * bq) / (bq + aq)
-        else:
-            b.fair = mid
-        if b.has_mid:
-            dt = (now - b.last_mid_ns) * 1e-9
-            change = mid - b.mid
-            b.energy = b.energy * math.exp(-b.lam * dt) + change * change
-        b.mid = mid
-        b.last_mid_ns = now
-        b.has_mid = True
+        b.mid = (bid_px / b.tick + ask_px / b.tick) * 0.5
+        b.strategy.on_book(b, now)
 
     def on_fill(self, i, kind, order_id, side, price, qty, leaves_qty, code=0, now=0) -> None:
         if kind == FILL_RESUME:
@@ -213,6 +193,7 @@ class ReferenceQuoter:
             signed = qty if side == SIDE_BUY else -qty
             b.inventory += signed
             b.cash -= signed * price
+        b.strategy.on_fill(b, kind, side, price, qty, now)
         if not order_id:
             return
         slot = cur = None
@@ -278,6 +259,8 @@ class ReferenceQuoter:
     def check_timers(self, now) -> None:
         for b in self.books:
             if not b.stale and b.last_md_ns > 0 and now - b.last_md_ns > b.stale_after:
+                b.dirty = True
+            if b.strategy.on_timer(b, now):
                 b.dirty = True
             for ladder in b.quotes:
                 for x in ladder:
@@ -354,13 +337,25 @@ class ReferenceQuoter:
         if not b.book_ok:
             self._cancel_open(out, b, i, now)
             return
-        sigma = math.sqrt(b.energy * b.lam)
-        half = max(b.c1 + 0.5 * b.c2 * sigma, b.half_floor)
-        skew = b.c2 * sigma
-        reservation = b.fair - skew * ((b.inventory - b.target) / b.size)
-        bid_t = min(math.floor(reservation - half), math.ceil(b.ask_px / b.tick) - 1
-                    if b.ask_px % b.tick else b.ask_px // b.tick - 1)
-        ask_t = max(math.ceil(reservation + half), b.bid_px // b.tick + 1)
+        wish = b.strategy.quote(b)            # wish[side][level] = (price in ticks, qty)
+        # the core's rules: bids down / asks up to the tick, sizes down to the lot, then each
+        # side's ladder moved as a whole so its best level stays off the other side
+        best_ask_t = math.ceil(b.ask_px / b.tick) if b.ask_px % b.tick else b.ask_px // b.tick
+        limit = (best_ask_t - 1, b.bid_px // b.tick + 1)
+        ticks: list[list] = [[None] * b.levels, [None] * b.levels]
+        for side in (0, 1):
+            row = ticks[side]
+            for level, (px, qty) in enumerate(wish[side]):
+                size = qty - qty % b.lot if qty > 0 else 0
+                if size > 0 and -1e15 < px < 1e15:
+                    row[level] = (math.floor(px) if side == 0 else math.ceil(px), size)
+            wanted = [r[0] for r in row if r is not None]
+            move = 0
+            if wanted and side == 0 and max(wanted) > limit[0]:
+                move = limit[0] - max(wanted)
+            elif wanted and side == 1 and min(wanted) < limit[1]:
+                move = limit[1] - min(wanted)
+            ticks[side] = [None if r is None else (r[0] + move, r[1]) for r in row]
         band = b.mid * b.band
         for side in (0, 1):
             sign = 1 if side == 0 else -1
@@ -369,21 +364,24 @@ class ReferenceQuoter:
                        for x in b.quotes[side])
             exposure = b.inventory - b.target + sign * held
             for level, x in enumerate(b.quotes[side]):
-                px_t = bid_t - level * b.spacing if side == 0 else ask_t + level * b.spacing
-                x.want, x.want_px = 1, px_t * b.tick
-                if px_t <= 0 or px_t < b.mid - band or px_t > b.mid + band:
-                    x.want = 0
-                    self._count("risk_band")
+                if ticks[side][level] is None:
+                    x.want, x.want_px, x.want_qty = 0, 0, 0
                 else:
-                    new_pos = exposure + sign * b.size
-                    if sign * new_pos > b.max_position:
+                    px_t, x.want_qty = ticks[side][level]
+                    x.want, x.want_px = 1, px_t * b.tick
+                    if px_t <= 0 or px_t < b.mid - band or px_t > b.mid + band:
                         x.want = 0
-                        self._count("risk_position")
-                    elif sign * new_pos > 0 and sign * new_pos * x.want_px > b.max_notional:
-                        x.want = 0
-                        self._count("risk_notional")
+                        self._count("risk_band")
                     else:
-                        exposure = new_pos
+                        new_pos = exposure + sign * x.want_qty
+                        if sign * new_pos > b.max_position:
+                            x.want = 0
+                            self._count("risk_position")
+                        elif sign * new_pos > 0 and sign * new_pos * x.want_px > b.max_notional:
+                            x.want = 0
+                            self._count("risk_notional")
+                        else:
+                            exposure = new_pos
                 if not x.want and x.state in (PENDING, LIVE):
                     exposure += sign * x.qty
         for side in (0, 1):
@@ -417,8 +415,9 @@ class ReferenceQuoter:
                 if action == ACTION_REPLACE:
                     orig = x.order_id
                     x.prev = [x.order_id, x.price, x.qty, CANCELING]
-                self._intent(out, b, action, i, side, level, order_id, orig, x.want_px, b.size)
-                x.order_id, x.price, x.qty = order_id, x.want_px, b.size
+                self._intent(out, b, action, i, side, level, order_id, orig, x.want_px,
+                             x.want_qty)
+                x.order_id, x.price, x.qty = order_id, x.want_px, x.want_qty
                 x.state, x.placed = PENDING, now
 
     def _mark_pnl(self) -> None:
@@ -429,3 +428,76 @@ class ReferenceQuoter:
         self.pnl = total
         if self.max_drawdown > 0 and self.peak - total >= self.max_drawdown:
             self.drawdown_hit = True
+
+
+# ------------------------------------------------------------------ the strategies
+class Glft:
+    """engine/strategies/glft/model.py: GLFT quotes around the mid or micro-price, with an EWMA
+    volatility of the mid (Gueant, Lehalle, Fernandez-Tapia 2013, asymptotic quotes)."""
+
+    def __init__(self, cfg):
+        g, k, A = cfg.gamma, cfg.k, cfg.A
+        self.c1 = (1.0 / g) * math.log(1.0 + g / k)
+        self.c2 = math.sqrt(g / (2.0 * A * k) * (1.0 + g / k) ** (1.0 + k / g))
+        self.half_floor = 0.5 * cfg.floor_spread_ticks
+        self.lam = math.log(2.0) / cfg.vol_half_life_s
+        self.micro = cfg.fair_value == "micro"
+        self.fair = self.mid = self.energy = 0.0
+        self.has_mid = False
+        self.last_ns = 0
+
+    def on_book(self, b: Book, now: int) -> None:
+        self.fair = _micro(b) if self.micro else b.mid
+        if self.has_mid:
+            dt = (now - self.last_ns) * 1e-9
+            change = b.mid - self.mid
+            self.energy = self.energy * math.exp(-self.lam * dt) + change * change
+        self.mid, self.last_ns, self.has_mid = b.mid, now, True
+
+    def on_fill(self, b, kind, side, price, qty, now) -> None:
+        pass
+
+    def on_timer(self, b, now) -> bool:
+        return False
+
+    def quote(self, b: Book) -> list[list[tuple[float, int]]]:
+        sigma = math.sqrt(self.energy * self.lam)
+        half = max(self.c1 + 0.5 * self.c2 * sigma, self.half_floor)
+        reservation = self.fair - self.c2 * sigma * ((b.inventory - b.target) / b.size)
+        bid, ask = reservation - half, reservation + half
+        return [[(bid - n * b.spacing, b.size) for n in range(b.levels)],
+                [(ask + n * b.spacing, b.size) for n in range(b.levels)]]
+
+
+class FixedSpread:
+    """engine/strategies/fixed_spread/model.py: a fixed distance either side of the fair value,
+    both quotes shifted against the inventory (capped)."""
+
+    def __init__(self, cfg):
+        self.half, self.skew, self.cap = cfg.half_spread_ticks, cfg.skew_ticks, cfg.max_skew_ticks
+        self.micro = cfg.fair_value == "micro"
+        self.fair = 0.0
+
+    def on_book(self, b: Book, now: int) -> None:
+        self.fair = _micro(b) if self.micro else b.mid
+
+    def on_fill(self, b, kind, side, price, qty, now) -> None:
+        pass
+
+    def on_timer(self, b, now) -> bool:
+        return False
+
+    def quote(self, b: Book) -> list[list[tuple[float, int]]]:
+        skew = min(max(self.skew * ((b.inventory - b.target) / b.size), -self.cap), self.cap)
+        centre = self.fair - skew
+        return [[(centre - self.half - n * b.spacing, b.size) for n in range(b.levels)],
+                [(centre + self.half + n * b.spacing, b.size) for n in range(b.levels)]]
+
+
+def _micro(b: Book) -> float:
+    bid_t, ask_t = b.bid_px / b.tick, b.ask_px / b.tick
+    bq, aq = float(b.bid_qty), float(b.ask_qty)
+    return (bid_t * aq + ask_t * bq) / (bq + aq)
+
+
+STRATEGIES = {"glft": Glft, "fixed_spread": FixedSpread}

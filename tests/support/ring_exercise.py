@@ -16,7 +16,7 @@ from numba import njit
 from engine import _native as C
 from engine.native import nb_load_acquire, nb_now_ns
 from engine.proc import pin
-from engine.ring import layout as L
+from engine.ring import header as L
 from engine.ring.idle import NB_PARK, STRATEGIES, make_idle, nb_idle
 from engine.ring.nb import (ring_available, ring_claim, ring_commit, ring_read_index,
                             ring_release)

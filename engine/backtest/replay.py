@@ -1,0 +1,315 @@
+"""The backtest's event loop (compiled, hot path) and the set-up that drives it.
+
+Time is the capture's. Four kinds of event, taken in time order (at equal times in this order):
+  market   a captured record at its arrival time: the venue matches it against our resting
+           orders (venue.on_book / on_trade), then the quoter reads it (model.on_md)
+  intent   an order intent reaches the venue order_latency after the quoter decided it
+  answer   a venue record (ACK, TRADE, CANCELED, REJECT) reaches the quoter
+           response_latency after the venue made it (model.on_fill)
+  timer    the quoter's timer, when one of its deadlines is due (stale data, quote age, the end
+           of a back-off, a rate-limited retry; every TIMER_NS when the strategy keeps a clock)
+Each batch of the quoter runs what the live loop (engine/quoter/loop.py) runs: every market
+record of that instant, then every answer due, then the timer when due, then one requote pass
+(model.requote_dirty) and the kill switch when the drawdown limit fired. The quoter's `now` is
+the event time: it reads market data the moment it arrives (the feed's decode and the ring are
+part of order_latency).
+
+`run_chunk` returns to Python every chunk of market records (a progress bar, and the fill log
+and samples emptied into Python lists) and when its buffers fill up.
+"""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+from numba import njit
+
+from engine.backtest import venue
+from engine.backtest.venue import (
+    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_RESP_HEAD,
+    V_RESP_LAT, V_RESP_TAIL, V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
+)
+from engine.control import KILL_DRAWDOWN
+from engine.quoter import model
+from engine.quoter.arrays import (
+    G_DRAWDOWN_HIT, G_KILLED, G_WALL_OFFSET, Q_LIVE, RATE_BUCKET_10S_NS,
+)
+from engine.quoter.process import TIMER_NS
+from engine.quoter.state import QuoterState
+from engine.records import (
+    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
+)
+from engine.strategies import model as strategy_model
+
+BIG = np.int64(1) << np.int64(62)
+
+# replay words (rw)
+R_K = 0             # next market record
+R_INT_HEAD = 1      # intents in flight: next to reach the venue ...
+R_INT_TAIL = 2      # ... next free
+R_NEXT_TIMER = 3    # the quoter's timer may run again from here (the live loop's next_timer)
+R_NEXT_SAMPLE = 4
+R_SAMPLE_NS = 5
+R_NSAMPLE = 6       # samples written (the caller empties them)
+R_ORDER_LAT = 7
+R_USES_TIMER = 8
+R_KILL_NS = 9       # when the drawdown limit pulled the kill switch (0: never)
+R_BATCHES = 10      # quoter batches
+R_PNL = 11          # marked PnL at the venue's mid, common unit
+R_PEAK = 12
+R_MAX_DD = 13
+R_LAST_T = 14
+R_NINTENT = 15      # intent log entries written (the caller empties the log)
+R_WORDS = 16
+
+DONE, CHUNK, FLUSH, OVERFLOW = 0, 1, 2, 3
+INTENT_FIFO = 1 << 14
+INTENT_LOG = 1 << 14
+ANSWER_FIFO = 1 << 16
+FILL_LOG = 1 << 16
+SAMPLES = 1 << 14
+ORDER_TABLE = 4096
+
+_jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+
+
+@_jit
+def _deadline(inst, quotes, par, rw):
+    """When the quoter's timer has something to do next (BIG: nothing), never before the live
+    loop would run it again (R_NEXT_TIMER). An instrument still dirty after its pass was
+    refused by the rate windows: they free an order only when a bucket ends, so the next
+    attempt that can succeed is at the next 100 ms boundary (the live loop also tries, and is
+    refused, every millisecond in between: only the rate_limited counter sees those)."""
+    nxt = rw[R_NEXT_TIMER]
+    if rw[R_USES_TIMER] != 0:
+        return nxt
+    due = BIG
+    for i in range(inst.shape[0]):
+        s = inst[i]
+        p = par[i]
+        if s.dirty != 0:
+            due = min(due, (rw[R_LAST_T] // RATE_BUCKET_10S_NS + 1) * RATE_BUCKET_10S_NS)
+        if s.stale == 0 and s.last_md_ns > 0:
+            due = min(due, s.last_md_ns + p.stale_ns + 1)
+        for side in range(2):
+            for level in range(p.levels):
+                q = quotes[i, side, level]
+                if p.max_age_ns > 0 and q.state == Q_LIVE:
+                    due = min(due, q.placed_ns + p.max_age_ns)
+                if q.retry_ns != 0:
+                    due = min(due, q.retry_ns)
+    return max(due, nxt)
+
+
+@_jit
+def _mark(rw, book, acct, par):
+    """Marked PnL at the venue's mid (common unit), its peak and the deepest drawdown."""
+    total = 0
+    for i in range(acct.shape[0]):
+        total += (acct[i].cash + acct[i].pos * book[i].mark) * par[i].pnl_scale
+    rw[R_PNL] = total
+    if total > rw[R_PEAK]:
+        rw[R_PEAK] = total
+    if rw[R_PEAK] - total > rw[R_MAX_DD]:
+        rw[R_MAX_DD] = rw[R_PEAK] - total
+
+
+@_jit
+def _sample(rw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
+    k = rw[R_NSAMPLE]
+    s_t[k] = t
+    s_pnl[k] = rw[R_PNL]
+    real = 0.0
+    for i in range(acct.shape[0]):
+        real += acct[i].realized * par[i].pnl_scale
+        s_pos[k, i] = acct[i].pos
+        s_mark[k, i] = book[i].mark
+    s_real[k] = real
+    rw[R_NSAMPLE] = k + 1
+
+
+@_jit
+def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out,
+              ints, ints_t, ilog, qlog, book, orders, acct, resp, resp_t, log, s_t, s_pnl,
+              s_real, s_pos, s_mark):
+    """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
+    the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW)."""
+    n_md = md.shape[0]
+    cap_i = ints.shape[0]
+    cap_r = resp.shape[0]
+    while True:
+        if vw[V_OVERFLOW] != 0 or rw[R_INT_TAIL] - rw[R_INT_HEAD] > cap_i - out.shape[0]:
+            return OVERFLOW
+        if (vw[V_NLOG] > log.shape[0] - 64 or rw[R_NSAMPLE] >= s_t.shape[0] - 1
+                or rw[R_NINTENT] > ilog.shape[0] - out.shape[0]
+                or vw[V_NREQ] > qlog.shape[0] - cap_i):
+            return FLUSH
+        k = rw[R_K]
+        t_md = md[k].ts if k < n_md else BIG
+        t_int = ints_t[rw[R_INT_HEAD] % cap_i] if rw[R_INT_HEAD] != rw[R_INT_TAIL] else BIG
+        t_ans = resp_t[vw[V_RESP_HEAD] % cap_r] if vw[V_RESP_HEAD] != vw[V_RESP_TAIL] else BIG
+        t_tim = BIG
+        if k < n_md and g[G_KILLED] == 0:
+            t_tim = _deadline(inst, quotes, par, rw)
+        t = min(min(t_md, t_int), min(t_ans, t_tim))
+        if t == BIG:
+            return DONE
+        if t == t_md and k >= k_end:
+            return CHUNK
+        while rw[R_NEXT_SAMPLE] <= t and rw[R_NSAMPLE] < s_t.shape[0]:
+            _sample(rw, rw[R_NEXT_SAMPLE], book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark)
+            rw[R_NEXT_SAMPLE] += rw[R_SAMPLE_NS]
+        rw[R_LAST_T] = t
+        # -- the venue: market records of this instant, then the intents arriving now
+        k_md = k
+        if t == t_md:
+            while k < n_md and md[k].ts == t:
+                r = md[k]
+                if r.kind & MD_BBO:
+                    venue.on_book(vw, book, orders, r.instrument, r.bid_px, r.bid_qty, r.ask_px,
+                                  r.ask_qty, t, acct, resp, resp_t, log)
+                if r.kind & MD_TRADE:
+                    venue.on_trade(vw, book, orders, r.instrument, r.trade_side == SIDE_BUY,
+                                   r.trade_px, r.trade_qty, t, acct, resp, resp_t, log)
+                k += 1
+            rw[R_K] = k
+            _mark(rw, book, acct, par)
+        while rw[R_INT_HEAD] != rw[R_INT_TAIL] and ints_t[rw[R_INT_HEAD] % cap_i] <= t:
+            venue.on_intent(vw, book, orders, ints[rw[R_INT_HEAD] % cap_i], t, resp, resp_t,
+                            qlog)
+            rw[R_INT_HEAD] += 1
+        # -- the quoter: one batch, as the live loop runs it
+        if t != t_md and t != t_ans and t != t_tim:
+            continue                      # only the venue acted
+        for j in range(k_md, k):
+            r = md[j]
+            model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
+                        r.bid_qty, r.ask_px, r.ask_qty, r.ts, r.ts, t)
+        while vw[V_RESP_HEAD] != vw[V_RESP_TAIL] and resp_t[vw[V_RESP_HEAD] % cap_r] <= t:
+            f = resp[vw[V_RESP_HEAD] % cap_r]
+            model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, f.instrument,
+                          f.kind, f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code,
+                          t)
+            vw[V_RESP_HEAD] += 1
+        if t >= rw[R_NEXT_TIMER]:
+            model.check_timers(inst, quotes, par, sst, spar, t)
+            rw[R_NEXT_TIMER] = t + TIMER_NS
+        n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, t,
+                                out, 0)
+        rw[R_BATCHES] += 1
+        if g[G_DRAWDOWN_HIT] != 0 and g[G_KILLED] == 0:
+            n = model.kill_all(quotes, g, cnt, out, n, KILL_DRAWDOWN, t)
+            rw[R_KILL_NS] = t
+        for j in range(n):
+            slot = rw[R_INT_TAIL] % cap_i
+            ints[slot] = out[j]
+            ints[slot].ts_published = t
+            ints_t[slot] = t + rw[R_ORDER_LAT]
+            rw[R_INT_TAIL] += 1
+            ilog[rw[R_NINTENT]] = ints[slot]
+            rw[R_NINTENT] += 1
+
+
+@dataclass
+class Replay:
+    """Everything a backtest run holds: the quoter's state (the live arrays), the venue's, the
+    queues between them, and what was collected so far."""
+    cfg: object
+    st: QuoterState
+    rw: np.ndarray
+    vw: np.ndarray
+    ints: np.ndarray
+    ints_t: np.ndarray
+    ilog: np.ndarray
+    qlog: np.ndarray
+    book: np.ndarray
+    orders: np.ndarray
+    acct: np.ndarray
+    resp: np.ndarray
+    resp_t: np.ndarray
+    log: np.ndarray
+    samples: tuple
+    fills: list = field(default_factory=list)
+    intents: list = field(default_factory=list)     # ORDER_DTYPE arrays, ts_published = when
+    requests: list = field(default_factory=list)    # what reached the venue, ts_published = when
+    series: list = field(default_factory=list)
+    replay_s: float = 0.0         # wall time inside the compiled loop
+
+    def args(self, md, k_end: int) -> tuple:
+        return (md, k_end, self.rw, self.vw, *self.st.args, self.st.out, self.ints, self.ints_t,
+                self.ilog, self.qlog, self.book, self.orders, self.acct, self.resp, self.resp_t, self.log,
+                *self.samples)
+
+
+def prepare(cfg, md: np.ndarray) -> Replay:
+    """A replay of `md` (market_data.REC_DTYPE) for cfg: the quoter resumed, flat, at the first
+    record's time; order ids from 1."""
+    q, instruments, bt = cfg.quoter, cfg.instruments, cfg.backtest
+    st = QuoterState(q, instruments, first_id=1)
+    st.g[G_WALL_OFFSET] = 0           # rate windows run on the capture's clock
+    n = len(instruments)
+    t0 = int(md["ts"][0]) if len(md) else 0
+    span = int(md["ts"][-1]) - t0 if len(md) else 0
+    rw = np.zeros(R_WORDS, np.int64)
+    rw[R_NEXT_TIMER] = t0
+    rw[R_SAMPLE_NS] = max(span // bt.plot_points, 1_000_000)
+    rw[R_NEXT_SAMPLE] = t0
+    rw[R_ORDER_LAT] = int(bt.order_latency_us * 1000)
+    rw[R_USES_TIMER] = int(strategy_model(q.strategy).USES_TIMER)
+    vw = np.zeros(V_WORDS, np.int64)
+    vw[V_RESP_LAT] = int(bt.response_latency_us * 1000)
+    vw[V_KEEP_NS] = 2 * (vw[V_RESP_LAT] + rw[R_ORDER_LAT]) + 1_000_000_000
+    samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.int64),
+               np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
+               np.zeros((SAMPLES, n), np.int64))
+    r = Replay(cfg, st, rw, vw, np.zeros(INTENT_FIFO, ORDER_DTYPE),
+               np.zeros(INTENT_FIFO, np.int64), np.zeros(INTENT_LOG, ORDER_DTYPE),
+               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), np.zeros(n, VBOOK_DTYPE),
+               np.zeros(ORDER_TABLE, VORDER_DTYPE), np.zeros(n, ACCT_DTYPE),
+               np.zeros(ANSWER_FIFO, FILL_DTYPE),
+               np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)
+    args = st.args[:9]
+    for i in range(n):                # what the sender tells a starting quoter: flat, go
+        model.on_fill(*args, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, t0)
+    model.on_fill(*args, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, t0)
+    return r
+
+
+def run(r: Replay, md: np.ndarray, chunk: int | None = None, progress=None) -> Replay:
+    """Replay every record of `md`; `progress(done, total)` is called between chunks (of
+    about 1/200 of the records: the bar moves, the loop stays compiled code)."""
+    n = len(md)
+    chunk = chunk or max(n // 200, 50_000)
+    k_end = 0
+    while True:
+        k_end = min(k_end + chunk, n) if r.rw[R_K] >= k_end else k_end
+        t0 = time.perf_counter()
+        rc = run_chunk(*r.args(md, k_end))
+        r.replay_s += time.perf_counter() - t0
+        _collect(r)
+        if progress is not None:
+            progress(int(r.rw[R_K]), n)
+        if rc == OVERFLOW:
+            raise RuntimeError(f"backtest: a venue table or queue overflowed (code "
+                               f"{int(r.vw[V_OVERFLOW])}, intents in flight "
+                               f"{int(r.rw[R_INT_TAIL] - r.rw[R_INT_HEAD])}): the strategy "
+                               f"sends more than the backtest holds")
+        if rc == DONE:
+            _sample(r.rw, r.rw[R_LAST_T], r.book, r.acct, r.st.par, *r.samples)
+            _collect(r)
+            return r
+
+
+def _collect(r: Replay) -> None:
+    """Move the fill, intent and request logs and the samples out of the compiled loop's
+    buffers (each with its count word)."""
+    for words, at, buf, out in ((r.vw, V_NLOG, (r.log,), r.fills),
+                                (r.rw, R_NINTENT, (r.ilog,), r.intents),
+                                (r.vw, V_NREQ, (r.qlog,), r.requests),
+                                (r.rw, R_NSAMPLE, r.samples, r.series)):
+        k = int(words[at])
+        if k:
+            parts = tuple(a[:k].copy() for a in buf)
+            out.append(parts if len(parts) > 1 else parts[0])
+            words[at] = 0

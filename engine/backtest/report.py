@@ -1,0 +1,278 @@
+"""What a backtest produced, for people: the summary (terminal and JSON), the fills (CSV) and
+the plots (PNG). Reporting code: nothing here runs inside the replay."""
+from __future__ import annotations
+
+import csv
+import json
+from decimal import Decimal
+from pathlib import Path
+
+import numpy as np
+
+from engine.backtest.replay import R_KILL_NS, R_MAX_DD, R_PNL, Replay
+from engine.backtest.venue import V_REJECTS, V_UNSENT
+from engine.quoter.arrays import COUNTER_NAMES
+from engine.quoter.params import pnl_exponent
+from engine.records import (
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, SIDE_BUY,
+)
+
+ACTION_NAMES = {ACTION_NEW: "NEW", ACTION_REPLACE: "REPLACE", ACTION_CANCEL: "CANCEL",
+                ACTION_CANCEL_ALL: "CANCEL_ALL"}
+RISK_COUNTERS = ("risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls")
+
+
+def _units(value, exp: int) -> float:
+    return float(Decimal(int(round(value))).scaleb(exp))
+
+
+def fills_of(r: Replay) -> np.ndarray:
+    from engine.backtest.venue import FILL_LOG_DTYPE
+    return np.concatenate(r.fills) if r.fills else np.zeros(0, FILL_LOG_DTYPE)
+
+
+def intents_of(r: Replay) -> np.ndarray:
+    """Every intent the quoter made, in order (ORDER_DTYPE; ts_published: when)."""
+    from engine.records import ORDER_DTYPE
+    return np.concatenate(r.intents) if r.intents else np.zeros(0, ORDER_DTYPE)
+
+
+def requests_of(r: Replay) -> np.ndarray:
+    """Every intent that reached the venue, in order (ts_published: when it arrived)."""
+    from engine.records import ORDER_DTYPE
+    return np.concatenate(r.requests) if r.requests else np.zeros(0, ORDER_DTYPE)
+
+
+def series_of(r: Replay) -> dict:
+    """Samples over time: t (ns), pnl (common unit), realized (common unit), pos and mark per
+    instrument."""
+    if not r.series:
+        return {"t": np.zeros(0, np.int64)}
+    parts = list(zip(*r.series))
+    return {"t": np.concatenate(parts[0]), "pnl": np.concatenate(parts[1]),
+            "realized": np.concatenate(parts[2]), "pos": np.concatenate(parts[3]),
+            "mark": np.concatenate(parts[4])}
+
+
+def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
+    """The numbers of a finished replay, in the trader's units (quote currency, base units)."""
+    cfg = r.cfg
+    instruments = cfg.instruments
+    exp = pnl_exponent(instruments)
+    cnt = {n: int(r.st.cnt[i]) for i, n in enumerate(COUNTER_NAMES)}
+    orders = cnt["new"] + cnt["replace"]
+    fills = fills_of(r)
+    span_ns = int(md["ts"][-1] - md["ts"][0]) if len(md) else 0
+    per_inst = {}
+    total_notional = total_spread = total_realized = 0.0
+    for i, inst in enumerate(instruments):
+        a = r.acct[i]
+        pq = inst.pexp + inst.qexp
+        scale = 10 ** (pq - exp)
+        notional = float(a["notional"])
+        total_notional += notional * scale
+        total_spread += float(a["spread"]) * scale
+        total_realized += float(a["realized"]) * scale
+        per_inst[inst.symbol] = {
+            "fills": int(a["fills"]),
+            "bought": _units(a["bought"], inst.qexp), "sold": _units(a["sold"], inst.qexp),
+            "position": _units(a["pos"], inst.qexp),
+            "max_position": _units(a["max_pos"], inst.qexp),
+            "min_position": _units(a["min_pos"], inst.qexp),
+            "volume_quote": round(notional * 10.0 ** pq, 8),
+            "spread_captured_quote": round(float(a["spread"]) * 10.0 ** pq, 8),
+            "spread_captured_bps": (round(float(a["spread"]) / notional * 1e4, 3)
+                                    if notional else None),
+            "realized_pnl_quote": round(float(a["realized"]) * 10.0 ** pq, 8),
+        }
+    marked = float(r.rw[R_PNL]) * 10.0 ** exp
+    realized = total_realized * 10.0 ** exp
+    replay_s = timings.get("replay_s", r.replay_s)
+    kill_ns = int(r.rw[R_KILL_NS])
+    return {
+        "captures": info["files"],
+        "venue": cfg.feed.venue, "streams": list(cfg.feed.streams),
+        "instruments": [i.symbol for i in instruments],
+        "strategy": cfg.quoter.strategy,
+        "strategy_config": _plain(getattr(cfg.quoter, cfg.quoter.strategy)),
+        "order_latency_us": cfg.backtest.order_latency_us,
+        "response_latency_us": cfg.backtest.response_latency_us,
+        "market_records": int(len(md)),
+        "book_updates": int((md["kind"] & 1).astype(bool).sum()) if len(md) else 0,
+        "trades": int((md["kind"] & 2).astype(bool).sum()) if len(md) else 0,
+        "frames_by_kind": info["frames_by_kind"], "duplicates_dropped": info["duplicates"],
+        "market_time_s": round(span_ns / 1e9, 3),
+        "speed": {"replay_s": round(replay_s, 4),
+                  "events_per_s": round(len(md) / replay_s) if replay_s > 0 else None,
+                  "decode_s": round(timings.get("decode_s", 0.0), 3),
+                  "compile_s": round(timings.get("compile_s", 0.0), 3)},
+        "orders": {"new": cnt["new"], "replace": cnt["replace"], "cancel": cnt["cancel"],
+                   "cancel_all": cnt["cancel_all"],
+                   "refused_by_venue": int(r.vw[V_REJECTS]),
+                   # replaces and cancels of orders that had ended: the sender drops them
+                   "not_sent": int(r.vw[V_UNSENT])},
+        # counted per requote pass and quote level, as the live quoter counts them
+        "refused_by_risk": {k: cnt[k] for k in RISK_COUNTERS},
+        "fills": int(len(fills)),
+        "quote_to_fill": round(orders / len(fills), 3) if len(fills) else None,
+        "pnl_quote": {"marked": round(marked, 8), "realized": round(realized, 8),
+                      "unrealized": round(marked - realized, 8)},
+        "max_drawdown_quote": round(float(r.rw[R_MAX_DD]) * 10.0 ** exp, 8),
+        "spread_captured_quote": round(total_spread * 10.0 ** exp, 8),
+        "spread_captured_bps": (round(total_spread / total_notional * 1e4, 3)
+                                if total_notional else None),
+        "per_instrument": per_inst,
+        "no_market_data": [inst.symbol for i, inst in enumerate(instruments)
+                           if not (md["instrument"] == i).any()],
+        "killed": ({"reason": "drawdown", "after_s": round((kill_ns - int(md["ts"][0])) / 1e9, 3)}
+                   if kill_ns else None),
+    }
+
+
+def _plain(struct) -> dict:
+    import msgspec
+    return msgspec.to_builtins(struct)
+
+
+def print_summary(s: dict, out=None) -> None:
+    import sys
+    out = out or sys.stdout
+    sp = s["speed"]
+    w = out.write
+    w(f"backtest: {s['strategy']} on {', '.join(s['instruments'])} ({s['venue']}), "
+      f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades) "
+      f"over {s['market_time_s']} s of market time\n")
+    w(f"  latency: feed-to-order {s['order_latency_us']} us, venue-to-quoter "
+      f"{s['response_latency_us']} us\n")
+    eps = f"{sp['events_per_s']:,} events/s" if sp["events_per_s"] else "-"
+    w(f"  speed: replay {sp['replay_s']} s ({eps}); decode {sp['decode_s']} s; compile/load "
+      f"{sp['compile_s']} s\n")
+    o = s["orders"]
+    w(f"  orders: {o['new']} new, {o['replace']} replaces, {o['cancel']} cancels, "
+      f"{o['cancel_all']} cancel-all; refused by the venue {o['refused_by_venue']}; not sent "
+      f"(their order had ended) {o['not_sent']}\n")
+    w("  refused by risk (per pass and level): " + ", ".join(
+        f"{k} {v}" for k, v in s["refused_by_risk"].items()) + "\n")
+    qtf = s["quote_to_fill"]
+    w(f"  fills: {s['fills']} (quote-to-fill {qtf if qtf is not None else '-'} orders per fill)\n")
+    p = s["pnl_quote"]
+    bps = s["spread_captured_bps"]
+    w(f"  PnL: marked {p['marked']:.4f}, realized {p['realized']:.4f}, unrealized "
+      f"{p['unrealized']:.4f}; max drawdown {s['max_drawdown_quote']:.4f}; spread captured "
+      f"{s['spread_captured_quote']:.4f}{f' ({bps} bps of volume)' if bps is not None else ''}"
+      f" (quote currency)\n")
+    for sym, v in s["per_instrument"].items():
+        w(f"  {sym}: {v['fills']} fills, bought {v['bought']}, sold {v['sold']}, position "
+          f"{v['position']} (range {v['min_position']}..{v['max_position']}), volume "
+          f"{v['volume_quote']:.2f}\n")
+    if s["no_market_data"]:
+        w(f"  no market data in the captures for {', '.join(s['no_market_data'])}\n")
+    if s["killed"]:
+        w(f"  KILLED by the drawdown limit after {s['killed']['after_s']} s\n")
+
+
+def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True) -> dict:
+    """backtest.json, fills.csv and (with matplotlib) backtest.png under out_dir; returns the
+    paths written (also recorded in the JSON)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"json": str(out_dir / "backtest.json"), "fills_csv": str(out_dir / "fills.csv"),
+             "orders_csv": str(out_dir / "orders.csv")}
+    fills = fills_of(r)
+    t0 = int(md["ts"][0]) if len(md) else 0
+    with open(paths["fills_csv"], "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["t_s", "symbol", "side", "price", "qty", "mid_before", "leaves",
+                     "order_id"])
+        for e in fills:
+            inst = r.cfg.instruments[int(e["instrument"])]
+            wr.writerow([f"{(int(e['ts']) - t0) / 1e9:.6f}", inst.symbol,
+                         "BUY" if e["side"] == SIDE_BUY else "SELL",
+                         _units(e["price"], inst.pexp), _units(e["qty"], inst.qexp),
+                         _units(e["mid_before"], inst.pexp), _units(e["leaves"], inst.qexp),
+                         int(e["order_id"])])
+    with open(paths["orders_csv"], "w", newline="") as f:
+        wr = csv.writer(f)
+        wr.writerow(["t_s", "action", "symbol", "side", "level", "price", "qty", "order_id",
+                     "orig_order_id", "update_id"])
+        for it in intents_of(r):
+            i = int(it["instrument"])
+            inst = r.cfg.instruments[i] if i < len(r.cfg.instruments) else None
+            wr.writerow([f"{(int(it['ts_published']) - t0) / 1e9:.6f}",
+                         ACTION_NAMES.get(int(it["action"]), it["action"]),
+                         inst.symbol if inst else "*",
+                         "BUY" if it["side"] == SIDE_BUY else "SELL" if it["side"] else "",
+                         int(it["level"]), _units(it["price"], inst.pexp) if inst else "",
+                         _units(it["qty"], inst.qexp) if inst else "", int(it["order_id"]),
+                         int(it["orig_order_id"]), int(it["update_id"])])
+    if plots:
+        png = _plot(out_dir / "backtest.png", s, r, md)
+        if png:
+            paths["png"] = png
+        else:
+            s["plots"] = "skipped: matplotlib is not installed (pip install 'mm-engine[backtest]')"
+    s["files"] = paths
+    Path(paths["json"]).write_text(json.dumps(s, indent=1))
+    return paths
+
+
+def _plot(path: Path, s: dict, r: Replay, md: np.ndarray) -> str | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return None
+    cfg = r.cfg
+    ser = series_of(r)
+    if len(ser["t"]) == 0:
+        return None
+    exp = pnl_exponent(cfg.instruments)
+    t0 = int(md["ts"][0])
+    x = (ser["t"] - t0) / 1e9
+    fills = fills_of(r)
+    shown = [i for i in range(len(cfg.instruments)) if (ser["mark"][:, i] > 0).any()][:3]
+    rows = len(shown) + 3
+    fig, axes = plt.subplots(rows, 1, figsize=(11, 2.4 * rows), sharex=True)
+    for ax, i in zip(axes, shown):
+        inst = cfg.instruments[i]
+        scale = 10.0 ** inst.pexp
+        has = ser["mark"][:, i] > 0
+        ax.plot(x[has], ser["mark"][has, i] * scale, lw=0.8, color="0.4", label="mid")
+        mine = fills[fills["instrument"] == i]
+        for side, colour, marker, name in ((SIDE_BUY, "tab:green", "^", "our buys"),
+                                           (0, "tab:red", "v", "our sells")):
+            sel = mine[(mine["side"] == SIDE_BUY) == (side == SIDE_BUY)]
+            if len(sel):
+                ax.scatter((sel["ts"] - t0) / 1e9, sel["price"] * scale, s=14, c=colour,
+                           marker=marker, label=f"{name} ({len(sel)})", zorder=3)
+        ax.set_ylabel(f"{inst.symbol}\nprice")
+        ax.legend(fontsize=7, loc="upper left")
+        ax.grid(alpha=0.3)
+    ax = axes[len(shown)]
+    for i, inst in enumerate(cfg.instruments):
+        ax.step(x, ser["pos"][:, i] * 10.0 ** inst.qexp, where="post", lw=0.9,
+                label=f"{inst.symbol} ({inst.base})")
+    ax.set_ylabel("inventory\n(base units)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax = axes[len(shown) + 1]
+    pnl = ser["pnl"] * 10.0 ** exp
+    ax.plot(x, pnl, lw=0.9, label="marked (cash + inventory at mid)")
+    ax.plot(x, ser["realized"] * 10.0 ** exp, lw=0.9, label="realized (average cost)")
+    ax.set_ylabel("PnL (quote)")
+    ax.legend(fontsize=7, loc="upper left")
+    ax.grid(alpha=0.3)
+    ax = axes[len(shown) + 2]
+    dd = np.maximum.accumulate(np.maximum(pnl, 0.0)) - pnl
+    ax.fill_between(x, -dd, 0, color="tab:red", alpha=0.4, step="post")
+    ax.set_ylabel("drawdown\n(quote)")
+    ax.set_xlabel("market time (s)")
+    ax.grid(alpha=0.3)
+    fig.suptitle(f"backtest: {s['strategy']}, {s['fills']} fills, marked PnL "
+                 f"{s['pnl_quote']['marked']:.4f}, max drawdown {s['max_drawdown_quote']:.4f}",
+                 fontsize=10)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return str(path)

@@ -1,0 +1,348 @@
+"""The venue of the backtest: the simulator's matching rules (engine/sim/exchange.py, replay
+mode) compiled, and the fill records the sender would emit for what the venue does
+(engine/sender/binance_gateway.py with cancelReplaceMode STOP_ON_FAILURE). Hot path.
+
+Matching, as in the simulator:
+- A post-only order that would cross the venue's book is refused (-2010). Otherwise it rests;
+  its queue position is the displayed size at the touch of its side when it joined, or 0 when
+  it improves on the touch. (A book-ticker capture shows nothing behind the touch: an order
+  behind it queues behind what the touch shows, as the simulator assumes in replay.)
+- A trade print at the order's price consumes the queue ahead first, what is left fills the
+  order; each order sees the whole print. A print through the order's price fills it fully.
+- A book that moves through a resting order (best ask <= our bid, best bid >= our ask) fills
+  it fully at its own price.
+- Orders are matched in the order they were placed. No fees; no balance limits.
+What the sender emits for it, in the order the venue reports:
+  NEW       -> ACK, or REJECT(-2010) when it would cross
+  REPLACE   -> CANCELED(old), then ACK(new) or REJECT(new, -2010)
+  CANCEL    -> CANCELED
+  CANCEL_ALL -> CANCELED for every resting order
+  fills     -> TRADE(last price, qty, leaves)
+A REPLACE or CANCEL of an order that is no longer at the venue (filled, canceled or refused
+before the intent arrived): when the sender had heard of its end as the intent reached it
+(the end plus the response latency, the venue-to-us delay, is not after the quoter's decision:
+quoter and sender share a box) it does not send it: a REPLACE is refused by the
+sender itself (REJECT with LOCAL_UNKNOWN_ORDER: the quoter gives its rate charge back), a
+CANCEL just ends. Otherwise the venue gets it and refuses: a REPLACE with -2022 (its cancel
+leg found nothing; STOP_ON_FAILURE places nothing), a CANCEL with -2011 (the sender then
+waits for the report of the end, already on its way).
+Each record reaches the quoter `response latency` after the venue made it. Every request that
+does reach the venue is logged (qlog), as the simulator logs the requests it receives.
+
+Money is counted here too, from the venue's side (acct): position, cash, average-cost
+realised PnL, spread captured against the mid before the event that filled us.
+"""
+from __future__ import annotations
+
+import numpy as np
+from numba import njit
+
+from engine.records import (
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
+    FILL_CANCELED, FILL_REJECT, FILL_TRADE, SIDE_BUY,
+)
+from engine.sender.fills import LOCAL_UNKNOWN_ORDER
+
+WOULD_CROSS = -2010             # LIMIT_MAKER that would take: refused
+REPLACE_FAILED = -2022          # cancelReplace whose cancel leg found no order (nothing done)
+
+VBOOK_DTYPE = np.dtype([
+    ("bid", "i8"), ("bid_qty", "i8"), ("ask", "i8"), ("ask_qty", "i8"),
+    ("mark", "i8"),             # (bid + ask) // 2 of the last book with both sides
+], align=True)
+
+VORDER_DTYPE = np.dtype([
+    ("active", "i8"),           # 1: resting; 0: ended (kept a while: see _compact)
+    ("order_id", "i8"), ("instrument", "i8"), ("side", "i8"),
+    ("price", "i8"), ("qty", "i8"), ("filled", "i8"),
+    ("queue", "i8"),            # displayed quantity still ahead of it at its price
+    ("ended_ns", "i8"),         # when it filled or was canceled
+], align=True)
+
+ACCT_DTYPE = np.dtype([
+    ("pos", "i8"), ("cash", "i8"),        # qty units; px*qty units
+    ("avg_px", "f8"),           # average cost of the open position, price units
+    ("realized", "f8"),         # px*qty units
+    ("spread", "f8"),           # sum of (mid before - price) * qty for buys (sells: reversed)
+    ("fills", "i8"), ("bought", "i8"), ("sold", "i8"),
+    ("notional", "f8"),         # sum of price * qty, px*qty units
+    ("max_pos", "i8"), ("min_pos", "i8"),
+], align=True)
+
+FILL_LOG_DTYPE = np.dtype([
+    ("ts", "i8"), ("order_id", "i8"), ("price", "i8"), ("qty", "i8"),
+    ("mid_before", "i8"),       # the venue's mid before the event that filled us
+    ("leaves", "i8"), ("instrument", "i4"), ("side", "i4"),
+], align=True)
+
+# venue words (vw)
+V_USED = 0          # order table high-water mark (placement order below it)
+V_ACTIVE = 1        # resting orders
+V_RESP_HEAD = 2     # response FIFO: next to deliver ...
+V_RESP_TAIL = 3     # ... next free
+V_NLOG = 4          # fill log entries written (the caller empties the log)
+V_REJECTS = 5       # orders the venue refused (would cross)
+V_OVERFLOW = 6      # a table or FIFO was full: the run is wrong, the caller stops
+V_RESP_LAT = 7      # response latency, ns
+V_NREQ = 8          # request log entries written (the caller empties the log)
+V_UNSENT = 9        # replaces the sender refused (the order had ended) and cancels it dropped
+V_KEEP_NS = 10      # ended orders stay findable this long (longer than any latency)
+V_WORDS = 11
+
+_jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
+
+
+@_jit
+def _respond(vw, resp, resp_t, t, kind, order_id, i, side, price, qty, cum, leaves, code):
+    """Queue the fill record the sender would write; it reaches the quoter after the response
+    latency (constant: the FIFO stays in time order)."""
+    tail = vw[V_RESP_TAIL]
+    if tail - vw[V_RESP_HEAD] >= resp.shape[0]:
+        vw[V_OVERFLOW] = 1
+        return
+    k = tail % resp.shape[0]
+    r = resp[k]
+    r.seq = 0
+    r.order_id = order_id
+    r.instrument = i
+    r.kind = kind
+    r.side = side
+    r.price = price
+    r.qty = qty
+    r.cum_qty = cum
+    r.leaves_qty = leaves
+    r.error_code = code
+    r.ts_venue = t
+    r.ts_received = t
+    resp_t[k] = t + vw[V_RESP_LAT]
+    vw[V_RESP_TAIL] = tail + 1
+
+
+@_jit
+def _account(a, side, price, qty):
+    """Position, cash and average-cost realised PnL after one fill."""
+    signed = qty if side == SIDE_BUY else -qty
+    pos = a.pos
+    new = pos + signed
+    if pos == 0 or (pos > 0) == (signed > 0):
+        a.avg_px = (a.avg_px * abs(pos) + price * qty) / abs(new)
+    else:
+        closed = min(qty, abs(pos))
+        a.realized += (price - a.avg_px) * closed * (1.0 if pos > 0 else -1.0)
+        if qty > closed:
+            a.avg_px = float(price)           # flipped: the rest opens at this price
+        elif new == 0:
+            a.avg_px = 0.0
+    a.pos = new
+    a.cash -= signed * price
+    if new > a.max_pos:
+        a.max_pos = new
+    if new < a.min_pos:
+        a.min_pos = new
+    a.fills += 1
+    a.notional += float(price) * qty
+    if side == SIDE_BUY:
+        a.bought += qty
+    else:
+        a.sold += qty
+
+
+@_jit
+def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
+    o = orders[j]
+    o.filled += qty
+    leaves = o.qty - o.filled
+    a = acct[o.instrument]
+    _account(a, o.side, price, qty)
+    edge = (mid_before - price) if o.side == SIDE_BUY else (price - mid_before)
+    a.spread += float(edge) * qty
+    n = vw[V_NLOG]
+    if n < log.shape[0]:
+        e = log[n]
+        e.ts = t
+        e.order_id = o.order_id
+        e.price = price
+        e.qty = qty
+        e.mid_before = mid_before
+        e.leaves = leaves
+        e.instrument = o.instrument
+        e.side = o.side
+        vw[V_NLOG] = n + 1
+    else:
+        vw[V_OVERFLOW] = 2
+    _respond(vw, resp, resp_t, t, FILL_TRADE, o.order_id, o.instrument, o.side, price, qty,
+             o.filled, leaves, 0)
+    if leaves <= 0:
+        o.active = 0
+        o.ended_ns = t
+        vw[V_ACTIVE] -= 1
+
+
+@_jit
+def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp_t, log):
+    """A book update of instrument i: orders it moved through fill at their own price."""
+    b = book[i]
+    mid_before = b.mark
+    b.bid = bid
+    b.bid_qty = bid_qty
+    b.ask = ask
+    b.ask_qty = ask_qty
+    if bid > 0 and ask > 0:
+        b.mark = (bid + ask) // 2
+    if mid_before == 0:
+        mid_before = b.mark
+    for j in range(vw[V_USED]):
+        o = orders[j]
+        if o.active == 0 or o.instrument != i:
+            continue
+        if (ask > 0 and ask <= o.price) if o.side == SIDE_BUY else (bid > 0 and bid >= o.price):
+            _fill(vw, orders, j, o.qty - o.filled, o.price, mid_before, t, acct, resp, resp_t,
+                  log)
+
+
+@_jit
+def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t, log):
+    """A market trade print: it hits our orders on the other side at or through its price."""
+    mid = book[i].mark
+    for j in range(vw[V_USED]):
+        o = orders[j]
+        if o.active == 0 or o.instrument != i or (o.side == SIDE_BUY) == taker_buys:
+            continue
+        left = o.qty - o.filled
+        through = price < o.price if o.side == SIDE_BUY else price > o.price
+        if through:
+            take = left
+        elif price == o.price:
+            eaten = min(o.queue, qty)
+            o.queue -= eaten
+            take = min(left, qty - eaten)
+        else:
+            continue
+        if take > 0:
+            _fill(vw, orders, j, take, o.price, mid, t, acct, resp, resp_t, log)
+
+
+@_jit
+def _find(vw, orders, order_id):
+    """The row of `order_id`, resting or recently ended; -1 when none."""
+    for j in range(vw[V_USED]):
+        if orders[j].order_id == order_id:
+            return j
+    return -1
+
+
+@_jit
+def _compact(vw, orders, t):
+    """Drop orders that ended more than V_KEEP_NS ago, keeping placement order."""
+    k = 0
+    for j in range(vw[V_USED]):
+        o = orders[j]
+        if o.active != 0 or t - o.ended_ns < vw[V_KEEP_NS]:
+            if k != j:
+                orders[k] = orders[j]
+            k += 1
+    vw[V_USED] = k
+
+
+@_jit
+def _add(vw, orders, it, t, active, queue):
+    """A row for the order `it` names: resting (active) or refused at once (kept, ended at t,
+    so a cancel sent for it before its refusal came back is recognised)."""
+    if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_ACTIVE] + 64:
+        _compact(vw, orders, t)
+    if vw[V_USED] >= orders.shape[0]:
+        vw[V_OVERFLOW] = 3
+        return
+    o = orders[vw[V_USED]]
+    o.active = active
+    o.order_id = it.order_id
+    o.instrument = it.instrument
+    o.side = it.side
+    o.price = it.price
+    o.qty = it.qty
+    o.filled = 0
+    o.queue = queue
+    o.ended_ns = 0 if active else t
+    vw[V_USED] += 1
+    vw[V_ACTIVE] += active
+
+
+@_jit
+def _place(vw, book, orders, it, t, resp, resp_t):
+    """A post-only order arrives: refused if it would cross, else it rests and is acked."""
+    b = book[it.instrument]
+    if it.side == SIDE_BUY:
+        crosses = b.ask > 0 and it.price >= b.ask
+        queue = 0 if it.price > b.bid else b.bid_qty
+    else:
+        crosses = b.bid > 0 and it.price <= b.bid
+        queue = 0 if it.price < b.ask else b.ask_qty
+    if crosses:
+        vw[V_REJECTS] += 1
+        _add(vw, orders, it, t, 0, 0)
+        _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument, it.side,
+                 it.price, it.qty, 0, 0, WOULD_CROSS)
+        return
+    _add(vw, orders, it, t, 1, queue)
+    _respond(vw, resp, resp_t, t, FILL_ACK, it.order_id, it.instrument, it.side, it.price,
+             it.qty, 0, it.qty, 0)
+
+
+@_jit
+def _cancel(vw, orders, j, t, resp, resp_t):
+    o = orders[j]
+    o.active = 0
+    o.ended_ns = t
+    vw[V_ACTIVE] -= 1
+    _respond(vw, resp, resp_t, t, FILL_CANCELED, o.order_id, o.instrument, o.side, o.price, 0,
+             o.filled, 0, 0)
+
+
+@_jit
+def _request(vw, qlog, it, t):
+    n = vw[V_NREQ]
+    if n >= qlog.shape[0]:
+        vw[V_OVERFLOW] = 4
+        return
+    qlog[n] = it
+    qlog[n].ts_published = t
+    vw[V_NREQ] = n + 1
+
+
+@_jit
+def on_intent(vw, book, orders, it, t, resp, resp_t, qlog):
+    """An intent reaches the sender and, unless it names an order that has ended, the venue
+    at t (the feed-to-order latency after the quoter decided it)."""
+    action = it.action
+    if action == ACTION_REPLACE or action == ACTION_CANCEL:
+        j = _find(vw, orders, it.orig_order_id)
+        if j < 0 or orders[j].active == 0:     # it ended (filled, canceled, refused)
+            # ... and the sender knew when the intent reached it (the quoter decided it: the
+            # two share a box, the sender hears from the venue when the quoter does)
+            if j < 0 or orders[j].ended_ns + vw[V_RESP_LAT] <= it.ts_published:
+                vw[V_UNSENT] += 1
+                if action == ACTION_REPLACE:
+                    _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument,
+                             it.side, it.price, it.qty, 0, 0, LOCAL_UNKNOWN_ORDER)
+                return
+            _request(vw, qlog, it, t)      # and the venue refuses it (-2022 / -2011)
+            if action == ACTION_REPLACE:
+                vw[V_REJECTS] += 1
+                _add(vw, orders, it, t, 0, 0)
+                _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument,
+                         it.side, it.price, it.qty, 0, 0, REPLACE_FAILED)
+            return
+        _request(vw, qlog, it, t)
+        _cancel(vw, orders, j, t, resp, resp_t)
+        if action == ACTION_REPLACE:
+            _place(vw, book, orders, it, t, resp, resp_t)
+        return
+    _request(vw, qlog, it, t)
+    if action == ACTION_NEW:
+        _place(vw, book, orders, it, t, resp, resp_t)
+    elif action == ACTION_CANCEL_ALL:
+        for j in range(vw[V_USED]):
+            o = orders[j]
+            if o.active != 0 and (it.instrument == ALL_INSTRUMENTS or
+                                  o.instrument == it.instrument):
+                _cancel(vw, orders, j, t, resp, resp_t)
