@@ -6,7 +6,7 @@ pinned like the one `mm run` embeds), steered over its stdin while contenders tr
     mark = venue.mark()     # {"t_ns", "stats", "samples": wire-to-wire ns since the last mark}
     venue.stop()
 
-The child runs engine.sim.testing.SimThread and answers one JSON line per command line:
+The child runs tests/support/sim_thread.SimThread and answers one JSON line per command line:
   {"op": "rate", "value": R}   book events per second per symbol
   {"op": "mark"}               counters now and the wire-to-wire samples since the last mark
   {"op": "stop"} or EOF        stop the server and exit
@@ -126,7 +126,7 @@ def _child(argv: list[str]) -> int:
         os.nice(a.nice)
     if a.cpu >= 0:
         os.sched_setaffinity(0, {a.cpu})
-    from engine.sim.testing import SimThread
+    from sim_thread import SimThread
 
     wanted = a.symbols.split(",")
     instruments = [i for i in DEFAULT_INSTRUMENTS if i.symbol in wanted]

@@ -21,7 +21,7 @@ A market client whose unsent backlog passes `max_send_buffer_mb` is disconnected
 Known simplifications: the 5 messages/s client limit of market connections is not enforced;
 timeUnit=MICROSECOND is ignored.
 
-All methods below run on the server's loop; engine.sim.testing.SimThread calls them from other
+All methods below run on the server's loop; tests/support/sim_thread.SimThread calls them from other
 threads through the loop.
 """
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """The sender process against the exchange simulator (a real WebSocket server on loopback):
 round trips, fills, rejects, reconnect + reconcile, and the safety net. The test process plays
-the quoter's ring ends (engine.sender.testing.QuoterEnd)."""
+the quoter's ring ends (tests/support/sender_process.QuoterEnd)."""
 from __future__ import annotations
 
 import json
