@@ -36,6 +36,7 @@ REC_DTYPE = np.dtype([
     ("trade_side", "i1"),       # taker side of a trade, SIDE_*
 ], align=True)
 FILE_GAP_NS = 1_000_000_000
+PACK_ROWS = 1 << 16
 _NO_ID = -(1 << 63)
 
 
@@ -77,7 +78,8 @@ class RecordSink:
         self.keep = keep
         self.conn = 0
         self.ts_arrival = 0           # set by the caller (the connection, or load()) per frame
-        self.rows: list[tuple] = []
+        self.rows: list[tuple] = []   # the newest records; older ones are packed in `packed`
+        self.packed: list[np.ndarray] = []
         self.records = 0
         self.dupes = 0
         self.stale = False
@@ -97,8 +99,17 @@ class RecordSink:
         self.stale = False
         self.last_published_ns = perf_counter_ns()
         if self.keep:
-            self.rows.append((self.ts_arrival, update_id, bid_px, bid_qty, ask_px, ask_qty,
-                              trade_px, trade_qty, instrument, kind, trade_side))
+            rows = self.rows
+            rows.append((self.ts_arrival, update_id, bid_px, bid_qty, ask_px, ask_qty,
+                         trade_px, trade_qty, instrument, kind, trade_side))
+            if len(rows) >= PACK_ROWS:   # 72 bytes a record instead of a tuple's ~200
+                self.packed.append(np.array(rows, dtype=REC_DTYPE))
+                rows.clear()
+
+    def array(self) -> np.ndarray:
+        """Every record kept, in order (REC_DTYPE)."""
+        parts = self.packed + ([np.array(self.rows, dtype=REC_DTYPE)] if self.rows else [])
+        return np.concatenate(parts) if parts else np.zeros(0, REC_DTYPE)
 
     def mark_stale(self) -> None:
         self.stale = True
@@ -144,7 +155,7 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
             kinds[k] = kinds.get(k, 0) + v
         files.append({"path": str(path), "frames": n_frames,
                       "span_s": (last - first) / 1e9 if first is not None else 0.0})
-    recs = np.array(sink.rows, dtype=REC_DTYPE) if sink.rows else np.zeros(0, REC_DTYPE)
+    recs = sink.array()
     if len(recs) > 1 and (np.diff(recs["ts"]) < 0).any():
         # frames are written in arrival order; a clock step inside a file is kept in order
         recs["ts"] = np.maximum.accumulate(recs["ts"])

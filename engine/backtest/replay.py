@@ -141,7 +141,7 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
     while True:
         if vw[V_OVERFLOW] != 0 or rw[R_INT_TAIL] - rw[R_INT_HEAD] > cap_i - out.shape[0]:
             return OVERFLOW
-        if (vw[V_NLOG] > log.shape[0] - 64 or rw[R_NSAMPLE] >= s_t.shape[0] - 1
+        if (vw[V_NLOG] > log.shape[0] - orders.shape[0] or rw[R_NSAMPLE] >= s_t.shape[0] - 1
                 or rw[R_NINTENT] > ilog.shape[0] - out.shape[0]
                 or vw[V_NREQ] > qlog.shape[0] - cap_i):
             return FLUSH
