@@ -34,6 +34,9 @@ def parse(argv=None) -> argparse.Namespace:
     e.add_argument("--e2e-phase", type=float, help="measured seconds per rate (4; quick 1)")
     e.add_argument("--e2e-repeats", type=int, help="rounds of every contender (3; quick 1)")
     e.add_argument("--e2e-contenders", help="engine,asyncio,mpqueue,reflex (all)")
+    e.add_argument("--e2e-engine-set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="a setting of the engine's config (e.g. quoter.warm_us=2000), for A/B "
+                        "runs; repeatable")
     e.add_argument("--e2e-venue-cpu", type=int,
                    help="pin the simulator to this core (default -1: not pinned)")
     a = p.parse_args(argv)

@@ -23,9 +23,9 @@ import psutil
 
 from engine.control import Control
 from engine.latency.histogram import HistogramSet
-from engine.monitor import RINGS
 from engine.ring import Ring
 from engine.ring.segment import SegmentError, list_segments, unlink
+from engine.ring.table import RINGS
 from engine.supervisor import ROLES, STOP_WAIT_S
 from engine.supervisor import _die_with_parent as die_with_parent
 from engine.supervisor import _stop as stop_process
@@ -143,8 +143,8 @@ class Engine(Contender):
     def _attach(self) -> None:
         for role in ROLES:
             self.hists[role] = HistogramSet.attach(self.instance, role)
-        for name, dtype in RINGS:
-            self.rings[name] = Ring.attach(self.instance, name, dtype)
+        for spec in RINGS:
+            self.rings[spec.name] = spec.attach(self.instance)
 
     def pids(self) -> dict[str, int]:
         if self.proc is None or self.proc.poll() is not None:

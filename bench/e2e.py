@@ -48,6 +48,36 @@ max_position = "10"
 max_notional = "10000000"
 max_drawdown = "0"
 """
+def engine_toml(settings) -> str:
+    """ENGINE_TOML with `section.key=value` settings put into their sections (a value that is
+    not a number is written as a string)."""
+    sections: dict[str, list[str]] = {"": []}
+    current = ""
+    for line in ENGINE_TOML.splitlines():
+        if line.startswith("["):
+            current = line.strip("[] ")
+            sections.setdefault(current, [])
+        else:
+            sections[current].append(line)
+    for item in settings:
+        name, sep, value = item.partition("=")
+        section, _, key = name.strip().rpartition(".")
+        if not sep or not key:
+            raise ValueError(f"--e2e-engine-set: expected SECTION.KEY=VALUE, got {item!r}")
+        value = value.strip()
+        try:
+            float(value)
+        except ValueError:
+            value = '"' + value.strip('"') + '"'
+        lines = sections.setdefault(section, [])
+        lines[:] = [x for x in lines if x.partition("=")[0].strip() != key.strip()]
+        lines.append(f"{key.strip()} = {value}")
+    out = list(sections.pop(""))
+    for section, lines in sections.items():
+        out += [f"[{section}]", *lines]
+    return "\n".join(out) + "\n"
+
+
 BASELINES = {  # name -> (label, module, tag, child process roles)
     "asyncio": ("asyncio bot", "asyncio_bot", "aio", ()),
     "mpqueue": ("mp.Queue pipeline", "mpqueue", "mpq", ("sender", "quoter", "feed")),
@@ -130,7 +160,7 @@ def main(args=None) -> dict:
     out_dir = Path(getattr(args, "out_dir", None) or "bench/results/e2e") / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / "engine.toml"
-    config.write_text(ENGINE_TOML)
+    config.write_text(engine_toml(getattr(args, "e2e_engine_set", None) or ()))
     runs: list[Run] = []
     instances: list[str] = []
     engine_summary: dict = {}

@@ -35,8 +35,10 @@ def _samples_curve(samples):
 
 def _percentile_grid(curves_by_rate: dict, title: str, path: Path) -> None:
     """One percentile plot per rate (rate -> label -> value-at-percentile function)."""
+    rates = sorted(r for r, curves in curves_by_rate.items() if curves)
+    if not rates:                  # nothing measured (e.g. the engine was not a contender)
+        return
     plt = _pyplot()
-    rates = sorted(curves_by_rate)
     fig, axes = _grid(plt, len(rates))
     for ax, rate in zip(axes, rates):
         plot_percentiles(ax, curves_by_rate[rate])

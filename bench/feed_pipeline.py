@@ -33,7 +33,6 @@ from engine.latency.histogram import HistogramSet
 from engine.records import MD_DTYPE
 from engine.ring import Ring
 from engine.ring.segment import list_segments, unlink
-from engine.sim.config import SimConfig
 
 
 def _drain(ring: Ring, stop: threading.Event, seen: list) -> None:

@@ -32,10 +32,9 @@ from quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from synthetic_ticks import random_ticks
 from engine.records import (
-    ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_DTYPE,
-    ORDER_DTYPE,
+    ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCELED, FILL_DTYPE, FILL_POSITION, FILL_RESUME,
 )
-from engine.ring.ring import Ring
+from engine.ring.table import FILLS, MD, ORDERS
 from engine.ring.segment import list_segments, unlink
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -48,7 +47,8 @@ BENCH_QUOTER = dict(requote_ticks=1, rate_per_10s=100_000, rate_per_day=1_000_00
 # ------------------------------------------------------------------ 1. quote step
 @njit(cache=True, nogil=True, _nrt=False)
 def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out, acks):
-    """One tick per batch; every NEW/REPLACE is acked before the next tick. Returns intents."""
+    """One tick per batch; every NEW/REPLACE is acked before the next tick, a replaced order
+    reported canceled first (as the sender reports a replace). Returns intents."""
     total = 0
     for k in range(ticks.shape[0]):
         r = ticks[k]
@@ -58,9 +58,13 @@ def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want
         n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now,
                                 out, 0)
         for j in range(n):
-            if out[j].action == ACTION_NEW or out[j].action == ACTION_REPLACE:
-                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar,
-                              out[j].instrument, FILL_ACK, out[j].order_id, 0, 0, 0, 0, 0, now)
+            o = out[j]
+            if o.action == ACTION_REPLACE:
+                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, o.instrument,
+                              FILL_CANCELED, o.orig_order_id, 0, 0, 0, 0, 0, now)
+            if o.action == ACTION_NEW or o.action == ACTION_REPLACE:
+                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, o.instrument,
+                              FILL_ACK, o.order_id, 0, 0, 0, 0, 0, now)
         acks[0] += n
         total += n
     return total
@@ -75,6 +79,8 @@ def _replay_reference(ticks: np.ndarray, ref: ReferenceQuoter) -> list[tuple]:
         ref.on_md(*row, now)
         out = ref.requote_dirty(now)
         for it in out:
+            if it[3] == ACTION_REPLACE:
+                ref.on_fill(it[2], FILL_CANCELED, it[1], 0, 0, 0, 0)
             if it[3] == ACTION_NEW or it[3] == ACTION_REPLACE:
                 ref.on_fill(it[2], FILL_ACK, it[0], 0, 0, 0, 0)
         intents += out
@@ -140,12 +146,15 @@ class _Feeder:
     def __init__(self, instance: str):
         from engine.config import EngineConfig
 
-        r = EngineConfig().rings
-        self.md = Ring.open(instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="producer")
-        self.fills = Ring.open(instance, "fills", FILL_DTYPE, r.fills.capacity, r.fills.policy,
-                               role="producer")
-        self.orders = Ring.open(instance, "orders", ORDER_DTYPE, r.orders.capacity,
-                                r.orders.policy, role="consumer")
+        cfg = EngineConfig(instance=instance)
+        self.md = MD.open(cfg, "producer")
+        self.fills = FILLS.open(cfg, "producer")
+        self.orders = ORDERS.open(cfg, "consumer")
+        # wake the quoter through its shared wake word, as the feed and the sender do
+        from engine.control import Control
+        self.ctl = Control.open(instance)
+        for ring in (self.md, self.fills):
+            ring.set_wake_target(self.ctl.wake_addr("quoter"))
         self.ticks = random_ticks(4, 4096, DEFAULT_INSTRUMENTS)
         self.k = 0
         self.fill = np.zeros(1, FILL_DTYPE)
@@ -177,6 +186,8 @@ class _Feeder:
     def drain(self) -> int:
         recs = self.orders.pop_many()
         for r in recs:
+            if r["action"] == ACTION_REPLACE:
+                self._send_fill(int(r["instrument"]), FILL_CANCELED, int(r["orig_order_id"]))
             if r["action"] in (ACTION_NEW, ACTION_REPLACE):
                 self._send_fill(int(r["instrument"]), FILL_ACK, int(r["order_id"]))
         return len(recs)
@@ -184,6 +195,7 @@ class _Feeder:
     def close(self) -> None:
         for ring in (self.md, self.fills, self.orders):
             ring.close()
+        self.ctl.close()
 
 
 def _spawn(cfg_path: Path, cache_dir: str) -> subprocess.Popen:

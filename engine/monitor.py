@@ -7,11 +7,10 @@ import time
 from engine import instance_info
 from engine.control import KILL_REASONS, ROLES, Control
 from engine.latency.histogram import HistogramSet
-from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring import Ring
 from engine.ring.segment import SegmentError
+from engine.ring.table import RINGS
 
-RINGS = (("md", MD_DTYPE), ("orders", ORDER_DTYPE), ("fills", FILL_DTYPE))
 HOP_QS = (50, 99, 99.9)          # percentiles shown live (mm status, metrics quantiles)
 
 
@@ -25,10 +24,10 @@ class InstanceView:
         self.info: instance_info.InstanceInfo | None = None
 
     def _attach_lazily(self) -> None:
-        for name, dtype in RINGS:
-            if name not in self.rings:
+        for spec in RINGS:
+            if spec.name not in self.rings:
                 try:
-                    self.rings[name] = Ring.attach(self.instance, name, dtype)
+                    self.rings[spec.name] = spec.attach(self.instance)
                 except SegmentError:
                     pass
         for role in ("feed", "quoter", "sender"):

@@ -13,8 +13,9 @@ from typing import TextIO
 
 from engine.ring.segment import (SHM_DIR, Segment, SegmentError, instance_of, list_segments,
                                  pid_alive, unlink)
+from engine.ring.table import RINGS
 
-RING_NAMES = ("md", "orders", "fills")
+RING_NAMES = tuple(spec.name for spec in RINGS)
 
 
 def holders(instance: str) -> dict[str, list[str]]:

@@ -41,9 +41,9 @@ from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_ORDERS_LEF
                                ORDERS_CONFIRMED_GONE)
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.proc import log as proc_log
-from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring import Ring
 from engine.ring.segment import list_segments, unlink
+from engine.ring.table import RINGS
 from engine.units import POSITION_PREFIX, START_PREFIX
 
 ROLES = ("sender", "quoter", "feed")   # start order: the order gateway first, data last
@@ -181,10 +181,7 @@ class Supervisor:
         self.ctl.register("supervisor")
         self.ctl.set_state("supervisor", STATE_RUNNING)
         self.ctl.name_counters("supervisor", [START_PREFIX + i.symbol for i in cfg.instruments])
-        for name, dtype, rc in (("md", MD_DTYPE, cfg.rings.md),
-                                ("orders", ORDER_DTYPE, cfg.rings.orders),
-                                ("fills", FILL_DTYPE, cfg.rings.fills)):
-            self.rings.append(Ring.create(cfg.instance, name, dtype, rc.capacity, rc.policy))
+        self.rings += [spec.create(cfg) for spec in RINGS]
 
     def _sim_instruments(self, cfg):
         """What the embedded simulator lists, as a venue would: the built-in instruments and

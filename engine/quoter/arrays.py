@@ -53,11 +53,13 @@ INST_DTYPE = np.dtype([
     ("has_target", "i8"),       # 1 once the start-up POSITION set `target`
     ("cash", "i8"),             # sum of -signed fill notional, px*qty units
     ("trig_update_id", "i8"),   # the last book update: stamped on intents it triggers
-    ("trig_ts_arrival", "i8"),
-    ("trig_ts_md_published", "i8"),
+    ("trig_ts_arrival", "i8"),  # arrival of the OLDEST tick not yet answered (tick-to-order
+    ("trig_ts_md_published", "i8"),   # of a batch is timed from its first tick), its publish
     ("trig_ts_read", "i8"),
     ("mark_px", "i8"),          # last good mid (price units): marks the position when the
                                 # book is one-sided or crossed
+    ("board_ts", "i8"),         # arrival of the last book taken from the book board: ring
+                                # records no newer than it are superseded (engine/ring/board.py)
 ], align=True)
 
 QUOTE_DTYPE = np.dtype([
@@ -115,12 +117,14 @@ COUNTER_NAMES = [
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
     "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
     "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds",
+    "conflated", "superseded",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
  C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT,
- C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS) = range(len(COUNTER_NAMES))
+ C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS,
+ C_CONFLATED, C_SUPERSEDED) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 N_COUNTERS = 56
 

@@ -21,7 +21,8 @@ QuoterIdle = Literal["", "busy-spin", "yield", "park"]
 class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     core: int = -1                # CPU to pin to (-1: chosen by the layout)
     idle: QuoterIdle = ""         # busy-spin | yield | park ("" = park)
-    park_timeout_us: int = 1000   # longest park on the md ring: fills and timers are served anyway
+    park_timeout_us: int = 1000   # longest park: the timers (stale data, quote age) are served
+    warm_us: int = 0              # park: yield, not sleep, until this long after the last event
     # -- strategy: the quotes it wants (engine/strategies/; its section is [quoter.<name>]) --
     strategy: StrategyName = "glft"  # glft | fixed_spread
     glft: GlftConfig = GlftConfig()
@@ -58,6 +59,7 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
         check_fields("quoter", self, (
             ("idle", self.idle in ("", *IDLE), f"one of {['', *sorted(IDLE)]}"),
             ("park_timeout_us", 1 <= self.park_timeout_us <= 100_000, "1..100000"),
+            ("warm_us", 0 <= self.warm_us <= 1_000_000, "0..1000000"),
             ("strategy", self.strategy in STRATEGIES, f"one of {sorted(STRATEGIES)}"),
             ("levels", 1 <= self.levels <= 16, "1..16"),
             ("level_spacing_ticks", self.level_spacing_ticks >= 1, ">= 1"),

@@ -8,8 +8,11 @@ Python can run signal handlers; the caller re-enters it until it reports STOPPED
   -> every `timer_ns`: stale-data and quote-age timers
   -> kill word set (or drawdown hit, which sets it): CANCEL_ALL, publish, return KILLED
   -> publish staged intents: claim slots, copy, stamp ts_published, one commit per batch
-  -> heartbeat every 10 ms; idle (nb_idle, parking on the md ring with a short timeout so
-     fills and timers are served without ticks)
+  -> the book board, when the feed counted md records the full ring could not take: the
+     freshest book of every instrument (model.on_board; conflated, never lost)
+  -> heartbeat every 10 ms; idle (nb_idle_warm: spin, yield while events came recently, then
+     park on both rings at once through the shared wake word, so a fill wakes it as a tick
+     does; the park timeout serves the timers)
 
 The strategy's arrays (sst, spar, want) pass through to the model; numba compiles (and caches)
 one specialisation of the loop per strategy, chosen by their types.
@@ -22,17 +25,23 @@ from __future__ import annotations
 from numba import njit
 
 from engine.control import KILL_DRAWDOWN, KILL_SHUTDOWN
+from engine import _native as C
 from engine.native import (
-    nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_commit,
-    nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
+    nb_board_get, nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available,
+    nb_ring_commit, nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
 from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
 from engine.quoter.model import (
-    any_quote, check_timers, kill_all, on_fill, on_md, requote_dirty,
+    any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
 )
-from engine.ring.idle import nb_idle
+from engine.ring.idle import nb_idle_warm
 
 LOOP_SLICE, LOOP_STOPPED, LOOP_KILLED = 0, 1, 2
+# words: what the loop keeps across calls
+W_STAGED = 0        # intents waiting in `out`
+W_LOST_SEEN = 1     # the board's lost count when last read (-1: read it on the first pass)
+LOOP_WORDS = 2
+_BOARD_OFF_LOST = C.MM_BOARD_OFF_LOST
 # hist: addresses of the three histograms (0 = not recorded)
 H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED = 0, 1, 2
 HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published"]
@@ -69,16 +78,35 @@ def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_addr, hb_addr,
-             stop, hist, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out, staged,
-             idle_kind, idle_state, park_ns, slice_ns, timer_ns):
+def read_board(board, scratch, inst, par, cnt, sst, spar, now):
+    """Apply the board's book of every instrument newer than what the quoter has; returns how
+    many it applied. `scratch` is a one-record MD array the board copies into."""
+    applied = 0
+    addr = scratch.ctypes.data
+    for i in range(inst.shape[0]):
+        if nb_board_get(board, i, addr) == 0:
+            continue                           # never written
+        r = scratch[0]
+        before = inst[i].board_ts
+        on_board(inst, par, cnt, sst, spar, i, r.kind, r.update_id, r.bid_px, r.bid_qty,
+                 r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+        applied += inst[i].board_ts != before
+    return applied
+
+
+@njit(cache=True, nogil=True, _nrt=False)
+def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, md_scratch,
+             kill_addr, hb_addr, wake_addr, stop, hist, inst, quotes, par, g, cnt, rl10, rlday,
+             sst, spar, want, out, words, idle_kind, idle_state, park_ns, warm_ns, slice_ns,
+             timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
-    quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published). `staged[0]` holds the
-    number of intents waiting in `out` across calls."""
+    quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published). `board` is the book
+    board's address (0: none); `wake_addr` this process's shared wake word (0: park on the md
+    ring alone); `words` (W_*) keep the loop's state across calls."""
     start = nb_now_ns()
     next_timer = start
     last_beat = 0
-    n = staged[0]
+    n = words[W_STAGED]
     while True:
         now = nb_now_ns()
         work = 0
@@ -103,6 +131,13 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
                         now)
             nb_ring_release(fill_hdr, avail)
             work += avail
+        if board != 0:
+            lost = nb_load_acquire(board + _BOARD_OFF_LOST)
+            if lost != words[W_LOST_SEEN]:
+                words[W_LOST_SEEN] = lost
+                if read_board(board, md_scratch, inst, par, cnt, sst, spar, now) > 0:
+                    work += 1
+                    batch_read = now
         timer = now >= next_timer
         if timer:
             check_timers(inst, quotes, par, sst, spar, now)
@@ -121,7 +156,7 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
             n = kill_all(quotes, g, cnt, out, n, kill if kill != 0 else KILL_SHUTDOWN, now)
         if n > 0:
             n = publish(ord_hdr, ord_slots, out, n, batch_read, hist[H_READ_TO_PUBLISHED], cnt)
-        staged[0] = n
+        words[W_STAGED] = n
         if now - last_beat >= BEAT_NS:
             nb_store_release(hb_addr, now)
             last_beat = now
@@ -132,4 +167,5 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, kill_ad
                 return LOOP_STOPPED
         if now - start >= slice_ns:
             return LOOP_SLICE
-        nb_idle(idle_kind, idle_state, md_hdr, work + n, park_ns)
+        nb_idle_warm(idle_kind, idle_state, md_hdr, fill_hdr, wake_addr, work + n, park_ns,
+                     warm_ns, now)

@@ -24,12 +24,12 @@ from numba import njit
 from engine.quoter import rate
 from engine.quoter.arrays import (
     ASK, BID, C_ACKS, C_BACKOFFS, C_BATCHES, C_CANCEL, C_CANCELED, C_CANCEL_ALL,
-    C_CANCEL_REJECTS, C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL,
+    C_CANCEL_REJECTS, C_CONFLATED, C_CROSSED_BOOK, C_DRAWDOWN, C_FILLS, C_INTENTS, C_NEW, C_PNL,
     C_POSITIONS, C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE,
-    C_RESETS, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_TICKS, C_TRADES,
-    C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, G_DRAWDOWN_HIT, G_KILLED,
-    G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING, Q_LIVE,
-    Q_NONE, Q_PENDING, Q_UNKNOWN,
+    C_RESETS, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_SUPERSEDED,
+    C_TICKS, C_TRADES, C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, G_DRAWDOWN_HIT,
+    G_KILLED, G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING,
+    Q_LIVE, Q_NONE, Q_PENDING, Q_UNKNOWN,
 )
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
@@ -49,15 +49,23 @@ _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
           ts_arrival, ts_md_published, now):
     """Apply one book record read at `now`; marks the instrument for requoting. A good book
-    (both sides, not crossed) sets the mid and goes to the strategy's on_book."""
+    (both sides, not crossed) sets the mid and goes to the strategy's on_book. Time is the
+    record's arrival stamp (now when it has none): staleness is the data's age, not the time
+    since the quoter read it, and the strategy's clock is the market's."""
     cnt[C_TICKS] += 1
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
         return
     s = inst[i]
+    if (kind & MD_BBO) != 0 and ts_arrival != 0 and ts_arrival <= s.board_ts:
+        cnt[C_SUPERSEDED] += 1             # the board already gave us this book or a newer one
+        return
+    t_md = ts_arrival if ts_arrival != 0 else now
     s.trig_update_id = update_id
-    s.trig_ts_arrival = ts_arrival
-    s.trig_ts_md_published = ts_md_published
+    # the intents answer every tick since the last pass: timed from the oldest
+    if s.trig_ts_arrival == 0 or (ts_arrival != 0 and ts_arrival < s.trig_ts_arrival):
+        s.trig_ts_arrival = ts_arrival
+        s.trig_ts_md_published = ts_md_published
     s.trig_ts_read = now
     s.dirty = 1
     if kind & MD_STALE:
@@ -68,7 +76,7 @@ def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px
     if (kind & MD_BBO) == 0:
         return
     s.feed_stale = 0                      # a book update proves the stream alive
-    s.last_md_ns = now
+    s.last_md_ns = t_md
     s.bid_px = bid_px
     s.bid_qty = bid_qty
     s.ask_px = ask_px
@@ -81,7 +89,25 @@ def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px
     s.mark_px = (bid_px + ask_px) // 2        # the mark stays at the last good mid
     p = par[i]
     s.mid = (bid_px / p.tick + ask_px / p.tick) * 0.5
-    strategy.on_book(sst[i], spar[i], s, p, now)
+    strategy.on_book(sst[i], spar[i], s, p, t_md)
+
+
+@_jit
+def on_board(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
+             ts_arrival, ts_md_published, now):
+    """The book board's record of instrument i, read after the feed counted ring records it
+    could not publish: applied when newer than the last book applied (counted as conflated);
+    ring records no newer than it are skipped later (on_md: superseded)."""
+    if i >= inst.shape[0] or ts_arrival == 0:
+        return
+    s = inst[i]
+    if ts_arrival <= s.last_md_ns or ts_arrival <= s.board_ts:
+        return
+    on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
+          ts_arrival, ts_md_published, now)
+    cnt[C_TICKS] -= 1                     # not a record read from the ring
+    cnt[C_CONFLATED] += 1
+    s.board_ts = ts_arrival
 
 
 # ------------------------------------------------------------------ fills and acks
@@ -416,9 +442,13 @@ def requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out
     caused by a book event, so its intents carry update id 0 and no arrival stamp, and count
     neither in tick-to-order nor in the venue's wire-to-wire figure."""
     n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
-    if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
-        return n                             # nothing was decided: the tick is still pending
     s = inst[i]
+    if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
+        # nothing was decided: the tick stays pending, but time spent waiting to be allowed
+        # to quote is not tick-to-order
+        s.trig_ts_arrival = 0
+        s.trig_ts_md_published = 0
+        return n
     s.trig_update_id = 0
     s.trig_ts_arrival = 0
     s.trig_ts_md_published = 0

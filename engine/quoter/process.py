@@ -15,22 +15,21 @@ import numpy as np
 
 from engine.control import (KILL_REASONS, STATE_RUNNING, STATE_STOPPED, Control,
                             exit_status_for)
-from engine.quoter.arrays import G_KILLED
 from engine.latency.histogram import HistogramSet
 from engine.proc import freeze_gc, log, pin
 from engine.quoter import loop, model
-from engine.quoter.arrays import counter_names
+from engine.quoter.arrays import G_KILLED, counter_names
 from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
 from engine.quoter.state import QuoterState, rate_window_words
 from engine.state_dir import PersistentWords, state_dir
 from engine.records import (
-    FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_DTYPE, FILL_POSITION, FILL_REJECT,
-    FILL_RESET, FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, ORDER_DTYPE,
-    SIDE_BUY,
+    FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET,
+    FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, SIDE_BUY,
 )
+from engine.ring.board import Board
 from engine.ring.idle import STRATEGIES, nb_idle_state
-from engine.ring.ring import Ring
+from engine.ring.table import FILLS, MD, ORDERS
 
 ROLE = "quoter"
 SLICE_NS = 50_000_000      # run_loop returns this often so Python can run signal handlers
@@ -98,7 +97,7 @@ def run(cfg) -> int:
     counters[:] = 0
     hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
     rings = []
-    rate_file = belief = None
+    rate_file = belief = board = None
     # From here on SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes
     # the rings, and the running loop sees it within SLICE_NS.
     stop = np.zeros(1, np.int64)
@@ -107,17 +106,15 @@ def run(cfg) -> int:
         stop[0] = 1
     old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
-        r = cfg.rings
-        md = Ring.open(cfg.instance, "md", MD_DTYPE, r.md.capacity, r.md.policy, role="consumer",
-                       spins=idle == "busy-spin")
+        # a consumer that never parks spares its producers the fence and the wake-up check
+        spins = idle != "park"
+        md = MD.open(cfg, "consumer", spins=spins)
         rings.append(md)
-        orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, r.orders.capacity,
-                           r.orders.policy, role="producer")
+        orders = ORDERS.open(cfg, "producer")
         rings.append(orders)
-        # the loop parks on the md ring only: the fills ring's producer never needs to wake it
-        fills = Ring.open(cfg.instance, "fills", FILL_DTYPE, r.fills.capacity, r.fills.policy,
-                          role="consumer", spins=True)
+        fills = FILLS.open(cfg, "consumer", spins=spins)
         rings.append(fills)
+        board = Board.open(cfg.instance, len(cfg.instruments), MD_DTYPE)
         for w in pin(ROLE, q.core):
             log(ROLE, w)
         # what must outlive this process (rate windows: the venue's counters do not reset
@@ -127,11 +124,13 @@ def run(cfg) -> int:
         belief = Belief.create(cfg.instance, len(cfg.instruments), q.levels)
         st = QuoterState(q, cfg.instruments, counters=counters, rate_words=rate_file.array,
                          inst=belief.inst, quotes=belief.quotes)
-        staged = np.zeros(1, np.int64)
+        words = np.zeros(loop.LOOP_WORDS, np.int64)
+        words[loop.W_LOST_SEEN] = -1           # read the board once at start: the freshest books
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
-        args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
-                ctl.kill_addr, ctl.heartbeat_addr(ROLE), stop, hist, *st.args, st.out, staged,
-                STRATEGIES[idle], nb_idle_state(), q.park_timeout_us * 1000, SLICE_NS, TIMER_NS)
+        args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots, board.addr,
+                np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.heartbeat_addr(ROLE),
+                ctl.wake_addr(ROLE), stop, hist, *st.args, st.out, words, STRATEGIES[idle],
+                nb_idle_state(), q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)
         t0 = time.perf_counter()
         t_model = warm_up(q, cfg.instruments)
         compile_loop(args)
@@ -156,6 +155,8 @@ def run(cfg) -> int:
             signal.signal(s, h)
         for ring in rings:
             ring.close()
+        if board is not None:
+            board.close()
         hs.close()
         if belief is not None:
             belief.unlink()

@@ -22,13 +22,16 @@ import numpy as np
 from numba import njit
 
 from engine import _native as C
-from engine.native import nb_cpu_relax, nb_ring_park, nb_ring_spin, nb_yield
+from engine.native import (
+    nb_cpu_relax, nb_load_acquire, nb_park2, nb_ring_park, nb_ring_spin, nb_yield,
+)
 
 SPINS = 200        # empty polls spent spinning before yielding
 YIELDS = 50        # sched_yield calls before parking
 SPIN_BURST = 128   # busy-spin: pauses per C-level poll burst before the caller looks elsewhere
 
 NB_BUSY_SPIN, NB_YIELD, NB_PARK = 0, 1, 2
+_OFF_WAKE_ADDR = C.MM_OFF_WAKE_ADDR
 STRATEGIES = {"busy-spin": NB_BUSY_SPIN, "yield": NB_YIELD, "park": NB_PARK}
 
 
@@ -120,15 +123,35 @@ def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleSt
 
 
 def nb_idle_state() -> np.ndarray:
-    """State array for nb_idle: [empty polls so far]."""
-    return np.zeros(1, dtype=np.int64)
+    """State array for nb_idle / nb_idle_warm: [empty polls so far, time of the last work]."""
+    return np.zeros(2, dtype=np.int64)
 
 
 @njit(cache=True, nogil=True)
 def nb_idle(kind: int, state: np.ndarray, hdr: int, work: int, park_timeout_ns: int) -> None:
     """numba duty-cycle idle: same policy as the Python classes; `hdr` is the ring to park on."""
+    nb_idle_warm(kind, state, hdr, 0, 0, work, park_timeout_ns, 0, 0)
+
+
+@njit(cache=True, nogil=True)
+def _wakes_shared(hdr: int) -> bool:
+    """The ring's producer named the wake word to bump (Ring.set_wake_target): until it has, a
+    shared park would not hear it, so the consumer parks on the first ring alone."""
+    return nb_load_acquire(hdr + _OFF_WAKE_ADDR) != 0
+
+
+@njit(cache=True, nogil=True)
+def nb_idle_warm(kind: int, state: np.ndarray, hdr: int, hdr2: int, wake: int, work: int,
+                 park_timeout_ns: int, warm_ns: int, now: int) -> None:
+    """nb_idle for a consumer of up to two rings that stays warm between sparse events: `park`
+    spins, then yields (giving the core to any runnable neighbour) until `warm_ns` have passed
+    since the last work, and only then parks, so an event that comes within warm_ns of the
+    previous one finds the process running instead of paying the wake-up and the cold caches
+    after it. It parks on both rings through the consumer's shared wake word when `wake` is
+    given (either producer wakes it), else on `hdr`. busy-spin polls `hdr` in C."""
     if work > 0:
         state[0] = 0
+        state[1] = now
         return
     n = state[0]
     if kind == NB_BUSY_SPIN:
@@ -136,9 +159,12 @@ def nb_idle(kind: int, state: np.ndarray, hdr: int, work: int, park_timeout_ns: 
     elif n < SPINS:
         state[0] = n + 1
         nb_cpu_relax()
-    elif kind == NB_YIELD or n < SPINS + YIELDS:
+    elif kind == NB_YIELD or n < SPINS + YIELDS or now - state[1] < warm_ns:
         state[0] = n + 1
         nb_yield()
     else:
-        nb_ring_park(hdr, park_timeout_ns)
+        if wake != 0 and _wakes_shared(hdr) and _wakes_shared(hdr2):
+            nb_park2(hdr, hdr2, wake, park_timeout_ns)
+        else:
+            nb_ring_park(hdr, park_timeout_ns)
         state[0] = 0

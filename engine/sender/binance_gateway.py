@@ -62,7 +62,6 @@ class BinanceGateway(Gateway):
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
-        s = self.scfg
         self._hmac = HmacSigner(creds.secret.reveal()) if creds.secret is not None else None
         self._ed = Ed25519Signer(creds.ed25519_private) if creds.ed25519_private is not None else None
         self.auth = bn.AUTH_SESSION if creds.auth == "ed25519" else bn.AUTH_HMAC

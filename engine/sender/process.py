@@ -40,8 +40,9 @@ from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_V
 from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
-from engine.records import ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESUME, ORDER_DTYPE
+from engine.records import ALL_INSTRUMENTS, FILL_RESUME
 from engine.ring.ring import Ring
+from engine.ring.table import FILLS, ORDERS
 from engine.sender import keys
 from engine.sender.fills import FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
@@ -162,7 +163,7 @@ class Sender:
 
     # ---------------------------------------------------------------- watch duty
     async def _watch(self) -> None:
-        ctl, gw = self.ctl, self.gw
+        ctl = self.ctl
         timeout_ns = self.scfg.heartbeat_timeout_ms * 1_000_000
         loop = asyncio.get_running_loop()
         while not self._stopping():
@@ -442,11 +443,8 @@ def run(cfg) -> int:
     rc = EXIT_ERROR
     loop = _new_loop()
     try:
-        rc_orders, rc_fills = cfg.rings.orders, cfg.rings.fills
-        orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, rc_orders.capacity,
-                           rc_orders.policy, role="consumer", spins=scfg.idle == "busy-spin")
-        fills_ring = Ring.open(cfg.instance, "fills", FILL_DTYPE, rc_fills.capacity,
-                               rc_fills.policy, role="producer")
+        orders = ORDERS.open(cfg, "consumer", spins=scfg.idle == "busy-spin")
+        fills_ring = FILLS.open(cfg, "producer")
         fills_ring.set_wake_target(ctl.wake_addr("quoter"))  # the quoter waits on md + fills
         hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
         for w in proc.pin("sender", scfg.core):

@@ -38,13 +38,16 @@ class Chaos:
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"sim.chaos.{kind}: expected a probability 0..1, got {p!r}")
         self.rates = {k: float(rates.get(k, 0.0)) for k in KINDS}
-        self.rng = random.Random(seed)
+        # one stream of dice per kind: how often a kind strikes depends on its own
+        # opportunities only, not on how the others' interleave with it (timing)
+        self.dice = {k: random.Random(f"{seed}:{k}") for k in KINDS}
+        self.rng = random.Random(seed)            # the details of a fault (which refusal...)
         self.injected = dict.fromkeys(KINDS, 0)
         self.enabled = any(self.rates.values())
 
     def roll(self, kind: str) -> bool:
         p = self.rates[kind]
-        if p <= 0.0 or self.rng.random() >= p:
+        if p <= 0.0 or self.dice[kind].random() >= p:
             return False
         self.injected[kind] += 1
         return True

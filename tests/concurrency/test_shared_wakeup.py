@@ -10,7 +10,6 @@ import multiprocessing as mp
 import time
 
 import numpy as np
-import pytest
 
 from engine import _native as C
 from engine.control import Control

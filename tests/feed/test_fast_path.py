@@ -9,7 +9,7 @@ import tracemalloc
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from decode_support import (ListSink, cryptofeed_frames, decode_all, hftbacktest_frames,
+from decode_support import (cryptofeed_frames, decode_all, hftbacktest_frames,
                             jsonl_frames, sbe_best_bid_ask)
 
 from engine import _feed

@@ -26,7 +26,6 @@ import time
 from time import perf_counter_ns
 
 import numpy as np
-import pytest
 from picows import WSListener, WSMsgType, ws_create_server
 
 from engine.config import EngineConfig

@@ -30,10 +30,16 @@ class Harness:
         self.now = 0                  # the latest time given: fills happen "now"
 
     def md(self, rec, now: int) -> None:
+        """Read `rec` at `now`. Its stamps are moved onto the test's clock: it arrived 0-0.5 ms
+        before now (the lag taken from its own stamp, so a batch's oldest tick varies), and was
+        published 1 us after it arrived; a record without stamps keeps none."""
         self.now = now
+        arrival = int(rec["ts_arrival"])
+        if arrival:
+            arrival = now - arrival % 500_000
         args = (int(rec["instrument"]), int(rec["kind"]), int(rec["update_id"]),
                 int(rec["bid_px"]), int(rec["bid_qty"]), int(rec["ask_px"]), int(rec["ask_qty"]),
-                int(rec["ts_arrival"]), int(rec["ts_published"]), now)
+                arrival, arrival + 1_000 if arrival else int(rec["ts_published"]), now)
         model.on_md(self.st.inst, self.st.par, self.st.cnt, self.st.sst, self.st.spar, *args)
         if self.ref:
             self.ref.on_md(*args)

@@ -225,3 +225,36 @@ def test_a_strategy_pushed_through_the_book_is_moved_back_as_a_ladder():
     out = h.end_batch(NOW)
     assert _quotes(out, SIDE_BUY) == [(6_000_001, 200), (5_999_991, 200)]
     assert _quotes(out, SIDE_SELL) == [(6_000_042, 200), (6_000_052, 200)]
+
+
+def test_tick_to_order_is_timed_from_the_oldest_tick_of_a_batch():
+    """Two ticks read in one batch: the intents answer the newer (its update id) but carry the
+    older one's arrival, so the batch's wait counts in tick-to-order."""
+    from quoter_harness import FIELDS
+    h = _resumed()
+    older, newer = _md(BTC, 6_000_000, 6_000_001, update_id=7), _md(BTC, 6_000_010, 6_000_011,
+                                                                     update_id=8)
+    older["ts_arrival"], newer["ts_arrival"] = 300_000, 100_000    # 300 and 100 us before NOW
+    h.md(older, NOW)
+    h.md(newer, NOW)
+    intents = h.end_batch(NOW)
+    assert len(intents) == 4
+    assert {it[FIELDS.index("update_id")] for it in intents} == {8}
+    assert {it[FIELDS.index("ts_arrival")] for it in intents} == {NOW - 300_000}
+
+
+def test_staleness_is_the_books_age_not_when_it_was_read():
+    """A book that arrived longer ago than stale_after is stale however fresh its read."""
+    h = Harness(QuoterConfig(stale_after_ms=100), DEFAULT_INSTRUMENTS, with_reference=False)
+    h.fill(0, FILL_POSITION, qty=0)
+    h.fill(1, FILL_POSITION, qty=0)
+    h.fill(0, FILL_RESUME)
+    st = h.st
+
+    def read(arrival, now):
+        model.on_md(st.inst, st.par, st.cnt, st.sst, st.spar, BTC, MD_BBO, 1, 6_000_000,
+                    100_000, 6_000_001, 100_000, arrival, arrival + 1_000, now)
+        return h.end_batch(now)
+
+    assert read(NOW - 200_000_000, NOW) == []         # 200 ms old when read: not quoted
+    assert len(read(NOW + 1_000_000 - 50_000, NOW + 1_000_000)) == 4   # 50 us old: quoted

@@ -147,7 +147,11 @@ class ReferenceQuoter:
         if i >= len(self.books):
             return
         b = self.books[i]
-        b.trigger = (update_id, ts_arrival, ts_md_published, now)
+        t_md = ts_arrival or now                # the market's time: the arrival stamp
+        _, first, first_pub, _ = b.trigger      # tick-to-order runs from the oldest tick
+        if first == 0 or (ts_arrival and ts_arrival < first):
+            first, first_pub = ts_arrival, ts_md_published
+        b.trigger = (update_id, first, first_pub, now)
         b.dirty = True
         if kind & MD_STALE:
             b.feed_stale = True
@@ -157,14 +161,14 @@ class ReferenceQuoter:
         if not kind & MD_BBO:
             return
         b.feed_stale = False
-        b.last_md_ns = now
+        b.last_md_ns = t_md
         b.bid_px, b.bid_qty, b.ask_px, b.ask_qty = bid_px, bid_qty, ask_px, ask_qty
         b.book_ok = 0 < bid_px < ask_px and bid_qty > 0 and ask_qty > 0
         if not b.book_ok:
             return
         b.mark = (bid_px + ask_px) // 2
         b.mid = (bid_px / b.tick + ask_px / b.tick) * 0.5
-        b.strategy.on_book(b, now)
+        b.strategy.on_book(b, t_md)
 
     def on_fill(self, i, kind, order_id, side, price, qty, leaves_qty, code=0, now=0) -> None:
         if kind == FILL_RESUME:
@@ -277,6 +281,8 @@ class ReferenceQuoter:
                 self._requote(i, b, now, out)
                 if not self.killed and self.resumed:
                     b.trigger = (0, 0, 0, 0)  # tick consumed: later passes have no trigger
+                else:                         # pending, but waiting to quote is not its time
+                    b.trigger = (b.trigger[0], 0, 0, b.trigger[3])
         self._mark_pnl()
         return out
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             FILL_DTYPE, ORDER_DTYPE)
-from engine.ring.ring import Ring
+from engine.ring.table import FILLS, ORDERS
 
 _CHILD = ("import os, sys, msgspec\n"
           "from engine.config import EngineConfig\n"
@@ -73,11 +73,8 @@ class QuoterEnd:
     """The quoter's ends of the rings: producer of intents, consumer of fills."""
 
     def __init__(self, cfg):
-        r = cfg.rings
-        self.orders = Ring.open(cfg.instance, "orders", ORDER_DTYPE, r.orders.capacity,
-                                r.orders.policy, role="producer")
-        self.fills = Ring.open(cfg.instance, "fills", FILL_DTYPE, r.fills.capacity,
-                               r.fills.policy, role="consumer")
+        self.orders = ORDERS.open(cfg, "producer")
+        self.fills = FILLS.open(cfg, "consumer")
         self.received: list[dict] = []
 
     def intent(self, action: int, order_id: int, instrument: int = 0, side: int = 1,

@@ -46,12 +46,13 @@ def _families(instance: str) -> set[str]:
     from engine.control import Control
     from engine.latency.histogram import HistogramSet
     from engine.metrics import InstanceCollector
-    from engine.monitor import RINGS, InstanceView
+    from engine.monitor import InstanceView
     from engine.ring import Ring
+    from engine.ring.table import RINGS
 
     ctl = Control.create(instance)
     made = [HistogramSet.create(instance, "sender", ["tick_to_order"])]
-    made += [Ring.create(instance, name, dtype, 64) for name, dtype in RINGS]
+    made += [Ring.create(instance, spec.name, spec.dtype, 64) for spec in RINGS]
     ctl.name_counters("quoter", ["pnl_e-7", "drawdown_e-7", "position_BTCUSDT"])
     ctl.name_counters("supervisor", ["start_BTCUSDT"])
     instance_info.publish(instance, instance_info.of_config(config.EngineConfig()))
