@@ -60,6 +60,16 @@ def sign_encode(quick: bool) -> list[dict]:
                       time.time_ns() // 1_000_000)
         return one
 
+    buf = bytearray(4096)
+
+    def native(enc):
+        """The hot path: render, sign and frame in one C call into the batch buffer."""
+        def one():
+            n = state["n"] = state["n"] + 1
+            enc.place_into(buf, 0, n, 0, SIDE_BUY, 1, tag % (123456789, n), 6000012 + (n & 7),
+                           150, time.time_ns() // 1_000_000)
+        return one
+
     def naive():
         n = state["n"] = state["n"] + 1
         _naive_place(n, "mm-123456789-%d" % n, DEFAULT_INSTRUMENTS[0].price_str(6000012 + (n & 7)),
@@ -69,10 +79,14 @@ def sign_encode(quick: bool) -> list[dict]:
     base_best, base_med = _per_order_ns(naive, number, repeat)
     rows.append({"name": "naive hmac.new + json.dumps(dict)", "best_ns": base_best,
                  "median_ns": base_med, "ratio": 1.0})
-    for label, a, num in (("template HMAC (keyed copy)", bn.AUTH_HMAC, number),
-                          ("template Ed25519 per request", bn.AUTH_ED25519, max(number // 20, 200)),
-                          ("template session (unsigned)", bn.AUTH_SESSION, number)):
-        best, med = _per_order_ns(template(encs[a]), num, repeat)
+    for label, fn, num in (
+            ("C: HMAC render+sign+frame (hot path)", native(encs[bn.AUTH_HMAC]), number),
+            ("C: session render+frame (hot path)", native(encs[bn.AUTH_SESSION]), number),
+            ("Python template HMAC (keyed copy)", template(encs[bn.AUTH_HMAC]), number),
+            ("Python template Ed25519 per request", template(encs[bn.AUTH_ED25519]),
+             max(number // 20, 200)),
+            ("Python template session (unsigned)", template(encs[bn.AUTH_SESSION]), number)):
+        best, med = _per_order_ns(fn, num, repeat)
         rows.append({"name": label, "best_ns": best, "median_ns": med,
                      "ratio": base_best / best})
     return rows
@@ -131,7 +145,9 @@ def main(args) -> dict:
     rows = sign_encode(quick)
     print(table(rows, [("name", "variant", ""), ("best_ns", "best ns", ".0f"),
                        ("median_ns", "median ns", ".0f"), ("ratio", "x faster", ".2f")]))
-    print("target: HMAC sign+encode <= 2500 ns")
+    hot = rows[1]["median_ns"]
+    print(f"target: HMAC sign+encode <= 2500 ns: the hot path (C) {hot:,.0f} ns, "
+          f"{'met' if hot <= 2500 else 'not met'}")
     print("\n== sender: ring read -> bytes written, sender process vs simulator (ns) ==")
     wire = ring_to_wire(quick)
     for auth, hists in wire.items():
