@@ -7,7 +7,7 @@
  * pair, so the common-case claim touches nothing the consumer writes (Agrona
  * OneToOneRingBuffer.claimCapacity); the consumer reads only the producer's published pair.
  *
- * Python reads these constants from engine._native (engine/ring/layout.py); nothing else
+ * Python reads these constants from engine._native (engine/ring/header.py); nothing else
  * restates them.
  */
 #ifndef MM_RING_H
