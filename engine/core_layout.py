@@ -19,6 +19,7 @@ exactly the ones the spinners want. How the cores are handed out:
     carries most interrupts);
   - at most one spinner fewer than there are physical cores, so one core is left to the OS:
     two spinners (sender, quoter) on three or more, only the sender on two (see _auto_idle);
+    a venue on the same box (the embedded simulator, a loopback URL) counts one core less;
   - the feed goes to a remaining isolated core, else to a housekeeping core, never on or beside
     a spinner; a parked quoter shares the feed's core when no core is left; the simulator takes
     the lowest housekeeping core;
@@ -85,9 +86,12 @@ class Layout:
 
 def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
            isolated: set[int] | None = None, *, topology: Topology | None = None,
-           sys_root: str = "/", nic_node: int | None = None) -> Layout:
+           sys_root: str = "/", nic_node: int | None = None,
+           venue_local: bool | None = None) -> Layout:
     """The layout for `cfg` on a box. Explicit cores/idle in the config are kept (and
     checked); everything left unset is chosen so that no spinner shares a physical core.
+    `venue_local`: the venue runs on this box too (the embedded simulator, or a loopback URL;
+    default: with_sim), and a spinner would take the CPU it needs.
 
     The box is `topology` if given, else read from `sys_root` (a fake tree for tests and
     `mm layout --sys-root`). `cpus`/`isolated` describe a box without SMT or NUMA detail (older
@@ -110,7 +114,7 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
     for role, how in explicit_idle.items():
         if how and how not in IDLES:
             raise ValueError(f"{role}.idle: expected busy-spin, yield or park, got {how!r}")
-    auto = _auto_idle(topology, usable)
+    auto = _auto_idle(topology, usable, with_sim if venue_local is None else venue_local)
     idle = {r: (explicit_idle[r] or auto[r]) for r in explicit_idle}
     cores = _assign(topology, usable, explicit_core, idle, with_sim, nic_node)
     lay = Layout(cores, idle, topology=topology)
@@ -175,12 +179,16 @@ def _check_explicit_core(role: str, core: int, t: Topology, usable: list[int]) -
                          f"affinity (usable: {format_cpu_list(usable)})")
 
 
-def _auto_idle(t: Topology, usable: list[int]) -> dict[str, str]:
+def _auto_idle(t: Topology, usable: list[int], venue_local: bool = False) -> dict[str, str]:
     # One physical core stays with the OS (and the feed): two spinners need three. On two,
     # only the sender spins: waking an event-loop process through its doorbell costs ~150 us
     # P50 here, waking the numba quoter through the futex ~35 us (measured with `mm run`:
     # tick-to-order P50 175 us this way, 440 us with the quoter spinning instead).
-    physical = len(t.physical_cores(usable))
+    # A venue on the same box needs a core as well: on two cores with the venue beside it,
+    # nothing spins (wire-to-wire seen by that venue, 500-5,000 events/s: P99 0.63-0.86 ms
+    # with every stage parked, 1.8-2.5 ms with the sender spinning; P50 241-328 us against
+    # 186-318 us).
+    physical = len(t.physical_cores(usable)) - (1 if venue_local else 0)
     return {"sender": SPIN if physical >= 2 else PARK, "quoter": SPIN if physical >= 3 else PARK}
 
 

@@ -162,7 +162,8 @@ class Supervisor:
                 "set both MM_MD_URL and MM_ORDER_URL (feed.url and sender.url), or neither to "
                 "run against the embedded simulator")
         with_sim = not cfg.sender.url
-        self.layout = layout_mod.choose(cfg, with_sim=with_sim)
+        self.layout = layout_mod.choose(cfg, with_sim=with_sim,
+                                        venue_local=with_sim or keys.is_loopback(cfg.sender.url))
         keys.check(cfg.sender, cfg.sender.url or "ws://127.0.0.1/")
         live = shm_admin.live_processes(cfg.instance)
         if live:

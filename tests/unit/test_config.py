@@ -51,11 +51,21 @@ def test_json_round_trip(tmp_path):
 
 def test_layout_two_cores_one_spinner():
     cfg = config.load(env={})
-    lay = choose(cfg, with_sim=True, cpus=[0, 1], isolated=set())
+    lay = choose(cfg, with_sim=False, cpus=[0, 1], isolated=set())
     spinners = [r for r, how in lay.idle.items() if how == "busy-spin"]
     assert spinners == ["sender"]
     assert [r for r, c in lay.cores.items() if c == lay.cores["sender"]] == ["sender"]
     assert not lay.warnings or all("isolated" in w for w in lay.warnings)
+
+
+def test_layout_two_cores_with_the_venue_beside_spins_nothing():
+    """The embedded simulator, or a venue at a loopback URL, needs a core too."""
+    cfg = config.load(env={})
+    for lay in (choose(cfg, with_sim=True, cpus=[0, 1], isolated=set()),
+                choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)):
+        assert set(lay.idle.values()) == {"park"}
+    three = choose(cfg, with_sim=True, cpus=[0, 1, 2], isolated=set())
+    assert three.idle == {"quoter": "park", "sender": "busy-spin"}
 
 
 def test_layout_warns_on_shared_spinner(tmp_path):
