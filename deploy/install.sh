@@ -171,8 +171,12 @@ setting() {  # setting NAME: its value in the instance's env file (read, never s
 }
 # The venue URLs decide whether the layout keeps a core for the simulator.
 status=0
-LAYOUT=$(env -u MM_INSTANCE -u MM_SYMBOL MM_MD_URL="$(setting MM_MD_URL)" \
-         MM_ORDER_URL="$(setting MM_ORDER_URL)" "${MM[@]}" "${LAYOUT_ARGS[@]}") || status=$?
+if [ ! -x "$VENV/bin/mm" ] && ! "$PYTHON" -c 'import msgspec, numpy' >/dev/null 2>&1; then
+  status=127    # before the install, $PYTHON lacks the engine's dependencies: nothing to run
+else
+  LAYOUT=$(env -u MM_INSTANCE -u MM_SYMBOL MM_MD_URL="$(setting MM_MD_URL)" \
+           MM_ORDER_URL="$(setting MM_ORDER_URL)" "${MM[@]}" "${LAYOUT_ARGS[@]}") || status=$?
+fi
 if [ "$status" = 2 ]; then
   die "mm layout refused the config (see above); fix it, then re-run"
 elif [ "$status" != 0 ] && [ "$DRY" = 1 ] && [ ! -x "$VENV/bin/mm" ]; then
