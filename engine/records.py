@@ -130,9 +130,7 @@ def packer(dtype: np.dtype, with_seq: bool = False) -> "struct.Struct":
     import struct
 
     fields = sorted(((f[1], n, f[0]) for n, f in dtype.fields.items()), key=lambda t: t[0])
-    fmt, pos = ("<q", 8)
-    if not with_seq:
-        fmt = "<"
+    fmt, pos = ("<q" if with_seq else "<"), 8     # seq is at offset 0 either way
     for off, name, ft in fields:
         if name == "seq":
             continue

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.quoter.arrays import INST_DTYPE, QUOTE_DTYPE, Q_CANCELING, Q_LIVE, Q_NONE, Q_PENDING, Q_UNKNOWN
+from engine.quoter.arrays import (INST_DTYPE, QUOTE_DTYPE, Q_CANCELING, Q_LIVE, Q_NONE,
+                                  Q_PENDING, Q_UNKNOWN)
 from engine.ring.segment import Segment, SegmentError, segment_name, unlink
 
 MAGIC = 0x464C454942524D4D        # "MMRBELIF"

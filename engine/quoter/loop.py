@@ -87,10 +87,8 @@ def read_board(board, scratch, inst, par, cnt, sst, spar, now):
         if nb_board_get(board, i, addr) == 0:
             continue                           # never written
         r = scratch[0]
-        before = inst[i].board_ts
-        on_board(inst, par, cnt, sst, spar, i, r.kind, r.update_id, r.bid_px, r.bid_qty,
-                 r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
-        applied += inst[i].board_ts != before
+        applied += on_board(inst, par, cnt, sst, spar, i, r.kind, r.update_id, r.bid_px,
+                            r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
     return applied
 
 

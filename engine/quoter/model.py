@@ -56,10 +56,17 @@ def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
         return
-    s = inst[i]
-    if (kind & MD_BBO) != 0 and ts_arrival != 0 and ts_arrival <= s.board_ts:
+    if (kind & MD_BBO) != 0 and ts_arrival != 0 and ts_arrival <= inst[i].board_ts:
         cnt[C_SUPERSEDED] += 1             # the board already gave us this book or a newer one
         return
+    _apply_md(inst[i], par[i], sst[i], spar[i], cnt, kind, update_id, bid_px, bid_qty, ask_px,
+              ask_qty, ts_arrival, ts_md_published, now)
+
+
+@_jit
+def _apply_md(s, p, st, sp, cnt, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_arrival,
+              ts_md_published, now):
+    """One book record (or stale/fresh mark) into instrument state `s` (see on_md)."""
     t_md = ts_arrival if ts_arrival != 0 else now
     s.trig_update_id = update_id
     # the intents answer every tick since the last pass: timed from the oldest
@@ -87,27 +94,26 @@ def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px
         return
     s.book_ok = 1
     s.mark_px = (bid_px + ask_px) // 2        # the mark stays at the last good mid
-    p = par[i]
     s.mid = (bid_px / p.tick + ask_px / p.tick) * 0.5
-    strategy.on_book(sst[i], spar[i], s, p, t_md)
+    strategy.on_book(st, sp, s, p, t_md)
 
 
 @_jit
 def on_board(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
              ts_arrival, ts_md_published, now):
     """The book board's record of instrument i, read after the feed counted ring records it
-    could not publish: applied when newer than the last book applied (counted as conflated);
-    ring records no newer than it are skipped later (on_md: superseded)."""
+    could not publish: applied when newer than the last book applied (counted as conflated;
+    returns True); ring records no newer than it are skipped later (on_md: superseded)."""
     if i >= inst.shape[0] or ts_arrival == 0:
-        return
+        return False
     s = inst[i]
-    if ts_arrival <= s.last_md_ns or ts_arrival <= s.board_ts:
-        return
-    on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
-          ts_arrival, ts_md_published, now)
-    cnt[C_TICKS] -= 1                     # not a record read from the ring
+    if ts_arrival <= s.last_md_ns:        # (board_ts <= last_md_ns: it is a book applied)
+        return False
+    _apply_md(s, par[i], sst[i], spar[i], cnt, kind, update_id, bid_px, bid_qty, ask_px,
+              ask_qty, ts_arrival, ts_md_published, now)
     cnt[C_CONFLATED] += 1
     s.board_ts = ts_arrival
+    return True
 
 
 # ------------------------------------------------------------------ fills and acks
@@ -443,23 +449,26 @@ def requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out
     neither in tick-to-order nor in the venue's wire-to-wire figure."""
     n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
     s = inst[i]
-    if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
-        # nothing was decided: the tick stays pending, but time spent waiting to be allowed
-        # to quote is not tick-to-order
-        s.trig_ts_arrival = 0
-        s.trig_ts_md_published = 0
-        return n
-    s.trig_update_id = 0
     s.trig_ts_arrival = 0
     s.trig_ts_md_published = 0
-    s.trig_ts_read = 0
+    if g[G_KILLED] == 0 and g[G_RESUMED] != 0:
+        s.trig_update_id = 0
+        s.trig_ts_read = 0
+    # (else nothing was decided: the tick stays pending, but time spent waiting to be allowed
+    # to quote is not tick-to-order)
     return n
 
 
 @_jit
+def _aged(s, p, now):
+    """The instrument's last book arrived longer than stale_after ago."""
+    return s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns
+
+
+@_jit
 def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n):
-    """Bring instrument i's quotes to the strategy's wish (after the rules of _plan); append intents to `out` from index `n`,
-    cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
+    """Bring instrument i's quotes to the strategy's wish (after the rules of _plan); append
+    intents to `out` from index `n`, cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
     dirty so a later pass retries it. A slot acts only when its orders are settled: nothing
     pending, canceling or asked about, no replaced order still resting, not backing off."""
     s = inst[i]
@@ -470,8 +479,7 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, no
     if n + 4 * p.levels > out.shape[0]:     # per slot: a stray cancel and one more
         s.dirty = 1                          # no room for this pass's intents: retry later
         return n
-    stale = s.feed_stale != 0 or (s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns)
-    if stale:
+    if s.feed_stale != 0 or _aged(s, p, now):
         if s.stale == 0:
             s.stale = 1
             cnt[C_STALE_PULLS] += 1
@@ -495,9 +503,7 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, no
             elif q.state == Q_LIVE and (abs(q.want_px - q.price) >= p.requote_ticks * p.tick or
                                         (p.max_age_ns > 0 and now - q.placed_ns >= p.max_age_ns)):
                 if q.fails >= p.cancel_after:    # replaces keep failing: cancel, then new
-                    n = _emit(out, n, cnt, ACTION_CANCEL, i, side, level, 0, q.order_id,
-                              q.price, q.qty, s)
-                    q.state = Q_CANCELING
+                    n = _cancel_current(quotes, cnt, out, n, i, side, level, s, now)
                     continue
                 action = ACTION_REPLACE
             else:
@@ -561,7 +567,7 @@ def check_timers(inst, quotes, par, sst, spar, now):
     for i in range(inst.shape[0]):
         s = inst[i]
         p = par[i]
-        if s.stale == 0 and s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns:
+        if s.stale == 0 and _aged(s, p, now):
             s.dirty = 1
         if strategy.on_timer(sst[i], spar[i], s, p, now):
             s.dirty = 1

@@ -23,16 +23,20 @@ W_HEADER = 8
 _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
 
-def new_window(limit: int, window_ns: int, width_ns: int) -> np.ndarray:
-    """An empty window of `limit` orders per `window_ns`, counted in `width_ns` buckets."""
-    b = -(-window_ns // width_ns) + 1
-    w = np.zeros(W_HEADER + 2 * b, np.int64)
-    init_window(w, limit, width_ns, b)
-    return w
+def bucket_count(window_ns: int, width_ns: int) -> int:
+    """Buckets of `width_ns` that hold every sliding window of `window_ns`."""
+    return -(-window_ns // width_ns) + 1
 
 
 def window_words(window_ns: int, width_ns: int) -> int:
-    return W_HEADER + 2 * (-(-window_ns // width_ns) + 1)
+    return W_HEADER + 2 * bucket_count(window_ns, width_ns)
+
+
+def new_window(limit: int, window_ns: int, width_ns: int) -> np.ndarray:
+    """An empty window of `limit` orders per `window_ns`, counted in `width_ns` buckets."""
+    w = np.zeros(window_words(window_ns, width_ns), np.int64)
+    init_window(w, limit, width_ns, bucket_count(window_ns, width_ns))
+    return w
 
 
 def init_window(w: np.ndarray, limit: int, width_ns: int, buckets: int) -> None:

@@ -11,8 +11,7 @@ from engine.quoter import rate
 from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import (
     DESIRED_DTYPE, G_MAX_DRAWDOWN, G_NEXT_ID, G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS,
-    QUOTE_DTYPE,
-    RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+    QUOTE_DTYPE, RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
 from engine.quoter.params import build_params, max_drawdown_units
 from engine.records import ORDER_DTYPE
@@ -65,9 +64,10 @@ class QuoterState:
         w10, wday = rate_window_words()
         words = np.zeros(w10 + wday, np.int64) if rate_words is None else rate_words
         self.rl10, self.rlday = words[:w10], words[w10:w10 + wday]
-        for w, limit, width, size in ((self.rl10, q.rate_per_10s, RATE_BUCKET_10S_NS, w10),
-                                      (self.rlday, q.rate_per_day, RATE_BUCKET_DAY_NS, wday)):
-            buckets = (size - rate.W_HEADER) // 2
+        for w, limit, window, width in (
+                (self.rl10, q.rate_per_10s, RATE_WINDOW_10S_NS, RATE_BUCKET_10S_NS),
+                (self.rlday, q.rate_per_day, RATE_WINDOW_DAY_NS, RATE_BUCKET_DAY_NS)):
+            buckets = rate.bucket_count(window, width)
             if not rate.matches(w, limit, width, buckets):
                 rate.init_window(w, limit, width, buckets)
         # room for two full passes (every slot acts twice) plus a cancel-all, while the ring

@@ -32,10 +32,8 @@ from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ALL_INSTRUMENTS)
 from engine.sender import binance as bn
-from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
-                                 LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
 from engine.sender.gateway import PERMANENT_STREAK, Gateway, GatewayError, VenueRefusal
-from engine.sender.order_state import PENDING_NEW, OPEN, UNKNOWN
+from engine.sender.order_state import PENDING_NEW, UNKNOWN
 from engine.sender.signing import Ed25519Signer, HmacSigner
 
 REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
@@ -66,22 +64,14 @@ class BinanceGateway(Gateway):
         self._ed = Ed25519Signer(creds.ed25519_private) if creds.ed25519_private is not None else None
         self.auth = bn.AUTH_SESSION if creds.auth == "ed25519" else bn.AUTH_HMAC
         self.enc = self._encoder(self.auth)
-        self._cid = self.tag + b"-%d-%d"
         self._pexp = [i.pexp for i in self.instruments]
         self._qexp = [i.qexp for i in self.instruments]
-        self._reconciled_once = False
         self.shutdown_notice = False        # serverShutdown seen: roll the connection over
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
         return bn.BinanceEncoder(self.instruments, self.creds.api_key.reveal(), auth, self._hmac,
                                  self._ed, s.recv_window_ms, s.resp_type, s.replace_mode)
-
-    def cid_of(self, u: int, order_id: int) -> bytes:
-        cid = self._cid % (u, order_id)
-        if len(cid) > 36:                   # an update id too long for the venue: drop it
-            cid = self._cid % (0, order_id)
-        return cid
 
     # ================================================================ hot path
     def on_intent(self, f: tuple, t_read: int) -> None:
@@ -93,17 +83,11 @@ class BinanceGateway(Gateway):
             self._dry_intent(f, t_read)
             return
         if action == ACTION_CANCEL:
-            old = self.cancel_target(orig, order_id)
-            if old is None:
-                return
-            if not self.ready or self.blocked():
-                self.deferred_cancels.append(old.order_id)    # sent after reconcile / back-off
-                return
-            self._send_cancel(old, ts_pub, ts_arr, t_read)
+            self.cancel_intent(orig, order_id, ts_pub, ts_arr, t_read)
         elif action == ACTION_NEW or action == ACTION_REPLACE:
-            why = self._refusal_reason(ts_pub, t_read)
+            why = self.refusal_reason(ts_pub, t_read)
             if why:
-                self._refuse(f, why)
+                self.refuse(f, why)
                 return
             cid = self.cid_of(u, order_id)
             rid = self._rid = self._rid + 1
@@ -114,13 +98,8 @@ class BinanceGateway(Gateway):
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["orders_sent"] += 1
             else:
-                old = self.orders.get(orig)
-                if old is None or old.state != OPEN:
-                    # gone already (its end reached the quoter first) or not settled (its
-                    # UNKNOWN reached the quoter first): the quoter keeps the old order's truth
-                    o = self.orders.new(order_id, cid, inst, side, price, qty)
-                    self.orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
-                    self.counts["unknown_intents"] += 1
+                old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
+                if old is None:
                     return
                 self.out_len = self.enc.replace_into(self.out, self.out_len, rid, inst, side,
                                                      post_only, old.cid, cid, price, qty,
@@ -131,25 +110,11 @@ class BinanceGateway(Gateway):
                 self.counts["replaces_sent"] += 1
             self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
-            self.mark_stop_cancels()
-            self.cancel_ours([inst] if inst != ALL_INSTRUMENTS else range(len(self.instruments)))
+            self.cancel_ours(inst)
         else:
             self.counts["malformed"] += 1
 
-    def _refusal_reason(self, ts_pub: int, t_read: int) -> int:
-        """0 when a NEW/REPLACE may go out now, else the LOCAL_* code it is refused with."""
-        if not self.ready:
-            return LOCAL_NOT_CONNECTED
-        if self.blocked():
-            return LOCAL_RATE_LIMITED
-        if self.killed() or self.refusal:
-            return LOCAL_STOPPING
-        if ts_pub and t_read - ts_pub > self.max_intent_age_ns:
-            self.counts["stale_intents"] += 1
-            return LOCAL_STALE_INTENT
-        return 0
-
-    def _send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
+    def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         """order.cancel for a live order, by the venue's id when known (its fastest lookup)."""
         rid = self._rid = self._rid + 1
         self.out_len = self.enc.cancel_into(self.out, self.out_len, rid, o.instrument, o.cid,
@@ -160,40 +125,18 @@ class BinanceGateway(Gateway):
         self.counts["cancels_sent"] += 1
         self.sent(ts_pub, ts_arr, t_read or t_signed, t_signed)
 
-    def cancel_ours(self, insts) -> None:
-        """Cancel every live order of ours on `insts` (the quoter's CANCEL_ALL); with
-        symbols_exclusive, openOrders.cancelAll instead."""
-        insts = set(insts)
-        if self.scfg.symbols_exclusive:
-            for inst in insts:
-                rid = self.next_rid()
-                self.track(rid, REQ_CANCEL_ALL, inst, 0, perf_counter_ns())
-                self.send(self.enc.cancel_all(rid, inst, self.now_ms()))
-                self.counts["cancel_alls_sent"] += 1
+    def cancel_ours(self, inst: int) -> None:
+        """The quoter's CANCEL_ALL; with symbols_exclusive, openOrders.cancelAll instead of
+        one cancel per order of ours."""
+        if not self.scfg.symbols_exclusive:
+            super().cancel_ours(inst)
             return
-        for o in list(self.orders.live.values()):
-            if o.instrument in insts and o.state in (PENDING_NEW, OPEN):
-                self._send_cancel(o)
-
-    def _refuse(self, f: tuple, code: int) -> None:
-        """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (and, for a
-        replace, CANCEL_REJECT of the old order first: it still rests, untouched)."""
-        _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
-        self.counts["local_rejects"] += 1
-        if action == ACTION_REPLACE:
-            old = self.orders.get(orig)
-            if old is not None and old.state == OPEN:
-                self.orders.cancel_refused(old, code)
-        o = self.orders.new(order_id, self.cid_of(u, order_id), inst, side, price, qty)
-        self.orders.rejected(o, code)
-
-    def flush_deferred(self) -> None:
-        """Send cancels held during an outage or back-off (after reconcile / when unblocked)."""
-        held, self.deferred_cancels = self.deferred_cancels, []
-        for target in held:
-            o = self.orders.get(target)
-            if o is not None and o.state in (PENDING_NEW, OPEN):
-                self._send_cancel(o)
+        self.mark_stop_cancels()
+        for n in range(len(self.instruments)) if inst == ALL_INSTRUMENTS else (inst,):
+            rid = self.next_rid()
+            self.track(rid, REQ_CANCEL_ALL, 0, 0, perf_counter_ns())
+            self.send(self.enc.cancel_all(rid, n, self.now_ms()))
+            self.counts["cancel_alls_sent"] += 1
 
     def _dry_intent(self, f: tuple, t_read: int) -> None:
         (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
@@ -212,7 +155,7 @@ class BinanceGateway(Gateway):
         else:
             frame = self.enc.cancel_all(rid, 0 if inst == ALL_INSTRUMENTS else inst, ts)
         t_signed = perf_counter_ns()
-        self.write(frame)
+        self.dry_write(frame)
         self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
 
     # ================================================================ incoming frames
@@ -527,7 +470,7 @@ class BinanceGateway(Gateway):
                     r = await self.call_before(
                         lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()), deadline)
                     if r is not None and r.status == 200:
-                        self._on_ok((REQ_CANCEL_ALL, inst, 0), r.result)
+                        self._on_ok((REQ_CANCEL_ALL, 0, 0), r.result)
                 entries = await self._open_orders(inst, deadline)
                 if entries is None:
                     return -1

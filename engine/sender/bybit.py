@@ -26,12 +26,9 @@ from picows import WSMsgType
 
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, SIDE_BUY)
+                            SIDE_BUY)
 from engine.sender.binance import decimal_slot, scale_of
-from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
-                                 LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER)
 from engine.sender.gateway import Gateway, GatewayError, VenueRefusal
-from engine.sender.order_state import OPEN, PENDING_NEW
 from engine.sender.signing import bybit_auth_signature
 
 REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3
@@ -120,7 +117,6 @@ class BybitGateway(Gateway):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
         self.enc = BybitEncoder(self.instruments, self.scfg.recv_window_ms,
                                 self.scfg.bybit_category)
-        self._cid = self.tag + b"-%d-%d"
         self._auth_waiter: asyncio.Future | None = None
         self._last_ping = 0.0
 
@@ -131,45 +127,29 @@ class BybitGateway(Gateway):
         self.counts["intents"] += 1
         orders = self.orders
         if action == ACTION_CANCEL_ALL:
-            self.mark_stop_cancels()
-            for o in list(orders.live.values()):
-                if (inst == ALL_INSTRUMENTS or o.instrument == inst) and o.state in (
-                        PENDING_NEW, OPEN):
-                    self._send_cancel(o)
+            self.cancel_ours(inst)
             return
         if action == ACTION_CANCEL:
-            old = self.cancel_target(orig, order_id)
-            if old is None:
-                return
-            if not self.dry_run and (not self.ready or self.blocked()):
-                self.deferred_cancels.append(old.order_id)
-                return
-            self._send_cancel(old)
+            self.cancel_intent(orig, order_id)
             return
         if action not in (ACTION_NEW, ACTION_REPLACE):
             self.counts["malformed"] += 1
             return
         if not self.dry_run:
-            why = (LOCAL_NOT_CONNECTED if not self.ready else LOCAL_RATE_LIMITED
-                   if self.blocked() else LOCAL_STOPPING if self.killed() or self.refusal else
-                   LOCAL_STALE_INTENT if ts_pub and t_read - ts_pub > self.max_intent_age_ns
-                   else 0)
+            why = self.refusal_reason(ts_pub, t_read)
             if why:
-                self._refuse(f, why)
+                self.refuse(f, why)
                 return
         rid = self.next_rid()
+        cid = self.cid_of(u, order_id)
         if action == ACTION_NEW:
-            cid = self._cid % (u, order_id)
             frame = self.enc.create(rid, inst, side, post_only, cid, price, qty, self.now_ms())
             req = (REQ_CREATE, order_id, 0)
             orders.new(order_id, cid, inst, side, price, qty)
             self.counts["orders_sent"] += 1
         else:
-            old = orders.get(orig)
-            if old is None or old.state != OPEN:
-                o = orders.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
-                orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
-                self.counts["unknown_intents"] += 1
+            old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
+            if old is None:
                 return
             # amend in place: the venue order keeps its orderLinkId (old.cid)
             frame = self.enc.amend(rid, inst, old.cid, price, qty, self.now_ms())
@@ -179,39 +159,22 @@ class BybitGateway(Gateway):
             self.counts["replaces_sent"] += 1
         t_signed = perf_counter_ns()
         if self.dry_run:
-            self.write(frame)
+            self.dry_write(frame)
         else:
             self.transport.send(_TEXT, frame)
             self.track(rid, *req, perf_counter_ns())
         self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
 
-    def _send_cancel(self, o) -> None:
+    def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         rid = self.next_rid()
         frame = self.enc.cancel(rid, o.instrument, o.cid, self.now_ms())
         if self.dry_run:
-            self.write(frame)
+            self.dry_write(frame)
             return
         self.send(frame)
         self.track(rid, REQ_CANCEL, o.order_id, 0, perf_counter_ns())
         self.orders.cancel_sent(o)
         self.counts["cancels_sent"] += 1
-
-    def _refuse(self, f: tuple, code: int) -> None:
-        _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
-        self.counts["local_rejects"] += 1
-        if action == ACTION_REPLACE:
-            old = self.orders.get(orig)
-            if old is not None and old.state == OPEN:
-                self.orders.cancel_refused(old, code)
-        o = self.orders.new(order_id, self._cid % (u, order_id), inst, side, price, qty)
-        self.orders.rejected(o, code)
-
-    def flush_deferred(self) -> None:
-        held, self.deferred_cancels = self.deferred_cancels, []
-        for target in held:
-            o = self.orders.get(target)
-            if o is not None and o.state in (PENDING_NEW, OPEN):
-                self._send_cancel(o)
 
     # ---------------------------------------------------------------- incoming
     def on_frame(self, payload: bytes) -> None:
@@ -322,7 +285,7 @@ class BybitGateway(Gateway):
 
     async def reconcile(self, full: bool = True) -> None:
         # No open-orders query on /v5/trade (REST only): the local table stays the truth.
-        first = not getattr(self, "_reconciled_once", False)
+        first = not self._reconciled_once
         self._reconciled_once = True
         self.ready = True
         self.flush_deferred()
@@ -331,7 +294,7 @@ class BybitGateway(Gateway):
     async def cancel_everything(self, deadline: float) -> int:
         loop = asyncio.get_running_loop()
         for o in list(self.orders.live.values()):
-            self._send_cancel(o)
+            self.send_cancel(o)
         while self.orders.live and loop.time() < deadline and self.connected:
             await asyncio.sleep(0.01)
         if self.orders.live:

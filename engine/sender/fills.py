@@ -9,7 +9,8 @@ Protocol for the quoter (kinds are engine.records FILL_*):
   FILL_ACK       order_id accepted by the venue (once per order, before any FILL_TRADE of it)
   FILL_TRADE     qty = this fill's qty, price = its price, cum_qty / leaves_qty after it
   FILL_REJECT    order_id refused; error_code = venue code (-2010, -2022, ...) or a LOCAL_* code
-  FILL_CANCELED  order_id gone without further fills (canceled, expired, or absent at reconcile)
+  FILL_CANCELED  order_id gone without further fills (canceled, expired, or confirmed absent:
+                 "does not exist" twice, not_found_confirm_ms apart)
   FILL_POSITION  instrument's base-asset balance (free + locked) at the venue, qty at qty_exp
   FILL_RESUME    connected and reconciled: quoting may (re)start (after every POSITION batch)
   FILL_CANCEL_REJECT  the cancel of order_id did not happen; it rests with leaves_qty
@@ -30,7 +31,6 @@ LOCAL_NOT_CONNECTED = -90001   # intent arrived while the order connection was d
 LOCAL_RATE_LIMITED = -90002    # venue asked us to back off (429); intent not sent
 LOCAL_STOPPING = -90003        # kill switch / shutdown in progress; intent not sent
 LOCAL_UNKNOWN_ORDER = -90004   # replace/cancel of an order id the sender does not know
-LOCAL_DRY_RUN = -90005         # reserved: dry-run sends nothing and reports nothing
 LOCAL_STALE_INTENT = -90006    # the intent was older than sender.max_intent_age_ms: not sent
 LOCAL_ORDER_BUSY = -90007      # replace of an order whose state is not settled (not sent)
 

@@ -27,9 +27,11 @@ from picows import WSListener, WSMsgType, ws_connect
 from engine import _native as C
 from engine._native import hist_record as _hist_record
 from engine.proc import log
-from engine.records import ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET, FILL_RESUME
-from engine.sender.fills import FillWriter
-from engine.sender.order_state import OrderTable
+from engine.records import ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET, FILL_RESUME
+from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
+                                 LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
+                                 FillWriter)
+from engine.sender.order_state import OPEN, PENDING_NEW, OrderTable
 
 _REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')
 _REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
@@ -97,6 +99,8 @@ class Gateway:
         self.orders = OrderTable(fills, cfg.tag, query_delay_ns=0,
                                  not_found_confirm_ns=int(s.not_found_confirm_ms * 1e6))
         self.tag = cfg.tag.encode()
+        self._cid = self.tag + b"-%d-%d"    # <tag>-<u>-<n>
+        self._reconciled_once = False
         self.transport = None
         self.connected = False
         self.ready = False                  # connected, logged on and reconciled
@@ -428,6 +432,8 @@ class Gateway:
         """Write the output buffer (one syscall when the socket takes it all), then record
         every frame's latency with the same written stamp."""
         n = self.out_len
+        if not n and not self._npending:    # an empty batch (the ring had nothing): no work
+            return
         if n:
             self.out_len = 0
             written = 0
@@ -439,9 +445,9 @@ class Gateway:
                         written = 0
                 if written < n:             # TLS, or the socket is full: the loop writes it
                     self._tr_write(bytes(mv[written:n]))
-        t_sent = perf_counter_ns()
         k = self._npending
         if k and self.hist is not None:
+            t_sent = perf_counter_ns()
             p = self._pending
             for j in range(k):
                 self.record_latency(p[0][j], p[1][j], p[2][j], p[3][j], t_sent)
@@ -460,26 +466,90 @@ class Gateway:
         if ts_arrival:
             rec(self._h_t2o, t_sent - ts_arrival)
 
-    def write(self, frame: bytes) -> None:
-        """Write a hot-path frame (or, in dry run, log it redacted at a bounded rate)."""
-        if self.dry_run:
-            self.counts["dry_run_frames"] += 1
-            sec = perf_counter_ns() // 1_000_000_000
-            if sec != self._dry_log_second:
-                self._dry_log_second, self._dry_log_budget = sec, self.scfg.dry_run_log_per_s
-            if self._dry_log_budget > 0:
-                self._dry_log_budget -= 1
-                log("sender", f"dry-run: {redact(frame).decode()}")
-            return
-        self.transport.send(WSMsgType.TEXT, frame)
+    def dry_write(self, frame: bytes) -> None:
+        """Dry run: count the frame that would have gone out, log it redacted at a bounded
+        rate."""
+        self.counts["dry_run_frames"] += 1
+        sec = perf_counter_ns() // 1_000_000_000
+        if sec != self._dry_log_second:
+            self._dry_log_second, self._dry_log_budget = sec, self.scfg.dry_run_log_per_s
+        if self._dry_log_budget > 0:
+            self._dry_log_budget -= 1
+            log("sender", f"dry-run: {redact(frame).decode()}")
 
-    def cancel_target(self, orig: int, order_id: int):
-        """The live order a CANCEL intent names (orig_order_id, else order_id), or None
-        (counted: the order already finished or was never sent)."""
+    # ---------------------------------------------------------------- intent rules (venue-neutral)
+    def cid_of(self, u: int, order_id: int) -> bytes:
+        """The client order id `<tag>-<u>-<n>` (without u when it would pass 36 characters)."""
+        cid = self._cid % (u, order_id)
+        if len(cid) > 36:
+            cid = self._cid % (0, order_id)
+        return cid
+
+    def refusal_reason(self, ts_pub: int, t_read: int) -> int:
+        """0 when a NEW/REPLACE may go out now, else the LOCAL_* code it is refused with."""
+        if not self.ready:
+            return LOCAL_NOT_CONNECTED
+        if self.blocked():
+            return LOCAL_RATE_LIMITED
+        if self.killed() or self.refusal:
+            return LOCAL_STOPPING
+        if ts_pub and t_read - ts_pub > self.max_intent_age_ns:
+            self.counts["stale_intents"] += 1
+            return LOCAL_STALE_INTENT
+        return 0
+
+    def refuse(self, f: tuple, code: int) -> None:
+        """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (and, for a
+        replace, CANCEL_REJECT of the old order first: it still rests, untouched)."""
+        _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
+        self.counts["local_rejects"] += 1
+        if action == ACTION_REPLACE:
+            old = self.orders.get(orig)
+            if old is not None and old.state == OPEN:
+                self.orders.cancel_refused(old, code)
+        o = self.orders.new(order_id, self.cid_of(u, order_id), inst, side, price, qty)
+        self.orders.rejected(o, code)
+
+    def replaceable(self, orig: int, order_id: int, cid: bytes, inst: int, side: int,
+                    price: int, qty: int):
+        """The OPEN order a REPLACE intent replaces, or None: it is gone already (its end
+        reached the quoter first) or not settled (its UNKNOWN did), and the new order is
+        refused locally; the quoter keeps the old order's truth."""
+        old = self.orders.get(orig)
+        if old is not None and old.state == OPEN:
+            return old
+        o = self.orders.new(order_id, cid, inst, side, price, qty)
+        self.orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
+        self.counts["unknown_intents"] += 1
+        return None
+
+    def cancel_intent(self, orig: int, order_id: int, *stamps: int) -> None:
+        """A CANCEL intent: the live order it names (orig_order_id, else order_id) is canceled
+        now, or after reconcile / back-off when the connection cannot take it (an unknown id
+        is counted: the order already finished or was never sent)."""
         o = self.orders.get(orig or order_id)
         if o is None:
             self.counts["unknown_intents"] += 1
-        return o
+        elif not self.dry_run and (not self.ready or self.blocked()):
+            self.deferred_cancels.append(o.order_id)
+        else:
+            self.send_cancel(o, *stamps)
+
+    def flush_deferred(self) -> None:
+        """Send cancels held during an outage or back-off (after reconcile / when unblocked)."""
+        held, self.deferred_cancels = self.deferred_cancels, []
+        for target in held:
+            o = self.orders.get(target)
+            if o is not None and o.state in (PENDING_NEW, OPEN):
+                self.send_cancel(o)
+
+    def cancel_ours(self, inst: int) -> None:
+        """The quoter's CANCEL_ALL: cancel every live order of ours on `inst` (or all)."""
+        self.mark_stop_cancels()
+        for o in list(self.orders.live.values()):
+            if (inst == ALL_INSTRUMENTS or o.instrument == inst) and o.state in (PENDING_NEW,
+                                                                                  OPEN):
+                self.send_cancel(o)
 
     def mark_stop_cancels(self) -> None:
         """The stop began (the quoter's CANCEL_ALL or the safety net): count cancels from here."""
@@ -534,6 +604,10 @@ class Gateway:
         raise NotImplementedError
 
     def on_frame(self, payload: bytes) -> None:
+        raise NotImplementedError
+
+    def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
+        """Cancel the live order `o` (stamps: the intent's, for the latency histograms)."""
         raise NotImplementedError
 
     def periodic(self, now: float) -> None:

@@ -6,8 +6,9 @@ replaced, make-before-break). The order ring is read without stalling the socket
       empty the sender arms the doorbell and the loop sleeps in epoll until either the venue
       sends a frame or the quoter publishes (the quoter's commit writes the doorbell). Costs a
       cross-core wake (25-45 us here) per burst, zero CPU when idle.
-  busy-spin: a coroutine polls the ring and yields to the loop (`await asyncio.sleep(0)`)
-      between empty polls: no wake-up latency, but it burns its core, so only on an isolated one.
+  busy-spin: the ring and the order socket are polled in C (Ring.spin_fd); the loop runs only
+      when the socket has data or every SPIN_SLICE_NS for its timers: no wake-up latency, but
+      it burns its core, so only on a core of its own.
 
 The watch duty (every WATCH_S) keeps order truth: requests unanswered past order_timeout_ms
 become UNKNOWN and the venue is asked about them; in quiet moments open orders and balances

@@ -392,7 +392,10 @@ class Api:
                     "clientOrderId": order.client_id, "transactTime": order.time_ms}
         return order.as_result(fills if resp_type == "FULL" else None)
 
-    def _locate(self, book: Book, params: dict, id_name: str, cid_name: str) -> Order:
+    def _locate(self, book: Book, params: dict, id_name: str, cid_name: str,
+                finished_too: bool = False) -> Order:
+        """The order the request names by venue id or client id: an open one (cancels), or
+        with `finished_too` any order the venue keeps (order.status)."""
         order_id = params.get(id_name)
         client_id = params.get(cid_name)
         if order_id is None and client_id is None:
@@ -402,6 +405,8 @@ class Api:
                 order_id = int(order_id)
             except (TypeError, ValueError):
                 raise illegal(id_name, "^[0-9]{1,20}$") from None
+        if finished_too:
+            return self.ex.lookup(book, order_id, client_id)
         return self.ex.find(book, order_id, client_id)
 
     # -- methods --
@@ -455,16 +460,7 @@ class Api:
 
     def _order_status(self, session, params):
         book = self._book(params)
-        order_id = params.get("orderId")
-        client_id = params.get("origClientOrderId")
-        if order_id is None and client_id is None:
-            raise mandatory("orderId' or 'origClientOrderId")
-        if order_id is not None:
-            try:
-                order_id = int(order_id)
-            except (TypeError, ValueError):
-                raise illegal("orderId", "^[0-9]{1,20}$") from None
-        order = self.ex.lookup(book, order_id, client_id)
+        order = self._locate(book, params, "orderId", "origClientOrderId", finished_too=True)
         if order.status in ("NEW", "PARTIALLY_FILLED") and self._chaos_phantom():
             raise ApiError(400, -2013, "Order does not exist.")
         return order.as_status()

@@ -18,11 +18,14 @@ Matching model (documented assumptions):
 """
 from __future__ import annotations
 
+from collections import deque
 from decimal import Decimal
 from typing import Callable
 
 from engine.instruments import format_fixed
 from engine.sim.market import Book, wire_decimal
+
+LOG_KEPT = 100_000         # places / cancels remembered for inspection (the newest)
 
 ZERO8 = "0.00000000"
 
@@ -118,10 +121,11 @@ class Exchange:
         self.by_client: dict[tuple[str, str], Order] = {}   # (symbol, client id) -> latest
         self.client_ids_used: set[str] = set()
         self.client_ids_reused = 0      # a client id placed twice (legal once finished; counted)
-        # (actor, client id) of every order placed / canceled by a request, for tests that check
-        # who touched whose orders; actor is the API connection number (0 = the simulator)
-        self.place_log: list[tuple[int, str]] = []
-        self.cancel_log: list[tuple[int, str]] = []
+        # (actor, client id) of every order placed / canceled by a request (the newest
+        # LOG_KEPT), for tests that check who touched whose orders; actor is the API
+        # connection number (0 = the simulator)
+        self.place_log: deque[tuple[int, str]] = deque(maxlen=LOG_KEPT)
+        self.cancel_log: deque[tuple[int, str]] = deque(maxlen=LOG_KEPT)
         self._next_order_id = 1
         self._next_exec_id = 1
         self.fills = 0
@@ -140,16 +144,17 @@ class Exchange:
 
     # -- orders --
     def find(self, book: Book, order_id: int | None, client_id: str | None) -> Order:
+        """An open order of `book` by venue id or client id (order.cancel, cancelReplace)."""
         orders = self.open[book.symbol]
         if order_id is not None:
             o = orders.get(order_id)
             if o is not None and (client_id is None or o.client_id == client_id):
                 return o
             raise unknown_order()
-        for o in orders.values():
-            if o.client_id == client_id:
-                return o
-        raise unknown_order()
+        o = self.by_client.get((book.symbol, client_id))
+        if o is None or o.order_id not in orders:
+            raise unknown_order()
+        return o
 
     def lookup(self, book: Book, order_id: int | None, client_id: str | None) -> Order:
         """Any order of `book` (open or finished) by venue id or client id: order.status."""
@@ -162,9 +167,9 @@ class Exchange:
     def place(self, book: Book, is_buy: bool, type_: str, tif: str, price: int, qty: int,
               client_id: str, actor: int = 0) -> tuple[Order, list[dict]]:
         """Accept, rest or fill a validated order. Returns the order and its FULL `fills`."""
-        for o in self.open[book.symbol].values():
-            if o.client_id == client_id:
-                raise ApiError(400, -2010, "Duplicate order sent.")
+        same = self.by_client.get((book.symbol, client_id))
+        if same is not None and same.order_id in self.open[book.symbol]:
+            raise ApiError(400, -2010, "Duplicate order sent.")
         crosses = (price >= book.ask) if is_buy else (price <= book.bid)
         if type_ == "MARKET":
             price, crosses = (book.ask if is_buy else book.bid), True

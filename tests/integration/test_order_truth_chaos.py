@@ -7,7 +7,8 @@ twice, fills orders partly and drops the order connection. Over at least 100,000
   - a sampler compares the venue's open orders with the quoter's published belief (its slot
     table) every 100 ms: no order may rest unmanaged for a second;
   - after every quiet period (market paused) the engine's belief converges to the venue's book:
-    the same resting orders, each held by a slot as live, the same base position per instrument
+    the same resting orders, each held by exactly one slot as live (no order id in two slots),
+    the same base position per instrument
     and the same quote-currency balance (every fill counted exactly once, at its price);
   - at the end SIGTERM leaves nothing resting and exits 0.
 The closing figures (races by kind, divergences found and repaired, longest unmanaged time,
@@ -24,9 +25,11 @@ import threading
 import time
 from decimal import Decimal
 
+import numpy as np
 import pytest
 
 from engine.control import Control
+from engine.quoter.arrays import Q_NONE
 from engine.quoter.belief import Belief
 from sim_thread import SimThread
 
@@ -116,7 +119,10 @@ def _belief_vs_book(sim: SimThread, belief: Belief, instruments) -> list[str]:
     venue = {int(o["clientOrderId"].rsplit("-", 1)[1]): o for o in sim.open_orders()
              if o["clientOrderId"].startswith(prefix)}
     held = belief.orders()
-    bad = []
+    q = belief.quotes
+    slots = np.concatenate((q["order_id"][q["state"] != Q_NONE], q["prev_id"][q["prev_id"] != 0]))
+    ids, times = np.unique(slots, return_counts=True)
+    bad = [f"order {n} held by {c} slots" for n, c in zip(ids.tolist(), times.tolist()) if c > 1]
     if set(venue) != set(held):
         bad.append(f"orders: venue-only {sorted(set(venue) - set(held))[:5]}, "
                    f"belief-only {sorted(set(held) - set(venue))[:5]}")
