@@ -99,49 +99,25 @@ def _cmd_sim(argv: list[str]) -> int:
 def _cmd_status(args) -> int:
     from engine.status import main
 
-    return main(args.instance, once=args.once, interval_s=args.interval)
-
-
-def _attach_control(args, cmd: str):
-    """The instance's control segment, or None after saying why it cannot be reached."""
-    from engine.control import Control
-    from engine.ring.segment import SegmentError
-
-    try:
-        return Control.attach(args.instance)
-    except SegmentError as e:
-        print(f"mm {cmd}: {e}", file=sys.stderr)
-        return None
+    return main(args.instance, once=args.once, interval_s=args.interval, json_out=args.json)
 
 
 def _cmd_kill(args) -> int:
-    from engine.control import KILL_OPERATOR
+    from engine import pause
 
-    ctl = _attach_control(args, "kill")
-    if ctl is None:
-        return 1
-    first = ctl.kill(KILL_OPERATOR)
-    print("kill switch set" if first else f"kill switch was already set (reason {ctl.killed()})")
-    ctl.close()
-    return 0
+    return pause.kill(args.instance, wait_s=args.wait)
 
 
 def _cmd_resume(args) -> int:
-    from engine.control import KILL_REASONS
-    from engine.proc import log
+    from engine import pause
 
-    ctl = _attach_control(args, "resume")
-    if ctl is None:
-        return 1
-    reason = ctl.resume()
-    ctl.close()
-    if not reason:
-        print("the kill switch was not set")
-        return 0
-    log("resume", f"instance {args.instance}: kill switch cleared (it was: "
-                  f"{KILL_REASONS.get(reason, reason)}); restart the stopped processes")
-    print(f"kill switch cleared (was: {KILL_REASONS.get(reason, reason)})")
-    return 0
+    return pause.resume(args.instance)
+
+
+def _cmd_stop(args) -> int:
+    from engine import pause
+
+    return pause.stop(args.instance, wait_s=args.wait)
 
 
 def _cmd_layout(args) -> int:
@@ -276,18 +252,31 @@ def _main(argv: list[str] | None = None) -> int:
     default_instance = os.environ.get("MM_INSTANCE", "mm")
     sp = sub.add_parser("status", help="live view of a running instance")
     sp.add_argument("--instance", default=default_instance)
-    sp.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    sp.add_argument("--once", action="store_true", help="print one snapshot as plain lines "
+                                                        "and exit (implied when stdout is "
+                                                        "not a terminal)")
+    sp.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     sp.add_argument("--interval", type=float, default=0.5)
     sp.set_defaults(fn=_cmd_status)
 
-    sp = sub.add_parser("kill", help="set the kill switch: cancel everything and stop quoting")
+    sp = sub.add_parser("kill", help="pause: cancel every order and stop quoting; every "
+                                     "process stays up and connected (mm resume, mm stop)")
     sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--wait", type=float, default=15.0, metavar="S",
+                    help="seconds to wait for the sender to confirm every order gone")
     sp.set_defaults(fn=_cmd_kill)
 
-    sp = sub.add_parser("resume", help="clear the kill switch (a latched one stays set until "
-                                       "this): the instance's restarted processes trade again")
+    sp = sub.add_parser("resume", help="after mm kill: reconcile with the venue, then quote "
+                                       "again (also clears a latched stop: drawdown, refusal)")
     sp.add_argument("--instance", default=default_instance)
     sp.set_defaults(fn=_cmd_resume)
+
+    sp = sub.add_parser("stop", help="the full stop (as SIGTERM): cancel everything, confirm, "
+                                     "and end every process")
+    sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--wait", type=float, default=60.0, metavar="S",
+                    help="seconds to wait for the processes to end")
+    sp.set_defaults(fn=_cmd_stop)
 
     sp = with_config(sub.add_parser("layout", help="print the cores and idle strategies the "
                                                     "engine would use on this box (JSON)"))
