@@ -151,7 +151,7 @@ def _cmd_alert(args) -> int:
 def _cmd_report(args) -> int:
     from engine.report import print_run_report
 
-    return print_run_report(args.run_dir)
+    return print_run_report(args.run_dir, explain=args.explain)
 
 
 def _cmd_metrics(args) -> int:
@@ -302,6 +302,8 @@ def _main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("report", help="print the latency histograms of a finished run")
     sp.add_argument("run_dir", nargs="?",
                     default=os.path.join("runs", "latest"))
+    sp.add_argument("--explain", action="store_true",
+                    help="then one line per counter and hop saying what it means")
     sp.set_defaults(fn=_cmd_report)
 
     sp = sub.add_parser("metrics", help="serve Prometheus metrics of a running instance")

@@ -13,7 +13,8 @@ import json
 import sys
 import time
 
-from engine import units
+from engine import glossary, units
+from engine.latency.reading import plain_hop, supported
 from engine.monitor import HOP_QS, InstanceView
 from engine.ring.segment import SegmentError
 
@@ -49,7 +50,8 @@ def render(snap: dict):
     for q in HOP_QS:
         hops.add_column(f"P{q:g}", justify="right")
     for name, h in snap["hops"].items():
-        hops.add_row(name, str(h["count"]), *(
+        hops.add_row(plain_hop(name), str(h["count"]), *(
+            "-" if not supported(q, h["count"]) else
             f"[bold red]{h[q] / 1e3:.1f}[/]" if h[q] > ceiling_us * 1e3 else f"{h[q] / 1e3:.1f}"
             for q in HOP_QS))
     trading = Table(title="trading", expand=True, show_header=False)
@@ -65,7 +67,7 @@ def render(snap: dict):
     counters.add_column("process")
     counters.add_column("values")
     for role, c in snap["counters"].items():
-        shown = units.plain(c) if info is not None else c
+        shown = glossary.shown(role, units.plain(c) if info is not None else c)
         if shown and role != "supervisor":
             counters.add_row(role, "  ".join(f"{k}={v}" for k, v in shown.items()))
     return Group(procs, rings, hops, trading, counters)
@@ -88,16 +90,17 @@ def plain_lines(snap: dict) -> list[str]:
                      f"{st['written']} dropped {st['dropped']} blocked {st['blocked']}")
     for name, h in snap["hops"].items():
         qs = " ".join(f"P{q:g} {h[q] / 1e3:.1f}" + ("*" if h[q] > ceiling_us * 1e3 else "")
-                      for q in HOP_QS)
-        lines.append(f"hop {name}: {h['count']} samples, {qs} us")
+                      for q in HOP_QS if supported(q, h["count"])) or "too few samples"
+        lines.append(f"hop {plain_hop(name)}: {h['count']} samples, {qs} us")
     if info is not None:
         for line in units.trading_lines(snap["counters"].get("quoter", {}), info.instruments,
                                         snap["counters"].get("supervisor")):
             lines.append(f"trading: {line}")
     for role, c in snap["counters"].items():
-        shown = units.plain(c) if info is not None else c
+        shown = glossary.shown(role, units.plain(c) if info is not None else c)
         if shown and role != "supervisor":
             lines.append(f"counters {role}: " + " ".join(f"{k}={v}" for k, v in shown.items()))
+    lines.append("(what each counter means: mm report --explain, or the README's Counters)")
     return lines
 
 
