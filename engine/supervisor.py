@@ -95,6 +95,7 @@ class Supervisor:
         except (ValueError, RuntimeError) as e:   # ConfigError, CredentialError, SegmentError
             log(f"error: {e}")
             return self._finish(EXIT_CONFIG, "configuration refused: nothing was started")
+        self._created_run_dir = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         status = EXIT_ERROR
         try:
@@ -102,6 +103,7 @@ class Supervisor:
             cfg = self._instruments_from_venue(cfg)
             if cfg is None:
                 self._stop_all()
+                self._drop_empty_run_dir()
                 return self._finish(EXIT_ERROR, f"never connected to {self._venue_url()}: "
                                                 f"nothing was sent; {self.stop_reason}")
             self.run_cfg = cfg
@@ -141,6 +143,7 @@ class Supervisor:
             if self.ctl is not None:
                 self._report()
             self._cleanup()
+            self._drop_empty_run_dir()
         return self._finish(status, self.result)
 
     def _finish(self, status: int, result: str) -> int:
@@ -483,6 +486,14 @@ class Supervisor:
                 latest.symlink_to(self.run_dir.name)
         except Exception as e:  # reporting must never mask the exit status
             log(f"report failed: {type(e).__name__}: {e}")
+
+    def _drop_empty_run_dir(self) -> None:
+        """A run that never started its processes has no report: the folder this run created
+        (the simulator's scratch files at most) goes, so runs/ lists only runs."""
+        import shutil
+
+        if self.ctl is None and getattr(self, "_created_run_dir", False):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _cleanup(self) -> None:
         if self.ctl is None:

@@ -96,6 +96,12 @@ def test_0_asked_for_stop_with_every_order_gone(tmp_path, instance):
     assert "every order confirmed gone" in out.last and out.last.endswith(
         "nothing resting (exit 0)"), out.last
     assert list_segments(instance) == []
+    # every counter of the run, the gateway's too, has a meaning (item 6 of issue 20)
+    rep = subprocess.run([sys.executable, "-m", "engine.cli", "report", "--explain",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 0, rep.stderr
+    assert "what each number means" in rep.stdout and "no meaning written down" not in rep.stdout
+    assert "rate_limited=" not in rep.stdout and "unknown_intents=" not in rep.stdout
 
 
 def test_1_market_data_refused_names_the_cause(tmp_path, instance):
@@ -148,3 +154,23 @@ def test_4_the_drawdown_limit(tmp_path, instance):
         assert sim.open_orders() == []
     assert out.returncode == 4, out.stderr[-3000:]
     assert out.last.endswith("stopped by the drawdown limit (exit 4)"), out.last
+
+
+def test_refused_runs_leave_no_folder_and_mm_report_says_so(tmp_path, instance):
+    """A run refused by the venue (a symbol it does not list) or that never reached it leaves no
+    runs/<instance>-<time>/ behind; mm report on such a place says plainly there is no run."""
+    url = f"ws://127.0.0.1:{_closed_port()}"
+    for env in (_env(MM_SYMBOL="SOLUSDT"), _env(MM_MD_URL=url, MM_ORDER_URL=url)):
+        out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--instance", instance,
+                              "--duration", "3"], env=env, cwd=tmp_path, capture_output=True,
+                             text=True, timeout=120)
+        assert out.returncode in (1, 2), out.stderr[-2000:]
+        assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir()), \
+            list((tmp_path / "runs").iterdir())
+    rep = subprocess.run([sys.executable, "-m", "engine.cli", "report"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 1 and "runs/latest does not exist" in rep.stderr, rep.stderr
+    (tmp_path / "empty").mkdir()
+    rep = subprocess.run([sys.executable, "-m", "engine.cli", "report", "empty"], cwd=tmp_path,
+                         capture_output=True, text=True, timeout=60)
+    assert rep.returncode == 1 and "empty holds no run" in rep.stderr, rep.stderr
