@@ -29,11 +29,15 @@ def _process(role: str):
         from engine import core_layout, proc
 
         cfg, configured = _load_config(args)
-        try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
+        try:  # an operator's drop-in may hand the process its core: MM_CORE, MM_IDLE; else
+            # under systemd (MM_LAYOUT=auto) the process computes its layout on this box now
             cfg = core_layout.apply_env(cfg, role, os.environ)
+            cfg, decided = core_layout.apply_box(cfg, role, os.environ)
         except ValueError as e:
             print(f"mm {role}: {e}", file=sys.stderr)
             raise SystemExit(2)
+        if decided:
+            proc.log(role, decided)
         if not args.venue_checked:       # started alone (systemd): ask the venue itself
             cfg = _instruments_for_process(role, cfg, configured)
             if isinstance(cfg, int):
@@ -120,11 +124,29 @@ def _cmd_stop(args) -> int:
     return pause.stop(args.instance, wait_s=args.wait)
 
 
+def _read_env_file(args, cmd: str) -> None:
+    """Apply --env-file, or the config's sibling .env (the units' EnvironmentFile=), before the
+    config is loaded: doctor and layout then judge what the units will start with."""
+    from engine import env_file
+
+    path = args.env_file or env_file.sibling(args.config)
+    if not path:
+        return
+    try:
+        names = env_file.apply(path)
+    except OSError as e:
+        print(f"mm {cmd}: --env-file {path}: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"mm {cmd}: settings from {path} (the units' EnvironmentFile=): "
+          f"{', '.join(names) or 'none'}", file=sys.stderr)
+
+
 def _cmd_layout(args) -> int:
     import json
 
     from engine import core_layout
 
+    _read_env_file(args, "layout")
     cfg, _ = _load_config(args)
     try:
         lay = core_layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
@@ -138,6 +160,7 @@ def _cmd_layout(args) -> int:
 def _cmd_doctor(args) -> int:
     from engine.box.doctor import main
 
+    _read_env_file(args, "doctor")
     return main(_load_config(args)[0], sys_root=args.sys_root, proc_root=args.proc_root,
                 unit_dir=args.unit_dir)
 
@@ -283,6 +306,8 @@ def _main(argv: list[str] | None = None) -> int:
     sp.add_argument("--sys-root", default="/", help="read sys/devices/system/... below this "
                                                     "directory (another machine's topology)")
     sp.add_argument("--nic", help="trading network interface (default: the default route's)")
+    sp.add_argument("--env-file", help="the instance's env file (default: the config's "
+                                       "sibling .env, as the units read it)")
     sp.set_defaults(fn=_cmd_layout)
 
     sp = with_config(sub.add_parser("doctor", help="check this box against the config: "
@@ -291,6 +316,8 @@ def _main(argv: list[str] | None = None) -> int:
     sp.add_argument("--proc-root", default="/proc", help="read the proc files from here")
     sp.add_argument("--unit-dir", default="/etc/systemd/system",
                     help="where the mm units are installed")
+    sp.add_argument("--env-file", help="the instance's env file (default: the config's "
+                                       "sibling .env, as the units read it)")
     sp.set_defaults(fn=_cmd_doctor)
 
     sp = sub.add_parser("alert", help="log why an engine unit stopped (systemd OnFailure=)")
