@@ -566,9 +566,12 @@ def _forward(stream) -> None:
 
 
 def _one_line_status(ctl: Control) -> str:
+    from engine.glossary import display_name
+
     parts = []
     for role in ROLES:
         c = ctl.counter_values(role)
         keys = [k for k in ("records", "intents", "orders_sent", "fills") if k in c]
-        parts.append(f"{role}: " + " ".join(f"{k}={c[k]}" for k in keys))
-    return "; ".join(parts)
+        parts.append(f"{role}: " + " ".join(f"{display_name(role, k)}={c[k]}" for k in keys))
+    paused = ctl.paused()
+    return "; ".join(parts) + ("; PAUSED (mm kill: mm resume quotes again)" if paused else "")

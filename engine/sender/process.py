@@ -324,6 +324,7 @@ class Sender:
                 quoter = self.fills.ring.consumer_pid()
                 await gw.reconcile(full=True)
                 self.synced_quoter = quoter
+                gw._stop_cancel_base = None    # the pause's cancels are not the stop's
                 self._last_reconcile = asyncio.get_running_loop().time()
                 _log(f"resumed: reconciled with the venue ({gw.orders.open_count()} open "
                      f"orders); the quoter quotes again")
