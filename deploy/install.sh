@@ -173,6 +173,10 @@ else
   echo "what the processes would choose on this box now (they recompute it at every start):"
   env -u MM_INSTANCE -u MM_SYMBOL -u MM_MD_URL -u MM_ORDER_URL "${MM[@]}" "${LAYOUT_ARGS[@]}" \
     | sed 's/^/    /' || status=$?
+  if ! grep -qs '^MM_ORDER_URL=' "$ENVFILE"; then
+    echo "    (no venue URLs in $ENVFILE yet: a core is kept for a local venue; the processes"
+    echo "     choose again, without it, once MM_MD_URL and MM_ORDER_URL are set there)"
+  fi
 fi
 if [ "$status" = 2 ]; then
   die "mm layout refused the config (see above); fix it, then re-run"
@@ -190,7 +194,7 @@ cat <<EOF
 == next:
    1. credentials into $CREDS/ (api_key + api_secret, or api_key + ed25519_key), mode 0600
    2. venue URLs in $ENVFILE, strategy in $TOML
-   3. $VENV/bin/mm doctor --config $TOML     (the box against the config and $ENVFILE, as the
-      units read them; exit 1 on a fail)
+   3. $VENV/bin/mm doctor --config $TOML
+      (the box against the config and $ENVFILE as the units read them; exit 1 on a fail)
    4. systemctl start mm-engine@$INSTANCE.target; journalctl -f -u 'mm-*@$INSTANCE.service'
 EOF
