@@ -147,7 +147,8 @@ def test_install_dry_run_shows_every_change_and_makes_none(tmp_path):
     # No frozen layout: the processes compute it at start; the dry run shows today's choice.
     assert "layout.conf" not in text and "CPUAffinity=" not in text
     assert "they recompute it at every start" in text
-    shown = text[text.index("{", text.index("recompute it")):text.index("-- systemd")]
+    start = text.index("{", text.index("recompute it"))
+    shown = text[start:text.index("\n    }\n", start) + 6]
     lay = json.loads(shown.replace("\n    ", "\n"))
     assert {lay["sender"]["core"], lay["quoter"]["core"]} <= {2, 3, 4}   # isolated, fake box
     assert 'auth = "auto"' in text                   # follows the credentials present
