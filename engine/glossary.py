@@ -147,7 +147,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "rtt_us": ("rtt_us", "measured round trip to the venue, us"),
         "bells": ("wakeups", "times the quoter woke the sender"),
         "connected_ever": ("connected_ever", "1 once the order connection logged on"),
-        "canceled_at_stop": ("canceled_at_stop", "orders canceled by the stop (or by a pause not resumed)"),
+        "canceled_at_stop": ("canceled_at_stop", "orders canceled by the stop (or by a pause "
+                                                 "not resumed)"),
         "left_open": ("left_open", "our orders still open after the stop (0: every order "
                                    "confirmed gone)"),
         "in_flight": ("in_flight", "requests awaiting an answer now"),

@@ -49,7 +49,8 @@ def headline(st: dict, ceiling_us: float) -> str:
         shown = [q for q in shown if q != 90]
     parts = [f"P{q:g} {st[f'p{q:g}'] / 1e3:.1f} us" for q in shown]
     parts.append(f"max {st.get('p100', 0) / 1e3:.1f} us")
-    text = f"tick-to-order (frame arrival -> order bytes written): {', '.join(parts)} over {n} orders"
+    text = (f"tick-to-order (frame arrival -> order bytes written): {', '.join(parts)} "
+            f"over {n} orders")
     if 99 not in shown:
         text += f" (too few for a P99: that needs about {int(MIN_TAIL / 0.01):,})"
     if not shown:

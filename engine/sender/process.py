@@ -41,9 +41,9 @@ import msgspec
 
 from engine import _native as C
 from engine import proc
-from engine.control import (PAUSE_REASONS, KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
-                            LATCHED, STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING,
-                            Control)
+from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
+                            LATCHED, PAUSE_REASONS, STATE_FAILED, STATE_RUNNING,
+                            STATE_STOPPED, STATE_STOPPING, Control)
 from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet

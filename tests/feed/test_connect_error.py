@@ -16,8 +16,8 @@ from engine.feed import connect_error as ce
 def _attempt(url: str, timeout_s: float = 3.0) -> BaseException:
     async def go():
         try:
-            await asyncio.wait_for(ws_connect(WSListener, url, websocket_handshake_timeout=timeout_s),
-                                   timeout_s)
+            await asyncio.wait_for(
+                ws_connect(WSListener, url, websocket_handshake_timeout=timeout_s), timeout_s)
         except BaseException as e:     # what the feed's ConnectionSlot._open catches
             return e
         raise AssertionError(f"{url} connected")
