@@ -3,12 +3,14 @@ name of each hop, and the headline. One place, so the report, `mm status` and th
 
 A percentile q is *supported* when at least MIN_TAIL samples lie beyond it: P50 needs 20,
 P90 100, P99 1,000, P99.9 10,000. Below that the "P99" of a run is one of its few largest
-samples, not a tail estimate, so it is not printed; the headline then gives P90 (or P50) and the
-maximum with the count.
+samples, not a tail estimate, so it is not printed. The headline of a run under 1,000 orders
+gives P50, P90 (from HEADLINE_P90_MIN orders: a rough mark of the tail, labelled with the
+count) and the maximum instead of a P99.
 """
 from __future__ import annotations
 
 MIN_TAIL = 10
+HEADLINE_P90_MIN = 50       # orders: the headline's P90 then has at least 5 beyond it
 
 # <role>.<histogram> -> what a trader calls it (the file names keep the engineering name)
 HOP_NAMES = {
@@ -44,7 +46,8 @@ def headline(st: dict, ceiling_us: float) -> str:
     n = st.get("count") or 0
     if not n:
         return "tick-to-order: no order was sent"
-    shown = [q for q in (50, 90, 99, 99.9) if supported(q, n) and st.get(f"p{q:g}") is not None]
+    shown = [q for q in (50, 90, 99, 99.9) if st.get(f"p{q:g}") is not None and (
+        supported(q, n) or (q == 90 and n >= HEADLINE_P90_MIN))]
     if 99 in shown:
         shown = [q for q in shown if q != 90]
     parts = [f"P{q:g} {st[f'p{q:g}'] / 1e3:.1f} us" for q in shown]
