@@ -127,7 +127,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "rollovers": ("rollovers", "order connections replaced before the venue's age limit"),
         "acks": ("acks", "orders the venue accepted"),
         "fills": ("fills", "executions of our orders"),
-        "rejects": ("venue_refusals", "orders the venue refused"),
+        "rejects": ("orders_refused", "new orders and replaces that ended refused: by the "
+                                      "venue, or not sent (refused_locally is that part)"),
         "canceled": ("canceled", "orders confirmed canceled"),
         "duplicates": ("duplicate_reports", "reports already applied (ignored; normal)"),
         "out_of_order": ("out_of_order_reports", "reports older than what we knew (ignored)"),

@@ -130,7 +130,9 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
     errors = {k: v for k, v in (summary.get("venue_stats") or {}).items()
               if k.startswith("error ")}
     if errors:
-        print("venue refusals: " + "; ".join(f"{k[6:]} x{v}" for k, v in errors.items()))
+        print("the venue's own count of requests it refused, by code (requests, not orders: "
+              "a cancel-replace is one request): " + "; ".join(f"{k[6:]} x{v}"
+                                                            for k, v in errors.items()))
     counters = summary.get("counters") or {}
     t2o = next((hists[k] for k in hists if k.endswith("tick_to_order")), None)
     if counters.get("sender"):

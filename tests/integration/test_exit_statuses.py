@@ -123,6 +123,23 @@ def test_1_market_data_upgrade_refused_names_the_http_status(tmp_path, instance)
             f"HTTP 404 (") in out.last, out.last
 
 
+def test_1_market_data_that_never_answers_is_timed_out(tmp_path, instance):
+    silent = socket.socket()                   # accepts (the backlog does), never answers
+    silent.bind(("127.0.0.1", 0))
+    silent.listen(64)
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text("[feed]\nconnect_timeout_s = 1.0\n")
+    try:
+        md = f"ws://127.0.0.1:{silent.getsockname()[1]}"
+        with SimThread() as sim:
+            out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), 10,
+                       "--config", str(cfg))
+    finally:
+        silent.close()
+    assert out.returncode == 1, out.stderr[-3000:]
+    assert f"market data never connected to {md}: timed out (" in out.last, out.last
+
+
 def test_2_a_key_the_venue_does_not_know(tmp_path, instance):
     with SimThread() as sim:                        # its account: the demo key pair
         out = _run(tmp_path, instance, _env(MM_MD_URL=sim.md_url, MM_ORDER_URL=sim.api_url,
