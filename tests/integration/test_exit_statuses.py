@@ -2,7 +2,8 @@
 row, each run as a user runs it: a subprocess, its exit status and its last line.
 
   0  asked-for stop, every order confirmed gone
-  1  the venue never reached (orders or market data: the cause named) or a stage failed
+  1  the venue never reached (orders or market data: refused, HTTP status, timed out) or a
+     stage failed
   2  the configuration or the venue refused us (here: a key the venue does not know)
   3  orders may be resting (here: the venue refuses every cancel)
   4  a risk limit stopped it (the drawdown limit)
