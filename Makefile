@@ -13,6 +13,7 @@ $(STAMP): pyproject.toml setup.py $(wildcard native/*.c native/*.h)
 	touch $(STAMP)
 
 install: $(STAMP)
+	@echo "mm is installed in $(VENV)/bin: run 'source $(VENV)/bin/activate' to put it on the PATH (or call $(VENV)/bin/mm)"
 
 run: $(STAMP)
 	$(VENV)/bin/mm run

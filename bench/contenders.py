@@ -41,8 +41,23 @@ def clean_env(extra: dict | None = None) -> dict:
     program of the bench uses the demo key pair and the venue the bench gives it (an operator's
     MM_API_KEY would make the venue refuse the baselines, which sign with the demo pair)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("MM_")}
+    env["MM_STATE_DIR"] = bench_state_dir()    # tags and rate windows: never ./state
     env.update(extra or {})
     return env
+
+
+_STATE_DIR: list[str] = []
+
+
+def bench_state_dir() -> str:
+    """One temporary state directory for this bench run (MM_STATE_DIR when the caller set
+    one): the engines it starts keep their tag and rate windows there, not in the checkout."""
+    if not _STATE_DIR:
+        import tempfile
+
+        _STATE_DIR.append(os.environ.get("MM_STATE_DIR")
+                          or tempfile.mkdtemp(prefix="mm-bench-state-"))
+    return _STATE_DIR[0]
 
 
 class ContenderError(RuntimeError):

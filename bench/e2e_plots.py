@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 
+from engine.latency.reading import plain_hop
 from engine.report import plot_percentiles
 
 
@@ -44,7 +45,7 @@ def _percentile_grid(curves_by_rate: dict, title: str, path: Path) -> None:
         plot_percentiles(ax, curves_by_rate[rate])
         ax.set_title(title.format(rate=rate))
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")    # the legends sit beside the axes
     plt.close(fig)
 
 
@@ -59,10 +60,11 @@ def engine_hops(hops: dict, wire: dict, path: Path) -> None:
     """hops: rate -> hop name -> Histogram (rounds merged); wire: rate -> engine samples (ns)."""
     curves = {}
     for rate, by in hops.items():
-        curves[rate] = {f"{name} (n={h.count})": h.percentile for name, h in by.items() if h.count}
+        curves[rate] = {f"{plain_hop(name)} (n={h.count})": (h.percentile, h.count)
+                        for name, h in by.items() if h.count}
         if len(wire.get(rate, [])):
             curves[rate][f"wire-to-wire, venue side (n={len(wire[rate])})"] = \
-                _samples_curve(wire[rate])
+                (_samples_curve(wire[rate]), len(wire[rate]))
     _percentile_grid(curves, "engine hops at {rate:,} events/s", path)
 
 

@@ -7,11 +7,12 @@
 #     credentials directory /etc/mm/credentials/<instance>/ (mode 0700, root's: systemd hands
 #     its files to the sender alone through LoadCredential=, so neither the feed nor the quoter
 #     can read them);
-#   - per-process drop-ins mm-<role>@<instance>.service.d/layout.conf with CPUAffinity= and the
-#     idle strategy, computed by `mm layout` for this box;
+#   - no frozen layout: each process computes its core and idle strategy when it starts
+#     (MM_LAYOUT=auto in the units), from the box and the instance's .env as they are then;
+#     the layout it would get now is printed, and layout.conf drop-ins of older installs are
+#     removed (an operator's own drop-in with MM_CORE= still overrides);
 #   - `systemctl enable mm-engine@<instance>.target` (started at boot; not started now).
-# Existing instance files are kept (only their owner and mode are fixed); drop-ins and units are
-# rewritten, so re-run it after changing cores or moving to another box.
+# Existing instance files are kept (only their owner and mode are fixed); units are rewritten.
 #
 #   deploy/install.sh --instance blue [--config blue.toml] [--dry-run]
 #
@@ -135,7 +136,7 @@ instance = "$INSTANCE"
 [feed]
 venue = "binance"            # binance | binance-sbe | bybit | okx
 [sender]
-auth = "ed25519"             # or "hmac": files in $CREDS/
+auth = "auto"                # by the files in $CREDS/: ed25519_key -> Ed25519, api_secret -> HMAC
 EOF
 fi
 if [ -e "$ENVFILE" ]; then
@@ -153,62 +154,36 @@ for f in "$CREDS"/*; do
   if [ -f "$f" ]; then keep "$f" root:root 0600; fi
 done
 
-echo "-- layout drop-ins (mm layout)"
+echo "-- layout (computed by each process at start: MM_LAYOUT=auto in the units)"
 if [ -x "$VENV/bin/mm" ]; then
   MM=("$VENV/bin/mm")
-  JSON_PY=$VENV/bin/python
 else  # dry run before the venv exists: the checkout itself, run by --python
   MM=(env "PYTHONPATH=$SRC" "$PYTHON" -m engine.cli)
-  JSON_PY=$PYTHON
 fi
 LAYOUT_CONFIG=$TOML
 [ -e "$TOML" ] || LAYOUT_CONFIG=$CONFIG
 LAYOUT_ARGS=(layout --instance "$INSTANCE" --sys-root "$SYS_ROOT")
 [ -z "$LAYOUT_CONFIG" ] || LAYOUT_ARGS+=(--config "$LAYOUT_CONFIG")
-setting() {  # setting NAME: its value in the instance's env file (read, never sourced: mm owns it)
-  [ -r "$ENVFILE" ] || return 0
-  sed -n "s/^$1=//p" "$ENVFILE" | tail -n 1 | tr -d '"'"'"
-}
-# The venue URLs decide whether the layout keeps a core for the simulator.
+[ ! -r "$ENVFILE" ] || LAYOUT_ARGS+=(--env-file "$ENVFILE")
 status=0
 if [ ! -x "$VENV/bin/mm" ] && ! "$PYTHON" -c 'import msgspec, numpy' >/dev/null 2>&1; then
   status=127    # before the install, $PYTHON lacks the engine's dependencies: nothing to run
+  echo "would compute the layout with $VENV/bin/mm once installed ($PYTHON cannot run mm yet)"
 else
-  LAYOUT=$(env -u MM_INSTANCE -u MM_SYMBOL MM_MD_URL="$(setting MM_MD_URL)" \
-           MM_ORDER_URL="$(setting MM_ORDER_URL)" "${MM[@]}" "${LAYOUT_ARGS[@]}") || status=$?
+  echo "what the processes would choose on this box now (they recompute it at every start):"
+  env -u MM_INSTANCE -u MM_SYMBOL -u MM_MD_URL -u MM_ORDER_URL "${MM[@]}" "${LAYOUT_ARGS[@]}" \
+    | sed 's/^/    /' || status=$?
+  if ! grep -qs '^MM_ORDER_URL=' "$ENVFILE"; then
+    echo "    (no venue URLs in $ENVFILE yet: a core is kept for a local venue; the processes"
+    echo "     choose again, without it, once MM_MD_URL and MM_ORDER_URL are set there)"
+  fi
 fi
 if [ "$status" = 2 ]; then
   die "mm layout refused the config (see above); fix it, then re-run"
-elif [ "$status" != 0 ] && [ "$DRY" = 1 ] && [ ! -x "$VENV/bin/mm" ]; then
-  echo "would compute the layout with $VENV/bin/mm once installed ($PYTHON cannot run mm yet)"
-  echo "would write $UNIT_DIR/mm-{sender,quoter,feed}@$INSTANCE.service.d/layout.conf from it"
-  LAYOUT=""
-elif [ "$status" != 0 ]; then
-  die "mm layout failed (see above)"
 fi
-field() {  # field ROLE KEY: one value of the layout JSON
-  printf '%s' "$LAYOUT" | "$JSON_PY" -c \
-    'import json, sys; print(json.load(sys.stdin)[sys.argv[1]][sys.argv[2]])' "$1" "$2"
-}
-[ -z "$LAYOUT" ] || printf '%s' "$LAYOUT" | "$JSON_PY" -c \
-  'import json, sys; [print("layout warning:", w) for w in json.load(sys.stdin)["warnings"]]'
-for role in ${LAYOUT:+sender quoter feed}; do
-  core=$(field "$role" core)
-  idle=$(field "$role" idle)
+for role in sender quoter feed; do   # frozen drop-ins of older installs
   dropin=$UNIT_DIR/mm-$role@$INSTANCE.service.d/layout.conf
-  if [ "$core" -lt 0 ]; then
-    run rm -f "$dropin"
-    continue
-  fi
-  envline="MM_CORE=$core"
-  [ "$role" = feed ] || envline="$envline MM_IDLE=$idle"
-  write "$dropin" 0644 root:root <<EOF
-# Written by deploy/install.sh from \`mm layout\` ($role: core $core, $idle); re-run it after
-# changing cores or moving to another box.
-[Service]
-CPUAffinity=$core
-Environment=$envline
-EOF
+  if [ -e "$dropin" ]; then run rm -f "$dropin"; fi
 done
 
 echo "-- systemd"
@@ -219,6 +194,7 @@ cat <<EOF
 == next:
    1. credentials into $CREDS/ (api_key + api_secret, or api_key + ed25519_key), mode 0600
    2. venue URLs in $ENVFILE, strategy in $TOML
-   3. $VENV/bin/mm doctor --config $TOML     (the box against the config; exit 1 on a fail)
+   3. $VENV/bin/mm doctor --config $TOML
+      (the box against the config and $ENVFILE as the units read them; exit 1 on a fail)
    4. systemctl start mm-engine@$INSTANCE.target; journalctl -f -u 'mm-*@$INSTANCE.service'
 EOF

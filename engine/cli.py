@@ -29,11 +29,15 @@ def _process(role: str):
         from engine import core_layout, proc
 
         cfg, configured = _load_config(args)
-        try:  # a systemd drop-in (deploy/install.sh) hands the process its core: MM_CORE, MM_IDLE
+        try:  # an operator's drop-in may hand the process its core: MM_CORE, MM_IDLE; else
+            # under systemd (MM_LAYOUT=auto) the process computes its layout on this box now
             cfg = core_layout.apply_env(cfg, role, os.environ)
+            cfg, decided = core_layout.apply_box(cfg, role, os.environ)
         except ValueError as e:
             print(f"mm {role}: {e}", file=sys.stderr)
             raise SystemExit(2)
+        if decided:
+            proc.log(role, decided)
         if not args.venue_checked:       # started alone (systemd): ask the venue itself
             cfg = _instruments_for_process(role, cfg, configured)
             if isinstance(cfg, int):
@@ -99,49 +103,42 @@ def _cmd_sim(argv: list[str]) -> int:
 def _cmd_status(args) -> int:
     from engine.status import main
 
-    return main(args.instance, once=args.once, interval_s=args.interval)
-
-
-def _attach_control(args, cmd: str):
-    """The instance's control segment, or None after saying why it cannot be reached."""
-    from engine.control import Control
-    from engine.ring.segment import SegmentError
-
-    try:
-        return Control.attach(args.instance)
-    except SegmentError as e:
-        print(f"mm {cmd}: {e}", file=sys.stderr)
-        return None
+    return main(args.instance, once=args.once, interval_s=args.interval, json_out=args.json)
 
 
 def _cmd_kill(args) -> int:
-    from engine.control import KILL_OPERATOR
+    from engine import pause
 
-    ctl = _attach_control(args, "kill")
-    if ctl is None:
-        return 1
-    first = ctl.kill(KILL_OPERATOR)
-    print("kill switch set" if first else f"kill switch was already set (reason {ctl.killed()})")
-    ctl.close()
-    return 0
+    return pause.kill(args.instance, wait_s=args.wait)
 
 
 def _cmd_resume(args) -> int:
-    from engine.control import KILL_REASONS
-    from engine.proc import log
+    from engine import pause
 
-    ctl = _attach_control(args, "resume")
-    if ctl is None:
-        return 1
-    reason = ctl.resume()
-    ctl.close()
-    if not reason:
-        print("the kill switch was not set")
-        return 0
-    log("resume", f"instance {args.instance}: kill switch cleared (it was: "
-                  f"{KILL_REASONS.get(reason, reason)}); restart the stopped processes")
-    print(f"kill switch cleared (was: {KILL_REASONS.get(reason, reason)})")
-    return 0
+    return pause.resume(args.instance)
+
+
+def _cmd_stop(args) -> int:
+    from engine import pause
+
+    return pause.stop(args.instance, wait_s=args.wait)
+
+
+def _read_env_file(args, cmd: str) -> None:
+    """Apply --env-file, or the config's sibling .env (the units' EnvironmentFile=), before the
+    config is loaded: doctor and layout then judge what the units will start with."""
+    from engine import env_file
+
+    path = args.env_file or env_file.sibling(args.config)
+    if not path:
+        return
+    try:
+        names = env_file.apply(path)
+    except OSError as e:
+        print(f"mm {cmd}: --env-file {path}: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    print(f"mm {cmd}: settings from {path} (the units' EnvironmentFile=): "
+          f"{', '.join(names) or 'none'}", file=sys.stderr)
 
 
 def _cmd_layout(args) -> int:
@@ -149,6 +146,7 @@ def _cmd_layout(args) -> int:
 
     from engine import core_layout
 
+    _read_env_file(args, "layout")
     cfg, _ = _load_config(args)
     try:
         lay = core_layout.for_box(cfg, sys_root=args.sys_root, nic=args.nic)
@@ -162,6 +160,7 @@ def _cmd_layout(args) -> int:
 def _cmd_doctor(args) -> int:
     from engine.box.doctor import main
 
+    _read_env_file(args, "doctor")
     return main(_load_config(args)[0], sys_root=args.sys_root, proc_root=args.proc_root,
                 unit_dir=args.unit_dir)
 
@@ -175,7 +174,7 @@ def _cmd_alert(args) -> int:
 def _cmd_report(args) -> int:
     from engine.report import print_run_report
 
-    return print_run_report(args.run_dir)
+    return print_run_report(args.run_dir, explain=args.explain)
 
 
 def _cmd_metrics(args) -> int:
@@ -276,24 +275,39 @@ def _main(argv: list[str] | None = None) -> int:
     default_instance = os.environ.get("MM_INSTANCE", "mm")
     sp = sub.add_parser("status", help="live view of a running instance")
     sp.add_argument("--instance", default=default_instance)
-    sp.add_argument("--once", action="store_true", help="print one snapshot and exit")
+    sp.add_argument("--once", action="store_true", help="print one snapshot as plain lines "
+                                                        "and exit (implied when stdout is "
+                                                        "not a terminal)")
+    sp.add_argument("--json", action="store_true", help="print one snapshot as JSON and exit")
     sp.add_argument("--interval", type=float, default=0.5)
     sp.set_defaults(fn=_cmd_status)
 
-    sp = sub.add_parser("kill", help="set the kill switch: cancel everything and stop quoting")
+    sp = sub.add_parser("kill", help="pause: cancel every order and stop quoting; every "
+                                     "process stays up and connected (mm resume, mm stop)")
     sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--wait", type=float, default=15.0, metavar="S",
+                    help="seconds to wait for the sender to confirm every order gone")
     sp.set_defaults(fn=_cmd_kill)
 
-    sp = sub.add_parser("resume", help="clear the kill switch (a latched one stays set until "
-                                       "this): the instance's restarted processes trade again")
+    sp = sub.add_parser("resume", help="after mm kill: reconcile with the venue, then quote "
+                                       "again (also clears a latched stop: drawdown, refusal)")
     sp.add_argument("--instance", default=default_instance)
     sp.set_defaults(fn=_cmd_resume)
+
+    sp = sub.add_parser("stop", help="the full stop (as SIGTERM): cancel everything, confirm, "
+                                     "and end every process")
+    sp.add_argument("--instance", default=default_instance)
+    sp.add_argument("--wait", type=float, default=60.0, metavar="S",
+                    help="seconds to wait for the processes to end")
+    sp.set_defaults(fn=_cmd_stop)
 
     sp = with_config(sub.add_parser("layout", help="print the cores and idle strategies the "
                                                     "engine would use on this box (JSON)"))
     sp.add_argument("--sys-root", default="/", help="read sys/devices/system/... below this "
                                                     "directory (another machine's topology)")
     sp.add_argument("--nic", help="trading network interface (default: the default route's)")
+    sp.add_argument("--env-file", help="the instance's env file (default: the config's "
+                                       "sibling .env, as the units read it)")
     sp.set_defaults(fn=_cmd_layout)
 
     sp = with_config(sub.add_parser("doctor", help="check this box against the config: "
@@ -302,6 +316,8 @@ def _main(argv: list[str] | None = None) -> int:
     sp.add_argument("--proc-root", default="/proc", help="read the proc files from here")
     sp.add_argument("--unit-dir", default="/etc/systemd/system",
                     help="where the mm units are installed")
+    sp.add_argument("--env-file", help="the instance's env file (default: the config's "
+                                       "sibling .env, as the units read it)")
     sp.set_defaults(fn=_cmd_doctor)
 
     sp = sub.add_parser("alert", help="log why an engine unit stopped (systemd OnFailure=)")
@@ -313,6 +329,8 @@ def _main(argv: list[str] | None = None) -> int:
     sp = sub.add_parser("report", help="print the latency histograms of a finished run")
     sp.add_argument("run_dir", nargs="?",
                     default=os.path.join("runs", "latest"))
+    sp.add_argument("--explain", action="store_true",
+                    help="then one line per counter and hop saying what it means")
     sp.set_defaults(fn=_cmd_report)
 
     sp = sub.add_parser("metrics", help="serve Prometheus metrics of a running instance")

@@ -1,14 +1,22 @@
 """The instance's control segment: kill switch, per-process liveness and named counters.
 
 Layout (int64 words, one segment `/mm.<instance>.control`):
-  word 0 magic, 1 version, 2 kill reason (0 = run; KILL_* otherwise), 3 kill time (ns)
+  word 0 magic, 1 version, 2 kill reason (0 = run; KILL_* otherwise), 3 kill time (ns),
+  4 pause reason (0 = quote; PAUSE_* otherwise: `mm kill`), 5 pause time (ns)
   per role r (ROLES order), 64 words at ROLE_BASE + 64*r:
     0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle strategy code,
     5 started ns, 6 wake word (futex: the role sleeps on it when it waits on several rings;
     their producers bump it), 8.. COUNTERS named counters (their names live in the names area)
 Each role writes only its own slot (one writer per word); the kill word is written by whoever
 pulls the switch (any writer only ever sets it from 0, so the first reason wins).
-numba code reads the kill word with an acquire load at `kill_addr`.
+numba code reads the kill word with an acquire load at `kill_addr`, the pause word at
+`pause_addr`.
+
+Kill and pause are two words because they are two things: the kill word stops the processes
+(they cancel, confirm and exit); the pause word (`mm kill`) makes the quoter cancel-all and stop
+quoting and the sender cancel and confirm everything, while every process stays up with its
+connections, book and order truth; clearing it (`mm resume`) makes the sender reconcile with the
+venue and then tell the quoter to quote again.
 """
 from __future__ import annotations
 
@@ -45,6 +53,10 @@ KILL_REASONS = {0: "none", 1: "operator kill switch", 2: "shutdown", 3: "a proce
 # cleared when the instance's processes start again (recovery is a state, not a latch).
 LATCHED = (KILL_OPERATOR, KILL_DRAWDOWN, KILL_VENUE_BAN, KILL_VENUE_REFUSED)
 
+PAUSE_NONE = 0
+PAUSE_OPERATOR = 1     # mm kill: cancel everything, stop quoting, stay connected
+PAUSE_REASONS = {0: "none", 1: "operator (mm kill)"}
+
 STATE_ABSENT, STATE_STARTING, STATE_RUNNING, STATE_STOPPING, STATE_STOPPED, STATE_FAILED = range(6)
 STATE_NAMES = ("absent", "starting", "running", "stopping", "stopped", "failed")
 
@@ -65,6 +77,7 @@ class Control:
         self.seg = seg
         self.words = seg.words
         self.kill_addr = seg.addr + 2 * 8
+        self.pause_addr = seg.addr + 4 * 8
 
     @classmethod
     def create(cls, instance: str) -> "Control":
@@ -137,6 +150,24 @@ class Control:
         """`mm resume`: clear whatever reason is set, latched ones included. Returns it."""
         reason = self.killed()
         if reason and C.cas64(self.kill_addr, reason, 0) == reason:
+            return reason
+        return 0
+
+    # ---------------------------------------------------------------- pause (mm kill)
+    def pause(self, reason: int = PAUSE_OPERATOR) -> bool:
+        """Pause quoting (compare-and-swap from 0). True if this call set it."""
+        if C.cas64(self.pause_addr, 0, reason) != 0:
+            return False
+        self.words[5] = time.perf_counter_ns()
+        return True
+
+    def paused(self) -> int:
+        return C.load_acquire(self.pause_addr)
+
+    def unpause(self) -> int:
+        """Clear the pause; returns the reason that was set (0: none)."""
+        reason = self.paused()
+        if reason and C.cas64(self.pause_addr, reason, 0) == reason:
             return reason
         return 0
 

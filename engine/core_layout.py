@@ -143,6 +143,31 @@ def usable_cpus(t: Topology, sys_root: str = "/") -> list[int]:
     return [c for c in t.online if c in allowed]
 
 
+def apply_box(cfg, role: str, env) -> tuple[object, str]:
+    """Under systemd (MM_LAYOUT=auto in the units): `role`'s core and idle strategy computed
+    now, on this box, from the config and the environment the unit gives (the venue URLs of the
+    instance's .env), so a layout is never frozen at install time from a half-written env file.
+    An explicit MM_CORE/MM_IDLE (an operator's drop-in) wins. Returns (cfg, what was decided;
+    "" when nothing was)."""
+    import msgspec
+
+    if env.get("MM_LAYOUT", "").strip() != "auto" or env.get("MM_CORE") or env.get("MM_IDLE"):
+        return cfg, ""
+    from engine.sender.keys import is_loopback
+
+    with_sim = not (cfg.feed.url and cfg.sender.url)
+    lay = choose(cfg, with_sim=with_sim,
+                 venue_local=with_sim or is_loopback(cfg.sender.url))
+    section = getattr(cfg, role)
+    changes = {"core": lay.cores[role]}
+    if hasattr(section, "idle"):
+        changes["idle"] = lay.idle[role]
+    cfg = msgspec.structs.replace(cfg, **{role: msgspec.structs.replace(section, **changes)})
+    how = f", {lay.idle[role]}" if role in lay.idle else ""
+    return cfg, (f"layout computed at start (MM_LAYOUT=auto): core {lay.cores[role]}{how}; "
+                 f"the whole layout: {lay.describe()}")
+
+
 def apply_env(cfg, role: str, env) -> object:
     """`cfg` with MM_CORE / MM_IDLE applied to `role`'s section: how a systemd unit's drop-in
     (written by deploy/install.sh from `mm layout`) hands one process its core and idle strategy.
@@ -253,7 +278,8 @@ def _check(lay: Layout, t: Topology, usable: list[int], cfg) -> None:
     w = lay.warnings
     spinners = lay.spinning_cores()
     if spinners and not t.isolated:
-        w.append("no isolated CPUs on this box (boot with isolcpus=, nohz_full= and rcu_nocbs=): "
+        w.append(f"no isolated CPUs on this box (boot with {topo_mod.isolcpus_arg()}, "
+                 f"nohz_full=<cpus> and rcu_nocbs=<cpus>): "
                  "the spinning stages share their cores with the OS")
     for role, core in spinners.items():
         if core < 0:

@@ -23,7 +23,8 @@ from engine.monitor import HOP_QS, InstanceView
 from engine.ring.segment import SegmentError
 
 # Process counters that are levels, not running totals; every other counter only grows.
-GAUGES = frozenset({"open_orders", "clock_offset_ms", "rtt_us", "connected_ever", "left_open"})
+GAUGES = frozenset({"open_orders", "clock_offset_ms", "rtt_us", "connected_ever", "left_open",
+                    "connect_error", "connect_http_status", "paused", "in_flight"})
 _UNIT_SUFFIX = {"_ms": ("_seconds", 1e3), "_us": ("_seconds", 1e6), "_ns": ("_seconds", 1e9)}
 _BAD = re.compile(r"[^a-zA-Z0-9_]")
 

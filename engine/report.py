@@ -12,9 +12,10 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from engine import units
+from engine import glossary, units
 from engine.control import ROLES as CONTROL_ROLES
 from engine.instruments import Instrument
+from engine.latency import reading
 from engine.latency.histogram import RELATIVE_ERROR, Histogram, HistogramSet
 from engine.proc import isolated_cores
 from engine.ring.segment import SegmentError
@@ -72,7 +73,7 @@ def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=N
         except json.JSONDecodeError:
             pass
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
-    _plot(run_dir)
+    _plot(run_dir, summary)
     return summary
 
 
@@ -104,39 +105,42 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
           f"(log-linear, 128 sub-buckets per octave); * = above the {ceiling_us} us ceiling\n")
     hists = summary.get("histograms") or {}
     if hists:
-        hdr = f"{'hop':38} {'count':>8} " + " ".join(f"{'P' + format(q, 'g'):>10}"
+        hdr = f"{'hop':52} {'count':>8} " + " ".join(f"{'P' + format(q, 'g'):>10}"
                                                     for q in QS[:-1]) + f" {'max':>10}"
         print(hdr + "   (microseconds)")
         print("-" * len(hdr))
         for name, st in hists.items():
-            vals = " ".join(_flagged(st.get(f"p{q:g}"), ceiling_us) for q in QS)
-            print(f"{name:38} {st.get('count', 0):>8} {vals}")
+            n = st.get("count", 0)
+            vals = " ".join(_flagged(st.get(f"p{q:g}") if reading.supported(q, n) else None,
+                                     ceiling_us) for q in QS)
+            print(f"{reading.plain_hop(name)[:52]:52} {n:>8} {vals}")
+        print(f"(- : too few samples for that percentile; a percentile is shown when at least "
+              f"{reading.MIN_TAIL} samples lie beyond it: P99 needs 1,000)")
     else:
         print("no latency recorded (no process wrote histograms)")
     w = summary.get("wire_to_wire") or {}
     if w.get("count"):
+        n = w["count"]
         print(f"\nwire-to-wire as the venue sees it (market frame written -> order received), "
-              f"{w['count']} orders:")
+              f"{n} orders:")
         print("  " + "  ".join(f"{k}={_us(v)}us" for k, v in w.items()
-                               if (k.startswith("p") or k == "max") and v is not None))
+                               if v is not None and (k == "max" or (
+                                   k.startswith("p") and _wire_q(k) is not None
+                                   and reading.supported(_wire_q(k), n)))))
     errors = {k: v for k, v in (summary.get("venue_stats") or {}).items()
               if k.startswith("error ")}
     if errors:
-        print("venue refusals: " + "; ".join(f"{k[6:]} x{v}" for k, v in errors.items()))
-    headline = [k for k in hists if k.endswith("tick_to_order")]
-    if headline:
-        st = hists[headline[0]]
-        if st.get("count"):
-            over = [f"P{q:g}" for q in (50, 99, 99.9)
-                    if (st.get(f"p{q:g}") or 0) > ceiling_us * 1e3]
-            verdict = (f"ABOVE the {ceiling_us} us ceiling at {', '.join(over)}" if over
-                       else f"within the {ceiling_us} us ceiling")
-            print(f"\nHEADLINE tick-to-order (frame arrival -> order bytes written): "
-                  f"P50 {_us(st.get('p50'))} us, P99 {_us(st.get('p99'))} us, P99.9 "
-                  f"{_us(st.get('p99.9'))} us over {st['count']} orders: {verdict}")
-        else:
-            print("\nHEADLINE tick-to-order: no order was sent")
+        print("the venue's own count of requests it refused, by code (requests, not orders: "
+              "a cancel-replace is one request): " + "; ".join(f"{k[6:]} x{v}"
+                                                            for k, v in errors.items()))
     counters = summary.get("counters") or {}
+    t2o = next((hists[k] for k in hists if k.endswith("tick_to_order")), None)
+    if counters.get("sender"):
+        print("\n" + glossary.order_count(counters["sender"],
+                                          t2o.get("count") if t2o else None,
+                                          w.get("count") if w else None))
+    if t2o is not None:
+        print(f"\nHEADLINE {reading.headline(t2o, ceiling_us)}")
     trading = units.trading_lines(counters.get("quoter", {}), instruments,
                                   summary.get("start_positions")) if instruments else []
     if trading:
@@ -144,7 +148,8 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
         for line in trading:
             print(f"  {line}")
     for role, c in counters.items():
-        shown = {k: v for k, v in (units.plain(c) if instruments else c).items() if v}
+        plain = units.plain(c) if instruments else c
+        shown = {k: v for k, v in glossary.shown(role, plain).items() if v}
         if shown:
             print(f"{role:7} " + " ".join(f"{k}={v}" for k, v in shown.items()))
     for name, st in (summary.get("rings") or {}).items():
@@ -155,6 +160,30 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
         print(f"\nresult: {summary['result']}")
 
 
+def _wire_q(key: str) -> float | None:
+    """The simulator's percentile keys: 'p50' -> 50, 'p999' -> 99.9, 'p99.9' -> 99.9 (None
+    for keys that are not a percentile)."""
+    digits = key[1:]
+    try:
+        q = float(digits)
+    except ValueError:
+        return None
+    if q > 100 and "." not in digits:       # p999, p9999: the dot after two digits
+        q = float(digits[:2] + "." + digits[2:])
+    return q
+
+
+def print_explanation(summary: dict) -> None:
+    """`mm report --explain`: one line per counter and hop of this run saying what it means."""
+    print("\nwhat each number means (engine/glossary.py):")
+    for name in summary.get("histograms") or {}:
+        print(f"  hop {reading.plain_hop(name)}: file {name}.hgrm")
+    for role, c in (summary.get("counters") or {}).items():
+        for k in c:
+            text = glossary.meaning(role, k) or "(no meaning written down: a gap, report it)"
+            print(f"  {role} {glossary.display_name(role, k)}: {text}")
+
+
 def _flagged(ns, ceiling_us: int) -> str:
     if not isinstance(ns, (int, float)):
         return f"{'-':>10}"
@@ -162,13 +191,20 @@ def _flagged(ns, ceiling_us: int) -> str:
     return f"{ns / 1e3:9.1f}{mark}"
 
 
-def print_run_report(run_dir: str) -> int:
-    """`mm report RUN_DIR`: the report of a finished run; 1 with one line when there is none."""
-    path = Path(run_dir) / "summary.json"
+def print_run_report(run_dir: str, explain: bool = False) -> int:
+    """`mm report RUN_DIR`: the report of a finished run; 1 with one line when the folder holds
+    no run (absent, empty, or not written by mm run)."""
+    folder = Path(run_dir)
+    path = folder / "summary.json"
+    if not folder.is_dir():
+        print(f"mm report: {run_dir} does not exist (mm run writes runs/<instance>-<time>/ and "
+              f"points runs/latest at the newest)", file=sys.stderr)
+        return 1
     try:
         summary = json.loads(path.read_text())
     except FileNotFoundError:
-        print(f"mm report: no summary.json in {run_dir} (is it a run directory of mm run?)",
+        print(f"mm report: {run_dir} holds no run (no summary.json: the run was refused or "
+              f"stopped before it started, or this is not a folder mm run wrote)",
               file=sys.stderr)
         return 1
     except (OSError, json.JSONDecodeError) as e:
@@ -177,11 +213,13 @@ def print_run_report(run_dir: str) -> int:
     instruments = None
     if "instruments" not in summary:        # older runs: the table is in the run's config
         try:
-            cfg = json.loads((Path(run_dir) / "config.json").read_text())
+            cfg = json.loads((folder / "config.json").read_text())
             instruments = [msgspec.convert(i, Instrument) for i in cfg.get("instruments", [])]
         except (OSError, ValueError, msgspec.ValidationError):
             instruments = []
     print_summary(summary, instruments)
+    if explain:
+        print_explanation(summary)
     return 0
 
 
@@ -195,8 +233,10 @@ def load_histograms(run_dir: Path) -> dict[str, Histogram]:
     return out
 
 
-def _plot(run_dir: Path) -> None:
-    """PNG of every histogram's percentile distribution (HdrHistogram plot style)."""
+def _plot(run_dir: Path, summary: dict | None = None) -> None:
+    """latency.png: every hop's percentile curve (HdrHistogram plot style, plain hop names, each
+    cut at the last percentile its samples reach), the ceiling as a line, the headline as the
+    title, the legend beside the axes so it covers no curve."""
     try:
         import matplotlib
 
@@ -207,30 +247,85 @@ def _plot(run_dir: Path) -> None:
     hists = {k: h for k, h in load_histograms(run_dir).items() if h.count}
     if not hists:
         return
-    fig, ax = plt.subplots(figsize=(10, 6))
-    plot_percentiles(ax, {f"{name} (n={h.count})": h.percentile for name, h in hists.items()})
-    ax.set_title("per-hop latency distribution")
+    summary = summary or {}
+    ceiling_us = summary.get("latency_ceiling_us", units.DEFAULT_LATENCY_CEILING_US)
+    curves, same_as = {}, {}
+    for name, h in hists.items():
+        twin = next((k for k in curves if _same_curve(hists[k], h)), None)
+        if twin is not None:                 # one curve hidden under the other: draw one
+            same_as.setdefault(twin, []).append(name)
+            continue
+        curves[name] = h
+    fig, ax = plt.subplots(figsize=(13, 6.5))
+    plot_percentiles(ax, {
+        f"{reading.plain_hop(k)}" + "".join(f"\n  = {reading.plain_hop(t)}"
+                                            for t in same_as.get(k, []))
+        + f" (n={h.count})": (h.percentile, h.count) for k, h in curves.items()},
+        highlight=[i for i, k in enumerate(curves) if k.endswith("tick_to_order")])
+    ax.axhline(ceiling_us, color="black", linestyle="--", linewidth=1.2)
+    ax.annotate(f"{ceiling_us} us ceiling", xy=(0.01, ceiling_us), xycoords=("axes fraction",
+                                                                              "data"),
+                xytext=(0, 3), textcoords="offset points", fontsize=8)
+    t2o = next((h for k, h in hists.items() if k.endswith("tick_to_order")), None)
+    title = "per-hop latency"
+    if t2o is not None:
+        st = {"count": t2o.count, **{f"p{q:g}": t2o.percentile(q) for q in QS}}
+        title = "HEADLINE " + reading.headline(st, ceiling_us)
+    ax.set_title(_wrap(title, 110), fontsize=9)
     fig.tight_layout()
-    fig.savefig(run_dir / "latency.png", dpi=100)
+    fig.savefig(run_dir / "latency.png", dpi=100, bbox_inches="tight")
     plt.close(fig)
 
 
-def plot_percentiles(ax, curves: dict) -> None:
+def _same_curve(a: Histogram, b: Histogram, tolerance: float = 0.03) -> bool:
+    """Whether two hops would draw as one line: equal counts and every plotted percentile
+    within `tolerance` (feed.arrival_to_decoded under feed.arrival_to_published: the decode's
+    own time is a rounding error beside the wait for the socket)."""
+    if a.count != b.count:
+        return False
+    for q in (50, 75, 90, 95, 99, 99.9, 100):
+        x, y = a.percentile(q), b.percentile(q)
+        if abs(x - y) > tolerance * max(abs(x), abs(y), 1.0):
+            return False
+    return True
+
+
+def _wrap(text: str, width: int) -> str:
+    import textwrap
+
+    return "\n".join(textwrap.wrap(text, width))
+
+
+# tab10's ten colours, then the same with dashes: no two curves look alike
+_STYLES = ("-", "--", ":")
+
+
+def plot_percentiles(ax, curves: dict, highlight=()) -> None:
     """Draw HdrHistogram-style percentile curves on a matplotlib axis: label -> a function
-    giving the value in ns at percentile q (Histogram.percentile, or numpy over samples)."""
+    giving the value in ns at percentile q (Histogram.percentile, or numpy over samples), or
+    (that function, sample count): a curve with a count stops at the last percentile its
+    samples reach (1 - 1/count). The legend goes right of the axes, covering nothing."""
     import matplotlib.pyplot as plt
 
-    # one distinct colour per curve; tab20 (pairs of shades) only when tab10 runs out
-    ax.set_prop_cycle(color=(plt.cm.tab10 if len(curves) <= 10 else plt.cm.tab20).colors)
-    qs = 100 - np.logspace(np.log10(50), -3, 60)
-    x = 1 / (1 - qs / 100)
-    for label, value_at in curves.items():
-        ax.plot(x, [value_at(q) / 1e3 for q in qs], label=label)
+    colours = plt.cm.tab10.colors
+    qs_all = 100 - np.logspace(np.log10(50), -3, 60)
+    top = 0.0
+    for k, (label, curve) in enumerate(curves.items()):
+        value_at, count = curve if isinstance(curve, tuple) else (curve, None)
+        qs = qs_all if count is None else qs_all[qs_all <= 100 * (1 - 1 / max(count, 1))]
+        if not len(qs):
+            qs = qs_all[:1]
+        x = 1 / (1 - qs / 100)
+        top = max(top, x[-1])
+        ax.plot(x, [value_at(q) / 1e3 for q in qs], label=label,
+                color=colours[k % len(colours)], linestyle=_STYLES[(k // len(colours)) % 3],
+                linewidth=2.6 if k in highlight else 1.4)
     ax.set_xscale("log")
     ax.set_yscale("log")
-    ax.set_xticks([2, 10, 100, 1000, 10000, 100000])
-    ax.set_xticklabels(["50%", "90%", "99%", "99.9%", "99.99%", "99.999%"])
-    ax.set_xlabel("percentile")
+    ticks = [t for t in (2, 10, 100, 1000, 10000, 100000) if t <= max(top, 2) * 1.01]
+    ax.set_xticks(ticks)
+    ax.set_xticklabels(["50%", "90%", "99%", "99.9%", "99.99%", "99.999%"][:len(ticks)])
+    ax.set_xlabel("percentile (each curve ends where its samples run out)")
     ax.set_ylabel("latency (us)")
     ax.grid(True, which="both", alpha=0.3)
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -1,10 +1,20 @@
-"""`mm status`: a live terminal view of a running instance (rich)."""
+"""`mm status`: what a running instance is doing, for people and for machines.
+
+In a terminal: a live view (rich) that ends, with the reason, when the engine stops. Not in a
+terminal (piped, redirected, under systemd), or with --once: one snapshot as plain lines.
+With --json: one snapshot as a JSON object. The first line (or the `state` field) is the
+instance's state: quoting, starting, pausing, paused, resuming, stopping or stopped.
+Exit status: 0 a snapshot was printed or the live view saw the engine stop; 1 the instance is
+not running.
+"""
 from __future__ import annotations
 
+import json
 import sys
 import time
 
-from engine import units
+from engine import glossary, units
+from engine.latency.reading import plain_hop, supported
 from engine.monitor import HOP_QS, InstanceView
 from engine.ring.segment import SegmentError
 
@@ -14,8 +24,8 @@ def render(snap: dict):
     from rich.console import Group
     from rich.table import Table
 
-    title = f"instance {snap['instance']}  kill switch: " + (
-        f"[bold red]ON ({snap['kill']})[/]" if snap["kill"] else "[green]off[/]")
+    title = (f"instance {snap['instance']}  [bold]{snap['state']}[/]: {snap['why']}  kill switch: "
+             + (f"[bold red]ON ({snap['kill']})[/]" if snap["kill"] else "[green]off[/]"))
     procs = Table(title=title, expand=True)
     for col in ("process", "pid", "state", "core", "heartbeat age"):
         procs.add_column(col)
@@ -40,7 +50,8 @@ def render(snap: dict):
     for q in HOP_QS:
         hops.add_column(f"P{q:g}", justify="right")
     for name, h in snap["hops"].items():
-        hops.add_row(name, str(h["count"]), *(
+        hops.add_row(plain_hop(name), str(h["count"]), *(
+            "-" if not supported(q, h["count"]) else
             f"[bold red]{h[q] / 1e3:.1f}[/]" if h[q] > ceiling_us * 1e3 else f"{h[q] / 1e3:.1f}"
             for q in HOP_QS))
     trading = Table(title="trading", expand=True, show_header=False)
@@ -56,33 +67,84 @@ def render(snap: dict):
     counters.add_column("process")
     counters.add_column("values")
     for role, c in snap["counters"].items():
-        shown = units.plain(c) if info is not None else c
+        shown = glossary.shown(role, units.plain(c) if info is not None else c)
         if shown and role != "supervisor":
             counters.add_row(role, "  ".join(f"{k}={v}" for k, v in shown.items()))
     return Group(procs, rings, hops, trading, counters)
 
 
-def main(instance: str, once: bool = False, interval_s: float = 0.5) -> int:
-    from rich.console import Console
-    from rich.live import Live
+def plain_lines(snap: dict) -> list[str]:
+    """The snapshot as plain lines (no colour, no box drawing): what a log or a pipe gets."""
+    info = snap.get("info")
+    ceiling_us = info.latency_ceiling_us if info is not None else units.DEFAULT_LATENCY_CEILING_US
+    lines = [f"instance {snap['instance']}: {snap['state']} ({snap['why']})",
+             f"kill switch: {snap['kill'] or 'off'}; pause: {snap['pause'] or 'off'}"]
+    for p in snap["processes"]:
+        age = p["heartbeat_age_ns"]
+        lines.append(f"process {p['role']}: pid {p['pid']} {p['state']}"
+                     f"{'' if p['alive'] else ' (dead)'} core "
+                     f"{p['core'] if p['core'] >= 0 else '-'} heartbeat "
+                     f"{f'{age / 1e6:.0f} ms ago' if age >= 0 else '-'}")
+    for name, st in snap["rings"].items():
+        lines.append(f"ring {name}: depth {st['depth']} rate {st['rate']:.0f}/s written "
+                     f"{st['written']} dropped {st['dropped']} blocked {st['blocked']}")
+    for name, h in snap["hops"].items():
+        qs = " ".join(f"P{q:g} {h[q] / 1e3:.1f}" + ("*" if h[q] > ceiling_us * 1e3 else "")
+                      for q in HOP_QS if supported(q, h["count"])) or "too few samples"
+        lines.append(f"hop {plain_hop(name)}: {h['count']} samples, {qs} us")
+    if info is not None:
+        for line in units.trading_lines(snap["counters"].get("quoter", {}), info.instruments,
+                                        snap["counters"].get("supervisor")):
+            lines.append(f"trading: {line}")
+    for role, c in snap["counters"].items():
+        shown = glossary.shown(role, units.plain(c) if info is not None else c)
+        if shown and role != "supervisor":
+            lines.append(f"counters {role}: " + " ".join(f"{k}={v}" for k, v in shown.items()))
+    lines.append("(what each counter means: mm report --explain, or the README's Counters)")
+    return lines
 
+
+def as_json(snap: dict) -> str:
+    """The snapshot for machines: everything plain_lines shows, as one JSON object."""
+    out = {k: v for k, v in snap.items() if k != "info"}
+    info = snap.get("info")
+    out["latency_ceiling_us"] = (info.latency_ceiling_us if info is not None
+                                 else units.DEFAULT_LATENCY_CEILING_US)
+    return json.dumps(out, default=str)
+
+
+def main(instance: str, once: bool = False, interval_s: float = 0.5,
+         json_out: bool = False) -> int:
     try:
         view = InstanceView(instance)
     except SegmentError as e:
         print(f"mm status: instance {instance!r} is not running ({e})", file=sys.stderr)
         return 1
-    console = Console()
     try:
-        if once:
+        if once or json_out or not sys.stdout.isatty():
             view.snapshot()            # rates need two looks
             time.sleep(interval_s)
-            console.print(render(view.snapshot()))
+            snap = view.snapshot()
+            print(as_json(snap) if json_out else "\n".join(plain_lines(snap)))
             return 0
-        with Live(render(view.snapshot()), console=console, refresh_per_second=4) as live:
-            while True:
-                time.sleep(interval_s)
-                live.update(render(view.snapshot()))
+        return _live(view, interval_s)
     except KeyboardInterrupt:
         return 0
     finally:
         view.close()
+
+
+def _live(view: InstanceView, interval_s: float) -> int:
+    """The live view until the engine stops (then its last frame and why) or Ctrl-C."""
+    from rich.console import Console
+    from rich.live import Live
+
+    console = Console()
+    snap = view.snapshot()
+    with Live(render(snap), console=console, refresh_per_second=4) as live:
+        while snap["state"] != "stopped":
+            time.sleep(interval_s)
+            snap = view.snapshot()
+            live.update(render(snap))
+    console.print(f"engine stopped: {snap['why']}")
+    return 0

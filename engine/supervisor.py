@@ -14,9 +14,11 @@ Stopping is one mechanism whatever the cause: the supervisor sets the kill switc
 the quoter emits cancel-all and stops; the sender cancels every open order, confirms with the
 venue and exits 0 only if nothing is left resting; the feed stops.
 
-Exit status: 0 an asked-for stop (duration, SIGTERM/SIGINT, `mm kill`) with every order
-confirmed gone; 1 anything else that left nothing resting (a process died, the venue was never
-reached); 2 configuration or credentials refused (nothing was started); 3 orders may be resting.
+Exit status (engine/exit_codes.py, the README's table): 0 an asked-for stop (duration,
+SIGTERM/SIGINT, `mm stop`) with every order confirmed gone; 1 the venue (orders or market
+data) was never reached or a stage failed, nothing resting; 2 the configuration, the box or the
+venue refused us (credentials, symbol, filters, every order refused, an IP ban); 3 orders may be
+resting; 4 a risk limit (drawdown) stopped it. `mm kill` is a pause, not a stop.
 """
 from __future__ import annotations
 
@@ -34,11 +36,12 @@ import msgspec
 from engine import config as config_mod
 from engine import instance_info
 from engine import core_layout as layout_mod
-from engine.control import (KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED, KILL_REASONS,
-                            KILL_SHUTDOWN,
+from engine.control import (KILL_DRAWDOWN, KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED,
+                            KILL_REASONS, KILL_SHUTDOWN, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
                             STATE_RUNNING, STATE_STOPPED, Control)
-from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_OK, EXIT_ORDERS_LEFT,
+from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                ORDERS_CONFIRMED_GONE)
+from engine.feed import connect_error
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.proc import log as proc_log
 from engine.ring import Ring
@@ -75,6 +78,8 @@ class Supervisor:
         self.venue_url = cfg.sender.url  # the order URL (the embedded simulator's once started)
         self.sender_running = False     # seen in state running: it connected at least once
         self.sender_counters: dict[str, int] = {}
+        self.feed_counters: dict[str, int] = {}
+        self.kill_seen = 0              # the kill switch's reason when the stop began
         self.start_noted: dict[str, int] = {}
         self._start_candidate: dict[str, int] | None = None
         self.result = ""                # the last line: what is true at the end
@@ -90,6 +95,7 @@ class Supervisor:
         except (ValueError, RuntimeError) as e:   # ConfigError, CredentialError, SegmentError
             log(f"error: {e}")
             return self._finish(EXIT_CONFIG, "configuration refused: nothing was started")
+        self._created_run_dir = not self.run_dir.exists()
         self.run_dir.mkdir(parents=True, exist_ok=True)
         status = EXIT_ERROR
         try:
@@ -97,6 +103,7 @@ class Supervisor:
             cfg = self._instruments_from_venue(cfg)
             if cfg is None:
                 self._stop_all()
+                self._drop_empty_run_dir()
                 return self._finish(EXIT_ERROR, f"never connected to {self._venue_url()}: "
                                                 f"nothing was sent; {self.stop_reason}")
             self.run_cfg = cfg
@@ -136,6 +143,7 @@ class Supervisor:
             if self.ctl is not None:
                 self._report()
             self._cleanup()
+            self._drop_empty_run_dir()
         return self._finish(status, self.result)
 
     def _finish(self, status: int, result: str) -> int:
@@ -354,6 +362,8 @@ class Supervisor:
     def _kill_switch_set(self) -> bool:
         """Whether the kill switch is set; its reason becomes the stop reason if none is yet."""
         killed = self.ctl.killed()
+        if killed and not self.kill_seen:
+            self.kill_seen = killed
         if killed and self.stop_reason is None:
             self.stop_reason = f"kill switch: {KILL_REASONS.get(killed, killed)}"
         return bool(killed)
@@ -393,6 +403,8 @@ class Supervisor:
         if self.ctl is not None:
             self._note_progress()
             self.sender_counters = self.ctl.counter_values("sender")
+            self.feed_counters = self.ctl.counter_values("feed")
+            self.kill_seen = self.kill_seen or self.ctl.killed()
             self.ctl.set_state("supervisor", STATE_STOPPED)
         if codes or self.sim is not None:
             log(f"stopped ({self.stop_reason}); exit statuses {codes}")
@@ -410,13 +422,20 @@ class Supervisor:
         return code if code is not None else EXIT_ORDERS_LEFT
 
     def _verdict(self, codes: dict[str, int | None]) -> tuple[int, str]:
-        """(exit status, last line) from the sender's counters (read by name, with defaults for
-        a sender that does not publish them) and its exit status."""
+        """(exit status, last line) from the sender's and the feed's counters (read by name,
+        with defaults for processes that do not publish them), the sender's exit status and
+        the kill switch's reason. Resting orders outrank everything; then a venue that refused
+        us (2), a stage that never reached the venue or failed (1), a risk stop (4)."""
         c = self.sender_counters
         sender = codes.get("sender")
+        refused = self.kill_seen in (KILL_VENUE_REFUSED, KILL_VENUE_BAN)
         new, replaces = c.get("orders_sent", 0), c.get("replaces_sent", 0)
         connected = c.get("connected_ever", 1 if self.sender_running or new or replaces else 0)
         if "sender" not in codes or (not connected and not new and not replaces):
+            if refused:
+                return EXIT_CONFIG, (f"{self._venue_url()} refused us "
+                                     f"({KILL_REASONS[self.kill_seen]}; the sender's log says "
+                                     f"why): nothing was sent")
             return EXIT_ERROR, f"never connected to {self._venue_url()}: nothing was sent"
         left = c.get("left_open", 0 if sender in ORDERS_CONFIRMED_GONE else -1)
         sent = f"{new} orders and {replaces} replaces sent"
@@ -426,12 +445,32 @@ class Supervisor:
             return EXIT_ORDERS_LEFT, (f"ORDERS MAY BE RESTING: {how} ({sent}, sender exit "
                                       f"{sender}); check {self._venue_url()} by hand")
         canceled = c.get("canceled_at_stop")
-        gone = (f"{canceled} orders confirmed canceled at stop, nothing resting"
-                if canceled is not None else "every order confirmed gone, nothing resting")
-        # Asked-for stops are orderly: duration over, SIGTERM/SIGINT, the operator's kill switch.
+        gone = ("every order confirmed gone" + (f" ({canceled} canceled at stop)" if canceled
+                                                else "") + ", nothing resting")
+        no_data = self._market_data_never_connected()
+        if no_data:
+            return EXIT_ERROR, f"{no_data}; {sent}; {gone}"
+        if refused:
+            return EXIT_CONFIG, (f"{sent}; {gone}; stopped because the venue refused us "
+                                 f"({KILL_REASONS[self.kill_seen]})")
+        if self.kill_seen == KILL_DRAWDOWN:
+            return EXIT_KILLED, f"{sent}; {gone}; stopped by the drawdown limit"
+        # Asked-for stops are orderly: duration over, SIGTERM/SIGINT (`mm stop`).
         orderly = self.stop_reason is not None and self.stop_reason.startswith(
-            ("duration", "signal", f"kill switch: {KILL_REASONS[KILL_OPERATOR]}"))
+            ("duration", "signal", f"kill switch: {KILL_REASONS[KILL_SHUTDOWN]}",
+             f"kill switch: {KILL_REASONS[KILL_OPERATOR]}"))
         return (EXIT_OK if orderly else EXIT_ERROR), f"{sent}; {gone}"
+
+    def _market_data_never_connected(self) -> str:
+        """'' when the feed connected at least once (or did not run); otherwise what the last
+        line says: where it tried, why it failed, how often."""
+        f = self.feed_counters
+        if not f or f.get("connected_ever", 1):
+            return ""
+        cause = connect_error.describe(f.get("connect_error", 0),
+                                       f.get("connect_http_status", 0)) or "no answer"
+        return (f"market data never connected to {self.run_cfg.feed.url or 'the venue'}: "
+                f"{cause} ({f.get('connect_failures', 0)} attempts)")
 
     def _report(self) -> None:
         from engine.report import print_summary, snapshot_run
@@ -447,6 +486,14 @@ class Supervisor:
                 latest.symlink_to(self.run_dir.name)
         except Exception as e:  # reporting must never mask the exit status
             log(f"report failed: {type(e).__name__}: {e}")
+
+    def _drop_empty_run_dir(self) -> None:
+        """A run that never started its processes has no report: the folder this run created
+        (the simulator's scratch files at most) goes, so runs/ lists only runs."""
+        import shutil
+
+        if self.ctl is None and getattr(self, "_created_run_dir", False):
+            shutil.rmtree(self.run_dir, ignore_errors=True)
 
     def _cleanup(self) -> None:
         if self.ctl is None:
@@ -519,9 +566,12 @@ def _forward(stream) -> None:
 
 
 def _one_line_status(ctl: Control) -> str:
+    from engine.glossary import display_name
+
     parts = []
     for role in ROLES:
         c = ctl.counter_values(role)
         keys = [k for k in ("records", "intents", "orders_sent", "fills") if k in c]
-        parts.append(f"{role}: " + " ".join(f"{k}={c[k]}" for k in keys))
-    return "; ".join(parts)
+        parts.append(f"{role}: " + " ".join(f"{display_name(role, k)}={c[k]}" for k in keys))
+    paused = ctl.paused()
+    return "; ".join(parts) + ("; PAUSED (mm kill: mm resume quotes again)" if paused else "")

@@ -247,21 +247,21 @@ def _plot(path: Path, s: dict, r: Replay, md: np.ndarray) -> str | None:
                 ax.scatter((sel["ts"] - t0) / 1e9, sel["price"] * scale, s=14, c=colour,
                            marker=marker, label=f"{name} ({len(sel)})", zorder=3)
         ax.set_ylabel(f"{inst.symbol}\nprice")
-        ax.legend(fontsize=7, loc="upper left")
+        _legend_beside(ax)
         ax.grid(alpha=0.3)
     ax = axes[len(shown)]
     for i, inst in enumerate(cfg.instruments):
         ax.step(x, ser["pos"][:, i] * 10.0 ** inst.qexp, where="post", lw=0.9,
                 label=f"{inst.symbol} ({inst.base})")
     ax.set_ylabel("inventory\n(base units)")
-    ax.legend(fontsize=7, loc="upper left")
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
     ax = axes[len(shown) + 1]
     pnl = ser["pnl"] * 10.0 ** exp
     ax.plot(x, pnl, lw=0.9, label="marked (cash + inventory at mid)")
     ax.plot(x, ser["realized"] * 10.0 ** exp, lw=0.9, label="realized (average cost)")
     ax.set_ylabel("PnL (quote)")
-    ax.legend(fontsize=7, loc="upper left")
+    _legend_beside(ax)
     ax.grid(alpha=0.3)
     ax = axes[len(shown) + 2]
     dd = np.maximum.accumulate(np.maximum(pnl, 0.0)) - pnl
@@ -273,6 +273,11 @@ def _plot(path: Path, s: dict, r: Replay, md: np.ndarray) -> str | None:
                  f"{s['pnl_quote']['marked']:.4f}, max drawdown {s['max_drawdown_quote']:.4f}",
                  fontsize=10)
     fig.tight_layout()
-    fig.savefig(path, dpi=100)
+    fig.savefig(path, dpi=100, bbox_inches="tight")
     plt.close(fig)
     return str(path)
+
+
+def _legend_beside(ax) -> None:
+    """The legend right of the axes: it covers no fill, price or curve."""
+    ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0), borderaxespad=0)

@@ -6,7 +6,7 @@ import os
 import re
 
 from engine.box.doctor import FAIL, PASS, WARN, Box, Finding
-from engine.box.topology import format_cpu_list, parse_cpu_list
+from engine.box.topology import format_cpu_list, isolcpus_arg, parse_cpu_list
 
 
 def _cores(cores: dict[str, int]) -> str:
@@ -44,14 +44,15 @@ def check_isolated(box: Box) -> list[Finding]:
             out.append(Finding("isolated cores", WARN,
                                f"isolcpus={asked} on the command line, but the kernel isolated "
                                f"{format_cpu_list(iso) or 'nothing'}",
-                               "isolcpus=domain,managed_irq,<cpus> (without 'domain' the "
-                               "scheduler still balances onto them)"))
+                               f"{isolcpus_arg()} (without 'domain' the scheduler still "
+                               f"balances onto them)"))
     if not spin:
         out.append(Finding("isolated cores", PASS, "no stage spins in this layout"))
     elif not iso:
         out.append(Finding("isolated cores", WARN,
                            f"no isolated CPUs; spinning: {_cores(spin)}",
-                           f"boot with isolcpus={_boot_cores(box)} (kernel command line)"))
+                           f"boot with {isolcpus_arg(_boot_cores(box))} (kernel command "
+                           f"line)"))
     elif missing := {r: c for r, c in spin.items() if c not in iso}:
         out.append(Finding("isolated cores", WARN,
                            f"spinning on non-isolated cores: {_cores(missing)} "

@@ -265,20 +265,22 @@ def check_units(box: Box) -> list[Finding]:
         dropin = box.unit_dir / f"mm-{role}@{inst}.service.d" / "layout.conf"
         text = dropin.read_text() if dropin.exists() else ""
         m = re.search(r"^CPUAffinity=(\d+)\s*$", text, re.M)
+        # No drop-in is the norm: each process computes its layout at start (MM_LAYOUT=auto).
+        # One left by an older install freezes a core that may no longer be the right one.
         if m and int(m.group(1)) != core:
-            stale.append(f"{role} pinned to {m.group(1)}, the layout chooses {core}")
-        elif not m:
-            stale.append(f"{role} has no CPUAffinity drop-in")
+            stale.append(f"{role} pinned to {m.group(1)} by {dropin.name}, the layout chooses "
+                         f"{core}")
     if stale:
         out.append(Finding("systemd units", WARN, f"instance {inst}: {'; '.join(stale)}",
-                           f"deploy/install.sh --instance {inst} (rewrites the drop-ins)"))
+                           f"deploy/install.sh --instance {inst} (removes the frozen drop-ins: "
+                           f"the processes then compute their layout at start)"))
     if not enabled:
         out.append(Finding("systemd units", WARN, f"installed; mm-engine@{inst}.target not "
                                                   f"enabled at boot",
                            f"systemctl enable mm-engine@{inst}.target"))
     if not out:
-        out.append(Finding("systemd units", PASS, f"installed; mm-engine@{inst}.target enabled, "
-                                                  f"drop-ins match the layout"))
+        out.append(Finding("systemd units", PASS, f"installed; mm-engine@{inst}.target enabled; "
+                                                  f"layout computed by each process at start"))
     return out
 
 

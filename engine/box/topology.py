@@ -19,6 +19,17 @@ NODE_DIR = "sys/devices/system/node"
 NET_DIR = "sys/class/net"
 
 
+
+# The one spelling of the kernel command line's isolation (deploy/README.md, mm doctor, mm
+# layout): without `domain` the scheduler still balances onto the cores, without `managed_irq`
+# managed device interrupts still land there.
+ISOLCPUS_FLAGS = "domain,managed_irq"
+
+
+def isolcpus_arg(cpus: str = "<cpus>") -> str:
+    """'isolcpus=domain,managed_irq,<cpus>' for the CPU list given."""
+    return f"isolcpus={ISOLCPUS_FLAGS},{cpus}"
+
 def parse_cpu_list(text: str) -> set[int]:
     """CPUs of a kernel CPU list ("0-3,8,10-11"; "" or "(null)" = none). ValueError names the
     text when it is not a CPU list."""

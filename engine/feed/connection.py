@@ -25,7 +25,7 @@ from typing import Callable
 
 from picows import WSCloseCode, WSListener, WSMsgType, ws_connect
 
-from engine.feed import stamps
+from engine.feed import connect_error, stamps
 from engine.feed.adapter import FRAME_KINDS, VenueAdapter
 from engine.feed.capture import OPCODE_BINARY, OPCODE_TEXT, FrameCapture
 from engine.feed.config import FeedConfig
@@ -218,7 +218,9 @@ class ConnectionSlot:
         except Exception as e:  # refused, reset, handshake rejected, timed out
             self.connect_failures += 1
             self.last_error = f"{type(e).__name__}: {e}"
+            g.last_error, g.last_http_status = connect_error.classify(e)
             return None
+        g.connected_ever = 1
         if not conn.stamp_from_kernel():
             g.unstamped_connections += 1
         g.after_reconnect()
@@ -307,6 +309,9 @@ class StreamGroup:
         self.started_ns = 0
         self.stale_reconnects = 0    # connections forced to reconnect for silence
         self.unstamped_connections = 0   # connections whose frames carry pick-up stamps only
+        self.connected_ever = 0          # 1 once any connection completed its upgrade
+        self.last_error = 0              # engine/feed/connect_error.py code of the latest failure
+        self.last_http_status = 0        # its HTTP status when the upgrade was refused
         self._retired_counts = dict.fromkeys(FRAME_KINDS, 0)
         self._retired_decode_errors = 0
         self._retired_reads = [0, 0]     # socket pick-ups, those with a kernel stamp
@@ -415,6 +420,9 @@ class StreamGroup:
                "connect_failures": sum(s.connect_failures for s in self.slots),
                "rollovers": sum(s.rollovers for s in self.slots),
                "stale_reconnects": self.stale_reconnects,
-               "decode_errors": errors}
+               "decode_errors": errors,
+               "connected_ever": self.connected_ever,
+               "connect_error": self.last_error,
+               "connect_http_status": self.last_http_status}
         out.update({k: kinds.get(k, 0) for k in FRAME_KINDS})
         return out

@@ -34,7 +34,8 @@ WARMUP_TIMEOUT_S = 10.0          # declare RUNNING after this long even without 
 COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rollovers",
             "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full", "conflated",
             "decode_errors", "capture_dropped", "reads", "reads_kernel_stamped",
-            "unstamped_connections") + FRAME_KINDS
+            "unstamped_connections", "connected_ever", "connect_error",
+            "connect_http_status") + FRAME_KINDS
 
 
 def new_event_loop() -> asyncio.AbstractEventLoop:
@@ -134,7 +135,8 @@ async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
                 # Warm: data went through every layer. Freeze the heap: no gc on the hot path.
                 warm = True
                 proc.log(ROLE, f"{'receiving' if group.delivering() else 'NO DATA yet'} from "
-                               f"{group.base_url} on {len(group.slots)} connection(s)")
+                               f"{group.base_url} on {len(group.slots)} connection(s)"
+                               f"{_why_no_data(group)}")
                 proc.freeze_gc()
                 ctl.set_state(ROLE, STATE_RUNNING)
             try:
@@ -149,6 +151,17 @@ async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
             for sig in (signal.SIGTERM, signal.SIGINT):
                 loop.remove_signal_handler(sig)
     return 0 if stop.is_set() else exit_status_for(reason)   # the reason seen, not a later one
+
+
+def _why_no_data(group: StreamGroup) -> str:
+    """', never connected: connection refused (12 attempts)' while no connection has opened."""
+    if group.delivering() or group.connected_ever:
+        return ""
+    from engine.feed import connect_error
+
+    failures = sum(s.connect_failures for s in group.slots)
+    cause = connect_error.describe(group.last_error, group.last_http_status) or "no answer yet"
+    return f", never connected: {cause} ({failures} attempts)"
 
 
 def _counter_copier(counters, group: StreamGroup, sink, capture):

@@ -7,6 +7,8 @@ Python can run signal handlers; the caller re-enters it until it reports STOPPED
   -> requote each instrument touched, once per batch (model.requote_dirty)
   -> every `timer_ns`: stale-data and quote-age timers
   -> kill word set (or drawdown hit, which sets it): CANCEL_ALL, publish, return KILLED
+  -> pause word set (`mm kill`): CANCEL_ALL, stop quoting, keep running (books, fills, timers);
+     pause cleared: quote again once the sender's reconcile has sent RESUME
   -> publish staged intents: claim slots, copy, stamp ts_published, one commit per batch
   -> the book board, when the feed counted md records the full ring could not take: the
      freshest book of every instrument (model.on_board; conflated, never lost)
@@ -30,7 +32,7 @@ from engine.native import (
     nb_board_get, nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available,
     nb_ring_commit, nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED
+from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED, G_RESUMED
 from engine.quoter.model import (
     any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
 )
@@ -46,6 +48,7 @@ _BOARD_OFF_LOST = C.MM_BOARD_OFF_LOST
 H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED = 0, 1, 2
 HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published"]
 BEAT_NS = 10_000_000
+PAUSED = -1         # g[G_KILLED] while paused: everything pulled, the process stays up
 
 
 @njit(cache=True, nogil=True, _nrt=False)
@@ -94,11 +97,12 @@ def read_board(board, scratch, inst, par, cnt, sst, spar, now):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, md_scratch,
-             kill_addr, hb_addr, wake_addr, stop, hist, inst, quotes, par, g, cnt, rl10, rlday,
-             sst, spar, want, out, words, idle_kind, idle_state, park_ns, warm_ns, slice_ns,
-             timer_ns):
+             kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, inst, quotes, par, g, cnt,
+             rl10, rlday, sst, spar, want, out, words, idle_kind, idle_state, park_ns, warm_ns,
+             slice_ns, timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
-    quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published). `board` is the book
+    quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published); a pause (the word at
+    `pause_addr`, 0: none) publishes CANCEL_ALL and keeps the loop running. `board` is the book
     board's address (0: none); `wake_addr` this process's shared wake word (0: park on the md
     ring alone); `words` (W_*) keep the loop's state across calls."""
     start = nb_now_ns()
@@ -149,9 +153,18 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
             if g[G_DRAWDOWN_HIT] != 0:
                 nb_cas64(kill_addr, 0, KILL_DRAWDOWN)     # first reason wins
         kill = nb_load_acquire(kill_addr)
+        pause = nb_load_acquire(pause_addr) if pause_addr != 0 else 0
         stopping = stop[0] != 0
+        if kill != 0 and g[G_KILLED] == PAUSED:
+            g[G_KILLED] = kill                 # paused, then stopped: already pulled
         if g[G_KILLED] == 0 and (kill != 0 or (stopping and any_quote(quotes))):
             n = kill_all(quotes, g, cnt, out, n, kill if kill != 0 else KILL_SHUTDOWN, now)
+        elif g[G_KILLED] == 0 and pause != 0 and not stopping:
+            n = kill_all(quotes, g, cnt, out, n, PAUSED, now)
+            if g[G_KILLED] == PAUSED:
+                g[G_RESUMED] = 0               # quote again only after the sender's RESUME
+        elif g[G_KILLED] == PAUSED and pause == 0 and kill == 0:
+            g[G_KILLED] = 0                    # resumed: quotes wait for G_RESUMED
         if n > 0:
             n = publish(ord_hdr, ord_slots, out, n, batch_read, hist[H_READ_TO_PUBLISHED], cnt)
         words[W_STAGED] = n

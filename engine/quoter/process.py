@@ -128,7 +128,7 @@ def run(cfg) -> int:
         words[loop.W_LOST_SEEN] = -1           # read the board once at start: the freshest books
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
         args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots, board.addr,
-                np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.heartbeat_addr(ROLE),
+                np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.pause_addr, ctl.heartbeat_addr(ROLE),
                 ctl.wake_addr(ROLE), stop, hist, *st.args, st.out, words, STRATEGIES[idle],
                 nb_idle_state(), q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)
         t0 = time.perf_counter()

@@ -21,6 +21,12 @@ refusal stop intake, cancel every order of ours (by id; openOrders.cancelAll onl
 sender.symbols_exclusive) and confirm with openOrders.status that none is left, bounded by
 cancel_confirm_timeout_s and tried twice. A sender that never reached the venue sent nothing
 and says so.
+
+Pause (`mm kill`, the control segment's pause word): new orders and replaces are refused
+locally (the quoter hears REJECT), every order of ours is canceled and confirmed gone, and the
+process stays up: connection, reconciles, unknown-order questions go on. Resume (the word
+cleared by `mm resume`): a full reconcile with the venue, which tells the quoter its positions
+and RESUME; only then does it quote again.
 """
 from __future__ import annotations
 
@@ -36,16 +42,16 @@ import msgspec
 from engine import _native as C
 from engine import proc
 from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
-                            LATCHED, STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING,
-                            Control)
+                            LATCHED, PAUSE_REASONS, STATE_FAILED, STATE_RUNNING,
+                            STATE_STOPPED, STATE_STOPPING, Control)
 from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
-from engine.records import ALL_INSTRUMENTS, FILL_RESUME
+from engine.records import ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_RESUME
 from engine.ring.ring import Ring
 from engine.ring.table import FILLS, ORDERS
 from engine.sender import keys
-from engine.sender.fills import FillWriter
+from engine.sender.fills import LOCAL_STOPPING, FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.state_dir import resolve_tag
@@ -56,7 +62,9 @@ BATCH = 64                     # intents handled per ring read
 SPIN_SLICE_NS = 200_000        # busy-spin: the longest stretch spent in C between loop turns
 PROCESS_COUNTERS = ("reconnects", "open_orders", "fills_written", "fills_delayed",
                     "fills_backlog", "clock_offset_ms", "rtt_us", "bells", "connected_ever",
-                    "canceled_at_stop", "left_open", "in_flight")
+                    "canceled_at_stop", "left_open", "in_flight", "paused")
+# the `paused` counter: what `mm status` says about a pause
+QUOTING, PAUSING, PAUSED_CONFIRMED, RESUMING = 0, 1, 2, 3
 
 
 def _log(msg: str) -> None:
@@ -105,6 +113,9 @@ class Sender:
         self.bells = 0
         self.left_open = 0
         self.url = self.scfg.url
+        self.paused = False                 # the pause word seen set (mm kill)
+        self.pause_state = QUOTING
+        self._pause_task: asyncio.Task | None = None
 
     # ---------------------------------------------------------------- ring intake (hot)
     def _on_bell(self) -> None:
@@ -131,7 +142,10 @@ class Sender:
             n = 0
             gw.begin_batch()                # every frame of the batch: one write
             for fields in take(1 if gw.pace_ns else BATCH):
-                gw.on_intent(fields, perf_counter_ns())
+                if self.paused and fields[4] in (ACTION_NEW, ACTION_REPLACE):
+                    gw.refuse(fields, LOCAL_STOPPING)     # paused: cancels only
+                else:
+                    gw.on_intent(fields, perf_counter_ns())
                 n += 1
             gw.end_batch()
             if n == 0:
@@ -175,6 +189,7 @@ class Sender:
             self._publish_counters()
             if self._check_stop(timeout_ns):
                 break
+            self._check_pause(loop)
             if not self.scfg.dry_run:
                 self._keep_order_truth(loop)
             await asyncio.sleep(WATCH_S)
@@ -252,10 +267,73 @@ class Sender:
                       clock_offset_ms=gw.clock_offset_ms, rtt_us=gw.rtt_ns // 1000,
                       bells=self.bells, connected_ever=int(gw.connected_ever),
                       canceled_at_stop=gw.canceled_at_stop,
-                      left_open=self.left_open, in_flight=gw.in_flight())
+                      left_open=self.left_open, in_flight=gw.in_flight(),
+                      paused=self.pause_state)
         c = self.counters
         for i, name in enumerate(self.counter_names):
             c[i] = values.get(name, 0)
+
+    # ---------------------------------------------------------------- pause and resume
+    def _check_pause(self, loop) -> None:
+        """Follow the pause word: set -> cancel everything and confirm (the process stays up);
+        cleared -> reconcile, then RESUME the quoter. One task at a time."""
+        want = self.ctl.paused()
+        busy = self._pause_task is not None and not self._pause_task.done()
+        if want and not self.paused:
+            self.paused = True               # _drain refuses new orders from now on
+            self.pause_state = PAUSING
+            _log(f"pause ({PAUSE_REASONS.get(want, want)}): canceling every order; "
+                 f"connections, book and order truth stay up")
+            self._pause_task = loop.create_task(self._cancel_for_pause())
+        elif not want and self.paused and not busy:
+            self.paused = False
+            self.pause_state = RESUMING
+            self._pause_task = loop.create_task(self._resume())
+
+    async def _cancel_for_pause(self) -> None:
+        gw = self.gw
+        loop = asyncio.get_running_loop()
+        attempt = 0
+        while self.paused and not self._stopping():
+            attempt += 1
+            left = -1
+            if gw.connected:
+                try:
+                    left = await gw.cancel_everything(loop.time()
+                                                      + self.scfg.cancel_confirm_timeout_s)
+                except (GatewayError, asyncio.TimeoutError) as e:
+                    _log(f"pause: cancel-all: {e}")
+            if left == 0:
+                self.pause_state = PAUSED_CONFIRMED
+                _log("paused: every order confirmed gone; quoting stopped until mm resume")
+                return
+            if attempt == 1 or attempt % 30 == 0:       # not a line a second
+                _log(f"pause: {'could not confirm' if left < 0 else f'{left} orders still open'}"
+                     f"; trying again every second")
+            await asyncio.sleep(1.0)
+
+    async def _resume(self) -> None:
+        """Reconcile with the venue (positions, open orders, unknown ones), which tells the
+        quoter POSITION + RESUME; a sender reconnecting does the same on its own."""
+        gw = self.gw
+        while not self.paused and not self._stopping():
+            if not gw.connected:
+                _log("resume: not connected; the reconnect's reconcile resumes the quoter")
+                break
+            try:
+                quoter = self.fills.ring.consumer_pid()
+                await gw.reconcile(full=True)
+                self.synced_quoter = quoter
+                gw._stop_cancel_base = None    # the pause's cancels are not the stop's
+                self._last_reconcile = asyncio.get_running_loop().time()
+                _log(f"resumed: reconciled with the venue ({gw.orders.open_count()} open "
+                     f"orders); the quoter quotes again")
+                break
+            except (GatewayError, msgspec.DecodeError) as e:
+                _log(f"resume: reconcile failed: {e}; trying again")
+                await asyncio.sleep(1.0)
+        if not self.paused:
+            self.pause_state = QUOTING
 
     # ---------------------------------------------------------------- connection life
     async def _reconnect(self) -> None:
@@ -368,7 +446,7 @@ class Sender:
         finally:
             if self._bell is not None:
                 loop.remove_reader(self._bell.fileno())
-            for t in (spin_task, watch, self._reconnect_task):
+            for t in (spin_task, watch, self._reconnect_task, self._pause_task):
                 if t is not None:
                     t.cancel()
         _log(f"stopping: {self.stop_reason}")

@@ -107,3 +107,26 @@ def test_realised_pnl_is_average_cost():
     assert a[0]["pos"] == -1 and a[0]["avg_px"] == pytest.approx(90.0)
     assert a[0]["cash"] == -200 + 110 + 270 - 80
     assert (a[0]["max_pos"], a[0]["min_pos"]) == (2, -2)
+
+
+def test_backtest_png_legends_cover_nothing(corpus, tmp_path, monkeypatch):
+    """Every legend of backtest.png sits right of its axes, off the fills and curves."""
+    pytest.importorskip("matplotlib")
+    import matplotlib.figure
+
+    from engine.cli import main
+
+    figs = []
+    real = matplotlib.figure.Figure.savefig
+
+    def keep(fig, *a, **kw):
+        figs.append(fig)
+        return real(fig, *a, **kw)
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", keep)
+    assert main(["backtest", str(corpus / CAPTURE), "--out", str(tmp_path / "r"),
+                 "--quiet"]) == 0
+    assert figs and (tmp_path / "r" / "backtest.png").exists()
+    legends = [(ax, ax.get_legend()) for ax in figs[0].axes if ax.get_legend() is not None]
+    assert len(legends) >= 3
+    for ax, legend in legends:
+        assert legend.get_window_extent().x0 >= ax.get_window_extent().x1, ax.get_ylabel()

@@ -4,6 +4,7 @@ alone, hardening, shared /dev/shm), install.sh --dry-run changes nothing and nee
 scripts pass shellcheck, and `mm alert` says what an exit status means."""
 from __future__ import annotations
 
+import json
 import os
 import re
 import shutil
@@ -108,9 +109,10 @@ def test_units_restart_alert_and_keep_secrets_to_the_sender():
 
 
 def dry_run(tmp_path: Path, *extra: str, user: str | None = None,
-            python: str = str(ROOT / ".venv/bin/python")) -> subprocess.CompletedProcess:
-    """install.sh --dry-run with every command that could change the box replaced by a stub
-    that records its call: the dry run must call none of them."""
+            python: str = str(ROOT / ".venv/bin/python"),
+            deploy: Path = DEPLOY) -> subprocess.CompletedProcess:
+    """install.sh --dry-run (from `deploy`) with every command that could change the box
+    replaced by a stub that records its call: the dry run must call none of them."""
     stubs = tmp_path / "stubs"
     stubs.mkdir(exist_ok=True)
     log = tmp_path / "called.log"
@@ -119,7 +121,7 @@ def dry_run(tmp_path: Path, *extra: str, user: str | None = None,
         p.write_text(f"#!/bin/sh\necho {name} \"$@\" >> {log}\n")
         p.chmod(0o755)
     env = {**os.environ, "PATH": f"{stubs}:{os.environ['PATH']}"}
-    cmd = ["bash", str(DEPLOY / "install.sh"), "--dry-run", "--instance", "blue",
+    cmd = ["bash", str(deploy / "install.sh"), "--dry-run", "--instance", "blue",
            "--python", python, "--prefix", str(tmp_path / "opt"),
            "--etc-dir", str(tmp_path / "etc"), "--unit-dir", str(tmp_path / "units"), *extra]
     if user:
@@ -142,10 +144,14 @@ def test_install_dry_run_shows_every_change_and_makes_none(tmp_path):
     assert f"would write {tmp_path}/etc/blue.toml (mode 0600, owner mm:mm)" in text
     assert f"would write {tmp_path}/etc/blue.env (mode 0600, owner mm:mm)" in text
     assert f"install -d -m 0700 -o root -g root {tmp_path}/etc/credentials" in text
-    cores = {role: int(re.search(rf"mm-{role}@blue.service.d/layout.conf.*?CPUAffinity=(\d+)",
-                                 text, re.S).group(1)) for role in ("sender", "quoter", "feed")}
-    assert set(cores.values()) == {2, 3, 4}          # the isolated cores of the fake box
-    assert "Environment=MM_CORE=" in text and "MM_IDLE=busy-spin" in text
+    # No frozen layout: the processes compute it at start; the dry run shows today's choice.
+    assert "layout.conf" not in text and "CPUAffinity=" not in text
+    assert "they recompute it at every start" in text
+    start = text.index("{", text.index("recompute it"))
+    shown = text[start:text.index("\n    }\n", start) + 6]
+    lay = json.loads(shown.replace("\n    ", "\n"))
+    assert {lay["sender"]["core"], lay["quoter"]["core"]} <= {2, 3, 4}   # isolated, fake box
+    assert 'auth = "auto"' in text                   # follows the credentials present
     assert "would run: systemctl enable mm-engine@blue.target" in text
 
 
@@ -155,10 +161,15 @@ def test_install_dry_run_shows_every_change_and_makes_none(tmp_path):
 def test_install_dry_run_needs_no_root():
     # An operator's first look: no venv yet, the system's python3 (without the engine's
     # dependencies), an ordinary user. The dry run still shows every change. (pytest's tmp_path
-    # is private to root, so the nobody user works in a directory of its own.)
+    # is private to root, and so may the checkout be (a clone inside a 0700 mktemp -d): the
+    # nobody user gets a world-readable copy of deploy/ in a directory of its own.)
     with tempfile.TemporaryDirectory(prefix="mm-dry-") as d:
         os.chmod(d, 0o777)
-        out = dry_run(Path(d), user="65534", python="/usr/bin/python3")
+        copy = Path(d) / "checkout" / "deploy"
+        shutil.copytree(DEPLOY, copy)
+        for path in [copy.parent, copy, *copy.rglob("*")]:
+            path.chmod(0o755 if path.is_dir() or path.suffix == ".sh" else 0o644)
+        out = dry_run(Path(d), user="65534", python="/usr/bin/python3", deploy=copy)
     assert out.returncode == 0, out.stdout + out.stderr
     assert "would write" in out.stdout and "would compute the layout" in out.stdout
     assert "would run: systemctl enable mm-engine@blue.target" in out.stdout

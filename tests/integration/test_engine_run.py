@@ -1,17 +1,19 @@
 """The whole engine as a user runs it (`mm run`, subprocesses) against the simulator on
 loopback, reached through MM_MD_URL / MM_ORDER_URL as a real venue would be."""
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
 import pytest
 
 from engine.control import Control
-from engine.ring.segment import list_segments
+from engine.ring.segment import list_segments, pid_alive
 from sim_thread import SimThread
 from run_support import wait_until as _wait
 
@@ -144,10 +146,102 @@ def test_supervisor_killed_takes_its_processes_down(engine, instance):
     # The sender stopped on SIGTERM, the orderly path: nothing left resting (fixture checks).
 
 
-def test_operator_kill_switch_stops_cleanly(engine, instance):
+def _mm(*args, timeout=90):
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def _state(instance) -> dict:
+    out = _mm("status", "--json", "--instance", instance, "--interval", "0.1")
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
+def test_kill_pauses_resume_quotes_again_stop_stops(engine, instance):
+    """`mm kill` is a pause: every order canceled and confirmed, no new quote, every process up
+    and its book still fed; `mm resume` quotes again after a reconcile; `mm stop` is the full
+    stop, exit 0 with every order confirmed gone."""
     sim, p, _ = engine
-    out = subprocess.run([sys.executable, "-m", "engine.cli", "kill", "--instance", instance],
-                         capture_output=True, text=True, timeout=60)
-    assert out.returncode == 0 and "kill switch set" in out.stdout
-    assert p.wait(60) == 0
+    ctl = Control.attach(instance)
+    pids = {r: ctl.pid(r) for r in ("feed", "quoter", "sender")}
+    ctl.close()
+    out = _mm("kill", "--instance", instance)
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert out.stdout.strip().splitlines()[-1].startswith("paused: every order confirmed gone")
     assert sim.open_orders() == []
+    before = _state(instance)
+    assert before["state"] == "paused", before["why"]
+    time.sleep(2.0)                              # quoting stays stopped, the book stays fed
+    assert sim.open_orders() == []
+    after = _state(instance)
+    assert after["state"] == "paused"
+    assert after["counters"]["feed"]["records"] > before["counters"]["feed"]["records"]
+    assert p.poll() is None
+    for role, pid in pids.items():
+        assert pid_alive(pid), role
+    assert _mm("kill", "--instance", instance).returncode == 0      # twice: says so, still 0
+
+    out = _mm("resume", "--instance", instance)
+    assert out.returncode == 0 and out.stdout.startswith("resumed"), out.stdout + out.stderr
+    _wait(lambda: sim.open_orders(), 30, "quotes resting again after mm resume")
+    assert _state(instance)["state"] == "quoting"
+    ctl = Control.attach(instance)
+    assert {r: ctl.pid(r) for r in pids} == pids      # the same processes, never restarted
+    ctl.close()
+
+    out = _mm("stop", "--instance", instance)
+    assert out.returncode == 0 and out.stdout.strip().endswith("stopped"), out.stdout
+    assert p.wait(60) == 0
+    last = p.stdout.read().strip().splitlines()[-1]
+    assert "every order confirmed gone" in last and last.endswith("nothing resting (exit 0)"), last
+    assert sim.open_orders() == []
+
+
+def test_status_is_plain_lines_when_piped_and_json_for_machines(engine, instance):
+    """Not a terminal: plain lines, first the state; --json: one object; the live view (a
+    terminal) ends by itself, saying why, once the engine stops."""
+    sim, p, _ = engine
+    piped = subprocess.run([sys.executable, "-m", "engine.cli", "status", "--instance",
+                            instance], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           text=True, timeout=60)
+    assert piped.returncode == 0, piped.stderr
+    first = piped.stdout.splitlines()[0]
+    assert first.startswith(f"instance {instance}: quoting"), piped.stdout
+    assert "\x1b[" not in piped.stdout and "\u2501" not in piped.stdout   # no colour, no boxes
+    assert _state(instance)["state"] == "quoting"
+    # the live view, in a pseudo-terminal, while the engine stops
+    import pty
+
+    leader, follower = pty.openpty()
+    live = subprocess.Popen([sys.executable, "-m", "engine.cli", "status", "--instance",
+                             instance], stdin=follower, stdout=follower, stderr=follower)
+    os.close(follower)
+    seen = bytearray()
+    try:
+        time.sleep(2.0)
+        p.send_signal(signal.SIGTERM)
+        assert p.wait(60) == 0
+        deadline = time.monotonic() + 30
+        while live.poll() is None and time.monotonic() < deadline:
+            _drain_pty(leader, seen)
+        assert live.poll() == 0, "mm status kept running after the engine stopped"
+        _drain_pty(leader, seen)
+        assert b"engine stopped: every process has ended" in seen, seen[-400:]
+    finally:
+        if live.poll() is None:
+            live.kill()
+        live.wait(10)
+        os.close(leader)
+
+
+def _drain_pty(fd: int, into: bytearray) -> None:
+    import select
+
+    while select.select([fd], [], [], 0.2)[0]:
+        try:
+            chunk = os.read(fd, 65536)
+        except OSError:                # the follower side closed
+            return
+        if not chunk:
+            return
+        into += chunk

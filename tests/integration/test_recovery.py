@@ -200,3 +200,45 @@ def test_each_process_killed_comes_back_and_quoting_resumes(instance, tmp_path):
         assert "connected to" in logs["sender"] and logs["sender"].count("connected to") >= 2
         print("\nrecovery seconds after SIGKILL:", {r: round(t, 2) for r, t in times.items()},
               "exits:", units.exits)
+
+
+def _mm(*args) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
+                          text=True, timeout=120)
+
+
+def test_kill_pauses_and_resume_quotes_again_under_systemd(instance, tmp_path):
+    """The systemd way (no supervisor; MM_LAYOUT=auto as the units set it): `mm kill` cancels
+    everything and stops quoting while no unit exits or restarts; `mm resume` quotes again;
+    `mm stop` ends every unit with 0, which systemd does not restart."""
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(CONFIG)
+    with SimThread(event_rate=100, seed=32) as sim:
+        env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,
+               "MM_INSTANCE": instance, "MM_LAYOUT": "auto"}
+        units = Units(env, str(cfg), tmp_path)
+        units.start()
+        try:
+            _recovered(sim, instance, 120)
+            out = _mm("kill", "--instance", instance)
+            assert out.returncode == 0 and "every order confirmed gone" in out.stdout, \
+                out.stdout + out.stderr
+            assert _ours(sim) == set()
+            time.sleep(2.0)
+            assert _ours(sim) == set(), "quoting while paused"
+            assert units.starts == dict.fromkeys(ROLES, 1) and not any(units.exits.values())
+            out = _mm("resume", "--instance", instance)
+            assert out.returncode == 0, out.stderr
+            _recovered(sim, instance, 60)
+            out = _mm("stop", "--instance", instance)
+            assert out.returncode == 0 and out.stdout.strip().endswith("stopped"), \
+                out.stdout + out.stderr
+            time.sleep(0.5)                         # the watcher notes the exits
+            assert units.exits == {r: [0] for r in ROLES}, units.exits
+            assert units.starts == dict.fromkeys(ROLES, 1)
+        finally:
+            units.stop()
+            logs = {r: (tmp_path / f"{r}.log").read_text(errors="replace") for r in ROLES}
+        assert _ours(sim) == set()
+        assert "layout computed at start (MM_LAYOUT=auto)" in logs["quoter"]
+        assert "paused: every order confirmed gone" in logs["sender"], logs["sender"][-2000:]

@@ -19,8 +19,10 @@ from run_support import wait_until
 
 
 def _env(**mm):
-    """The environment of a user who set only the given MM_* variables."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("MM_")}
+    """The environment of a user who set only the given MM_* variables (and the tests' own
+    state directory: never the checkout's ./state)."""
+    base = {k: v for k, v in os.environ.items()
+            if not k.startswith("MM_") or k == "MM_STATE_DIR"}
     return {**base, **mm}
 
 

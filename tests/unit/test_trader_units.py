@@ -55,13 +55,29 @@ def test_a_run_with_zero_orders_reports(capsys):
 
 
 def test_hops_above_the_ceiling_are_flagged(capsys):
-    st = {"count": 9, "clamped": 0, "mean_ns": 1.0, "p50": 100e3, "p90": 300e3, "p99": 700e3,
-          "p99.9": 900e3, "p99.99": 900e3, "p100": 900e3}
+    st = {"count": 20_000, "clamped": 0, "mean_ns": 1.0, "p50": 100e3, "p90": 300e3,
+          "p99": 700e3, "p99.9": 900e3, "p99.99": 900e3, "p100": 900e3}
     print_summary(_summary(histograms={"sender.tick_to_order": st}, latency_ceiling_us=500))
     out = capsys.readouterr().out
-    row = next(line for line in out.splitlines() if line.startswith("sender.tick_to_order"))
+    row = next(line for line in out.splitlines() if line.startswith("TICK-TO-ORDER"))
     assert "100.0 " in row and "700.0*" in row and "300.0 " in row
     assert "ABOVE the 500 us ceiling at P99, P99.9" in out
+
+
+def test_no_p99_from_a_small_sample(capsys):
+    """~70 orders support a P50, never a P99: the table shows '-' there; the headline gives
+    P50, P90 and the max with the count instead (issue 19)."""
+    st = {"count": 66, "clamped": 0, "mean_ns": 1.0, "p50": 200e3, "p90": 400e3, "p99": 900e3,
+          "p99.9": 900e3, "p99.99": 900e3, "p100": 950e3}
+    print_summary(_summary(histograms={"sender.tick_to_order": st}, latency_ceiling_us=500))
+    out = capsys.readouterr().out
+    row = next(line for line in out.splitlines() if line.startswith("TICK-TO-ORDER"))
+    assert row.split()[-6:] == ["200.0", "-", "-", "-", "-", "950.0*"], row
+    head = next(line for line in out.splitlines() if line.startswith("HEADLINE"))
+    assert "P99" not in head.replace("for a P99", ""), head
+    assert "P50 200.0 us, P90 400.0 us, max 950.0 us over 66 orders (too few for a P99" in head, \
+        head
+    assert "P90 within the 500 us ceiling" in head
 
 
 def _mm(*args, **kw):
