@@ -12,7 +12,8 @@ Choices:
     5xx, -1007, no answer     "execution status unknown": the order is UNKNOWN, order.status asks
     429 / 418                 not done (rate limit / ban): back off
     -2011 / -2013 to a cancel the order is gone (filled or canceled) - or, under load, it still
-                              rests: UNKNOWN, asked before anything else
+                              rests, or its own place is still on its way: UNKNOWN, asked
+                              before anything else (never "done")
     other 4xx                 not done: a new order is rejected, a cancel is refused (the order
                               still rests: the quoter backs off and tries again)
 - Cancels name the venue's orderId when we know it (the venue's fastest path), the client id
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from time import perf_counter_ns
 
 import msgspec
@@ -57,6 +59,7 @@ STRANGER_TRIES = 3
 
 class BinanceGateway(Gateway):
     venue = "binance"
+    CREATES = frozenset((REQ_PLACE, REQ_REPLACE))
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
@@ -66,7 +69,9 @@ class BinanceGateway(Gateway):
         self.enc = self._encoder(self.auth)
         self._pexp = [i.pexp for i in self.instruments]
         self._qexp = [i.qexp for i in self.instruments]
-        self.shutdown_notice = False        # serverShutdown seen: roll the connection over
+        # commission paid in the base asset since the first balance snapshot, per instrument:
+        # the venue's base balance is our fills' position minus it
+        self.base_commission = [Decimal(0)] * len(self.instruments)
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
@@ -166,9 +171,7 @@ class BinanceGateway(Gateway):
             self.counts["malformed"] += 1
             return
         if fr.rateLimits:
-            self.pace([(rl.count, rl.limit, _INTERVAL_MS.get(rl.interval, 1000) *
-                        max(rl.intervalNum, 1)) for rl in fr.rateLimits
-                       if rl.rateLimitType == "ORDERS"])
+            self._rate_limits(fr.rateLimits)
         if fr.event:
             self._on_event(fr.event)
             return
@@ -189,6 +192,21 @@ class BinanceGateway(Gateway):
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.counts["malformed"] += 1
             self.request_unknown(req, perf_counter_ns())
+        if self.orders.to_cancel:            # an order we called gone rests: cancel it now
+            self.cancel_orphans()
+
+    def _rate_limits(self, entries) -> None:
+        """ORDERS windows pace new orders (only when the answer has some); REQUEST_WEIGHT is
+        noted for every request kind."""
+        orders = []
+        for rl in entries:
+            span = _INTERVAL_MS.get(rl.interval, 1000) * max(rl.intervalNum, 1)
+            if rl.rateLimitType == "ORDERS":
+                orders.append((rl.count, rl.limit, span))
+            elif rl.rateLimitType == "REQUEST_WEIGHT":
+                self.note_weight(rl.count, rl.limit, span)
+        if orders:
+            self.pace(orders)
 
     def _apply_result(self, o, r: bn.OrderResult) -> None:
         """An order result (cancel answer, status, open orders entry): its fills, then its
@@ -320,7 +338,10 @@ class BinanceGateway(Gateway):
             if x == "NEW":
                 orders.accepted(o, er.i, ts)
             elif x == "TRADE":
+                before = o.cum_qty
                 orders.traded(o, bn.parse_fixed(er.L, self._pexp[inst]), cum, ts)
+                if o.cum_qty > before and er.N == self.instruments[inst].base and er.n:
+                    self.base_commission[inst] += Decimal(er.n)   # once per new fill
             elif x in ("CANCELED", "EXPIRED", "TRADE_PREVENTION"):
                 if x == "TRADE_PREVENTION" and er.X not in ("EXPIRED", "EXPIRED_IN_MATCH"):
                     return
@@ -331,8 +352,10 @@ class BinanceGateway(Gateway):
                 orders.rejected(o, -2010, ts)
             else:
                 self.counts["other_events"] += 1
-        except ValueError:
+        except (ValueError, ArithmeticError):
             self.counts["malformed"] += 1
+        if orders.to_cancel:
+            self.cancel_orphans()
 
     # ================================================================ set-up
     async def logon(self, transport) -> None:
@@ -375,11 +398,11 @@ class BinanceGateway(Gateway):
         """order.status by client id, applied to the order (UNKNOWN until the venue knows)."""
         self.orders.counts["queries_sent"] += 1
         r = await self.call(lambda rid: self.enc.status(rid, o.instrument, o.cid, self.now_ms()),
-                            timeout=self.order_timeout_ns / 1e9)
+                            timeout=self.query_timeout_s())
         if r.status == 200:
             self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
         elif r.error is not None and r.error.code == NO_SUCH_ORDER:
-            self.orders.not_found(o, perf_counter_ns())
+            self.orders.not_found(o, perf_counter_ns(), busy=self.pending_for(o.order_id))
         else:
             raise GatewayError(f"order.status {o.cid.decode()}: {_err(r)}")
 
@@ -401,30 +424,24 @@ class BinanceGateway(Gateway):
         orders = self.orders
         first = not self._reconciled_once
         self.counts["reconciles"] += 1
-        busy = {n for req in self._inflight.values() for n in req[1:3] if n}
-        now = perf_counter_ns()
         strangers = []
         for inst in range(len(self.instruments)):
             listed = set()
+            asked = perf_counter_ns()
             for e in await self._open_orders(inst):
                 n = orders.order_id_of(e.clientOrderId)
                 if n is None:
                     continue                          # not ours: never touched
                 o = orders.find(n)
-                if o is not None and o.live:
+                if o is not None and (o.live or o.concluded):
                     listed.add(n)
-                    self._apply_result(o, e)
+                    self._apply_result(o, e)          # (one we called gone: revived, canceled)
                 else:
                     if o is not None:
                         self.counts["divergences"] += 1   # we thought it finished
                     strangers.append((inst, e))
-            for o in list(orders.live.values()):
-                if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
-                        and o.order_id not in busy and not (
-                            o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
-                    orders.outcome_unknown(o, now)    # not listed: ask, do not conclude
-        if strangers:
-            await self._cancel_strangers(strangers)
+            self._unlisted_unknown(inst, listed, asked)
+        left = await self._cancel_strangers(strangers) if strangers else 0
         r = await self.call(lambda rid: self.enc.account(rid, self.now_ms()))
         if r.status != 200:
             raise GatewayError(f"account.status: {_err(r)}")
@@ -432,17 +449,39 @@ class BinanceGateway(Gateway):
         settled = not self._inflight and not orders.unknown()
         for inst, i in enumerate(self.instruments):
             free, locked = bal.get(i.base, ("0", "0"))
-            self.check_position(inst, _to_units(free, i.qexp) + _to_units(locked, i.qexp), first,
-                                settled)
+            if first:
+                self.base_commission[inst] = Decimal(0)
+            held = Decimal(free) + Decimal(locked) + self.base_commission[inst]
+            self.check_position(inst, _to_units(str(held), i.qexp), first, settled)
+        if full:                             # every unknown asked once before quoting resumes
+            await self.ask_all_unknown(asyncio.get_running_loop().time()
+                                       + self.scfg.request_timeout_s)
         self._reconciled_once = True
         self.ready = True
         self.flush_deferred()
+        self.cancel_orphans()
+        # orders of our tag left resting that no slot holds: no RESUME until they are gone
+        resume = (full or self.resume_owed) and left == 0
+        self.resume_owed = (full or self.resume_owed) and left > 0
         # a new sender knows none of the quoter's slots: RESET (what they held rests no more,
         # or is canceled above as a stranger)
-        self.tell_quoter(reset=first, resume=full)
+        self.tell_quoter(reset=first, resume=resume)
 
-    async def _cancel_strangers(self, strangers: list) -> None:
-        """Cancel orders of our tag that no live order holds; refused cancels are retried."""
+    def _unlisted_unknown(self, inst: int, listed: set, asked: int) -> None:
+        """Our live orders on `inst` that openOrders did not list are asked about (never
+        concluded from absence) - except those the answer cannot speak for: a request for
+        them is in flight now, or left after the question was asked (a fresh look, not a
+        snapshot from before the await)."""
+        now = perf_counter_ns()
+        for o in list(self.orders.live.values()):
+            if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
+                    and o.last_sent_ns < asked and not self.pending_for(o.order_id) and not (
+                        o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
+                self.orders.outcome_unknown(o, now)   # not listed: ask, do not conclude
+
+    async def _cancel_strangers(self, strangers: list) -> int:
+        """Cancel orders of our tag that no live order holds; refused cancels are retried.
+        Returns how many are left resting (0: all gone)."""
         for _ in range(STRANGER_TRIES):
             answers = await asyncio.gather(*(self.call(
                 lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()))
@@ -456,14 +495,17 @@ class BinanceGateway(Gateway):
                     self.counts["strangers_canceled"] += r.status == 200
             strangers = left
             if not strangers:
-                return
-        log("sender", f"{len(strangers)} orders of our tag not canceled yet; the next "
-                      f"reconcile tries again")
+                return 0
+        log("sender", f"{len(strangers)} orders of our tag not canceled yet; quoting waits, "
+                      f"the next reconcile tries again")
+        return len(strangers)
 
     async def cancel_everything(self, deadline: float) -> int:
         loop = asyncio.get_running_loop()
         left = -1
         while loop.time() < deadline:
+            if not await self.wait_unblocked(deadline):    # a 429 back-off applies here too
+                return -1
             ours = []
             for inst in range(len(self.instruments)):
                 if self.scfg.symbols_exclusive:

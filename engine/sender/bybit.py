@@ -112,6 +112,7 @@ def auth_frame(api_key: str, secret: bytes, expires_ms: int) -> bytes:
 class BybitGateway(Gateway):
     venue = "bybit"
     auth = "hmac-auth"
+    CREATES = frozenset((REQ_CREATE, REQ_AMEND))
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
