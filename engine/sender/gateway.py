@@ -369,7 +369,7 @@ class Gateway:
             self.counts["timeouts"] += 1
             self.rtt.missed()
             if req[4] is self.transport:
-                self.liveness.missed()
+                self.liveness.missed(req[3])
             self.request_unknown(req, now_ns)
         while len(self._expired) > EXPIRED_KEPT:
             del self._expired[next(iter(self._expired))]

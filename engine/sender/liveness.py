@@ -10,8 +10,9 @@ next ones until a good sample comes (back-off, as TCP does).
 
 `Liveness` is one connection's proof of life, checked by the watch duty (never per frame: the
 frame path only stores a timestamp):
-  - nothing received for ping_interval: a WebSocket ping goes out; no frame within pong_timeout
-    after it: dead;
+  - nothing received for ping_interval, or a request's deadline passed with nothing received
+    since it left: a WebSocket ping goes out; no frame within pong_timeout after it: dead (a
+    lost answer on a healthy connection is answered by the pong: not dead);
   - dead_after requests in a row unanswered by their deadline: dead;
   - no frame for `silence` while a request waits for its answer: dead.
 """
@@ -61,7 +62,7 @@ class Liveness:
     """One connection's proof of life (see the module docstring). Times are perf_counter_ns."""
 
     __slots__ = ("ping_every_ns", "pong_timeout_ns", "silence_ns", "dead_after", "last_frame_ns",
-                 "ping_sent_ns", "missed_in_a_row", "since_ns")
+                 "ping_sent_ns", "missed_in_a_row", "since_ns", "unanswered_ns")
 
     def __init__(self, ping_every_ns: int, pong_timeout_ns: int, silence_ns: int,
                  dead_after: int, now_ns: int):
@@ -77,18 +78,24 @@ class Liveness:
         self.ping_sent_ns = 0
         self.missed_in_a_row = 0
         self.since_ns = now_ns
+        self.unanswered_ns = 0       # send time of the latest request whose deadline passed
 
     def answered(self) -> None:
         self.missed_in_a_row = 0
 
-    def missed(self) -> None:
+    def missed(self, t_sent_ns: int = 0) -> None:
+        """A request sent at `t_sent_ns` passed its deadline unanswered."""
         self.missed_in_a_row += 1
+        if t_sent_ns > self.unanswered_ns:
+            self.unanswered_ns = t_sent_ns
 
     def ping_due(self, now_ns: int) -> bool:
-        """True when a ping should go out now (quiet this long, none outstanding)."""
+        """True when a ping should go out now (quiet this long, or a request unanswered with
+        nothing received since it left; none outstanding)."""
         if self.ping_sent_ns > self.last_frame_ns:
             return False
-        if now_ns - self.last_frame_ns >= self.ping_every_ns:
+        if (self.unanswered_ns > self.last_frame_ns
+                or now_ns - self.last_frame_ns >= self.ping_every_ns):
             self.ping_sent_ns = now_ns
             return True
         return False

@@ -385,6 +385,10 @@ def test_liveness_pings_when_quiet_and_dies_without_an_answer():
     assert "in a row" in lv.dead_reason(3 * SECOND, 0)
     lv.answered()
     assert lv.dead_reason(3 * SECOND, 0) == ""
+    # a request's deadline passed with nothing received since it left: ping at once
+    lv.missed(t_sent_ns=3 * SECOND + 10 * MS)
+    assert lv.ping_due(3 * SECOND + 100 * MS)
+    assert "ping" in lv.dead_reason(4 * SECOND + 700 * MS, 0)
 
 
 def test_positions_are_told_with_resume_after_a_full_reconcile(gw):
