@@ -334,14 +334,15 @@ def test_base_asset_commission_is_not_a_position_divergence(gw):
     ScriptedVenue(gw, {"openOrders.status": [{"status": 200, "result": []}],
                        "account.status": [account(btc="10"), account(btc="10.00099")]})
     asyncio.run(gw.reconcile(full=True))                  # first snapshot: 10 BTC
-    o = placed(gw)
-    gw.orders.accepted(o)
+    placed(gw)
+    gw.on_frame(frame(id=5, status=200, result={"orderId": 11, "transactTime": 1}))
     # filled 0.001 BTC, 0.00001 BTC of it paid as commission: the venue holds 10.00099
     gw.on_frame(exec_report("mm-9-1", "TRADE", "FILLED", "0.00100000", "50000.00000000",
                             n="0.00001000", N="BTC"))
     gw.on_frame(exec_report("mm-9-1", "TRADE", "FILLED", "0.00100000", "50000.00000000",
                             n="0.00001000", N="BTC"))    # a duplicate: counted once
-    asyncio.run(gw.reconcile(full=False))
+    asyncio.run(gw.reconcile(full=False))                 # settled: nothing in flight
+    assert not gw._inflight
     assert gw.counts["divergences"] == 0 and gw.orders.position[0] == 1_000_000 + 100
 
 
