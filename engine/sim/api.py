@@ -196,7 +196,7 @@ class Api:
                     raise ApiError(429, -1015, f"Too many new orders; current limit is "
                                                f"{w.limit} orders per {w.num} {w.interval}.",
                                    {"serverTime": now, "retryAfter": w.start + w.span_ms})
-            if (method == "order.place" and self.chaos.enabled and self.defer is not None
+            if (is_order and self.chaos.enabled and self.defer is not None
                     and self.chaos.roll("late_execution")):
                 self.defer(self.chaos.lag_s(), self._execute_late, handler, session, params)
                 return                      # no answer, ever: the engine must ask

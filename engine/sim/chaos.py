@@ -20,7 +20,8 @@ injections. Every injection is counted by kind (`chaos_<kind>` in the simulator'
   silent_api           on a book event, every order API connection goes silent without closing:
                        its frames are read and dropped (requests, pings), nothing is written to
                        it (no answers, no reports, no pongs) - a path that died without FIN/RST
-  late_execution       an order.place is left unanswered and carried out 1-3 s later (the
+  late_execution       an order.place or order.cancelReplace is left unanswered and carried out
+                       1-3 s later (the
                        venue's matching engine was slow; within its 10 s backend timeout)
   status_lag           a new order is hidden from order.status for 1-3 s (-2013 "does not exist"
                        while it rests: the query path lags the book)
