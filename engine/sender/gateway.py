@@ -194,6 +194,7 @@ class Gateway:
         new = await self.open_connection(url)
         old = self.transport
         self._use(new)
+        self.liveness.reset(perf_counter_ns())
         self.connected_at = asyncio.get_running_loop().time()
         self.counts["rollovers"] += 1
         if old is not None:
