@@ -269,6 +269,10 @@ class BybitGateway(Gateway):
             raise GatewayError(f"auth refused: retCode {r.retCode} {r.retMsg!r}")
         self.rtt_ns = perf_counter_ns() - t0
 
+    def ping(self) -> None:
+        """Bybit documents its application ping (op ping -> op pong) for liveness: use it."""
+        self.send(b'{"op":"ping"}')
+
     def periodic(self, now: float) -> None:
         if self.connected and now - self._last_ping >= PING_EVERY_S:
             self._last_ping = now

@@ -232,7 +232,7 @@ class Gateway:
         live = self.liveness
         if live.ping_due(now_ns):
             try:
-                self.transport.send_ping()
+                self.ping()
             except Exception:
                 pass
         oldest = min((req[3] for req in self._inflight.values() if req[4] is self.transport),
@@ -768,6 +768,10 @@ class Gateway:
     def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         """Cancel the live order `o` (stamps: the intent's, for the latency histograms)."""
         raise NotImplementedError
+
+    def ping(self) -> None:
+        """Ask the venue for a sign of life (any frame back counts): a WebSocket ping."""
+        self.transport.send_ping()
 
     def periodic(self, now: float) -> None:
         """Called by the watch duty every ~50 ms (application pings and the like)."""
