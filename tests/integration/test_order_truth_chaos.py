@@ -42,11 +42,14 @@ from sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(420)
 
+# MM_SOAK_CHAOS='{"silent_api": 0.0003}' and MM_SOAK_EVENTS=50000 run one mix by hand (figures
+# for one kind alone); the default mix is every kind at once
 CHAOS = {"fill_during_replace": 0.03, "refuse_cancel": 0.03, "phantom_unknown": 0.03,
          "lost_answer": 0.01, "late_report": 0.03, "duplicate_report": 0.03,
          "partial_fill": 0.002, "drop_api": 0.00002, "silent_api": 0.00005,
          "late_execution": 0.01, "status_lag": 0.02}
-EVENTS = 100_000
+CHAOS = json.loads(os.environ.get("MM_SOAK_CHAOS", "null")) or CHAOS
+EVENTS = int(os.environ.get("MM_SOAK_EVENTS", 100_000))
 EVENT_RATE = 1250                 # per symbol: 2,500 book events per second in all
 PHASE_S = 4.0
 TAG = "chaos"
@@ -261,7 +264,7 @@ def test_belief_equals_the_venue_book_through_chaos(instance, tmp_path):
         assert stats["book_events"] >= EVENTS
         assert longest < 1.0, f"an order rested unmanaged for {longest:.2f} s"
         for kind, n in races.items():
-            assert n > 0, f"chaos kind {kind} never happened: the soak proved nothing about it"
+            assert n > 0 or kind not in CHAOS, f"chaos kind {kind} never happened: the soak proved nothing about it"
         assert all(s is not None and s < 5.0 for s in silent["found_and_replaced_s"]), silent
         assert all(s is not None for s in silent["first_order_after_s"]), silent
         assert silent["sender_reconcile_ms"] and max(silent["sender_reconcile_ms"]) < 5000, silent
