@@ -428,6 +428,7 @@ class BinanceGateway(Gateway):
         for inst in range(len(self.instruments)):
             listed = set()
             asked = perf_counter_ns()
+            busy = {n for req in self._inflight.values() for n in req[1:3] if n}
             for e in await self._open_orders(inst):
                 n = orders.order_id_of(e.clientOrderId)
                 if n is None:
@@ -440,7 +441,7 @@ class BinanceGateway(Gateway):
                     if o is not None:
                         self.counts["divergences"] += 1   # we thought it finished
                     strangers.append((inst, e))
-            self._unlisted_unknown(inst, listed, asked)
+            self._unlisted_unknown(inst, listed, asked, busy)
         left = await self._cancel_strangers(strangers) if strangers else 0
         r = await self.call(lambda rid: self.enc.account(rid, self.now_ms()))
         if r.status != 200:
@@ -467,15 +468,16 @@ class BinanceGateway(Gateway):
         # or is canceled above as a stranger)
         self.tell_quoter(reset=first, resume=resume)
 
-    def _unlisted_unknown(self, inst: int, listed: set, asked: int) -> None:
+    def _unlisted_unknown(self, inst: int, listed: set, asked: int, busy: set) -> None:
         """Our live orders on `inst` that openOrders did not list are asked about (never
         concluded from absence) - except those the answer cannot speak for: a request for
-        them is in flight now, or left after the question was asked (a fresh look, not a
-        snapshot from before the await)."""
+        them was in flight when the question was asked (`busy`), is in flight now, or left
+        after the question (the look is taken after the await, not from a snapshot)."""
         now = perf_counter_ns()
         for o in list(self.orders.live.values()):
             if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
-                    and o.last_sent_ns < asked and not self.pending_for(o.order_id) and not (
+                    and o.order_id not in busy and o.last_sent_ns < asked
+                    and not self.pending_for(o.order_id) and not (
                         o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
                 self.orders.outcome_unknown(o, now)   # not listed: ask, do not conclude
 
