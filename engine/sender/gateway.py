@@ -354,7 +354,8 @@ class Gateway:
         if req is None:
             req = self._expired.pop(rid, None)
             if req is not None:
-                self.counts["late_answers"] += 1    # not a sample (Karn)
+                self.counts["late_answers"] += 1    # not a sample (Karn), but a sign of life
+                self.liveness.answered()
             return req
         self.rtt.sample(perf_counter_ns() - req[3])
         self.liveness.answered()
@@ -364,13 +365,18 @@ class Gateway:
         """Order requests unanswered past their measured deadline: outcome unknown."""
         limit = now_ns - self.rtt.deadline_ns()
         late = [rid for rid, req in self._inflight.items() if req[3] < limit]
+        if not late:
+            return
+        self.rtt.missed()
+        # one miss per pass: a burst caught by one slow spell of the venue is one sign, not
+        # several (each new request that goes unanswered later is another)
+        here = [self._inflight[rid][3] for rid in late if self._inflight[rid][4] is self.transport]
+        if here:
+            self.liveness.missed(max(here))
         for rid in late:
             req = self._inflight.pop(rid)
             self._expired[rid] = req
             self.counts["timeouts"] += 1
-            self.rtt.missed()
-            if req[4] is self.transport:
-                self.liveness.missed(req[3])
             self.request_unknown(req, now_ns)
         while len(self._expired) > EXPIRED_KEPT:
             del self._expired[next(iter(self._expired))]

@@ -13,7 +13,9 @@ frame path only stores a timestamp):
   - nothing received for ping_interval, or a request's deadline passed with nothing received
     since it left: a WebSocket ping goes out; no frame within pong_timeout after it: dead (a
     lost answer on a healthy connection is answered by the pong: not dead);
-  - dead_after requests in a row unanswered by their deadline: dead;
+  - dead_after requests in a row unanswered by their deadline (requests that pass their
+    deadline together count once: one slow spell of the venue; any answer, late ones too,
+    ends the streak): dead;
   - no frame for `silence` while a request waits for its answer: dead.
 """
 from __future__ import annotations

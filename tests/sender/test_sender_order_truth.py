@@ -148,6 +148,17 @@ def test_a_lost_answer_makes_the_order_unknown_after_a_few_round_trips(gw):
     assert lost.state == S.UNKNOWN and gw.counts["timeouts"] == 1
 
 
+def test_a_burst_caught_by_one_slow_spell_is_one_miss_and_a_late_answer_ends_the_streak(gw):
+    gw.transport = None
+    for n in range(1, 6):                                 # five sent together, none answered
+        placed(gw, n=n, rid=n)
+    gw.expire_requests(10**18)
+    assert gw.counts["timeouts"] == 5 and gw.liveness.missed_in_a_row == 1
+    gw.liveness.missed_in_a_row = 2
+    gw.on_frame(frame(id=3, status=200, result={"orderId": 3, "transactTime": 1}))
+    assert gw.liveness.missed_in_a_row == 0               # slow, not dead
+
+
 def test_a_place_acknowledged_by_its_report_is_not_made_unknown_by_its_lost_answer(gw):
     o = placed(gw)
     gw.on_frame(exec_report("mm-9-1", "NEW", "NEW"))      # the report came, the answer did not
