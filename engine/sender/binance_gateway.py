@@ -72,6 +72,10 @@ class BinanceGateway(Gateway):
         # commission paid in the base asset since the first balance snapshot, per instrument:
         # the venue's base balance is our fills' position minus it
         self.base_commission = [Decimal(0)] * len(self.instruments)
+        # orders the venue accepted by answer whose order report has not come yet: the
+        # user-data stream's proof of life (order id -> perf_counter_ns of the answer)
+        self._awaiting_report: dict[int, int] = {}
+        self._report_timeout_ns = int(self.scfg.report_timeout_ms * 1e6)
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
@@ -223,6 +227,7 @@ class BinanceGateway(Gateway):
                 r = bn.ORDER_RESULT.decode(result)
                 orders.accepted(o, r.orderId, r.transactTime * 1_000_000)
                 self.accepted_one()
+                self._expect_report(o)
         elif kind == REQ_REPLACE:
             r = bn.REPLACE_RESULT.decode(result)
             old, new = orders.find(orig), orders.find(oid)
@@ -235,6 +240,7 @@ class BinanceGateway(Gateway):
                 n = r.newOrderResponse
                 orders.accepted(new, n.orderId if n else 0, n.transactTime * 1_000_000 if n else 0)
                 self.accepted_one()
+                self._expect_report(new)
         elif kind == REQ_CANCEL:
             o = orders.find(oid)
             if o is not None:
@@ -332,6 +338,9 @@ class BinanceGateway(Gateway):
         if o is None:
             orders.report_for_unknown_id(n)
             return
+        if not o.reported:
+            o.reported = True
+            self._awaiting_report.pop(n, None)
         ts = er.T * 1_000_000
         try:
             cum = bn.parse_fixed(er.z, self._qexp[inst])
@@ -356,6 +365,33 @@ class BinanceGateway(Gateway):
             self.counts["malformed"] += 1
         if orders.to_cancel:
             self.cancel_orphans()
+
+    # ================================================================ user-data stream liveness
+    def _expect_report(self, o) -> None:
+        if not o.reported:
+            self._awaiting_report[o.order_id] = perf_counter_ns()
+
+    def fresh_connection(self) -> None:
+        super().fresh_connection()
+        self._awaiting_report.clear()        # a new subscription: the truth comes by reconcile
+
+    def dead_reason(self, now_ns: int) -> str:
+        """The connection's own proof of life, then the user-data stream's: two orders the
+        venue accepted whose reports have not come within report_timeout_ms (one alone may be
+        a lost report; older ones are forgotten)."""
+        reason = super().dead_reason(now_ns)
+        waiting = self._awaiting_report
+        if reason or not waiting:
+            return reason
+        late = [t for t in waiting.values() if now_ns - t > self._report_timeout_ns]
+        if len(late) >= 2:
+            return (f"user-data stream silent: {len(late)} accepted orders without a report "
+                    f"for {(now_ns - min(late)) // 1_000_000} ms")
+        if late:
+            forget = now_ns - 3 * self._report_timeout_ns
+            for n in [n for n, t in waiting.items() if t < forget]:
+                del waiting[n]
+        return ""
 
     # ================================================================ set-up
     async def logon(self, transport) -> None:

@@ -62,6 +62,8 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     silence_ms: float = 1500.0    # no frame this long while a request waits for its answer: dead
                                   # (a dead connection is replaced, make-before-break, and the
                                   # orders reconciled before quoting resumes)
+    report_timeout_ms: float = 3000.0  # two orders the venue accepted without an order report
+                                  # (executionReport) this long: the user-data stream is dead
     max_intent_age_ms: float = 250.0  # NEW/REPLACE intents older than this are not sent
     reconcile_interval_s: float = 5.0  # in quiet moments, compare open orders and balances
                                   # with the venue this often (0 = only after reconnects)
@@ -106,7 +108,8 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                              f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
         for name in ("order_timeout_ms", "not_found_confirm_ms", "max_intent_age_ms", "quiet_ms",
                      "rollover_after_s", "order_timeout_min_ms", "ping_interval_s",
-                     "pong_timeout_s", "silence_ms", "dead_after_timeouts"):
+                     "pong_timeout_s", "silence_ms", "dead_after_timeouts",
+                     "report_timeout_ms"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
         if self.order_timeout_min_ms > self.order_timeout_ms:

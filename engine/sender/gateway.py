@@ -183,7 +183,7 @@ class Gateway:
         """Open the connection and run the venue's logon; GatewayError on failure."""
         transport = await self.open_connection(url)
         self._use(transport)
-        self.liveness.reset(perf_counter_ns())
+        self.fresh_connection()
         self.connected = True
         self.connected_ever = True
         self.connected_at = asyncio.get_running_loop().time()
@@ -194,7 +194,7 @@ class Gateway:
         new = await self.open_connection(url)
         old = self.transport
         self._use(new)
-        self.liveness.reset(perf_counter_ns())
+        self.fresh_connection()
         self.connected_at = asyncio.get_running_loop().time()
         self.counts["rollovers"] += 1
         if old is not None:
@@ -215,7 +215,7 @@ class Gateway:
             raise
         old = self.transport
         self._use(new)
-        self.liveness.reset(perf_counter_ns())
+        self.fresh_connection()
         self.connected = True
         self.connected_at = asyncio.get_running_loop().time()
         for t, _ in self._retiring:
@@ -224,6 +224,10 @@ class Gateway:
         if old is not None:
             _close(old)
             self._orphan_requests(old)
+
+    def fresh_connection(self) -> None:
+        """A new connection carries the hot path: alive as of now (venues add their own)."""
+        self.liveness.reset(perf_counter_ns())
 
     def dead_reason(self, now_ns: int) -> str:
         """Watch duty: ping the connection when it has been quiet; why it is dead, or ""."""

@@ -71,7 +71,7 @@ class Order:
     __slots__ = ("order_id", "cid", "instrument", "side", "price", "qty", "cum_qty", "state",
                  "acked", "venue_id", "ts_sent", "cancel_asked", "ack_emitted",
                  "query_due_ns", "not_found_ns", "querying", "last_sent_ns", "concluded",
-                 "orphan")
+                 "orphan", "reported")
 
     def __init__(self, order_id: int, cid: bytes, instrument: int, side: int, price: int,
                  qty: int, ts_sent: int):
@@ -94,6 +94,7 @@ class Order:
         self.last_sent_ns = ts_sent  # the latest request touching it left (place, cancel)
         self.concluded = False       # finished by our conclusion from absence, not the venue's
         self.orphan = False          # shown live after that conclusion: no slot holds it
+        self.reported = False        # an order report (user-data stream) about it came
 
     @property
     def live(self) -> bool:

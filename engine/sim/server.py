@@ -666,6 +666,15 @@ class SimServer:
             self.silenced.append(perf_counter_ns())
         return len(conns)
 
+    def mute_user_streams(self) -> int:
+        """End every user-data subscription silently (answers still flow, reports do not: a
+        user-data stream that died while its connection lives). Returns how many ended."""
+        n = 0
+        for c in self.api_conns:
+            n += len(c.session.user_subs)
+            c.session.user_subs.clear()
+        return n
+
     def announce_shutdown(self) -> int:
         """Send serverShutdown on every order API connection (the venue does, before closing
         them); connections stay open. Returns how many were told."""

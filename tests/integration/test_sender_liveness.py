@@ -10,7 +10,8 @@ import pytest
 
 from engine.config import EngineConfig
 from engine.exit_codes import EXIT_ORDERS_LEFT
-from engine.records import FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, SIDE_BUY
+from engine.records import (FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, FILL_TRADE,
+                            SIDE_BUY)
 from sender_process import QuoterEnd, SenderProcess
 from sim_thread import SimThread
 
@@ -110,6 +111,28 @@ def test_a_silent_order_connection_is_replaced_reconciled_and_quoting_resumes(si
     sp.terminate()
     assert sp.wait(30) == 0, sp.log()[-3000:]
     assert sim.open_orders() == []
+
+
+def test_a_silent_user_data_stream_replaces_the_connection(sim, running):
+    """Answers flow but order reports stopped: two accepted orders without a report within
+    report_timeout_ms and the connection (with its subscription) is replaced; fills are
+    reported again afterwards."""
+    sp, q = running(report_timeout_ms=1000)
+    opened, resumed = len(sim.api_connected_at()), _resumes(q)
+    assert sim.mute_user_streams() == 1
+    t0 = time.monotonic()
+    q.new(1, update_id=1, price=PX, qty=QTY, side=SIDE_BUY)
+    q.new(2, update_id=2, price=PX - 100, qty=QTY, side=SIDE_BUY)
+    q.wait_fill(lambda r: r["kind"] == FILL_ACK and r["order_id"] == 2)   # by the answers
+    _until(lambda: len(sim.api_connected_at()) > opened, 5, "no new order connection", sp.log)
+    _until(lambda: _resumes(q) > resumed, 5, "no RESUME after the replacement", sp.log)
+    found = time.monotonic() - t0
+    assert "user-data stream silent" in sp.log()
+    sim.trade_at("BTCUSDT", "49999.00", "0.00100", "SELL")          # through order 1
+    q.wait_fill(lambda r: r["kind"] == FILL_TRADE and r["order_id"] == 1, 5)
+    print(f"\nsilent user-data stream found and replaced in {found:.2f} s")
+    sp.terminate()
+    assert sp.wait(30) == 0 and sim.open_orders() == []
 
 
 def test_the_stop_waits_for_an_order_whose_execution_is_late(sim, running):

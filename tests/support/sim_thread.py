@@ -208,6 +208,10 @@ class SimThread:
         """perf_counter_ns at which each order API connection opened, oldest first."""
         return self._call(lambda: list(self._server.api_opened))
 
+    def mute_user_streams(self) -> int:
+        """End every user-data subscription silently (reports stop, answers flow)."""
+        return self._call(self._server.mute_user_streams)
+
     def announce_shutdown(self) -> int:
         """serverShutdown on every order API connection (they stay open)."""
         return self._call(self._server.announce_shutdown)
