@@ -10,7 +10,8 @@ Choices:
 - What an answer means for the order (the venue's documented semantics):
     200                       done as asked
     5xx, -1007, no answer     "execution status unknown": the order is UNKNOWN, order.status asks
-    429 / 418                 not done (rate limit / ban): back off
+    429 / 418                 not done (rate limit / ban): back off - every request kind,
+                              except after -1015 (ORDERS windows): then new orders only
     -2011 / -2013 to a cancel the order is gone (filled or canceled) - or, under load, it still
                               rests, or its own place is still on its way: UNKNOWN, asked
                               before anything else (never "done")
@@ -40,6 +41,7 @@ from engine.sender.signing import Ed25519Signer, HmacSigner
 
 REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
 UNKNOWN_ORDER, NO_SUCH_ORDER, STATUS_UNKNOWN = -2011, -2013, -1007
+TOO_MANY_ORDERS = -1015       # a 429 for the ORDERS windows: new orders wait, nothing else
 GONE_CODES = (UNKNOWN_ORDER, NO_SUCH_ORDER)
 # Refusals retrying cannot fix: key, key format, signature (at once); unknown symbol, filter
 # failure, illegal characters (when every order of a streak gets them).
@@ -181,7 +183,8 @@ class BinanceGateway(Gateway):
             return
         if fr.status in (429, 418):
             data = fr.error.data if fr.error is not None else None
-            self.back_off(data.retryAfter if data is not None else 0, fr.status)
+            self.back_off(data.retryAfter if data is not None else 0, fr.status,
+                          every_kind=fr.error is None or fr.error.code != TOO_MANY_ORDERS)
         if self.resolve(fr.id, fr):
             return
         req = self.take_request(fr.id) if isinstance(fr.id, int) else None

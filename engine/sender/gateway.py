@@ -132,7 +132,8 @@ class Gateway:
         self.weight = (0, 0, 0)             # REQUEST_WEIGHT (count, limit, valid until ns)
         self.pace_ns = 0                    # minimum spacing of order sends (0 = none)
         self.next_send_ns = 0
-        self.blocked_until_ns = 0           # 429 back-off end (perf_counter_ns)
+        self.blocked_until_ns = 0           # 429 back-off end for new orders (perf_counter_ns)
+        self.all_blocked_until_ns = 0       # ... for every request kind (weight, IP: not ORDERS)
         self.deferred_cancels: list[int] = []  # cancel targets held while blocked/disconnected
         self.max_intent_age_ns = int(s.max_intent_age_ms * 1e6)
         self.order_timeout_ns = int(s.order_timeout_ms * 1e6)     # the deadline's cap
@@ -311,7 +312,7 @@ class Gateway:
         or disconnect."""
         if transport is None and not self.connected:
             raise GatewayError("not connected")
-        if self.blocked_until_ns and perf_counter_ns() < self.blocked_until_ns:
+        if self.requests_blocked():
             raise GatewayError("backing off after the venue's 429/418")   # any request kind
         rid = self.next_rid()
         fut = asyncio.get_running_loop().create_future()
@@ -409,7 +410,7 @@ class Gateway:
         if not self.ready:
             return
         room = (1 if self.weight_tight() else QUERIES_IN_FLIGHT) - self._queries
-        if room <= 0 or self.blocked():
+        if room <= 0 or self.requests_blocked():
             return
         loop = asyncio.get_running_loop()
         for o in self.orders.due_queries(perf_counter_ns(), room):
@@ -451,7 +452,7 @@ class Gateway:
         orders = self.orders
         if orders.to_cancel:
             orders.to_cancel.clear()
-        if not self.ready or self.blocked():
+        if not self.ready or self.requests_blocked():
             return
         for o in list(orders.live.values()):
             if o.orphan and o.state == OPEN:
@@ -498,26 +499,38 @@ class Gateway:
                 return d
         return 0
 
-    def back_off(self, retry_after_ms: int, status: int) -> None:
+    def back_off(self, retry_after_ms: int, status: int, every_kind: bool = True) -> None:
         """429 (wait until retryAfter, venue epoch ms) or 418 (banned: stop sending)."""
         self.counts["rate_backoffs"] += 1
         if status == 418:
             self.banned = True
         wait_ms = max(retry_after_ms - self.now_ms(), 1000) if retry_after_ms else 1000
-        self.blocked_until_ns = max(self.blocked_until_ns, perf_counter_ns() + wait_ms * 1_000_000)
+        until = perf_counter_ns() + wait_ms * 1_000_000
+        self.blocked_until_ns = max(self.blocked_until_ns, until)
+        if every_kind or status == 418:
+            self.all_blocked_until_ns = max(self.all_blocked_until_ns, until)
         log("sender", f"venue answered {status}: backing off {wait_ms} ms")
 
     def blocked(self) -> bool:
+        """No new order may go out (a 429 of any kind, a ban)."""
         return self.banned or (self.blocked_until_ns and perf_counter_ns() < self.blocked_until_ns)
+
+    def requests_blocked(self) -> bool:
+        """No request of any kind may go out: a 429 for request weight (or one whose kind is
+        not known), a 418 ban. An ORDERS 429 (too many new orders) holds new orders only."""
+        return self.banned or (self.all_blocked_until_ns and
+                               perf_counter_ns() < self.all_blocked_until_ns)
 
     async def wait_unblocked(self, deadline: float) -> bool:
         """Sleep out a 429/418 back-off, at most until `deadline` (loop time); True when clear."""
-        loop = asyncio.get_running_loop()
-        while self.blocked_until_ns and perf_counter_ns() < self.blocked_until_ns:
-            left = min(self.blocked_until_ns - perf_counter_ns(), 50_000_000) / 1e9
-            if loop.time() + left > deadline:
-                return False
-            await asyncio.sleep(left)
+        if self.banned:
+            return False
+        left = (self.all_blocked_until_ns - perf_counter_ns()) / 1e9
+        if left <= 0:
+            return True
+        if asyncio.get_running_loop().time() + left > deadline:
+            return False
+        await asyncio.sleep(left)
         return True
 
     def note_weight(self, count: int, limit: int, interval_ms: int) -> None:
@@ -699,7 +712,7 @@ class Gateway:
         o = self.orders.get(orig or order_id)
         if o is None:
             self.counts["unknown_intents"] += 1
-        elif not self.dry_run and (not self.ready or self.blocked()):
+        elif not self.dry_run and (not self.ready or self.requests_blocked()):
             self.deferred_cancels.append(o.order_id)
         else:
             self.send_cancel(o, *stamps)

@@ -313,7 +313,7 @@ class Sender:
                 gw.shutdown_notice or loop.time() - gw.connected_at > self.scfg.rollover_after_s):
             self._rolling = True
             loop.create_task(self._roll_over())
-        if gw.ready and gw.deferred_cancels and not gw.blocked():
+        if gw.ready and gw.deferred_cancels and not gw.requests_blocked():
             gw.flush_deferred()
         if gw.ready and self.orders.available() and not self._drain_scheduled:
             self._drain()    # records that arrived while blocked or paced

@@ -298,6 +298,14 @@ def test_a_429_back_off_applies_to_queries_and_reconcile_too(gw):
     assert sent == []                                     # nothing went out
 
 
+def test_a_429_for_too_many_new_orders_holds_new_orders_only(gw):
+    now = gw.now_ms()
+    placed(gw, rid=6)
+    gw.on_frame(frame(id=6, status=429, error={"code": -1015, "msg": "Too many new orders",
+                                               "data": {"retryAfter": now + 5000}}))
+    assert gw.blocked() and not gw.requests_blocked()     # cancels and queries still go
+
+
 def test_the_default_daily_order_limit_stays_under_80_percent_of_the_venue():
     assert QuoterConfig().rate_per_day <= 0.8 * 160_000
     example = Path(__file__).resolve().parents[2] / "mm.example.toml"
