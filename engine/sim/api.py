@@ -116,6 +116,8 @@ class Api:
         self.defer: Callable | None = None
         self.after_late: Callable[[], None] = lambda: None
         self._hidden: dict[int, int] = {}   # status_lag: venue order id -> shown from (ns)
+        # late executions carried out: (perf_counter_ns, client order id), newest kept
+        self.late_log: collections.deque = collections.deque(maxlen=ORDER_LOG)
         self.chaos = Chaos({}, 0)           # the server installs the configured one
         self.stats = {"requests": 0, "orders_received": 0, "errors": 0, "rejects": 0,
                       "malformed_requests": 0}
@@ -223,6 +225,7 @@ class Api:
     def _execute_late(self, handler, session: Session, params: dict) -> None:
         """Chaos late_execution: the unanswered request is carried out now."""
         self.stats["late_executions"] = self.stats.get("late_executions", 0) + 1
+        self.late_log.append((time.perf_counter_ns(), params.get("newClientOrderId")))
         try:
             handler(session, params)
         except Exception:                   # refused (filters, balance): still no answer

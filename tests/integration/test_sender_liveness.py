@@ -135,6 +135,35 @@ def test_a_silent_user_data_stream_replaces_the_connection(sim, running):
     assert sp.wait(30) == 0 and sim.open_orders() == []
 
 
+def test_an_order_concluded_gone_that_lands_later_is_canceled_at_once(sim, running):
+    """Configured as if the venue gave up fast (recvWindow 200 ms, no backend wait), the
+    sender concludes an unanswered place gone; the simulator carries it out 1-3 s later. Its
+    report revives it and it is canceled at once (old: it rested until the next reconcile
+    found it as a stranger)."""
+    sp, q = running(recv_window_ms=200, backend_timeout_ms=0, not_found_confirm_ms=100,
+                    reconcile_interval_s=30)
+    sim.set_chaos(late_execution=1.0)
+    q.new(1, update_id=1, price=PX, qty=QTY, side=SIDE_BUY)
+    _until(lambda: any(m == "order.place" for m, *_ in sim.order_requests()), 5,
+           "the place never reached the venue")
+    sim.set_chaos(late_execution=0.0)
+    r = q.wait_fill(lambda r: r["order_id"] == 1 and r["kind"] == FILL_REJECT, 5)
+    assert r["error_code"] == -2013                       # concluded gone ...
+    _until(lambda: sim.late_executions(), 5, "the late execution never happened")
+    [(landed, cid)] = sim.late_executions()               # ... yet it lands
+    assert cid == "mm-1-1"
+
+    def canceled():
+        return [t for m, _f, target, t in sim.order_requests()
+                if m == "order.cancel" and target == "mm-1-1"]
+    _until(lambda: canceled() and not sim.open_orders(), 3, "the revived order rests", sp.log)
+    took = (canceled()[0] - landed) / 1e9
+    assert took < 1.0, f"it rested {took:.2f} s"
+    print(f"\nrevived order canceled {took * 1000:.0f} ms after it landed")
+    sp.terminate()
+    assert sp.wait(30) == 0 and sim.open_orders() == []
+
+
 def test_the_stop_waits_for_an_order_whose_execution_is_late(sim, running):
     """A place carried out 1-3 s after its unanswered request: openOrders is empty when the
     stop looks, yet the order lands later. The stop must not call that "confirmed gone"."""

@@ -208,6 +208,10 @@ class SimThread:
         """perf_counter_ns at which each order API connection opened, oldest first."""
         return self._call(lambda: list(self._server.api_opened))
 
+    def late_executions(self) -> list[tuple[int, str]]:
+        """(perf_counter_ns, client order id) of every late execution carried out."""
+        return self._call(lambda: list(self._server.api.late_log))
+
     def mute_user_streams(self) -> int:
         """End every user-data subscription silently (reports stop, answers flow)."""
         return self._call(self._server.mute_user_streams)
