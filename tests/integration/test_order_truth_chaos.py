@@ -264,7 +264,8 @@ def test_belief_equals_the_venue_book_through_chaos(instance, tmp_path):
         assert stats["book_events"] >= EVENTS
         assert longest < 1.0, f"an order rested unmanaged for {longest:.2f} s"
         for kind, n in races.items():
-            assert n > 0 or kind not in CHAOS, f"chaos kind {kind} never happened: the soak proved nothing about it"
+            assert n > 0 or kind not in CHAOS, \
+                f"chaos kind {kind} never happened: the soak proved nothing about it"
         assert all(s is not None and s < 5.0 for s in silent["found_and_replaced_s"]), silent
         assert all(s is not None for s in silent["first_order_after_s"]), silent
         assert silent["sender_reconcile_ms"] and max(silent["sender_reconcile_ms"]) < 5000, silent
