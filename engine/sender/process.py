@@ -280,7 +280,7 @@ class Sender:
         gw = self.gw
         now_ns = perf_counter_ns()
         gw.periodic(loop.time())
-        if not gw.connected and not self._reconnecting:
+        if not gw.connected and not self._reconnecting and not self._replacing:
             self._reconnecting = True
             self._reconnect_task = loop.create_task(self._reconnect())
             return
