@@ -12,9 +12,11 @@ from __future__ import annotations
 EXIT_OK = 0           # asked-for stop (duration, SIGTERM/SIGINT) with every order confirmed gone
 EXIT_ERROR = 1        # unexpected error (a bug, shared memory that cannot be mapped)
 EXIT_CONFIG = 2       # bad configuration or credentials: restarting will not help
-EXIT_ORDERS_LEFT = 3  # stopped, but open orders could NOT be confirmed canceled: page a human
-EXIT_KILLED = 4       # stopped by a latched kill reason (drawdown, venue ban, venue refusal of
-                      # our credentials/orders): stays down until `mm resume`
+EXIT_ORDERS_LEFT = 3  # stopped, but open orders could NOT be confirmed canceled (one still
+                      # rests, or its outcome is unknown: a request unanswered, an order the
+                      # venue cannot yet say is gone; the log names them): page a human
+EXIT_KILLED = 4       # stopped by a latched kill switch (operator, drawdown, venue ban, venue
+                      # refusal of our credentials/orders): stays down until `mm resume`
 EXIT_PEER_LOST = 5    # a peer process died or stopped beating: orders were canceled and this
                       # process exits so that it is restarted with the others
 

@@ -44,7 +44,8 @@ class QuoterConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     max_drawdown: DecimalStr = "1000"  # peak-to-trough MTM PnL limit, quote units (0 = off):
                                   # kill switch
     rate_per_10s: int = 40        # new/replace orders per any 10 s window (Binance ORDERS: 50)
-    rate_per_day: int = 150_000   # new/replace orders per any 24 h window (Binance: 160000)
+    rate_per_day: int = 120_000   # new/replace orders per any 24 h window (Binance: 160000;
+                                  # the default stays under 80% of it)
     # -- refusals --
     retry_backoff_ms: float = 50.0   # after a refused cancel/replace/new: wait this long before
                                   # the slot asks again, doubling per refusal in a row ...

@@ -422,6 +422,8 @@ class ExecutionReport(msgspec.Struct):
     r: str = "NONE"                # reject reason
     T: int = 0                     # transaction time, ms
     E: int = 0                     # event time, ms
+    n: str = "0"                   # commission of this fill
+    N: str | None = None           # commission asset (None: no fill)
 
 
 FRAME = msgspec.json.Decoder(Frame)

@@ -10,9 +10,11 @@ Choices:
 - What an answer means for the order (the venue's documented semantics):
     200                       done as asked
     5xx, -1007, no answer     "execution status unknown": the order is UNKNOWN, order.status asks
-    429 / 418                 not done (rate limit / ban): back off
+    429 / 418                 not done (rate limit / ban): back off - every request kind,
+                              except after -1015 (ORDERS windows): then new orders only
     -2011 / -2013 to a cancel the order is gone (filled or canceled) - or, under load, it still
-                              rests: UNKNOWN, asked before anything else
+                              rests, or its own place is still on its way: UNKNOWN, asked
+                              before anything else (never "done")
     other 4xx                 not done: a new order is rejected, a cancel is refused (the order
                               still rests: the quoter backs off and tries again)
 - Cancels name the venue's orderId when we know it (the venue's fastest path), the client id
@@ -23,6 +25,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from decimal import Decimal
 from time import perf_counter_ns
 
 import msgspec
@@ -38,6 +41,7 @@ from engine.sender.signing import Ed25519Signer, HmacSigner
 
 REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
 UNKNOWN_ORDER, NO_SUCH_ORDER, STATUS_UNKNOWN = -2011, -2013, -1007
+TOO_MANY_ORDERS = -1015       # a 429 for the ORDERS windows: new orders wait, nothing else
 GONE_CODES = (UNKNOWN_ORDER, NO_SUCH_ORDER)
 # Refusals retrying cannot fix: key, key format, signature (at once); unknown symbol, filter
 # failure, illegal characters (when every order of a streak gets them).
@@ -57,6 +61,7 @@ STRANGER_TRIES = 3
 
 class BinanceGateway(Gateway):
     venue = "binance"
+    CREATES = frozenset((REQ_PLACE, REQ_REPLACE))
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
@@ -66,7 +71,13 @@ class BinanceGateway(Gateway):
         self.enc = self._encoder(self.auth)
         self._pexp = [i.pexp for i in self.instruments]
         self._qexp = [i.qexp for i in self.instruments]
-        self.shutdown_notice = False        # serverShutdown seen: roll the connection over
+        # commission paid in the base asset since the first balance snapshot, per instrument:
+        # the venue's base balance is our fills' position minus it
+        self.base_commission = [Decimal(0)] * len(self.instruments)
+        # orders the venue accepted by answer whose order report has not come yet: the
+        # user-data stream's proof of life (order id -> perf_counter_ns of the answer)
+        self._awaiting_report: dict[int, int] = {}
+        self._report_timeout_ns = int(self.scfg.report_timeout_ms * 1e6)
 
     def _encoder(self, auth: str) -> bn.BinanceEncoder:
         s = self.scfg
@@ -166,15 +177,14 @@ class BinanceGateway(Gateway):
             self.counts["malformed"] += 1
             return
         if fr.rateLimits:
-            self.pace([(rl.count, rl.limit, _INTERVAL_MS.get(rl.interval, 1000) *
-                        max(rl.intervalNum, 1)) for rl in fr.rateLimits
-                       if rl.rateLimitType == "ORDERS"])
+            self._rate_limits(fr.rateLimits)
         if fr.event:
             self._on_event(fr.event)
             return
         if fr.status in (429, 418):
             data = fr.error.data if fr.error is not None else None
-            self.back_off(data.retryAfter if data is not None else 0, fr.status)
+            self.back_off(data.retryAfter if data is not None else 0, fr.status,
+                          every_kind=fr.error is None or fr.error.code != TOO_MANY_ORDERS)
         if self.resolve(fr.id, fr):
             return
         req = self.take_request(fr.id) if isinstance(fr.id, int) else None
@@ -189,6 +199,21 @@ class BinanceGateway(Gateway):
         except (msgspec.DecodeError, msgspec.ValidationError, ValueError):
             self.counts["malformed"] += 1
             self.request_unknown(req, perf_counter_ns())
+        if self.orders.to_cancel:            # an order we called gone rests: cancel it now
+            self.cancel_orphans()
+
+    def _rate_limits(self, entries) -> None:
+        """ORDERS windows pace new orders (only when the answer has some); REQUEST_WEIGHT is
+        noted for every request kind."""
+        orders = []
+        for rl in entries:
+            span = _INTERVAL_MS.get(rl.interval, 1000) * max(rl.intervalNum, 1)
+            if rl.rateLimitType == "ORDERS":
+                orders.append((rl.count, rl.limit, span))
+            elif rl.rateLimitType == "REQUEST_WEIGHT":
+                self.note_weight(rl.count, rl.limit, span)
+        if orders:
+            self.pace(orders)
 
     def _apply_result(self, o, r: bn.OrderResult) -> None:
         """An order result (cancel answer, status, open orders entry): its fills, then its
@@ -205,6 +230,7 @@ class BinanceGateway(Gateway):
                 r = bn.ORDER_RESULT.decode(result)
                 orders.accepted(o, r.orderId, r.transactTime * 1_000_000)
                 self.accepted_one()
+                self._expect_report(o)
         elif kind == REQ_REPLACE:
             r = bn.REPLACE_RESULT.decode(result)
             old, new = orders.find(orig), orders.find(oid)
@@ -217,6 +243,7 @@ class BinanceGateway(Gateway):
                 n = r.newOrderResponse
                 orders.accepted(new, n.orderId if n else 0, n.transactTime * 1_000_000 if n else 0)
                 self.accepted_one()
+                self._expect_report(new)
         elif kind == REQ_CANCEL:
             o = orders.find(oid)
             if o is not None:
@@ -314,13 +341,19 @@ class BinanceGateway(Gateway):
         if o is None:
             orders.report_for_unknown_id(n)
             return
+        if not o.reported:
+            o.reported = True
+            self._awaiting_report.pop(n, None)
         ts = er.T * 1_000_000
         try:
             cum = bn.parse_fixed(er.z, self._qexp[inst])
             if x == "NEW":
                 orders.accepted(o, er.i, ts)
             elif x == "TRADE":
+                before = o.cum_qty
                 orders.traded(o, bn.parse_fixed(er.L, self._pexp[inst]), cum, ts)
+                if o.cum_qty > before and er.N == self.instruments[inst].base and er.n:
+                    self.base_commission[inst] += Decimal(er.n)   # once per new fill
             elif x in ("CANCELED", "EXPIRED", "TRADE_PREVENTION"):
                 if x == "TRADE_PREVENTION" and er.X not in ("EXPIRED", "EXPIRED_IN_MATCH"):
                     return
@@ -331,8 +364,37 @@ class BinanceGateway(Gateway):
                 orders.rejected(o, -2010, ts)
             else:
                 self.counts["other_events"] += 1
-        except ValueError:
+        except (ValueError, ArithmeticError):
             self.counts["malformed"] += 1
+        if orders.to_cancel:
+            self.cancel_orphans()
+
+    # ================================================================ user-data stream liveness
+    def _expect_report(self, o) -> None:
+        if not o.reported:
+            self._awaiting_report[o.order_id] = perf_counter_ns()
+
+    def fresh_connection(self) -> None:
+        super().fresh_connection()
+        self._awaiting_report.clear()        # a new subscription: the truth comes by reconcile
+
+    def dead_reason(self, now_ns: int) -> str:
+        """The connection's own proof of life, then the user-data stream's: two orders the
+        venue accepted whose reports have not come within report_timeout_ms (one alone may be
+        a lost report; older ones are forgotten)."""
+        reason = super().dead_reason(now_ns)
+        waiting = self._awaiting_report
+        if reason or not waiting:
+            return reason
+        late = [t for t in waiting.values() if now_ns - t > self._report_timeout_ns]
+        if len(late) >= 2:
+            return (f"user-data stream silent: {len(late)} accepted orders without a report "
+                    f"for {(now_ns - min(late)) // 1_000_000} ms")
+        if late:
+            forget = now_ns - 3 * self._report_timeout_ns
+            for n in [n for n, t in waiting.items() if t < forget]:
+                del waiting[n]
+        return ""
 
     # ================================================================ set-up
     async def logon(self, transport) -> None:
@@ -375,11 +437,11 @@ class BinanceGateway(Gateway):
         """order.status by client id, applied to the order (UNKNOWN until the venue knows)."""
         self.orders.counts["queries_sent"] += 1
         r = await self.call(lambda rid: self.enc.status(rid, o.instrument, o.cid, self.now_ms()),
-                            timeout=self.order_timeout_ns / 1e9)
+                            timeout=self.query_timeout_s())
         if r.status == 200:
             self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
         elif r.error is not None and r.error.code == NO_SUCH_ORDER:
-            self.orders.not_found(o, perf_counter_ns())
+            self.orders.not_found(o, perf_counter_ns(), busy=self.pending_for(o.order_id))
         else:
             raise GatewayError(f"order.status {o.cid.decode()}: {_err(r)}")
 
@@ -401,30 +463,25 @@ class BinanceGateway(Gateway):
         orders = self.orders
         first = not self._reconciled_once
         self.counts["reconciles"] += 1
-        busy = {n for req in self._inflight.values() for n in req[1:3] if n}
-        now = perf_counter_ns()
         strangers = []
         for inst in range(len(self.instruments)):
             listed = set()
+            asked = perf_counter_ns()
+            busy = {n for req in self._inflight.values() for n in req[1:3] if n}
             for e in await self._open_orders(inst):
                 n = orders.order_id_of(e.clientOrderId)
                 if n is None:
                     continue                          # not ours: never touched
                 o = orders.find(n)
-                if o is not None and o.live:
+                if o is not None and (o.live or o.concluded):
                     listed.add(n)
-                    self._apply_result(o, e)
+                    self._apply_result(o, e)          # (one we called gone: revived, canceled)
                 else:
                     if o is not None:
                         self.counts["divergences"] += 1   # we thought it finished
                     strangers.append((inst, e))
-            for o in list(orders.live.values()):
-                if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
-                        and o.order_id not in busy and not (
-                            o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
-                    orders.outcome_unknown(o, now)    # not listed: ask, do not conclude
-        if strangers:
-            await self._cancel_strangers(strangers)
+            self._unlisted_unknown(inst, listed, asked, busy)
+        left = await self._cancel_strangers(strangers) if strangers else 0
         r = await self.call(lambda rid: self.enc.account(rid, self.now_ms()))
         if r.status != 200:
             raise GatewayError(f"account.status: {_err(r)}")
@@ -432,17 +489,40 @@ class BinanceGateway(Gateway):
         settled = not self._inflight and not orders.unknown()
         for inst, i in enumerate(self.instruments):
             free, locked = bal.get(i.base, ("0", "0"))
-            self.check_position(inst, _to_units(free, i.qexp) + _to_units(locked, i.qexp), first,
-                                settled)
+            if first:
+                self.base_commission[inst] = Decimal(0)
+            held = Decimal(free) + Decimal(locked) + self.base_commission[inst]
+            self.check_position(inst, _to_units(str(held), i.qexp), first, settled)
+        if full:                             # every unknown asked once before quoting resumes
+            await self.ask_all_unknown(asyncio.get_running_loop().time()
+                                       + self.scfg.request_timeout_s)
         self._reconciled_once = True
         self.ready = True
         self.flush_deferred()
+        self.cancel_orphans()
+        # orders of our tag left resting that no slot holds: no RESUME until they are gone
+        resume = (full or self.resume_owed) and left == 0
+        self.resume_owed = (full or self.resume_owed) and left > 0
         # a new sender knows none of the quoter's slots: RESET (what they held rests no more,
         # or is canceled above as a stranger)
-        self.tell_quoter(reset=first, resume=full)
+        self.tell_quoter(reset=first, resume=resume)
 
-    async def _cancel_strangers(self, strangers: list) -> None:
-        """Cancel orders of our tag that no live order holds; refused cancels are retried."""
+    def _unlisted_unknown(self, inst: int, listed: set, asked: int, busy: set) -> None:
+        """Our live orders on `inst` that openOrders did not list are asked about (never
+        concluded from absence) - except those the answer cannot speak for: a request for
+        them was in flight when the question was asked (`busy`), is in flight now, or left
+        after the question (the look is taken after the await, not from a snapshot)."""
+        now = perf_counter_ns()
+        for o in list(self.orders.live.values()):
+            if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
+                    and o.order_id not in busy and o.last_sent_ns < asked
+                    and not self.pending_for(o.order_id) and not (
+                        o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
+                self.orders.outcome_unknown(o, now)   # not listed: ask, do not conclude
+
+    async def _cancel_strangers(self, strangers: list) -> int:
+        """Cancel orders of our tag that no live order holds; refused cancels are retried.
+        Returns how many are left resting (0: all gone)."""
         for _ in range(STRANGER_TRIES):
             answers = await asyncio.gather(*(self.call(
                 lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()))
@@ -456,14 +536,17 @@ class BinanceGateway(Gateway):
                     self.counts["strangers_canceled"] += r.status == 200
             strangers = left
             if not strangers:
-                return
-        log("sender", f"{len(strangers)} orders of our tag not canceled yet; the next "
-                      f"reconcile tries again")
+                return 0
+        log("sender", f"{len(strangers)} orders of our tag not canceled yet; quoting waits, "
+                      f"the next reconcile tries again")
+        return len(strangers)
 
     async def cancel_everything(self, deadline: float) -> int:
         loop = asyncio.get_running_loop()
         left = -1
         while loop.time() < deadline:
+            if not await self.wait_unblocked(deadline):    # a 429 back-off applies here too
+                return -1
             ours = []
             for inst in range(len(self.instruments)):
                 if self.scfg.symbols_exclusive:

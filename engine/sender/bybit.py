@@ -112,6 +112,7 @@ def auth_frame(api_key: str, secret: bytes, expires_ms: int) -> bytes:
 class BybitGateway(Gateway):
     venue = "bybit"
     auth = "hmac-auth"
+    CREATES = frozenset((REQ_CREATE, REQ_AMEND))
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
@@ -267,6 +268,10 @@ class BybitGateway(Gateway):
         if r.retCode != 0:
             raise GatewayError(f"auth refused: retCode {r.retCode} {r.retMsg!r}")
         self.rtt_ns = perf_counter_ns() - t0
+
+    def ping(self) -> None:
+        """Bybit documents its application ping (op ping -> op pong) for liveness: use it."""
+        self.send(b'{"op":"ping"}')
 
     def periodic(self, now: float) -> None:
         if self.connected and now - self._last_ping >= PING_EVERY_S:

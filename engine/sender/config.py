@@ -48,8 +48,22 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     order_timeout_ms: float = 2000.0  # an order request unanswered this long has an unknown
                                   # outcome: the venue is asked (order.status) before the slot
                                   # is used again (Binance gives up after 10 s with -1007)
+    order_timeout_min_ms: float = 50.0  # the deadline of an order request is measured (smoothed
+                                  # round trip + 4 x its variation, as TCP's RTO) and kept
+                                  # between this floor and order_timeout_ms (the cap)
     not_found_confirm_ms: float = 1000.0  # "order does not exist" counts only when a second
                                   # answer says so this much later (under load it can be false)
+    backend_timeout_ms: float = 10_000.0  # the venue's own wait on its matching engine (Binance:
+                                  # 10 s, then -1007): an order is concluded gone no sooner than
+                                  # its last request's send time + recv_window_ms + this
+    ping_interval_s: float = 2.0  # nothing received on the order connection this long: ping it
+    pong_timeout_s: float = 1.5   # no frame within this after a ping: the connection is dead
+    dead_after_timeouts: int = 3  # this many order requests unanswered in a row: dead
+    silence_ms: float = 1500.0    # no frame this long while a request waits for its answer: dead
+                                  # (a dead connection is replaced, make-before-break, and the
+                                  # orders reconciled before quoting resumes)
+    report_timeout_ms: float = 3000.0  # two orders the venue accepted without an order report
+                                  # (executionReport) this long: the user-data stream is dead
     max_intent_age_ms: float = 250.0  # NEW/REPLACE intents older than this are not sent
     reconcile_interval_s: float = 5.0  # in quiet moments, compare open orders and balances
                                   # with the venue this often (0 = only after reconnects)
@@ -93,9 +107,17 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
             raise ValueError(f"sender.reconnect_cap_s: expected >= reconnect_base_s "
                              f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
         for name in ("order_timeout_ms", "not_found_confirm_ms", "max_intent_age_ms", "quiet_ms",
-                     "rollover_after_s"):
+                     "rollover_after_s", "order_timeout_min_ms", "ping_interval_s",
+                     "pong_timeout_s", "silence_ms", "dead_after_timeouts",
+                     "report_timeout_ms"):
             if not getattr(self, name) > 0:
                 raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
+        if self.order_timeout_min_ms > self.order_timeout_ms:
+            raise ValueError(f"sender.order_timeout_min_ms: expected <= order_timeout_ms "
+                             f"({self.order_timeout_ms}), got {self.order_timeout_min_ms}")
+        if self.backend_timeout_ms < 0:
+            raise ValueError(f"sender.backend_timeout_ms: expected >= 0, "
+                             f"got {self.backend_timeout_ms}")
         if self.reconcile_interval_s < 0:
             raise ValueError(f"sender.reconcile_interval_s: expected >= 0, "
                              f"got {self.reconcile_interval_s}")

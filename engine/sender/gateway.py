@@ -8,11 +8,14 @@ order events -> OrderTable transitions -> fill-ring records), `query(order)` (as
 became of an order), `reconcile(full)` and `cancel_everything(deadline)` (safety net).
 
 This base class owns: the connection (picows) and its make-before-break replacement, the
-request/response plumbing for set-up calls, requests in flight and their deadline (an order
-request not answered within sender.order_timeout_ms has an unknown outcome), the questions
-asked about unknown orders, the clock offset, rate-limit pacing and back-off, the kill word
-read before every new order, the refusal of stale intents, the dry-run path and the latency
-stamps.
+request/response plumbing for set-up calls, requests in flight and their deadline (measured
+from the round trips, engine/sender/liveness.py: an order request not answered by then has an
+unknown outcome), the connection's proof of life (pings, unanswered streaks, silence) and its
+replacement when dead, the questions asked about unknown orders, orders concluded gone that the
+venue shows live (canceled until it confirms), the clock offset, rate-limit pacing and back-off
+(ORDERS for new orders, REQUEST_WEIGHT for everything, 429/418 for every request), the kill word
+read before every new order, the refusal of stale intents, the dry-run path, the stop's
+settling of requests in flight and unknown orders, and the latency stamps.
 """
 from __future__ import annotations
 
@@ -31,7 +34,8 @@ from engine.records import ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
-from engine.sender.order_state import OPEN, PENDING_NEW, OrderTable
+from engine.sender.liveness import Liveness, RoundTrip
+from engine.sender.order_state import OPEN, PENDING_NEW, UNKNOWN, OrderTable
 
 _REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')
 _REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
@@ -66,6 +70,9 @@ class _Listener(WSListener):
 
     def on_ws_frame(self, transport, frame) -> None:
         t = frame.msg_type
+        gw = self.gw
+        if transport is gw.transport:        # proof of life: one stamp, checked by the watch
+            gw.liveness.last_frame_ns = perf_counter_ns()
         if t == WSMsgType.TEXT or t == WSMsgType.BINARY:
             try:
                 self.gw.on_frame(frame.get_payload_as_bytes())
@@ -97,7 +104,8 @@ class Gateway:
         self.instruments = cfg.instruments
         self.inst_by_symbol = {i.symbol: n for n, i in enumerate(cfg.instruments)}
         self.orders = OrderTable(fills, cfg.tag, query_delay_ns=0,
-                                 not_found_confirm_ns=int(s.not_found_confirm_ms * 1e6))
+                                 not_found_confirm_ns=int(s.not_found_confirm_ms * 1e6),
+                                 gone_after_ns=int((s.recv_window_ms + s.backend_timeout_ms) * 1e6))
         self.tag = cfg.tag.encode()
         self._cid = self.tag + b"-%d-%d"    # <tag>-<u>-<n>
         self._reconciled_once = False
@@ -114,16 +122,24 @@ class Gateway:
              "other_events", "local_rejects", "stale_intents", "unknown_intents",
              "rate_paced", "rate_backoffs", "dry_run_frames", "server_errors", "frame_errors",
              "strangers_canceled", "reconciles", "divergences", "position_repairs",
-             "rollovers"), 0)
+             "rollovers", "dead_connections"), 0)
         self.banned = False                 # 418: stop sending; the process pulls the kill switch
         self.refusal: str = ""              # a permanent refusal: the process stops, says this
         self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals
+        self.shutdown_notice = False        # the venue announced a close: roll over (venues set it)
+        self.resume_owed = False            # a reconcile left orders of our tag resting: no
+                                            # RESUME until one that leaves none
+        self.weight = (0, 0, 0)             # REQUEST_WEIGHT (count, limit, valid until ns)
         self.pace_ns = 0                    # minimum spacing of order sends (0 = none)
         self.next_send_ns = 0
-        self.blocked_until_ns = 0           # 429 back-off end (perf_counter_ns)
+        self.blocked_until_ns = 0           # 429 back-off end for new orders (perf_counter_ns)
+        self.all_blocked_until_ns = 0       # ... for every request kind (weight, IP: not ORDERS)
         self.deferred_cancels: list[int] = []  # cancel targets held while blocked/disconnected
         self.max_intent_age_ns = int(s.max_intent_age_ms * 1e6)
-        self.order_timeout_ns = int(s.order_timeout_ms * 1e6)
+        self.order_timeout_ns = int(s.order_timeout_ms * 1e6)     # the deadline's cap
+        self.rtt = RoundTrip(int(s.order_timeout_min_ms * 1e6), self.order_timeout_ns)
+        self.liveness = Liveness(int(s.ping_interval_s * 1e9), int(s.pong_timeout_s * 1e9),
+                             int(s.silence_ms * 1e6), s.dead_after_timeouts, perf_counter_ns())
         self._rid = 0
         self._waiters: dict[int, asyncio.Future] = {}
         self._inflight: dict[int, tuple] = {}   # rid -> (kind, order_id, orig, t_sent, transport)
@@ -168,6 +184,7 @@ class Gateway:
         """Open the connection and run the venue's logon; GatewayError on failure."""
         transport = await self.open_connection(url)
         self._use(transport)
+        self.fresh_connection()
         self.connected = True
         self.connected_ever = True
         self.connected_at = asyncio.get_running_loop().time()
@@ -178,11 +195,54 @@ class Gateway:
         new = await self.open_connection(url)
         old = self.transport
         self._use(new)
+        self.fresh_connection()
         self.connected_at = asyncio.get_running_loop().time()
         self.counts["rollovers"] += 1
         if old is not None:
             self._retiring.append((old, perf_counter_ns() + self.order_timeout_ns))
 
+    async def replace_dead(self, url: str) -> None:
+        """The connection is dead (it stopped proving alive): stop sending orders, log on a new
+        one (make-before-break: the dead one is dropped only once the new one is up), treat
+        what was in flight on the dead one as unknown. The caller reconciles before quoting
+        resumes (`ready` stays False until then). GatewayError: no new connection (the dead
+        one is closed; the reconnect loop takes over)."""
+        self.ready = False
+        self.counts["dead_connections"] += 1
+        try:
+            new = await self.open_connection(url)
+        except GatewayError:
+            self.close()
+            raise
+        old = self.transport
+        self._use(new)
+        self.fresh_connection()
+        self.connected = True
+        self.connected_at = asyncio.get_running_loop().time()
+        for t, _ in self._retiring:
+            _close(t)
+        self._retiring = []
+        if old is not None:
+            _close(old)
+            self._orphan_requests(old)
+
+    def fresh_connection(self) -> None:
+        """A new connection carries the hot path: alive as of now (venues add their own)."""
+        self.liveness.reset(perf_counter_ns())
+
+    def dead_reason(self, now_ns: int) -> str:
+        """Watch duty: ping the connection when it has been quiet; why it is dead, or ""."""
+        if not self.connected or self.transport is None:
+            return ""
+        live = self.liveness
+        if live.ping_due(now_ns):
+            try:
+                self.ping()
+            except Exception:
+                pass
+        oldest = min((req[3] for req in self._inflight.values() if req[4] is self.transport),
+                     default=0)
+        return live.dead_reason(now_ns, oldest)
     def _use(self, transport) -> None:
         """Make `transport` the connection the hot path writes to."""
         self.transport = transport
@@ -252,6 +312,8 @@ class Gateway:
         or disconnect."""
         if transport is None and not self.connected:
             raise GatewayError("not connected")
+        if self.requests_blocked():
+            raise GatewayError("backing off after the venue's 429/418")   # any request kind
         rid = self.next_rid()
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut
@@ -297,13 +359,25 @@ class Gateway:
         if req is None:
             req = self._expired.pop(rid, None)
             if req is not None:
-                self.counts["late_answers"] += 1
+                self.counts["late_answers"] += 1    # not a sample (Karn), but a sign of life
+                self.liveness.answered()
+            return req
+        self.rtt.sample(perf_counter_ns() - req[3])
+        self.liveness.answered()
         return req
 
     def expire_requests(self, now_ns: int) -> None:
-        """Order requests unanswered past sender.order_timeout_ms: outcome unknown."""
-        limit = now_ns - self.order_timeout_ns
+        """Order requests unanswered past their measured deadline: outcome unknown."""
+        limit = now_ns - self.rtt.deadline_ns()
         late = [rid for rid, req in self._inflight.items() if req[3] < limit]
+        if not late:
+            return
+        self.rtt.missed()
+        # one miss per pass: a burst caught by one slow spell of the venue is one sign, not
+        # several (each new request that goes unanswered later is another)
+        here = [self._inflight[rid][3] for rid in late if self._inflight[rid][4] is self.transport]
+        if here:
+            self.liveness.missed(max(here))
         for rid in late:
             req = self._inflight.pop(rid)
             self._expired[rid] = req
@@ -313,22 +387,30 @@ class Gateway:
             del self._expired[next(iter(self._expired))]
 
     def request_unknown(self, req: tuple, now_ns: int) -> None:
-        """Every order `req` touched has an unknown outcome (the venue is asked)."""
+        """Every order `req` touched has an unknown outcome (the venue is asked), except a new
+        order whose acceptance a report already told (its creation is not in doubt)."""
         kind, order_id, orig = req[:3]
         for n in (orig, order_id):          # the old order first (ordering contract)
             o = self.orders.get(n) if n else None
-            if o is not None:
+            if o is not None and not (n == order_id and kind in self.CREATES and o.acked
+                                      and not o.cancel_asked):
                 self.orders.outcome_unknown(o, now_ns)
+
+    CREATES: frozenset = frozenset()        # request kinds whose order_id is a new order
 
     def in_flight(self) -> int:
         return len(self._inflight)
+
+    def pending_for(self, order_id: int) -> bool:
+        """True while a request touching `order_id` waits for its answer."""
+        return any(order_id == req[1] or order_id == req[2] for req in self._inflight.values())
 
     def ask_about_unknown_orders(self) -> None:
         """Start order.status questions for UNKNOWN orders that are due (bounded)."""
         if not self.ready:
             return
-        room = QUERIES_IN_FLIGHT - self._queries
-        if room <= 0:
+        room = (1 if self.weight_tight() else QUERIES_IN_FLIGHT) - self._queries
+        if room <= 0 or self.requests_blocked():
             return
         loop = asyncio.get_running_loop()
         for o in self.orders.due_queries(perf_counter_ns(), room):
@@ -339,11 +421,74 @@ class Gateway:
     async def _ask(self, o) -> None:
         try:
             await self.query(o)
-        except GatewayError:
-            o.query_due_ns = perf_counter_ns() + self.order_timeout_ns // 4
+        except Exception as e:              # no answer, a refusal, an answer we cannot read:
+            if not isinstance(e, GatewayError):     # ask again later, not at once
+                self.counts["malformed"] += 1
+            o.query_due_ns = perf_counter_ns() + max(self.rtt.deadline_ns(),
+                                                     self.order_timeout_ns // 4)
         finally:
             o.querying = False
             self._queries -= 1
+
+    def query_timeout_s(self) -> float:
+        """How long an order.status question may take (two order deadlines, at most the cap)."""
+        return min(2 * self.rtt.deadline_ns(), self.order_timeout_ns) / 1e9
+
+    async def ask_all_unknown(self, deadline: float) -> None:
+        """Ask the venue about every UNKNOWN order now (reconcile after a replacement), all at
+        once, bounded by `deadline` (loop time); what stays unknown is asked again later."""
+        todo = [o for o in self.orders.unknown() if not o.querying]
+        if not todo or asyncio.get_running_loop().time() >= deadline:
+            return
+        for o in todo:
+            o.querying = True
+            self._queries += 1
+        await asyncio.gather(*(self._ask(o) for o in todo))
+
+    def cancel_orphans(self) -> None:
+        """Cancel orders concluded gone that the venue showed live (order_state `_revive`), at
+        once, and again whenever one is back to OPEN (a cancel refused or "unknown"), until the
+        venue confirms it is gone."""
+        orders = self.orders
+        if orders.to_cancel:
+            orders.to_cancel.clear()
+        if not self.ready or self.requests_blocked():
+            return
+        for o in list(orders.live.values()):
+            if o.orphan and o.state == OPEN:
+                self.send_cancel(o)
+
+    async def settle(self, deadline: float) -> bool:
+        """The stop's last step: wait for every request in flight to be answered or expire, and
+        ask the venue about every UNKNOWN order, until none is left (True) or `deadline`
+        (loop time) passes (False). An order the answers show resting is left OPEN for the
+        caller to cancel."""
+        loop = asyncio.get_running_loop()
+        while True:
+            self.expire_requests(perf_counter_ns())
+            if not self._inflight and not self.orders.unknown():
+                return True
+            if loop.time() >= deadline or not self.connected:
+                return False
+            for o in self.orders.due_queries(perf_counter_ns(), QUERIES_IN_FLIGHT):
+                o.querying = True
+                self._queries += 1
+                loop.create_task(self._ask(o))
+            await asyncio.sleep(0.02)
+
+    def doubt_live_orders(self) -> None:
+        """The venue just listed none of our orders: every live one the table holds with no
+        request for it in flight is asked about (never concluded from that absence)."""
+        now = perf_counter_ns()
+        for o in list(self.orders.live.values()):
+            if o.state != UNKNOWN and not self.pending_for(o.order_id):
+                self.orders.outcome_unknown(o, now)
+
+    def unknown_summary(self) -> str:
+        """What is not known at a stop: requests in flight and UNKNOWN orders, by client id."""
+        unknown = [o.cid.decode() for o in self.orders.unknown()]
+        return (f"{len(self._inflight)} requests unanswered, {len(unknown)} orders of unknown "
+                f"outcome{': ' + ', '.join(unknown[:10]) if unknown else ''}")
 
     # ---------------------------------------------------------------- pacing and back-off
     def send_delay_ns(self) -> int:
@@ -354,23 +499,60 @@ class Gateway:
                 return d
         return 0
 
-    def back_off(self, retry_after_ms: int, status: int) -> None:
+    def back_off(self, retry_after_ms: int, status: int, every_kind: bool = True) -> None:
         """429 (wait until retryAfter, venue epoch ms) or 418 (banned: stop sending)."""
         self.counts["rate_backoffs"] += 1
         if status == 418:
             self.banned = True
         wait_ms = max(retry_after_ms - self.now_ms(), 1000) if retry_after_ms else 1000
-        self.blocked_until_ns = max(self.blocked_until_ns, perf_counter_ns() + wait_ms * 1_000_000)
+        until = perf_counter_ns() + wait_ms * 1_000_000
+        self.blocked_until_ns = max(self.blocked_until_ns, until)
+        if every_kind or status == 418:
+            self.all_blocked_until_ns = max(self.all_blocked_until_ns, until)
         log("sender", f"venue answered {status}: backing off {wait_ms} ms")
 
     def blocked(self) -> bool:
+        """No new order may go out (a 429 of any kind, a ban)."""
         return self.banned or (self.blocked_until_ns and perf_counter_ns() < self.blocked_until_ns)
+
+    def requests_blocked(self) -> bool:
+        """No request of any kind may go out: a 429 for request weight (or one whose kind is
+        not known), a 418 ban. An ORDERS 429 (too many new orders) holds new orders only."""
+        return self.banned or (self.all_blocked_until_ns and
+                               perf_counter_ns() < self.all_blocked_until_ns)
+
+    async def wait_unblocked(self, deadline: float) -> bool:
+        """Sleep out a 429/418 back-off, at most until `deadline` (loop time); True when clear."""
+        if self.banned:
+            return False
+        left = (self.all_blocked_until_ns - perf_counter_ns()) / 1e9
+        if left <= 0:
+            return True
+        if asyncio.get_running_loop().time() + left > deadline:
+            return False
+        await asyncio.sleep(left)
+        return True
+
+    def note_weight(self, count: int, limit: int, interval_ms: int) -> None:
+        """The REQUEST_WEIGHT window an answer reported (every request kind counts in it)."""
+        if limit > 0:
+            self.weight = (count, limit, perf_counter_ns() + interval_ms * 1_000_000)
+
+    def weight_tight(self) -> bool:
+        """True while the reported REQUEST_WEIGHT use is above the slow-down share: queries are
+        kept to one at a time and the periodic reconcile waits (orders and cancels go on)."""
+        count, limit, until = self.weight
+        return limit > 0 and count > self.scfg.rate_slow_fraction * limit and \
+            perf_counter_ns() < until
 
     def pace(self, limits) -> None:
         """Rate-limit feedback from one answer: `limits` are (count, limit, interval_ms) of
         every ORDERS window the venue reported. Above the slow-down share of any of them,
         order sends are spaced evenly over that window; the widest spacing needed wins, and
-        pacing ends only when every window is below half its limit."""
+        pacing ends only when every window is below half its limit. An answer without ORDERS
+        windows (a cancel, a query) says nothing about them: call this only with some."""
+        if not limits:
+            return
         need = 0
         relaxed = True
         slow = self.scfg.rate_slow_fraction
@@ -530,7 +712,7 @@ class Gateway:
         o = self.orders.get(orig or order_id)
         if o is None:
             self.counts["unknown_intents"] += 1
-        elif not self.dry_run and (not self.ready or self.blocked()):
+        elif not self.dry_run and (not self.ready or self.requests_blocked()):
             self.deferred_cancels.append(o.order_id)
         else:
             self.send_cancel(o, *stamps)
@@ -609,6 +791,10 @@ class Gateway:
     def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         """Cancel the live order `o` (stamps: the intent's, for the latency histograms)."""
         raise NotImplementedError
+
+    def ping(self) -> None:
+        """Ask the venue for a sign of life (any frame back counts): a WebSocket ping."""
+        self.transport.send_ping()
 
     def periodic(self, now: float) -> None:
         """Called by the watch duty every ~50 ms (application pings and the like)."""

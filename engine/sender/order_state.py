@@ -24,8 +24,15 @@ Transitions (answer or report -> state):
   UNKNOWN     --order.status: resting--> OPEN                    [ACK, or CANCEL_REJECT when a
                                                                   cancel had been asked for]
               --order.status / report: filled, canceled, expired--> terminal
-              --"does not exist", twice, not_found_confirm_ns apart--> REJECTED (never acked)
+              --"does not exist", twice, not_found_confirm_ns apart, no request for it in
+                flight, and not before its last request's send time + gone_after_ns
+                (recvWindow + the venue's backend timeout: until then it may still appear)
+                                                                 --> REJECTED (never acked)
                                                                   or CANCELED (acked once)
+              --acceptance (late answer, NEW report) with no cancel asked--> OPEN  [ACK]
+  concluded gone, then shown live by the venue (an answer, a report, a status or openOrders
+              entry) --> OPEN again as an orphan (no slot holds it): queued in `to_cancel`,
+              canceled at once and again until the venue confirms it is gone
 Facts are never deferred: a fill is a TRADE record the moment its report (or a status answer)
 shows more filled quantity, whatever the state; a terminal report ends UNKNOWN too.
 
@@ -55,7 +62,7 @@ GONE = ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED", "FILLED")
 
 COUNTS = ("acks", "fills", "rejects", "canceled", "duplicates", "out_of_order", "late_fills",
           "unknown_events", "cancel_refused", "unknowns", "resolved", "not_found",
-          "queries_sent")
+          "queries_sent", "revived")
 DONE_KEPT = 1 << 16      # finished orders remembered (late reports, duplicates, id lookups)
 
 
@@ -63,7 +70,8 @@ class Order:
     """One order as the venue last told us. Prices and quantities are instrument mantissas."""
     __slots__ = ("order_id", "cid", "instrument", "side", "price", "qty", "cum_qty", "state",
                  "acked", "venue_id", "ts_sent", "cancel_asked", "ack_emitted",
-                 "query_due_ns", "not_found_ns", "querying")
+                 "query_due_ns", "not_found_ns", "querying", "last_sent_ns", "concluded",
+                 "orphan", "reported")
 
     def __init__(self, order_id: int, cid: bytes, instrument: int, side: int, price: int,
                  qty: int, ts_sent: int):
@@ -83,6 +91,10 @@ class Order:
         self.query_due_ns = 0        # UNKNOWN: when to ask the venue (next)
         self.not_found_ns = None     # UNKNOWN: time of the first "does not exist" answer
         self.querying = False        # an order.status request for it is in flight
+        self.last_sent_ns = ts_sent  # the latest request touching it left (place, cancel)
+        self.concluded = False       # finished by our conclusion from absence, not the venue's
+        self.orphan = False          # shown live after that conclusion: no slot holds it
+        self.reported = False        # an order report (user-data stream) about it came
 
     @property
     def live(self) -> bool:
@@ -103,7 +115,7 @@ class OrderTable:
     price, qty, cum_qty, leaves_qty, error_code, ts_venue)`)."""
 
     def __init__(self, sink, tag: str, query_delay_ns: int = 0,
-                 not_found_confirm_ns: int = 1_000_000_000):
+                 not_found_confirm_ns: int = 1_000_000_000, gone_after_ns: int = 0):
         self.sink = sink
         self.tag = tag
         self._prefix = tag + "-"
@@ -112,6 +124,8 @@ class OrderTable:
         self.counts = dict.fromkeys(COUNTS, 0)
         self.query_delay_ns = query_delay_ns
         self.not_found_confirm_ns = not_found_confirm_ns
+        self.gone_after_ns = gone_after_ns  # recvWindow + backend timeout (see not_found)
+        self.to_cancel: list[Order] = []    # revived orphans the gateway cancels at once
         # base position per instrument as the fills we applied say (None until a snapshot)
         self.position: dict[int, int] = {}
 
@@ -148,6 +162,7 @@ class OrderTable:
         """A cancel (or a replace's cancel leg) for `o` is on the wire."""
         if o.live:
             o.cancel_asked = True
+            o.last_sent_ns = time.perf_counter_ns()
             if o.state in (PENDING_NEW, OPEN):
                 o.state = CANCELING
 
@@ -157,13 +172,23 @@ class OrderTable:
         if venue_id:
             o.venue_id = venue_id
         if not o.live:
-            self.counts["duplicates"] += 1
+            if o.concluded:                  # we called it gone; the venue says otherwise
+                self._revive(o)
+            else:
+                self.counts["duplicates"] += 1
             return
         if o.acked:
             self.counts["duplicates"] += 1
         o.acked = True
         if o.state == PENDING_NEW:
             o.state = OPEN
+        elif o.state == UNKNOWN and not o.cancel_asked:
+            # only its creation was in doubt, and the venue has now accepted it: it rests
+            # (a fill or an end would come as its own report)
+            self.counts["resolved"] += 1
+            o.state = OPEN
+            self._ack(o, ts_venue, again=True)
+            return
         if o.state != UNKNOWN:
             self._ack(o, ts_venue)
 
@@ -182,6 +207,8 @@ class OrderTable:
             self.counts["late_fills"] += 1
             self.sink.emit(FILL_TRADE, o.order_id, o.instrument, o.side, last_px, qty, cum_qty,
                            0, 0, ts_venue)
+            if o.concluded and cum_qty < o.qty:   # it rests after all: cancel it
+                self._revive(o)
             return
         o.acked = True
         if o.state == PENDING_NEW:
@@ -252,6 +279,8 @@ class OrderTable:
         if executed > o.cum_qty:
             self.traded(o, o.price, executed)     # post-only orders fill at their own price
         if not o.live:
+            if o.concluded and status in RESTING:
+                self._revive(o)
             return
         o.not_found_ns = None
         if status in RESTING:
@@ -278,20 +307,27 @@ class OrderTable:
             else:
                 self.canceled(o)
 
-    def not_found(self, o: Order, now_ns: int) -> bool:
+    def not_found(self, o: Order, now_ns: int, busy: bool = False) -> bool:
         """The venue says the order does not exist (-2013). Under load that answer can be false
-        for an order that rests, so it counts only when a second one comes at least
-        not_found_confirm_ns after the first. Returns True when that settled it."""
+        for an order that rests, and a request can still reach the matching engine until its
+        timestamp passes recvWindow and the engine's own timeout: it counts only when a second
+        one comes at least not_found_confirm_ns after the first, no request for the order is in
+        flight (`busy`) and its last request left more than gone_after_ns ago. Until then the
+        venue is asked again every not_found_confirm_ns. Returns True when that settled it."""
         o.querying = False
         self.counts["not_found"] += 1
         if not o.live:
             return True
-        if o.not_found_ns is None or now_ns - o.not_found_ns < self.not_found_confirm_ns:
-            if o.not_found_ns is None:
-                o.not_found_ns = now_ns
-            o.query_due_ns = o.not_found_ns + self.not_found_confirm_ns
+        if o.not_found_ns is None:
+            o.not_found_ns = now_ns
+        confirmed = now_ns - o.not_found_ns >= self.not_found_confirm_ns
+        if busy or not confirmed or now_ns < o.last_sent_ns + self.gone_after_ns:
+            o.query_due_ns = now_ns + self.not_found_confirm_ns
+            if not confirmed:
+                o.query_due_ns = o.not_found_ns + self.not_found_confirm_ns
             return False
         self.counts["resolved"] += 1
+        o.concluded = True
         if o.acked or o.cum_qty:
             self.canceled(o)
         else:
@@ -314,6 +350,19 @@ class OrderTable:
         self.counts["unknown_events"] += 1
 
     # ---------------------------------------------------------------- internals
+    def _revive(self, o: Order) -> None:
+        """An order we concluded gone rests after all: live again, as an orphan to cancel."""
+        self.counts["revived"] += 1
+        self.done.pop(o.order_id, None)
+        o.state = OPEN
+        o.acked = o.ack_emitted = True
+        o.concluded = False
+        o.orphan = True
+        o.cancel_asked = False
+        o.not_found_ns = None
+        self.live[o.order_id] = o
+        self.to_cancel.append(o)
+
     def _ack(self, o: Order, ts_venue: int, again: bool = False) -> None:
         if o.ack_emitted and not again:
             return

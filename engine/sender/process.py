@@ -10,17 +10,28 @@ replaced, make-before-break). The order ring is read without stalling the socket
       when the socket has data or every SPIN_SLICE_NS for its timers: no wake-up latency, but
       it burns its core, so only on a core of its own.
 
-The watch duty (every WATCH_S) keeps order truth: requests unanswered past order_timeout_ms
-become UNKNOWN and the venue is asked about them; in quiet moments open orders and balances
-are compared with the venue (reconcile_interval_s); the fill-ring backlog is flushed; the order
-connection is replaced before the venue's 24 h limit or on its serverShutdown notice.
+The watch duty (every WATCH_S) keeps order truth: requests unanswered past their measured
+deadline become UNKNOWN and the venue is asked about them; the order connection proves it is
+alive (pings, unanswered streaks, silence: engine/sender/liveness.py) or is replaced
+make-before-break and reconciled before quoting resumes; orders the venue shows live after we
+concluded them gone are canceled until it confirms; in quiet moments open orders and balances
+are compared with the venue (reconcile_interval_s, skipped while REQUEST_WEIGHT is tight); the
+fill-ring backlog is flushed; the order connection is replaced before the venue's 24 h limit or
+on its serverShutdown notice.
+
+Pacing (the venue's ORDERS windows nearly spent): new orders and replaces wait their turn in a
+bounded queue while cancels behind them go at once (the ORDERS limit does not count cancels);
+a cancel or CANCEL_ALL for an order still waiting there refuses it locally instead.
 
 Safety net: SIGTERM/SIGINT, the kill switch, a quoter or feed heartbeat older than
 heartbeat_timeout_ms (once that role has been running), a venue ban (418) or a permanent
 refusal stop intake, cancel every order of ours (by id; openOrders.cancelAll only with
-sender.symbols_exclusive) and confirm with openOrders.status that none is left, bounded by
-cancel_confirm_timeout_s and tried twice. A sender that never reached the venue sent nothing
-and says so.
+sender.symbols_exclusive) and confirm with openOrders.status that none is left, then wait for
+every request in flight and ask about every UNKNOWN order: "every order confirmed gone" only
+when none of ours rests, nothing is in flight and nothing is unknown; else it says what is
+unknown and exits EXIT_ORDERS_LEFT. Bounded by cancel_confirm_timeout_s and tried twice (the
+second time on a fresh connection when the first could not confirm). A sender that never
+reached the venue sent nothing and says so.
 
 Pause (`mm kill`, the control segment's pause word): new orders and replaces are refused
 locally (the quoter hears REJECT), every order of ours is canceled and confirmed gone, and the
@@ -31,6 +42,7 @@ and RESUME; only then does it quote again.
 from __future__ import annotations
 
 import asyncio
+import collections
 import os
 import random
 import signal
@@ -47,11 +59,12 @@ from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_V
 from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
-from engine.records import ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_RESUME
+from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ALL_INSTRUMENTS, FILL_RESUME)
 from engine.ring.ring import Ring
 from engine.ring.table import FILLS, ORDERS
 from engine.sender import keys
-from engine.sender.fills import LOCAL_STOPPING, FillWriter
+from engine.sender.fills import LOCAL_RATE_LIMITED, LOCAL_STOPPING, FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.state_dir import resolve_tag
@@ -60,9 +73,11 @@ WATCH_S = 0.05                 # heartbeat / kill switch / counters / order-trut
 WATCHED_ROLES = ("quoter", "feed")
 BATCH = 64                     # intents handled per ring read
 SPIN_SLICE_NS = 200_000        # busy-spin: the longest stretch spent in C between loop turns
+HELD_MAX = 256                 # new orders held back by pacing (cancels behind them still go)
+OWED_RESUME_RETRY_S = 0.5      # a reconcile that left orders of our tag resting: retry this soon
 PROCESS_COUNTERS = ("reconnects", "open_orders", "fills_written", "fills_delayed",
                     "fills_backlog", "clock_offset_ms", "rtt_us", "bells", "connected_ever",
-                    "canceled_at_stop", "left_open", "in_flight", "paused")
+                    "canceled_at_stop", "left_open", "in_flight", "deadline_us", "paused")
 # the `paused` counter: what `mm status` says about a pause
 QUOTING, PAUSING, PAUSED_CONFIRMED, RESUMING = 0, 1, 2, 3
 
@@ -104,6 +119,8 @@ class Sender:
         self._reconnect_task: asyncio.Task | None = None
         self._reconciling = False
         self._rolling = False
+        self._replacing = False
+        self._held: collections.deque = collections.deque()   # paced new orders, FIFO
         self._syncing = False
         self.synced_quoter = 0              # the fills consumer (quoter) last told POSITION+RESUME
         self._last_reconcile = 0.0
@@ -134,29 +151,82 @@ class Sender:
         ring, gw, take = self.orders, self.gw, self._intents.take
         done = 0
         while not self._stopping():
-            if gw.pace_ns:
-                delay = gw.send_delay_ns()
-                if delay > 0:
-                    self._schedule_drain(delay / 1e9)
-                    return done
-            n = 0
-            gw.begin_batch()                # every frame of the batch: one write
-            for fields in take(1 if gw.pace_ns else BATCH):
-                if self.paused and fields[4] in (ACTION_NEW, ACTION_REPLACE):
-                    gw.refuse(fields, LOCAL_STOPPING)     # paused: cancels only
-                else:
-                    gw.on_intent(fields, perf_counter_ns())
-                n += 1
-            gw.end_batch()
+            if gw.pace_ns or self._held:
+                n = self._drain_paced()
+            else:
+                n = 0
+                gw.begin_batch()            # every frame of the batch: one write
+                for fields in take(BATCH):
+                    if self.paused and fields[4] in (ACTION_NEW, ACTION_REPLACE):
+                        gw.refuse(fields, LOCAL_STOPPING)     # paused: cancels only
+                    else:
+                        gw.on_intent(fields, perf_counter_ns())
+                    n += 1
+                gw.end_batch()
             if n == 0:
+                if self._held:              # the next paced order's turn
+                    self._schedule_drain(max(gw.send_delay_ns(), 100_000) / 1e9)
+                    if len(self._held) >= HELD_MAX:
+                        return done         # full: the ring waits (cancels too, bounded)
                 if self._spin or ring.arm_doorbell() == 0:
                     return done
                 ring.disarm()
                 continue
-            if gw.pace_ns:
-                gw.next_send_ns = perf_counter_ns() + gw.pace_ns
             done += n
         return done
+
+    def _drain_paced(self) -> int:
+        """Pacing: held orders whose turn came go out, then the ring is read: cancels go at
+        once, new orders and replaces join the queue (or go, when it is empty and their turn
+        has come). Returns how many intents it handled or queued."""
+        gw, held = self.gw, self._held
+        n = 0
+        gw.begin_batch()
+        while held and gw.send_delay_ns() <= 0:
+            self._send_paced(held.popleft())
+            n += 1
+        room = HELD_MAX - len(held)
+        if room > 0:
+            for fields in self._intents.take(min(BATCH, room)):
+                n += 1
+                action = fields[4]
+                if action == ACTION_NEW or action == ACTION_REPLACE:
+                    if held or gw.send_delay_ns() > 0:
+                        held.append(fields)
+                    else:
+                        self._send_paced(fields)
+                else:
+                    self._drop_held_for(fields)
+                    gw.on_intent(fields, perf_counter_ns())
+        gw.end_batch()
+        return n
+
+    def _send_paced(self, fields) -> None:
+        gw = self.gw
+        if self.paused:                     # paused while it waited: cancels only
+            gw.refuse(fields, LOCAL_STOPPING)
+            return
+        gw.on_intent(fields, perf_counter_ns())
+        if gw.pace_ns:
+            gw.next_send_ns = perf_counter_ns() + gw.pace_ns
+
+    def _drop_held_for(self, fields) -> None:
+        """A cancel (or CANCEL_ALL) for orders still held by pacing: they are refused locally
+        (never sent), so the cancel cannot overtake what it cancels."""
+        held = self._held
+        if not held:
+            return
+        action, inst = fields[4], fields[3]
+        if action == ACTION_CANCEL:
+            target = fields[2] or fields[1]
+            drop = [f for f in held if f[1] == target]
+        elif action == ACTION_CANCEL_ALL:
+            drop = [f for f in held if inst == ALL_INSTRUMENTS or f[3] == inst]
+        else:
+            return
+        for f in drop:
+            held.remove(f)
+            self.gw.refuse(f, LOCAL_RATE_LIMITED)
 
     def _schedule_drain(self, delay_s: float) -> None:
         if not self._drain_scheduled:
@@ -228,19 +298,28 @@ class Sender:
         gw = self.gw
         now_ns = perf_counter_ns()
         gw.periodic(loop.time())
-        if not gw.connected and not self._reconnecting:
+        if not gw.connected and not self._reconnecting and not self._replacing:
             self._reconnecting = True
             self._reconnect_task = loop.create_task(self._reconnect())
             return
         gw.expire_requests(now_ns)
         gw.retire_old_connections(now_ns)
+        if not (self._replacing or self._reconnecting or self._rolling):
+            reason = gw.dead_reason(now_ns)
+            if reason:
+                self._replacing = True
+                loop.create_task(self._replace_dead(reason, now_ns))
+                return
         gw.ask_about_unknown_orders()
+        gw.cancel_orphans()
         if gw.in_flight():
             self._last_request_ns = now_ns
         quiet = now_ns - self._last_request_ns > self.scfg.quiet_ms * 1e6
         every = self.scfg.reconcile_interval_s
-        if (gw.ready and quiet and every and not self._reconciling
-                and loop.time() - self._last_reconcile > every):
+        since = loop.time() - self._last_reconcile
+        due = quiet and every and since > every and not gw.weight_tight()
+        owed = gw.resume_owed and since > OWED_RESUME_RETRY_S
+        if gw.ready and (due or owed) and not self._reconciling and not self._replacing:
             self._reconciling = True
             loop.create_task(self._reconcile_mid_session())
         quoter = self.fills.ring.consumer_pid()
@@ -252,7 +331,7 @@ class Sender:
                 gw.shutdown_notice or loop.time() - gw.connected_at > self.scfg.rollover_after_s):
             self._rolling = True
             loop.create_task(self._roll_over())
-        if gw.ready and gw.deferred_cancels and not gw.blocked():
+        if gw.ready and gw.deferred_cancels and not gw.requests_blocked():
             gw.flush_deferred()
         if gw.ready and self.orders.available() and not self._drain_scheduled:
             self._drain()    # records that arrived while blocked or paced
@@ -268,7 +347,7 @@ class Sender:
                       bells=self.bells, connected_ever=int(gw.connected_ever),
                       canceled_at_stop=gw.canceled_at_stop,
                       left_open=self.left_open, in_flight=gw.in_flight(),
-                      paused=self.pause_state)
+                      deadline_us=gw.rtt.deadline_ns() // 1000, paused=self.pause_state)
         c = self.counters
         for i, name in enumerate(self.counter_names):
             c[i] = values.get(name, 0)
@@ -405,6 +484,35 @@ class Sender:
             self._last_reconcile = asyncio.get_running_loop().time()
             self._reconciling = False
 
+    async def _replace_dead(self, reason: str, found_ns: int) -> None:
+        """The order connection stopped proving alive: replace it (make-before-break: orders
+        are refused locally meanwhile), then reconcile (open orders, every UNKNOWN asked)
+        before quoting resumes. On failure the dead one is closed and the reconnect loop
+        takes over."""
+        gw = self.gw
+        quiet_ms = (found_ns - gw.liveness.last_frame_ns) / 1e6
+        _log(f"order connection dead ({reason}; last frame {quiet_ms:.0f} ms ago): replacing it")
+        loop = asyncio.get_running_loop()
+        try:
+            await gw.replace_dead(self.url)
+            t_new = perf_counter_ns()
+            quoter = self.fills.ring.consumer_pid()
+            await gw.reconcile(full=True)
+            t_done = perf_counter_ns()
+            if not gw.resume_owed:
+                self.synced_quoter = quoter
+            self.reconnects += 1
+            self._last_reconcile = loop.time()
+            _log(f"order connection replaced in {(t_new - found_ns) / 1e6:.0f} ms and reconciled "
+                 f"in {(t_done - t_new) / 1e6:.0f} ms: {gw.orders.open_count()} open orders, "
+                 f"{len(gw.orders.unknown())} still unknown; quoting resumes")
+            self._drain()
+        except (GatewayError, msgspec.DecodeError) as e:
+            _log(f"replacing the dead order connection failed: {e}; reconnecting")
+            gw.close()
+        finally:
+            self._replacing = False
+
     async def _roll_over(self) -> None:
         why = "serverShutdown notice" if self.gw.shutdown_notice else "connection age"
         try:
@@ -471,22 +579,41 @@ class Sender:
         for attempt in (1, 2):
             deadline = loop.time() + budget
             try:
-                if not gw.connected:       # lost, or stopped mid-logon
-                    gw.close()
+                if not gw.connected or (attempt == 2 and left < 0):   # lost, stopped mid-logon,
+                    gw.close()                                         # or dead: a fresh one
                     await asyncio.wait_for(gw.connect(self.url), budget)
-                left = await gw.cancel_everything(deadline)
+                left = await self._cancel_and_settle(deadline)
             except (GatewayError, asyncio.TimeoutError) as e:
                 _log(f"cancel-all attempt {attempt}: {e}")
                 left = -1
             self.left_open = left
             if left == 0:
                 _log(f"{gw.canceled_at_stop} orders canceled at stop; every order confirmed "
-                     f"gone")
+                     f"gone (none resting, nothing in flight, nothing unknown)")
                 return EXIT_OK
             _log(f"cancel-all attempt {attempt}: "
-                 f"{'could not confirm' if left < 0 else f'{left} orders still open'}")
-        _log("ORDERS MAY BE RESTING: cancel not confirmed; check the venue by hand")
+                 f"{'could not confirm' if left < 0 else f'{left} orders still open'}; "
+                 f"{gw.unknown_summary()}")
+        _log(f"ORDERS MAY BE RESTING: cancel not confirmed ({gw.unknown_summary()}); check the "
+             f"venue by hand")
         return EXIT_ORDERS_LEFT
+
+    async def _cancel_and_settle(self, deadline: float) -> int:
+        """Cancel everything of ours until the venue lists none, then settle requests in
+        flight and UNKNOWN orders (one that turns out resting is canceled in the next round).
+        Returns 0 only when all three hold; else the orders seen resting, or -1 (unknown)."""
+        gw = self.gw
+        loop = asyncio.get_running_loop()
+        while loop.time() < deadline:
+            left = await gw.cancel_everything(deadline)
+            if left != 0:
+                return left
+            gw.doubt_live_orders()          # none of ours listed: what the table holds is asked
+            if not await gw.settle(deadline):
+                return -1
+            if not gw.orders.live:
+                return 0
+        return -1
 
 
 def _new_loop() -> asyncio.AbstractEventLoop:

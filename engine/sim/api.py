@@ -111,6 +111,13 @@ class Api:
         self.on_order_frame = on_order_frame
         self.instruments_info = instruments_info
         self.faults = Faults()
+        # chaos hooks the server installs: defer(delay_s, fn, *args) runs fn later on the loop;
+        # after_late() delivers the reports a late execution made
+        self.defer: Callable | None = None
+        self.after_late: Callable[[], None] = lambda: None
+        self._hidden: dict[int, int] = {}   # status_lag: venue order id -> shown from (ns)
+        # late executions carried out: (perf_counter_ns, client order id), newest kept
+        self.late_log: collections.deque = collections.deque(maxlen=ORDER_LOG)
         self.chaos = Chaos({}, 0)           # the server installs the configured one
         self.stats = {"requests": 0, "orders_received": 0, "errors": 0, "rejects": 0,
                       "malformed_requests": 0}
@@ -191,6 +198,10 @@ class Api:
                     raise ApiError(429, -1015, f"Too many new orders; current limit is "
                                                f"{w.limit} orders per {w.num} {w.interval}.",
                                    {"serverTime": now, "retryAfter": w.start + w.span_ms})
+            if (is_order and self.chaos.enabled and self.defer is not None
+                    and self.chaos.roll("late_execution")):
+                self.defer(self.chaos.lag_s(), self._execute_late, handler, session, params)
+                return                      # no answer, ever: the engine must ask
             try:
                 result = handler(session, params)
             except ApiError:
@@ -210,6 +221,32 @@ class Api:
         if show_limits:
             out["rateLimits"] = self._limits(method in ("order.place", "order.cancelReplace"))
         session.send(_encode(out))
+
+    def _execute_late(self, handler, session: Session, params: dict) -> None:
+        """Chaos late_execution: the unanswered request is carried out now."""
+        self.stats["late_executions"] = self.stats.get("late_executions", 0) + 1
+        self.late_log.append((time.perf_counter_ns(), params.get("newClientOrderId")))
+        try:
+            handler(session, params)
+        except Exception:                   # refused (filters, balance): still no answer
+            pass
+        self.after_late()
+
+    def _hide_from_status(self, order: Order) -> None:
+        """Chaos status_lag: order.status says -2013 for this resting order for a while."""
+        now = time.perf_counter_ns()
+        if len(self._hidden) > 10_000:      # bounded: forget the lags that are over
+            self._hidden = {k: v for k, v in self._hidden.items() if v > now}
+        self._hidden[order.order_id] = now + int(self.chaos.lag_s() * 1e9)
+
+    def _status_lags(self, order: Order) -> bool:
+        until = self._hidden.get(order.order_id)
+        if until is None:
+            return False
+        if time.perf_counter_ns() < until:
+            return True
+        del self._hidden[order.order_id]
+        return False
 
     _LOSABLE = frozenset(("order.place", "order.cancelReplace", "order.cancel", "order.status"))
 
@@ -383,6 +420,9 @@ class Api:
             raise ApiError(400, f.reject_code, f.reject_msg)
         order, fills = self.ex.place(book, is_buy, type_, tif, price, qty,
                                      client_id or f"sim{self.ex._next_order_id}x", actor)
+        if (self.chaos.enabled and order.status in ("NEW", "PARTIALLY_FILLED")
+                and self.chaos.roll("status_lag")):
+            self._hide_from_status(order)
         return self._order_response(order, resp_type, fills)
 
     @staticmethod
@@ -461,7 +501,8 @@ class Api:
     def _order_status(self, session, params):
         book = self._book(params)
         order = self._locate(book, params, "orderId", "origClientOrderId", finished_too=True)
-        if order.status in ("NEW", "PARTIALLY_FILLED") and self._chaos_phantom():
+        if order.status in ("NEW", "PARTIALLY_FILLED") and (
+                self._status_lags(order) or self._chaos_phantom()):
             raise ApiError(400, -2013, "Order does not exist.")
         return order.as_status()
 

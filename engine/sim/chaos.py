@@ -17,13 +17,22 @@ injections. Every injection is counted by kind (`chaos_<kind>` in the simulator'
   duplicate_report     an executionReport is delivered twice
   partial_fill         on a book event, one resting order of that book is partly filled
   drop_api             on a book event, every order API connection is dropped (no close frame)
+  silent_api           on a book event, every order API connection goes silent without closing:
+                       its frames are read and dropped (requests, pings), nothing is written to
+                       it (no answers, no reports, no pongs) - a path that died without FIN/RST
+  late_execution       an order.place or order.cancelReplace is left unanswered and carried out
+                       1-3 s later (the
+                       venue's matching engine was slow; within its 10 s backend timeout)
+  status_lag           a new order is hidden from order.status for 1-3 s (-2013 "does not exist"
+                       while it rests: the query path lags the book)
 """
 from __future__ import annotations
 
 import random
 
 KINDS = ("fill_during_replace", "refuse_cancel", "phantom_unknown", "lost_answer", "late_report",
-         "duplicate_report", "partial_fill", "drop_api")
+         "duplicate_report", "partial_fill", "drop_api", "silent_api", "late_execution",
+         "status_lag")
 
 
 class Chaos:
@@ -67,6 +76,10 @@ class Chaos:
 
     def late_delay_s(self) -> float:
         return self.rng.uniform(0.2, 1.5)
+
+    def lag_s(self) -> float:
+        """How long a late execution waits, or a status lag lasts (seconds)."""
+        return self.rng.uniform(1.0, 3.0)
 
     def stats(self) -> dict[str, int]:
         return {f"chaos_{k}": v for k, v in self.injected.items()}

@@ -74,6 +74,8 @@ class _MarketConn(WSListener):
         kind = frame.msg_type
         if kind == _TEXT:
             self.server._md_control(self, frame.get_payload_as_bytes())
+        elif kind == WSMsgType.PING:      # auto-pong is off (silent API connections)
+            transport.send_pong(frame.get_payload_as_bytes())
         elif kind == WSMsgType.CLOSE:
             transport.send_close(frame.get_close_code())
             transport.disconnect()
@@ -91,6 +93,7 @@ class _ApiConn(WSListener):
         self.t: WSTransport | None = None
         self.age_timer = None
         self.closed = False           # set when dropped: nothing more is written
+        self.silent = False           # chaos silent_api: frames read and dropped, nothing sent
         server.api_conn_count += 1
         self.session = Session(self.send, return_rate_limits, server.api_conn_count)
 
@@ -101,6 +104,9 @@ class _ApiConn(WSListener):
     def on_ws_frame(self, transport: WSTransport, frame) -> None:
         t_arrival = perf_counter_ns()     # first thing: the venue-side arrival stamp
         kind = frame.msg_type
+        if self.silent:                   # a dead path: read, never answered
+            self.server.stats["silent_frames_dropped"] += 1
+            return
         if kind == _TEXT:
             server = self.server
             server.api_last_active = t_arrival
@@ -111,8 +117,12 @@ class _ApiConn(WSListener):
             transport.disconnect()
         elif kind == WSMsgType.BINARY:
             self.server.api.handle(self.session, t_arrival, b"")
+        elif kind == WSMsgType.PING:
+            transport.send_pong(frame.get_payload_as_bytes())
 
     def send(self, data: bytes) -> None:
+        if self.silent:
+            return
         delay = self.server.response_delay_s
         if delay > 0:
             # + slack: loop timers can fire up to ~1 ms early; a delay is a lower bound
@@ -124,7 +134,7 @@ class _ApiConn(WSListener):
     def _send_later(self, data: bytes) -> None:
         self.server.api_delayed -= 1
         self.server.api_last_active = perf_counter_ns()
-        if not self.closed:
+        if not self.closed and not self.silent:
             self.t.send(_TEXT, data)
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
@@ -162,6 +172,9 @@ class SimServer:
                        on_order_frame=self.clock.on_order,
                        instruments_info=lambda: [instrument_info(b) for b in self.books])
         self.chaos = self.api.chaos = Chaos(cfg.chaos, cfg.chaos_seed or cfg.seed * 7919 + 1)
+        self.api.after_late = self._flush_user_events
+        self.silenced: list[int] = []  # perf_counter_ns of every silent_api injection
+        self.api_opened: list[int] = []  # perf_counter_ns of every API connection (bounded)
         self.api_conn_count = 0
         # stream name -> connections subscribed (insertion-ordered)
         self.subs: dict[str, dict[_MarketConn, None]] = {}
@@ -179,7 +192,8 @@ class SimServer:
         self.paused = False
         self.stats = {"frames_sent": 0, "book_events": 0, "trades_printed": 0,
                       "md_connections": 0, "api_connections": 0, "malformed_sent": 0,
-                      "replay_frames": 0, "md_control_errors": 0, "slow_consumers_dropped": 0}
+                      "replay_frames": 0, "md_control_errors": 0, "slow_consumers_dropped": 0,
+                      "silent_frames_dropped": 0}
         self._max_buffer = int(cfg.max_send_buffer_mb * 1024 * 1024)
         self._server: asyncio.AbstractServer | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -206,8 +220,10 @@ class SimServer:
             # picows waits for a pong at most one ping interval (Binance: 60 s for 20 s pings)
             auto_ping_reply_timeout=min(cfg.pong_timeout_s, cfg.ping_interval_s) if ping else 20,
             auto_ping_strategy=WSAutoPingStrategy.PING_PERIODICALLY,
-            disconnect_on_exception=True)
+            # pongs are sent by the listeners: a silent API connection must not answer pings
+            enable_auto_pong=False, disconnect_on_exception=True)
         self.port = self._server.sockets[0].getsockname()[1]
+        self.api.defer = self._loop.call_later
         if cfg.replay_file:
             next(iter(read_capture(cfg.replay_file, strict=False)), None)  # bad magic: raise now
             self._replay_go = asyncio.Event()
@@ -293,6 +309,8 @@ class SimServer:
     def _api_connected(self, conn: _ApiConn) -> None:
         self.api_conns[conn] = None
         self.stats["api_connections"] += 1
+        if len(self.api_opened) < 10_000:
+            self.api_opened.append(perf_counter_ns())
         self._arm_age(conn)
 
     def _api_gone(self, conn: _ApiConn) -> None:
@@ -440,6 +458,8 @@ class SimServer:
                 self.exchange.taker_fill(o, chaos.rng.randint(1, lots - 1) * book.lot)
         if self.api_conns and chaos.roll("drop_api"):
             self.drop_connections("api")
+        if self.api_conns and chaos.roll("silent_api"):
+            self.silence_api()
 
     def _print_trade(self, book: Book, taker_buys: bool, price: int, qty: int) -> None:
         self.stats["trades_printed"] += 1
@@ -636,6 +656,25 @@ class SimServer:
             self._abort(c)
         return len(conns)
 
+    def silence_api(self) -> int:
+        """Make every order API connection silent without closing it (frames read and
+        dropped, nothing written: no answers, reports or pongs). Returns how many."""
+        conns = [c for c in self.api_conns if not c.silent]
+        for c in conns:
+            c.silent = True
+        if conns and len(self.silenced) < 10_000:
+            self.silenced.append(perf_counter_ns())
+        return len(conns)
+
+    def mute_user_streams(self) -> int:
+        """End every user-data subscription silently (answers still flow, reports do not: a
+        user-data stream that died while its connection lives). Returns how many ended."""
+        n = 0
+        for c in self.api_conns:
+            n += len(c.session.user_subs)
+            c.session.user_subs.clear()
+        return n
+
     def announce_shutdown(self) -> int:
         """Send serverShutdown on every order API connection (the venue does, before closing
         them); connections stay open. Returns how many were told."""
@@ -677,4 +716,6 @@ class SimServer:
         out["orders_with_update_id"] = self.clock.orders_seen
         out["md_open"] = len(self.md_conns)
         out["api_open"] = len(self.api_conns)
+        out["api_silent"] = sum(c.silent for c in self.api_conns)
+        out["late_executions"] = self.api.stats.get("late_executions", 0)
         return out

@@ -28,6 +28,7 @@ def table_with(order_id=7, qty=100, side=SIDE_BUY):
     t = S.OrderTable(sink, "mm", not_found_confirm_ns=SECOND)
     t.position[0] = 0
     o = t.new(order_id, b"mm-5-%d" % order_id, 0, side, 1000, qty)
+    o.last_sent_ns = 0                    # these tests' clock starts at 0
     return t, o, sink
 
 

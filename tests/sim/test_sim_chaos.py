@@ -3,6 +3,7 @@ counted, and leaves the venue's own book consistent (the order that "failed" to 
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 
 import pytest
@@ -152,3 +153,71 @@ def test_chaos_config_is_validated_and_seeded():
         Chaos({"lost_answer": 2.0}, 1)
     a, b = Chaos({k: 0.3 for k in KINDS}, 5), Chaos({k: 0.3 for k in KINDS}, 5)
     assert [a.roll(k) for k in KINDS * 20] == [b.roll(k) for k in KINDS * 20]
+
+
+def test_a_silent_connection_reads_and_drops_everything_without_closing(sim):
+    """silent_api: requests are not carried out, nothing comes back (answers, reports, pongs),
+    and the connection stays open; a new connection is served as before."""
+    async def go():
+        c = await ApiClient.connect(sim.api_url)
+        await c.subscribe_user_data()
+        pong = await c.ws.ping()
+        await asyncio.wait_for(pong, 2)                # pongs come while it is alive
+        assert sim.silence_api() == 1
+        req = c.request("order.place", order("BTCUSDT", "BUY", _px(sim, 100), "0.01000",
+                                             "si-1-1"))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(req, 1.0)
+        pong = await c.ws.ping()
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(pong, 1.0)          # a dead path: no pong either
+        assert sim.open_orders() == [] and sim.stats()["api_open"] == 1   # not closed
+        d = await ApiClient.connect(sim.api_url)
+        await _place(d, sim, "si-2-2")                 # the next connection is served
+        await d.close()
+    run(go())
+    st = sim.stats()
+    assert st["silent_frames_dropped"] >= 2 and len(sim.silenced_at()) == 1
+    assert [o["clientOrderId"] for o in sim.open_orders()] == ["si-2-2"]
+
+
+def test_late_execution_carries_out_an_unanswered_place_seconds_later(sim):
+    async def go():
+        c = await ApiClient.connect(sim.api_url)
+        await c.subscribe_user_data()
+        sim.set_chaos(late_execution=1.0)
+        t0 = time.monotonic()
+        req = c.request("order.place", order("BTCUSDT", "BUY", _px(sim, 100), "0.01000",
+                                             "le-1-1"))
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(req, 0.8)
+        sim.set_chaos(late_execution=0.0)
+        r = await c.request("order.status", {"symbol": "BTCUSDT", "origClientOrderId": "le-1-1"})
+        assert r["error"]["code"] == -2013             # not there yet: truly
+        ev = await c.event(lambda e: e["e"] == "executionReport" and e["c"] == "le-1-1", 5)
+        assert ev["x"] == "NEW" and 1.0 <= time.monotonic() - t0 <= 3.5
+        await c.close()
+    run(go())
+    assert sim.stats()["late_executions"] == 1
+    assert [o["clientOrderId"] for o in sim.open_orders()] == ["le-1-1"]
+
+
+def test_status_lag_hides_a_resting_order_from_order_status_for_a_while(sim):
+    async def go():
+        c = await ApiClient.connect(sim.api_url)
+        sim.set_chaos(status_lag=1.0)
+        await _place(c, sim, "sl-1-1")
+        sim.set_chaos(status_lag=0.0)
+        t0 = time.monotonic()
+        q = {"symbol": "BTCUSDT", "origClientOrderId": "sl-1-1"}
+        r = await c.request("order.status", q)
+        assert r["error"]["code"] == -2013             # it rests, yet "does not exist"
+        assert [o["clientOrderId"] for o in sim.open_orders()] == ["sl-1-1"]
+        while r.get("status") != 200:
+            assert time.monotonic() - t0 < 4, "the lag did not end"
+            await asyncio.sleep(0.1)
+            r = await c.request("order.status", q)
+        assert r["result"]["status"] == "NEW" and time.monotonic() - t0 >= 0.9
+        await c.close()
+    run(go())
+    assert sim.stats()["chaos_status_lag"] == 1

@@ -196,6 +196,26 @@ class SimThread:
         """Change chaos probabilities by kind (engine/sim/chaos.py), e.g. lost_answer=0.02."""
         self._call(self._server.chaos.set_rates, rates)
 
+    def silence_api(self) -> int:
+        """Every order API connection goes silent without closing (chaos silent_api)."""
+        return self._call(self._server.silence_api)
+
+    def silenced_at(self) -> list[int]:
+        """perf_counter_ns of every silent_api injection (the test's clock: same box)."""
+        return self._call(lambda: list(self._server.silenced))
+
+    def api_connected_at(self) -> list[int]:
+        """perf_counter_ns at which each order API connection opened, oldest first."""
+        return self._call(lambda: list(self._server.api_opened))
+
+    def late_executions(self) -> list[tuple[int, str]]:
+        """(perf_counter_ns, client order id) of every late execution carried out."""
+        return self._call(lambda: list(self._server.api.late_log))
+
+    def mute_user_streams(self) -> int:
+        """End every user-data subscription silently (reports stop, answers flow)."""
+        return self._call(self._server.mute_user_streams)
+
     def announce_shutdown(self) -> int:
         """serverShutdown on every order API connection (they stay open)."""
         return self._call(self._server.announce_shutdown)
