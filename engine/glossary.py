@@ -125,6 +125,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "position_repairs": ("position_repairs", "positions set to the venue's after two "
                                                  "settled differences"),
         "rollovers": ("rollovers", "order connections replaced before the venue's age limit"),
+        "dead_connections": ("dead_connections", "order connections found silent (no pong, "
+                                                 "unanswered requests) and replaced"),
         "acks": ("acks", "orders the venue accepted"),
         "fills": ("fills", "executions of our orders"),
         "rejects": ("orders_refused", "new orders and replaces that ended refused: by the "
@@ -139,6 +141,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "resolved": ("unknown_resolved", "unknown outcomes resolved by asking the venue"),
         "not_found": ("not_found", "orders the venue did not find when asked (confirmed twice)"),
         "queries_sent": ("queries_sent", "order status questions sent"),
+        "revived": ("revived", "orders concluded gone that the venue later showed live "
+                               "(canceled at once)"),
         "reconnects": ("reconnects", "order connections lost and opened again"),
         "open_orders": ("open_orders", "our orders resting at the venue now"),
         "fills_written": ("fill_records", "records written to the quoter (fills, acks, ...)"),
@@ -153,6 +157,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "left_open": ("left_open", "our orders still open after the stop (0: every order "
                                    "confirmed gone)"),
         "in_flight": ("in_flight", "requests awaiting an answer now"),
+        "deadline_us": ("request_deadline_us", "how long a request may go unanswered now "
+                                               "(from the measured round trip)"),
         "paused": ("pause_state", "0 quoting, 1 pausing (canceling), 2 paused with every order "
                                   "confirmed gone, 3 resuming (reconciling)"),
     },

@@ -48,6 +48,15 @@ QUERIES_IN_FLIGHT = 16       # order.status questions outstanding at once
 PERMANENT_STREAK = 5         # the same permanent refusal this many times in a row stops us
 
 
+# the gateway's counters (published by the sender process; each explained in engine/glossary.py)
+COUNTS = ("intents", "orders_sent", "replaces_sent", "cancels_sent", "cancel_alls_sent",
+          "malformed", "unknown_responses", "late_answers", "timeouts", "foreign_events",
+          "other_events", "local_rejects", "stale_intents", "unknown_intents", "rate_paced",
+          "rate_backoffs", "dry_run_frames", "server_errors", "frame_errors",
+          "strangers_canceled", "reconciles", "divergences", "position_repairs", "rollovers",
+          "dead_connections")
+
+
 class GatewayError(Exception):
     """A set-up request failed (logon refused, timeout): the message says which and why."""
 
@@ -116,13 +125,7 @@ class Gateway:
         self.connected_at = 0.0             # loop time of the current connection's logon
         self.clock_offset_ms = 0            # venue clock - local clock
         self.rtt_ns = 0
-        self.counts: dict[str, int] = dict.fromkeys(
-            ("intents", "orders_sent", "replaces_sent", "cancels_sent", "cancel_alls_sent",
-             "malformed", "unknown_responses", "late_answers", "timeouts", "foreign_events",
-             "other_events", "local_rejects", "stale_intents", "unknown_intents",
-             "rate_paced", "rate_backoffs", "dry_run_frames", "server_errors", "frame_errors",
-             "strangers_canceled", "reconciles", "divergences", "position_repairs",
-             "rollovers", "dead_connections"), 0)
+        self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
         self.banned = False                 # 418: stop sending; the process pulls the kill switch
         self.refusal: str = ""              # a permanent refusal: the process stops, says this
         self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals

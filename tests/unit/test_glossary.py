@@ -1,18 +1,19 @@
 """Every counter a process publishes has a one-line meaning and a display name that does not
-read like an error for a normal event (engine/glossary.py). The sender's gateway counters are
-checked end to end by tests/integration/test_exit_statuses.py (mm report --explain)."""
+read like an error for a normal event (engine/glossary.py); tests/integration/test_exit_statuses.py
+checks the same end to end (mm report --explain of a real run)."""
 from __future__ import annotations
 
 from engine import glossary
 from engine.feed.process import COUNTERS as FEED
 from engine.quoter.arrays import counter_names
+from engine.sender.gateway import COUNTS as GATEWAY_COUNTS
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.sender.process import PROCESS_COUNTERS
 
 
 def test_every_published_counter_has_a_meaning():
     names = {"feed": list(FEED), "quoter": counter_names(["BTCUSDT", "ETHUSDT"], -7),
-             "sender": list(ORDER_COUNTS) + list(PROCESS_COUNTERS)}
+             "sender": list(GATEWAY_COUNTS) + list(ORDER_COUNTS) + list(PROCESS_COUNTERS)}
     missing = [f"{role}.{n}" for role, ns in names.items() for n in ns
                if not glossary.meaning(role, n)]
     assert not missing, f"counters nobody explained: {missing}"
