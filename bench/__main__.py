@@ -28,6 +28,9 @@ def parse(argv=None) -> argparse.Namespace:
                    help=f"bench(es) to run, repeatable or comma-separated: {', '.join(BENCHES)}")
     p.add_argument("--quick", action="store_true", help="smaller sample counts, shorter phases")
     p.add_argument("--out", default=None, help="results directory (default bench/results/<time>)")
+    p.add_argument("--venue", choices=("light", "sim"), default="light",
+                   help="the end-to-end venue: light (bench/light_venue.py, default) or sim "
+                        "(the full simulator, as mm run embeds it)")
     e = p.add_argument_group("end to end (e2e)")
     e.add_argument("--e2e-rates", help="paced book events/s, comma-separated (500,2000,5000,10000)")
     e.add_argument("--e2e-saturation", help="engine-only rates past them ('' for none)")

@@ -1,7 +1,8 @@
 """End to end: the whole engine against the alternatives, on one venue, in one run.
 
-One simulator (bench/venue.py, niced like the one `mm run` embeds, not pinned) streams BTCUSDT
-book events at paced rates; each contender in turn trades against it:
+One venue (bench/venue.py: by default the light venue, bench/light_venue.py, which takes a small
+share of a core; `--venue sim` the full simulator, niced like the one `mm run` embeds) streams
+BTCUSDT book events at paced rates; each contender in turn trades against it:
   engine    `mm run` with MM_MD_URL / MM_ORDER_URL at the venue (the layout it picks itself)
   asyncio   the single-process asyncio bot as tutorials write it (bench/baselines/asyncio_bot)
   mpqueue   the engine's own feed/model/signing with multiprocessing.Queue between processes
@@ -96,6 +97,7 @@ class Settings:
     repeats: int = 3
     contenders: tuple[str, ...] = CONTENDERS
     venue_cpu: int = -1           # -1: the scheduler places the venue (an independent exchange)
+    venue: str = "light"          # light (bench/light_venue.py) | sim (the full simulator)
 
     @classmethod
     def from_args(cls, args) -> "Settings":
@@ -113,6 +115,8 @@ class Settings:
             s.phase_s = float(args.e2e_phase)
         if getattr(args, "e2e_repeats", None):
             s.repeats = int(args.e2e_repeats)
+        if getattr(args, "venue", None):
+            s.venue = args.venue
         if getattr(args, "e2e_venue_cpu", None) is not None:
             s.venue_cpu = int(args.e2e_venue_cpu)
         if getattr(args, "e2e_contenders", None):
@@ -121,6 +125,10 @@ class Settings:
         return s
 
     def check(self) -> None:
+        from bench.venue import KINDS
+
+        if self.venue not in KINDS:
+            raise ValueError(f"--venue: expected one of {', '.join(KINDS)}, got {self.venue!r}")
         bad = [c for c in self.contenders if c not in CONTENDERS]
         if bad or not self.contenders:
             raise ValueError(f"--e2e-contenders: expected some of {list(CONTENDERS)}, got "
@@ -167,7 +175,8 @@ def main(args=None) -> dict:
     interrupted, venue_error = False, ""
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
-        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs")
+        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs",
+                             settings.venue)
         try:
             for r in range(settings.repeats):
                 n = len(settings.contenders)    # each round starts one further along
@@ -280,16 +289,19 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- the venue
-def _start_venue(rate: int, cpu: int, log_dir: Path) -> Venue:
-    """Niced as `mm run` nices its embedded simulator (the engine's processes preempt it), and
+def _start_venue(rate: int, cpu: int, log_dir: Path, kind: str = "light",
+                 symbols: list[str] | None = None) -> Venue:
+    """The simulator niced as `mm run` nices its embedded one (the engine's processes preempt
+    it); the light venue at normal priority, as an exchange on its own box would answer. Both
     unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
-    one, it measured the engine's wire-to-wire P50 about twice as high here (2 cores)."""
+    one, the simulator measured the engine's wire-to-wire P50 about twice as high here."""
     from engine.supervisor import SIM_NICE
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    return Venue.start(rate=rate, symbols=[SYMBOL], nice=SIM_NICE, cpu=cpu,
+    return Venue.start(rate=rate, symbols=symbols or [SYMBOL],
+                       nice=SIM_NICE if kind == "sim" else 0, cpu=cpu,
                        preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"),
-                       env=clean_env())
+                       env=clean_env(), kind=kind)
 
 
 def _cancel_left(venue: Venue, label: str, progress) -> None:

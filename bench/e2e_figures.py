@@ -102,7 +102,19 @@ def summarize(runs, contenders, rates, saturation_rates) -> dict:
                                                      for f in figs) for p in procs}
     return {"latency_us": latency, "ratios": _ratios(per, contenders, rates),
             "engine_hops_us": _hops(per, rates), "cpu_us_per_event": cpu,
+            "venue_core_share": venue_share(runs),
             "saturation": _saturation_summary(per, rates + saturation_rates)}
+
+
+def venue_share(runs) -> dict:
+    """rate -> the venue's CPU (user + system) as a share of one core, median over every phase
+    at that rate (all contenders, all rounds)."""
+    by: dict = {}
+    for run in runs:
+        for ph in run.phases:
+            if "venue" in ph["cpu_s"] and ph["seconds"] > 0:
+                by.setdefault(ph["rate"], []).append(ph["cpu_s"]["venue"] / ph["seconds"])
+    return {rate: _median(v) for rate, v in sorted(by.items())}
 
 
 def _ratios(per, contenders, rates) -> dict:

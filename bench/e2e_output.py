@@ -28,7 +28,8 @@ def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupt
     contenders = [c for c in settings.contenders if any(r.contender == c for r in runs)]
     labels = {r.contender: r.label for r in runs}
     summary = figs.summarize(runs, contenders, settings.rates, settings.saturation)
-    result = {"settings": asdict(settings), "box": figs.box(engine_summary),
+    result = {"settings": asdict(settings),
+              "box": {**figs.box(engine_summary), "venue": settings.venue},
               "interrupted": interrupted, "summary": summary,
               "targets": figs.targets(summary, settings.saturation),
               "errors": [f"round {r.repeat + 1} {r.label}: {r.error}" for r in runs if r.error]}
@@ -141,6 +142,7 @@ def _print(result: dict, labels: dict, settings) -> None:
     c.print(f"box: {box['cpu']}, {box['cores']} cores (usable {box['usable_cores']}, isolated "
             f"{box['isolated_cores'] or 'none'}), governor {box['governor']}, kernel "
             f"{box['kernel']}, Python {box['python']}")
+    c.print(venue_line(box["venue"], s["venue_core_share"]))
     if lay:
         c.print("engine layout: " + ", ".join(f"{r}@{core}/{lay['idle'].get(r, 'epoll')}"
                                               for r, core in lay["cores"].items()))
@@ -162,6 +164,17 @@ def _print(result: dict, labels: dict, settings) -> None:
         c.print(t)
     for e in result["errors"]:
         c.print(f"[yellow]{e}[/]")
+
+
+VENUES = {"light": "light (bench/light_venue.py: pre-encoded frames, timerfd pacing, kernel "
+                   "receive stamps)",
+          "sim": "the full simulator (engine/sim, niced as mm run embeds it)"}
+
+
+def venue_line(kind: str, share: dict) -> str:
+    """`venue: <which>; CPU <x>% of a core at <rate>/s, ...` (the box section)."""
+    cpu = ", ".join(f"{100 * v:.1f}% at {int(r):,}/s" for r, v in share.items() if v == v)
+    return f"venue: {VENUES.get(kind, kind)}; its CPU, share of one core: {cpu or 'not measured'}"
 
 
 def _latency_table(s: dict, labels: dict) -> Table:
