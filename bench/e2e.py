@@ -259,7 +259,7 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
         "venue_errors": st1["errors"] - st0["errors"],
         "slow_consumers_dropped": st1["slow_consumers_dropped"] - st0["slow_consumers_dropped"],
         "wire_ns": m1["samples"],
-        "cpu_s": {p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1},
+        "cpu_s": _venue_own_cpu({p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1}, st0, st1),
         "steal_pct": 100 * (steal1 - steal0) / (seconds * psutil.cpu_count()),
         "engine": _engine_delta(in0, in1) if in0 and in1 else None,
     }
@@ -271,6 +271,13 @@ def _engine_delta(a: dict, b: dict) -> dict:
                              for k, v in st.items()} for name, st in b["rings"].items()},
             "counters": {role: {k: v - a["counters"][role].get(k, 0) for k, v in c.items()}
                          for role, c in b["counters"].items()}}
+
+
+def _venue_own_cpu(cpu: dict, st0: dict, st1: dict) -> dict:
+    """The light venue reports its own getrusage (microseconds): finer than psutil's ticks."""
+    if "cpu_s" in st0 and "cpu_s" in st1:
+        cpu["venue"] = st1["cpu_s"] - st0["cpu_s"]
+    return cpu
 
 
 _RING_COUNTS = {"written", "read", "dropped", "blocked", "wakes", "parks"}
