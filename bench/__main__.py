@@ -31,6 +31,10 @@ def parse(argv=None) -> argparse.Namespace:
     p.add_argument("--venue", choices=("light", "sim"), default="light",
                    help="the end-to-end venue: light (bench/light_venue.py, default) or sim "
                         "(the full simulator, as mm run embeds it)")
+    p.add_argument("--against", metavar="REF",
+                   help="A/B: the working tree's engine against the engine of this git ref, "
+                        "interleaved round by round on one venue (the ref is built once under "
+                        "bench/.against/<sha>); implies --only e2e unless --only says more")
     e = p.add_argument_group("end to end (e2e)")
     e.add_argument("--e2e-rates", help="paced book events/s, comma-separated (500,2000,5000,10000)")
     e.add_argument("--e2e-saturation", help="engine-only rates past them ('' for none)")
@@ -47,7 +51,7 @@ def parse(argv=None) -> argparse.Namespace:
     bad = [n for n in only if n not in BENCHES]
     if bad:
         p.error(f"--only: unknown bench {', '.join(bad)}; expected some of {', '.join(BENCHES)}")
-    a.only = only
+    a.only = only or (["e2e"] if a.against else [])
     return a
 
 
@@ -82,6 +86,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         print(f"\ninterrupted ({e or 'Ctrl-C'}): saving what was measured")
         status = 130
+    if args.against:
+        results["against"] = (results.get("e2e") or {}).get("against") or {"ref": args.against}
     results["_run"] = {"argv": sys.argv[1:] if argv is None else argv, "failed": failed,
                        "interrupted": status == 130, "wall_s": time.monotonic() - t_all}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=_plain))

@@ -98,6 +98,7 @@ class Settings:
     contenders: tuple[str, ...] = CONTENDERS
     venue_cpu: int = -1           # -1: the scheduler places the venue (an independent exchange)
     venue: str = "light"          # light (bench/light_venue.py) | sim (the full simulator)
+    against: str = ""             # a git ref: A/B of the working tree's engine and the ref's
 
     @classmethod
     def from_args(cls, args) -> "Settings":
@@ -121,6 +122,12 @@ class Settings:
             s.venue_cpu = int(args.e2e_venue_cpu)
         if getattr(args, "e2e_contenders", None):
             s.contenders = tuple(c.strip() for c in args.e2e_contenders.split(",") if c.strip())
+        if getattr(args, "against", None):
+            # the two engines only, no saturation; two rounds at least: the spread of the
+            # rounds is what a regression must exceed
+            s.against, s.contenders, s.saturation = args.against, ("engine", "ref"), ()
+            if not getattr(args, "e2e_repeats", None):
+                s.repeats = max(s.repeats, 2)
         s.check()
         return s
 
@@ -129,7 +136,8 @@ class Settings:
 
         if self.venue not in KINDS:
             raise ValueError(f"--venue: expected one of {', '.join(KINDS)}, got {self.venue!r}")
-        bad = [c for c in self.contenders if c not in CONTENDERS]
+        bad = [c for c in self.contenders
+               if c not in CONTENDERS + ("ref",) or (c == "ref" and not self.against)]
         if bad or not self.contenders:
             raise ValueError(f"--e2e-contenders: expected some of {list(CONTENDERS)}, got "
                              f"{list(self.contenders)}")
@@ -168,11 +176,23 @@ def main(args=None) -> dict:
     out_dir = Path(getattr(args, "out_dir", None) or "bench/results/e2e") / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / "engine.toml"
-    config.write_text(engine_toml(getattr(args, "e2e_engine_set", None) or ()))
+    sets = list(getattr(args, "e2e_engine_set", None) or ())
+    if settings.against:              # both sides sign alike: HMAC is what every version knows
+        sets.insert(0, "sender.auth=hmac")
+    config.write_text(engine_toml(sets))
     runs: list[Run] = []
     instances: list[str] = []
     engine_summary: dict = {}
     interrupted, venue_error = False, ""
+    make = against = None
+    if settings.against:
+        from bench.against import engine_pair
+        from bench.against_build import build
+
+        ref = build(settings.against)
+        make, dropped = engine_pair(ref, config, out_dir, SYMBOL)
+        against = {"ref": ref.name, "sha": ref.sha, "subject": ref.subject,
+                   "config_keys_dropped": dropped}
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
         venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs",
@@ -181,7 +201,9 @@ def main(args=None) -> dict:
             for r in range(settings.repeats):
                 n = len(settings.contenders)    # each round starts one further along
                 for name in (settings.contenders[(r + k) % n] for k in range(n)):
-                    c = _make(name, r, out_dir, config, instances)
+                    c = make(name, r) if make else _make(name, r, out_dir, config, instances)
+                    if make:
+                        instances.append(c.instance)
                     run = Run(r, name, c.label)
                     runs.append(run)
                     _turn(c, run, venue, settings, progress, r)
@@ -195,7 +217,8 @@ def main(args=None) -> dict:
         finally:
             with _signals_ignored():
                 _stop_venue(venue, instances)
-    result = write_outputs(out_dir, settings, runs, engine_summary, interrupted or bool(venue_error))
+    result = write_outputs(out_dir, settings, runs, engine_summary, interrupted or bool(venue_error),
+                           against)
     if interrupted:
         raise KeyboardInterrupt("e2e interrupted; e2e.json holds the phases measured")
     if venue_error:
@@ -252,6 +275,7 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
     m1, in1, cpu1, steal1 = venue.mark(), c.snapshot(), _cpu(pids), psutil.cpu_times().steal
     seconds = (m1["t_ns"] - m0["t_ns"]) / 1e9
     st0, st1 = m0["stats"], m1["stats"]
+    probed = hasattr(c, "hops_between")
     events = st1["book_events"] - st0["book_events"]
     return {
         "rate": rate, "seconds": seconds, "events": events,
@@ -261,7 +285,9 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
         "wire_ns": m1["samples"],
         "cpu_s": _venue_own_cpu({p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1}, st0, st1),
         "steal_pct": 100 * (steal1 - steal0) / (seconds * psutil.cpu_count()),
-        "engine": _engine_delta(in0, in1) if in0 and in1 else None,
+        "engine": _engine_delta(in0, in1) if in0 and in1 and not probed else None,
+        # an engine read by bench/against_probe.py: its hops, already in us
+        "probe": c.hops_between(in0, in1) if in0 and in1 and probed else None,
     }
 
 

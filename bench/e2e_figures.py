@@ -47,6 +47,8 @@ def phase_figures(phase: dict) -> dict:
            "wire": wire, "steal_pct": phase["steal_pct"],
            "cpu_us_per_event": {p: 1e6 * s / events for p, s in phase["cpu_s"].items()},
            "venue_errors": phase["venue_errors"]}
+    if phase.get("probe"):
+        out["hops"] = phase["probe"]
     eng = phase.get("engine")
     if eng:
         out["hops"] = {name: hist_stats(h) for name, h in eng["hops"].items() if h.count}

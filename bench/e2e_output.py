@@ -24,7 +24,8 @@ from engine.latency.histogram import Histogram, bucket_bounds
 _LOW = bucket_bounds()[0]
 
 
-def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupted: bool) -> dict:
+def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupted: bool,
+                  against: dict | None = None) -> dict:
     contenders = [c for c in settings.contenders if any(r.contender == c for r in runs)]
     labels = {r.contender: r.label for r in runs}
     summary = figs.summarize(runs, contenders, settings.rates, settings.saturation)
@@ -33,6 +34,13 @@ def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupt
               "interrupted": interrupted, "summary": summary,
               "targets": figs.targets(summary, settings.saturation),
               "errors": [f"round {r.repeat + 1} {r.label}: {r.error}" for r in runs if r.error]}
+    if against is not None:
+        from bench.against import compare
+
+        against["rows"] = compare(runs, settings.rates)
+        against["regressions"] = [f"{r['metric']} at {r['rate']}/s x{r['ratio']:.2f}"
+                                  for r in against["rows"] if r["regression"]]
+        result["against"] = against
     doc = dict(result, runs=[_run_json(r) for r in runs])
     (out_dir / "e2e.json").write_text(json.dumps(_finite(doc)))
     files = ["e2e.json"]
@@ -162,6 +170,12 @@ def _print(result: dict, labels: dict, settings) -> None:
                       _x(tg["limit"]) if tg["limit"] < 10 else _us(tg["limit"]),
                       "[green]met[/]" if tg["ok"] else "[red]not met[/]")
         c.print(t)
+    if "against" in result:
+        from bench.against import print_table
+
+        a = result["against"]
+        print_table(a["rows"], f"{a['ref']} ({a['sha'][:10]}: {a['subject'][:60]})",
+                    a["config_keys_dropped"])
     for e in result["errors"]:
         c.print(f"[yellow]{e}[/]")
 

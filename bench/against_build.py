@@ -1,0 +1,98 @@
+"""Build a git ref of this repository for the A/B bench: its tree exported into
+bench/.against/<sha>/src (`git archive`: a plain tree, nothing registered in the repository's
+git metadata that other worktrees share), a venv of its own in bench/.against/<sha>/venv, and
+the ref installed there with `pip install -e` from the ref's own pyproject.toml / setup.py (its
+C extensions built from its own sources). A second run finds the directory and reuses it.
+
+Dependencies: the ref's venv sees this venv's site-packages (a .pth path line, not processed
+for the .pth files inside, so this tree's own editable `engine` stays invisible there) and the
+ref is installed with --no-deps --no-build-isolation: the same numba, numpy, picows as the
+working tree, offline, in seconds. A ref whose dependencies differ from those installed here is
+measured with the versions installed here (the A/B is about the engine's code).
+
+    ref = build("c28ed38")      # Ref(sha, src, python, mm); raises BuildError with the log
+"""
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+import sysconfig
+import tarfile
+import io
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+CACHE = ROOT / "bench" / ".against"
+BUILD_TIMEOUT_S = 600
+
+
+class BuildError(RuntimeError):
+    """The ref could not be resolved, exported or installed (the message says where the log is)."""
+
+
+@dataclass(frozen=True)
+class Ref:
+    name: str          # as asked: "c28ed38", "HEAD~3", a branch
+    sha: str
+    src: Path
+    python: Path
+    mm: Path
+    subject: str       # the commit's first line
+
+
+def _git(*args: str, repo: Path = ROOT) -> str:
+    r = subprocess.run(["git", "-C", str(repo), *args], capture_output=True, text=True)
+    if r.returncode:
+        raise BuildError(f"git {' '.join(args)}: {r.stderr.strip()}")
+    return r.stdout.strip()
+
+
+def resolve(ref: str, repo: Path = ROOT) -> tuple[str, str]:
+    """(full sha, subject) of `ref` in `repo`."""
+    sha = _git("rev-parse", "--verify", f"{ref}^{{commit}}", repo=repo)
+    return sha, _git("log", "-1", "--format=%s", sha, repo=repo)
+
+
+def build(ref: str, repo: Path = ROOT, cache: Path = CACHE, log=print) -> Ref:
+    """The ref's tree and venv, built once per sha under `cache`."""
+    sha, subject = resolve(ref, repo)
+    home = cache / sha
+    src, venv = home / "src", home / "venv"
+    python, mm = venv / "bin" / "python", venv / "bin" / "mm"
+    done = home / ".built"
+    if done.exists() and mm.exists():
+        return Ref(ref, sha, src, python, mm, subject)
+    log(f"against: building {ref} ({sha[:10]}) in {home} (once; reused by later runs)")
+    if home.exists():
+        shutil.rmtree(home)
+    src.mkdir(parents=True)
+    archive = subprocess.run(["git", "-C", str(repo), "archive", "--format=tar", sha],
+                             capture_output=True)
+    if archive.returncode:
+        raise BuildError(f"git archive {sha}: {archive.stderr.decode().strip()}")
+    with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+        tar.extractall(src)
+    _run([sys.executable, "-m", "venv", str(venv)], home / "build.log")
+    purelib = Path(sysconfig.get_paths()["purelib"])
+    ref_site = Path(subprocess.run([str(python), "-c", "import sysconfig; print(sysconfig."
+                                    "get_paths()['purelib'])"], capture_output=True, text=True,
+                                   check=True).stdout.strip())
+    (ref_site / "zz_working_tree_deps.pth").write_text(f"{purelib}\n")
+    _run([str(python), "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation", "-e",
+          str(src)], home / "build.log", cwd=src)
+    if not mm.exists():
+        raise BuildError(f"{ref}: no mm entry point after the install; see {home / 'build.log'}")
+    done.write_text(f"{sha}\n{subject}\n")
+    return Ref(ref, sha, src, python, mm, subject)
+
+
+def _run(cmd: list[str], log_path: Path, cwd: Path | None = None) -> None:
+    with open(log_path, "a") as log:
+        log.write(f"$ {' '.join(cmd)}\n")
+        log.flush()
+        r = subprocess.run(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=cwd,
+                           timeout=BUILD_TIMEOUT_S)
+    if r.returncode:
+        raise BuildError(f"{' '.join(cmd[:4])} ... failed (status {r.returncode}); see {log_path}")
