@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 # name -> module in bench/; each has main(args) -> dict and prints its own table.
-BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "sim", "e2e", "backtest")
+BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "sim", "e2e", "instruments",
+           "backtest")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -35,6 +36,9 @@ def parse(argv=None) -> argparse.Namespace:
                    help="A/B: the working tree's engine against the engine of this git ref, "
                         "interleaved round by round on one venue (the ref is built once under "
                         "bench/.against/<sha>); implies --only e2e unless --only says more")
+    i = p.add_argument_group("instruments (the engine at 1..200 instruments, same total rate)")
+    i.add_argument("--instruments-counts", help="instrument counts, comma-separated (1,10,50,200)")
+    i.add_argument("--instruments-rate", type=int, help="total book events/s (2000)")
     e = p.add_argument_group("end to end (e2e)")
     e.add_argument("--e2e-rates", help="paced book events/s, comma-separated (500,2000,5000,10000)")
     e.add_argument("--e2e-saturation", help="engine-only rates past them ('' for none)")

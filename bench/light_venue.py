@@ -400,6 +400,7 @@ class LightVenue:
         messages, used = c.reader.parse(c.buf)
         if used:
             del c.buf[:used]
+        answers = []                 # requests read together are answered in one write
         for opcode, payload in messages:
             if opcode == ws.OP_TEXT or opcode == ws.OP_BINARY:
                 if c.kind == "api":
@@ -407,18 +408,21 @@ class LightVenue:
                         self.stats["orders_stamped"] += 1
                     else:
                         self.stats["orders_unstamped"] += 1
-                    self._send(c, ws.frame(self.api.handle(c.session, t_ns or time.time_ns(),
-                                                           payload)))
+                    answers.append(ws.frame(self.api.handle(c.session, t_ns or time.time_ns(),
+                                                            payload)))
                 else:
                     self._md_control(c, payload)
             elif opcode == ws.OP_PING:
-                self._send(c, ws.frame(payload, ws.OP_PONG))
+                answers.append(ws.frame(payload, ws.OP_PONG))
             elif opcode == ws.OP_CLOSE:
-                self._send(c, ws.frame(payload[:2], ws.OP_CLOSE))
+                answers.append(ws.frame(payload[:2], ws.OP_CLOSE))
+                self._send(c, b"".join(answers))
                 c.closing = True
                 if not c.out:
                     self._drop(c)
                 return
+        if answers:
+            self._send(c, answers[0] if len(answers) == 1 else b"".join(answers))
 
     def _upgrade(self, c: _Conn) -> None:
         try:
