@@ -36,6 +36,7 @@ def parse(argv=None) -> argparse.Namespace:
                    help="A/B: the working tree's engine against the engine of this git ref, "
                         "interleaved round by round on one venue (the ref is built once under "
                         "bench/.against/<sha>); implies --only e2e unless --only says more")
+    p.add_argument("--against-repo", metavar="PATH", help=argparse.SUPPRESS)  # tests: a clone
     i = p.add_argument_group("instruments (the engine at 1..200 instruments, same total rate)")
     i.add_argument("--instruments-counts", help="instrument counts, comma-separated (1,10,50,200)")
     i.add_argument("--instruments-rate", type=int, help="total book events/s (2000)")

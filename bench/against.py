@@ -237,9 +237,10 @@ def _row(rate, metric, kind, ref: list, eng: list, higher_is_better: bool) -> di
     tol = max(spread(ref, mr), spread(eng, me), FLOORS[kind])
     ratio = me / mr if mr else float("nan")
     worse = (ratio < 1 / (1 + tol)) if higher_is_better else (ratio > 1 + tol)
+    better = (ratio > 1 + tol) if higher_is_better else (ratio < 1 / (1 + tol))
     return {"rate": rate, "metric": metric, "ref": mr, "engine": me, "ratio": ratio,
             "ref_rounds": ref, "engine_rounds": eng, "tolerance": tol,
-            "regression": bool(worse and mr == mr)}
+            "regression": bool(worse and mr == mr), "improvement": bool(better and mr == mr)}
 
 
 def print_table(rows: list[dict], ref_label: str, dropped: list[str]) -> None:
@@ -248,8 +249,8 @@ def print_table(rows: list[dict], ref_label: str, dropped: list[str]) -> None:
 
     c = Console() if Console().is_terminal else Console(width=160)
     t = Table(title=f"A/B: working tree vs {ref_label}, median of rounds; engine/ref > 1: the "
-                    f"working tree is higher; REGRESSION: worse beyond the rounds' spread and "
-                    f"the noise floor")
+                    f"working tree is higher; REGRESSION / better: worse / better beyond the "
+                    f"rounds' spread and the noise floor")
     for col in ("rate/s", "metric", "ref", "working tree", "engine/ref", "rounds ref",
                 "rounds tree", "tolerance", ""):
         t.add_column(col, justify="left" if col in ("metric", "") else "right")
@@ -261,7 +262,8 @@ def print_table(rows: list[dict], ref_label: str, dropped: list[str]) -> None:
         t.add_row(f"{r['rate']:,}", r["metric"], _n(r["ref"]), _n(r["engine"]),
                   f"{r['ratio']:.2f}", " ".join(_n(v) for v in r["ref_rounds"]),
                   " ".join(_n(v) for v in r["engine_rounds"]), f"±{100 * r['tolerance']:.0f}%",
-                  "[red]REGRESSION[/]" if r["regression"] else "")
+                  "[red]REGRESSION[/]" if r["regression"] else
+                  "[green]better[/]" if r["improvement"] else "")
     c.print(t)
     if dropped:
         c.print(f"[yellow]config keys the ref does not know, left out of its config: "
@@ -274,6 +276,15 @@ def print_table(rows: list[dict], ref_label: str, dropped: list[str]) -> None:
 
 def _n(v) -> str:
     return "-" if v is None or v != v else f"{v:,.0f}" if abs(v) >= 100 else f"{v:.1f}"
+
+
+def swapped(runs):
+    """The same runs with the sides exchanged (the ref as the tree): compare(swapped(runs))
+    reads the A/B the other way round."""
+    import dataclasses
+
+    other = {"engine": "ref", "ref": "engine"}
+    return [dataclasses.replace(r, contender=other.get(r.contender, r.contender)) for r in runs]
 
 
 def engine_pair(ref, config: Path, out_dir: Path, symbol: str):

@@ -103,7 +103,10 @@ class Settings:
     @classmethod
     def from_args(cls, args) -> "Settings":
         quick = bool(getattr(args, "quick", False))
-        s = (cls(phase_s=1.0, settle_s=0.3, warmup_s=0.5, repeats=1, saturation=(20000,))
+        # quick (QUICK=1 under 2 minutes): the three rates, the baselines that start
+        # fast (mpqueue compiles three numba processes), one saturation rate
+        s = (cls(rates=(500, 2000, 5000), phase_s=1.0, settle_s=0.3, warmup_s=0.5, repeats=1,
+                 saturation=(20000,), contenders=("engine", "asyncio", "reflex"))
              if quick else cls())
 
         def ints(text: str) -> tuple[int, ...]:
@@ -187,9 +190,9 @@ def main(args=None) -> dict:
     make = against = None
     if settings.against:
         from bench.against import engine_pair
-        from bench.against_build import build
+        from bench.against_build import ROOT, build
 
-        ref = build(settings.against)
+        ref = build(settings.against, Path(getattr(args, "against_repo", None) or ROOT))
         make, dropped = engine_pair(ref, config, out_dir, SYMBOL)
         against = {"ref": ref.name, "sha": ref.sha, "subject": ref.subject,
                    "config_keys_dropped": dropped}

@@ -40,6 +40,8 @@ def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupt
         against["rows"] = compare(runs, settings.rates)
         against["regressions"] = [f"{r['metric']} at {r['rate']}/s x{r['ratio']:.2f}"
                                   for r in against["rows"] if r["regression"]]
+        against["improvements"] = [f"{r['metric']} at {r['rate']}/s x{r['ratio']:.2f}"
+                                   for r in against["rows"] if r["improvement"]]
         result["against"] = against
     doc = dict(result, runs=[_run_json(r) for r in runs])
     (out_dir / "e2e.json").write_text(json.dumps(_finite(doc)))

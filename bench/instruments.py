@@ -36,8 +36,8 @@ def main(args=None) -> dict:
     counts = tuple(int(x) for x in str(getattr(args, "instruments_counts", None) or
                                         ",".join(map(str, COUNTS))).split(",") if x.strip())
     rate = int(getattr(args, "instruments_rate", None) or RATE)
-    s = Settings(rates=(rate,), saturation=(), phase_s=2.0 if quick else 5.0, settle_s=0.5,
-                 warmup_s=0.5 if quick else 1.0, repeats=1, contenders=("engine",))
+    s = Settings(rates=(rate,), saturation=(), phase_s=1.0 if quick else 5.0,
+                 settle_s=0.3 if quick else 0.5, warmup_s=0.3 if quick else 1.0, repeats=1, contenders=("engine",))
     out_dir = Path(getattr(args, "out_dir", None) or "bench/results/instruments") / "instruments"
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / "engine.toml"

@@ -112,14 +112,14 @@ def main(args=None) -> dict:
         r["x_queue"] = base["p50"] / r["p50"] if base and r["p50"] else float("nan")
 
     # ---- throughput (unpaced, block policy: nothing dropped) ----
-    n_nb = 2_000_000 if quick else 10_000_000
-    n_py = 300_000 if quick else 1_000_000
+    n_nb = 1_000_000 if quick else 10_000_000
+    n_py = 100_000 if quick else 1_000_000
     tp_rows = [
         ring_row("ring numba->numba throughput", "numba", "busy-spin", n_nb, 0, 256, cap=4096),
         ring_row("ring python push/pop_many", "python", "busy-spin", n_py, 0, 1, cap=4096),
         ring_row("ring python push_many(256)", "python", "busy-spin", n_py * 3, 0, 256, cap=4096),
     ]
-    n_q = 100_000 if quick else 300_000
+    n_q = 30_000 if quick else 300_000
     for kind in ("mp.Queue", "mp.Pipe", "faster-fifo"):
         try:
             r = run_baseline(kind, n_q, 0, cores)
