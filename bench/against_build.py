@@ -14,6 +14,7 @@ measured with the versions installed here (the A/B is about the engine's code).
 """
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -84,8 +85,30 @@ def build(ref: str, repo: Path = ROOT, cache: Path = CACHE, log=print) -> Ref:
           str(src)], home / "build.log", cwd=src)
     if not mm.exists():
         raise BuildError(f"{ref}: no mm entry point after the install; see {home / 'build.log'}")
+    if _share_numba_cache(ROOT / "engine", src / "engine"):
+        log(f"against: {ref}'s engine/ is this tree's, byte for byte: numba's cache copied")
     done.write_text(f"{sha}\n{subject}\n")
     return Ref(ref, sha, src, python, mm, subject)
+
+
+def _share_numba_cache(ours: Path, theirs: Path) -> bool:
+    """Copy our numba cache files into `theirs` when every .py file of the two packages is
+    the same (then every compiled function, its callees and the constants it froze are too),
+    with our sources' mtimes (numba keys its index by the source's mtime and size). Anything
+    less than identical compiles afresh: numba does not notice a changed callee elsewhere."""
+    mine = {p.relative_to(ours): p for p in ours.rglob("*.py")}
+    other = {p.relative_to(theirs): p for p in theirs.rglob("*.py")}
+    if set(mine) != set(other) or any(mine[k].read_bytes() != other[k].read_bytes()
+                                      for k in mine):
+        return False
+    for rel, p in mine.items():
+        st = p.stat()
+        os.utime(other[rel], ns=(st.st_atime_ns, st.st_mtime_ns))
+    for f in list(ours.rglob("__pycache__/*.nbi")) + list(ours.rglob("__pycache__/*.nbc")):
+        dest = theirs / f.relative_to(ours)
+        dest.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(f, dest)
+    return True
 
 
 def _run(cmd: list[str], log_path: Path, cwd: Path | None = None) -> None:
