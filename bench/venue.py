@@ -53,14 +53,16 @@ class Venue:
     @classmethod
     def start(cls, rate: float, symbols: list[str], nice: int = 0, cpu: int = -1,
               seed: int = 1, preexec_fn=None, log_path: str | None = None,
-              env: dict | None = None, kind: str = "sim") -> "Venue":
+              env: dict | None = None, kind: str = "sim",
+              extra_args: list[str] | None = None) -> "Venue":
         """Start the child (`kind`: a key of KINDS); its stderr (the server's log) goes to
         `log_path` when given. The simulator trusts the keys `env` names (MM_API_KEY..., else
         the demo pair); the light venue checks none."""
         if kind not in KINDS:
             raise ValueError(f"venue: expected one of {', '.join(KINDS)}, got {kind!r}")
         cmd = [sys.executable, "-m", KINDS[kind], "--rate", str(rate), "--nice", str(nice),
-               "--cpu", str(cpu), "--seed", str(seed), "--symbols", ",".join(symbols)]
+               "--cpu", str(cpu), "--seed", str(seed), "--symbols", ",".join(symbols),
+               *(extra_args or [])]
         log = open(log_path, "w") if log_path else None
         try:
             # own session: a Ctrl-C on the terminal reaches the bench only, which stops the
