@@ -70,6 +70,9 @@ def _one(n: int, rate: int, s: Settings, config: Path, out_dir: Path) -> dict:
         wire = sorted(ph["wire_ns"])
         row.update({
             "events_per_s": ph["events"] / ph["seconds"],
+            # a busy symbol leaves events unanswered (one request in flight per side), many
+            # quiet ones do not: read tick-to-order beside the order rate it was measured at
+            "orders_per_s": ph["orders"] / ph["seconds"],
             "answered": len(wire) / events,
             "tick_to_order_p50_us": hop.percentile(50) / 1e3 if hop and hop.count else None,
             "tick_to_order_p99_us": hop.percentile(99) / 1e3 if hop and hop.count else None,
@@ -130,14 +133,15 @@ def _print(result: dict) -> None:
     c = Console() if Console().is_terminal else Console(width=150)
     t = Table(title=f"instruments: the engine at {result['rate']:,} book events/s in total, "
                     f"spread over every symbol ({result['phase_s']:g} s per count)")
-    for col in ("instruments", "events/s", "tick-to-order P50", "P99", "wire P50", "P99",
-                "answered", "CPU us/event"):
+    for col in ("instruments", "events/s", "orders/s", "tick-to-order P50", "P99", "wire P50",
+                "P99", "answered", "CPU us/event"):
         t.add_column(col, justify="right")
     for r in result["rows"]:
         if r["error"]:
-            t.add_row(str(r["instruments"]), r["error"][:60], *[""] * 6)
+            t.add_row(str(r["instruments"]), r["error"][:60], *[""] * 7)
             continue
-        t.add_row(str(r["instruments"]), _f(r["events_per_s"]), _f(r["tick_to_order_p50_us"]),
+        t.add_row(str(r["instruments"]), _f(r["events_per_s"]), _f(r["orders_per_s"]),
+                  _f(r["tick_to_order_p50_us"]),
                   _f(r["tick_to_order_p99_us"]), _f(r["wire_p50_us"]), _f(r["wire_p99_us"]),
                   f"{100 * r['answered']:.0f}%", _f(r["cpu_us_per_event"], ",.1f"))
     c.print(t)
