@@ -35,8 +35,10 @@ from bench.contenders import (ENGINE_READY_TIMEOUT_S, ENGINE_STOP_TIMEOUT_S, Con
 PROBE = (Path(__file__).parent / "against_probe.py").read_text()
 PROBE_TIMEOUT_S = 10.0
 # worse by more than this share (and the rounds' spread) is flagged
-FLOORS = {"p50": 0.25, "p90": 0.35, "p99": 0.5, "p999": 0.75, "answered": 0.10,
-          "cpu": 0.25, "hop_p50": 0.35, "hop_p99": 0.75}
+# (measured here: the same engine on both sides differed by up to 23% in events answered and
+# 15% in P50 over two rounds of one second, with two other benches running on the box)
+FLOORS = {"p50": 0.35, "p90": 0.5, "p99": 0.75, "p999": 1.0, "answered": 0.30,
+          "cpu": 0.35, "hop_p50": 0.5, "hop_p99": 1.0}
 
 
 class ProbedEngine(Contender):

@@ -85,30 +85,89 @@ def build(ref: str, repo: Path = ROOT, cache: Path = CACHE, log=print) -> Ref:
           str(src)], home / "build.log", cwd=src)
     if not mm.exists():
         raise BuildError(f"{ref}: no mm entry point after the install; see {home / 'build.log'}")
-    if _share_numba_cache(ROOT / "engine", src / "engine"):
-        log(f"against: {ref}'s engine/ is this tree's, byte for byte: numba's cache copied")
+    shared = _share_numba_cache(ROOT / "engine", src / "engine")
+    if shared:
+        log(f"against: numba's cache of {shared} module(s) copied (they and what they import "
+            f"are this tree's, byte for byte)")
     done.write_text(f"{sha}\n{subject}\n")
     return Ref(ref, sha, src, python, mm, subject)
 
 
-def _share_numba_cache(ours: Path, theirs: Path) -> bool:
-    """Copy our numba cache files into `theirs` when every .py file of the two packages is
-    the same (then every compiled function, its callees and the constants it froze are too),
-    with our sources' mtimes (numba keys its index by the source's mtime and size). Anything
-    less than identical compiles afresh: numba does not notice a changed callee elsewhere."""
-    mine = {p.relative_to(ours): p for p in ours.rglob("*.py")}
-    other = {p.relative_to(theirs): p for p in theirs.rglob("*.py")}
-    if set(mine) != set(other) or any(mine[k].read_bytes() != other[k].read_bytes()
-                                      for k in mine):
-        return False
-    for rel, p in mine.items():
-        st = p.stat()
-        os.utime(other[rel], ns=(st.st_atime_ns, st.st_mtime_ns))
-    for f in list(ours.rglob("__pycache__/*.nbi")) + list(ours.rglob("__pycache__/*.nbc")):
-        dest = theirs / f.relative_to(ours)
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copy2(f, dest)
-    return True
+def _share_numba_cache(ours: Path, theirs: Path) -> int:
+    """Copy our numba cache files into `theirs` when every module that uses numba and every
+    engine module those import, directly or not (callees, the constants compiled code froze),
+    are the same there byte for byte; with our sources' mtimes (numba keys its index by the
+    source's mtime and size). Returns how many modules' caches were copied; 0 means the ref
+    compiles afresh (numba itself would not notice a changed callee in another module). A ref
+    that changed only pure-Python parts (the sender, the feed's Python) shares the quoter's."""
+    copied = 0
+    # compiled code reaches other compiled code through imports the text does not show (the
+    # strategies are dispatched by name): every module that uses numba counts for every other
+    jitted = set()
+    for f in ours.rglob("*.py"):
+        if b"numba" in f.read_bytes():
+            jitted |= _imports(ours, f)
+    if not all(_same(f, theirs / f.relative_to(ours)) for f in jitted):
+        return 0
+    for nbi_dir in ours.rglob("__pycache__"):
+        for module in {f.name.split(".")[0] for f in nbi_dir.glob("*.nbi")}:
+            src = nbi_dir.parent / f"{module}.py"
+            if not src.exists():
+                continue
+            closure = _imports(ours, src) | jitted
+            for f in closure:
+                st = f.stat()
+                os.utime(theirs / f.relative_to(ours), ns=(st.st_atime_ns, st.st_mtime_ns))
+            dest = theirs / nbi_dir.relative_to(ours)
+            dest.mkdir(parents=True, exist_ok=True)
+            for f in list(nbi_dir.glob(f"{module}.*.nbi")) + list(nbi_dir.glob(f"{module}.*.nbc")):
+                shutil.copy2(f, dest / f.name)
+            copied += 1
+    return copied
+
+
+def _same(a: Path, b: Path) -> bool:
+    return b.exists() and a.read_bytes() == b.read_bytes()
+
+
+def _imports(pkg: Path, first: Path) -> set[Path]:
+    """`first` and every file of package `pkg` it imports, transitively (static: every import
+    statement anywhere in the file), with the packages' __init__.py files on the way."""
+    import ast
+
+    root = pkg.parent
+    seen: set[Path] = set()
+    todo = [first]
+    while todo:
+        f = todo.pop()
+        if f in seen:
+            continue
+        seen.add(f)
+        rel = f.relative_to(root).with_suffix("")
+        parts = list(rel.parts[:-1] if rel.name == "__init__" else rel.parts)
+        here = parts if rel.name == "__init__" else parts[:-1]
+        for i in range(1, len(here) + 1):               # the packages it lives in
+            todo.append(root.joinpath(*here[:i], "__init__.py"))
+        for node in ast.walk(ast.parse(f.read_bytes())):
+            names = []
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = here[:len(here) - node.level + 1] if node.level else []
+                mod = base + (node.module.split(".") if node.module else [])
+                names = [".".join(mod)] + [".".join(mod + [a.name]) for a in node.names]
+            for name in names:
+                if name.split(".")[0] != pkg.name:
+                    continue
+                p = root.joinpath(*name.split("."))
+                for cand in (p.with_suffix(".py"), p / "__init__.py"):
+                    if cand.exists():
+                        todo.append(cand)
+                for i in range(1, len(name.split("."))):
+                    init = root.joinpath(*name.split(".")[:i], "__init__.py")
+                    if init.exists():
+                        todo.append(init)
+    return {f for f in seen if f.exists()}
 
 
 def _run(cmd: list[str], log_path: Path, cwd: Path | None = None) -> None:

@@ -15,7 +15,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 AB = ["--quick", "--e2e-rates", "1000", "--e2e-phase", "1", "--e2e-repeats", "2"]
-HEADLINE = ("wire-to-wire P50 (us)", "wire-to-wire P90 (us)", "events answered (%)")
+# P90 and beyond swing 2-10x between rounds on this box (bimodal: a parked stage's wake-up)
+HEADLINE = ("wire-to-wire P50 (us)", "events answered (%)")
 DELAY = "        time.sleep(0.002)   # injected by tests/bench/test_against.py\n"
 
 
