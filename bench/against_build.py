@@ -27,6 +27,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 CACHE = ROOT / "bench" / ".against"
 BUILD_TIMEOUT_S = 600
+KEEP = 6                       # builds kept in the cache (the least recently used go)
 
 
 class BuildError(RuntimeError):
@@ -64,7 +65,9 @@ def build(ref: str, repo: Path = ROOT, cache: Path = CACHE, log=print) -> Ref:
     python, mm = venv / "bin" / "python", venv / "bin" / "mm"
     done = home / ".built"
     if done.exists() and mm.exists():
+        done.touch()                   # recently used
         return Ref(ref, sha, src, python, mm, subject)
+    _prune(cache, KEEP - 1)
     log(f"against: building {ref} ({sha[:10]}) in {home} (once; reused by later runs)")
     if home.exists():
         shutil.rmtree(home)
@@ -91,6 +94,14 @@ def build(ref: str, repo: Path = ROOT, cache: Path = CACHE, log=print) -> Ref:
             f"are this tree's, byte for byte)")
     done.write_text(f"{sha}\n{subject}\n")
     return Ref(ref, sha, src, python, mm, subject)
+
+
+def _prune(cache: Path, keep: int) -> None:
+    """Remove all but the `keep` most recently used builds (each is a source tree and a venv)."""
+    builds = sorted((d for d in cache.glob("*") if (d / ".built").exists()),
+                    key=lambda d: (d / ".built").stat().st_mtime, reverse=True)
+    for d in builds[keep:]:
+        shutil.rmtree(d, ignore_errors=True)
 
 
 def _share_numba_cache(ours: Path, theirs: Path) -> int:
