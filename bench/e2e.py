@@ -99,6 +99,8 @@ class Settings:
     venue_cpu: int = -1           # -1: the scheduler places the venue (an independent exchange)
     venue: str = "light"          # light (bench/light_venue.py) | sim (the full simulator)
     against: str = ""             # a git ref: A/B of the working tree's engine and the ref's
+    venue_batch_us: float = -1.0  # light venue: events due within this share a write (-1: its
+                                  # default, 500 us; 0: one wake-up and write per event)
 
     @classmethod
     def from_args(cls, args) -> "Settings":
@@ -121,6 +123,8 @@ class Settings:
             s.repeats = int(args.e2e_repeats)
         if getattr(args, "venue", None):
             s.venue = args.venue
+        if getattr(args, "venue_batch_us", None) is not None:
+            s.venue_batch_us = float(args.venue_batch_us)
         if getattr(args, "e2e_venue_cpu", None) is not None:
             s.venue_cpu = int(args.e2e_venue_cpu)
         if getattr(args, "e2e_contenders", None):
@@ -199,7 +203,7 @@ def main(args=None) -> dict:
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
         venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs",
-                             settings.venue)
+                             settings.venue, batch_us=settings.venue_batch_us)
         try:
             for r in range(settings.repeats):
                 n = len(settings.contenders)    # each round starts one further along
@@ -326,7 +330,7 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 # ---------------------------------------------------------------- the venue
 def _start_venue(rate: int, cpu: int, log_dir: Path, kind: str = "light",
-                 symbols: list[str] | None = None) -> Venue:
+                 symbols: list[str] | None = None, batch_us: float = -1.0) -> Venue:
     """The simulator niced as `mm run` nices its embedded one (the engine's processes preempt
     it); the light venue at normal priority, as an exchange on its own box would answer. Both
     unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
@@ -337,7 +341,9 @@ def _start_venue(rate: int, cpu: int, log_dir: Path, kind: str = "light",
     return Venue.start(rate=rate, symbols=symbols or [SYMBOL],
                        nice=SIM_NICE if kind == "sim" else 0, cpu=cpu,
                        preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"),
-                       env=clean_env(), kind=kind)
+                       env=clean_env(), kind=kind,
+                       extra_args=["--batch-us", str(batch_us)] if kind == "light" and
+                       batch_us >= 0 else None)
 
 
 def _cancel_left(venue: Venue, label: str, progress) -> None:

@@ -152,7 +152,7 @@ def _print(result: dict, labels: dict, settings) -> None:
     c.print(f"box: {box['cpu']}, {box['cores']} cores (usable {box['usable_cores']}, isolated "
             f"{box['isolated_cores'] or 'none'}), governor {box['governor']}, kernel "
             f"{box['kernel']}, Python {box['python']}")
-    c.print(venue_line(box["venue"], s["venue_core_share"]))
+    c.print(venue_line(box["venue"], s["venue_core_share"], settings.venue_batch_us))
     if lay:
         c.print("engine layout: " + ", ".join(f"{r}@{core}/{lay['idle'].get(r, 'epoll')}"
                                               for r, core in lay["cores"].items()))
@@ -187,10 +187,15 @@ VENUES = {"light": "light (bench/light_venue.py: pre-encoded frames, timerfd pac
           "sim": "the full simulator (engine/sim, niced as mm run embeds it)"}
 
 
-def venue_line(kind: str, share: dict) -> str:
+def venue_line(kind: str, share: dict, batch_us: float = -1.0) -> str:
     """`venue: <which>; CPU <x>% of a core at <rate>/s, ...` (the box section)."""
     cpu = ", ".join(f"{100 * v:.1f}% at {int(r):,}/s" for r, v in share.items() if v == v)
-    return f"venue: {VENUES.get(kind, kind)}; its CPU, share of one core: {cpu or 'not measured'}"
+    batch = ""
+    if kind == "light":
+        batch = (f"; events due within {batch_us if batch_us >= 0 else 500:g} us share a write"
+                 if batch_us != 0 else "; one write per event")
+    return (f"venue: {VENUES.get(kind, kind)}{batch}; its CPU (contenders' orders included), "
+            f"share of one core: {cpu or 'not measured'}")
 
 
 def _latency_table(s: dict, labels: dict) -> Table:
