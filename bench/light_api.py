@@ -160,6 +160,9 @@ class LightApi:
             result = handler(session, params)
         except ApiError as e:
             return self._error(rid, e, limits)
+        except Exception:             # a malformed value this venue did not foresee: the
+            return self._error(rid, ApiError(500, -1000, "An unknown error occurred while "
+                                                         "processing the request."), limits)
         return _ENVELOPE_OK % (rid, result, _LIMITS if limits else b"")
 
     def _error(self, rid: bytes, e: ApiError, limits: bool) -> bytes:
