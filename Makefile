@@ -21,9 +21,11 @@ run: $(STAMP)
 test: $(STAMP)
 	$(PY) -m pytest -q
 
-# make bench [QUICK=1] [ONLY=e2e[,sim,...]]: results in bench/results/<time>/
+# make bench [QUICK=1] [ONLY=e2e[,sim,...]] [AGAINST=<git ref>] [VENUE=sim]: results in
+# bench/results/<time>/; AGAINST: the working tree's engine A/B against the ref's
 bench: $(STAMP)
-	$(PY) -m bench $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY))
+	$(PY) -m bench $(if $(filter-out 0,$(QUICK)),--quick) $(if $(ONLY),--only $(ONLY)) \
+	  $(if $(AGAINST),--against $(AGAINST)) $(if $(VENUE),--venue $(VENUE))
 
 # Tools the deploy tests use when present (they skip without them): systemd-analyze, shellcheck.
 # Best effort, as root through apt; CI calls it, `make test` does not.

@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 # name -> module in bench/; each has main(args) -> dict and prints its own table.
-BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "sim", "e2e", "backtest")
+BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "sim", "e2e", "instruments",
+           "backtest")
 
 
 def parse(argv=None) -> argparse.Namespace:
@@ -28,6 +29,21 @@ def parse(argv=None) -> argparse.Namespace:
                    help=f"bench(es) to run, repeatable or comma-separated: {', '.join(BENCHES)}")
     p.add_argument("--quick", action="store_true", help="smaller sample counts, shorter phases")
     p.add_argument("--out", default=None, help="results directory (default bench/results/<time>)")
+    p.add_argument("--venue", choices=("light", "sim"), default="light",
+                   help="the end-to-end venue: light (bench/light_venue.py, default) or sim "
+                        "(the full simulator, as mm run embeds it)")
+    p.add_argument("--venue-batch-us", type=float,
+                   help="light venue: book events due within this many us share one write "
+                        "(default 500; 0: one wake-up and one write per event, exact spacing, "
+                        "~26%% of a core at 5,000/s here instead of ~16%%)")
+    p.add_argument("--against", metavar="REF",
+                   help="A/B: the working tree's engine against the engine of this git ref, "
+                        "interleaved round by round on one venue (the ref is built once under "
+                        "bench/.against/<sha>); implies --only e2e unless --only says more")
+    p.add_argument("--against-repo", metavar="PATH", help=argparse.SUPPRESS)  # tests: a clone
+    i = p.add_argument_group("instruments (the engine at 1..200 instruments, same total rate)")
+    i.add_argument("--instruments-counts", help="instrument counts, comma-separated (1,10,50,200)")
+    i.add_argument("--instruments-rate", type=int, help="total book events/s (2000)")
     e = p.add_argument_group("end to end (e2e)")
     e.add_argument("--e2e-rates", help="paced book events/s, comma-separated (500,2000,5000,10000)")
     e.add_argument("--e2e-saturation", help="engine-only rates past them ('' for none)")
@@ -44,7 +60,7 @@ def parse(argv=None) -> argparse.Namespace:
     bad = [n for n in only if n not in BENCHES]
     if bad:
         p.error(f"--only: unknown bench {', '.join(bad)}; expected some of {', '.join(BENCHES)}")
-    a.only = only
+    a.only = only or (["e2e"] if a.against else [])
     return a
 
 
@@ -79,6 +95,8 @@ def main(argv=None) -> int:
     except KeyboardInterrupt as e:
         print(f"\ninterrupted ({e or 'Ctrl-C'}): saving what was measured")
         status = 130
+    if args.against:
+        results["against"] = (results.get("e2e") or {}).get("against") or {"ref": args.against}
     results["_run"] = {"argv": sys.argv[1:] if argv is None else argv, "failed": failed,
                        "interrupted": status == 130, "wall_s": time.monotonic() - t_all}
     (out_dir / "results.json").write_text(json.dumps(results, indent=1, default=_plain))

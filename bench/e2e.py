@@ -1,7 +1,8 @@
 """End to end: the whole engine against the alternatives, on one venue, in one run.
 
-One simulator (bench/venue.py, niced like the one `mm run` embeds, not pinned) streams BTCUSDT
-book events at paced rates; each contender in turn trades against it:
+One venue (bench/venue.py: by default the light venue, bench/light_venue.py, which takes a small
+share of a core; `--venue sim` the full simulator, niced like the one `mm run` embeds) streams
+BTCUSDT book events at paced rates; each contender in turn trades against it:
   engine    `mm run` with MM_MD_URL / MM_ORDER_URL at the venue (the layout it picks itself)
   asyncio   the single-process asyncio bot as tutorials write it (bench/baselines/asyncio_bot)
   mpqueue   the engine's own feed/model/signing with multiprocessing.Queue between processes
@@ -96,11 +97,18 @@ class Settings:
     repeats: int = 3
     contenders: tuple[str, ...] = CONTENDERS
     venue_cpu: int = -1           # -1: the scheduler places the venue (an independent exchange)
+    venue: str = "light"          # light (bench/light_venue.py) | sim (the full simulator)
+    against: str = ""             # a git ref: A/B of the working tree's engine and the ref's
+    venue_batch_us: float = -1.0  # light venue: events due within this share a write (-1: its
+                                  # default, 500 us; 0: one wake-up and write per event)
 
     @classmethod
     def from_args(cls, args) -> "Settings":
         quick = bool(getattr(args, "quick", False))
-        s = (cls(phase_s=1.0, settle_s=0.3, warmup_s=0.5, repeats=1, saturation=(20000,))
+        # quick (QUICK=1 under 2 minutes): the issue's three rates, the baselines that start
+        # fast (mpqueue compiles three numba processes), one saturation rate
+        s = (cls(rates=(500, 2000, 5000), phase_s=1.0, settle_s=0.3, warmup_s=0.5, repeats=1,
+                 saturation=(20000,), contenders=("engine", "asyncio", "reflex"))
              if quick else cls())
 
         def ints(text: str) -> tuple[int, ...]:
@@ -113,15 +121,30 @@ class Settings:
             s.phase_s = float(args.e2e_phase)
         if getattr(args, "e2e_repeats", None):
             s.repeats = int(args.e2e_repeats)
+        if getattr(args, "venue", None):
+            s.venue = args.venue
+        if getattr(args, "venue_batch_us", None) is not None:
+            s.venue_batch_us = float(args.venue_batch_us)
         if getattr(args, "e2e_venue_cpu", None) is not None:
             s.venue_cpu = int(args.e2e_venue_cpu)
         if getattr(args, "e2e_contenders", None):
             s.contenders = tuple(c.strip() for c in args.e2e_contenders.split(",") if c.strip())
+        if getattr(args, "against", None):
+            # the two engines only, no saturation; two rounds at least: the spread of the
+            # rounds is what a regression must exceed
+            s.against, s.contenders, s.saturation = args.against, ("engine", "ref"), ()
+            if not getattr(args, "e2e_repeats", None):
+                s.repeats = max(s.repeats, 2)
         s.check()
         return s
 
     def check(self) -> None:
-        bad = [c for c in self.contenders if c not in CONTENDERS]
+        from bench.venue import KINDS
+
+        if self.venue not in KINDS:
+            raise ValueError(f"--venue: expected one of {', '.join(KINDS)}, got {self.venue!r}")
+        bad = [c for c in self.contenders
+               if c not in CONTENDERS + ("ref",) or (c == "ref" and not self.against)]
         if bad or not self.contenders:
             raise ValueError(f"--e2e-contenders: expected some of {list(CONTENDERS)}, got "
                              f"{list(self.contenders)}")
@@ -160,19 +183,34 @@ def main(args=None) -> dict:
     out_dir = Path(getattr(args, "out_dir", None) or "bench/results/e2e") / "e2e"
     out_dir.mkdir(parents=True, exist_ok=True)
     config = out_dir / "engine.toml"
-    config.write_text(engine_toml(getattr(args, "e2e_engine_set", None) or ()))
+    sets = list(getattr(args, "e2e_engine_set", None) or ())
+    if settings.against:              # both sides sign alike: HMAC is what every version knows
+        sets.insert(0, "sender.auth=hmac")
+    config.write_text(engine_toml(sets))
     runs: list[Run] = []
     instances: list[str] = []
     engine_summary: dict = {}
     interrupted, venue_error = False, ""
+    make = against = None
+    if settings.against:
+        from bench.against import engine_pair
+        from bench.against_build import ROOT, build
+
+        ref = build(settings.against, Path(getattr(args, "against_repo", None) or ROOT))
+        make, dropped = engine_pair(ref, config, out_dir, SYMBOL)
+        against = {"ref": ref.name, "sha": ref.sha, "subject": ref.subject,
+                   "config_keys_dropped": dropped}
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
-        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs")
+        venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs",
+                             settings.venue, batch_us=settings.venue_batch_us)
         try:
             for r in range(settings.repeats):
                 n = len(settings.contenders)    # each round starts one further along
                 for name in (settings.contenders[(r + k) % n] for k in range(n)):
-                    c = _make(name, r, out_dir, config, instances)
+                    c = make(name, r) if make else _make(name, r, out_dir, config, instances)
+                    if make:
+                        instances.append(c.instance)
                     run = Run(r, name, c.label)
                     runs.append(run)
                     _turn(c, run, venue, settings, progress, r)
@@ -186,7 +224,8 @@ def main(args=None) -> dict:
         finally:
             with _signals_ignored():
                 _stop_venue(venue, instances)
-    result = write_outputs(out_dir, settings, runs, engine_summary, interrupted or bool(venue_error))
+    result = write_outputs(out_dir, settings, runs, engine_summary, interrupted or bool(venue_error),
+                           against)
     if interrupted:
         raise KeyboardInterrupt("e2e interrupted; e2e.json holds the phases measured")
     if venue_error:
@@ -243,6 +282,7 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
     m1, in1, cpu1, steal1 = venue.mark(), c.snapshot(), _cpu(pids), psutil.cpu_times().steal
     seconds = (m1["t_ns"] - m0["t_ns"]) / 1e9
     st0, st1 = m0["stats"], m1["stats"]
+    probed = hasattr(c, "hops_between")
     events = st1["book_events"] - st0["book_events"]
     return {
         "rate": rate, "seconds": seconds, "events": events,
@@ -250,9 +290,11 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
         "venue_errors": st1["errors"] - st0["errors"],
         "slow_consumers_dropped": st1["slow_consumers_dropped"] - st0["slow_consumers_dropped"],
         "wire_ns": m1["samples"],
-        "cpu_s": {p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1},
+        "cpu_s": _venue_own_cpu({p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1}, st0, st1),
         "steal_pct": 100 * (steal1 - steal0) / (seconds * psutil.cpu_count()),
-        "engine": _engine_delta(in0, in1) if in0 and in1 else None,
+        "engine": _engine_delta(in0, in1) if in0 and in1 and not probed else None,
+        # an engine read by bench/against_probe.py: its hops, already in us
+        "probe": c.hops_between(in0, in1) if in0 and in1 and probed else None,
     }
 
 
@@ -262,6 +304,13 @@ def _engine_delta(a: dict, b: dict) -> dict:
                              for k, v in st.items()} for name, st in b["rings"].items()},
             "counters": {role: {k: v - a["counters"][role].get(k, 0) for k, v in c.items()}
                          for role, c in b["counters"].items()}}
+
+
+def _venue_own_cpu(cpu: dict, st0: dict, st1: dict) -> dict:
+    """The light venue reports its own getrusage (microseconds): finer than psutil's ticks."""
+    if "cpu_s" in st0 and "cpu_s" in st1:
+        cpu["venue"] = st1["cpu_s"] - st0["cpu_s"]
+    return cpu
 
 
 _RING_COUNTS = {"written", "read", "dropped", "blocked", "wakes", "parks"}
@@ -280,16 +329,21 @@ def _cpu(pids: dict[str, int]) -> dict[str, float]:
 
 
 # ---------------------------------------------------------------- the venue
-def _start_venue(rate: int, cpu: int, log_dir: Path) -> Venue:
-    """Niced as `mm run` nices its embedded simulator (the engine's processes preempt it), and
+def _start_venue(rate: int, cpu: int, log_dir: Path, kind: str = "light",
+                 symbols: list[str] | None = None, batch_us: float = -1.0) -> Venue:
+    """The simulator niced as `mm run` nices its embedded one (the engine's processes preempt
+    it); the light venue at normal priority, as an exchange on its own box would answer. Both
     unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
-    one, it measured the engine's wire-to-wire P50 about twice as high here (2 cores)."""
+    one, the simulator measured the engine's wire-to-wire P50 about twice as high here."""
     from engine.supervisor import SIM_NICE
 
     log_dir.mkdir(parents=True, exist_ok=True)
-    return Venue.start(rate=rate, symbols=[SYMBOL], nice=SIM_NICE, cpu=cpu,
+    return Venue.start(rate=rate, symbols=symbols or [SYMBOL],
+                       nice=SIM_NICE if kind == "sim" else 0, cpu=cpu,
                        preexec_fn=die_with_parent, log_path=str(log_dir / "venue.log"),
-                       env=clean_env())
+                       env=clean_env(), kind=kind,
+                       extra_args=["--batch-us", str(batch_us)] if kind == "light" and
+                       batch_us >= 0 else None)
 
 
 def _cancel_left(venue: Venue, label: str, progress) -> None:

@@ -47,6 +47,8 @@ def phase_figures(phase: dict) -> dict:
            "wire": wire, "steal_pct": phase["steal_pct"],
            "cpu_us_per_event": {p: 1e6 * s / events for p, s in phase["cpu_s"].items()},
            "venue_errors": phase["venue_errors"]}
+    if phase.get("probe"):
+        out["hops"] = phase["probe"]
     eng = phase.get("engine")
     if eng:
         out["hops"] = {name: hist_stats(h) for name, h in eng["hops"].items() if h.count}
@@ -102,7 +104,19 @@ def summarize(runs, contenders, rates, saturation_rates) -> dict:
                                                      for f in figs) for p in procs}
     return {"latency_us": latency, "ratios": _ratios(per, contenders, rates),
             "engine_hops_us": _hops(per, rates), "cpu_us_per_event": cpu,
+            "venue_core_share": venue_share(runs),
             "saturation": _saturation_summary(per, rates + saturation_rates)}
+
+
+def venue_share(runs) -> dict:
+    """rate -> the venue's CPU (user + system) as a share of one core, median over every phase
+    at that rate (all contenders, all rounds)."""
+    by: dict = {}
+    for run in runs:
+        for ph in run.phases:
+            if "venue" in ph["cpu_s"] and ph["seconds"] > 0:
+                by.setdefault(ph["rate"], []).append(ph["cpu_s"]["venue"] / ph["seconds"])
+    return {rate: _median(v) for rate, v in sorted(by.items())}
 
 
 def _ratios(per, contenders, rates) -> dict:

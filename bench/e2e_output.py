@@ -24,14 +24,25 @@ from engine.latency.histogram import Histogram, bucket_bounds
 _LOW = bucket_bounds()[0]
 
 
-def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupted: bool) -> dict:
+def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupted: bool,
+                  against: dict | None = None) -> dict:
     contenders = [c for c in settings.contenders if any(r.contender == c for r in runs)]
     labels = {r.contender: r.label for r in runs}
     summary = figs.summarize(runs, contenders, settings.rates, settings.saturation)
-    result = {"settings": asdict(settings), "box": figs.box(engine_summary),
+    result = {"settings": asdict(settings),
+              "box": {**figs.box(engine_summary), "venue": settings.venue},
               "interrupted": interrupted, "summary": summary,
               "targets": figs.targets(summary, settings.saturation),
               "errors": [f"round {r.repeat + 1} {r.label}: {r.error}" for r in runs if r.error]}
+    if against is not None:
+        from bench.against import compare
+
+        against["rows"] = compare(runs, settings.rates)
+        against["regressions"] = [f"{r['metric']} at {r['rate']}/s x{r['ratio']:.2f}"
+                                  for r in against["rows"] if r["regression"]]
+        against["improvements"] = [f"{r['metric']} at {r['rate']}/s x{r['ratio']:.2f}"
+                                   for r in against["rows"] if r["improvement"]]
+        result["against"] = against
     doc = dict(result, runs=[_run_json(r) for r in runs])
     (out_dir / "e2e.json").write_text(json.dumps(_finite(doc)))
     files = ["e2e.json"]
@@ -141,6 +152,7 @@ def _print(result: dict, labels: dict, settings) -> None:
     c.print(f"box: {box['cpu']}, {box['cores']} cores (usable {box['usable_cores']}, isolated "
             f"{box['isolated_cores'] or 'none'}), governor {box['governor']}, kernel "
             f"{box['kernel']}, Python {box['python']}")
+    c.print(venue_line(box["venue"], s["venue_core_share"], settings.venue_batch_us))
     if lay:
         c.print("engine layout: " + ", ".join(f"{r}@{core}/{lay['idle'].get(r, 'epoll')}"
                                               for r, core in lay["cores"].items()))
@@ -160,8 +172,30 @@ def _print(result: dict, labels: dict, settings) -> None:
                       _x(tg["limit"]) if tg["limit"] < 10 else _us(tg["limit"]),
                       "[green]met[/]" if tg["ok"] else "[red]not met[/]")
         c.print(t)
+    if "against" in result:
+        from bench.against import print_table
+
+        a = result["against"]
+        print_table(a["rows"], f"{a['ref']} ({a['sha'][:10]}: {a['subject'][:60]})",
+                    a["config_keys_dropped"])
     for e in result["errors"]:
         c.print(f"[yellow]{e}[/]")
+
+
+VENUES = {"light": "light (bench/light_venue.py: pre-encoded frames, timerfd pacing, kernel "
+                   "receive stamps)",
+          "sim": "the full simulator (engine/sim, niced as mm run embeds it)"}
+
+
+def venue_line(kind: str, share: dict, batch_us: float = -1.0) -> str:
+    """`venue: <which>; CPU <x>% of a core at <rate>/s, ...` (the box section)."""
+    cpu = ", ".join(f"{100 * v:.1f}% at {int(r):,}/s" for r, v in share.items() if v == v)
+    batch = ""
+    if kind == "light":
+        batch = (f"; events due within {batch_us if batch_us >= 0 else 500:g} us share a write"
+                 if batch_us != 0 else "; one write per event")
+    return (f"venue: {VENUES.get(kind, kind)}{batch}; its CPU (contenders' orders included), "
+            f"share of one core: {cpu or 'not measured'}")
 
 
 def _latency_table(s: dict, labels: dict) -> Table:

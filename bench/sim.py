@@ -94,7 +94,7 @@ async def _api_rtt(info: dict, pid: int, n: int) -> dict:
 
 def main(args) -> dict:
     quick = getattr(args, "quick", False)
-    seconds = 2.0 if quick else 5.0
+    seconds = 1.5 if quick else 5.0
     rates = (200, 1000) if quick else (200, 500, 1000)
     rows, out = [], {"machine": describe_machine(), "market": [], "api": {}}
     for rate in rates:

@@ -1,17 +1,20 @@
-"""The venue of the end-to-end bench: the simulator in a child process of its own (niced and
-pinned like the one `mm run` embeds), steered over its stdin while contenders trade against it.
+"""The venue of the end-to-end bench in a child process of its own, steered over its stdin while
+contenders trade against it: the light venue (bench/light_venue.py, the default: pre-encoded
+frames, timerfd pacing, kernel receive stamps) or the full simulator (this module's child:
+tests/support/sim_thread.SimThread, niced and pinned like the one `mm run` embeds).
 
-    venue = Venue.start(rate=500, symbols=["BTCUSDT"], nice=10, cpu=0)
+    venue = Venue.start(rate=500, symbols=["BTCUSDT"], kind="light")
     venue.set_rate(2000)
     mark = venue.mark()     # {"t_ns", "stats", "samples": wire-to-wire ns since the last mark}
     venue.stop()
 
-The child runs tests/support/sim_thread.SimThread and answers one JSON line per command line:
-  {"op": "rate", "value": R}   book events per second per symbol
+Both children answer one JSON line per command line:
+  {"op": "rate", "value": R}   book events per second (simulator: per symbol; light: in total)
   {"op": "mark"}               counters now and the wire-to-wire samples since the last mark
   {"op": "stop"} or EOF        stop the server and exit
-Wire-to-wire is the simulator's own clock (engine/sim/latency.py): market frame written ->
-order frame received, matched through the client order id `<tag>-<u>-<n>`.
+Wire-to-wire is the venue's own clock: market frame written -> order frame received (the light
+venue: the kernel's receive stamp; the simulator: its loop's, engine/sim/latency.py), matched
+through the client order id `<tag>-<u>-<n>`.
 """
 from __future__ import annotations
 
@@ -30,6 +33,7 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 UNLIMITED = {"orders_per_10s": 10**9, "orders_per_day": 10**12, "weight_per_minute": 10**12}
 TRADE_SHARE = 0.01            # market trade prints per book event (resting orders still fill)
 REPLY_TIMEOUT_S = 30.0
+KINDS = {"light": "bench.light_venue", "sim": "bench.venue"}   # --venue -> child module
 
 
 class VenueError(RuntimeError):
@@ -44,15 +48,21 @@ class Venue:
         self.md_url: str = info["md_url"]
         self.api_url: str = info["api_url"]
         self.pid: int = proc.pid
+        self.kind = "sim"
 
     @classmethod
     def start(cls, rate: float, symbols: list[str], nice: int = 0, cpu: int = -1,
               seed: int = 1, preexec_fn=None, log_path: str | None = None,
-              env: dict | None = None) -> "Venue":
-        """Start the child; its stderr (the server's log) goes to `log_path` when given. The
-        keys it trusts come from `env` like the simulator's (MM_API_KEY..., else the demo pair)."""
-        cmd = [sys.executable, "-m", "bench.venue", "--rate", str(rate), "--nice", str(nice),
-               "--cpu", str(cpu), "--seed", str(seed), "--symbols", ",".join(symbols)]
+              env: dict | None = None, kind: str = "sim",
+              extra_args: list[str] | None = None) -> "Venue":
+        """Start the child (`kind`: a key of KINDS); its stderr (the server's log) goes to
+        `log_path` when given. The simulator trusts the keys `env` names (MM_API_KEY..., else
+        the demo pair); the light venue checks none."""
+        if kind not in KINDS:
+            raise ValueError(f"venue: expected one of {', '.join(KINDS)}, got {kind!r}")
+        cmd = [sys.executable, "-m", KINDS[kind], "--rate", str(rate), "--nice", str(nice),
+               "--cpu", str(cpu), "--seed", str(seed), "--symbols", ",".join(symbols),
+               *(extra_args or [])]
         log = open(log_path, "w") if log_path else None
         try:
             # own session: a Ctrl-C on the terminal reaches the bench only, which stops the
@@ -64,6 +74,7 @@ class Venue:
             if log is not None:
                 log.close()
         venue = cls(proc, {"md_url": "", "api_url": ""})
+        venue.kind = kind
         try:
             info = venue._read()
         except VenueError:

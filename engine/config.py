@@ -74,6 +74,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
                                   # $STATE_DIRECTORY (systemd), else ./state
     duration_s: float = 30.0      # mm run: stop after this long (0 = until SIGTERM)
     instruments: tuple[Instrument, ...] = DEFAULT_INSTRUMENTS
+    max_instruments: int = 256    # the most instruments this engine accepts (1..1024: the
+                                  # control segment's counters hold one per instrument)
     instruments_url: str = ""     # where the instruments' filters are read at start: "" = the order
                                   # URL (Binance WS API exchangeInfo); http(s)://host = the venue's
                                   # REST API (Binance /api/v3/exchangeInfo, Bybit
@@ -166,6 +168,16 @@ def check(cfg: EngineConfig) -> None:
             raise ConfigError(f"rings.{name}.capacity: expected a power of two >= 2, got {rc.capacity}")
     if not cfg.instruments:
         raise ConfigError("instruments: at least one instrument is needed")
+    from engine.control import MAX_INSTRUMENTS
+
+    if not 1 <= cfg.max_instruments <= MAX_INSTRUMENTS:
+        raise ConfigError(f"max_instruments: expected 1..{MAX_INSTRUMENTS}, got "
+                          f"{cfg.max_instruments}")
+    if len(cfg.instruments) > cfg.max_instruments:
+        raise ConfigError(f"instruments: {len(cfg.instruments)} configured (MM_SYMBOL or "
+                          f"[[instruments]]), more than max_instruments = "
+                          f"{cfg.max_instruments}; raise max_instruments (up to "
+                          f"{MAX_INSTRUMENTS}) or trade fewer symbols")
     if cfg.tag and (len(cfg.tag) > 8 or not cfg.tag.isalnum() or not cfg.tag.isascii()):
         raise ConfigError(f"tag: expected 1-8 of [A-Za-z0-9] (or empty: chosen per instance), "
                           f"got {cfg.tag!r}")

@@ -6,7 +6,10 @@ Layout (int64 words, one segment `/mm.<instance>.control`):
   per role r (ROLES order), 64 words at ROLE_BASE + 64*r:
     0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle strategy code,
     5 started ns, 6 wake word (futex: the role sleeps on it when it waits on several rings;
-    their producers bump it), 8.. COUNTERS named counters (their names live in the names area)
+    their producers bump it)
+  then COUNTERS named counters per role (ROLES order; their names live in the names area after
+  them, NAME_BYTES each). COUNTERS leaves room for per-instrument counters (the quoter's
+  positions, the supervisor's holdings at start) of MAX_INSTRUMENTS instruments.
 Each role writes only its own slot (one writer per word); the kill word is written by whoever
 pulls the switch (any writer only ever sets it from 0, so the first reason wins).
 numba code reads the kill word with an acquire load at `kill_addr`, the pause word at
@@ -30,12 +33,16 @@ from engine.ring.segment import Segment, SegmentError, pid_alive, segment_name
 
 ROLES = ("supervisor", "feed", "quoter", "sender")
 _MAGIC = 0x4C5254434D4D0001
+LAYOUT_VERSION = 2    # 2: counters out of the role slots, room for MAX_INSTRUMENTS
 ROLE_BASE = 8
 ROLE_WORDS = 64
-COUNTER_BASE = 8
-COUNTERS = ROLE_WORDS - COUNTER_BASE
+# The most instruments one engine's counters can name (the config's max_instruments is checked
+# against it); each instrument costs 2 x (8 + NAME_BYTES) bytes of this segment.
+MAX_INSTRUMENTS = 1024
+COUNTERS = 64 + MAX_INSTRUMENTS      # per role: its own counters, then one per instrument
 NAME_BYTES = 32
-_NAMES_OFF = (ROLE_BASE + ROLE_WORDS * len(ROLES)) * 8
+_COUNTERS_OFF = ROLE_BASE + ROLE_WORDS * len(ROLES)                    # words
+_NAMES_OFF = (_COUNTERS_OFF + COUNTERS * len(ROLES)) * 8               # bytes
 SIZE = _NAMES_OFF + len(ROLES) * COUNTERS * NAME_BYTES
 
 KILL_NONE = 0
@@ -94,7 +101,7 @@ class Control:
                                    f"stop it or pick another instance name") from None
             Segment.attach(shm).unlink()
             seg = Segment.create(shm, SIZE)
-        seg.words[1] = 1
+        seg.words[1] = LAYOUT_VERSION
         for r in range(len(ROLES)):
             seg.words[ROLE_BASE + ROLE_WORDS * r + 3] = -1
         C.store_release(seg.addr, _MAGIC)
@@ -191,7 +198,7 @@ class Control:
         return self.counters(role)
 
     def counters(self, role: str) -> np.ndarray:
-        b = self._base(role) + COUNTER_BASE
+        b = _COUNTERS_OFF + COUNTERS * ROLES.index(role)
         return self.words[b:b + COUNTERS]
 
     def name_counters(self, role: str, names: list[str]) -> None:

@@ -29,6 +29,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from engine.control import COUNTERS
+
 BID, ASK = 0, 1                      # side index in `quotes` (SIDE_BUY / SIDE_SELL on the wire)
 
 # quote slot order states (current order: `state`; replaced order: `prev_state`)
@@ -126,7 +128,9 @@ COUNTER_NAMES = [
  C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS,
  C_CONFLATED, C_SUPERSEDED) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
-N_COUNTERS = 56
+# The quoter's slot of the control segment: its counters, then one position per instrument
+# (room for engine.control.MAX_INSTRUMENTS; the config's max_instruments is checked at load).
+N_COUNTERS = COUNTERS
 
 
 def counter_names(symbols: list[str], pnl_exp: int) -> list[str]:
@@ -135,6 +139,6 @@ def counter_names(symbols: list[str], pnl_exp: int) -> list[str]:
     instrument's quantity units (10**qty_exp base currency)."""
     names = [f"{n}_e{pnl_exp}" if n in ("pnl", "drawdown") else n for n in COUNTER_NAMES]
     names += [f"position_{s}" for s in symbols]
-    if len(names) > N_COUNTERS:
+    if len(names) > N_COUNTERS:      # config.check refuses this first (max_instruments)
         raise ValueError(f"quoter: at most {N_COUNTERS - len(COUNTER_NAMES)} instruments")
     return names

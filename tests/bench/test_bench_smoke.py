@@ -19,7 +19,7 @@ from engine.ring.segment import list_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--only", "e2e", "--quick", "--e2e-rates", "500", "--e2e-saturation", "",
-        "--e2e-phase", "1"]
+        "--e2e-phase", "1", "--e2e-contenders", "engine,asyncio,mpqueue,reflex"]
 
 
 def _bench(out: Path, *extra: str) -> subprocess.Popen:
