@@ -258,3 +258,21 @@ def test_staleness_is_the_books_age_not_when_it_was_read():
 
     assert read(NOW - 200_000_000, NOW) == []         # 200 ms old when read: not quoted
     assert len(read(NOW + 1_000_000 - 50_000, NOW + 1_000_000)) == 4   # 50 us old: quoted
+
+
+def test_reset_stops_quoting_until_the_next_resume():
+    """Issue 18 item 7: RESET (a new sender) is followed by POSITION then RESUME; between them
+    the quoter must not quote on the inventory it had before (G_RESUMED cleared)."""
+    from engine.quoter.arrays import G_RESUMED
+    from engine.records import FILL_RESET
+    h = _resumed()
+    h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    assert len(h.end_batch(NOW)) == 4
+    h.fill(0, FILL_RESET)
+    assert h.st.g[G_RESUMED] == 0 and not h.ref.resumed
+    h.md(_md(BTC, 6_000_100, 6_000_101), NOW + 1)
+    assert h.end_batch(NOW + 1) == []              # forgotten slots are not re-quoted yet
+    h.fill(BTC, FILL_POSITION, qty=0)
+    assert h.end_batch(NOW + 2) == []
+    h.fill(0, FILL_RESUME)
+    assert len(h.end_batch(NOW + 3)) == 4
