@@ -483,7 +483,9 @@ class SlotProtocol(RuleBasedStateMachine):
         for oid, qty in self.reported.items():
             vo = self.venue.orders.get(oid)
             assert vo is not None and qty <= vo.cum, f"order {oid}: {qty} reported, venue {vo}"
-        assert int(self.h.st.inst[0]["inventory"]) == self.expected_inventory
+        inventory = int(self.h.st.inst[0]["inventory"])
+        assert inventory == self.expected_inventory, (
+            f"quoter inventory {inventory}: its POSITION and TRADEs say {self.expected_inventory}")
 
     @invariant()
     def the_position_reference_survives_restarts(self):
@@ -491,7 +493,8 @@ class SlotProtocol(RuleBasedStateMachine):
         if s["has_target"]:
             if self.target is None:
                 self.target = int(s["target"])
-            assert int(s["target"]) == self.target
+            assert int(s["target"]) == self.target, (
+                f"position reference moved: {self.target} -> {int(s['target'])}")
 
     # ------------------------------------------------------------ the calm
     def _answer_everything(self) -> None:
@@ -551,13 +554,21 @@ class SlotProtocol(RuleBasedStateMachine):
         assert not stuck, f"orders {stuck} rest after the calm, never canceled\n{picture}"
         assert self._settled(), f"a slot still waits after the calm\n{picture}"
         self.every_resting_order_is_held_by_exactly_one_slot()
+        self.no_fill_is_counted_twice()
         for q in self.h.st.quotes.reshape(-1):
             if q["state"] == Q_LIVE:
                 vo = self.venue.orders.get(int(q["order_id"]))
                 assert vo is not None and vo.status in RESTING, f"a live slot for a gone order\n{picture}"
-        assert not self.gw.orders.unknown() and not self.gw._inflight
-        assert int(self.h.st.inst[0]["inventory"]) == self.venue.position
-        assert self.gw.orders.position[0] == self.venue.position
+        assert not self.gw.orders.unknown() and not self.gw._inflight, picture
+        inventory = int(self.h.st.inst[0]["inventory"])
+        assert inventory == self.venue.position, (
+            f"quoter inventory {inventory}, venue position {self.venue.position}")
+        assert self.gw.orders.position[0] == self.venue.position, (
+            f"sender position {self.gw.orders.position[0]}, venue {self.venue.position}")
+        # and a crash restart of the quoter now keeps its position reference
+        self._quoter_restarts()
+        self._quoter_reads(len(self.fill_ring))
+        self.the_position_reference_survives_restarts()
 
 
 SETTINGS = settings(max_examples=300, stateful_step_count=80, deadline=None, derandomize=True,
