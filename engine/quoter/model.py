@@ -240,8 +240,8 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
             q.prev_qty = leaves_qty
             if leaves_qty <= 0:
                 _clear_prev(q)
-        elif kind == FILL_CANCELED:
-            _clear_prev(q)
+        elif kind == FILL_CANCELED or kind == FILL_REJECT:   # REJECT: replaced before its
+            _clear_prev(q)                # ack, it never rested (else the slot kept it)
         elif kind == FILL_CANCEL_REJECT:  # the replace's cancel leg did not happen
             q.prev_state = Q_LIVE
             q.prev_qty = leaves_qty

@@ -46,7 +46,7 @@ from engine.quoter.arrays import Q_LIVE, Q_NONE
 from engine.quoter.config import QuoterConfig
 from engine.quoter.state import anchor_words, restore_anchor, save_anchor
 from engine.records import (FILL_POSITION, FILL_RESET, FILL_TRADE, FILL_UNKNOWN, MD_BBO,
-                            MD_DTYPE, SIDE_BUY)
+                            MD_DTYPE, MD_STALE, SIDE_BUY)
 from engine.sender import binance as bn
 from engine.sender import keys
 from engine.sender import order_state as S
@@ -294,9 +294,9 @@ class SlotProtocol(RuleBasedStateMachine):
         self._collect_requests()
         gw.tell_quoter(reset=first, resume=True)
 
-    def _book(self) -> None:
+    def _book(self, kind: int = MD_BBO) -> None:
         r = np.zeros(1, MD_DTYPE)[0]
-        r["instrument"], r["kind"], r["update_id"] = 0, MD_BBO, 1
+        r["instrument"], r["kind"], r["update_id"] = 0, kind, 1
         r["bid_px"], r["ask_px"], r["bid_qty"], r["ask_qty"] = self.mid, self.mid + 2, 10**6, 10**6
         self.h.md(r, self.now)
 
@@ -340,11 +340,13 @@ class SlotProtocol(RuleBasedStateMachine):
 
     # ------------------------------------------------------------ rules: the quoter
     @precondition(lambda self: self._may_publish())
-    @rule(move=st.integers(-6, 6), dt=st.integers(1, 400))
-    def market(self, move, dt):
+    @rule(move=st.integers(-6, 6), dt=st.integers(1, 400), stale=st.booleans())
+    def market(self, move, dt, stale):
+        """A book update and the pass it triggers; `stale`: the feed marks the stream stale
+        instead (every quote is pulled: CANCELs, of orders not acked yet too)."""
         self.now += dt * MS
         self.mid += move
-        self._book()
+        self._book(MD_STALE if stale else MD_BBO)
         self._requote()
 
     @precondition(lambda self: self.fill_ring)

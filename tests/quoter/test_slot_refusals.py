@@ -173,3 +173,30 @@ def test_a_cancel_refused_before_the_ack_then_a_busy_replace_does_not_freeze_the
     w.answer(place, **_placed(w, oid))                          # now it is acked
     assert w.slot()["state"] != Q_CANCELING
     assert _named_within(w, oid, NOW + 3010 * MS, 6_000_200)
+
+
+def test_a_replaced_order_rejected_before_its_ack_does_not_come_back_as_canceling():
+    """The slot REPLACEs an order not acked yet (a refused cancel made it live); the venue
+    then rejects that order's place, and the sender, which no longer knows it, refuses the
+    replace (LOCAL_UNKNOWN_ORDER). The REJECT of the replaced order must clear it: else the
+    REJECT of the new one hands the slot back an order that never rested, as canceling, and
+    the slot waits for it forever."""
+    from engine.records import FILL_CANCEL_REJECT, FILL_REJECT
+    w = Wired()
+    h = w.h
+    oid = [it for it in w.tick(6_000_000, NOW) if it[4] == SIDE_BUY][0][0]
+    h.fill(BTC, FILL_CANCEL_REJECT, oid, SIDE_BUY, 0, 0, 200, -1021)   # (after a pull)
+    h.md(_bbo(6_000_200), NOW + 3000 * MS)
+    moved = h.end_batch(NOW + 3000 * MS)
+    new = [it[0] for it in moved if it[1] == oid and it[3] == ACTION_REPLACE]
+    assert len(new) == 1 and w.slot()["prev_id"] == oid
+    h.fill(BTC, FILL_REJECT, oid, SIDE_BUY, 0, 200, 0, -2010)          # its place was refused
+    h.fill(BTC, FILL_REJECT, new[0], SIDE_BUY, 0, 200, 0, -90004)     # the replace, unsent
+    assert w.slot()["state"] != Q_CANCELING and w.slot()["order_id"] != oid
+
+
+def _bbo(bid_px: int):
+    r = np.zeros(1, MD_DTYPE)[0]
+    r["instrument"], r["kind"], r["update_id"] = BTC, MD_BBO, 1
+    r["bid_px"], r["ask_px"], r["bid_qty"], r["ask_qty"] = bid_px, bid_px + 2, 10**6, 10**6
+    return r

@@ -219,7 +219,7 @@ class ReferenceQuoter:
                 slot.prev[2] = leaves_qty
                 if leaves_qty <= 0:
                     slot.prev = None
-            elif kind == FILL_CANCELED:
+            elif kind in (FILL_CANCELED, FILL_REJECT):
                 slot.prev = None
             elif kind == FILL_CANCEL_REJECT:
                 slot.prev[3], slot.prev[2] = LIVE, leaves_qty
