@@ -31,6 +31,7 @@ flight when a new quoter is synced (item 5's family); the kill switch.
 from __future__ import annotations
 
 import json
+import os
 from collections import defaultdict
 
 import numpy as np
@@ -73,6 +74,7 @@ OK, REFUSED, NEW_LEG_FAILS = 0, 1, 2
 
 
 class VOrder:
+    """One order as the venue holds it (status: Binance's X)."""
     __slots__ = ("oid", "cid", "side", "price", "qty", "cum", "status")
 
     def __init__(self, oid, cid, side, price, qty):
@@ -80,11 +82,12 @@ class VOrder:
         self.cum = 0
         self.status = "NEW"
 
-    def result(self, **kw) -> dict:
+    def result(self) -> dict:
+        """The venue's order record (an answer's result, order.status, openOrders entry)."""
         return dict(symbol=SYMBOL, orderId=self.oid, clientOrderId=self.cid,
-                    origClientOrderId=self.cid, transactTime=T_MS, price=INST.price_str(self.price),
-                    origQty=INST.qty_str(self.qty), executedQty=INST.qty_str(self.cum),
-                    status=self.status, **kw)
+                    origClientOrderId=self.cid, transactTime=T_MS,
+                    price=INST.price_str(self.price), origQty=INST.qty_str(self.qty),
+                    executedQty=INST.qty_str(self.cum), status=self.status)
 
 
 def _frame(**kw) -> bytes:
@@ -560,7 +563,8 @@ class SlotProtocol(RuleBasedStateMachine):
         for q in self.h.st.quotes.reshape(-1):
             if q["state"] == Q_LIVE:
                 vo = self.venue.orders.get(int(q["order_id"]))
-                assert vo is not None and vo.status in RESTING, f"a live slot for a gone order\n{picture}"
+                assert vo is not None and vo.status in RESTING, (
+                    f"a live slot for a gone order\n{picture}")
         assert not self.gw.orders.unknown() and not self.gw._inflight, picture
         inventory = int(self.h.st.inst[0]["inventory"])
         assert inventory == self.venue.position, (
@@ -573,7 +577,9 @@ class SlotProtocol(RuleBasedStateMachine):
         self.the_position_reference_survives_restarts()
 
 
-SETTINGS = settings(max_examples=300, stateful_step_count=80, deadline=None, derandomize=True,
+# MM_SLOT_PROTOCOL_EXAMPLES raises the budget for a longer hunt (the default keeps make test short)
+SETTINGS = settings(max_examples=int(os.environ.get("MM_SLOT_PROTOCOL_EXAMPLES", 300)),
+                    stateful_step_count=80, deadline=None, derandomize=True,
                     database=None, suppress_health_check=list(HealthCheck), print_blob=False)
 
 
