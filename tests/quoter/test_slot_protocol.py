@@ -38,12 +38,13 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import RuleBasedStateMachine, invariant, precondition, rule
+from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
+                                 rule)
 from quoter_harness import Harness
 
 from engine.config import EngineConfig
 from engine.instruments import DEFAULT_INSTRUMENTS
-from engine.quoter.arrays import Q_LIVE, Q_NONE
+from engine.quoter.arrays import Q_CANCELING, Q_LIVE, Q_NONE, Q_UNKNOWN
 from engine.quoter.config import QuoterConfig
 from engine.quoter.state import anchor_words, restore_anchor, save_anchor
 from engine.records import (FILL_POSITION, FILL_RESET, FILL_TRADE, FILL_UNKNOWN, MD_BBO,
@@ -66,7 +67,7 @@ Q = QuoterConfig(strategy="fixed_spread", levels=2, level_spacing_ticks=3, requo
                  rate_per_10s=100_000, rate_per_day=10_000_000,
                  fixed_spread=FixedSpreadConfig(half_spread_ticks=3))
 RESTING = ("NEW", "PARTIALLY_FILLED")
-QUESTION_NS = 1000 * MS              # an order.status round trip, as the model's clock runs
+QUESTION_NS = 3000 * MS              # an order.status round trip (quoter cycles: 0-400 ms)
 CALM_ROUNDS = 40                     # the bound: rounds of 300 ms with the venue answering all
 
 # venue outcomes of a request (the machine draws one)
@@ -335,26 +336,28 @@ class SlotProtocol(RuleBasedStateMachine):
         else:
             self.gw._apply_result(o, bn.OrderResult(**vo.result()))
 
-    def _reset_unread(self) -> bool:
-        return any(rec[1] == FILL_RESET for rec in self.fill_ring)
-
-    def _may_publish(self) -> bool:
-        return self.INTENTS_BEFORE_RESET or not self._reset_unread()
-
     # ------------------------------------------------------------ rules: the quoter
-    @precondition(lambda self: self._may_publish())
-    @rule(move=st.integers(-6, 6), dt=st.integers(1, 400), stale=st.booleans())
-    def market(self, move, dt, stale):
-        """A book update and the pass it triggers; `stale`: the feed marks the stream stale
-        instead (every quote is pulled: CANCELs, of orders not acked yet too)."""
-        self.now += dt * MS
-        self.mid += move
-        self._book(MD_STALE if stale else MD_BBO)
+    @initialize()
+    def quoting(self):
+        """Start from an engine that quotes: the quoter read RESET, POSITION, RESUME and a
+        book; the venue took its orders; their answers and reports are on the way."""
+        self._quoter_reads(len(self.fill_ring))
+        self._book()
         self._requote()
+        self._sender_reads(len(self.order_ring))
+        while self.venue.requests:
+            self.venue.process(OK)
 
-    @precondition(lambda self: self.fill_ring)
-    @rule(n=st.integers(1, 4))
-    def quoter_reads(self, n):
+    @rule(md=st.sampled_from(("book", "book", "none", "stale")), move=st.integers(-6, 6),
+          dt=st.integers(1, 400), n=st.integers(0, 4))
+    def quoter(self, md, move, dt, n):
+        """One duty cycle of the quoter loop (loop.py): a book update (or the feed's stale
+        mark: every quote is pulled, orders not acked yet too; or none), up to n fill
+        records, then the requote pass."""
+        self.now += dt * MS
+        if md != "none":
+            self.mid += move
+            self._book(MD_STALE if md == "stale" else MD_BBO)
         if not self.INTENTS_BEFORE_RESET:         # no pass between a RESET and its reading
             resets = [k for k, rec in enumerate(self.fill_ring) if rec[1] == FILL_RESET]
             n = max([n] + [k + 1 for k in resets])
@@ -484,6 +487,33 @@ class SlotProtocol(RuleBasedStateMachine):
                 f"order {vo.oid} rests at the venue but no slot holds it\n{self._picture()}")
 
     @invariant()
+    def every_waiting_slot_has_an_answer_coming(self):
+        """A slot that holds an order as being canceled or asked about waits for something
+        that will come: its request still in the order ring, a cancel in flight or held
+        (deferred) at the sender, a question the sender is asking (UNKNOWN), or a record about
+        it in the fill ring. Else nothing will ever move it: frozen (item 2), or waiting for
+        an order the sender has forgotten."""
+        gw = self.gw
+        named = {it[0] for it in self.order_ring} | {it[1] for it in self.order_ring}
+        told = {rec[2] for rec in self.fill_ring} | (
+            {-1} if any(rec[1] == FILL_RESET for rec in self.fill_ring) else set())
+        for q in self.h.st.quotes.reshape(-1):
+            for oid, state in ((int(q["order_id"]), int(q["state"])),
+                               (int(q["prev_id"]), int(q["prev_state"]))):
+                if state not in (Q_CANCELING, Q_UNKNOWN) or oid in named or told & {oid, -1}:
+                    continue
+                o = gw.orders.get(oid)
+                if o is None:
+                    coming = False
+                elif state == Q_UNKNOWN:          # the question's answer ends it
+                    coming = o.state == S.UNKNOWN
+                else:           # only a cancel's answer moves CANCELING (an ACK does not)
+                    coming = (o.state == S.CANCELING or o.cancel_asked
+                              or oid in gw.deferred_cancels)
+                assert coming, (f"slot waits for order {oid} (state {state}) and nothing will "
+                                f"come: sender {o}\n{self._picture()}")
+
+    @invariant()
     def no_fill_is_counted_twice(self):
         for oid, qty in self.reported.items():
             vo = self.venue.orders.get(oid)
@@ -536,13 +566,17 @@ class SlotProtocol(RuleBasedStateMachine):
                 f"venue resting: {[v.oid for v in self.venue.resting()]}")
 
     def teardown(self):
-        """The market moves away, then calms; the venue answers everything. Within
-        CALM_ROUNDS rounds of 300 ms every order resting at the start is canceled or
-        replaced, every slot settles, and belief, inventory and venue agree."""
+        """The market moves away (the quoter acts on what it has read, the sender on what it
+        knows), then calms; the venue answers everything. Within CALM_ROUNDS rounds of 300 ms
+        every order resting at the start is canceled or replaced, every slot settles, and
+        belief, inventory and venue agree."""
+        before = {vo.oid for vo in self.venue.resting()}
+        self.mid += 40
+        self._book()
+        self._requote()
+        self._sender_reads(len(self.order_ring))
         if not self.gw.connected:
             self._reconnect()
-        self.mid += 40
-        before = {vo.oid for vo in self.venue.resting()}
         for _ in range(CALM_ROUNDS):
             self.now += 300 * MS
             self._answer_everything()
@@ -552,6 +586,7 @@ class SlotProtocol(RuleBasedStateMachine):
             self._answer_everything()
             self._quoter_reads(len(self.fill_ring))
             if (self._settled() and not self.order_ring and not self.fill_ring
+                    and not self.gw.orders.unknown() and not self.gw._inflight
                     and not before & {vo.oid for vo in self.venue.resting()}):
                 break
         picture = self._picture()
