@@ -5,6 +5,9 @@
                                 for their own, and a restarted instance still knows its own
   <state_dir>/<instance>.rate   the quoter's order-rate windows (engine/quoter/rate.py): the
                                 venue's counters do not reset when we restart, so ours must not
+  <state_dir>/<instance>.anchor the quoter's position references and drawdown peak and PnL
+                                (engine/quoter/state.py): a restart must not re-centre its limits;
+                                delete it (instance stopped) to take the venue's holdings afresh
 
 The directory is `state_dir` in the config, else $MM_STATE_DIR, else $STATE_DIRECTORY (set by
 systemd's StateDirectory=), else ./state. Files are created mode 0600.
@@ -71,6 +74,7 @@ class PersistentWords:
         finally:
             os.close(fd)
         self.array = np.frombuffer(self._map, np.int64)
+        self.path = path
 
     def close(self) -> None:
         self.array = None

@@ -20,7 +20,8 @@ learns each order's fate from the sender's records (engine/sender/order_state.py
 
   state      Q_NONE --NEW--> Q_PENDING --ACK--> Q_LIVE --CANCEL--> Q_CANCELING --CANCELED--> Q_NONE
              Q_LIVE --REPLACE--> Q_PENDING (new order) with prev = the old one (Q_CANCELING)
-             UNKNOWN record --> Q_UNKNOWN (the sender asks the venue; the slot waits)
+             UNKNOWN record --> Q_UNKNOWN (the sender asks the venue; the slot waits, fills
+             included, for ACK or CANCEL_REJECT: it rests, or for the order's end)
              CANCEL_REJECT --> Q_LIVE again, retried after a back-off (retry_ns, fails)
              REJECT / CANCELED / last fill of the current order --> the previous order, if
              any, becomes the current one with its own state; else Q_NONE

@@ -191,6 +191,7 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
         return
     if kind == FILL_RESET:                # a new sender: it cancels what it does not know
         cnt[C_RESETS] += 1
+        g[G_RESUMED] = 0                  # no quoting until its POSITION and RESUME
         for j in range(quotes.shape[0]):
             inst[j].dirty = 1
             for sd in range(2):
@@ -239,8 +240,8 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
             q.prev_qty = leaves_qty
             if leaves_qty <= 0:
                 _clear_prev(q)
-        elif kind == FILL_CANCELED:
-            _clear_prev(q)
+        elif kind == FILL_CANCELED or kind == FILL_REJECT:   # REJECT: replaced before its
+            _clear_prev(q)                # ack, it never rested (else the slot kept it)
         elif kind == FILL_CANCEL_REJECT:  # the replace's cancel leg did not happen
             q.prev_state = Q_LIVE
             q.prev_qty = leaves_qty
@@ -255,8 +256,11 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
             _current_gone(q)
         else:
             q.qty = leaves_qty
-            if q.state == Q_PENDING or q.state == Q_UNKNOWN:
-                q.state = Q_LIVE          # a fill proves it rests
+            # a fill proves it rests; an UNKNOWN one stays UNKNOWN, as in the sender, which
+            # still asks the venue and ends it with ACK / CANCEL_REJECT or its end: a slot
+            # made live here would REPLACE an order the sender cannot touch yet
+            if q.state == Q_PENDING:
+                q.state = Q_LIVE
     elif kind == FILL_ACK:
         if q.state == Q_PENDING or q.state == Q_UNKNOWN:
             q.state = Q_LIVE

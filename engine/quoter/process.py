@@ -21,7 +21,8 @@ from engine.quoter import loop, model
 from engine.quoter.arrays import G_KILLED, counter_names
 from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
-from engine.quoter.state import QuoterState, rate_window_words
+from engine.quoter.state import (QuoterState, anchor_words, rate_window_words, restore_anchor,
+                                 save_anchor)
 from engine.state_dir import PersistentWords, state_dir
 from engine.records import (
     FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET,
@@ -97,7 +98,7 @@ def run(cfg) -> int:
     counters[:] = 0
     hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
     rings = []
-    rate_file = belief = board = None
+    rate_file = anchor_file = belief = board = st = None
     # From here on SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes
     # the rings, and the running loop sees it within SLICE_NS.
     stop = np.zeros(1, np.int64)
@@ -118,12 +119,18 @@ def run(cfg) -> int:
         for w in pin(ROLE, q.core):
             log(ROLE, w)
         # what must outlive this process (rate windows: the venue's counters do not reset
-        # when we restart) and what others read (the belief table)
+        # when we restart; the anchor: a restart must not re-centre the position limit or the
+        # drawdown) and what others read (the belief table)
         rate_file = PersistentWords(state_dir(cfg) / f"{cfg.instance}.rate",
                                     sum(rate_window_words()))
+        anchor_file = PersistentWords(state_dir(cfg) / f"{cfg.instance}.anchor",
+                                      anchor_words(len(cfg.instruments)))
         belief = Belief.create(cfg.instance, len(cfg.instruments), q.levels)
         st = QuoterState(q, cfg.instruments, counters=counters, rate_words=rate_file.array,
                          inst=belief.inst, quotes=belief.quotes)
+        if restore_anchor(st, anchor_file.array, cfg.instruments):
+            log(ROLE, "position references and drawdown kept from the previous run "
+                      f"({anchor_file.path})")
         words = np.zeros(loop.LOOP_WORDS, np.int64)
         words[loop.W_LOST_SEEN] = -1           # read the board once at start: the freshest books
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
@@ -143,6 +150,7 @@ def run(cfg) -> int:
         rc = loop.LOOP_SLICE
         while rc == loop.LOOP_SLICE:
             rc = loop.run_loop(*args)
+            save_anchor(st, anchor_file.array)
         if rc == loop.LOOP_KILLED:
             reason = int(st.g[G_KILLED])            # the reason the loop saw
             log(ROLE, f"kill switch ({KILL_REASONS.get(reason, '?')}): cancel-all sent, "
@@ -163,5 +171,9 @@ def run(cfg) -> int:
             belief.close()
         if rate_file is not None:
             rate_file.close()
+        if anchor_file is not None:
+            if st is not None:
+                save_anchor(st, anchor_file.array)
+            anchor_file.close()
         ctl.deregister(ROLE, STATE_STOPPED)
         ctl.close()

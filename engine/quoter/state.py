@@ -1,8 +1,9 @@
 """Set-up: allocate the quoter's state arrays (arrays.py) and its strategy's for an instrument
-table."""
+table; keep what must outlive a quoter process (restore_anchor / save_anchor)."""
 from __future__ import annotations
 
 import time
+import zlib
 
 import numpy as np
 
@@ -10,8 +11,9 @@ from engine.instruments import Instrument
 from engine.quoter import rate
 from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import (
-    DESIRED_DTYPE, G_MAX_DRAWDOWN, G_NEXT_ID, G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS,
-    QUOTE_DTYPE, RATE_BUCKET_10S_NS, RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+    C_POSITION_BASE, DESIRED_DTYPE, G_DRAWDOWN_HIT, G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL,
+    G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS, QUOTE_DTYPE, RATE_BUCKET_10S_NS,
+    RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
 )
 from engine.quoter.params import build_params, max_drawdown_units
 from engine.records import ORDER_DTYPE
@@ -78,3 +80,65 @@ class QuoterState:
     def args(self) -> tuple:
         return (self.inst, self.quotes, self.par, self.g, self.cnt, self.rl10, self.rlday,
                 self.sst, self.spar, self.want)
+
+
+# The anchor: <state_dir>/<instance>.anchor (engine/state_dir.py), int64 words. The position
+# reference (`target`: the holdings before the instance first quoted; max_position measures
+# from it) and the drawdown measure (the peak, and the books the PnL is marked from: cash,
+# inventory, inherited inventory) belong to the instance, not to one quoter process: a crash
+# restart under systemd must not re-centre them.
+A_MAGIC, A_PRINT, A_PEAK, A_HIT = range(4)
+A_HEAD = 8                          # then per instrument A_INST words:
+A_HAS_TARGET, A_TARGET, A_CASH, A_INVENTORY, A_POS_BASE = range(5)
+A_INST = 5
+ANCHOR_MAGIC = 0x6D6D_616E_6368_02  # "mmanch" v2
+_BOOKS = (("target", A_TARGET), ("cash", A_CASH), ("inventory", A_INVENTORY),
+          ("pos_base", A_POS_BASE))
+
+
+def anchor_words(n_inst: int) -> int:
+    return A_HEAD + A_INST * n_inst
+
+
+def anchor_print(instruments: tuple[Instrument, ...]) -> int:
+    """What the words' units depend on: the symbols and their exponents, in order."""
+    text = ";".join(f"{i.symbol}:{i.pexp}:{i.qexp}" for i in instruments)
+    return zlib.crc32(text.encode())
+
+
+def restore_anchor(st: QuoterState, words: np.ndarray, instruments) -> bool:
+    """Take an earlier life's anchor from `words` (False, and `words` reset, when they hold none
+    for this instrument table). The position references always; the peak and the books unless
+    that life's drawdown limit fired: quoting again after it means an operator cleared the kill
+    switch (mm resume), which starts the measure afresh. The first POSITION then books a
+    difference from the kept inventory (fills while no quoter ran, transfers) as inherited."""
+    if words[A_MAGIC] != ANCHOR_MAGIC or words[A_PRINT] != anchor_print(instruments):
+        words[:] = 0
+        words[A_MAGIC], words[A_PRINT] = ANCHOR_MAGIC, anchor_print(instruments)
+        return False
+    fresh = words[A_HIT] != 0
+    for i in range(len(instruments)):
+        w = words[A_HEAD + A_INST * i:A_HEAD + A_INST * (i + 1)]
+        if not w[A_HAS_TARGET]:
+            continue
+        s = st.inst[i]
+        s["has_target"] = 1
+        for name, k in _BOOKS[:1] if fresh else _BOOKS:
+            s[name] = w[k]
+        st.cnt[C_POSITION_BASE + i] = s["inventory"]
+    if not fresh:
+        st.g[G_PEAK_PNL] = words[A_PEAK]
+    return True
+
+
+def save_anchor(st: QuoterState, words: np.ndarray) -> None:
+    """Write the anchor (the loop's caller does, every slice and at the end: a crash loses at
+    most one slice of fills and peak, which the next POSITION books as inherited)."""
+    for i in range(st.inst.shape[0]):
+        s = st.inst[i]
+        w = words[A_HEAD + A_INST * i:A_HEAD + A_INST * (i + 1)]
+        w[A_HAS_TARGET] = s["has_target"]
+        for name, k in _BOOKS:
+            w[k] = s[name]
+    words[A_PEAK] = st.g[G_PEAK_PNL]
+    words[A_HIT] = st.g[G_DRAWDOWN_HIT]

@@ -30,7 +30,8 @@ from picows import WSListener, WSMsgType, ws_connect
 from engine import _native as C
 from engine._native import hist_record as _hist_record
 from engine.proc import log
-from engine.records import ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET, FILL_RESUME
+from engine.records import (ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET,
+                            FILL_RESUME, FILL_UNKNOWN)
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
@@ -684,29 +685,43 @@ class Gateway:
         return 0
 
     def refuse(self, f: tuple, code: int) -> None:
-        """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (and, for a
-        replace, CANCEL_REJECT of the old order first: it still rests, untouched)."""
+        """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (for a
+        replace, after the old order's truth: see _replace_not_sent)."""
         _seq, order_id, orig, inst, action, side, _l, _p, price, qty, u = f[:11]
         self.counts["local_rejects"] += 1
         if action == ACTION_REPLACE:
             old = self.orders.get(orig)
-            if old is not None and old.state == OPEN:
-                self.orders.cancel_refused(old, code)
+            if old is not None:
+                self._replace_not_sent(old, code)
         o = self.orders.new(order_id, self.cid_of(u, order_id), inst, side, price, qty)
         self.orders.rejected(o, code)
 
     def replaceable(self, orig: int, order_id: int, cid: bytes, inst: int, side: int,
                     price: int, qty: int):
         """The OPEN order a REPLACE intent replaces, or None: it is gone already (its end
-        reached the quoter first) or not settled (its UNKNOWN did), and the new order is
-        refused locally; the quoter keeps the old order's truth."""
+        reached the quoter first) or not settled (not acked yet, asked about, a cancel in
+        flight), and the new order is refused locally after the old order's truth."""
         old = self.orders.get(orig)
         if old is not None and old.state == OPEN:
             return old
+        if old is not None:
+            self._replace_not_sent(old, LOCAL_ORDER_BUSY)
         o = self.orders.new(order_id, cid, inst, side, price, qty)
         self.orders.rejected(o, LOCAL_UNKNOWN_ORDER if old is None else LOCAL_ORDER_BUSY)
         self.counts["unknown_intents"] += 1
         return None
+
+    def _replace_not_sent(self, old, code: int) -> None:
+        """The quoter took `old` for canceling when it sent the REPLACE: before the new order's
+        REJECT, say what `old` is (ordering contract, order_state.py), so its slot never holds
+        it as canceling with no cancel in flight: OPEN or not acked yet, CANCEL_REJECT (it
+        rests, or its ack or end comes); UNKNOWN, UNKNOWN again (the answer to the question
+        ends it); CANCELING, nothing (that cancel's answer comes)."""
+        if old.state == OPEN or old.state == PENDING_NEW:
+            self.orders.cancel_refused(old, code)
+        elif old.state == UNKNOWN:
+            self.orders.sink.emit(FILL_UNKNOWN, old.order_id, old.instrument, old.side,
+                                  old.price, 0, old.cum_qty, old.leaves, 0, 0)
 
     def cancel_intent(self, orig: int, order_id: int, *stamps: int) -> None:
         """A CANCEL intent: the live order it names (orig_order_id, else order_id) is canceled

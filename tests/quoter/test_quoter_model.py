@@ -258,3 +258,92 @@ def test_staleness_is_the_books_age_not_when_it_was_read():
 
     assert read(NOW - 200_000_000, NOW) == []         # 200 ms old when read: not quoted
     assert len(read(NOW + 1_000_000 - 50_000, NOW + 1_000_000)) == 4   # 50 us old: quoted
+
+
+def test_reset_stops_quoting_until_the_next_resume():
+    """Issue 18 item 7: RESET (a new sender) is followed by POSITION then RESUME; between them
+    the quoter must not quote on the inventory it had before (G_RESUMED cleared)."""
+    from engine.quoter.arrays import G_RESUMED
+    from engine.records import FILL_RESET
+    h = _resumed()
+    h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    assert len(h.end_batch(NOW)) == 4
+    h.fill(0, FILL_RESET)
+    assert h.st.g[G_RESUMED] == 0 and not h.ref.resumed
+    h.md(_md(BTC, 6_000_100, 6_000_101), NOW + 1)
+    assert h.end_batch(NOW + 1) == []              # forgotten slots are not re-quoted yet
+    h.fill(BTC, FILL_POSITION, qty=0)
+    assert h.end_batch(NOW + 2) == []
+    h.fill(0, FILL_RESUME)
+    assert len(h.end_batch(NOW + 3)) == 4
+
+
+def _life(words, position, instruments=DEFAULT_INSTRUMENTS, q=None):
+    """A quoter process start: its anchor restored from `words`, then the sender's POSITION
+    (the venue's holdings now) and RESUME."""
+    from engine.quoter.state import restore_anchor
+    h = Harness(q or QuoterConfig(), instruments, with_reference=False)
+    restored = restore_anchor(h.st, words, instruments)
+    for i, pos in enumerate(position):
+        h.fill(i, FILL_POSITION, qty=pos)
+    h.fill(0, FILL_RESUME)
+    return h, restored
+
+
+def test_a_restart_keeps_the_position_limit_anchored(tmp_path):
+    """Issue 18 item 6: the position reference is the holdings before the instance first
+    quoted, across crash restarts: a quoter that bought up to max_position (0.01 BTC) and
+    restarts quotes only the reducing side, instead of taking its inventory as the new
+    neutral point (and buying another max_position)."""
+    from engine.quoter.state import anchor_words, save_anchor
+    from engine.state_dir import PersistentWords
+    path = tmp_path / "mm.anchor"
+    f = PersistentWords(path, anchor_words(2))
+    h, restored = _life(f.array, (0, 0))
+    assert not restored                                   # the first life: nothing kept yet
+    h.fill(BTC, FILL_TRADE, side=SIDE_BUY, price=6_000_000, qty=1000)
+    save_anchor(h.st, f.array)
+    f.close()
+    f = PersistentWords(path, anchor_words(2))            # the crash restart
+    h2, restored = _life(f.array, (1000, 0))
+    assert restored and h2.st.inst[BTC]["target"] == 0
+    h2.md(_md(BTC, 6_000_000, 6_000_001), NOW)
+    out = h2.end_batch(NOW)
+    assert _quotes(out, SIDE_BUY) == [] and len(_quotes(out, SIDE_SELL)) == 2
+    # another instrument table: its units differ, nothing is taken from the file
+    other = DEFAULT_INSTRUMENTS[:1]
+    assert not _life(np.array(f.array), (1000,), other)[1]
+    f.close()
+
+
+def test_a_restart_keeps_the_drawdown_measured_from_the_peak():
+    """The peak and the PnL made so far survive a restart: 4 of a 5 USDT drawdown lost before
+    the crash, the next 1 fires it; once it fired (and an operator resumed), a new life measures
+    afresh."""
+    from engine.quoter.arrays import G_PEAK_PNL
+    from engine.quoter.state import anchor_words, save_anchor
+    q = QuoterConfig(max_drawdown="5")
+    words = np.zeros(anchor_words(2), np.int64)
+    h, _ = _life(words, (0, 0), q=q)
+    h.md(_md(BTC, 6_000_000, 6_000_002), NOW)
+    h.end_batch(NOW)
+    h.fill(BTC, FILL_TRADE, side=SIDE_BUY, price=6_000_001, qty=1000)   # 0.01 BTC
+    h.md(_md(BTC, 6_100_000, 6_100_002), NOW + 1)                        # +10 USDT: the peak
+    h.end_batch(NOW + 1)
+    peak = int(h.st.g[G_PEAK_PNL])
+    h.md(_md(BTC, 6_060_000, 6_060_002), NOW + 2)                        # -4 USDT from it
+    h.end_batch(NOW + 2)
+    assert h.st.g[G_DRAWDOWN_HIT] == 0
+    save_anchor(h.st, words)
+    h2, _ = _life(words, (1000, 0), q=q)                                  # holds 0.01 BTC
+    assert h2.st.g[G_PEAK_PNL] == peak
+    h2.md(_md(BTC, 6_060_000, 6_060_002), NOW + 3)
+    h2.end_batch(NOW + 3)
+    assert h2.st.g[G_DRAWDOWN_HIT] == 0
+    h2.fill(BTC, FILL_TRADE, side=SIDE_SELL, price=5_950_000, qty=1000)  # sold 1.1 USDT lower
+    h2.md(_md(BTC, 5_950_000, 5_950_002), NOW + 4)
+    h2.end_batch(NOW + 4)
+    assert h2.st.g[G_DRAWDOWN_HIT] == 1                                  # 5.1 from the peak
+    save_anchor(h2.st, words)
+    h3, _ = _life(words, (0, 0), q=q)
+    assert h3.st.g[G_PEAK_PNL] == 0 and h3.st.inst[BTC]["target"] == 0

@@ -177,6 +177,7 @@ class ReferenceQuoter:
                 b.dirty = True
             return
         if kind == FILL_RESET:
+            self.resumed = False
             for b in self.books:
                 b.dirty = True
                 for ladder in b.quotes:
@@ -218,7 +219,7 @@ class ReferenceQuoter:
                 slot.prev[2] = leaves_qty
                 if leaves_qty <= 0:
                     slot.prev = None
-            elif kind == FILL_CANCELED:
+            elif kind in (FILL_CANCELED, FILL_REJECT):
                 slot.prev = None
             elif kind == FILL_CANCEL_REJECT:
                 slot.prev[3], slot.prev[2] = LIVE, leaves_qty
@@ -233,7 +234,7 @@ class ReferenceQuoter:
                 slot.current_gone()
             else:
                 slot.qty = leaves_qty
-                if slot.state in (PENDING, UNKNOWN):
+                if slot.state == PENDING:     # an UNKNOWN one waits for the sender's answer
                     slot.state = LIVE
         elif kind == FILL_ACK:
             if slot.state in (PENDING, UNKNOWN):
