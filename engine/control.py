@@ -28,7 +28,7 @@ import numpy as np
 from engine import _native as C
 from engine.ring.segment import Segment, SegmentError, pid_alive, segment_name
 
-ROLES = ("supervisor", "feed", "quoter", "sender")
+ROLES = ("supervisor", "feed", "quoter", "sender", "journal")   # journal: the journal agent
 _MAGIC = 0x4C5254434D4D0001
 ROLE_BASE = 8
 ROLE_WORDS = 64

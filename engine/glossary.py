@@ -148,6 +148,9 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "fills_written": ("fill_records", "records written to the quoter (fills, acks, ...)"),
         "fills_delayed": ("fill_records_delayed", "records held while the fills ring was full"),
         "fills_backlog": ("fill_records_waiting", "records waiting for room now"),
+        "journal_written": ("journal_records", "records handed to the journal agent"),
+        "journal_full": ("journal_dropped", "journal records dropped because the journal ring "
+                                            "was full (the venue's trade list refills fills)"),
         "clock_offset_ms": ("clock_offset_ms", "venue clock minus ours, ms"),
         "rtt_us": ("rtt_us", "measured round trip to the venue, us"),
         "bells": ("wakeups", "times the quoter woke the sender"),

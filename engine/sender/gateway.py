@@ -34,6 +34,8 @@ from engine.records import ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
+from engine.journal.writer import NoJournal
+from engine.records import JE_DIVERGENCE, JE_POSITION_REPAIRED
 from engine.sender.liveness import Liveness, RoundTrip
 from engine.sender.order_state import OPEN, PENDING_NEW, UNKNOWN, OrderTable
 
@@ -107,6 +109,7 @@ class Gateway:
         self.scfg = s = cfg.sender
         self.creds = creds
         self.fills = fills
+        self.journal = getattr(fills, "journal", None) or NoJournal()   # engine/journal
         self.hist = hist
         self.dry_run = dry_run
         self.kill_addr = kill_addr          # the control segment's kill word (0: none)
@@ -765,9 +768,11 @@ class Gateway:
                               f"differs from our fills' {table.position[inst]} twice: repaired")
                 table.position[inst] = venue_qty
                 self._position_seen.pop(inst, None)
+                self.journal.decision(JE_POSITION_REPAIRED, inst, qty=venue_qty)
             else:
                 self.counts["divergences"] += 1
                 self._position_seen[inst] = venue_qty
+                self.journal.decision(JE_DIVERGENCE, inst, qty=venue_qty)
 
     def tell_quoter(self, reset: bool, resume: bool) -> None:
         """Where the quoter stands: (RESET: forget every slot,) POSITION per instrument (the
