@@ -356,7 +356,7 @@ def run(cfg) -> int:
     rc = EXIT_ERROR
     agent = None
     try:
-        ring = JOURNAL.open(cfg, "consumer")
+        ring = JOURNAL.open(cfg, "consumer", keep_unread=True)   # history: read it all
         try:
             board = Board.open(cfg.instance, len(cfg.instruments), MD_DTYPE)
         except Exception as e:          # markouts need it; the journal does not
