@@ -33,7 +33,10 @@ class BinanceTrades:
                  timeout_s: float = 5.0):
         self.url, self.api_key, self.sign = url, api_key, sign
         self.recv_window_ms, self.timeout_s = recv_window_ms, timeout_s
-        self._ws = None
+        self._ws = None             # picows transport
+        self._loop = None
+        self._frames: list[bytes] = []
+        self._waiter = None
         self._rid = 0
 
     @classmethod
@@ -52,22 +55,70 @@ class BinanceTrades:
         return cls(cfg.sender.url, creds.api_key.reveal(), signer, cfg.sender.recv_window_ms)
 
     def _connect(self):
-        from websockets.sync.client import connect
+        """The connection (picows, on this client's own event loop), opened when needed."""
+        import asyncio
 
-        if self._ws is None:
-            try:
-                self._ws = connect(self.url, open_timeout=self.timeout_s, max_size=1 << 24)
-            except Exception as e:
-                raise VenueError(f"connect {self.url}: {type(e).__name__}: {e}") from None
+        from picows import WSListener, WSMsgType, ws_connect
+
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        if self._ws is not None:
+            return self._ws
+        client = self
+
+        class Listener(WSListener):
+            def on_ws_frame(self, transport, frame):
+                if frame.msg_type == WSMsgType.TEXT:
+                    client._frames.append(frame.get_payload_as_bytes())
+                    if client._waiter is not None and not client._waiter.done():
+                        client._waiter.set_result(None)
+                elif frame.msg_type == WSMsgType.CLOSE:
+                    transport.disconnect()
+
+            def on_ws_disconnected(self, transport):
+                client._ws = None
+                if client._waiter is not None and not client._waiter.done():
+                    client._waiter.set_exception(ConnectionError("connection closed"))
+
+        try:
+            self._ws, _ = self._loop.run_until_complete(asyncio.wait_for(
+                ws_connect(Listener, self.url, enable_auto_pong=True,
+                           max_frame_size=1 << 24), self.timeout_s))
+        except Exception as e:
+            self._ws = None
+            raise VenueError(f"connect {self.url}: {type(e).__name__}: {e}") from None
         return self._ws
 
     def close(self) -> None:
         if self._ws is not None:
             try:
-                self._ws.close()
+                self._ws.send_close()
+                self._ws.disconnect()
             except Exception:
                 pass
             self._ws = None
+        if self._loop is not None:
+            self._loop.run_until_complete(asyncio_sleep0())
+            self._loop.close()
+            self._loop = None
+
+    def _request(self, frame: bytes, rid: int) -> dict:
+        import asyncio
+
+        from picows import WSMsgType
+
+        async def exchange():
+            self._ws.send(WSMsgType.TEXT, frame)
+            deadline = self._loop.time() + self.timeout_s
+            while True:
+                while self._frames:
+                    msg = json.loads(self._frames.pop(0))
+                    if msg.get("id") == rid:
+                        return msg
+                self._waiter = self._loop.create_future()
+                await asyncio.wait_for(self._waiter, max(deadline - self._loop.time(), 0.001))
+
+        return self._loop.run_until_complete(exchange())
 
     def fetch(self, symbol: str, from_id: int | None = None, start_ms: int | None = None,
               limit: int = PAGE) -> list[dict]:
@@ -80,18 +131,12 @@ class BinanceTrades:
         payload = "&".join(f"{k}={params[k]}" for k in sorted(params)).encode()
         params["signature"] = self.sign(payload).decode()
         self._rid += 1
-        rid = self._rid
-        ws = self._connect()
+        frame = json.dumps({"id": self._rid, "method": "myTrades", "params": params}).encode()
         try:
-            ws.send(json.dumps({"id": rid, "method": "myTrades", "params": params}))
-            deadline = time.monotonic() + self.timeout_s
-            while True:
-                left = deadline - time.monotonic()
-                if left <= 0:
-                    raise TimeoutError("no answer")
-                msg = json.loads(ws.recv(timeout=left))
-                if msg.get("id") == rid:
-                    break
+            self._connect()
+            msg = self._request(frame, self._rid)
+        except VenueError:
+            raise
         except Exception as e:
             self.close()
             raise VenueError(f"myTrades {symbol}: {type(e).__name__}: {e}") from None
@@ -100,6 +145,12 @@ class BinanceTrades:
             raise VenueError(f"myTrades {symbol}: status {msg.get('status')} code "
                              f"{err.get('code')} {err.get('msg')!r}")
         return msg["result"]
+
+
+async def asyncio_sleep0() -> None:
+    import asyncio
+
+    await asyncio.sleep(0)
 
 
 UPSERT = """
