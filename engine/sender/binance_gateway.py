@@ -110,7 +110,7 @@ class BinanceGateway(Gateway):
                 self.track(rid, REQ_PLACE, order_id, 0, t_read)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["orders_sent"] += 1
-                self.journal.request(JE_REQ_NEW, order_id, u, inst, side, price, qty)
+                self.journal_later.append((JE_REQ_NEW, order_id, u, inst, side, price, qty))
             else:
                 old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
                 if old is None:
@@ -122,7 +122,8 @@ class BinanceGateway(Gateway):
                 self.orders.cancel_sent(old)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["replaces_sent"] += 1
-                self.journal.request(JE_REQ_REPLACE, order_id, orig, inst, side, price, qty)
+                self.journal_later.append((JE_REQ_REPLACE, order_id, orig, inst, side, price,
+                                           qty))
             self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
             self.cancel_ours(inst)
@@ -138,8 +139,8 @@ class BinanceGateway(Gateway):
         self.track(rid, REQ_CANCEL, o.order_id, 0, t_read or t_signed)
         self.orders.cancel_sent(o)
         self.counts["cancels_sent"] += 1
+        self.journal_later.append((JE_REQ_CANCEL, o.order_id, 0, o.instrument, o.side, o.price))
         self.sent(ts_pub, ts_arr, t_read or t_signed, t_signed)
-        self.journal.request(JE_REQ_CANCEL, o.order_id, 0, o.instrument, o.side, o.price)
 
     def cancel_ours(self, inst: int) -> None:
         """The quoter's CANCEL_ALL; with symbols_exclusive, openOrders.cancelAll instead of

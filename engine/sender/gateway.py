@@ -163,6 +163,9 @@ class Gateway:
         self._fd = -1                       # the socket, for direct writes (-1: TLS or none)
         self._pending: list[list[int]] = [[0] * 256 for _ in range(4)]  # stamps to record
         self._npending = 0
+        # journal records of the requests in the output buffer: handed over once the bytes
+        # are written, so the journal costs the order nothing on its way out
+        self.journal_later: list[tuple] = []
         self._stop_cancel_base: int | None = None  # orders canceled before the stop began
         if hist is not None:
             (self._h_read, self._h_sign, self._h_send, self._h_r2w,
@@ -640,6 +643,11 @@ class Gateway:
             for j in range(k):
                 self.record_latency(p[0][j], p[1][j], p[2][j], p[3][j], t_sent)
         self._npending = 0
+        if self.journal_later:
+            request = self.journal.request
+            for args in self.journal_later:
+                request(*args)
+            self.journal_later.clear()
 
     def record_latency(self, ts_published: int, ts_arrival: int, t_read: int, t_signed: int,
                        t_sent: int) -> None:
