@@ -166,6 +166,19 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                   "confirmed gone, 3 resuming (reconciling)"),
     },
     "supervisor": {},
+    "journal": {
+        "records": ("records", "journal records written to the journal file"),
+        "batches": ("transactions", "transactions they were written in"),
+        "fills": ("fills_reported", "fills written from the sender's execution reports"),
+        "fills_from_venue": ("fills_from_venue", "fills the journal lacked, added from the "
+                                                 "venue's trade list (myTrades)"),
+        "gaps": ("records_lost", "journal records the sender dropped (full ring), seen as gaps"),
+        "reconciles": ("reconciles", "passes over the venue's trade list"),
+        "reconcile_errors": ("reconcile_errors", "passes that failed (retried)"),
+        "markouts": ("markouts", "fill markouts written (mid at +100 ms, 1 s, 5 s, 30 s)"),
+        "pruned": ("rows_pruned", "rows older than journal.retention_days removed"),
+        "lag_ms": ("lag_ms", "age of the newest record when it was written, ms"),
+    },
 }
 
 FAMILIES = (
