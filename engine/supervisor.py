@@ -92,6 +92,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         t0 = time.monotonic()
+        self.started_ns = time.time_ns()       # the journal's part of the report starts here
         self.deadline = t0 + self.duration_s if self.duration_s else None
         try:
             self._preflight()
@@ -507,7 +508,8 @@ class Supervisor:
         try:
             summary = snapshot_run(self.cfg.instance, self.run_dir, self.ctl, self.rings,
                                    stop_reason=self.stop_reason, layout=self.layout,
-                                   result=self.result, cfg=self.run_cfg)
+                                   result=self.result, cfg=self.run_cfg,
+                                   started_ns=self.started_ns)
             print_summary(summary)
             latest = self.run_dir.parent / "latest"
             if latest.is_symlink() or not latest.exists():

@@ -122,6 +122,36 @@ def pnl(con, instruments=(), since: int = 0, by: str = "hour") -> list[dict]:
     return [rows[k] for k in sorted(rows)]
 
 
+def series(con, instruments=(), since: int = 0) -> list[dict]:
+    """After every fill from `since` (epoch ns): the symbol's position (base units) and its
+    realised, marked PnL and fees (quote asset) counted from `since` (what came before is the
+    starting point, not part of the figures)."""
+    quote_of = {i.symbol: i.quote for i in instruments}
+    base_of = {i.symbol: i.base for i in instruments}
+    books: dict[str, Book] = {}
+    start: dict[str, tuple] = {}
+    out = []
+    for f in fills(con, 0):
+        sym = f["symbol"]
+        b = books.setdefault(sym, Book())
+        if f["ts_ns"] >= since and sym not in start:
+            start[sym] = (b.realised, b.marked, b.fees)
+        price, qty = float(f["price"]), float(f["qty"])
+        b.apply(f["side"], price, qty)
+        b.mark = f["mid_at_fill"] or price
+        fee, asset = float(f["commission"] or 0), f["commission_asset"]
+        if fee and asset == quote_of.get(sym, asset):
+            b.fees += fee
+        elif fee and asset == base_of.get(sym):
+            b.fees += fee * price
+        if f["ts_ns"] >= since:
+            r0, m0, f0 = start[sym]
+            out.append({"ts_ns": f["ts_ns"], "symbol": sym, "position": b.position,
+                        "realised": b.realised - r0, "marked": b.marked - m0,
+                        "fees": b.fees - f0})
+    return out
+
+
 def totals(con, instruments=(), since: int = 0) -> dict:
     """Fills, volume, fees and PnL since `since` (today: since = midnight UTC), per symbol."""
     out = {}
