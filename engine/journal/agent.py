@@ -67,13 +67,24 @@ class Journal:
     directly). `write(records)` writes one batch of JOURNAL_DTYPE field tuples (seq first) in
     one transaction and returns the fills it added (their keys)."""
 
-    def __init__(self, con: sqlite3.Connection, instruments, tag: str):
+    def __init__(self, con: sqlite3.Connection, instruments, tag: str, ring_id: int = 0):
         self.con = con
+        # the ring this journal last read (its creation stamp) and the last seq committed
+        # from it: records a killed agent committed but did not release are read again by its
+        # successor, and skipped here (events and requests once, not only fills)
+        self.ring_id = ring_id
+        self.committed_seq = -1                  # ring seqs start at 0
+        if ring_id:
+            row = con.execute("SELECT value FROM meta WHERE key = 'ring'").fetchone()
+            if row is not None:
+                rid, _, seq = row[0].partition(":")
+                if int(rid) == ring_id:
+                    self.committed_seq = int(seq)
         self.instruments = instruments
         self.tag = tag
         self.cids: dict[int, str] = {}           # order_id -> client id (from its request)
         self.unknown: set[int] = set()           # orders whose last word was UNKNOWN
-        self.last_seq = 0
+        self.last_seq = self.committed_seq
         self.gaps = 0                            # records the ring refused (seq jumps)
         self._wall = time.time_ns() - perf_counter_ns()
 
@@ -91,7 +102,9 @@ class Journal:
         reqs, events, fills, decisions = [], [], [], []
         for (seq, ts, ts_venue, order_id, ref, venue_oid, trade_id, price, qty, cum, leaves,
              code, commission, asset, inst, kind, side, maker) in records:
-            if self.last_seq and seq > self.last_seq + 1:
+            if seq <= self.committed_seq:
+                continue                         # written before a kill -9, read again
+            if self.last_seq >= 0 and seq > self.last_seq + 1:
                 self.gaps += seq - self.last_seq - 1
                 decisions.append((ts + self._wall, "ring_gap", None, None,
                                   f"{seq - self.last_seq - 1} records lost (ring full)"))
@@ -163,6 +176,10 @@ class Journal:
                     "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,'report') ON CONFLICT DO NOTHING", f[:12])
                 if cur.rowcount:
                     added.append(((f[0], f[1], f[2]), f[13]))
+            if self.ring_id and self.last_seq > self.committed_seq:
+                con.execute("INSERT OR REPLACE INTO meta VALUES ('ring', ?)",
+                            (f"{self.ring_id}:{self.last_seq}",))
+                self.committed_seq = self.last_seq
         return added
 
 
@@ -173,7 +190,9 @@ class Agent:
         from engine.journal.markouts import Markouts
 
         self.cfg, self.jcfg, self.ctl, self.ring = cfg, cfg.journal, ctl, ring
-        self.journal = Journal(con, cfg.instruments, cfg.tag)
+        from engine.ring import header as L
+        self.journal = Journal(con, cfg.instruments, cfg.tag,
+                               ring_id=int(ring.seg.words[L.OFF_CREATED_NS // 8]))
         self.con = con
         self.venue = venue
         self.reader = ring.reader()

@@ -87,6 +87,23 @@ def test_records_become_rows_and_an_unknown_resolved_is_a_decision(instance, tmp
     assert kinds == ["unknown_resolved", "stranger_canceled", "kill"]
 
 
+def test_records_a_killed_agent_committed_are_not_written_twice(instance, tmp_path):
+    def write(w):
+        w.request(JE_REQ_NEW, 7, 123, BTC, SIDE_BUY, 6000000, 200)
+        w.fill_record(FILL_ACK, 7, BTC, SIDE_BUY, 6000000, 200, 0, 200, 0, 0)
+    cfg = EngineConfig(instance=instance)
+    con = open_journal(tmp_path / "j.sqlite")
+    recs, _ = _ring_records(instance, write)
+    Journal(con, cfg.instruments, "tg", ring_id=99).write(recs)
+    # its successor reads the same records again (committed, never released): skipped
+    Journal(con, cfg.instruments, "tg", ring_id=99).write(recs)
+    assert con.execute("SELECT count(*) FROM requests").fetchone()[0] == 1
+    assert con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+    # a new ring (a new run) starts its seqs again: nothing skipped
+    Journal(con, cfg.instruments, "tg", ring_id=100).write(recs)
+    assert con.execute("SELECT count(*) FROM requests").fetchone()[0] == 2
+
+
 def test_the_venue_trade_list_adds_what_is_missing_once_and_confirms_the_rest(instance,
                                                                                tmp_path):
     def write(w):        # the report of trade 1001 reached the journal; 1002 and 1003 did not
