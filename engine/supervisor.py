@@ -177,6 +177,13 @@ class Supervisor:
         self.layout = layout_mod.choose(cfg, with_sim=with_sim,
                                         venue_local=with_sim or keys.is_loopback(cfg.sender.url))
         keys.check(cfg.sender, cfg.sender.url or "ws://127.0.0.1/")
+        if cfg.journal.enabled:            # a corrupt or foreign journal: refused, path named
+            from engine.journal.schema import journal_path, open_journal
+
+            cfg.journal.validate()
+            path = journal_path(cfg)
+            if path.exists():
+                open_journal(path, create=False).close()
         live = shm_admin.live_processes(cfg.instance)
         if live:
             raise SegmentError(f"instance {cfg.instance!r} is running ({', '.join(live)}); "
@@ -294,6 +301,11 @@ class Supervisor:
         the venue's trade list fills any gap); it never stops trading."""
         p = getattr(self, "journal", None)
         if p is None or p.poll() is None:
+            return
+        if p.returncode == EXIT_CONFIG:       # it refused its file or config: not again
+            log("warning: the journal agent refused to start (its log says why); the run goes "
+                "on without a journal (mm journal-agent can be started by hand)")
+            self.journal = None
             return
         if time.monotonic() - self._journal_started < JOURNAL_RESTART_S:
             return

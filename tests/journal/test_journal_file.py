@@ -66,3 +66,15 @@ def test_mm_journal_names_the_path_it_cannot_read(tmp_path):
     out = subprocess.run([sys.executable, "-m", "engine.cli", "journal", "pnl", "--config",
                           str(cfg)], capture_output=True, text=True, timeout=60)
     assert out.returncode == 2 and str(missing) in out.stderr, out.stderr
+
+
+def test_mm_run_refuses_a_corrupt_journal_before_starting_anything(tmp_path, instance):
+    bad = tmp_path / "x.journal.sqlite"
+    bad.write_bytes(b"SQLite format 3\0" + b"\xff" * 4000)
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text(f'[journal]\npath = "{bad}"\n')
+    out = subprocess.run([sys.executable, "-m", "engine.cli", "run", "--config", str(cfg),
+                          "--instance", instance, "--duration", "5", "--run-dir",
+                          str(tmp_path / "run")], capture_output=True, text=True, timeout=60)
+    assert out.returncode == 2, out.stdout + out.stderr
+    assert str(bad) in out.stdout + out.stderr and "nothing was started" in out.stdout + out.stderr
