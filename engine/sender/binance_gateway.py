@@ -31,8 +31,8 @@ from time import perf_counter_ns
 import msgspec
 from picows import WSMsgType
 
-from engine.proc import log
 from engine.journal.writer import asset_word, commission_units
+from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
                             JE_REQ_REPLACE, JE_STRANGER_CANCELED)

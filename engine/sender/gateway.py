@@ -30,12 +30,12 @@ from picows import WSListener, WSMsgType, ws_connect
 from engine import _native as C
 from engine._native import hist_record as _hist_record
 from engine.proc import log
-from engine.records import ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET, FILL_RESUME
+from engine.journal.writer import NoJournal
+from engine.records import (ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET,
+                            FILL_RESUME, JE_DIVERGENCE, JE_POSITION_REPAIRED)
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
-from engine.journal.writer import NoJournal
-from engine.records import JE_DIVERGENCE, JE_POSITION_REPAIRED
 from engine.sender.liveness import Liveness, RoundTrip
 from engine.sender.order_state import OPEN, PENDING_NEW, UNKNOWN, OrderTable
 
