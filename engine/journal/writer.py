@@ -52,13 +52,23 @@ class JournalWriter:
     def request(self, kind: int, order_id: int, ref: int, instrument: int, side: int = 0,
                 price: int = 0, qty: int = 0) -> None:
         """A request on the wire (JE_REQ_*)."""
-        self._emit(0, order_id, ref, 0, -1, price, qty, 0, 0, 0, 0, 0, instrument, kind, side, 0)
+        # (inlined _emit: one Python call less per event)
+        if self._put(perf_counter_ns(), 0, order_id, ref, 0, -1, price, qty, 0, 0, 0, 0, 0,
+                     instrument, kind, side, 0):
+            self._commit()
+            self.written += 1
+        else:
+            self.full += 1
 
     def fill_record(self, kind: int, order_id: int, instrument: int, side: int, price: int,
                     qty: int, cum_qty: int, leaves_qty: int, code: int, ts_venue: int) -> None:
         """A fill-ring record the sender emitted (kind: FILL_*)."""
-        self._emit(ts_venue, order_id, 0, 0, -1, price, qty, cum_qty, leaves_qty, code, 0, 0,
-                   instrument, JE_FILL_BASE + kind, side, 0)
+        if self._put(perf_counter_ns(), ts_venue, order_id, 0, 0, -1, price, qty, cum_qty,
+                     leaves_qty, code, 0, 0, instrument, JE_FILL_BASE + kind, side, 0):
+            self._commit()
+            self.written += 1
+        else:
+            self.full += 1
 
     def exec_trade(self, order_id: int, venue_order_id: int, trade_id: int, instrument: int,
                    side: int, price: int, qty: int, cum_qty: int, commission: int, asset: int,
