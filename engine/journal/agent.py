@@ -7,10 +7,13 @@ ring is empty it parks on the ring's futex (the sender's commit wakes it) for at
 IDLE_PARK_NS, so it costs nothing while the engine is quiet. It runs on a core the trading
 processes do not use (journal.core, else every core but theirs).
 
-Stop: SIGTERM/SIGINT, or the kill switch with the sender gone: the ring is drained, the venue
-asked once more, the file closed. A kill -9 loses at most the uncommitted batch: those records
-are still in the ring (released only after the commit) unless the process restarted; fills
-come back from the venue either way.
+Stop: SIGTERM/SIGINT, or (under mm run) the kill switch with the sender gone: the ring is
+drained, the venue asked once more, the file closed. A kill -9 loses nothing: records are
+released from the ring only after their transaction commits, a successor reads what is unread
+and skips what was committed (the ring's identity and last seq are kept in the file). While
+no agent runs the ring holds rings.journal.capacity records; beyond that the sender drops them
+(counted): requests and answers of that stretch are lost, its fills come back from the venue's
+trade list.
 """
 from __future__ import annotations
 
@@ -299,6 +302,14 @@ class Agent:
         pid = self.ctl.pid("sender")
         return not pid or not pid_alive(pid)
 
+    def run_is_over(self) -> bool:
+        """Under mm run: the kill switch is set and the sender has exited (nothing more will
+        come). Alone (systemd) the agent outlives the sender's restarts: SIGTERM stops it."""
+        from engine.ring.segment import pid_alive
+
+        sup = self.ctl.pid("supervisor")
+        return bool(sup and pid_alive(sup) and self.ctl.killed() and self.sender_gone())
+
     def main(self) -> int:
         ring = self.ring
         last_beat = 0.0
@@ -311,7 +322,7 @@ class Agent:
                 self.ctl.beat("journal")
                 ring.beat()
                 self.publish()
-            if self.stop or (self.ctl.killed() and self.sender_gone()):
+            if self.stop or self.run_is_over():
                 stopping_since = stopping_since or now
                 if n == 0 or now - stopping_since > 5.0:
                     break
