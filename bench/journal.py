@@ -29,7 +29,7 @@ def _events(w, n: int, start: int = 0) -> None:
         m = k % 4
         oid = k // 4 + 1
         if m == 0:
-            w.request(JE_REQ_NEW, oid, 123456, 0, SIDE_BUY, 6000000 + (k & 15), 150)
+            w.request(JE_REQ_NEW, oid, 0, 0, SIDE_BUY, 6000000 + (k & 15), 150, 123456)
         elif m == 1:
             w.fill_record(FILL_ACK, oid, 0, SIDE_BUY, 6000000, 150, 0, 150, 0, 0)
         elif m == 2 and k % 16 == 2:

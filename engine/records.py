@@ -152,7 +152,7 @@ def field_order(dtype: np.dtype) -> tuple[str, ...]:
 # kind: what happened. Requests we sent, then every fill-ring record the sender emitted (kind =
 # JE_FILL_BASE + FILL_*), then the venue's own fill report (trade id, commission), then
 # decisions. engine/journal/schema.sql says where each lands.
-JE_REQ_NEW = 1          # order.place sent: order_id, ref = update id u of its client id
+JE_REQ_NEW = 1          # order.place sent: order_id, update_id = u of its client id
 JE_REQ_REPLACE = 2      # order.cancelReplace sent: order_id (new), ref = orig_order_id
 JE_REQ_CANCEL = 3       # order.cancel sent for order_id
 JE_REQ_CANCEL_ALL = 4   # openOrders.cancelAll sent (instrument)
@@ -173,7 +173,8 @@ JOURNAL_DTYPE = _padded([
     ("ts", "i8"),               # perf_counter_ns() when the sender wrote it
     ("ts_venue", "i8"),         # venue time, ns since epoch (0: none)
     ("order_id", "i8"),         # engine order number n of <tag>-<u>-<n>
-    ("ref", "i8"),              # NEW: update id u of the client id; REPLACE: orig order id
+    ("ref", "i8"),              # REPLACE: the order it replaces (orig_order_id)
+    ("update_id", "i8"),        # NEW / REPLACE: u of the client id <tag>-<u>-<n>
     ("venue_order_id", "i8"),
     ("trade_id", "i8"),         # the venue's trade id (JE_EXEC_TRADE), else -1
     ("price", "i8"),            # fixed-point at the instrument's price_exp

@@ -103,7 +103,7 @@ class Journal:
     def write(self, records) -> list[tuple]:
         self._wall = time.time_ns() - perf_counter_ns()
         reqs, events, fills, decisions = [], [], [], []
-        for (seq, ts, ts_venue, order_id, ref, venue_oid, trade_id, price, qty, cum, leaves,
+        for (seq, ts, ts_venue, order_id, ref, u, venue_oid, trade_id, price, qty, cum, leaves,
              code, commission, asset, inst, kind, side, maker) in records:
             if seq <= self.committed_seq:
                 continue                         # written before a kill -9, read again
@@ -117,7 +117,6 @@ class Journal:
             if kind in REQUEST_KINDS:
                 cid = None
                 if kind == JE_REQ_NEW or kind == JE_REQ_REPLACE:
-                    u = ref if kind == JE_REQ_NEW else 0
                     cid = f"{self.tag}-{u}-{order_id}"
                     if len(cid) > 36:
                         cid = f"{self.tag}-0-{order_id}"

@@ -50,11 +50,12 @@ class JournalWriter:
             self.full += 1
 
     def request(self, kind: int, order_id: int, ref: int, instrument: int, side: int = 0,
-                price: int = 0, qty: int = 0) -> None:
-        """A request on the wire (JE_REQ_*)."""
+                price: int = 0, qty: int = 0, update_id: int = 0) -> None:
+        """A request on the wire (JE_REQ_*): ref = the replaced order, update_id = u of the
+        client id."""
         # (inlined _emit: one Python call less per event)
-        if self._put(perf_counter_ns(), 0, order_id, ref, 0, -1, price, qty, 0, 0, 0, 0, 0,
-                     instrument, kind, side, 0):
+        if self._put(perf_counter_ns(), 0, order_id, ref, update_id, 0, -1, price, qty, 0, 0,
+                     0, 0, 0, instrument, kind, side, 0):
             self._commit()
             self.written += 1
         else:
@@ -63,7 +64,7 @@ class JournalWriter:
     def fill_record(self, kind: int, order_id: int, instrument: int, side: int, price: int,
                     qty: int, cum_qty: int, leaves_qty: int, code: int, ts_venue: int) -> None:
         """A fill-ring record the sender emitted (kind: FILL_*)."""
-        if self._put(perf_counter_ns(), ts_venue, order_id, 0, 0, -1, price, qty, cum_qty,
+        if self._put(perf_counter_ns(), ts_venue, order_id, 0, 0, 0, -1, price, qty, cum_qty,
                      leaves_qty, code, 0, 0, instrument, JE_FILL_BASE + kind, side, 0):
             self._commit()
             self.written += 1
@@ -74,13 +75,13 @@ class JournalWriter:
                    side: int, price: int, qty: int, cum_qty: int, commission: int, asset: int,
                    maker: int, ts_venue: int) -> None:
         """The venue's fill report (executionReport TRADE)."""
-        self._emit(ts_venue, order_id, 0, venue_order_id, trade_id, price, qty, cum_qty, 0, 0,
-                   commission, asset, instrument, JE_EXEC_TRADE, side, maker)
+        self._emit(ts_venue, order_id, 0, 0, venue_order_id, trade_id, price, qty, cum_qty, 0,
+                   0, commission, asset, instrument, JE_EXEC_TRADE, side, maker)
 
     def decision(self, kind: int, instrument: int = 0, order_id: int = 0, qty: int = 0,
                  code: int = 0, venue_order_id: int = 0) -> None:
         """A reconcile decision or a kill / pause / resume (JE_* 40..)."""
-        self._emit(0, order_id, 0, venue_order_id, -1, 0, qty, 0, 0, code, 0, 0, instrument,
+        self._emit(0, order_id, 0, 0, venue_order_id, -1, 0, qty, 0, 0, code, 0, 0, instrument,
                    kind, 0, 0)
 
 

@@ -110,7 +110,7 @@ class BinanceGateway(Gateway):
                 self.track(rid, REQ_PLACE, order_id, 0, t_read)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["orders_sent"] += 1
-                self.journal_later.append((JE_REQ_NEW, order_id, u, inst, side, price, qty))
+                self.journal_later.append((JE_REQ_NEW, order_id, 0, inst, side, price, qty, u))
             else:
                 old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
                 if old is None:
@@ -123,7 +123,7 @@ class BinanceGateway(Gateway):
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["replaces_sent"] += 1
                 self.journal_later.append((JE_REQ_REPLACE, order_id, orig, inst, side, price,
-                                           qty))
+                                           qty, u))
             self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
             self.cancel_ours(inst)

@@ -14,8 +14,8 @@ from engine.journal.queries import pnl
 from engine.journal.reconcile import reconcile_symbol
 from engine.journal.schema import open_journal
 from engine.journal.writer import JournalWriter, asset_word
-from engine.records import (FILL_ACK, FILL_UNKNOWN, JE_KILL, JE_REQ_NEW, JE_STRANGER_CANCELED,
-                            SIDE_BUY, SIDE_SELL)
+from engine.records import (FILL_ACK, FILL_UNKNOWN, JE_KILL, JE_REQ_NEW, JE_REQ_REPLACE,
+                            JE_STRANGER_CANCELED, SIDE_BUY, SIDE_SELL)
 from engine.ring.table import JOURNAL
 
 BTC = 0            # EngineConfig's first instrument: BTCUSDT, price exp -2, qty exp -5
@@ -65,18 +65,20 @@ def _journal(tmp_path, instance, write):
 
 def test_records_become_rows_and_an_unknown_resolved_is_a_decision(instance, tmp_path):
     def write(w):
-        w.request(JE_REQ_NEW, 7, 123, BTC, SIDE_BUY, 6000000, 200)
+        w.request(JE_REQ_NEW, 7, 0, BTC, SIDE_BUY, 6000000, 200, 123)
         w.fill_record(FILL_UNKNOWN, 7, BTC, SIDE_BUY, 6000000, 0, 0, 200, 0, 0)
         w.fill_record(FILL_ACK, 7, BTC, SIDE_BUY, 6000000, 200, 0, 200, 0, 0)
         w.exec_trade(7, 55, 1001, BTC, SIDE_BUY, 5999999, 100, 100, 10 ** 10, asset_word("USDT"),
                      1, 1_700_000_000_000_000_000)
         w.decision(JE_STRANGER_CANCELED, BTC, 9, venue_order_id=77)
         w.decision(JE_KILL, code=3)
+        w.request(JE_REQ_REPLACE, 8, 7, BTC, SIDE_BUY, 6000001, 200, 124)
     con, j, w = _journal(tmp_path, instance, write)
-    assert w.written == 6 and w.full == 0
-    assert con.execute("SELECT kind, symbol, client_id, side, price, qty FROM requests"
-                       ).fetchall() == [("new", "BTCUSDT", "tg-123-7", "BUY", "60000.00",
-                                         "0.00200")]
+    assert w.written == 7 and w.full == 0
+    assert con.execute("SELECT kind, symbol, order_id, orig_order_id, client_id, side, price, "
+                       "qty FROM requests ORDER BY id").fetchall() == [
+        ("new", "BTCUSDT", 7, None, "tg-123-7", "BUY", "60000.00", "0.00200"),
+        ("replace", "BTCUSDT", 8, 7, "tg-124-8", "BUY", "60000.01", "0.00200")]
     assert [r[0] for r in con.execute("SELECT kind FROM events ORDER BY id")] == \
         ["unknown", "ack"]
     assert con.execute("SELECT trade_id, venue_order_id, order_id, client_id, price, qty, "
@@ -89,7 +91,7 @@ def test_records_become_rows_and_an_unknown_resolved_is_a_decision(instance, tmp
 
 def test_records_a_killed_agent_committed_are_not_written_twice(instance, tmp_path):
     def write(w):
-        w.request(JE_REQ_NEW, 7, 123, BTC, SIDE_BUY, 6000000, 200)
+        w.request(JE_REQ_NEW, 7, 0, BTC, SIDE_BUY, 6000000, 200, 123)
         w.fill_record(FILL_ACK, 7, BTC, SIDE_BUY, 6000000, 200, 0, 200, 0, 0)
     cfg = EngineConfig(instance=instance)
     con = open_journal(tmp_path / "j.sqlite")
@@ -149,7 +151,7 @@ def test_mm_journal_prints_fills_orders_and_pnl(instance, tmp_path):
     path = tmp_path / "j.sqlite"
 
     def write(w):
-        w.request(JE_REQ_NEW, 7, 123, BTC, SIDE_SELL, 6000000, 200)
+        w.request(JE_REQ_NEW, 7, 0, BTC, SIDE_SELL, 6000000, 200, 123)
         w.exec_trade(7, 55, 1001, BTC, SIDE_SELL, 6000000, 200, 200, 0, 0, 1, 0)
     cfg = EngineConfig(instance=instance)
     con = open_journal(path)
