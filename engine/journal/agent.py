@@ -276,6 +276,9 @@ class Agent:
                 _log(f"reconcile with the venue's trade list failed: {e}; trying again")
             self.next_reconcile = time.monotonic() + RETRY_RECONCILE_S
             return False
+        finally:
+            # one connection per pass: between passes nobody would answer the venue's pings
+            self.venue.close()
 
     def prune(self) -> None:
         """Rows older than journal.retention_days go (the file stays bounded)."""
