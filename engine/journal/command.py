@@ -9,7 +9,7 @@ from engine.journal import queries
 from engine.journal.schema import JournalError, journal_path, open_journal
 
 FILL_COLUMNS = ("time", "symbol", "trade_id", "order_id", "client_id", "side", "price", "qty",
-                "commission", "commission_asset", "maker", "source", "markout_1s")
+                "commission", "commission_asset", "maker", "source", "markout_1s_bps")
 ORDER_COLUMNS = ("time", "kind", "symbol", "order_id", "client_id", "side", "price", "qty",
                  "outcome", "filled", "reject_code")
 PNL_COLUMNS = ("bucket", "symbol", "fills", "volume", "position", "realised", "marked", "fees",
@@ -62,7 +62,7 @@ def run(args, cfg) -> int:
                      f["side"], f["price"], f["qty"], f["commission"], f["commission_asset"],
                      f["is_maker"], f["source"],
                      None if f["mid_1s"] is None else
-                     (1 if f["side"] == "BUY" else -1) * (f["mid_1s"] - float(f["price"])))
+                     queries.markout_bps(f["side"], f["price"], f["mid_1s"]))
                     for f in queries.fills(con, since)]
             _print(rows, FILL_COLUMNS, args.csv)
         elif args.what == "orders":
@@ -78,10 +78,10 @@ def run(args, cfg) -> int:
             if not args.csv:
                 curve = queries.markout_curve(con, since)
                 if any(c["fills"] for c in curve):
-                    print("\nmarkouts (quote per base unit; adverse: the mid moved against "
-                          "the fill)")
+                    print("\nmarkouts (basis points of the fill price; adverse: the mid moved "
+                          "against the fill)")
                     _print([(c["horizon"], c["fills"], c["mean"], c["adverse_share"])
-                            for c in curve], ("horizon", "fills", "mean", "adverse_share"),
+                            for c in curve], ("horizon", "fills", "mean_bps", "adverse_share"),
                            False)
     finally:
         con.close()

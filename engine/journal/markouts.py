@@ -1,7 +1,7 @@
 """Markouts: the book mid after each fill, from the book board (engine/ring/board.py), stored
-with the fill. A fill's markout at horizon h is side * (mid(t + h) - price) in the quote asset
-per base unit (side +1 buy, -1 sell): negative means the market moved against the fill
-(adverse selection)."""
+with the fill (the mids themselves, in the quote asset). A fill's markout at horizon h is
+side * (mid(t + h) - price) / price, in basis points (side +1 buy, -1 sell;
+queries.markout_bps): negative means the market moved against the fill (adverse selection)."""
 from __future__ import annotations
 
 import collections

@@ -167,12 +167,19 @@ def totals(con, instruments=(), since: int = 0) -> dict:
     return out
 
 
+def markout_bps(side: str, price, mid: float) -> float:
+    """side * (mid - price) / price in basis points: comparable across symbols; below 0 the
+    market moved against the fill."""
+    p = float(price)
+    return (1 if side == "BUY" else -1) * (mid - p) / p * 1e4
+
+
 def markout_curve(con, since: int = 0) -> list[dict]:
-    """Per horizon: fills with a markout, mean markout per base unit (quote asset), and the
-    share of adverse ones (side * (mid(t + h) - price) < 0)."""
+    """Per horizon: fills with a markout, their mean markout in basis points of the fill price
+    (markout_bps), and the share of adverse ones (below 0)."""
     out = []
     for col, ns in HORIZONS:
-        vals = [((1 if s == "BUY" else -1) * (m - float(p)))
+        vals = [markout_bps(s, p, m)
                 for s, p, m in con.execute(f"SELECT side, price, {col} FROM fills WHERE "
                                            f"{col} IS NOT NULL AND ts_ns >= ?", (since,))]
         n = len(vals)

@@ -74,11 +74,11 @@ def print_section(sec: dict) -> None:
             print(f"  {t:12} {r['symbol']:10} {_f(r['position']):>12} {_f(r['realised']):>12} "
                   f"{_f(r['marked']):>12} {_f(r['fees']):>10} {_f(r['net']):>12}")
     if any(c["fills"] for c in sec["markouts"]):
-        print("markout curve (quote per base unit, side * (mid after - fill price); adverse: "
-              "below 0):")
+        print("markout curve (basis points of the fill price, side * (mid after - price) / "
+              "price; adverse: below 0):")
         for c in sec["markouts"]:
             share = "-" if c["adverse_share"] is None else f"{c['adverse_share'] * 100:.0f}%"
-            print(f"  +{c['horizon']:6} fills {c['fills']:>6}  mean {_f(c['mean'], 4):>10}  "
+            print(f"  +{c['horizon']:6} fills {c['fills']:>6}  mean {_f(c['mean'], 3):>8} bps  "
                   f"adverse {share}")
 
 
@@ -118,7 +118,8 @@ def plot(run_dir: Path, sec: dict) -> Path | None:
         for c, x in zip(curve, xs):
             a3.annotate(f"{c['adverse_share'] * 100:.0f}% adverse", (x, c["mean"]), fontsize=7,
                         xytext=(3, 3), textcoords="offset points")
-    a3.set(title="markout curve (quote per base unit)", xlabel="seconds after the fill")
+    a3.set(title="markout curve (bps of the fill price, all symbols)",
+           xlabel="seconds after the fill")
     fig.tight_layout()
     out = Path(run_dir) / "journal.png"
     fig.savefig(out, dpi=100)
