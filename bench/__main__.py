@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 
 # name -> module in bench/; each has main(args) -> dict and prints its own table.
-BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "sim", "e2e", "instruments",
+BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "journal", "sim", "e2e",
+           "instruments",
            "backtest")
 
 

@@ -45,7 +45,7 @@ UNIT_DIR=/etc/systemd/system
 SYS_ROOT=/
 ENABLE=1
 USER_NAME=mm
-UNITS=(mm-engine@.target mm-sender@.service mm-quoter@.service mm-feed@.service mm-alert@.service)
+UNITS=(mm-engine@.target mm-sender@.service mm-quoter@.service mm-feed@.service mm-journal@.service mm-alert@.service)
 
 while [ $# -gt 0 ]; do
   case "$1" in

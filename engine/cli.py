@@ -73,6 +73,30 @@ def _instruments_for_process(role: str, cfg, configured):
     return new
 
 
+def _cmd_journal_agent(args) -> int:
+    from engine import core_layout
+
+    cfg, configured = _load_config(args)
+    try:
+        cfg = core_layout.apply_env(cfg, "journal", os.environ)   # MM_CORE of a drop-in
+    except ValueError as e:
+        print(f"mm journal-agent: {e}", file=sys.stderr)
+        raise SystemExit(2)
+    if not args.venue_checked:
+        cfg = _instruments_for_process("journal", cfg, configured)
+        if isinstance(cfg, int):
+            return cfg
+    from engine.journal.agent import run
+    return run(cfg)
+
+
+def _cmd_journal(args) -> int:
+    from engine.journal.command import run
+
+    cfg, _ = _load_config(args)
+    return run(args, cfg)
+
+
 def _cmd_run(args) -> int:
     from engine.supervisor import Supervisor
 
@@ -249,6 +273,20 @@ def _main(argv: list[str] | None = None) -> int:
         # Set by mm run: the config file's instruments already come from the venue.
         sp.add_argument("--venue-checked", action="store_true", help=argparse.SUPPRESS)
         sp.set_defaults(fn=_process(role))
+
+    sp = with_config(sub.add_parser(
+        "journal-agent", help="run the journal agent alone (systemd unit): journal ring -> "
+                              "SQLite, reconciled with the venue's trade list"))
+    sp.add_argument("--venue-checked", action="store_true", help=argparse.SUPPRESS)
+    sp.set_defaults(fn=_cmd_journal_agent)
+
+    sp = with_config(sub.add_parser(
+        "journal", help="read an instance's journal: fills, orders, PnL over time"))
+    sp.add_argument("what", choices=["fills", "orders", "pnl"])
+    sp.add_argument("--since", help="only the last ...: 30m, 1h, 2d (default: everything)")
+    sp.add_argument("--by", choices=["hour", "day"], default="hour", help="pnl buckets")
+    sp.add_argument("--csv", action="store_true", help="CSV on stdout (fills: trade_id column)")
+    sp.set_defaults(fn=_cmd_journal)
 
     sp = with_config(sub.add_parser(
         "backtest", help="replay captures through the compiled strategy, risk and the "

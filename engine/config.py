@@ -20,6 +20,7 @@ import msgspec
 
 from engine.backtest.config import BacktestConfig
 from engine.feed.config import FeedConfig
+from engine.journal.config import JournalConfig
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.quoter.config import QuoterConfig
 from engine.sender.config import SenderConfig
@@ -63,6 +64,9 @@ class RingsConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     # Order intents and fills are never dropped: the producer waits.
     orders: RingConfig = RingConfig(capacity=1024, policy="block")
     fills: RingConfig = RingConfig(capacity=1024, policy="block")
+    # The journal never holds the sender up: a full ring drops (counted; the journal agent
+    # fills the gap from the venue's trade list).
+    journal: RingConfig = RingConfig(capacity=16384, policy="drop")
 
 
 class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -92,6 +96,7 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     sender: SenderConfig = SenderConfig()
     sim: SimConfig = SimConfig()
     backtest: BacktestConfig = BacktestConfig()
+    journal: JournalConfig = JournalConfig()
 
 
 def dump_json(cfg: EngineConfig) -> bytes:
@@ -163,7 +168,8 @@ def check(cfg: EngineConfig) -> None:
     except SegmentError:
         raise ConfigError(f"instance: expected 1-40 of [A-Za-z0-9_-] (it names shared memory "
                           f"and the run directory), got {cfg.instance!r}") from None
-    for name, rc in (("md", cfg.rings.md), ("orders", cfg.rings.orders), ("fills", cfg.rings.fills)):
+    for name, rc in (("md", cfg.rings.md), ("orders", cfg.rings.orders), ("fills", cfg.rings.fills),
+                     ("journal", cfg.rings.journal)):
         if rc.capacity < 2 or rc.capacity & (rc.capacity - 1):
             raise ConfigError(f"rings.{name}.capacity: expected a power of two >= 2, got {rc.capacity}")
     if not cfg.instruments:

@@ -31,7 +31,7 @@ import numpy as np
 from engine import _native as C
 from engine.ring.segment import Segment, SegmentError, pid_alive, segment_name
 
-ROLES = ("supervisor", "feed", "quoter", "sender")
+ROLES = ("supervisor", "feed", "quoter", "sender", "journal")   # journal: the journal agent
 _MAGIC = 0x4C5254434D4D0001
 LAYOUT_VERSION = 2    # 2: counters out of the role slots, room for MAX_INSTRUMENTS
 ROLE_BASE = 8

@@ -148,6 +148,9 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "fills_written": ("fill_records", "records written to the quoter (fills, acks, ...)"),
         "fills_delayed": ("fill_records_delayed", "records held while the fills ring was full"),
         "fills_backlog": ("fill_records_waiting", "records waiting for room now"),
+        "journal_written": ("journal_records", "records handed to the journal agent"),
+        "journal_full": ("journal_dropped", "journal records dropped because the journal ring "
+                                            "was full (the venue's trade list refills fills)"),
         "clock_offset_ms": ("clock_offset_ms", "venue clock minus ours, ms"),
         "rtt_us": ("rtt_us", "measured round trip to the venue, us"),
         "bells": ("wakeups", "times the quoter woke the sender"),
@@ -163,6 +166,19 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                   "confirmed gone, 3 resuming (reconciling)"),
     },
     "supervisor": {},
+    "journal": {
+        "records": ("records", "journal records written to the journal file"),
+        "batches": ("transactions", "transactions they were written in"),
+        "fills": ("fills_reported", "fills written from the sender's execution reports"),
+        "fills_from_venue": ("fills_from_venue", "fills the journal lacked, added from the "
+                                                 "venue's trade list (myTrades)"),
+        "gaps": ("records_lost", "journal records the sender dropped (full ring), seen as gaps"),
+        "reconciles": ("reconciles", "passes over the venue's trade list"),
+        "reconcile_errors": ("reconcile_errors", "passes that failed (retried)"),
+        "markouts": ("markouts", "fill markouts written (mid at +100 ms, 1 s, 5 s, 30 s)"),
+        "pruned": ("rows_pruned", "rows older than journal.retention_days removed"),
+        "lag_ms": ("lag_ms", "age of the newest record when it was written, ms"),
+    },
 }
 
 FAMILIES = (

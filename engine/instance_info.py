@@ -23,11 +23,16 @@ class InstanceInfo(msgspec.Struct, frozen=True, kw_only=True):
     instruments: tuple[Instrument, ...]
     latency_ceiling_us: int = DEFAULT_LATENCY_CEILING_US
     venue: str = ""
+    journal: str = ""             # the journal file (mm status reads the day's fills from it)
 
 
 def of_config(cfg) -> InstanceInfo:
+    journal = ""
+    if cfg.journal.enabled:
+        from engine.journal.schema import journal_path
+        journal = str(journal_path(cfg).absolute())
     return InstanceInfo(instruments=cfg.instruments, latency_ceiling_us=cfg.latency_ceiling_us,
-                        venue=cfg.sender.venue)
+                        venue=cfg.sender.venue, journal=journal)
 
 
 def publish(instance: str, info: InstanceInfo) -> None:

@@ -147,3 +147,45 @@ def packer(dtype: np.dtype, with_seq: bool = False) -> "struct.Struct":
 def field_order(dtype: np.dtype) -> tuple[str, ...]:
     """Names of the fields `packer(dtype)` expects, in argument order."""
     return tuple(n for _, n in sorted((f[1], n) for n, f in dtype.fields.items()) if n != "seq")
+
+# ---------------------------------------------------------------- journal (sender -> journal agent)
+# kind: what happened. Requests we sent, then every fill-ring record the sender emitted (kind =
+# JE_FILL_BASE + FILL_*), then the venue's own fill report (trade id, commission), then
+# decisions. engine/journal/schema.sql says where each lands.
+JE_REQ_NEW = 1          # order.place sent: order_id, update_id = u of its client id
+JE_REQ_REPLACE = 2      # order.cancelReplace sent: order_id (new), ref = orig_order_id
+JE_REQ_CANCEL = 3       # order.cancel sent for order_id
+JE_REQ_CANCEL_ALL = 4   # openOrders.cancelAll sent (instrument)
+JE_FILL_BASE = 10       # 10 + FILL_*: ACK 11, TRADE 12, REJECT 13, CANCELED 14, POSITION 15,
+                        # RESUME 16, CANCEL_REJECT 17, UNKNOWN 18, RESET 19
+JE_EXEC_TRADE = 30      # the venue's fill report: trade_id, venue_order_id, price, qty,
+                        # commission (mantissa at JOURNAL_COMMISSION_EXP) and its asset
+JE_STRANGER_CANCELED = 40   # reconcile: an order of our tag no slot held was canceled
+JE_DIVERGENCE = 41      # reconcile: the venue's position differs from our fills' (qty: venue's)
+JE_POSITION_REPAIRED = 42   # ... twice: our position set to the venue's (qty)
+JE_KILL = 50            # the kill switch seen (code: reason)
+JE_PAUSE = 51           # mm kill: pause (code: reason)
+JE_RESUMED = 52         # mm resume: quoting again
+JOURNAL_COMMISSION_EXP = -12
+
+JOURNAL_DTYPE = _padded([
+    ("seq", "i8"),
+    ("ts", "i8"),               # perf_counter_ns() when the sender wrote it
+    ("ts_venue", "i8"),         # venue time, ns since epoch (0: none)
+    ("order_id", "i8"),         # engine order number n of <tag>-<u>-<n>
+    ("ref", "i8"),              # REPLACE: the order it replaces (orig_order_id)
+    ("update_id", "i8"),        # NEW / REPLACE: u of the client id <tag>-<u>-<n>
+    ("venue_order_id", "i8"),
+    ("trade_id", "i8"),         # the venue's trade id (JE_EXEC_TRADE), else -1
+    ("price", "i8"),            # fixed-point at the instrument's price_exp
+    ("qty", "i8"),              # fixed-point at qty_exp
+    ("cum_qty", "i8"),
+    ("leaves_qty", "i8"),
+    ("code", "i8"),             # venue / LOCAL_* error code, kill or pause reason
+    ("commission", "i8"),       # mantissa at JOURNAL_COMMISSION_EXP
+    ("commission_asset", "u8"), # up to 8 ASCII bytes, little-endian (0: none)
+    ("instrument", "u4"),
+    ("kind", "u2"),             # JE_*
+    ("side", "u1"),
+    ("maker", "u1"),            # 1 when the fill was a maker fill
+], 128)

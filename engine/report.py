@@ -37,7 +37,7 @@ def machine() -> dict:
 
 
 def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=None,
-                 layout=None, result: str = "", cfg=None) -> dict:
+                 layout=None, result: str = "", cfg=None, started_ns: int = 0) -> dict:
     """Read every role's histograms from shared memory into `run_dir` and build the summary.
     `cfg` (the run's resolved config) gives the instrument table and the latency ceiling the
     report converts and flags with; `result` is the run's last line."""
@@ -72,6 +72,13 @@ def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=N
             summary["venue_stats"] = rep.get("stats", {})
         except json.JSONDecodeError:
             pass
+    if cfg is not None and cfg.journal.enabled:     # the run's fills, PnL, markouts
+        from engine.journal import report as journal_report
+        from engine.journal.schema import journal_path
+
+        sec = journal_report.section(journal_path(cfg), cfg.instruments, started_ns)
+        journal_report.plot(run_dir, sec)
+        summary["journal"] = {k: v for k, v in sec.items() if k != "series"}
     (run_dir / "summary.json").write_text(json.dumps(summary, indent=2, default=str))
     _plot(run_dir, summary)
     return summary
@@ -156,6 +163,9 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
         print(f"ring {name}: " + " ".join(f"{k}={st.get(k, 0)}" for k in
                                           ("written", "read", "dropped", "blocked", "parks",
                                            "wakes")))
+    if summary.get("journal"):
+        from engine.journal.report import print_section
+        print_section(summary["journal"])
     if summary.get("result"):
         print(f"\nresult: {summary['result']}")
 

@@ -20,6 +20,40 @@ from engine.ring.segment import SegmentError
 
 
 
+JOURNAL_EVERY_S = 5.0       # the day's figures are read from the journal this often at most
+_today_cache: dict = {}
+
+
+def today(info) -> list[str]:
+    """The day's (UTC) fills, fees and PnL per symbol from the instance's journal, as lines;
+    [] when there is no journal (yet)."""
+    if info is None or not getattr(info, "journal", ""):
+        return []
+    now = time.monotonic()
+    hit = _today_cache.get(info.journal)
+    if hit is not None and now - hit[0] < JOURNAL_EVERY_S:
+        return hit[1]
+    from engine.journal import queries
+    from engine.journal.schema import JournalError, open_journal
+
+    midnight = time.time_ns() - time.time_ns() % 86_400_000_000_000
+    try:
+        con = open_journal(info.journal, readonly=True)
+        try:
+            t = queries.totals(con, info.instruments, midnight)
+        finally:
+            con.close()
+        quote = {i.symbol: i.quote for i in info.instruments}
+        lines = [f"today {sym}: {v['fills']} fills, fees {v['fees']:.6g} {quote.get(sym, '')}, "
+                 f"realised {v['realised']:.6g}, marked {v['marked']:.6g}, net "
+                 f"{v['net']:.6g} {quote.get(sym, '')}; position {v['position']:.8g}"
+                 for sym, v in sorted(t.items())] or ["today: no fills"]
+    except (JournalError, Exception) as e:      # status must never fail on the journal
+        lines = [f"today: journal unreadable ({e})"]
+    _today_cache[info.journal] = (now, lines)
+    return lines
+
+
 def render(snap: dict):
     from rich.console import Group
     from rich.table import Table
@@ -63,6 +97,8 @@ def render(snap: dict):
             trading.add_row(line)
     else:
         trading.add_row("instrument table not published yet: positions in raw units below")
+    for line in today(info):
+        trading.add_row(line)
     counters = Table(title="counters", expand=True)
     counters.add_column("process")
     counters.add_column("values")
@@ -96,6 +132,8 @@ def plain_lines(snap: dict) -> list[str]:
         for line in units.trading_lines(snap["counters"].get("quoter", {}), info.instruments,
                                         snap["counters"].get("supervisor")):
             lines.append(f"trading: {line}")
+    for line in today(info):
+        lines.append(f"trading: {line}")
     for role, c in snap["counters"].items():
         shown = glossary.shown(role, units.plain(c) if info is not None else c)
         if shown and role != "supervisor":

@@ -51,6 +51,9 @@ from engine.units import POSITION_PREFIX, START_PREFIX
 
 ROLES = ("sender", "quoter", "feed")   # start order: the order gateway first, data last
 STOP_WAIT_S = {"sender": 20.0, "quoter": 5.0, "feed": 5.0}
+JOURNAL_ROLE = "journal"      # the journal agent: not trading; restarted when it dies, stopped last
+JOURNAL_RESTART_S = 1.0
+JOURNAL_STOP_WAIT_S = 15.0    # it drains the ring and asks the venue's trade list once more
 START_TIMEOUT_S = 120.0       # without --duration: how long connecting may take
 SIM_NICE = 10                 # a cold numba cache compiles for tens of seconds
 FULL_FILTERS = frozenset({"tick_size", "lot_size", "min_notional"})
@@ -89,6 +92,7 @@ class Supervisor:
         signal.signal(signal.SIGTERM, self._on_signal)
         signal.signal(signal.SIGINT, self._on_signal)
         t0 = time.monotonic()
+        self.started_ns = time.time_ns()       # the journal's part of the report starts here
         self.deadline = t0 + self.duration_s if self.duration_s else None
         try:
             self._preflight()
@@ -173,6 +177,13 @@ class Supervisor:
         self.layout = layout_mod.choose(cfg, with_sim=with_sim,
                                         venue_local=with_sim or keys.is_loopback(cfg.sender.url))
         keys.check(cfg.sender, cfg.sender.url or "ws://127.0.0.1/")
+        if cfg.journal.enabled:            # a corrupt or foreign journal: refused, path named
+            from engine.journal.schema import journal_path, open_journal
+
+            cfg.journal.validate()
+            path = journal_path(cfg)
+            if path.exists():
+                open_journal(path, create=False).close()
         live = shm_admin.live_processes(cfg.instance)
         if live:
             raise SegmentError(f"instance {cfg.instance!r} is running ({', '.join(live)}); "
@@ -250,6 +261,8 @@ class Supervisor:
         """Start each process and wait until it is running before the next: the gateway is
         connected before anyone quotes, and the quoter is warm before the first tick arrives
         (no start-up backlog in the md ring)."""
+        if self.cfg.journal.enabled:
+            self._spawn_journal()
         for role in ROLES:
             self._spawn(role, cfg_path)
             if not self._wait_running(role):
@@ -273,6 +286,32 @@ class Supervisor:
             except PermissionError:
                 log(f"warning: SCHED_FIFO for {role} refused (needs CAP_SYS_NICE or "
                     f"LimitRTPRIO=); running at normal priority")
+
+    def _spawn_journal(self) -> None:
+        """The journal agent (mm journal-agent): off the trading cores, niced like the
+        simulator; never part of the trading verdict."""
+        cmd = [sys.executable, "-m", "engine.cli", "journal-agent", "--config",
+               str(self.cfg_path), "--venue-checked"]
+        self.journal = subprocess.Popen(cmd, start_new_session=True, env=_child_env(),
+                                        preexec_fn=_die_with_parent)
+        self._journal_started = time.monotonic()
+
+    def _keep_journal(self) -> None:
+        """A journal agent that died is started again (it re-reads what the ring holds and
+        the venue's trade list fills any gap); it never stops trading."""
+        p = getattr(self, "journal", None)
+        if p is None or p.poll() is None:
+            return
+        if p.returncode == EXIT_CONFIG:       # it refused its file or config: not again
+            log("warning: the journal agent refused to start (its log says why); the run goes "
+                "on without a journal (mm journal-agent can be started by hand)")
+            self.journal = None
+            return
+        if time.monotonic() - self._journal_started < JOURNAL_RESTART_S:
+            return
+        log(f"journal agent exited with status {p.returncode}; starting it again")
+        self.journal_restarts = getattr(self, "journal_restarts", 0) + 1
+        self._spawn_journal()
 
     def _wait_running(self, role: str) -> bool:
         """Until `role` is running; False (the kill switch set) when it exits, a stop is asked
@@ -318,6 +357,7 @@ class Supervisor:
         while True:
             self.ctl.beat("supervisor")
             self._note_progress()
+            self._keep_journal()
             if self._check_children() or self._kill_switch_set():
                 return
             for role in ROLES:
@@ -398,6 +438,8 @@ class Supervisor:
         if codes.get("sender") not in (None, EXIT_CONFIG, EXIT_ORDERS_LEFT, *ORDERS_CONFIRMED_GONE) \
                 and getattr(self, "cfg_path", None):
             codes["sender"] = self._rescue_cancel(codes["sender"])
+        if getattr(self, "journal", None) is not None:   # last: it drains what the sender
+            _stop(self.journal, JOURNAL_STOP_WAIT_S)       # wrote, asks the venue once more
         if self.sim is not None:        # not bound to the kill switch: told to stop at once
             _stop(self.sim, 0.0)
         if self.ctl is not None:
@@ -478,7 +520,8 @@ class Supervisor:
         try:
             summary = snapshot_run(self.cfg.instance, self.run_dir, self.ctl, self.rings,
                                    stop_reason=self.stop_reason, layout=self.layout,
-                                   result=self.result, cfg=self.run_cfg)
+                                   result=self.result, cfg=self.run_cfg,
+                                   started_ns=self.started_ns)
             print_summary(summary)
             latest = self.run_dir.parent / "latest"
             if latest.is_symlink() or not latest.exists():

@@ -36,7 +36,8 @@ class RingError(SegmentError):
 class Ring:
     """A mapped ring. Build it with `create`, `attach` or `open`, never directly."""
 
-    def __init__(self, seg: Segment, dtype: np.dtype, role: Role | None, spins: bool = False):
+    def __init__(self, seg: Segment, dtype: np.dtype, role: Role | None, spins: bool = False,
+                 keep_unread: bool = False):
         self.seg = seg
         self.name = seg.shm_name
         self.dtype = dtype
@@ -50,7 +51,7 @@ class Ring:
         # (RLIMIT_MEMLOCK, CAP_IPC_LOCK); a refusal only costs latency, so it is not an error.
         self.locked = C.lock(seg.addr, seg.size) == 0
         if role:
-            self._register(role, spins)
+            self._register(role, spins, keep_unread)
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -91,7 +92,8 @@ class Ring:
 
     @classmethod
     def attach(cls, instance: str, name: str, dtype: np.dtype, role: Role | None = None,
-               capacity: int | None = None, wait_s: float = 0.0, spins: bool = False) -> "Ring":
+               capacity: int | None = None, wait_s: float = 0.0, spins: bool = False,
+               keep_unread: bool = False) -> "Ring":
         """Attach to an existing ring, checking magic, layout version, record dtype and (if
         given) capacity. `role` registers this process as the ring's producer or consumer."""
         dtype = np.dtype(dtype)
@@ -99,19 +101,22 @@ class Ring:
         seg = Segment.attach(shm_name, wait_s=wait_s)
         try:
             _validate(seg, dtype, capacity, wait_s)
-            return cls(seg, dtype, role, spins)
+            return cls(seg, dtype, role, spins, keep_unread)
         except Exception:
             seg.close()
             raise
 
     @classmethod
     def open(cls, instance: str, name: str, dtype: np.dtype, capacity: int, policy: str = "drop",
-             role: Role | None = None, block_timeout_ns: int = 0, spins: bool = False) -> "Ring":
+             role: Role | None = None, block_timeout_ns: int = 0, spins: bool = False,
+             keep_unread: bool = False) -> "Ring":
         """Attach if the ring exists, else create it: processes may start in any order.
         `spins`: this consumer never parks (busy-spin), so the producer's commit can skip the
-        park handshake's full fence."""
+        park handshake's full fence. `keep_unread`: a (re)starting consumer reads what its
+        predecessor left unread instead of skipping it (a record of history, not state)."""
         try:
-            return cls.attach(instance, name, dtype, role=role, capacity=capacity, spins=spins)
+            return cls.attach(instance, name, dtype, role=role, capacity=capacity, spins=spins,
+                              keep_unread=keep_unread)
         except RingError:
             raise
         except SegmentError:
@@ -120,7 +125,7 @@ class Ring:
                                   spins)
             except SegmentError:  # lost a creation race: the other process made it first
                 return cls.attach(instance, name, dtype, role=role, capacity=capacity, wait_s=1.0,
-                                  spins=spins)
+                                  spins=spins, keep_unread=keep_unread)
 
     # ------------------------------------------------------------------ producer
     def push(self, record) -> bool:
@@ -273,7 +278,7 @@ class Ring:
     def _word(self, off: int) -> int:
         return int(self.seg.words[off // 8])
 
-    def _register(self, role: Role, spins: bool) -> None:
+    def _register(self, role: Role, spins: bool, keep_unread: bool = False) -> None:
         """Claim the ring's producer or consumer end for this process. A producer that takes
         over from a dead one drops what that one claimed but never committed (publishing it
         would hand out an old lap's record with a fresh sequence number). A consumer that
@@ -290,7 +295,7 @@ class Ring:
             w[L.OFF_CLAIMED // 8] = 0
         else:
             w[L.OFF_CONSUMER_SPINS // 8] = int(spins)
-            n = C.available(self.hdr)
+            n = 0 if keep_unread else C.available(self.hdr)
             if n > 0:
                 C.release(self.hdr, n)
                 w[L.OFF_SKIPPED // 8] += n

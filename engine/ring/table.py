@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from engine.records import FILL_DTYPE, MD_DTYPE, ORDER_DTYPE
+from engine.records import FILL_DTYPE, JOURNAL_DTYPE, MD_DTYPE, ORDER_DTYPE
 from engine.ring.ring import Ring
 
 
@@ -45,4 +45,8 @@ MD = RingSpec("md", MD_DTYPE, "feed", "quoter", "book and trade records")
 ORDERS = RingSpec("orders", ORDER_DTYPE, "quoter", "sender", "order intents")
 FILLS = RingSpec("fills", FILL_DTYPE, "sender", "quoter",
                  "acks, fills, refusals, positions: the venue's answers")
-RINGS = (MD, ORDERS, FILLS)
+# never blocks the sender: a full journal ring drops (counted as journal_full by the sender);
+# the journal agent fills the gap from the venue's trade list (engine/journal/reconcile.py)
+JOURNAL = RingSpec("journal", JOURNAL_DTYPE, "sender", "journal",
+                   "every request, answer, report, fill and decision, for the journal")
+RINGS = (MD, ORDERS, FILLS, JOURNAL)

@@ -424,6 +424,8 @@ class ExecutionReport(msgspec.Struct):
     E: int = 0                     # event time, ms
     n: str = "0"                   # commission of this fill
     N: str | None = None           # commission asset (None: no fill)
+    t: int = -1                    # trade id (-1: no fill)
+    m: bool = False                # the fill was a maker fill
 
 
 FRAME = msgspec.json.Decoder(Frame)

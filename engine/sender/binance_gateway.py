@@ -31,9 +31,11 @@ from time import perf_counter_ns
 import msgspec
 from picows import WSMsgType
 
+from engine.journal.writer import asset_word, commission_units
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS)
+                            ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
+                            JE_REQ_REPLACE, JE_STRANGER_CANCELED)
 from engine.sender import binance as bn
 from engine.sender.gateway import PERMANENT_STREAK, Gateway, GatewayError, VenueRefusal
 from engine.sender.order_state import PENDING_NEW, UNKNOWN
@@ -108,6 +110,7 @@ class BinanceGateway(Gateway):
                 self.track(rid, REQ_PLACE, order_id, 0, t_read)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["orders_sent"] += 1
+                self.journal_later.append((JE_REQ_NEW, order_id, 0, inst, side, price, qty, u))
             else:
                 old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
                 if old is None:
@@ -119,6 +122,8 @@ class BinanceGateway(Gateway):
                 self.orders.cancel_sent(old)
                 self.orders.new(order_id, cid, inst, side, price, qty)
                 self.counts["replaces_sent"] += 1
+                self.journal_later.append((JE_REQ_REPLACE, order_id, orig, inst, side, price,
+                                           qty, u))
             self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
             self.cancel_ours(inst)
@@ -134,6 +139,7 @@ class BinanceGateway(Gateway):
         self.track(rid, REQ_CANCEL, o.order_id, 0, t_read or t_signed)
         self.orders.cancel_sent(o)
         self.counts["cancels_sent"] += 1
+        self.journal_later.append((JE_REQ_CANCEL, o.order_id, 0, o.instrument, o.side, o.price))
         self.sent(ts_pub, ts_arr, t_read or t_signed, t_signed)
 
     def cancel_ours(self, inst: int) -> None:
@@ -148,6 +154,7 @@ class BinanceGateway(Gateway):
             self.track(rid, REQ_CANCEL_ALL, 0, 0, perf_counter_ns())
             self.send(self.enc.cancel_all(rid, n, self.now_ms()))
             self.counts["cancel_alls_sent"] += 1
+            self.journal.request(JE_REQ_CANCEL_ALL, 0, 0, n)
 
     def _dry_intent(self, f: tuple, t_read: int) -> None:
         (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
@@ -351,9 +358,15 @@ class BinanceGateway(Gateway):
                 orders.accepted(o, er.i, ts)
             elif x == "TRADE":
                 before = o.cum_qty
-                orders.traded(o, bn.parse_fixed(er.L, self._pexp[inst]), cum, ts)
-                if o.cum_qty > before and er.N == self.instruments[inst].base and er.n:
-                    self.base_commission[inst] += Decimal(er.n)   # once per new fill
+                px = bn.parse_fixed(er.L, self._pexp[inst])
+                orders.traded(o, px, cum, ts)
+                if o.cum_qty > before:       # once per new fill
+                    if er.N == self.instruments[inst].base and er.n:
+                        self.base_commission[inst] += Decimal(er.n)
+                    self.journal.exec_trade(n, er.i, er.t, inst, o.side, px,
+                                            bn.parse_fixed(er.l, self._qexp[inst]), cum,
+                                            commission_units(er.n) if er.N else 0,
+                                            asset_word(er.N), er.m, ts)
             elif x in ("CANCELED", "EXPIRED", "TRADE_PREVENTION"):
                 if x == "TRADE_PREVENTION" and er.X not in ("EXPIRED", "EXPIRED_IN_MATCH"):
                     return
@@ -534,6 +547,9 @@ class BinanceGateway(Gateway):
                     left.append((inst, e))
                 else:
                     self.counts["strangers_canceled"] += r.status == 200
+                    self.journal.decision(JE_STRANGER_CANCELED, inst,
+                                          self.orders.order_id_of(e.clientOrderId) or 0,
+                                          venue_order_id=e.orderId)
             strangers = left
             if not strangers:
                 return 0

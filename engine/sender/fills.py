@@ -44,6 +44,7 @@ class FillWriter:
         self.backlog: deque[tuple] = deque()
         self.delayed = 0            # records that had to wait in the backlog
         self.written = 0
+        self.journal = None         # engine.journal.writer.JournalWriter: every record too
 
     def emit(self, kind: int, order_id: int, instrument: int, side: int = 0, price: int = 0,
              qty: int = 0, cum_qty: int = 0, leaves_qty: int = 0, error_code: int = 0,
@@ -52,6 +53,9 @@ class FillWriter:
         waits in the backlog (behind earlier waiting records)."""
         rec = (order_id, instrument, kind, side, price, qty, cum_qty, leaves_qty, error_code,
                ts_venue)
+        if self.journal is not None:
+            self.journal.fill_record(kind, order_id, instrument, side, price, qty, cum_qty,
+                                     leaves_qty, error_code, ts_venue)
         if self.backlog and not self.flush():
             self.backlog.append(rec)
             self.delayed += 1

@@ -30,8 +30,9 @@ from picows import WSListener, WSMsgType, ws_connect
 from engine import _native as C
 from engine._native import hist_record as _hist_record
 from engine.proc import log
+from engine.journal.writer import NoJournal
 from engine.records import (ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET,
-                            FILL_RESUME, FILL_UNKNOWN)
+                            FILL_RESUME, FILL_UNKNOWN, JE_DIVERGENCE, JE_POSITION_REPAIRED)
 from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
@@ -108,6 +109,7 @@ class Gateway:
         self.scfg = s = cfg.sender
         self.creds = creds
         self.fills = fills
+        self.journal = getattr(fills, "journal", None) or NoJournal()   # engine/journal
         self.hist = hist
         self.dry_run = dry_run
         self.kill_addr = kill_addr          # the control segment's kill word (0: none)
@@ -161,6 +163,9 @@ class Gateway:
         self._fd = -1                       # the socket, for direct writes (-1: TLS or none)
         self._pending: list[list[int]] = [[0] * 256 for _ in range(4)]  # stamps to record
         self._npending = 0
+        # journal records of the requests in the output buffer: handed over once the bytes
+        # are written, so the journal costs the order nothing on its way out
+        self.journal_later: list[tuple] = []
         self._stop_cancel_base: int | None = None  # orders canceled before the stop began
         if hist is not None:
             (self._h_read, self._h_sign, self._h_send, self._h_r2w,
@@ -638,6 +643,11 @@ class Gateway:
             for j in range(k):
                 self.record_latency(p[0][j], p[1][j], p[2][j], p[3][j], t_sent)
         self._npending = 0
+        if self.journal_later:
+            request = self.journal.request
+            for args in self.journal_later:
+                request(*args)
+            self.journal_later.clear()
 
     def record_latency(self, ts_published: int, ts_arrival: int, t_read: int, t_signed: int,
                        t_sent: int) -> None:
@@ -780,9 +790,11 @@ class Gateway:
                               f"differs from our fills' {table.position[inst]} twice: repaired")
                 table.position[inst] = venue_qty
                 self._position_seen.pop(inst, None)
+                self.journal.decision(JE_POSITION_REPAIRED, inst, qty=venue_qty)
             else:
                 self.counts["divergences"] += 1
                 self._position_seen[inst] = venue_qty
+                self.journal.decision(JE_DIVERGENCE, inst, qty=venue_qty)
 
     def tell_quoter(self, reset: bool, resume: bool) -> None:
         """Where the quoter stands: (RESET: forget every slot,) POSITION per instrument (the

@@ -60,9 +60,9 @@ from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EX
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ALL_INSTRUMENTS, FILL_RESUME)
+                            ALL_INSTRUMENTS, FILL_RESUME, JE_KILL, JE_PAUSE, JE_RESUMED)
 from engine.ring.ring import Ring
-from engine.ring.table import FILLS, ORDERS
+from engine.ring.table import FILLS, JOURNAL, ORDERS
 from engine.sender import keys
 from engine.sender.fills import LOCAL_RATE_LIMITED, LOCAL_STOPPING, FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
@@ -77,7 +77,8 @@ HELD_MAX = 256                 # new orders held back by pacing (cancels behind 
 OWED_RESUME_RETRY_S = 0.5      # a reconcile that left orders of our tag resting: retry this soon
 PROCESS_COUNTERS = ("reconnects", "open_orders", "fills_written", "fills_delayed",
                     "fills_backlog", "clock_offset_ms", "rtt_us", "bells", "connected_ever",
-                    "canceled_at_stop", "left_open", "in_flight", "deadline_us", "paused")
+                    "canceled_at_stop", "left_open", "in_flight", "deadline_us", "paused",
+                    "journal_written", "journal_full")
 # the `paused` counter: what `mm status` says about a pause
 QUOTING, PAUSING, PAUSED_CONFIRMED, RESUMING = 0, 1, 2, 3
 
@@ -268,6 +269,7 @@ class Sender:
         ctl, gw = self.ctl, self.gw
         reason = ctl.killed()
         if reason:
+            self.gw.journal.decision(JE_KILL, code=reason)
             self.exit_on_stop = EXIT_KILLED if reason in LATCHED else EXIT_OK
             self.request_stop(f"kill switch ({KILL_REASONS.get(reason, reason)})")
             return True
@@ -347,7 +349,8 @@ class Sender:
                       bells=self.bells, connected_ever=int(gw.connected_ever),
                       canceled_at_stop=gw.canceled_at_stop,
                       left_open=self.left_open, in_flight=gw.in_flight(),
-                      deadline_us=gw.rtt.deadline_ns() // 1000, paused=self.pause_state)
+                      deadline_us=gw.rtt.deadline_ns() // 1000, paused=self.pause_state,
+                      journal_written=gw.journal.written, journal_full=gw.journal.full)
         c = self.counters
         for i, name in enumerate(self.counter_names):
             c[i] = values.get(name, 0)
@@ -360,6 +363,7 @@ class Sender:
         busy = self._pause_task is not None and not self._pause_task.done()
         if want and not self.paused:
             self.paused = True               # _drain refuses new orders from now on
+            self.gw.journal.decision(JE_PAUSE, code=want)
             self.pause_state = PAUSING
             _log(f"pause ({PAUSE_REASONS.get(want, want)}): canceling every order; "
                  f"connections, book and order truth stay up")
@@ -367,6 +371,7 @@ class Sender:
         elif not want and self.paused and not busy:
             self.paused = False
             self.pause_state = RESUMING
+            self.gw.journal.decision(JE_RESUMED)
             self._pause_task = loop.create_task(self._resume())
 
     async def _cancel_for_pause(self) -> None:
@@ -645,7 +650,7 @@ def run(cfg) -> int:
     if cleared:
         _log(f"cleared the transient kill reason of a previous life "
              f"({KILL_REASONS.get(cleared, cleared)})")
-    orders = fills_ring = hist = None
+    orders = fills_ring = journal_ring = hist = None
     rc = EXIT_ERROR
     loop = _new_loop()
     try:
@@ -658,7 +663,12 @@ def run(cfg) -> int:
         _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {creds.auth} "
              f"({creds.auth_reason}) tag {cfg.tag} "
              f"credentials from {creds.source}; idle {scfg.idle or 'park'}")
-        sender = Sender(cfg, ctl, orders, FillWriter(fills_ring), hist, creds, first_life)
+        fill_writer = FillWriter(fills_ring)
+        if cfg.journal.enabled and not scfg.dry_run:
+            from engine.journal.writer import JournalWriter
+            journal_ring = JOURNAL.open(cfg, "producer")
+            fill_writer.journal = JournalWriter(journal_ring)
+        sender = Sender(cfg, ctl, orders, fill_writer, hist, creds, first_life)
         rc = loop.run_until_complete(sender.main())
     except Exception as e:
         _log(f"fatal: {type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
@@ -666,7 +676,7 @@ def run(cfg) -> int:
     finally:
         loop.close()
         ctl.deregister("sender", STATE_STOPPED if rc in (EXIT_OK, EXIT_PEER_LOST) else STATE_FAILED)
-        for r in (orders, fills_ring):
+        for r in (orders, fills_ring, journal_ring):
             if r is not None:
                 r.close()
         if hist is not None:

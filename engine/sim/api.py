@@ -141,6 +141,7 @@ class Api:
             "openOrders.cancelAll": (self._cancel_all, 1, "signed", False),
             "openOrders.status": (self._open_orders, 6, "signed", False),
             "account.status": (self._account_status, 20, "signed", False),
+            "myTrades": (self._my_trades, 20, "signed", False),
             "userDataStream.subscribe": (self._uds_subscribe, 2, "session", False),
             "userDataStream.subscribe.signature": (self._uds_subscribe, 2, "signed", False),
             "userDataStream.unsubscribe": (self._uds_unsubscribe, 2, "none", False),
@@ -572,6 +573,32 @@ class Api:
                              for a, v in balances.items()],
                 "permissions": ["SPOT"], "uid": 1}
 
+    def _my_trades(self, session, params):
+        """The account's trades of one symbol, Binance's rules: fromId -> ids >= fromId,
+        oldest first; startTime / endTime -> that window (at most 24 h); neither -> the most
+        recent; orderId -> that order's; limit default 500, at most 1000."""
+        book = self._book(params)
+        trades = self.ex.trades[book.symbol]
+        limit = _int_param(params, "limit", 500)
+        if not 1 <= limit <= 1000:
+            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'; "
+                                       "legal range is '1000'.")
+        from_id = _int_param(params, "fromId", None)
+        start, end = _int_param(params, "startTime", None), _int_param(params, "endTime", None)
+        order_id = _int_param(params, "orderId", None)
+        if from_id is not None and (start is not None or end is not None):
+            raise ApiError(400, -1106, "Parameter 'startTime' sent when not required.")
+        if start is not None and end is not None and end - start > 86_400_000:
+            raise ApiError(400, -1127, "More than 24 hours between startTime and endTime.")
+        out = [t for t in trades if order_id is None or t["orderId"] == order_id]
+        if from_id is not None:
+            return [t for t in out if t["id"] >= from_id][:limit]
+        if start is not None or end is not None:
+            start = end - 86_400_000 if start is None else start
+            end = start + 86_400_000 if end is None else end
+            return [t for t in out if start <= t["time"] <= end][:limit]
+        return out[-limit:]
+
     def _uds_subscribe(self, session: Session, params):
         sub = session.next_sub_id
         session.next_sub_id += 1
@@ -606,3 +633,13 @@ def instrument_info(book: Book) -> dict:
                     i.min_notional_units, p + q), "applyMinToMarket": True,
                  "maxNotional": "9000000.00000000", "applyMaxToMarket": False,
                  "avgPriceMins": 5}]}
+
+
+def _int_param(params: dict, name: str, default):
+    value = params.get(name)
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None

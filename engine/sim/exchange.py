@@ -129,6 +129,8 @@ class Exchange:
         self._next_order_id = 1
         self._next_exec_id = 1
         self.fills = 0
+        # the account's trade list per symbol, oldest first (myTrades): Binance's entry shape
+        self.trades: dict[str, list[dict]] = {b.symbol: [] for b in books}
 
     # -- conversions to asset units --
     def _base_units(self, book: Book, qty: int) -> int:
@@ -265,6 +267,12 @@ class Exchange:
         if o.status == "FILLED":
             self.open[b.symbol].pop(o.order_id, None)
         self.fills += 1
+        self.trades[b.symbol].append({
+            "symbol": b.symbol, "id": trade_id, "orderId": o.order_id, "orderListId": -1,
+            "price": wire_decimal(price, b.pexp), "qty": wire_decimal(qty, b.qexp),
+            "quoteQty": wire_decimal(price * qty, b.pexp + b.qexp), "commission": ZERO8,
+            "commissionAsset": b.inst.base if o.is_buy else b.inst.quote,
+            "time": o.update_ms, "isBuyer": o.is_buy, "isMaker": maker, "isBestMatch": True})
         self._report(o, "TRADE", last_qty=qty, last_price=price, trade_id=trade_id, maker=maker)
 
     def taker_fill(self, o: Order, qty: int) -> None:

@@ -245,6 +245,14 @@ class SimThread:
             return o.as_status() if o is not None else None
         return self._call(get)
 
+    def my_trades(self, symbol: str | None = None) -> list[dict]:
+        """The account's trades (myTrades entries), per symbol oldest first."""
+        def get():
+            ex = self._server.exchange
+            return [dict(t) for b in ex.books if symbol in (None, b.symbol)
+                    for t in ex.trades[b.symbol]]
+        return self._call(get)
+
     def trade_at(self, symbol: str, price: str, qty: str, taker_side: str) -> None:
         """Print a market trade now; resting orders at/through `price` fill."""
         self._call(self._server.trade_at, symbol, price, qty, taker_side)
