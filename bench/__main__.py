@@ -20,8 +20,7 @@ from pathlib import Path
 
 # name -> module in bench/; each has main(args) -> dict and prints its own table.
 BENCHES = ("ring", "feed_decode", "feed_pipeline", "quoter", "sender", "journal", "sim", "e2e",
-           "instruments",
-           "backtest")
+           "instruments", "backtest")
 
 
 def parse(argv=None) -> argparse.Namespace:
