@@ -11,16 +11,23 @@ lost), and the few async parts of the sender the machine calls by their synchron
 ring reads, the venue processing (or refusing) requests, fills, lost answers (UNKNOWN, then
 asked), reconnects (POSITION + RESUME), sender restarts (RESET) and quoter restarts.
 
-Invariants after every step:
+One rule draws each step's event among those possible now (see `event`). Invariants after
+every step:
   - every order resting at the venue is held by exactly one slot (order_id or prev_id);
+  - every slot holding an order as canceling or asked about has an answer coming (a freeze
+    is caught the moment it happens, even if a later fill or restart would hide it);
   - no fill is reported twice: the TRADE records of an order never add up to more than the
     venue filled; the quoter's inventory is its last POSITION plus the TRADEs after it;
   - a restarted quoter keeps its position reference (item 6).
 And at the end of every example (teardown), the market moves away and then calms while the
-venue answers everything: within a bounded number of rounds every order that rested when
-the calm began is canceled or replaced (every slot holding a resting order has a path to
-cancel it), every slot is settled again (none waits forever), belief equals truth, and the
-inventory equals the venue's position: every fill counted exactly once.
+venue answers everything: within CALM_ROUNDS rounds every order that rested when the calm
+began is canceled or replaced (every slot holding a resting order has a path to cancel it),
+every slot is settled again (none waits forever), belief equals truth, and the inventory
+equals the venue's position: every fill counted exactly once. Then the quoter crashes and
+restarts: its position reference must not move.
+
+Budget: 300 examples of 80 steps, derandomized, no database (about 15-20 s);
+MM_SLOT_PROTOCOL_EXAMPLES raises it for a longer hunt.
 
 Left out on purpose (owned elsewhere in issue 18, or known races): a request the venue
 processes after its answer was given up on (item 3: "gone only when surely gone"); a quoter
@@ -38,8 +45,8 @@ import numpy as np
 import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
-from hypothesis.stateful import (RuleBasedStateMachine, initialize, invariant, precondition,
-                                 rule)
+from hypothesis.internal.conjecture import engine as hypothesis_engine
+from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
 from quoter_harness import Harness
 
 from engine.config import EngineConfig
@@ -202,6 +209,20 @@ class RingSink:
         return True
 
 
+EVENTS: dict[str, tuple] = {}     # name -> (precondition or None, argument strategies)
+
+
+def event(when, **arguments):
+    """Register a method as one kind of event the machine's single rule draws from. One rule
+    drawing the event uniformly among those possible now, instead of one rule per event: the
+    rule-level swarm testing of hypothesis (most examples run with some rules switched off)
+    made the interleavings that need six kinds of event together several times rarer."""
+    def register(method):
+        EVENTS[method.__name__] = (when, arguments)
+        return method
+    return register
+
+
 class SlotProtocol(RuleBasedStateMachine):
     """Quoter + sender + venue. `self.now` is the model's clock (ns)."""
 
@@ -348,7 +369,7 @@ class SlotProtocol(RuleBasedStateMachine):
         while self.venue.requests:
             self.venue.process(OK)
 
-    @rule(md=st.sampled_from(("book", "book", "none", "stale")), move=st.integers(-6, 6),
+    @event(None, md=st.sampled_from(("book", "book", "none", "stale")), move=st.integers(-6, 6),
           dt=st.integers(1, 400), n=st.integers(0, 4))
     def quoter(self, md, move, dt, n):
         """One duty cycle of the quoter loop (loop.py): a book update (or the feed's stale
@@ -364,13 +385,12 @@ class SlotProtocol(RuleBasedStateMachine):
         self._quoter_reads(n)
 
     # ------------------------------------------------------------ rules: the sender
-    @precondition(lambda self: self.order_ring)
-    @rule(n=st.integers(1, 4))
+    @event(lambda self: self.order_ring, n=st.integers(1, 4))
     def sender_reads(self, n):
         self._sender_reads(n)
 
-    @precondition(lambda self: self.gw.connected and self.venue.answers)
-    @rule(k=st.integers(0, 7), fate=st.sampled_from(("arrives", "arrives", "lost", "late")))
+    @event(lambda self: self.gw.connected and self.venue.answers,
+           k=st.integers(0, 7), fate=st.sampled_from(("arrives", "arrives", "lost", "late")))
     def answer(self, k, fate):
         """A request's answer arrives (in any order), or is lost: its deadline passes and every
         order it touched is UNKNOWN; a `late` one still comes afterwards (applied
@@ -388,8 +408,8 @@ class SlotProtocol(RuleBasedStateMachine):
         if fate == "lost":
             self.venue.answers.remove((rid, frame))
 
-    @precondition(lambda self: self.gw.connected and self.venue.reports)
-    @rule(k=st.integers(0, 31), fate=st.sampled_from(("arrives", "arrives", "again", "old")))
+    @event(lambda self: self.gw.connected and self.venue.reports,
+           k=st.integers(0, 31), fate=st.sampled_from(("arrives", "arrives", "again", "old")))
     def report(self, k, fate):
         """An executionReport arrives, in any order; `again`: it will come once more (a
         duplicate); `old`: one delivered earlier comes again."""
@@ -409,14 +429,13 @@ class SlotProtocol(RuleBasedStateMachine):
         return [o for o in self.gw.orders.unknown()
                 if self.now - self.asked_at.get(o.order_id, 0) >= QUESTION_NS]
 
-    @precondition(lambda self: self.gw.ready and self._answerable())
-    @rule(k=st.integers(0, 7))
+    @event(lambda self: self.gw.ready and self._answerable(), k=st.integers(0, 7))
     def status_answer(self, k):
         answerable = self._answerable()
         self._ask_about(answerable[k % len(answerable)])
 
-    @precondition(lambda self: not self.gw.connected or self.drops < self.MAX_DROPS)
-    @rule(processed=st.lists(st.booleans(), max_size=4))
+    @event(lambda self: not self.gw.connected or self.drops < self.MAX_DROPS,
+           processed=st.lists(st.booleans(), max_size=4))
     def connection(self, processed):
         """The order connection drops (each request not processed yet is processed or lost
         with it), or, when down, comes back: reconcile, POSITION, RESUME."""
@@ -427,8 +446,8 @@ class SlotProtocol(RuleBasedStateMachine):
         self._connection_ends(processed)
         self.gw._lost(None)
 
-    @precondition(lambda self: self.restarts < self.MAX_RESTARTS)
-    @rule(sender=st.booleans(), processed=st.lists(st.booleans(), max_size=4))
+    @event(lambda self: self.restarts < self.MAX_RESTARTS,
+           sender=st.booleans(), processed=st.lists(st.booleans(), max_size=4))
     def restart(self, sender, processed):
         self.restarts += 1
         if sender:
@@ -460,16 +479,23 @@ class SlotProtocol(RuleBasedStateMachine):
         self.gw.tell_quoter(reset=True, resume=True)
 
     # ------------------------------------------------------------ rules: the venue
-    @precondition(lambda self: self.gw.connected and self.venue.requests)
-    @rule(outcome=st.sampled_from((OK, OK, OK, REFUSED, NEW_LEG_FAILS)))
+    @event(lambda self: self.gw.connected and self.venue.requests,
+           outcome=st.sampled_from((OK, OK, OK, REFUSED, NEW_LEG_FAILS)))
     def venue_processes(self, outcome):
         self.venue.process(outcome)
 
-    @precondition(lambda self: self.venue.resting())
-    @rule(k=st.integers(0, 7), full=st.booleans())
+    @event(lambda self: self.venue.resting(), k=st.integers(0, 7), full=st.booleans())
     def venue_fills(self, k, full):
         resting = self.venue.resting()
         self.venue.fill(resting[k % len(resting)], full)
+
+    @rule(data=st.data())
+    def step(self, data):
+        """One event, drawn among those possible now, with its arguments."""
+        possible = [name for name, (when, _) in EVENTS.items() if when is None or when(self)]
+        name = data.draw(st.sampled_from(possible), label="event")
+        args = EVENTS[name][1]
+        getattr(self, name)(**{k: data.draw(v, label=k) for k, v in args.items()})
 
     # ------------------------------------------------------------ invariants
     @invariant()
@@ -489,10 +515,11 @@ class SlotProtocol(RuleBasedStateMachine):
     @invariant()
     def every_waiting_slot_has_an_answer_coming(self):
         """A slot that holds an order as being canceled or asked about waits for something
-        that will come: its request still in the order ring, a cancel in flight or held
-        (deferred) at the sender, a question the sender is asking (UNKNOWN), or a record about
-        it in the fill ring. Else nothing will ever move it: frozen (item 2), or waiting for
-        an order the sender has forgotten."""
+        that will come: its request still in the order ring, a record about it in the fill
+        ring; for UNKNOWN, the answer to the sender's question; for CANCELING, a cancel in
+        flight or held (deferred) at the sender, or the end the question will find. Else
+        nothing will ever move it: frozen (item 2), or waiting for an order the sender has
+        forgotten."""
         gw = self.gw
         named = {it[0] for it in self.order_ring} | {it[1] for it in self.order_ring}
         told = {rec[2] for rec in self.fill_ring} | (
@@ -507,9 +534,12 @@ class SlotProtocol(RuleBasedStateMachine):
                     coming = False
                 elif state == Q_UNKNOWN:          # the question's answer ends it
                     coming = o.state == S.UNKNOWN
-                else:           # only a cancel's answer moves CANCELING (an ACK does not)
+                else:           # only a cancel's answer moves CANCELING (an ACK does not),
+                    vo = self.venue.orders.get(oid)          # or the order's end
                     coming = (o.state == S.CANCELING or o.cancel_asked
-                              or oid in gw.deferred_cancels)
+                              or oid in gw.deferred_cancels
+                              or (o.state == S.UNKNOWN
+                                  and (vo is None or vo.status not in RESTING)))
                 assert coming, (f"slot waits for order {oid} (state {state}) and nothing will "
                                 f"come: sender {o}\n{self._picture()}")
 
@@ -615,10 +645,13 @@ class SlotProtocol(RuleBasedStateMachine):
 # MM_SLOT_PROTOCOL_EXAMPLES raises the budget for a longer hunt (the default keeps make test short)
 SETTINGS = settings(max_examples=int(os.environ.get("MM_SLOT_PROTOCOL_EXAMPLES", 300)),
                     stateful_step_count=80, deadline=None, derandomize=True,
-                    database=None, suppress_health_check=list(HealthCheck), print_blob=False)
+                    database=None, suppress_health_check=list(HealthCheck), print_blob=False,
+                    phases=(Phase.explicit, Phase.generate, Phase.shrink))
 
 
-def test_the_slot_protocol_holds_under_random_interleavings():
+def test_the_slot_protocol_holds_under_random_interleavings(monkeypatch):
+    # a failure is shrunk for at most a minute (hypothesis' own cap is 5, pytest's timeout)
+    monkeypatch.setattr(hypothesis_engine, "MAX_SHRINKING_SECONDS", 60)
     SlotProtocol.TestCase.settings = SETTINGS
     SlotProtocol.TestCase().runTest()
 
