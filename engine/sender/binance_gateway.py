@@ -454,7 +454,7 @@ class BinanceGateway(Gateway):
         if r.status == 200:
             self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
         elif r.error is not None and r.error.code == NO_SUCH_ORDER:
-            self.orders.not_found(o, perf_counter_ns(), busy=self.pending_for(o.order_id))
+            self.orders.not_found(o, self.orders.clock(), busy=self.pending_for(o.order_id))
         else:
             raise GatewayError(f"order.status {o.cid.decode()}: {_err(r)}")
 
@@ -479,7 +479,7 @@ class BinanceGateway(Gateway):
         strangers = []
         for inst in range(len(self.instruments)):
             listed = set()
-            asked = perf_counter_ns()
+            asked = self.orders.clock()
             busy = {n for req in self._inflight.values() for n in req[1:3] if n}
             for e in await self._open_orders(inst):
                 n = orders.order_id_of(e.clientOrderId)
@@ -525,7 +525,7 @@ class BinanceGateway(Gateway):
         concluded from absence) - except those the answer cannot speak for: a request for
         them was in flight when the question was asked (`busy`), is in flight now, or left
         after the question (the look is taken after the await, not from a snapshot)."""
-        now = perf_counter_ns()
+        now = self.orders.clock()
         for o in list(self.orders.live.values()):
             if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
                     and o.order_id not in busy and o.last_sent_ns < asked

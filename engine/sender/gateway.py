@@ -422,7 +422,7 @@ class Gateway:
         if room <= 0 or self.requests_blocked():
             return
         loop = asyncio.get_running_loop()
-        for o in self.orders.due_queries(perf_counter_ns(), room):
+        for o in self.orders.due_queries(self.orders.clock(), room):
             o.querying = True
             self._queries += 1
             loop.create_task(self._ask(o))
@@ -479,7 +479,7 @@ class Gateway:
                 return True
             if loop.time() >= deadline or not self.connected:
                 return False
-            for o in self.orders.due_queries(perf_counter_ns(), QUERIES_IN_FLIGHT):
+            for o in self.orders.due_queries(self.orders.clock(), QUERIES_IN_FLIGHT):
                 o.querying = True
                 self._queries += 1
                 loop.create_task(self._ask(o))
@@ -488,7 +488,7 @@ class Gateway:
     def doubt_live_orders(self) -> None:
         """The venue just listed none of our orders: every live one the table holds with no
         request for it in flight is asked about (never concluded from that absence)."""
-        now = perf_counter_ns()
+        now = self.orders.clock()
         for o in list(self.orders.live.values()):
             if o.state != UNKNOWN and not self.pending_for(o.order_id):
                 self.orders.outcome_unknown(o, now)

@@ -115,8 +115,12 @@ class OrderTable:
     price, qty, cum_qty, leaves_qty, error_code, ts_venue)`)."""
 
     def __init__(self, sink, tag: str, query_delay_ns: int = 0,
-                 not_found_confirm_ns: int = 1_000_000_000, gone_after_ns: int = 0):
+                 not_found_confirm_ns: int = 1_000_000_000, gone_after_ns: int = 0,
+                 clock=time.perf_counter_ns):
         self.sink = sink
+        # the clock of every order-truth time (send stamps, query due times, 'surely gone'):
+        # perf_counter_ns; the callers' now_ns is read from it too (a model test drives its own)
+        self.clock = clock
         self.tag = tag
         self._prefix = tag + "-"
         self.live: dict[int, Order] = {}
@@ -154,7 +158,7 @@ class OrderTable:
     # ---------------------------------------------------------------- requests we sent
     def new(self, order_id: int, cid: bytes, instrument: int, side: int, price: int,
             qty: int) -> Order:
-        o = Order(order_id, cid, instrument, side, price, qty, time.perf_counter_ns())
+        o = Order(order_id, cid, instrument, side, price, qty, self.clock())
         self.live[order_id] = o
         return o
 
@@ -162,7 +166,7 @@ class OrderTable:
         """A cancel (or a replace's cancel leg) for `o` is on the wire."""
         if o.live:
             o.cancel_asked = True
-            o.last_sent_ns = time.perf_counter_ns()
+            o.last_sent_ns = self.clock()
             if o.state in (PENDING_NEW, OPEN):
                 o.state = CANCELING
 
@@ -265,7 +269,7 @@ class OrderTable:
         self.counts["unknowns"] += 1
         o.state = UNKNOWN
         o.not_found_ns = None
-        o.query_due_ns = (now_ns or time.perf_counter_ns()) + self.query_delay_ns
+        o.query_due_ns = (now_ns or self.clock()) + self.query_delay_ns
         self.sink.emit(FILL_UNKNOWN, o.order_id, o.instrument, o.side, o.price, 0, o.cum_qty,
                        o.leaves, 0, 0)
 

@@ -75,7 +75,12 @@ Q = QuoterConfig(strategy="fixed_spread", levels=2, level_spacing_ticks=3, requo
                  fixed_spread=FixedSpreadConfig(half_spread_ticks=3))
 RESTING = ("NEW", "PARTIALLY_FILLED")
 QUESTION_NS = 3000 * MS              # an order.status round trip (quoter cycles: 0-400 ms)
-CALM_ROUNDS = 40                     # the bound: rounds of 300 ms with the venue answering all
+_S = SenderConfig(url="ws://127.0.0.1:1/ws-api/v3", auth="hmac")
+# the bound: rounds of 300 ms with the venue answering all; an order the venue says it does not
+# know is gone only after its last request + recvWindow + the backend timeout (+ the second
+# "not found"), so the calm lasts that long beyond the 40 rounds it needs otherwise
+CALM_ROUNDS = 40 + -(-int(_S.recv_window_ms + _S.backend_timeout_ms + _S.not_found_confirm_ms)
+                     // 300)
 
 # venue outcomes of a request (the machine draws one)
 OK, REFUSED, NEW_LEG_FAILS = 0, 1, 2
@@ -257,12 +262,12 @@ class SlotProtocol(RuleBasedStateMachine):
         self.expected_inventory = int(self.h.st.inst[0]["inventory"])
 
     def _new_sender(self) -> None:
-        cfg = EngineConfig(tag="mm", instruments=INSTRUMENTS,
-                           sender=SenderConfig(url="ws://127.0.0.1:1/ws-api/v3", auth="hmac"))
+        cfg = EngineConfig(tag="mm", instruments=INSTRUMENTS, sender=_S)
         self.gw = gw = BinanceGateway(cfg, keys.load(cfg.sender, cfg.sender.url, env={}),
                                       RingSink(self))
         gw._tr_write = lambda data: None          # the socket: the venue reads _inflight
         gw._tr_buffered = lambda: 0
+        gw.orders.clock = lambda: self.now        # order truth on the machine's time
         gw.connected = False
         self.seen_rids: set[int] = set()          # request ids start again at 1
 
