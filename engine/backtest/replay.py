@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from engine.backtest import venue
+from engine.backtest import queue, venue
 from engine.backtest.venue import (
-    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_RESP_HEAD,
+    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_QMODEL, V_RESP_HEAD,
     V_RESP_LAT, V_RESP_TAIL, V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
 )
 from engine.control import KILL_DRAWDOWN
@@ -38,7 +38,7 @@ from engine.quoter.arrays import (
 from engine.quoter.process import TIMER_NS
 from engine.quoter.state import QuoterState
 from engine.records import (
-    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
+    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DEPTH, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
 )
 from engine.strategies import model as strategy_model
 
@@ -172,6 +172,9 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
                 if r.kind & MD_TRADE:
                     venue.on_trade(vw, book, orders, r.instrument, r.trade_side == SIDE_BUY,
                                    r.trade_px, r.trade_qty, t, acct, resp, resp_t, log)
+                elif r.kind & MD_DEPTH:
+                    venue.on_depth(vw, book, orders, r.instrument, r.trade_side, r.trade_px,
+                                   r.trade_qty)
                 k += 1
             rw[R_K] = k
             _mark(rw, book, acct, par)
@@ -184,6 +187,8 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
             continue                      # only the venue acted
         for j in range(k_md, k):
             r = md[j]
+            if r.kind == MD_DEPTH:
+                continue                  # the venue's: the live quoter reads no depth yet
             model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
                         r.bid_qty, r.ask_px, r.ask_qty, r.ts, r.ts, t)
         while vw[V_RESP_HEAD] != vw[V_RESP_TAIL] and resp_t[vw[V_RESP_HEAD] % cap_r] <= t:
@@ -260,12 +265,16 @@ def prepare(cfg, md: np.ndarray) -> Replay:
     vw = np.zeros(V_WORDS, np.int64)
     vw[V_RESP_LAT] = int(bt.response_latency_us * 1000)
     vw[V_KEEP_NS] = 2 * (vw[V_RESP_LAT] + rw[R_ORDER_LAT]) + 1_000_000_000
+    vw[V_QMODEL] = queue.MODELS[bt.queue_model]
+    book = np.zeros(n, VBOOK_DTYPE)
+    book["tick"] = [inst.tick for inst in instruments]
+    book["qpow"] = bt.queue_power
     samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.int64),
                np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
                np.zeros((SAMPLES, n), np.int64))
     r = Replay(cfg, st, rw, vw, np.zeros(INTENT_FIFO, ORDER_DTYPE),
                np.zeros(INTENT_FIFO, np.int64), np.zeros(INTENT_LOG, ORDER_DTYPE),
-               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), np.zeros(n, VBOOK_DTYPE),
+               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), book,
                np.zeros(ORDER_TABLE, VORDER_DTYPE), np.zeros(n, ACCT_DTYPE),
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
                np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)

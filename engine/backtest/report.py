@@ -100,6 +100,8 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
         "market_records": int(len(md)),
         "book_updates": int((md["kind"] & 1).astype(bool).sum()) if len(md) else 0,
         "trades": int((md["kind"] & 2).astype(bool).sum()) if len(md) else 0,
+        "depth_levels": info.get("depth_levels", 0),
+        "queue_model": cfg.backtest.queue_model,
         "frames_by_kind": info["frames_by_kind"], "duplicates_dropped": info["duplicates"],
         "market_time_s": round(span_ns / 1e9, 3),
         "speed": {"replay_s": round(replay_s, 4),
@@ -140,8 +142,9 @@ def print_summary(s: dict, out=None) -> None:
     sp = s["speed"]
     w = out.write
     w(f"backtest: {s['strategy']} on {', '.join(s['instruments'])} ({s['venue']}), "
-      f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades) "
-      f"over {s['market_time_s']} s of market time\n")
+      f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades, "
+      f"{s['depth_levels']} depth levels) over {s['market_time_s']} s of market time\n")
+    w(f"  queue model: {s['queue_model']}\n")
     w(f"  latency: feed-to-order {s['order_latency_us']} us, venue-to-quoter "
       f"{s['response_latency_us']} us\n")
     eps = f"{sp['events_per_s']:,} events/s" if sp["events_per_s"] else "-"
