@@ -14,7 +14,8 @@ Matching, as in the simulator:
   order; each order sees the whole print. A print through the order's price fills it fully.
 - A book that moves through a resting order (best ask <= our bid, best bid >= our ask) fills
   it fully at its own price.
-- Orders are matched in the order they were placed. No fees; no balance limits.
+- Orders are matched in the order they were placed. No balance limits. Fees: every fill is a
+  maker fill, charged the instrument's maker_fee rate on its notional (negative: a rebate).
 What the sender emits for it, in the order the venue reports:
   NEW       -> ACK, or REJECT(-2010) when it would cross
   REPLACE   -> CANCELED(old), then ACK(new) or REJECT(new, -2010)
@@ -33,7 +34,7 @@ Each record reaches the quoter `response latency` after the venue made it. Every
 does reach the venue is logged (qlog), as the simulator logs the requests it receives.
 
 Money is counted here too, from the venue's side (acct): position, cash, average-cost
-realised PnL, spread captured against the mid before the event that filled us.
+realised PnL, spread captured against the exact mid before the event that filled us, fees.
 """
 from __future__ import annotations
 
@@ -74,6 +75,8 @@ ACCT_DTYPE = np.dtype([
     ("avg_px", "f8"),           # average cost of the open position, price units
     ("realized", "f8"),         # px*qty units
     ("spread", "f8"),           # sum of (mid before - price) * qty for buys (sells: reversed)
+    ("fees", "f8"),             # commission paid, px*qty units (negative: rebates received)
+    ("maker_fee", "f8"), ("taker_fee", "f8"),     # rates (fractions of notional), set once
     ("fills", "i8"), ("bought", "i8"), ("sold", "i8"),
     ("notional", "f8"),         # sum of price * qty, px*qty units
     ("max_pos", "i8"), ("min_pos", "i8"),
@@ -81,7 +84,8 @@ ACCT_DTYPE = np.dtype([
 
 FILL_LOG_DTYPE = np.dtype([
     ("ts", "i8"), ("order_id", "i8"), ("price", "i8"), ("qty", "i8"),
-    ("mid_before", "i8"),       # the venue's mid before the event that filled us
+    ("mid2_before", "i8"),      # twice the venue's mid before the event that filled us (exact)
+    ("fee", "f8"),              # commission of this fill, px*qty units (negative: rebate)
     ("leaves", "i8"), ("instrument", "i4"), ("side", "i4"),
 ], align=True)
 
@@ -159,14 +163,17 @@ def _account(a, side, price, qty):
 
 
 @_jit
-def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
+def _fill(vw, orders, j, qty, price, mid2_before, t, acct, resp, resp_t, log):
+    """Our resting order j fills `qty` at `price` (always as the maker: post-only orders)."""
     o = orders[j]
     o.filled += qty
     leaves = o.qty - o.filled
     a = acct[o.instrument]
     _account(a, o.side, price, qty)
-    edge = (mid_before - price) if o.side == SIDE_BUY else (price - mid_before)
-    a.spread += float(edge) * qty
+    edge2 = (mid2_before - 2 * price) if o.side == SIDE_BUY else (2 * price - mid2_before)
+    a.spread += float(edge2) * qty * 0.5
+    fee = a.maker_fee * float(price) * qty
+    a.fees += fee
     n = vw[V_NLOG]
     if n < log.shape[0]:
         e = log[n]
@@ -174,7 +181,8 @@ def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
         e.order_id = o.order_id
         e.price = price
         e.qty = qty
-        e.mid_before = mid_before
+        e.mid2_before = mid2_before
+        e.fee = fee
         e.leaves = leaves
         e.instrument = o.instrument
         e.side = o.side
@@ -193,7 +201,7 @@ def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
 def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp_t, log):
     """A book update of instrument i: orders it moved through fill at their own price."""
     b = book[i]
-    mid_before = b.mark
+    mid2_before = b.mark2
     old_bid, old_ask = b.bid, b.ask
     b.bid = bid
     b.bid_qty = bid_qty
@@ -202,8 +210,8 @@ def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp
     if bid > 0 and ask > 0:
         b.mark = (bid + ask) // 2
         b.mark2 = bid + ask
-    if mid_before == 0:
-        mid_before = b.mark
+    if mid2_before == 0:
+        mid2_before = b.mark2
     if depth.enabled(b) and vw[V_QMODEL] != queue.TOUCH:
         if bid > 0 and ask > 0:
             depth.recentre(b, b.mark)
@@ -220,8 +228,8 @@ def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp
         if o.active == 0 or o.instrument != i:
             continue
         if (ask > 0 and ask <= o.price) if o.side == SIDE_BUY else (bid > 0 and bid >= o.price):
-            _fill(vw, orders, j, o.qty - o.filled, o.price, mid_before, t, acct, resp, resp_t,
-                  log)
+            _fill(vw, orders, j, o.qty - o.filled, o.price, mid2_before, t, acct, resp,
+                  resp_t, log)
 
 
 @_jit
@@ -272,7 +280,7 @@ def on_depth(vw, book, orders, i, side, price, qty):
 @_jit
 def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t, log):
     """A market trade print: it hits our orders on the other side at or through its price."""
-    mid = book[i].mark
+    mid2 = book[i].mark2
     for j in range(vw[V_USED]):
         o = orders[j]
         if o.active == 0 or o.instrument != i or (o.side == SIDE_BUY) == taker_buys:
@@ -286,7 +294,7 @@ def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t,
         else:
             continue
         if take > 0:
-            _fill(vw, orders, j, take, o.price, mid, t, acct, resp, resp_t, log)
+            _fill(vw, orders, j, take, o.price, mid2, t, acct, resp, resp_t, log)
 
 
 @_jit
