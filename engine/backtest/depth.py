@@ -8,7 +8,7 @@ window re-centres on the mid when the mid leaves its middle half (rare; a copy o
 
 Fusing (the best bid/ask stream is real time, depth frames come every 100 ms): a best bid/ask
 sets the size at its prices and empties the levels it moved away from (a bid that fell from
-b0 to b1 leaves nothing in (b1, b0]); a depth level beyond the current best bid/ask (a bid above
+b0 to b1 leaves nothing in (b1, b0]; the first one empties every level through it); a depth level beyond the current best bid/ask (a bid above
 the best bid, an ask below the best ask) is older than the best bid/ask and is dropped.
 """
 from __future__ import annotations

@@ -215,13 +215,16 @@ def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp
     if depth.enabled(b) and vw[V_QMODEL] != queue.TOUCH:
         if bid > 0 and ask > 0:
             depth.recentre(b, b.mark)
+        top = (b.base + depth.WINDOW - 1) * b.tick
         if bid > 0:
-            if old_bid > bid:            # the bids it moved away from are gone
-                _clear(vw, b, orders, i, depth.BID, bid + b.tick, old_bid)
+            if old_bid > bid or old_bid == 0:   # the bids it moved away from are gone (the
+                _clear(vw, b, orders, i, depth.BID, bid + b.tick,   # first: any depth above)
+                       old_bid if old_bid > 0 else top)
             _level(vw, b, orders, i, depth.BID, bid, bid_qty)
         if ask > 0:
-            if 0 < old_ask < ask:
-                _clear(vw, b, orders, i, depth.ASK, old_ask, ask - b.tick)
+            if 0 < old_ask < ask or old_ask == 0:
+                _clear(vw, b, orders, i, depth.ASK, old_ask if old_ask > 0 else b.base * b.tick,
+                       ask - b.tick)
             _level(vw, b, orders, i, depth.ASK, ask, ask_qty)
     for j in range(vw[V_USED]):
         o = orders[j]
