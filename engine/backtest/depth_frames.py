@@ -33,6 +33,8 @@ class RestSnapshot(Struct, gc=False):
     asks: list[tuple[str, str]]
 
 
+CACHE_MAX = 1 << 20      # strings cached per instrument and kind, at most
+
 _combined = msgspec.json.Decoder(_Combined)
 _raw = msgspec.json.Decoder(DepthUpdate)
 _snapshot = msgspec.json.Decoder(RestSnapshot)
@@ -47,6 +49,10 @@ class DepthFrames:
         self.frames = 0
         self.levels = 0
         self.last = -1                  # the instrument of the last depth event
+        self._exps = [(ins.pexp, ins.qexp) for ins in self.instruments]   # (Decimal each call)
+        # decimal string -> mantissa, per instrument: a book repeats its prices and sizes
+        self._px = [{} for _ in self.instruments]
+        self._qty = [{} for _ in self.instruments]
 
     @staticmethod
     def is_depth(payload: bytes) -> bool:
@@ -75,13 +81,24 @@ class DepthFrames:
                 bids, asks = d.b, d.a
         except (msgspec.DecodeError, msgspec.ValidationError):
             return 0
-        ins = self.instruments[i]
+        pexp, qexp = self._exps[i]
+        pc, qc = self._px[i], self._qty[i]
+        emit = sink.emit
         n = 0
         try:
             for side, levels in ((SIDE_BUY, bids), (SIDE_SELL, asks)):
                 for px, qty in levels:
-                    sink.emit(i, MD_DEPTH, 0, 0, 0, 0, 0, parse_fixed(px, ins.pexp),
-                              parse_fixed(qty, ins.qexp), side, 0)
+                    p = pc.get(px)
+                    if p is None:
+                        p = parse_fixed(px, pexp)
+                        if len(pc) < CACHE_MAX:
+                            pc[px] = p
+                    q = qc.get(qty)
+                    if q is None:
+                        q = parse_fixed(qty, qexp)
+                        if len(qc) < CACHE_MAX:
+                            qc[qty] = q
+                    emit(i, MD_DEPTH, 0, 0, 0, 0, 0, p, q, side, 0)
                     n += 1
         except FixedError:
             return n

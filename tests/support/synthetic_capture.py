@@ -41,7 +41,9 @@ def _drop(side: dict, changed: dict, p: int) -> None:
 def write_capture(path: str | Path, events: int, seed: int = 1,
                   start_ns: int = 1_723_161_253_937_085_768) -> Path:
     """Write a capture of `events` market steps (about 0.75 frames each: changes behind the
-    touch show only in the next depthUpdate) to `path`; return the path."""
+    touch show only in the next depthUpdate) to `path`; return the path. Depth and trade
+    frames carry USD-M's "T" and "X" too, so hftbacktest's own converter
+    (hftbacktest.data.utils.binancefutures.convert) reads the file as well."""
     rng = np.random.default_rng(seed)
     path = Path(path)
     bid_t = START_TICKS
@@ -61,7 +63,7 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
         return max(bids), min(asks)
 
     out.append(f"{t} " + json.dumps({
-        "lastUpdateId": u, "bids": [[_px(p), _qty(q)] for p, q in sorted(bids.items())[::-1]],
+        "lastUpdateId": u, "E": t // 1_000_000, "T": t // 1_000_000, "bids": [[_px(p), _qty(q)] for p, q in sorted(bids.items())[::-1]],
         "asks": [[_px(p), _qty(q)] for p, q in sorted(asks.items())]}, separators=(",", ":")))
     for k in range(events):
         t += int(gaps[k])
@@ -69,7 +71,8 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
             U = u + 1
             u += len(changed_b) + len(changed_a)
             out.append(f"{t} " + json.dumps({"stream": "btcusdt@depth@100ms", "data": {
-                "e": "depthUpdate", "E": t // 1_000_000, "s": "BTCUSDT", "U": U, "u": u,
+                "e": "depthUpdate", "E": t // 1_000_000, "T": t // 1_000_000, "s": "BTCUSDT",
+                "U": U, "u": u,
                 "b": [[_px(p), _qty(q)] for p, q in changed_b.items()],
                 "a": [[_px(p), _qty(q)] for p, q in changed_a.items()]}},
                 separators=(",", ":")))
@@ -96,7 +99,8 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
             trade_id += 1
             out.append(f"{t} " + json.dumps({"stream": "btcusdt@trade", "data": {
                 "e": "trade", "E": t // 1_000_000, "s": "BTCUSDT", "t": trade_id,
-                "p": _px(p), "q": _qty(take), "T": t // 1_000_000, "m": not buy, "M": True}},
+                "p": _px(p), "q": _qty(take), "T": t // 1_000_000, "m": not buy, "M": True,
+                "X": "MARKET"}},
                 separators=(",", ":")))
             u += 1
         elif r < 0.75:                                 # the touch moves or resizes
@@ -126,7 +130,7 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
             u += 1
             out.append(f"{t} " + json.dumps({"stream": "btcusdt@bookTicker", "data": {
                 "u": u, "s": "BTCUSDT", "b": _px(b), "B": _qty(bids[b]), "a": _px(a),
-                "A": _qty(asks[a])}}, separators=(",", ":")))
+                "A": _qty(asks[a]), "e": "bookTicker"}}, separators=(",", ":")))
         else:                                  # sizes change behind the touch (depth only)
             if rng.random() < 0.5:
                 p = b - int(rng.integers(1, 15))
