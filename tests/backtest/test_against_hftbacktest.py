@@ -7,13 +7,17 @@ backtest runs it through the live quoter core; hftbacktest then gets every reque
 backtest's venue received, submitted at the moment the quoter decided it (tests/support/
 hft_bridge.py), over the same market with the venue's fusing of best bid/ask and depth written
 out as depth events. So the orders are equal by construction; what is compared is what the
-two venues make of them: fills per order, fill count, position, fees.
+two venues make of them: the quantity filled per order (hftbacktest's orders as its local
+side last saw them), the fill count, position and fees.
 
 Tolerance: none on the corpus captures (both agree order for order). On the synthetic capture
-1% of fills, for one difference by design: hftbacktest refuses to cancel an order whose
+1%, for two differences by design, both seen: hftbacktest refuses to cancel an order whose
 placement it has not yet seen acknowledged (the cancel is dropped locally and the order may
-fill); the engine's sender sends it (Binance accepts a cancel by client order id before the
-ack reaches us). The quoter does that only when risk pulls a quote it has just placed.
+fill; the engine's sender sends it: Binance accepts a cancel by client order id before the
+ack reaches us; the quoter does that when risk pulls a quote it has just placed, so the limits
+are set out of the way here); and hftbacktest's account statistics (state_values: num_trades,
+position, fee) count an order that fills in parts once, with its last part, so position and
+fees here come from its orders and its fill count may be short by the partial fills.
 """
 from __future__ import annotations
 
@@ -28,6 +32,7 @@ from synthetic_capture import write_capture  # noqa: E402
 
 from engine.backtest import market_data, replay, report  # noqa: E402
 from engine.config import load  # noqa: E402
+from engine.records import SIDE_BUY  # noqa: E402
 
 CONFIG = """
 [quoter]
@@ -35,8 +40,8 @@ strategy = "fixed_spread"
 levels = 1
 requote_ticks = 1
 max_quote_age_ms = 0
-max_position = "0.1"
-max_notional = "100000"
+max_position = "10"
+max_notional = "10000000"
 rate_per_10s = 100000
 rate_per_day = 10000000
 [quoter.fixed_spread]
@@ -81,6 +86,14 @@ def both(tmp_path, capture, model="risk_averse") -> tuple[dict, dict]:
             "fee": float(r.acct[0]["fees"]) * 10.0 ** (inst.pexp + inst.qexp)}
     theirs["filled"] = {k: v for k, v in theirs["filled"].items() if v}
     theirs["orders"] = len(theirs["status"])
+    # position and fees from hftbacktest's orders (its account statistics count an order
+    # that fills in parts once, with its last part: see the module docstring)
+    order = {int(q["order_id"]): q for q in requests if q["order_id"]}
+    sign = {k: 1 if q["side"] == SIDE_BUY else -1 for k, q in order.items()}
+    theirs["position"] = sum(sign[k] * v for k, v in theirs["filled"].items()) * \
+        10.0 ** inst.qexp
+    theirs["fee"] = sum(inst.maker_fee * int(order[k]["price"]) * v
+                        for k, v in theirs["filled"].items()) * 10.0 ** (inst.pexp + inst.qexp)
     return ours, theirs
 
 
@@ -107,7 +120,7 @@ def synthetic(tmp_path_factory):
 
 def test_fills_within_one_percent_on_a_synthetic_capture(synthetic, tmp_path):
     ours, theirs = both(tmp_path, synthetic)
-    assert ours["fills"] > 1000
+    assert ours["fills"] > 300
     assert abs(ours["fills"] - theirs["fills"]) <= TOLERANCE * ours["fills"]
     differ = {k for k in set(ours["filled"]) | set(theirs["filled"])
               if ours["filled"].get(k) != theirs["filled"].get(k)}

@@ -204,6 +204,12 @@ def replay_orders(ev, inst, req, latency_ns: int, queue: str = "risk_averse",
 
 
 @njit
+def _ended(status):
+    return status == 2 or status == 3 or status == 4 or status == 6   # expired, filled,
+                                                                     # canceled, rejected
+
+
+@njit
 def _fixed_spread(hbt, half_ticks, qty, max_pos):
     """hftbacktest's own loop quoting +-half_ticks around the mid, one order a side, requoted
     when the mid moves a tick: the strategy of the comparison, in hftbacktest's idiom."""
@@ -213,7 +219,7 @@ def _fixed_spread(hbt, half_ticks, qty, max_pos):
     ask_id = 0
     bid_px = 0
     ask_px = 0
-    while hbt.wait_next_feed(True, 1_000_000_000_000) == 0:
+    while hbt.wait_next_feed(True, 1_000_000_000_000) != 1:      # 1: the end of the data
         d = hbt.depth(0)
         if d.best_bid_tick <= 0 or d.best_ask_tick <= 0 or d.best_ask_tick <= d.best_bid_tick:
             continue
@@ -224,15 +230,15 @@ def _fixed_spread(hbt, half_ticks, qty, max_pos):
         orders = hbt.orders(0)
         if bid_id != 0:
             o = orders.get(bid_id)
-            if o is None or (o.status != 1 and o.status != 5):
+            if o is None or _ended(o.status):
                 bid_id = 0
-            elif o.price_tick != want_bid and o.req == 0:
+            elif o.req == 0 and o.price_tick != want_bid and (o.status == 1 or o.status == 5):
                 hbt.cancel(0, bid_id, False)
         if ask_id != 0:
             o = orders.get(ask_id)
-            if o is None or (o.status != 1 and o.status != 5):
+            if o is None or _ended(o.status):
                 ask_id = 0
-            elif o.price_tick != want_ask and o.req == 0:
+            elif o.req == 0 and o.price_tick != want_ask and (o.status == 1 or o.status == 5):
                 hbt.cancel(0, ask_id, False)
         if bid_id == 0 and pos < max_pos:
             bid_id = next_id

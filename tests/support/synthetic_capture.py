@@ -4,8 +4,9 @@ corpus captures have: bookTicker, trade and depth@100ms diff-depth, plus the RES
 collector writes at the start. For tests and the benchmark, not for production.
 
 The market: an L2 book of LEVELS price levels a side around a random-walk mid; every event
-is one of: the touch changes (a bookTicker), a trade at the touch (which takes size off the
-touch; a trade that empties it moves the touch), or sizes change deeper in the book; every
+is one of: the touch changes (a bookTicker: it moves, resizes, or someone improves on a wide
+touch), a trade at the touch (which takes size off the touch; a trade that empties it moves
+the touch), or sizes change deeper in the book; every
 100 ms of market time a depthUpdate carries every level that changed since the last one.
 """
 from __future__ import annotations
@@ -19,6 +20,7 @@ TICK = 0.01
 LOT = 0.00001
 LEVELS = 40
 START_TICKS = 6_000_000          # 60000.00
+SWEEP_SHARE = 0.1                # trades that take 2-8 levels at once
 
 
 def _px(t: int) -> str:
@@ -82,30 +84,45 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
             continue
         b, a = best()
         r = kinds[k]
-        if r < 0.25:                                   # a trade at the touch
+        if r < 0.25:                                   # a trade at the touch, or a sweep
             buy = rng.random() < 0.5
-            p = a if buy else b
             side = asks if buy else bids
-            q = int(rng.integers(1, max(2, side[p] + side[p] // 2)))
-            take = min(q, side[p])
-            side[p] -= take
-            (changed_a if buy else changed_b)[p] = side[p]
-            if side[p] == 0:                           # the touch moves: refill the far end
-                del side[p]
-                if buy:
-                    _put(asks, changed_a, max(asks) + 1, rng)
-                else:
-                    _put(bids, changed_b, min(bids) - 1, rng)
-            trade_id += 1
-            out.append(f"{t} " + json.dumps({"stream": "btcusdt@trade", "data": {
-                "e": "trade", "E": t // 1_000_000, "s": "BTCUSDT", "t": trade_id,
-                "p": _px(p), "q": _qty(take), "T": t // 1_000_000, "m": not buy, "M": True,
-                "X": "MARKET"}},
-                separators=(",", ":")))
-            u += 1
+            sweep = int(rng.integers(2, 9)) if rng.random() < SWEEP_SHARE else 1
+            for n in range(sweep):
+                p = min(asks) if buy else max(bids)
+                last = n == sweep - 1
+                q = int(rng.integers(1, max(2, side[p] + side[p] // 2))) if last else side[p]
+                take = min(q, side[p])
+                side[p] -= take
+                (changed_a if buy else changed_b)[p] = side[p]
+                if side[p] == 0:                       # the touch moves: refill the far end
+                    del side[p]
+                    if buy:
+                        _put(asks, changed_a, max(asks) + 1, rng)
+                    else:
+                        _put(bids, changed_b, min(bids) - 1, rng)
+                trade_id += 1
+                out.append(f"{t} " + json.dumps({"stream": "btcusdt@trade", "data": {
+                    "e": "trade", "E": t // 1_000_000, "s": "BTCUSDT", "t": trade_id,
+                    "p": _px(p), "q": _qty(take), "T": t // 1_000_000, "m": not buy,
+                    "M": True, "X": "MARKET"}}, separators=(",", ":")))
+                u += 1
+            if sweep > 1:                              # the book ticker shows the new touch
+                b, a = best()
+                u += 1
+                out.append(f"{t} " + json.dumps({"stream": "btcusdt@bookTicker", "data": {
+                    "u": u, "s": "BTCUSDT", "b": _px(b), "B": _qty(bids[b]), "a": _px(a),
+                    "A": _qty(asks[a]), "e": "bookTicker"}}, separators=(",", ":")))
         elif r < 0.75:                                 # the touch moves or resizes
             step = int(rng.choice((-2, -1, -1, 0, 0, 0, 1, 1, 2)))
-            if step < 0:                               # bids leave, asks follow down
+            if a - b > 1 and rng.random() < 0.6:     # someone improves on a wide touch
+                if rng.random() < 0.5:
+                    _put(bids, changed_b, b + 1, rng)
+                    _drop(bids, changed_b, min(bids))
+                else:
+                    _put(asks, changed_a, a - 1, rng)
+                    _drop(asks, changed_a, max(asks))
+            elif step < 0:                               # bids leave, asks follow down
                 for _ in range(-step):
                     p = max(bids)
                     del bids[p]
