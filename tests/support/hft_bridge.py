@@ -210,7 +210,7 @@ def _ended(status):
 
 
 @njit
-def _fixed_spread(hbt, half_ticks, qty, max_pos):
+def _fixed_spread(hbt, half_ticks, qty, max_pos, max_orders):
     """hftbacktest's own loop quoting +-half_ticks around the mid, one order a side, requoted
     when the mid moves a tick: the strategy of the comparison, in hftbacktest's idiom."""
     tick = hbt.depth(0).tick_size
@@ -220,6 +220,8 @@ def _fixed_spread(hbt, half_ticks, qty, max_pos):
     bid_px = 0
     ask_px = 0
     while hbt.wait_next_feed(True, 1_000_000_000_000) != 1:      # 1: the end of the data
+        if next_id > max_orders:
+            return -next_id                 # runaway (a bug here): stop before the box suffers
         d = hbt.depth(0)
         if d.best_bid_tick <= 0 or d.best_ask_tick <= 0 or d.best_ask_tick <= d.best_bid_tick:
             continue
@@ -257,7 +259,7 @@ def _fixed_spread(hbt, half_ticks, qty, max_pos):
 def fixed_spread(ev, inst, latency_ns: int, half_ticks: int, qty: float, max_pos: float):
     """Run hftbacktest's own fixed-spread loop over `ev`; its totals."""
     bt = HashMapMarketDepthBacktest([asset(ev, inst, latency_ns)])
-    orders = _fixed_spread(bt, half_ticks, qty, max_pos)
+    orders = _fixed_spread(bt, half_ticks, qty, max_pos, 2 * len(ev) + 1000)
     sv = bt.state_values(0)
     res = {"orders": int(orders - 1), "fills": int(sv.num_trades),
            "position": float(sv.position)}

@@ -41,7 +41,8 @@ def _drop(side: dict, changed: dict, p: int) -> None:
 
 
 def write_capture(path: str | Path, events: int, seed: int = 1,
-                  start_ns: int = 1_723_161_253_937_085_768) -> Path:
+                  start_ns: int = 1_723_161_253_937_085_768,
+                  sweep_share: float = SWEEP_SHARE) -> Path:
     """Write a capture of `events` market steps (about 0.75 frames each: changes behind the
     touch show only in the next depthUpdate) to `path`; return the path. Depth and trade
     frames carry USD-M's "T" and "X" too, so hftbacktest's own converter
@@ -87,7 +88,7 @@ def write_capture(path: str | Path, events: int, seed: int = 1,
         if r < 0.25:                                   # a trade at the touch, or a sweep
             buy = rng.random() < 0.5
             side = asks if buy else bids
-            sweep = int(rng.integers(2, 9)) if rng.random() < SWEEP_SHARE else 1
+            sweep = int(rng.integers(2, 9)) if rng.random() < sweep_share else 1
             for n in range(sweep):
                 p = min(asks) if buy else max(bids)
                 last = n == sweep - 1
