@@ -79,4 +79,6 @@ def main(args=None) -> dict:
     print(f"target >= {TARGET:,} events/s for GLFT: {'met' if glft >= TARGET else 'MISSED'} "
           f"({glft:,.0f}); synthetic market generated in {gen_s:.1f} s (not timed)")
     out["target_met"] = glft >= TARGET
+    from bench import backtest_hftbacktest
+    out["vs_hftbacktest"] = backtest_hftbacktest.main(quick)
     return out

@@ -296,6 +296,8 @@ def _main(argv: list[str] | None = None) -> int:
                          "'<arrival ns> <frame>' lines (.gz too), replayed in this order")
     sp.add_argument("--out", help="report directory (default runs/backtest-<capture>-<time>)")
     sp.add_argument("--no-plots", action="store_true", help="skip the PNG")
+    sp.add_argument("--no-orders", action="store_true",
+                    help="skip orders.csv (every intent: the largest file of a long run)")
     sp.add_argument("--quiet", action="store_true", help="no summary, no progress bar")
     sp.set_defaults(fn=_cmd_backtest)
 

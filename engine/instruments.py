@@ -26,6 +26,11 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     min_notional: DecimalStr = "5"    # NOTIONAL minNotional, in quote currency
     price_exp: int | None = None  # fixed-point exponent of prices (default: -decimals of tick)
     qty_exp: int | None = None    # fixed-point exponent of quantities (default: -decimals of lot)
+    maker_fee: float = 0.0        # commission rate of maker fills, a fraction of the notional
+                                  # (0.0001 = 1 bp; negative: a rebate)
+    taker_fee: float = 0.0        # the same for taker fills
+    commission_asset: str = ""    # the asset commission is charged in ("": the quote asset);
+                                  # the backtest values it at the fill price
 
     def __post_init__(self):
         for field in ("tick_size", "lot_size", "min_notional"):
@@ -35,6 +40,10 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 raise ValueError(f"instrument {self.symbol}: {field} must be a decimal string") from None
             if v <= 0 and field != "min_notional":
                 raise ValueError(f"instrument {self.symbol}: {field} must be > 0")
+        for field in ("maker_fee", "taker_fee"):
+            if not -0.01 <= getattr(self, field) <= 0.01:
+                raise ValueError(f"instrument {self.symbol}: {field} is a rate (0.0001 = 1 bp), "
+                                 f"expected -0.01..0.01, got {getattr(self, field)!r}")
 
     @property
     def pexp(self) -> int:

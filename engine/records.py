@@ -30,6 +30,8 @@ MD_TRADE = 2        # a public trade printed: trade_px / trade_qty / trade_side
 MD_SNAPSHOT = 4     # the book values are a full snapshot (not a delta)
 MD_STALE = 8        # the feed marks the instrument's stream stale (quoter pulls quotes)
 MD_FRESH = 16       # the stream is fresh again after a stale mark
+MD_DEPTH = 32       # one L2 level changed: trade_side = SIDE_* of the level, trade_px its price,
+                    # trade_qty its new size (0: gone); only in backtest captures so far
 
 SIDE_BUY = 1
 SIDE_SELL = 2

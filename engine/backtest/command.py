@@ -10,9 +10,9 @@ PROGRESS_FROM = 500_000      # records: a progress bar from here on (on a termin
 
 
 def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool = True,
-             progress: bool = True, echo=print) -> dict:
-    """Replay `captures` under cfg; write the report to out_dir (None: nothing written);
-    return the summary."""
+             progress: bool = True, echo=print, orders: bool = True) -> dict:
+    """Replay `captures` under cfg; write the report to out_dir (None: nothing written;
+    orders.csv only with `orders`); return the summary."""
     from engine.backtest import market_data, replay, report
 
     for warning in _config_vs_captures(cfg, captures):
@@ -38,7 +38,9 @@ def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool 
             bar.close()
     s = report.summarize(r, md, info, {"decode_s": decode_s, "compile_s": compile_s})
     if out_dir is not None:
-        report.write(out_dir, s, r, md, plots=plots)
+        t0 = time.perf_counter()
+        report.write(out_dir, s, r, md, plots=plots, orders=orders)
+        s["speed"]["report_s"] = round(time.perf_counter() - t0, 3)
     return s
 
 
@@ -104,7 +106,7 @@ def main(args, cfg) -> int:
                                f"{stamp}")
     try:
         s = backtest(cfg, args.captures, out_dir, plots=not args.no_plots,
-                     progress=not args.quiet)
+                     progress=not args.quiet, orders=not args.no_orders)
     except ValueError as e:           # CaptureFormatError, an empty capture
         print(f"mm backtest: {e}", file=sys.stderr)
         return 2

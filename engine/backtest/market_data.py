@@ -124,12 +124,19 @@ class RecordSink:
         return {"records": self.records, "dupes": self.dupes}
 
 
-def load(paths, cfg) -> tuple[np.ndarray, dict]:
+def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
     """The records of every capture in `paths` for cfg's venue, streams and instruments, and
-    what decoding saw (frames per kind, duplicates, the files' time spans)."""
+    what decoding saw (frames per kind, duplicates, the files' time spans). With `depth` (None:
+    when the queue model reads levels, i.e. is not `touch`) and a Binance JSON venue, the depth
+    frames become MD_DEPTH records (depth_frames.py) for the venue's L2 book; without, they are
+    dropped as the live feed drops them."""
+    from engine.backtest.depth_frames import DepthFrames
     from engine.feed.venues import make_adapter
 
+    if depth is None:
+        depth = cfg.backtest.queue_model != "touch"
     sink = RecordSink(len(cfg.instruments))
+    levels = DepthFrames(cfg.instruments) if depth and cfg.feed.venue == "binance" else None
     kinds: dict[str, int] = {}
     files = []
     shift = 0
@@ -147,6 +154,10 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
                     shift = end + FILE_GAP_NS - ts
             last = ts
             sink.ts_arrival = ts + shift
+            if levels is not None and opcode != OPCODE_BINARY and levels.is_depth(payload):
+                levels.decode(bytes(payload), sink)
+                n_frames += 1
+                continue
             adapter.decode(payload, opcode == OPCODE_BINARY, sink)
             n_frames += 1
         if first is not None:
@@ -160,5 +171,7 @@ def load(paths, cfg) -> tuple[np.ndarray, dict]:
         # frames are written in arrival order; a clock step inside a file is kept in order
         recs["ts"] = np.maximum.accumulate(recs["ts"])
     info = {"files": files, "records": len(recs), "duplicates": sink.dupes,
-            "frames_by_kind": {k: v for k, v in kinds.items() if v}}
+            "frames_by_kind": {k: v for k, v in kinds.items() if v},
+            "depth_frames": levels.frames if levels else 0,
+            "depth_levels": levels.levels if levels else 0}
     return recs, info

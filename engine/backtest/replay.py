@@ -25,9 +25,9 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from engine.backtest import venue
+from engine.backtest import queue, venue
 from engine.backtest.venue import (
-    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_RESP_HEAD,
+    ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_QMODEL, V_RESP_HEAD,
     V_RESP_LAT, V_RESP_TAIL, V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
 )
 from engine.control import KILL_DRAWDOWN
@@ -38,7 +38,7 @@ from engine.quoter.arrays import (
 from engine.quoter.process import TIMER_NS
 from engine.quoter.state import QuoterState
 from engine.records import (
-    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
+    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DEPTH, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
 )
 from engine.strategies import model as strategy_model
 
@@ -56,12 +56,15 @@ R_ORDER_LAT = 7
 R_USES_TIMER = 8
 R_KILL_NS = 9       # when the drawdown limit pulled the kill switch (0: never)
 R_BATCHES = 10      # quoter batches
-R_PNL = 11          # marked PnL at the venue's mid, common unit
-R_PEAK = 12
-R_MAX_DD = 13
 R_LAST_T = 14
 R_NINTENT = 15      # intent log entries written (the caller empties the log)
 R_WORDS = 16
+
+# replay float words (fw)
+F_PNL = 0           # marked PnL after fees at the venue's exact mid, common unit
+F_PEAK = 1
+F_MAX_DD = 2
+F_WORDS = 3
 
 DONE, CHUNK, FLUSH, OVERFLOW = 0, 1, 2, 3
 INTENT_FIFO = 1 << 14
@@ -103,23 +106,25 @@ def _deadline(inst, quotes, par, rw):
 
 
 @_jit
-def _mark(rw, book, acct, par):
-    """Marked PnL at the venue's mid (common unit), its peak and the deepest drawdown."""
-    total = 0
+def _mark(fw, book, acct, par):
+    """Marked PnL after fees at the venue's exact mid (common unit), its peak and the deepest
+    drawdown."""
+    total = 0.0
     for i in range(acct.shape[0]):
-        total += (acct[i].cash + acct[i].pos * book[i].mark) * par[i].pnl_scale
-    rw[R_PNL] = total
-    if total > rw[R_PEAK]:
-        rw[R_PEAK] = total
-    if rw[R_PEAK] - total > rw[R_MAX_DD]:
-        rw[R_MAX_DD] = rw[R_PEAK] - total
+        a = acct[i]
+        total += (a.cash + a.pos * book[i].mark2 * 0.5 - a.fees) * par[i].pnl_scale
+    fw[F_PNL] = total
+    if total > fw[F_PEAK]:
+        fw[F_PEAK] = total
+    if fw[F_PEAK] - total > fw[F_MAX_DD]:
+        fw[F_MAX_DD] = fw[F_PEAK] - total
 
 
 @_jit
-def _sample(rw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
+def _sample(rw, fw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
     k = rw[R_NSAMPLE]
     s_t[k] = t
-    s_pnl[k] = rw[R_PNL]
+    s_pnl[k] = fw[F_PNL]
     real = 0.0
     for i in range(acct.shape[0]):
         real += acct[i].realized * par[i].pnl_scale
@@ -130,7 +135,7 @@ def _sample(rw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
 
 
 @_jit
-def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out,
+def run_chunk(md, k_end, rw, fw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out,
               ints, ints_t, ilog, qlog, book, orders, acct, resp, resp_t, log, s_t, s_pnl,
               s_real, s_pos, s_mark):
     """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
@@ -158,7 +163,7 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
         if t == t_md and k >= k_end:
             return CHUNK
         while rw[R_NEXT_SAMPLE] <= t and rw[R_NSAMPLE] < s_t.shape[0]:
-            _sample(rw, rw[R_NEXT_SAMPLE], book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark)
+            _sample(rw, fw, rw[R_NEXT_SAMPLE], book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark)
             rw[R_NEXT_SAMPLE] += rw[R_SAMPLE_NS]
         rw[R_LAST_T] = t
         # -- the venue: market records of this instant, then the intents arriving now
@@ -172,9 +177,12 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
                 if r.kind & MD_TRADE:
                     venue.on_trade(vw, book, orders, r.instrument, r.trade_side == SIDE_BUY,
                                    r.trade_px, r.trade_qty, t, acct, resp, resp_t, log)
+                elif r.kind & MD_DEPTH:
+                    venue.on_depth(vw, book, orders, r.instrument, r.trade_side, r.trade_px,
+                                   r.trade_qty)
                 k += 1
             rw[R_K] = k
-            _mark(rw, book, acct, par)
+            _mark(fw, book, acct, par)
         while rw[R_INT_HEAD] != rw[R_INT_TAIL] and ints_t[rw[R_INT_HEAD] % cap_i] <= t:
             venue.on_intent(vw, book, orders, ints[rw[R_INT_HEAD] % cap_i], t, resp, resp_t,
                             qlog)
@@ -184,6 +192,8 @@ def run_chunk(md, k_end, rw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, sp
             continue                      # only the venue acted
         for j in range(k_md, k):
             r = md[j]
+            if r.kind == MD_DEPTH:
+                continue                  # the venue's: the live quoter reads no depth yet
             model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
                         r.bid_qty, r.ask_px, r.ask_qty, r.ts, r.ts, t)
         while vw[V_RESP_HEAD] != vw[V_RESP_TAIL] and resp_t[vw[V_RESP_HEAD] % cap_r] <= t:
@@ -218,6 +228,7 @@ class Replay:
     cfg: object
     st: QuoterState
     rw: np.ndarray
+    fw: np.ndarray
     vw: np.ndarray
     ints: np.ndarray
     ints_t: np.ndarray
@@ -237,7 +248,7 @@ class Replay:
     replay_s: float = 0.0         # wall time inside the compiled loop
 
     def args(self, md, k_end: int) -> tuple:
-        return (md, k_end, self.rw, self.vw, *self.st.args, self.st.out, self.ints, self.ints_t,
+        return (md, k_end, self.rw, self.fw, self.vw, *self.st.args, self.st.out, self.ints, self.ints_t,
                 self.ilog, self.qlog, self.book, self.orders, self.acct, self.resp, self.resp_t, self.log,
                 *self.samples)
 
@@ -260,13 +271,20 @@ def prepare(cfg, md: np.ndarray) -> Replay:
     vw = np.zeros(V_WORDS, np.int64)
     vw[V_RESP_LAT] = int(bt.response_latency_us * 1000)
     vw[V_KEEP_NS] = 2 * (vw[V_RESP_LAT] + rw[R_ORDER_LAT]) + 1_000_000_000
-    samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.int64),
+    vw[V_QMODEL] = queue.MODELS[bt.queue_model]
+    book = np.zeros(n, VBOOK_DTYPE)
+    book["tick"] = [inst.tick for inst in instruments]
+    book["qpow"] = bt.queue_power
+    samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.float64),
                np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
                np.zeros((SAMPLES, n), np.int64))
-    r = Replay(cfg, st, rw, vw, np.zeros(INTENT_FIFO, ORDER_DTYPE),
+    acct = np.zeros(n, ACCT_DTYPE)
+    acct["maker_fee"] = [inst.maker_fee for inst in instruments]
+    acct["taker_fee"] = [inst.taker_fee for inst in instruments]
+    r = Replay(cfg, st, rw, np.zeros(F_WORDS, np.float64), vw, np.zeros(INTENT_FIFO, ORDER_DTYPE),
                np.zeros(INTENT_FIFO, np.int64), np.zeros(INTENT_LOG, ORDER_DTYPE),
-               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), np.zeros(n, VBOOK_DTYPE),
-               np.zeros(ORDER_TABLE, VORDER_DTYPE), np.zeros(n, ACCT_DTYPE),
+               np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), book,
+               np.zeros(ORDER_TABLE, VORDER_DTYPE), acct,
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
                np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)
     args = st.args[:9]
@@ -296,7 +314,7 @@ def run(r: Replay, md: np.ndarray, chunk: int | None = None, progress=None) -> R
                                f"{int(r.rw[R_INT_TAIL] - r.rw[R_INT_HEAD])}): the strategy "
                                f"sends more than the backtest holds")
         if rc == DONE:
-            _sample(r.rw, r.rw[R_LAST_T], r.book, r.acct, r.st.par, *r.samples)
+            _sample(r.rw, r.fw, r.rw[R_LAST_T], r.book, r.acct, r.st.par, *r.samples)
             _collect(r)
             return r
 

@@ -2,19 +2,19 @@
 the plots (PNG). Reporting code: nothing here runs inside the replay."""
 from __future__ import annotations
 
-import csv
 import json
 from decimal import Decimal
 from pathlib import Path
 
 import numpy as np
 
-from engine.backtest.replay import R_KILL_NS, R_MAX_DD, R_PNL, Replay
+from engine.backtest import csv_out
+from engine.backtest.replay import F_MAX_DD, F_PNL, R_KILL_NS, Replay
 from engine.backtest.venue import V_REJECTS, V_UNSENT
 from engine.quoter.arrays import COUNTER_NAMES
 from engine.quoter.params import pnl_exponent
 from engine.records import (
-    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, SIDE_BUY,
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, SIDE_BUY, SIDE_SELL,
 )
 
 ACTION_NAMES = {ACTION_NEW: "NEW", ACTION_REPLACE: "REPLACE", ACTION_CANCEL: "CANCEL",
@@ -64,15 +64,21 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
     fills = fills_of(r)
     span_ns = int(md["ts"][-1] - md["ts"][0]) if len(md) else 0
     per_inst = {}
-    total_notional = total_spread = total_realized = 0.0
+    total_notional = total_spread = total_realized = total_inventory = total_fees = 0.0
     for i, inst in enumerate(instruments):
         a = r.acct[i]
         pq = inst.pexp + inst.qexp
         scale = 10 ** (pq - exp)
         notional = float(a["notional"])
+        # marked before fees = sum over fills of (mid at the end - price) * signed qty
+        #   = spread (mid before the fill - price) + inventory (mid at the end - mid before)
+        gross = float(a["cash"]) + float(a["pos"]) * float(r.book[i]["mark2"]) * 0.5
+        inventory = gross - float(a["spread"])
         total_notional += notional * scale
         total_spread += float(a["spread"]) * scale
         total_realized += float(a["realized"]) * scale
+        total_inventory += inventory * scale
+        total_fees += float(a["fees"]) * scale
         per_inst[inst.symbol] = {
             "fills": int(a["fills"]),
             "bought": _units(a["bought"], inst.qexp), "sold": _units(a["sold"], inst.qexp),
@@ -83,10 +89,14 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
             "spread_captured_quote": round(float(a["spread"]) * 10.0 ** pq, 8),
             "spread_captured_bps": (round(float(a["spread"]) / notional * 1e4, 3)
                                     if notional else None),
-            "realized_pnl_quote": round(float(a["realized"]) * 10.0 ** pq, 8),
+            "realized_pnl_quote": round(float(a["realized"] - a["fees"]) * 10.0 ** pq, 8),
+            "inventory_pnl_quote": round(inventory * 10.0 ** pq, 8),
+            "fees_quote": round(float(a["fees"]) * 10.0 ** pq, 8),
+            "maker_fee": inst.maker_fee, "taker_fee": inst.taker_fee,
+            "commission_asset": inst.commission_asset or inst.quote or "quote",
         }
-    marked = float(r.rw[R_PNL]) * 10.0 ** exp
-    realized = total_realized * 10.0 ** exp
+    marked = float(r.fw[F_PNL]) * 10.0 ** exp
+    realized = (total_realized - total_fees) * 10.0 ** exp
     replay_s = timings.get("replay_s", r.replay_s)
     kill_ns = int(r.rw[R_KILL_NS])
     return {
@@ -100,6 +110,8 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
         "market_records": int(len(md)),
         "book_updates": int((md["kind"] & 1).astype(bool).sum()) if len(md) else 0,
         "trades": int((md["kind"] & 2).astype(bool).sum()) if len(md) else 0,
+        "depth_levels": info.get("depth_levels", 0),
+        "queue_model": cfg.backtest.queue_model,
         "frames_by_kind": info["frames_by_kind"], "duplicates_dropped": info["duplicates"],
         "market_time_s": round(span_ns / 1e9, 3),
         "speed": {"replay_s": round(replay_s, 4),
@@ -115,9 +127,15 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
         "refused_by_risk": {k: cnt[k] for k in RISK_COUNTERS},
         "fills": int(len(fills)),
         "quote_to_fill": round(orders / len(fills), 3) if len(fills) else None,
+        # marked and realized are after fees; marked = spread + inventory - fees
         "pnl_quote": {"marked": round(marked, 8), "realized": round(realized, 8),
-                      "unrealized": round(marked - realized, 8)},
-        "max_drawdown_quote": round(float(r.rw[R_MAX_DD]) * 10.0 ** exp, 8),
+                      "unrealized": round(marked - realized, 8),
+                      "spread": round(total_spread * 10.0 ** exp, 8),
+                      "inventory": round(total_inventory * 10.0 ** exp, 8),
+                      "fees": round(-total_fees * 10.0 ** exp, 8)},
+        # every backtest fill is a maker fill (post-only orders)
+        "fills_by_liquidity": {"maker": int(len(fills)), "taker": 0},
+        "max_drawdown_quote": round(float(r.fw[F_MAX_DD]) * 10.0 ** exp, 8),
         "spread_captured_quote": round(total_spread * 10.0 ** exp, 8),
         "spread_captured_bps": (round(total_spread / total_notional * 1e4, 3)
                                 if total_notional else None),
@@ -140,8 +158,9 @@ def print_summary(s: dict, out=None) -> None:
     sp = s["speed"]
     w = out.write
     w(f"backtest: {s['strategy']} on {', '.join(s['instruments'])} ({s['venue']}), "
-      f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades) "
-      f"over {s['market_time_s']} s of market time\n")
+      f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades, "
+      f"{s['depth_levels']} depth levels) over {s['market_time_s']} s of market time\n")
+    w(f"  queue model: {s['queue_model']}\n")
     w(f"  latency: feed-to-order {s['order_latency_us']} us, venue-to-quoter "
       f"{s['response_latency_us']} us\n")
     eps = f"{sp['events_per_s']:,} events/s" if sp["events_per_s"] else "-"
@@ -160,50 +179,31 @@ def print_summary(s: dict, out=None) -> None:
     w(f"  PnL: marked {p['marked']:.4f}, realized {p['realized']:.4f}, unrealized "
       f"{p['unrealized']:.4f}; max drawdown {s['max_drawdown_quote']:.4f}; spread captured "
       f"{s['spread_captured_quote']:.4f}{f' ({bps} bps of volume)' if bps is not None else ''}"
-      f" (quote currency)\n")
+      f" (quote currency, after fees)\n")
+    w(f"  PnL split: spread {p['spread']:.4f} + inventory {p['inventory']:.4f} + fees "
+      f"{p['fees']:.4f} = {p['spread'] + p['inventory'] + p['fees']:.4f}\n")
     for sym, v in s["per_instrument"].items():
         w(f"  {sym}: {v['fills']} fills, bought {v['bought']}, sold {v['sold']}, position "
           f"{v['position']} (range {v['min_position']}..{v['max_position']}), volume "
-          f"{v['volume_quote']:.2f}\n")
+          f"{v['volume_quote']:.2f}, fees paid {v['fees_quote']:.4f} {v['commission_asset']} "
+          f"(maker {v['maker_fee']}, taker {v['taker_fee']})\n")
     if s["no_market_data"]:
         w(f"  no market data in the captures for {', '.join(s['no_market_data'])}\n")
     if s["killed"]:
         w(f"  KILLED by the drawdown limit after {s['killed']['after_s']} s\n")
 
 
-def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True) -> dict:
-    """backtest.json, fills.csv and (with matplotlib) backtest.png under out_dir; returns the
-    paths written (also recorded in the JSON)."""
+def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True,
+          orders: bool = True) -> dict:
+    """backtest.json, fills.csv, orders.csv (unless not `orders`) and (with matplotlib)
+    backtest.png under out_dir; returns the paths written (also recorded in the JSON)."""
     out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": str(out_dir / "backtest.json"), "fills_csv": str(out_dir / "fills.csv"),
-             "orders_csv": str(out_dir / "orders.csv")}
-    fills = fills_of(r)
+    paths = {"json": str(out_dir / "backtest.json"), "fills_csv": str(out_dir / "fills.csv")}
     t0 = int(md["ts"][0]) if len(md) else 0
-    with open(paths["fills_csv"], "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["t_s", "symbol", "side", "price", "qty", "mid_before", "leaves",
-                     "order_id"])
-        for e in fills:
-            inst = r.cfg.instruments[int(e["instrument"])]
-            wr.writerow([f"{(int(e['ts']) - t0) / 1e9:.6f}", inst.symbol,
-                         "BUY" if e["side"] == SIDE_BUY else "SELL",
-                         _units(e["price"], inst.pexp), _units(e["qty"], inst.qexp),
-                         _units(e["mid_before"], inst.pexp), _units(e["leaves"], inst.qexp),
-                         int(e["order_id"])])
-    with open(paths["orders_csv"], "w", newline="") as f:
-        wr = csv.writer(f)
-        wr.writerow(["t_s", "action", "symbol", "side", "level", "price", "qty", "order_id",
-                     "orig_order_id", "update_id"])
-        for it in intents_of(r):
-            i = int(it["instrument"])
-            inst = r.cfg.instruments[i] if i < len(r.cfg.instruments) else None
-            wr.writerow([f"{(int(it['ts_published']) - t0) / 1e9:.6f}",
-                         ACTION_NAMES.get(int(it["action"]), it["action"]),
-                         inst.symbol if inst else "*",
-                         "BUY" if it["side"] == SIDE_BUY else "SELL" if it["side"] else "",
-                         int(it["level"]), _units(it["price"], inst.pexp) if inst else "",
-                         _units(it["qty"], inst.qexp) if inst else "", int(it["order_id"]),
-                         int(it["orig_order_id"]), int(it["update_id"])])
+    _write_fills(paths["fills_csv"], r, t0)
+    if orders:
+        paths["orders_csv"] = str(out_dir / "orders.csv")
+        _write_orders(paths["orders_csv"], r, t0)
     if plots:
         png = _plot(out_dir / "backtest.png", s, r, md)
         if png:
@@ -213,6 +213,52 @@ def write(out_dir: Path, s: dict, r: Replay, md: np.ndarray, plots: bool = True)
     s["files"] = paths
     Path(paths["json"]).write_text(json.dumps(s, indent=1))
     return paths
+
+
+def _exponents(r: Replay, instrument: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Price and quantity exponents per row (0 for rows naming no instrument: cancel-all)."""
+    insts = r.cfg.instruments
+    pexp = np.array([i.pexp for i in insts] + [0], np.int64)
+    qexp = np.array([i.qexp for i in insts] + [0], np.int64)
+    k = np.where(instrument < len(insts), instrument, len(insts)).astype(np.int64)
+    return pexp[k], qexp[k]
+
+
+def _write_fills(path: str, r: Replay, t0: int) -> None:
+    f = fills_of(r)
+    symbols = {k: i.symbol for k, i in enumerate(r.cfg.instruments)}
+    pexp, qexp = _exponents(r, f["instrument"])
+    # the mid is exact: half of bid + ask, one more decimal when it falls between ticks
+    mid = f["mid2_before"] * 5
+    fee_exp = pexp + qexp - 4
+    fee = np.round(f["fee"] * 1e4).astype(np.int64)
+    csv_out.write(path, ["t_s", "symbol", "side", "price", "qty", "mid_before", "leaves",
+                         "fee", "order_id"],
+                  [csv_out.seconds(f["ts"], t0), csv_out.names(f["instrument"], symbols),
+                   csv_out.names(f["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
+                   csv_out.fixed(f["price"], pexp), csv_out.fixed(f["qty"], qexp),
+                   csv_out.fixed(mid, pexp - 1), csv_out.fixed(f["leaves"], qexp),
+                   csv_out.fixed(fee, fee_exp), f["order_id"].tolist()])
+
+
+def _write_orders(path: str, r: Replay, t0: int) -> None:
+    it = intents_of(r)
+    symbols = {k: i.symbol for k, i in enumerate(r.cfg.instruments)}
+    pexp, qexp = _exponents(r, it["instrument"])
+    known = it["instrument"] < len(r.cfg.instruments)
+    price = csv_out.fixed(it["price"], pexp)
+    qty = csv_out.fixed(it["qty"], qexp)
+    if not known.all():                          # cancel-all of every instrument: no numbers
+        for k in np.flatnonzero(~known).tolist():
+            price[k] = qty[k] = ""
+    csv_out.write(path, ["t_s", "action", "symbol", "side", "level", "price", "qty",
+                         "order_id", "orig_order_id", "update_id"],
+                  [csv_out.seconds(it["ts_published"], t0),
+                   csv_out.names(it["action"], ACTION_NAMES, "?"),
+                   csv_out.names(it["instrument"], symbols, "*"),
+                   csv_out.names(it["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
+                   it["level"].tolist(), price, qty, it["order_id"].tolist(),
+                   it["orig_order_id"].tolist(), it["update_id"].tolist()])
 
 
 def _plot(path: Path, s: dict, r: Replay, md: np.ndarray) -> str | None:

@@ -4,14 +4,18 @@ mode) compiled, and the fill records the sender would emit for what the venue do
 
 Matching, as in the simulator:
 - A post-only order that would cross the venue's book is refused (-2010). Otherwise it rests;
-  its queue position is the displayed size at the touch of its side when it joined, or 0 when
-  it improves on the touch. (A book-ticker capture shows nothing behind the touch: an order
-  behind it queues behind what the touch shows, as the simulator assumes in replay.)
+  its queue position comes from the queue model ([backtest] queue_model, engine/backtest/
+  queue.py). The default, `touch`, is the simulator's: the displayed size at the touch of its
+  side when it joined, or 0 when it improves on the touch (a book-ticker capture shows nothing
+  behind the touch: an order behind it queues behind what the touch shows). The others read
+  the size at the order's own level from the L2 book (engine/backtest/depth.py), which the
+  capture's depth frames and the best bid/ask keep (on_depth, on_book), and move with it.
 - A trade print at the order's price consumes the queue ahead first, what is left fills the
   order; each order sees the whole print. A print through the order's price fills it fully.
 - A book that moves through a resting order (best ask <= our bid, best bid >= our ask) fills
   it fully at its own price.
-- Orders are matched in the order they were placed. No fees; no balance limits.
+- Orders are matched in the order they were placed. No balance limits. Fees: every fill is a
+  maker fill, charged the instrument's maker_fee rate on its notional (negative: a rebate).
 What the sender emits for it, in the order the venue reports:
   NEW       -> ACK, or REJECT(-2010) when it would cross
   REPLACE   -> CANCELED(old), then ACK(new) or REJECT(new, -2010)
@@ -30,16 +34,17 @@ Each record reaches the quoter `response latency` after the venue made it. Every
 does reach the venue is logged (qlog), as the simulator logs the requests it receives.
 
 Money is counted here too, from the venue's side (acct): position, cash, average-cost
-realised PnL, spread captured against the mid before the event that filled us.
+realised PnL, spread captured against the exact mid before the event that filled us, fees.
 """
 from __future__ import annotations
 
 import numpy as np
 from numba import njit
 
+from engine.backtest import depth, queue
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
-    FILL_CANCELED, FILL_REJECT, FILL_TRADE, SIDE_BUY,
+    FILL_CANCELED, FILL_REJECT, FILL_TRADE, SIDE_BUY, SIDE_SELL,
 )
 from engine.sender.fills import LOCAL_UNKNOWN_ORDER
 
@@ -49,13 +54,19 @@ REPLACE_FAILED = -2022          # cancelReplace whose cancel leg found no order 
 VBOOK_DTYPE = np.dtype([
     ("bid", "i8"), ("bid_qty", "i8"), ("ask", "i8"), ("ask_qty", "i8"),
     ("mark", "i8"),             # (bid + ask) // 2 of the last book with both sides
+    ("mark2", "i8"),            # bid + ask of that book: twice the mid, exact
+    ("tick", "i8"),             # price units; 0: no L2 book (only the touch is known)
+    ("base", "i8"),             # levels[s, k] is the size at (base + k) * tick
+    ("qpow", "f8"),             # the probabilistic queue models' exponent
+    ("levels", "i8", (2, depth.WINDOW)),    # engine/backtest/depth.py
 ], align=True)
 
 VORDER_DTYPE = np.dtype([
     ("active", "i8"),           # 1: resting; 0: ended (kept a while: see _compact)
     ("order_id", "i8"), ("instrument", "i8"), ("side", "i8"),
     ("price", "i8"), ("qty", "i8"), ("filled", "i8"),
-    ("queue", "i8"),            # displayed quantity still ahead of it at its price
+    ("queue", "f8"),            # displayed quantity still ahead of it at its price
+    ("traded", "f8"),           # traded at its price since the level last changed (queue.py)
     ("ended_ns", "i8"),         # when it filled or was canceled
 ], align=True)
 
@@ -64,6 +75,8 @@ ACCT_DTYPE = np.dtype([
     ("avg_px", "f8"),           # average cost of the open position, price units
     ("realized", "f8"),         # px*qty units
     ("spread", "f8"),           # sum of (mid before - price) * qty for buys (sells: reversed)
+    ("fees", "f8"),             # commission paid, px*qty units (negative: rebates received)
+    ("maker_fee", "f8"), ("taker_fee", "f8"),     # rates (fractions of notional), set once
     ("fills", "i8"), ("bought", "i8"), ("sold", "i8"),
     ("notional", "f8"),         # sum of price * qty, px*qty units
     ("max_pos", "i8"), ("min_pos", "i8"),
@@ -71,7 +84,8 @@ ACCT_DTYPE = np.dtype([
 
 FILL_LOG_DTYPE = np.dtype([
     ("ts", "i8"), ("order_id", "i8"), ("price", "i8"), ("qty", "i8"),
-    ("mid_before", "i8"),       # the venue's mid before the event that filled us
+    ("mid2_before", "i8"),      # twice the venue's mid before the event that filled us (exact)
+    ("fee", "f8"),              # commission of this fill, px*qty units (negative: rebate)
     ("leaves", "i8"), ("instrument", "i4"), ("side", "i4"),
 ], align=True)
 
@@ -87,7 +101,8 @@ V_RESP_LAT = 7      # response latency, ns
 V_NREQ = 8          # request log entries written (the caller empties the log)
 V_UNSENT = 9        # replaces the sender refused (the order had ended) and cancels it dropped
 V_KEEP_NS = 10      # ended orders stay findable this long (longer than any latency)
-V_WORDS = 11
+V_QMODEL = 11       # the queue model (queue.MODELS)
+V_WORDS = 12
 
 _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
@@ -148,14 +163,17 @@ def _account(a, side, price, qty):
 
 
 @_jit
-def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
+def _fill(vw, orders, j, qty, price, mid2_before, t, acct, resp, resp_t, log):
+    """Our resting order j fills `qty` at `price` (always as the maker: post-only orders)."""
     o = orders[j]
     o.filled += qty
     leaves = o.qty - o.filled
     a = acct[o.instrument]
     _account(a, o.side, price, qty)
-    edge = (mid_before - price) if o.side == SIDE_BUY else (price - mid_before)
-    a.spread += float(edge) * qty
+    edge2 = (mid2_before - 2 * price) if o.side == SIDE_BUY else (2 * price - mid2_before)
+    a.spread += float(edge2) * qty * 0.5
+    fee = a.maker_fee * float(price) * qty
+    a.fees += fee
     n = vw[V_NLOG]
     if n < log.shape[0]:
         e = log[n]
@@ -163,7 +181,8 @@ def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
         e.order_id = o.order_id
         e.price = price
         e.qty = qty
-        e.mid_before = mid_before
+        e.mid2_before = mid2_before
+        e.fee = fee
         e.leaves = leaves
         e.instrument = o.instrument
         e.side = o.side
@@ -182,28 +201,89 @@ def _fill(vw, orders, j, qty, price, mid_before, t, acct, resp, resp_t, log):
 def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp_t, log):
     """A book update of instrument i: orders it moved through fill at their own price."""
     b = book[i]
-    mid_before = b.mark
+    mid2_before = b.mark2
+    old_bid, old_ask = b.bid, b.ask
     b.bid = bid
     b.bid_qty = bid_qty
     b.ask = ask
     b.ask_qty = ask_qty
     if bid > 0 and ask > 0:
         b.mark = (bid + ask) // 2
-    if mid_before == 0:
-        mid_before = b.mark
+        b.mark2 = bid + ask
+    if mid2_before == 0:
+        mid2_before = b.mark2
+    if depth.enabled(b) and vw[V_QMODEL] != queue.TOUCH:
+        if bid > 0 and ask > 0:
+            depth.recentre(b, b.mark)
+        top = (b.base + depth.WINDOW - 1) * b.tick
+        if bid > 0:
+            if old_bid > bid or old_bid == 0:   # the bids it moved away from are gone (the
+                _clear(vw, b, orders, i, depth.BID, bid + b.tick,   # first: any depth above)
+                       old_bid if old_bid > 0 else top)
+            _level(vw, b, orders, i, depth.BID, bid, bid_qty)
+        if ask > 0:
+            if 0 < old_ask < ask or old_ask == 0:
+                _clear(vw, b, orders, i, depth.ASK, old_ask if old_ask > 0 else b.base * b.tick,
+                       ask - b.tick)
+            _level(vw, b, orders, i, depth.ASK, ask, ask_qty)
     for j in range(vw[V_USED]):
         o = orders[j]
         if o.active == 0 or o.instrument != i:
             continue
         if (ask > 0 and ask <= o.price) if o.side == SIDE_BUY else (bid > 0 and bid >= o.price):
-            _fill(vw, orders, j, o.qty - o.filled, o.price, mid_before, t, acct, resp, resp_t,
-                  log)
+            _fill(vw, orders, j, o.qty - o.filled, o.price, mid2_before, t, acct, resp,
+                  resp_t, log)
+
+
+@_jit
+def _level(vw, b, orders, i, side, price, qty):
+    """The size at one level of instrument i changed: the queue model moves our orders there."""
+    prev = depth.set_qty(b, side, price, qty)
+    if prev < 0 or prev == qty:
+        return
+    model = vw[V_QMODEL]
+    our_side = SIDE_BUY if side == depth.BID else SIDE_SELL
+    for j in range(vw[V_USED]):
+        o = orders[j]
+        if o.active != 0 and o.instrument == i and o.side == our_side and o.price == price:
+            queue.on_level_change(model, b.qpow, o, prev, qty)
+
+
+@_jit
+def _clear(vw, b, orders, i, side, lo, hi):
+    """Empty the levels lo..hi (prices) of one side, within the window."""
+    lo = max(lo, (b.base) * b.tick)
+    hi = min(hi, (b.base + depth.WINDOW - 1) * b.tick)
+    for p in range(lo, hi + 1, b.tick):
+        if depth.qty_at(b, side, p) != 0:
+            _level(vw, b, orders, i, side, p, 0)
+
+
+@_jit
+def on_depth(vw, book, orders, i, side, price, qty):
+    """A depth frame's level of instrument i (side SIDE_*; qty 0: the level is gone). Levels
+    beyond the best bid/ask are older than it and dropped (depth.py: fusing)."""
+    b = book[i]
+    if not depth.enabled(b) or vw[V_QMODEL] == queue.TOUCH:
+        return
+    if side == SIDE_BUY:
+        if b.bid > 0 and price > b.bid:
+            return
+        if b.base == 0:
+            depth.recentre(b, price)
+        _level(vw, b, orders, i, depth.BID, price, qty)
+    else:
+        if b.ask > 0 and price < b.ask:
+            return
+        if b.base == 0:
+            depth.recentre(b, price)
+        _level(vw, b, orders, i, depth.ASK, price, qty)
 
 
 @_jit
 def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t, log):
     """A market trade print: it hits our orders on the other side at or through its price."""
-    mid = book[i].mark
+    mid2 = book[i].mark2
     for j in range(vw[V_USED]):
         o = orders[j]
         if o.active == 0 or o.instrument != i or (o.side == SIDE_BUY) == taker_buys:
@@ -213,13 +293,11 @@ def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t,
         if through:
             take = left
         elif price == o.price:
-            eaten = min(o.queue, qty)
-            o.queue -= eaten
-            take = min(left, qty - eaten)
+            take = min(left, queue.on_trade(o, qty))
         else:
             continue
         if take > 0:
-            _fill(vw, orders, j, take, o.price, mid, t, acct, resp, resp_t, log)
+            _fill(vw, orders, j, take, o.price, mid2, t, acct, resp, resp_t, log)
 
 
 @_jit
@@ -245,7 +323,7 @@ def _compact(vw, orders, t):
 
 
 @_jit
-def _add(vw, orders, it, t, active, queue):
+def _add(vw, orders, it, t, active, ahead):
     """A row for the order `it` names: resting (active) or refused at once (kept, ended at t,
     so a cancel sent for it before its refusal came back is recognised)."""
     if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_ACTIVE] + 64:
@@ -261,7 +339,8 @@ def _add(vw, orders, it, t, active, queue):
     o.price = it.price
     o.qty = it.qty
     o.filled = 0
-    o.queue = queue
+    o.queue = ahead
+    o.traded = 0.0
     o.ended_ns = 0 if active else t
     vw[V_USED] += 1
     vw[V_ACTIVE] += active
@@ -271,19 +350,27 @@ def _add(vw, orders, it, t, active, queue):
 def _place(vw, book, orders, it, t, resp, resp_t):
     """A post-only order arrives: refused if it would cross, else it rests and is acked."""
     b = book[it.instrument]
+    model = vw[V_QMODEL]
     if it.side == SIDE_BUY:
         crosses = b.ask > 0 and it.price >= b.ask
-        queue = 0 if it.price > b.bid else b.bid_qty
+        improves, touch, side = it.price > b.bid, b.bid_qty, depth.BID
     else:
         crosses = b.bid > 0 and it.price <= b.bid
-        queue = 0 if it.price < b.ask else b.ask_qty
+        improves, touch, side = it.price < b.ask, b.ask_qty, depth.ASK
+    if model == queue.TOUCH:
+        level = touch
+    elif depth.enabled(b):
+        level = depth.qty_at(b, side, it.price)
+    else:                                # no L2 book: only the touch is known
+        level = touch if it.price == (b.bid if side == depth.BID else b.ask) else 0
+    ahead = queue.ahead_when_joining(model, improves, touch, level)
     if crosses:
         vw[V_REJECTS] += 1
-        _add(vw, orders, it, t, 0, 0)
+        _add(vw, orders, it, t, 0, 0.0)
         _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument, it.side,
                  it.price, it.qty, 0, 0, WOULD_CROSS)
         return
-    _add(vw, orders, it, t, 1, queue)
+    _add(vw, orders, it, t, 1, ahead)
     _respond(vw, resp, resp_t, t, FILL_ACK, it.order_id, it.instrument, it.side, it.price,
              it.qty, 0, it.qty, 0)
 
@@ -328,7 +415,7 @@ def on_intent(vw, book, orders, it, t, resp, resp_t, qlog):
             _request(vw, qlog, it, t)      # and the venue refuses it (-2022 / -2011)
             if action == ACTION_REPLACE:
                 vw[V_REJECTS] += 1
-                _add(vw, orders, it, t, 0, 0)
+                _add(vw, orders, it, t, 0, 0.0)
                 _respond(vw, resp, resp_t, t, FILL_REJECT, it.order_id, it.instrument,
                          it.side, it.price, it.qty, 0, 0, REPLACE_FAILED)
             return

@@ -41,7 +41,7 @@ def test_report_of_a_real_capture_agrees_with_its_fills(corpus, tmp_path):
     cfg = load(env={})
     md, _ = market_data.load([corpus / CAPTURE], cfg)
     last = md[(md["instrument"] == 0) & (md["kind"] & 1 != 0)][-1]
-    mid = Decimal((int(last["bid_px"]) + int(last["ask_px"])) // 2).scaleb(-2)
+    mid = Decimal(int(last["bid_px"]) + int(last["ask_px"])).scaleb(-2) / 2    # exact
     cash = pos = Decimal(0)
     for r in rows:
         signed = Decimal(r["qty"]) * (1 if r["side"] == "BUY" else -1)
