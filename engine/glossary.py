@@ -125,6 +125,9 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "position_repairs": ("position_repairs", "positions set to the venue's after two "
                                                  "settled differences"),
         "rollovers": ("rollovers", "order connections replaced before the venue's age limit"),
+        "before_reset": ("refused_before_reset", "new orders the quoter decided before it read "
+                                                 "this sender's RESET (not sent: their slots "
+                                                 "were dropped)"),
         "dead_connections": ("dead_connections", "order connections found silent (no pong, "
                                                  "unanswered requests) and replaced"),
         "acks": ("acks", "orders the venue accepted"),

@@ -66,6 +66,8 @@ ACTION_NEW = 1
 ACTION_REPLACE = 2      # cancel-replace orig_order_id with order_id at price/qty
 ACTION_CANCEL = 3
 ACTION_CANCEL_ALL = 4   # every open order of `instrument` (instrument = 0xFFFFFFFF: all)
+ACTION_RESET_SEEN = 5   # the quoter read the sender's RESET: every intent after this one was
+                        # decided knowing it (the sender refuses new orders until it reads it)
 
 ORDER_DTYPE = _padded([
     ("seq", "i8"),

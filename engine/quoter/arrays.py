@@ -106,7 +106,8 @@ G_PEAK_PNL = 3         # peak of total mark-to-market PnL (common unit)
 G_MAX_DRAWDOWN = 4     # 0 = off
 G_DRAWDOWN_HIT = 5     # 1 when the drawdown limit fired (the loop pulls the kill switch)
 G_WALL_OFFSET = 6      # wall-clock ns minus perf_counter_ns (rate windows use wall time)
-G_WORDS = 7
+G_RESET_SEEN = 7       # the last FILL_RESET's token until its RESET_SEEN intent is staged
+G_WORDS = 8
 
 RATE_WINDOW_10S_NS = 10_000_000_000
 RATE_WINDOW_DAY_NS = 86_400_000_000_000

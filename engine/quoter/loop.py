@@ -34,7 +34,7 @@ from engine.native import (
 )
 from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED, G_RESUMED
 from engine.quoter.model import (
-    any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
+    ack_reset, any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
 )
 from engine.ring.idle import nb_idle_warm
 
@@ -140,6 +140,7 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
                 if read_board(board, md_scratch, inst, par, cnt, sst, spar, now) > 0:
                     work += 1
                     batch_read = now
+        n = ack_reset(g, out, n, now)          # ahead of every intent decided after a RESET
         timer = now >= next_timer
         if timer:
             check_timers(inst, quotes, par, sst, spar, now)

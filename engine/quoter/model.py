@@ -28,12 +28,13 @@ from engine.quoter.arrays import (
     C_POSITIONS, C_POSITION_BASE, C_RATE_LIMITED, C_RATE_REFUNDS, C_REJECTS, C_REPLACE,
     C_RESETS, C_RISK_BAND, C_RISK_NOTIONAL, C_RISK_POSITION, C_STALE_PULLS, C_SUPERSEDED,
     C_TICKS, C_TRADES, C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER, G_DRAWDOWN_HIT,
-    G_KILLED, G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING,
+    G_KILLED, G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESET_SEEN, G_RESUMED, G_WALL_OFFSET,
+    Q_CANCELING,
     Q_LIVE, Q_NONE, Q_PENDING, Q_UNKNOWN,
 )
 from engine.records import (
-    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
-    FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME,
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ACTION_RESET_SEEN,
+    ALL_INSTRUMENTS, FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME,
     FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, MD_BBO, MD_FRESH, MD_STALE,
     SIDE_BUY, SIDE_SELL,
 )
@@ -192,6 +193,7 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
     if kind == FILL_RESET:                # a new sender: it cancels what it does not know
         cnt[C_RESETS] += 1
         g[G_RESUMED] = 0                  # no quoting until its POSITION and RESUME
+        g[G_RESET_SEEN] = order_id if order_id != 0 else 1    # its token, echoed (ack_reset)
         for j in range(quotes.shape[0]):
             inst[j].dirty = 1
             for sd in range(2):
@@ -585,6 +587,37 @@ def check_timers(inst, quotes, par, sst, spar, now):
                     s.dirty = 1
         dirty += s.dirty
     return dirty
+
+
+@_jit
+def ack_reset(g, out, n, now):
+    """After a RESET was read: stage RESET_SEEN before any intent decided from here on. The
+    sender refuses new orders and replaces between its RESET and this intent (matched by the
+    token the RESET carried, so a RESET of an earlier sender read late does not count): whatever the
+    quoter published before reading the RESET belongs to slots the RESET then dropped, and an
+    order placed for one would rest with no slot to manage it. Staged intents decided before
+    the RESET stay ahead of it (refused as such). With no room in `out`, it waits: publish,
+    then call again."""
+    if g[G_RESET_SEEN] == 0 or n >= out.shape[0]:
+        return n
+    o = out[n]
+    o.seq = 0
+    o.order_id = g[G_RESET_SEEN]           # the RESET's token: the sender waits for its own
+    g[G_RESET_SEEN] = 0
+    o.orig_order_id = 0
+    o.instrument = ALL_INSTRUMENTS
+    o.action = ACTION_RESET_SEEN
+    o.side = 0
+    o.level = 0
+    o.post_only = 0
+    o.price = 0
+    o.qty = 0
+    o.update_id = 0
+    o.ts_arrival = 0
+    o.ts_md_published = 0
+    o.ts_quoter_read = now
+    o.ts_published = 0
+    return n + 1
 
 
 @_jit

@@ -34,6 +34,7 @@ from picows import WSMsgType
 from engine.journal.writer import asset_word, commission_units
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
                             JE_REQ_REPLACE, JE_STRANGER_CANCELED)
 from engine.sender import binance as bn
@@ -127,6 +128,8 @@ class BinanceGateway(Gateway):
             self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
         elif action == ACTION_CANCEL_ALL:
             self.cancel_ours(inst)
+        elif action == ACTION_RESET_SEEN:
+            self.reset_seen(order_id)
         else:
             self.counts["malformed"] += 1
 
@@ -159,6 +162,9 @@ class BinanceGateway(Gateway):
     def _dry_intent(self, f: tuple, t_read: int) -> None:
         (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
          _, _, ts_pub) = f
+        if action == ACTION_RESET_SEEN:
+            self.reset_seen(order_id)
+            return
         cid = self.cid_of(u, order_id)
         rid = self.next_rid()
         ts = self.now_ms()

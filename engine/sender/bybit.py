@@ -26,6 +26,7 @@ from picows import WSMsgType
 
 from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ACTION_RESET_SEEN,
                             SIDE_BUY)
 from engine.sender.binance import decimal_slot, scale_of
 from engine.sender.gateway import Gateway, GatewayError, VenueRefusal
@@ -132,6 +133,9 @@ class BybitGateway(Gateway):
             return
         if action == ACTION_CANCEL:
             self.cancel_intent(orig, order_id)
+            return
+        if action == ACTION_RESET_SEEN:
+            self.reset_seen(order_id)
             return
         if action not in (ACTION_NEW, ACTION_REPLACE):
             self.counts["malformed"] += 1

@@ -16,7 +16,9 @@ Protocol for the quoter (kinds are engine.records FILL_*):
   FILL_CANCEL_REJECT  the cancel of order_id did not happen; it rests with leaves_qty
   FILL_UNKNOWN   order_id's fate is being asked of the venue; its slot waits for the answer
   FILL_RESET     a new sender process: the quoter forgets every slot (the sender cancels what
-                 the venue lists)
+                 the venue lists); order_id = a token the quoter echoes in its RESET_SEEN
+                 intent, before which the sender places nothing (intents decided earlier
+                 belong to the slots the RESET drops)
 (engine/sender/order_state.py states when each is emitted.)
 """
 from __future__ import annotations
@@ -33,6 +35,7 @@ LOCAL_STOPPING = -90003        # kill switch / shutdown in progress; intent not 
 LOCAL_UNKNOWN_ORDER = -90004   # replace/cancel of an order id the sender does not know
 LOCAL_STALE_INTENT = -90006    # the intent was older than sender.max_intent_age_ms: not sent
 LOCAL_ORDER_BUSY = -90007      # replace of an order whose state is not settled (not sent)
+LOCAL_BEFORE_RESET = -90008    # decided before the quoter read this sender's RESET (not sent)
 
 
 class FillWriter:

@@ -33,7 +33,8 @@ from engine.proc import log
 from engine.journal.writer import NoJournal
 from engine.records import (ACTION_REPLACE, ALL_INSTRUMENTS, FILL_POSITION, FILL_RESET,
                             FILL_RESUME, FILL_UNKNOWN, JE_DIVERGENCE, JE_POSITION_REPAIRED)
-from engine.sender.fills import (LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY, LOCAL_RATE_LIMITED,
+from engine.sender.fills import (LOCAL_BEFORE_RESET, LOCAL_NOT_CONNECTED, LOCAL_ORDER_BUSY,
+                                 LOCAL_RATE_LIMITED,
                                  LOCAL_STALE_INTENT, LOCAL_STOPPING, LOCAL_UNKNOWN_ORDER,
                                  FillWriter)
 from engine.sender.liveness import Liveness, RoundTrip
@@ -56,7 +57,7 @@ COUNTS = ("intents", "orders_sent", "replaces_sent", "cancels_sent", "cancel_all
           "other_events", "local_rejects", "stale_intents", "unknown_intents", "rate_paced",
           "rate_backoffs", "dry_run_frames", "server_errors", "frame_errors",
           "strangers_canceled", "reconciles", "divergences", "position_repairs", "rollovers",
-          "dead_connections")
+          "dead_connections", "before_reset")
 
 
 class GatewayError(Exception):
@@ -129,6 +130,9 @@ class Gateway:
         self.clock_offset_ms = 0            # venue clock - local clock
         self.rtt_ns = 0
         self.counts: dict[str, int] = dict.fromkeys(COUNTS, 0)
+        # the token of the RESET told the quoter whose RESET_SEEN is not read yet (0: none):
+        # new orders wait (refusal_reason)
+        self.awaiting_reset_seen = 0
         self.banned = False                 # 418: stop sending; the process pulls the kill switch
         self.refusal: str = ""              # a permanent refusal: the process stops, says this
         self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals
@@ -692,7 +696,17 @@ class Gateway:
         if ts_pub and t_read - ts_pub > self.max_intent_age_ns:
             self.counts["stale_intents"] += 1
             return LOCAL_STALE_INTENT
+        if self.awaiting_reset_seen:
+            self.counts["before_reset"] += 1
+            return LOCAL_BEFORE_RESET
         return 0
+
+    def reset_seen(self, token: int) -> None:
+        """The quoter's RESET_SEEN intent for the RESET carrying `token`: every intent after it
+        was decided knowing our latest RESET, so new orders may go again (the echo of an
+        earlier RESET, an older sender's or ours, changes nothing)."""
+        if token == self.awaiting_reset_seen:
+            self.awaiting_reset_seen = 0
 
     def refuse(self, f: tuple, code: int) -> None:
         """A NEW or REPLACE not sent: the quoter gets REJECT with a LOCAL_* code (for a
@@ -801,7 +815,11 @@ class Gateway:
         position our fills add up to, consistent with every TRADE record before it), (RESUME:
         quote). After every reconcile, and for every new quoter process."""
         if reset:
-            self.fills.emit(FILL_RESET, 0, ALL_INSTRUMENTS)
+            # intents the quoter publishes before reading it belong to slots it will drop:
+            # none is placed until its RESET_SEEN (an order placed for one would rest unmanaged)
+            # the token: perf_counter_ns, distinct for every RESET of every sender on the box
+            token = self.awaiting_reset_seen = perf_counter_ns()
+            self.fills.emit(FILL_RESET, token, ALL_INSTRUMENTS)
         for inst in range(len(self.instruments)):
             if inst in self.orders.position:
                 self.fills.emit(FILL_POSITION, 0, inst, 0, 0, self.orders.position[inst])

@@ -60,11 +60,12 @@ from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EX
                                EXIT_PEER_LOST)
 from engine.latency.histogram import HistogramSet
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, FILL_RESUME, JE_KILL, JE_PAUSE, JE_RESUMED)
 from engine.ring.ring import Ring
 from engine.ring.table import FILLS, JOURNAL, ORDERS
 from engine.sender import keys
-from engine.sender.fills import LOCAL_RATE_LIMITED, LOCAL_STOPPING, FillWriter
+from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, LOCAL_STOPPING, FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.state_dir import resolve_tag
@@ -213,21 +214,25 @@ class Sender:
 
     def _drop_held_for(self, fields) -> None:
         """A cancel (or CANCEL_ALL) for orders still held by pacing: they are refused locally
-        (never sent), so the cancel cannot overtake what it cancels."""
+        (never sent), so the cancel cannot overtake what it cancels. RESET_SEEN: everything
+        held was decided before the quoter read our RESET (its slots are gone): refused."""
         held = self._held
         if not held:
             return
         action, inst = fields[4], fields[3]
+        code = LOCAL_RATE_LIMITED
         if action == ACTION_CANCEL:
             target = fields[2] or fields[1]
             drop = [f for f in held if f[1] == target]
         elif action == ACTION_CANCEL_ALL:
             drop = [f for f in held if inst == ALL_INSTRUMENTS or f[3] == inst]
+        elif action == ACTION_RESET_SEEN:
+            drop, code = list(held), LOCAL_BEFORE_RESET
         else:
             return
         for f in drop:
             held.remove(f)
-            self.gw.refuse(f, LOCAL_RATE_LIMITED)
+            self.gw.refuse(f, code)
 
     def _schedule_drain(self, delay_s: float) -> None:
         if not self._drain_scheduled:

@@ -61,7 +61,8 @@ class Harness:
     def end_batch(self, now: int) -> list[tuple]:
         self.now = now
         st = self.st
-        n = model.requote_dirty(*st.args, now, st.out, 0)
+        n = model.ack_reset(st.g, st.out, 0, now)     # as the loop: ahead of the pass
+        n = model.requote_dirty(*st.args, now, st.out, n)
         got = st.out[:n][FIELDS].tolist()
         self.passes += 1
         if self.ref:

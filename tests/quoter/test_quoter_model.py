@@ -264,14 +264,16 @@ def test_reset_stops_quoting_until_the_next_resume():
     """Issue 18 item 7: RESET (a new sender) is followed by POSITION then RESUME; between them
     the quoter must not quote on the inventory it had before (G_RESUMED cleared)."""
     from engine.quoter.arrays import G_RESUMED
-    from engine.records import FILL_RESET
+    from engine.records import ACTION_RESET_SEEN, ALL_INSTRUMENTS, FILL_RESET
     h = _resumed()
     h.md(_md(BTC, 6_000_000, 6_000_001), NOW)
     assert len(h.end_batch(NOW)) == 4
-    h.fill(0, FILL_RESET)
+    h.fill(0, FILL_RESET, order_id=77)
     assert h.st.g[G_RESUMED] == 0 and not h.ref.resumed
     h.md(_md(BTC, 6_000_100, 6_000_101), NOW + 1)
-    assert h.end_batch(NOW + 1) == []              # forgotten slots are not re-quoted yet
+    # forgotten slots are not re-quoted yet; the RESET's token comes back to the sender first
+    assert h.end_batch(NOW + 1) == [(77, 0, ALL_INSTRUMENTS, ACTION_RESET_SEEN, 0, 0, 0, 0, 0, 0,
+                                     0, 0, NOW + 1)]
     h.fill(BTC, FILL_POSITION, qty=0)
     assert h.end_batch(NOW + 2) == []
     h.fill(0, FILL_RESUME)

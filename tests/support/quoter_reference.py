@@ -12,7 +12,8 @@ import math
 from engine.instruments import Instrument
 from engine.quoter.config import QuoterConfig
 from engine.records import (
-    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK,
+    ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ACTION_RESET_SEEN,
+    ALL_INSTRUMENTS, FILL_ACK,
     FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME,
     FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, MD_BBO, MD_FRESH, MD_STALE,
     SIDE_BUY, SIDE_SELL,
@@ -129,6 +130,7 @@ class ReferenceQuoter:
         self.books = [Book(q, i, exp_min) for i in instruments]
         self.next_id = first_id
         self.resumed = False
+        self.reset_seen = 0
         self.killed = 0
         self.wall = wall_offset
         self.win10 = Window(q.rate_per_10s, RATE_WINDOW_10S_NS, RATE_BUCKET_10S_NS)
@@ -178,6 +180,7 @@ class ReferenceQuoter:
             return
         if kind == FILL_RESET:
             self.resumed = False
+            self.reset_seen = order_id or 1   # the next pass starts with RESET_SEEN (token)
             for b in self.books:
                 b.dirty = True
                 for ladder in b.quotes:
@@ -277,6 +280,10 @@ class ReferenceQuoter:
 
     def requote_dirty(self, now) -> list[tuple]:
         out: list[tuple] = []
+        if self.reset_seen:
+            out.append((self.reset_seen, 0, ALL_INSTRUMENTS, ACTION_RESET_SEEN, 0, 0, 0, 0, 0,
+                        0, 0, 0, now))
+            self.reset_seen = 0
         for i, b in enumerate(self.books):
             if b.dirty:
                 self._requote(i, b, now, out)
