@@ -14,9 +14,11 @@ from engine.config import EngineConfig
 from engine.control import KILL_HEARTBEAT, STATE_RUNNING, Control
 from engine.exit_codes import EXIT_PEER_LOST
 from engine.instruments import DEFAULT_INSTRUMENTS
-from engine.records import (FILL_ACK, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME,
-                            FILL_TRADE, SIDE_BUY, SIDE_SELL)
+from engine.records import (ACTION_RESET_SEEN, ALL_INSTRUMENTS, FILL_ACK, FILL_CANCELED,
+                            FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME, FILL_TRADE,
+                            SIDE_BUY, SIDE_SELL)
 from engine.sender import binance as bn
+from engine.sender.fills import LOCAL_BEFORE_RESET
 from engine.sender.signing import HmacSigner
 from sender_process import QuoterEnd, SenderProcess
 from sim_thread import SimThread
@@ -205,6 +207,36 @@ def test_sigterm_with_resting_orders_leaves_nothing_open(sim, running):
     log = sp.log()
     assert "every order confirmed gone" in log
     assert demo_keys.DEMO_API_SECRET not in log and demo_keys.DEMO_API_KEY not in log
+
+
+def test_no_order_is_placed_before_the_quoter_echoes_the_reset(instance, sim):
+    """A new sender's RESET carries a token; until the quoter's RESET_SEEN with that token is
+    read, new orders are refused locally (LOCAL_BEFORE_RESET: an intent decided before the
+    quoter dropped its slots would become an order no slot manages); an echo of another token
+    changes nothing; the right echo lets orders go."""
+    cfg = engine_cfg(instance, sim, auth="hmac")
+    q = QuoterEnd(cfg, echo_reset=False)
+    with SenderProcess(cfg) as sp:
+        try:
+            reset = q.wait_fill(lambda r: r["kind"] == FILL_RESET, 20)
+            q.wait_fill(lambda r: r["kind"] == FILL_RESUME, 20)
+        except TimeoutError:
+            raise AssertionError(f"sender did not start:\n{sp.log()}") from None
+        assert reset["order_id"] != 0                        # the token
+        q.new(1, update_id=1, price=PX_50000, qty=QTY, side=SIDE_BUY)
+        rej = q.wait_fill(lambda r: r["order_id"] == 1)
+        assert (rej["kind"], rej["error_code"]) == (FILL_REJECT, LOCAL_BEFORE_RESET)
+        q.intent(ACTION_RESET_SEEN, reset["order_id"] + 1, instrument=ALL_INSTRUMENTS)
+        q.new(2, update_id=2, price=PX_50000, qty=QTY, side=SIDE_BUY)
+        rej = q.wait_fill(lambda r: r["order_id"] == 2)
+        assert (rej["kind"], rej["error_code"]) == (FILL_REJECT, LOCAL_BEFORE_RESET)
+        q.intent(ACTION_RESET_SEEN, reset["order_id"], instrument=ALL_INSTRUMENTS)
+        q.new(3, update_id=3, price=PX_50000, qty=QTY, side=SIDE_BUY)
+        assert q.wait_fill(lambda r: r["order_id"] == 3)["kind"] == FILL_ACK
+        assert [o["clientOrderId"] for o in sim.open_orders()] == ["mm-3-3"]
+        sp.terminate()
+        assert sp.wait() == 0
+    q.close()
 
 
 def test_stopped_quoter_heartbeat_triggers_cancel_all(instance, sim, running):

@@ -18,7 +18,8 @@ import msgspec
 import numpy as np
 
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            FILL_DTYPE, ORDER_DTYPE)
+                            ACTION_RESET_SEEN, ALL_INSTRUMENTS, FILL_DTYPE, FILL_RESET,
+                            ORDER_DTYPE)
 from engine.ring.table import FILLS, ORDERS
 
 _CHILD = ("import os, sys, msgspec\n"
@@ -70,12 +71,15 @@ class SenderProcess:
 
 
 class QuoterEnd:
-    """The quoter's ends of the rings: producer of intents, consumer of fills."""
+    """The quoter's ends of the rings: producer of intents, consumer of fills. Like the quoter,
+    it answers a RESET it reads with RESET_SEEN (its token), unless `echo_reset` is False (the
+    sender then refuses every new order)."""
 
-    def __init__(self, cfg):
+    def __init__(self, cfg, echo_reset: bool = True):
         self.orders = ORDERS.open(cfg, "producer")
         self.fills = FILLS.open(cfg, "consumer")
         self.received: list[dict] = []
+        self.echo_reset = echo_reset
 
     def intent(self, action: int, order_id: int, instrument: int = 0, side: int = 1,
                price: int = 0, qty: int = 0, orig_order_id: int = 0, update_id: int = 1,
@@ -107,6 +111,10 @@ class QuoterEnd:
         for r in self.fills.pop_many():
             out.append({n: int(r[n]) for n in FILL_DTYPE.names})
         self.fills.release()
+        for r in out:
+            if r["kind"] == FILL_RESET and self.echo_reset:
+                self.intent(ACTION_RESET_SEEN, r["order_id"], instrument=ALL_INSTRUMENTS,
+                            update_id=0, post_only=0)
         self.received.extend(out)
         return out
 
