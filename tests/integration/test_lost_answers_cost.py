@@ -20,7 +20,12 @@ import pytest
 
 from sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(240)
+# A measurement (a share of events answered), not a behaviour: out of the default suite (speed
+# lives in benchmarks), run with MM_MEASURE=1. On this simulator it does not tell the engine
+# before issue 18 from the one after (the reports still arrive when an answer is lost).
+pytestmark = [pytest.mark.timeout(240),
+              pytest.mark.skipif(not os.environ.get("MM_MEASURE"),
+                                 reason="a measurement: MM_MEASURE=1 runs it")]
 
 PHASE_S = 10.0
 CONFIG = """
