@@ -600,24 +600,30 @@ def ack_reset(g, out, n, now):
     then call again."""
     if g[G_RESET_SEEN] == 0 or n >= out.shape[0]:
         return n
-    o = out[n]
-    o.seq = 0
-    o.order_id = g[G_RESET_SEEN]           # the RESET's token: the sender waits for its own
+    # order_id: the RESET's token (the sender waits for its own); no tick caused it
+    _emit_all(out[n], ACTION_RESET_SEEN, g[G_RESET_SEEN], 0, now)
     g[G_RESET_SEEN] = 0
+    return n + 1
+
+
+@_jit
+def _emit_all(o, action, order_id, ts_tick, now):
+    """An intent about every instrument (CANCEL_ALL, RESET_SEEN) into the out record `o`."""
+    o.seq = 0
+    o.order_id = order_id
     o.orig_order_id = 0
     o.instrument = ALL_INSTRUMENTS
-    o.action = ACTION_RESET_SEEN
+    o.action = action
     o.side = 0
     o.level = 0
     o.post_only = 0
     o.price = 0
     o.qty = 0
     o.update_id = 0
-    o.ts_arrival = 0
-    o.ts_md_published = 0
+    o.ts_arrival = ts_tick
+    o.ts_md_published = ts_tick
     o.ts_quoter_read = now
     o.ts_published = 0
-    return n + 1
 
 
 @_jit
@@ -627,22 +633,7 @@ def kill_all(quotes, g, cnt, out, n, reason, now):
     if g[G_KILLED] != 0 or n >= out.shape[0]:
         return n
     g[G_KILLED] = reason
-    o = out[n]
-    o.seq = 0
-    o.order_id = 0
-    o.orig_order_id = 0
-    o.instrument = ALL_INSTRUMENTS
-    o.action = ACTION_CANCEL_ALL
-    o.side = 0
-    o.level = 0
-    o.post_only = 0
-    o.price = 0
-    o.qty = 0
-    o.update_id = 0
-    o.ts_arrival = now
-    o.ts_md_published = now
-    o.ts_quoter_read = now
-    o.ts_published = 0
+    _emit_all(out[n], ACTION_CANCEL_ALL, 0, now, now)
     for i in range(quotes.shape[0]):
         for side in range(2):
             for level in range(quotes.shape[2]):
