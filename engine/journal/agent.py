@@ -3,9 +3,11 @@ SQLite transactions, markouts, the venue's trade list, pruning. `run(cfg) -> exi
 
 Duty cycle: take up to journal.batch_max records, write them in one transaction, then the due
 markouts, then (when due) a reconcile with the venue's trade list and pruning by age. When the
-ring is empty it parks on the ring's futex (the sender's commit wakes it) for at most
-IDLE_PARK_NS, so it costs nothing while the engine is quiet. It runs on a core the trading
-processes do not use (journal.core, else every core but theirs).
+ring is empty it sleeps LINGER_S and looks again: it never parks on the ring's futex, so the
+sender's commit never has a sleeper to wake (no system call on the hot path for the journal),
+and records gather into transactions of tens of milliseconds (one per order was the heaviest
+process of the engine on 2 cores: 434 us of CPU per book event at 500/s). It runs on a core the
+trading processes do not use (journal.core, else every core but theirs).
 
 Stop: SIGTERM/SIGINT, or (under mm run) the kill switch with the sender gone: the ring is
 drained, the venue asked once more, the file closed. A kill -9 loses nothing: records are
@@ -35,7 +37,7 @@ from engine.records import (FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_PO
                             JOURNAL_COMMISSION_EXP, SIDE_BUY)
 from engine.journal.writer import asset_text
 
-IDLE_PARK_NS = 50_000_000
+LINGER_S = 0.02               # records wait this long at most (the ring holds them meanwhile)
 PRUNE_EVERY_S = 3600.0
 RETRY_RECONCILE_S = 5.0
 GAP_RECONCILE_S = 1.0        # a ring gap: ask the venue this soon
@@ -325,7 +327,7 @@ class Agent:
                     break
                 continue
             if n == 0:
-                ring.park(IDLE_PARK_NS)
+                time.sleep(LINGER_S)
         while self.do_work():                # whatever came last
             pass
         if self.venue is not None:
