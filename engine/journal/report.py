@@ -65,8 +65,8 @@ def print_section(sec: dict) -> None:
         return
     print(f"\njournal {sec['path']}: {sec['fills']} fills this run")
     if sec["table"]:
-        print(f"PnL over time (quote asset; realised, marked = realised + open position at the "
-              f"latest mid, fees; net = marked - fees) and inventory (base units):")
+        print("PnL over time (quote asset; realised, marked = realised + open position at the "
+              "latest mid, fees; net = marked - fees) and inventory (base units):")
         print(f"  {'time (UTC)':12} {'symbol':10} {'position':>12} {'realised':>12} "
               f"{'marked':>12} {'fees':>10} {'net':>12}")
         for r in sec["table"]:

@@ -133,6 +133,7 @@ class Gateway:
         # the token of the RESET told the quoter whose RESET_SEEN is not read yet (0: none):
         # new orders wait (refusal_reason)
         self.awaiting_reset_seen = 0
+        self.paused = False                 # mm kill (the process's pause): cancels only
         self.banned = False                 # 418: stop sending; the process pulls the kill switch
         self.refusal: str = ""              # a permanent refusal: the process stops, says this
         self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals
@@ -691,7 +692,7 @@ class Gateway:
             return LOCAL_NOT_CONNECTED
         if self.blocked():
             return LOCAL_RATE_LIMITED
-        if self.killed() or self.refusal:
+        if self.killed() or self.refusal or self.paused:
             return LOCAL_STOPPING
         if ts_pub and t_read - ts_pub > self.max_intent_age_ns:
             self.counts["stale_intents"] += 1

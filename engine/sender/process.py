@@ -65,7 +65,7 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
 from engine.ring.ring import Ring
 from engine.ring.table import FILLS, JOURNAL, ORDERS
 from engine.sender import keys
-from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, LOCAL_STOPPING, FillWriter
+from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, FillWriter
 from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.state_dir import resolve_tag
@@ -132,7 +132,6 @@ class Sender:
         self.bells = 0
         self.left_open = 0
         self.url = self.scfg.url
-        self.paused = False                 # the pause word seen set (mm kill)
         self.pause_state = QUOTING
         self._pause_task: asyncio.Task | None = None
 
@@ -158,11 +157,8 @@ class Sender:
             else:
                 n = 0
                 gw.begin_batch()            # every frame of the batch: one write
-                for fields in take(BATCH):
-                    if self.paused and fields[4] in (ACTION_NEW, ACTION_REPLACE):
-                        gw.refuse(fields, LOCAL_STOPPING)     # paused: cancels only
-                    else:
-                        gw.on_intent(fields, perf_counter_ns())
+                for fields in take(BATCH):     # (paused: refusal_reason refuses new orders)
+                    gw.on_intent(fields, perf_counter_ns())
                     n += 1
                 gw.end_batch()
             if n == 0:
@@ -205,9 +201,6 @@ class Sender:
 
     def _send_paced(self, fields) -> None:
         gw = self.gw
-        if self.paused:                     # paused while it waited: cancels only
-            gw.refuse(fields, LOCAL_STOPPING)
-            return
         gw.on_intent(fields, perf_counter_ns())
         if gw.pace_ns:
             gw.next_send_ns = perf_counter_ns() + gw.pace_ns
@@ -366,15 +359,15 @@ class Sender:
         cleared -> reconcile, then RESUME the quoter. One task at a time."""
         want = self.ctl.paused()
         busy = self._pause_task is not None and not self._pause_task.done()
-        if want and not self.paused:
-            self.paused = True               # _drain refuses new orders from now on
+        if want and not self.gw.paused:
+            self.gw.paused = True            # refusal_reason refuses new orders from now on
             self.gw.journal.decision(JE_PAUSE, code=want)
             self.pause_state = PAUSING
             _log(f"pause ({PAUSE_REASONS.get(want, want)}): canceling every order; "
                  f"connections, book and order truth stay up")
             self._pause_task = loop.create_task(self._cancel_for_pause())
-        elif not want and self.paused and not busy:
-            self.paused = False
+        elif not want and self.gw.paused and not busy:
+            self.gw.paused = False
             self.pause_state = RESUMING
             self.gw.journal.decision(JE_RESUMED)
             self._pause_task = loop.create_task(self._resume())
@@ -383,7 +376,7 @@ class Sender:
         gw = self.gw
         loop = asyncio.get_running_loop()
         attempt = 0
-        while self.paused and not self._stopping():
+        while self.gw.paused and not self._stopping():
             attempt += 1
             left = -1
             if gw.connected:
@@ -405,7 +398,7 @@ class Sender:
         """Reconcile with the venue (positions, open orders, unknown ones), which tells the
         quoter POSITION + RESUME; a sender reconnecting does the same on its own."""
         gw = self.gw
-        while not self.paused and not self._stopping():
+        while not self.gw.paused and not self._stopping():
             if not gw.connected:
                 _log("resume: not connected; the reconnect's reconcile resumes the quoter")
                 break
@@ -421,7 +414,7 @@ class Sender:
             except (GatewayError, msgspec.DecodeError) as e:
                 _log(f"resume: reconcile failed: {e}; trying again")
                 await asyncio.sleep(1.0)
-        if not self.paused:
+        if not self.gw.paused:
             self.pause_state = QUOTING
 
     # ---------------------------------------------------------------- connection life

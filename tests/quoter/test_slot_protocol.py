@@ -42,7 +42,6 @@ import os
 from collections import defaultdict
 
 import numpy as np
-import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import engine as hypothesis_engine

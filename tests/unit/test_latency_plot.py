@@ -3,7 +3,6 @@ title, each curve cut where its samples run out, a hop hidden under another draw
 both names, distinct line styles, the legend outside the axes."""
 from __future__ import annotations
 
-import json
 
 import numpy as np
 import pytest
