@@ -70,7 +70,8 @@ def _interrupt(signum, frame):
 
 def main(argv=None) -> int:
     args = parse(argv)
-    out_dir = Path(args.out or f"bench/results/{time.strftime('%Y%m%d-%H%M%S')}")
+    # absolute: an --against ref runs from its own folder and is handed paths in this one
+    out_dir = Path(args.out or f"bench/results/{time.strftime('%Y%m%d-%H%M%S')}").resolve()
     out_dir.mkdir(parents=True, exist_ok=True)
     args.out_dir = out_dir
     signal.signal(signal.SIGTERM, _interrupt)

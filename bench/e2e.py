@@ -51,7 +51,7 @@ max_drawdown = "0"
 """
 def engine_toml(settings) -> str:
     """ENGINE_TOML with `section.key=value` settings put into their sections (a value that is
-    not a number is written as a string)."""
+    not a number or true/false is written as a string)."""
     sections: dict[str, list[str]] = {"": []}
     current = ""
     for line in ENGINE_TOML.splitlines():
@@ -69,7 +69,8 @@ def engine_toml(settings) -> str:
         try:
             float(value)
         except ValueError:
-            value = '"' + value.strip('"') + '"'
+            if value not in ("true", "false"):          # TOML booleans stay booleans
+                value = '"' + value.strip('"') + '"'
         lines = sections.setdefault(section, [])
         lines[:] = [x for x in lines if x.partition("=")[0].strip() != key.strip()]
         lines.append(f"{key.strip()} = {value}")
