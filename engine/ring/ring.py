@@ -245,6 +245,11 @@ class Ring:
         }
 
     @property
+    def consumer_parked(self) -> bool:
+        """True while the consumer sleeps armed on this ring (the next publish wakes it)."""
+        return int(self.seg.array[:L.HEADER_SIZE].view(np.uint32)[L.OFF_PARKED // 4]) != 0
+
+    @property
     def policy(self) -> str:
         code = int(self.seg.array[:L.HEADER_SIZE].view(np.uint32)[L.OFF_POLICY // 4])
         return {v: k for k, v in L.POLICIES.items()}[code]

@@ -243,6 +243,10 @@ def test_a_fill_wakes_the_parked_quoter(engine):
     assert _read(orders, 1, timeout_s=0.3) == []
     parks, wakes = md.stats()["parks"], fills.stats()["wakes"]
     assert parks > 0                               # it sleeps between events
+    deadline = time.monotonic() + 1.0              # push while it sleeps, not while it spins
+    while not fills.consumer_parked and time.monotonic() < deadline:
+        time.sleep(0.001)
+    assert fills.consumer_parked
     t0 = time.perf_counter_ns()
     fills.push(_fill(0, FILL_POSITION, qty=0))
     fills.push(_fill(1, FILL_POSITION, qty=0))
