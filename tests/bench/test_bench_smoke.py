@@ -15,7 +15,8 @@ from pathlib import Path
 import psutil
 import pytest
 
-from engine.ring.segment import list_segments
+from engine.control import Control
+from engine.ring.segment import SegmentError, list_segments
 
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--only", "e2e", "--quick", "--e2e-rates", "500", "--e2e-saturation", "",
@@ -25,6 +26,18 @@ TINY = ["--only", "e2e", "--quick", "--e2e-rates", "500", "--e2e-saturation", ""
 def _bench(out: Path, *extra: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "bench", *TINY, "--out", str(out), *extra],
                             cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+
+
+def _orders_sent(instance: str) -> int:
+    """The engine's sender counter of orders sent, 0 while it is not registered yet."""
+    try:
+        ctl = Control.attach(instance)
+    except (SegmentError, OSError):                  # not created yet, or going away
+        return 0
+    try:
+        return ctl.counter_values("sender").get("orders_sent", 0)
+    finally:
+        ctl.close()
 
 
 def _numbers(obj, path="summary"):
@@ -92,7 +105,9 @@ def test_interrupted_bench_stops_its_engine_and_leaves_nothing(tmp_path):
         while not any(s.endswith(".orders") for s in list_segments(instance)):
             assert p.poll() is None and time.monotonic() < deadline, p.stdout.read()[-3000:]
             time.sleep(0.2)
-        time.sleep(3)                                # quoting by now
+        while not _orders_sent(instance):            # quoting (a loaded box starts slowly)
+            assert p.poll() is None and time.monotonic() < deadline, p.stdout.read()[-3000:]
+            time.sleep(0.2)
         children = psutil.Process(p.pid).children(recursive=True)
         assert children
         p.send_signal(signal.SIGTERM)                # what `timeout` sends
@@ -108,4 +123,5 @@ def test_interrupted_bench_stops_its_engine_and_leaves_nothing(tmp_path):
     summary = json.loads((tmp_path / "e2e" / "runs" / "engine-r0" / "summary.json").read_text())
     assert summary["stop_reason"] == "signal SIGINT"        # the orderly path, asked by the bench
     doc = json.loads((tmp_path / "e2e" / "e2e.json").read_text())
-    assert doc["interrupted"] and doc["runs"][0]["exit_status"] == 0  # every order confirmed gone
+    log = (tmp_path / "e2e" / "runs" / "engine-r0" / "mm-run.log").read_text()[-3000:]
+    assert doc["interrupted"] and doc["runs"][0]["exit_status"] == 0, log  # every order gone

@@ -157,7 +157,7 @@ def test_3_orders_may_be_resting(tmp_path, instance):
         cfg = tmp_path / "mm.toml"
         cfg.write_text("[sender]\ncancel_confirm_timeout_s = 2\n")
         out = _run(tmp_path, instance, _env(MM_MD_URL=sim.md_url, MM_ORDER_URL=sim.api_url),
-                   12, "--config", str(cfg), timeout=200)
+                   7, "--config", str(cfg), timeout=200)
     assert out.returncode == 3, out.stderr[-3000:]
     assert "result: ORDERS MAY BE RESTING" in out.last and out.last.endswith("(exit 3)"), out.last
 

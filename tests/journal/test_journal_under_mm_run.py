@@ -39,7 +39,7 @@ def test_mm_run_restarts_a_killed_journal_agent_and_the_journal_equals_the_venue
     run_dir = tmp_path / "run"
     env = {**os.environ, "MM_STATE_DIR": str(state)}
     p = subprocess.Popen([sys.executable, "-m", "engine.cli", "run", "--instance", instance,
-                          "--duration", "25", "--run-dir", str(run_dir)], env=env,
+                          "--duration", "15", "--run-dir", str(run_dir)], env=env,
                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
         deadline = time.monotonic() + 90
