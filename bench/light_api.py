@@ -13,8 +13,12 @@ What it leaves out, on purpose (it is a bench venue):
     no recvWindow or rate-limit refusals (a constant rateLimits block is returned unless
     returnRateLimits=false), and no filters are checked;
   - there is no matching: orders rest until canceled, never fill, are never refused for crossing
-    (post-only), and balances never move; no executionReports are sent (ACK answers carry what
-    the clients need).
+    (post-only), and balances never move.
+A session subscribed to its user data (userDataStream.subscribe) gets the executionReports a
+live venue sends for what it did: NEW for a placed order, CANCELED for a canceled one (both legs
+of a cancelReplace), after the answer and in the same write. They are queued on the session
+(`Session.events`) for the server to send; clients that check their report stream (the engine
+replaces a connection whose accepted orders get no report) need them.
 """
 from __future__ import annotations
 
@@ -51,6 +55,13 @@ _CANCELED = (b'{"symbol":"%s","origClientOrderId":"%s","orderId":%d,"orderListId
              b'"executedQty":"0.00000000","cummulativeQuoteQty":"0.00000000","status":"CANCELED",'
              b'"timeInForce":"GTC","type":"%s","side":"%s","selfTradePreventionMode":"NONE"}')
 _UNKNOWN_ORDER = b'{"code":-2011,"msg":"Unknown order sent."}'
+# an executionReport as the WS API's user-data subscription delivers it (PROTOCOLS.md section 4)
+_REPORT = (b'{"subscriptionId":%d,"event":{"e":"executionReport","E":%d,"s":"%s","c":"%s",'
+           b'"S":"%s","o":"%s","f":"GTC","q":"%s","p":"%s","P":"0.00000000","F":"0.00000000",'
+           b'"g":-1,"C":"%s","x":"%s","X":"%s","r":"NONE","i":%d,"l":"0.00000000",'
+           b'"z":"0.00000000","L":"0.00000000","n":"0","N":null,"T":%d,"t":-1,"v":3,"I":%d,'
+           b'"w":%s,"m":false,"M":false,"O":%d,"Z":"0.00000000","Y":"0.00000000",'
+           b'"Q":"0.00000000","W":%d,"V":"NONE"}}')
 
 
 class ApiError(Exception):
@@ -90,12 +101,22 @@ class Order:
 class Session:
     """Per-connection state: logged on or not, whether answers carry rateLimits."""
 
-    __slots__ = ("logged_on", "limits", "subs")
+    __slots__ = ("logged_on", "limits", "subs", "events")
 
     def __init__(self, return_rate_limits: bool = True):
         self.logged_on = False
         self.limits = return_rate_limits
         self.subs = 0
+        self.events: list[bytes] = []    # executionReports to send after the answer
+
+    def report(self, o: "Order", x: bytes, cid: bytes, orig_cid: bytes, exec_id: int) -> None:
+        """Queue one executionReport for `o` when this session subscribed to its user data."""
+        if self.subs:
+            t = o.update_ms
+            self.events.append(_REPORT % (self.subs - 1, t, o.symbol, cid, o.side, o.type, o.qty,
+                                          o.price, orig_cid, x, o.status, o.order_id, t,
+                                          exec_id, b"true" if x == b"NEW" else b"false",
+                                          o.time_ms, o.time_ms))
 
 
 class LightApi:
@@ -115,6 +136,7 @@ class LightApi:
         self.by_id: dict[int, Order] = {}
         self.finished: OrderedDict = OrderedDict()      # (symbol, cid) -> Order
         self.next_id = 1
+        self.next_exec = 0                              # execution ids (the reports' I)
         self.stats = {"requests": 0, "orders_received": 0, "errors": 0, "malformed": 0}
         self.methods = {
             "ping": self._empty, "time": self._time, "exchangeInfo": self._exchange_info,
@@ -277,7 +299,7 @@ class LightApi:
             raise _unknown_order()
         return o
 
-    def _close(self, o: Order, cancel_cid) -> bytes:
+    def _close(self, session: Session, o: Order, cancel_cid) -> bytes:
         del self.open[(o.symbol, o.cid)]
         del self.by_id[o.order_id]
         o.status, o.update_ms = b"CANCELED", now_ms()
@@ -285,17 +307,24 @@ class LightApi:
         if len(self.finished) > FINISHED_KEPT:
             self.finished.popitem(last=False)
         new_cid = str(cancel_cid).encode() if cancel_cid else b"lightx%d" % o.order_id
+        self.next_exec += 1
+        session.report(o, b"CANCELED", new_cid, o.cid, self.next_exec)
         return _CANCELED % (o.symbol, o.cid, o.order_id, new_cid, o.update_ms, o.price, o.qty,
                             o.type, o.side)
 
+    def _opened(self, session: Session, o: Order) -> Order:
+        self.next_exec += 1
+        session.report(o, b"NEW", o.cid, b"", self.next_exec)
+        return o
+
     def _place(self, session, params):
         symbol = self._symbol(params)
-        return self._new_answer(self._new_order(symbol, params), params)
+        return self._new_answer(self._opened(session, self._new_order(symbol, params)), params)
 
     def _cancel(self, session, params):
         symbol = self._symbol(params)
         o = self._find(symbol, params, "orderId", "origClientOrderId")
-        return self._close(o, params.get("newClientOrderId"))
+        return self._close(session, o, params.get("newClientOrderId"))
 
     def _cancel_replace(self, session, params):
         symbol = self._symbol(params)
@@ -306,14 +335,15 @@ class LightApi:
         cancel_err = new_err = b""
         try:
             old = self._find(symbol, params, "cancelOrderId", "cancelOrigClientOrderId")
-            cancel_ok = self._close(old, params.get("cancelNewClientOrderId"))
+            cancel_ok = self._close(session, old, params.get("cancelNewClientOrderId"))
         except ApiError as e:
             if e.code == -1102:
                 raise
             cancel_err = _UNKNOWN_ORDER
         if not cancel_err or mode == "ALLOW_FAILURE":
             try:
-                new_ok = self._new_answer(self._new_order(symbol, params), params)
+                new_ok = self._new_answer(self._opened(session, self._new_order(symbol, params)),
+                                          params)
             except ApiError as e:
                 new_err = b'{"code":%d,"msg":"%s"}' % (e.code, e.msg.encode())
         data = (b'{"cancelResult":"%s","newOrderResult":"%s","cancelResponse":%s,'
@@ -358,4 +388,4 @@ class LightApi:
                       key=lambda o: o.order_id)
         if not mine:
             raise _unknown_order()
-        return b"[" + b",".join(self._close(o, None) for o in mine) + b"]"
+        return b"[" + b",".join(self._close(session, o, None) for o in mine) + b"]"

@@ -410,6 +410,9 @@ class LightVenue:
                         self.stats["orders_unstamped"] += 1
                     answers.append(ws.frame(self.api.handle(c.session, t_ns or time.time_ns(),
                                                             payload)))
+                    if c.session.events:     # its executionReports follow the answer
+                        answers += [ws.frame(e) for e in c.session.events]
+                        c.session.events.clear()
                 else:
                     self._md_control(c, payload)
             elif opcode == ws.OP_PING:

@@ -82,3 +82,30 @@ def test_session_start_up_and_info(api):
     bal = bn.ACCOUNT.decode(_call(api, "account.status").result).balances
     assert {b.asset for b in bal} == {"USDT", "BTC"}
     assert _call(api, "session.logon", s, apiKey="k", signature="x", timestamp=1).status == 200
+
+
+def test_a_subscribed_session_gets_the_reports_a_live_venue_sends(api):
+    """NEW for a placed order, CANCELED and NEW for the legs of a cancelReplace, CANCELED for a
+    cancel, in the engine's own shapes; an unsubscribed session gets none."""
+    quiet = Session()
+    _call(api, "order.place", quiet, newClientOrderId="mm-1-1", **ORDER)
+    assert quiet.events == []
+    s = Session()
+    _call(api, "userDataStream.subscribe", s)
+    _call(api, "order.place", s, newClientOrderId="mm-100-1", **ORDER)
+    _call(api, "order.cancelReplace", s, cancelReplaceMode="STOP_ON_FAILURE",
+          cancelOrigClientOrderId="mm-100-1", newClientOrderId="mm-101-2", **ORDER)
+    _call(api, "order.cancel", s, symbol="BTCUSDT", origClientOrderId="mm-101-2",
+          newClientOrderId="mm-x-3")
+    reports = []
+    for e in s.events:
+        fr = bn.FRAME.decode(e)
+        assert fr.id is None and bytes(fr.event)
+        assert bn.EVENT_KIND.decode(fr.event).e == "executionReport"
+        reports.append(bn.EXECUTION_REPORT.decode(fr.event))
+    assert [(r.x, r.X, r.C) for r in reports] == [
+        ("NEW", "NEW", ""), ("CANCELED", "CANCELED", "mm-100-1"), ("NEW", "NEW", ""),
+        ("CANCELED", "CANCELED", "mm-101-2")]
+    assert [reports[0].c, reports[2].c, reports[3].c] == ["mm-100-1", "mm-101-2", "mm-x-3"]
+    assert reports[0].i != reports[2].i and reports[2].i == reports[3].i
+    assert reports[0].p == "50000.00" and reports[0].S == "BUY"
