@@ -40,5 +40,5 @@ shm-clean: $(STAMP)
 	$(VENV)/bin/mm shm rm --all
 
 clean:
-	rm -rf $(VENV) build *.egg-info engine/_native*.so
+	rm -rf $(VENV) build *.egg-info engine/_*.so
 	find engine -name "*.nbi" -o -name "*.nbc" | xargs rm -f
