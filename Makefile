@@ -41,4 +41,4 @@ shm-clean: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build *.egg-info engine/_*.so
-	find engine -name "*.nbi" -o -name "*.nbc" | xargs rm -f
+	find engine tests bench -name "*.nbi" -o -name "*.nbc" | xargs rm -f

@@ -15,7 +15,7 @@ from engine.control import KILL_OPERATOR, Control
 from engine.exit_codes import EXIT_KILLED
 from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import G_MAX_DRAWDOWN
-from quoter_reference import INTENT_FIELDS, ReferenceQuoter
+from tests.support.quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from engine.records import (
     ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK, FILL_DTYPE,

@@ -34,7 +34,7 @@ from decimal import Decimal
 
 import pytest
 from run_support import wait_until
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data, replay
 from engine.backtest.report import requests_of

@@ -8,7 +8,7 @@ import os
 import subprocess
 import sys
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data
 from engine.config import load

@@ -24,7 +24,7 @@ from pathlib import Path
 import pytest
 
 from engine.ring.segment import list_segments
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 
 def _env(**mm):

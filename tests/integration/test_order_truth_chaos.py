@@ -38,7 +38,7 @@ import pytest
 from engine.control import Control
 from engine.quoter.arrays import Q_NONE
 from engine.quoter.belief import Belief
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(420)
 

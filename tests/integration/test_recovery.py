@@ -20,7 +20,7 @@ from engine.control import Control
 from engine.exit_codes import ORDERS_CONFIRMED_GONE
 from engine.quoter.belief import Belief
 from engine.ring.segment import SegmentError, pid_alive
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(360)
 

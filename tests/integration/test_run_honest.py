@@ -14,7 +14,7 @@ import pytest
 
 from engine.instruments import Instrument
 from engine.ring.segment import list_segments
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 from run_support import wait_until
 
 

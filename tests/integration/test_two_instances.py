@@ -13,9 +13,9 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sim_client import ApiClient, order
+from tests.support.sim_client import ApiClient, order
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(300)
 

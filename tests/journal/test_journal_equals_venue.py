@@ -17,7 +17,7 @@ import pytest
 from engine.control import Control
 from engine.journal.schema import open_journal
 from engine.ring.segment import SegmentError
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(300)
 

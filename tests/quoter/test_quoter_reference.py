@@ -21,7 +21,7 @@ from engine.quoter.arrays import (
 from engine.records import FILL_POSITION, FILL_RESUME
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 from engine.strategies.glft.config import GlftConfig
-from synthetic_ticks import random_ticks
+from tests.support.synthetic_ticks import random_ticks
 
 # a third instrument with a tick of 5 units and a coarse lot exercises the rounding paths
 ODD = Instrument(symbol="SOLUSDT", base="SOL", quote="USDT", tick_size="0.05", lot_size="0.1",
