@@ -35,7 +35,7 @@ import msgspec
 
 from engine import config as config_mod
 from engine import instance_info
-from engine import core_layout as layout_mod
+from engine.box import core_layout as layout_mod
 from engine.control import (KILL_DRAWDOWN, KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED,
                             KILL_REASONS, KILL_SHUTDOWN, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
                             STATE_RUNNING, STATE_STOPPED, Control)

@@ -10,7 +10,8 @@ from pathlib import Path
 
 from fakebox import make_proc, make_sys
 
-from engine import config, core_layout
+from engine import config
+from engine.box import core_layout
 from engine.box.doctor import Box, run
 
 ROOT = Path(__file__).resolve().parents[2]
