@@ -180,7 +180,6 @@ class Supervisor:
         if cfg.journal.enabled:            # a corrupt or foreign journal: refused, path named
             from engine.journal.schema import journal_path, open_journal
 
-            cfg.journal.validate()
             path = journal_path(cfg)
             if path.exists():
                 open_journal(path, create=False).close()
