@@ -97,6 +97,7 @@ def both(tmp_path, capture, model="risk_averse") -> tuple[dict, dict]:
     return ours, theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("capture", CORPUS)
 def test_equal_fills_on_the_corpus_captures(corpus, tmp_path, capture):
     ours, theirs = both(tmp_path, corpus / capture)

@@ -17,6 +17,8 @@ import pytest
 
 from engine.ring.segment import list_segments
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--only", "e2e", "--quick", "--e2e-rates", "500", "--e2e-saturation", "",
         "--e2e-phase", "1", "--e2e-contenders", "engine,asyncio,mpqueue,reflex"]

@@ -25,6 +25,8 @@ from engine.feed.publish import open_sink
 from engine.records import VENUE_BINANCE
 from engine.ring.ring import Ring
 
+pytestmark = pytest.mark.slow
+
 START_TIMEOUT_S = 120      # a first run compiles the loop (numba cache empty): tens of seconds
 READ_TIMEOUT_S = 10
 

@@ -11,6 +11,8 @@ import pytest
 
 from tests.support.ring_exercise import run_pair
 
+pytestmark = pytest.mark.slow
+
 IDLES = ("busy-spin", "yield", "park")
 
 

@@ -17,7 +17,7 @@ from engine.ring.segment import list_segments, pid_alive
 from tests.support.sim_thread import SimThread
 from run_support import wait_until as _wait
 
-
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture

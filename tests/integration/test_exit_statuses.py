@@ -26,6 +26,8 @@ import pytest
 from engine.ring.segment import list_segments
 from tests.support.sim_thread import SimThread
 
+pytestmark = pytest.mark.slow
+
 
 def _env(**mm):
     base = {k: v for k, v in os.environ.items()

@@ -26,6 +26,8 @@ from engine.records import MD_BBO, MD_DTYPE, MD_FRESH, MD_STALE, MD_TRADE, VENUE
 from engine.ring import Ring
 from tests.support.sim_thread import SimThread
 
+pytestmark = pytest.mark.slow
+
 RUN_TIMEOUT_S = 60
 
 

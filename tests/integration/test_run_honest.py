@@ -17,6 +17,8 @@ from engine.ring.segment import list_segments
 from tests.support.sim_thread import SimThread
 from run_support import wait_until
 
+pytestmark = pytest.mark.slow
+
 
 def _env(**mm):
     """The environment of a user who set only the given MM_* variables (and the tests' own

@@ -15,7 +15,7 @@ from engine.records import (FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, F
 from tests.support.sender_process import QuoterEnd, SenderProcess
 from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 PX = 5_000_000                # 50000.00 BTCUSDT
 QTY = 100                     # 0.00100 BTC

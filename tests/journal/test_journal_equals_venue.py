@@ -19,7 +19,7 @@ from engine.journal.schema import open_journal
 from engine.ring.segment import SegmentError
 from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 TAG = "jrn"
 CONFIG = f"""
