@@ -4,7 +4,7 @@ VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: run test bench install clean shm-clean deploy-tools
+.PHONY: run test test-fast lint bench install clean shm-clean deploy-tools
 
 $(STAMP): pyproject.toml setup.py $(wildcard native/*.c native/*.h)
 	$(PYTHON) -m venv $(VENV)
@@ -18,8 +18,15 @@ install: $(STAMP)
 run: $(STAMP)
 	$(VENV)/bin/mm run
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(PY) -m ruff check engine bench tests
+
+test: lint
 	$(PY) -m pytest -q
+
+# The tests not marked slow (engine processes, millions of records, bench runs): under 2 minutes.
+test-fast: lint
+	$(PY) -m pytest -q -m "not slow"
 
 # make bench [QUICK=1] [ONLY=e2e[,sim,...]] [AGAINST=<git ref>] [VENUE=sim]: results in
 # bench/results/<time>/; AGAINST: the working tree's engine A/B against the ref's
@@ -40,5 +47,5 @@ shm-clean: $(STAMP)
 	$(VENV)/bin/mm shm rm --all
 
 clean:
-	rm -rf $(VENV) build *.egg-info engine/_native*.so
-	find engine -name "*.nbi" -o -name "*.nbc" | xargs rm -f
+	rm -rf $(VENV) build *.egg-info engine/_*.so
+	find engine tests bench -name "*.nbi" -o -name "*.nbc" | xargs rm -f

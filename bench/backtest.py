@@ -19,7 +19,7 @@ from engine import config
 from engine.backtest import market_data, replay
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.quoter.arrays import C_NEW, C_REPLACE
-from synthetic_ticks import random_market
+from tests.support.synthetic_ticks import random_market
 
 CORPUS = Path(__file__).resolve().parents[2] / "shared" / "corpus"
 CAPTURE = CORPUS / "binance" / "hftbacktest_spot_btcusdt_20240808.head.txt"

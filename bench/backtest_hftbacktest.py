@@ -68,13 +68,13 @@ def _median(f, repeats=REPEATS):
 
 def main(quick: bool = False) -> dict:
     try:
-        import hft_bridge
+        from tests.support import hft_bridge
         from hftbacktest.data.utils import binancefutures
     except ImportError:
         print("\n== backtest vs hftbacktest: skipped (hftbacktest is not installed: "
               "pip install 'mm-engine[bench]')")
         return {"skipped": "hftbacktest not installed"}
-    from synthetic_capture import write_capture
+    from tests.support.synthetic_capture import write_capture
 
     from engine.backtest import market_data, replay, report
     from engine.backtest.command import backtest

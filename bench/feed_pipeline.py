@@ -160,7 +160,7 @@ def main(args=None) -> dict:
         args = ["--seconds", "3"] if getattr(args, "quick", False) else []
     a = p.parse_args(args)
 
-    from sim_thread import SimThread
+    from tests.support.sim_thread import SimThread
 
     instance = f"bfeed{os.getpid()}"
     tmp = Path(tempfile.mkdtemp(prefix="mm-bench-feed-"))

@@ -28,9 +28,9 @@ from engine.latency.histogram import HistogramSet
 from engine.quoter import model
 from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import G_MAX_DRAWDOWN
-from quoter_reference import INTENT_FIELDS, ReferenceQuoter
+from tests.support.quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
-from synthetic_ticks import random_ticks
+from tests.support.synthetic_ticks import random_ticks
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCELED, FILL_DTYPE, FILL_POSITION, FILL_RESUME,
 )

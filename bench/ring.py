@@ -12,7 +12,7 @@ import numpy as np
 
 from bench.common import describe_machine, pct, table
 from engine.proc import pin
-from ring_exercise import run_pair, warm
+from tests.support.ring_exercise import run_pair, warm
 
 PAYLOAD = 64
 

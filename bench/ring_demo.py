@@ -11,8 +11,8 @@ import time
 
 import numpy as np
 
-import bench  # noqa: F401  (puts tests/support on the path)
-from ring_exercise import run_pair, warm
+import bench  # noqa: F401  (puts the repository root, for tests.support, on the path)
+from tests.support.ring_exercise import run_pair, warm
 
 
 def main(records: int) -> int:

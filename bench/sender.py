@@ -98,8 +98,8 @@ def ring_to_wire(quick: bool) -> dict:
     from engine.latency.histogram import HistogramSet
     from engine.records import FILL_ACK, FILL_CANCELED, FILL_RESUME
     from engine.ring.segment import list_segments, unlink
-    from sender_process import QuoterEnd, SenderProcess
-    from sim_thread import SimThread
+    from tests.support.sender_process import QuoterEnd, SenderProcess
+    from tests.support.sim_thread import SimThread
 
     pairs = 300 if quick else 2000
     instance = f"bsnd{os.getpid()}"

@@ -137,7 +137,7 @@ def _child(argv: list[str]) -> int:
         os.nice(a.nice)
     if a.cpu >= 0:
         os.sched_setaffinity(0, {a.cpu})
-    from sim_thread import SimThread
+    from tests.support.sim_thread import SimThread
 
     wanted = a.symbols.split(",")
     instruments = [i for i in DEFAULT_INSTRUMENTS if i.symbol in wanted]

@@ -50,7 +50,7 @@ def main(args, cfg, configured) -> int:
         if new is None:
             return 1
         cfg = new
-        fc.validate(cfg)
+        fc.validate(cfg.instruments)
         new_adapter = adapter_factory(cfg)
     except (VenueRefused, ValueError) as e:
         print(f"mm capture: {e}", file=sys.stderr)

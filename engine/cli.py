@@ -26,7 +26,8 @@ def _load_config(args):
 
 def _process(role: str):
     def run(args) -> int:
-        from engine import core_layout, proc
+        from engine import proc
+        from engine.box import core_layout
 
         cfg, configured = _load_config(args)
         try:  # an operator's drop-in may hand the process its core: MM_CORE, MM_IDLE; else
@@ -74,7 +75,7 @@ def _instruments_for_process(role: str, cfg, configured):
 
 
 def _cmd_journal_agent(args) -> int:
-    from engine import core_layout
+    from engine.box import core_layout
 
     cfg, configured = _load_config(args)
     try:
@@ -168,7 +169,7 @@ def _read_env_file(args, cmd: str) -> None:
 def _cmd_layout(args) -> int:
     import json
 
-    from engine import core_layout
+    from engine.box import core_layout
 
     _read_env_file(args, "layout")
     cfg, _ = _load_config(args)

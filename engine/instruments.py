@@ -14,6 +14,9 @@ import msgspec
 # A decimal number written as a string ("0.001"): exact, never a binary float. The config
 # loader recognises the annotation and tells a user who wrote 0.001 to quote it.
 DecimalStr = Annotated[str, msgspec.Meta(description="decimal string")]
+# A commission rate, a fraction of the notional.
+FeeRate = Annotated[float, msgspec.Meta(ge=-0.01, le=0.01,
+                                        description="a rate (0.0001 = 1 bp), -0.01..0.01")]
 
 
 class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -26,9 +29,9 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     min_notional: DecimalStr = "5"    # NOTIONAL minNotional, in quote currency
     price_exp: int | None = None  # fixed-point exponent of prices (default: -decimals of tick)
     qty_exp: int | None = None    # fixed-point exponent of quantities (default: -decimals of lot)
-    maker_fee: float = 0.0        # commission rate of maker fills, a fraction of the notional
+    maker_fee: FeeRate = 0.0      # commission rate of maker fills, a fraction of the notional
                                   # (0.0001 = 1 bp; negative: a rebate)
-    taker_fee: float = 0.0        # the same for taker fills
+    taker_fee: FeeRate = 0.0      # the same for taker fills
     commission_asset: str = ""    # the asset commission is charged in ("": the quote asset);
                                   # the backtest values it at the fill price
 
@@ -40,10 +43,6 @@ class Instrument(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                 raise ValueError(f"instrument {self.symbol}: {field} must be a decimal string") from None
             if v <= 0 and field != "min_notional":
                 raise ValueError(f"instrument {self.symbol}: {field} must be > 0")
-        for field in ("maker_fee", "taker_fee"):
-            if not -0.01 <= getattr(self, field) <= 0.01:
-                raise ValueError(f"instrument {self.symbol}: {field} is a rate (0.0001 = 1 bp), "
-                                 f"expected -0.01..0.01, got {getattr(self, field)!r}")
 
     @property
     def pexp(self) -> int:

@@ -35,18 +35,6 @@ def pin(role: str, core: int) -> list[str]:
     return warnings
 
 
-def set_realtime(priority: int) -> str | None:
-    """SCHED_FIFO at `priority` (0: leave it). Returns an error message instead of raising."""
-    if priority <= 0:
-        return None
-    try:
-        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
-    except PermissionError:
-        return ("SCHED_FIFO refused: needs CAP_SYS_NICE or an rtprio limit "
-                "(systemd: LimitRTPRIO=, or run as root)")
-    return None
-
-
 def lock_memory() -> str | None:
     """mlockall(MCL_CURRENT|MCL_FUTURE); returns an error message instead of raising."""
     import ctypes

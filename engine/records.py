@@ -10,6 +10,8 @@ Rules every record dtype follows (the ring checks the first two at creation):
 """
 from __future__ import annotations
 
+import struct
+
 import numpy as np
 
 
@@ -126,13 +128,11 @@ FILL_DTYPE = _padded([
 ], 128)
 
 
-def packer(dtype: np.dtype, with_seq: bool = False) -> "struct.Struct":
+def packer(dtype: np.dtype, with_seq: bool = False) -> struct.Struct:
     """A struct.Struct of every field after `seq` (or of the whole record, `with_seq`), in
     offset order, with the dtype's padding: `packer(MD_DTYPE).pack_into(buf, slot_offset + 8,
     *values)` fills a slot in one C call (the ring stamps `seq` itself), far cheaper than
     per-field numpy assignment. engine/ring/ring.py's RecordWriter and RecordReader use them."""
-    import struct
-
     fields = sorted(((f[1], n, f[0]) for n, f in dtype.fields.items()), key=lambda t: t[0])
     fmt, pos = ("<q" if with_seq else "<"), 8     # seq is at offset 0 either way
     for off, name, ft in fields:

@@ -35,7 +35,7 @@ import msgspec
 
 from engine import config as config_mod
 from engine import instance_info
-from engine import core_layout as layout_mod
+from engine.box import core_layout as layout_mod
 from engine.control import (KILL_DRAWDOWN, KILL_HEARTBEAT, KILL_OPERATOR, KILL_PROCESS_DIED,
                             KILL_REASONS, KILL_SHUTDOWN, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
                             STATE_RUNNING, STATE_STOPPED, Control)
@@ -180,7 +180,6 @@ class Supervisor:
         if cfg.journal.enabled:            # a corrupt or foreign journal: refused, path named
             from engine.journal.schema import journal_path, open_journal
 
-            cfg.journal.validate()
             path = journal_path(cfg)
             if path.exists():
                 open_journal(path, create=False).close()

@@ -647,14 +647,6 @@ static PyObject *py_board_get(PyObject *m, PyObject *const *a, Py_ssize_t nargs)
     return PyLong_FromLongLong(mm_board_get(b, i, out));
 }
 
-static PyObject *py_board_lost(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
-    CHECK_NARGS(1);
-    void *b = arg_ptr(a[0]);
-    if (PyErr_Occurred()) return NULL;
-    mm_board_lost(b);
-    Py_RETURN_NONE;
-}
-
 static PyObject *py_release(PyObject *m, PyObject *const *a, Py_ssize_t nargs) {
     CHECK_NARGS(2);
     mm_ring_release(arg_ptr(a[0]), PyLong_AsLongLong(a[1]));
@@ -693,7 +685,6 @@ static PyMethodDef methods[] = {
     FN(now_ns),       FN(futex_wait),    FN(futex_wake), FN(push),    FN(push_many),
     FN(try_claim),    FN(claim),         FN(commit),  FN(available),  FN(release),
     FN(spin),         FN(spin_fd),       FN(park_shared), FN(board_put), FN(board_get),
-    FN(board_lost),
     FN(arm),          FN(disarm),        FN(park),    FN(hist_record),  FN(lock),
     {NULL, NULL, 0, NULL},
 };

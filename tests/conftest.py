@@ -4,15 +4,11 @@ from __future__ import annotations
 
 import itertools
 import os
-import sys
 from pathlib import Path
 
 import pytest
 
 from engine.ring.segment import list_segments, unlink
-
-# test handles shared by several test folders (clients, fixtures that are not engine code)
-sys.path.insert(0, str(Path(__file__).resolve().parent / "support"))
 
 _counter = itertools.count()
 SHARED = Path(os.environ.get("MM_SHARED_DIR", Path(__file__).resolve().parents[2] / "shared"))

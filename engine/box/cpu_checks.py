@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import re
 
-from engine.box.doctor import FAIL, PASS, WARN, Box, Finding
+from engine.box.facts import FAIL, PASS, WARN, Box, Finding
 from engine.box.topology import format_cpu_list, isolcpus_arg, parse_cpu_list
 
 

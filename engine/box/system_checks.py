@@ -6,8 +6,8 @@ import ctypes
 import os
 import re
 
-from engine.box.doctor import (FAIL, PASS, WARN, Box, Finding, cap_effective, limit,
-                               unit_files)
+from engine.box.facts import (FAIL, PASS, WARN, Box, Finding, cap_effective, limit,
+                              unit_files)
 
 CAP_IPC_LOCK = 14
 CAP_SYS_NICE = 23

@@ -63,9 +63,6 @@ class Board:
         """Writer (the feed): instrument i's newest record."""
         C.board_put(self.addr, i, record.ctypes.data)
 
-    def note_lost(self) -> None:
-        C.board_lost(self.addr)
-
     def get(self, i: int) -> np.ndarray | None:
         """Reader: instrument i's newest record (a copy), or None if never written."""
         if not 0 <= i < self.count:

@@ -4,7 +4,7 @@ One producer process and one consumer process share a POSIX segment: a 2 KiB hea
 native/mm_ring.h) followed by `capacity` fixed-size record slots. The protocol itself (claim,
 commit with release ordering, acquire reads, park/wake) is implemented once, in C; this class
 maps the segment, validates it, and hands numpy views of the slots to Python code. numba code
-uses the same header address with the functions in engine.ring.nb.
+uses the same header address with the nb_ring_* functions of engine.native.
 
 Reads are zero-copy: `pop()` / `pop_many()` return views into the slots that stay valid until
 the consumer's next read call or wait on this ring (`pop`, `pop_many`, `spin`, `park`,

@@ -1,14 +1,16 @@
 """Binance Spot WebSocket API: request encoding from pre-built byte templates, and the decoders
-for its responses and user-data events (PROTOCOLS.md sections 3-4).
+for its responses and user-data events (../shared/PROTOCOLS.md sections 3-4).
 
 Encoding. Every request kind an order can need (place, cancelReplace, cancel per instrument,
 side and post-only flag) is rendered once at start into two %-format byte strings: the signed
 payload (parameters sorted by name, `name=value` joined by `&`, as the venue documents) and the
 JSON text frame (parameters in the same order, so both take the same arguments). Constant values
 are baked in; variable ones are %-slots: client ids as bytes (%b), prices and quantities as the
-two integers of `divmod(mantissa, 10**-exp)` ("%d.%08d"), timestamps as %d. Per order the hot
-path does one `%` for the payload tail, one HMAC copy+update+hexdigest over that tail (the key
-and the constant head were absorbed at start), and one `%` for the frame: no dict, no json.dumps.
+two integers of `divmod(mantissa, 10**-exp)` ("%d.%08d"), timestamps as %d. The same pieces are
+compiled once into a C template (engine._order): per order the hot path (`place_into`,
+`replace_into`, `cancel_into`) renders, HMAC-signs (key and constant head absorbed at start) and
+frames the request in one C call, no dict, no json.dumps. The %-strings serve the dry run, the
+tests and per-request Ed25519 (`place`, `replace`, `cancel`).
 
 Auth modes: "hmac" signs each request; "session" (after an Ed25519 session.logon) sends requests
 with `timestamp` but without apiKey and signature; "ed25519" signs each request with Ed25519
@@ -64,8 +66,8 @@ class Template:
     `tail % args` is the part of the signed payload after `head` (the constant text up to the
     first slot); `frame % (request_id, *args[, signature])` is the JSON text frame. Arguments go
     in the order of the slots' parameter names sorted alphabetically. The same pieces, compiled
-    once into `native` (engine._order), let the hot path render, sign and frame a request in
-    one C call (`render_into`).
+    once into `native` (engine._order; None for per-request Ed25519), let the hot path render,
+    sign and frame a request in one C call (engine._order.render, BinanceEncoder.*_into).
     """
     __slots__ = ("method", "head", "tail", "frame", "mac", "auth", "_ed", "native")
 
@@ -163,8 +165,9 @@ def _merged(pieces: list) -> list:
 class BinanceEncoder:
     """Byte templates for every request the sender makes, built once per session (auth mode).
 
-    `place`, `replace` and `cancel` are the hot path: they take integers and bytes and return
-    the frame to write. Everything else is set-up/safety-net code.
+    `place_into`, `replace_into` and `cancel_into` are the hot path: they take integers and
+    bytes and append the masked WebSocket frame to the sender's buffer. `place`, `replace`,
+    `cancel` and the rest return the request's JSON text (dry run, tests, set-up and safety net).
     """
 
     def __init__(self, instruments: tuple[Instrument, ...], api_key: str, auth: str,
@@ -253,7 +256,7 @@ class BinanceEncoder:
     # (dry run, tests, per-request Ed25519): the JSON text of the request, unframed
     def place(self, rid: int, inst: int, side: int, post_only: int, cid: bytes, price: int,
               qty: int, ts_ms: int) -> bytes:
-        """order.place frame for a LIMIT (GTC) or LIMIT_MAKER order."""
+        """order.place request (JSON text) for a LIMIT (GTC) or LIMIT_MAKER order."""
         t = self._place[inst * 4 + (side != SIDE_BUY) * 2 + post_only]
         pi, pf = divmod(price, self.pscale[inst])
         qi, qf = divmod(qty, self.qscale[inst])
@@ -268,7 +271,7 @@ class BinanceEncoder:
 
     def replace(self, rid: int, inst: int, side: int, post_only: int, orig_cid: bytes,
                 cid: bytes, price: int, qty: int, ts_ms: int) -> bytes:
-        """order.cancelReplace frame: cancel `orig_cid`, place `cid` (replace_mode decides
+        """order.cancelReplace request: cancel `orig_cid`, place `cid` (replace_mode decides
         whether the new order is attempted when the cancel fails)."""
         t = self._replace[inst * 4 + (side != SIDE_BUY) * 2 + post_only]
         pi, pf = divmod(price, self.pscale[inst])
@@ -283,15 +286,15 @@ class BinanceEncoder:
             t.head + t.tail % (orig_cid, cid, pi, pf, qi, qf, ts_ms)))
 
     def cancel(self, rid: int, inst: int, orig_cid: bytes, ts_ms: int) -> bytes:
-        """order.cancel frame by client order id."""
+        """order.cancel request by client order id."""
         return self._cancel[inst].render(rid, (orig_cid, ts_ms))
 
     def cancel_by_id(self, rid: int, inst: int, venue_order_id: int, ts_ms: int) -> bytes:
-        """order.cancel frame by the venue's order id (the venue's fastest lookup)."""
+        """order.cancel request by the venue's order id (the venue's fastest lookup)."""
         return self._cancel_by_id[inst].render(rid, (venue_order_id, ts_ms))
 
     def status(self, rid: int, inst: int, cid: bytes, ts_ms: int) -> bytes:
-        """order.status frame by client order id: what became of an order, open or not."""
+        """order.status request by client order id: what became of an order, open or not."""
         return self._status[inst].render(rid, (cid, ts_ms))
 
     # ---------------------------------------------------------------- set-up / safety net

@@ -1,12 +1,13 @@
 """Sender process configuration ([sender] in the TOML file)."""
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Literal, get_args
+from typing import Annotated, Literal, get_args
 
 import msgspec
+from msgspec import Meta
 
-if TYPE_CHECKING:
-    from engine.config import EngineConfig
+from engine.config_check import (ConfigError, Core, NonNegativeFloat, NonNegativeInt,
+                                 PositiveFloat, PositiveInt, WsUrl, check_struct)
 
 # The choices of each field, once: the loader lists them when a value is wrong.
 Venue = Literal["binance", "bybit"]
@@ -15,14 +16,12 @@ Idle = Literal["", "park", "busy-spin"]
 ReplaceMode = Literal["STOP_ON_FAILURE", "ALLOW_FAILURE"]
 RespType = Literal["ACK", "RESULT"]
 BybitCategory = Literal["spot", "linear", "inverse"]
-VENUES, AUTHS, IDLES = get_args(Venue), get_args(Auth), get_args(Idle)
-REPLACE_MODES, RESP_TYPES = get_args(ReplaceMode), get_args(RespType)
-BYBIT_CATEGORIES = get_args(BybitCategory)
+AUTHS = get_args(Auth)
 
 
 class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
     venue: Venue = "binance"      # binance | bybit
-    url: str = ""                 # order WebSocket API URL (MM_ORDER_URL overrides; empty = simulator)
+    url: WsUrl = ""               # order WebSocket API URL (MM_ORDER_URL overrides; empty = simulator)
     auth: Auth = "auto"           # auto: ed25519 when an Ed25519 key is configured, else hmac (MM_AUTH
                                   # overrides); ed25519: one signed session.logon, then unsigned
                                   # requests (faster); hmac: every request HMAC-SHA256 signed
@@ -30,102 +29,65 @@ class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     api_key_file: str = ""        # file holding the API key (else env MM_API_KEY; demo key on loopback)
     api_secret_file: str = ""     # file holding the HMAC secret (else env MM_API_SECRET)
     ed25519_key_file: str = ""    # PEM Ed25519 private key (else env MM_ED25519_KEY_FILE)
-    recv_window_ms: int = 5000    # recvWindow sent with signed requests (venue max 60000)
+    recv_window_ms: Annotated[int, Meta(ge=1, le=60000)] = 5000  # recvWindow sent with signed
+                                  # requests (venue max 60000)
     resp_type: RespType = "ACK"   # newOrderRespType: ACK (fastest) | RESULT
     replace_mode: ReplaceMode = "STOP_ON_FAILURE"  # cancelReplaceMode: a failed cancel (order
                                   # filled or gone) must not add a new order on top of the fill
     dry_run: bool = False         # sign + encode + log (redacted), never connect, never send
-    dry_run_log_per_s: int = 5    # at most this many dry-run lines per second
-    heartbeat_timeout_ms: int = 1000  # quoter/feed heartbeat older than this: cancel all and exit
-    cancel_confirm_timeout_s: float = 3.0  # bound on cancel-all + openOrders.status confirmation
-    connect_timeout_s: float = 5.0  # TCP + WebSocket handshake + logon must finish within this
-    request_timeout_s: float = 5.0  # set-up requests (logon, time, status) answer within this
-    reconnect_base_s: float = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
+    dry_run_log_per_s: NonNegativeInt = 5  # at most this many dry-run lines per second
+    heartbeat_timeout_ms: Annotated[int, Meta(ge=100)] = 1000  # quoter/feed heartbeat older than
+                                  # this: cancel all and exit
+    cancel_confirm_timeout_s: PositiveFloat = 3.0  # bound on cancel-all + openOrders.status
+                                  # confirmation
+    connect_timeout_s: PositiveFloat = 5.0  # TCP + WebSocket handshake + logon must finish within this
+    request_timeout_s: PositiveFloat = 5.0  # set-up requests (logon, time, status) answer within this
+    reconnect_base_s: PositiveFloat = 0.1  # first reconnect back-off ceiling (full jitter: 0..ceiling)
     reconnect_cap_s: float = 5.0  # back-off ceiling stops doubling here
     bybit_category: BybitCategory = "spot"  # Bybit v5 category: spot | linear | inverse
-    rate_slow_fraction: float = 0.8  # above this share of an ORDERS limit, pace order sends
+    rate_slow_fraction: Annotated[float, Meta(gt=0, le=1)] = 0.8  # above this share of an ORDERS
+                                  # limit, pace order sends
     # -- order truth --
-    order_timeout_ms: float = 2000.0  # an order request unanswered this long has an unknown
+    order_timeout_ms: PositiveFloat = 2000.0  # an order request unanswered this long has an unknown
                                   # outcome: the venue is asked (order.status) before the slot
                                   # is used again (Binance gives up after 10 s with -1007)
-    order_timeout_min_ms: float = 50.0  # the deadline of an order request is measured (smoothed
-                                  # round trip + 4 x its variation, as TCP's RTO) and kept
+    order_timeout_min_ms: PositiveFloat = 50.0  # the deadline of an order request is measured
+                                  # (smoothed round trip + 4 x its variation, as TCP's RTO) and kept
                                   # between this floor and order_timeout_ms (the cap)
-    not_found_confirm_ms: float = 1000.0  # "order does not exist" counts only when a second
+    not_found_confirm_ms: PositiveFloat = 1000.0  # "order does not exist" counts only when a second
                                   # answer says so this much later (under load it can be false)
-    backend_timeout_ms: float = 10_000.0  # the venue's own wait on its matching engine (Binance:
-                                  # 10 s, then -1007): an order is concluded gone no sooner than
-                                  # its last request's send time + recv_window_ms + this
-    ping_interval_s: float = 2.0  # nothing received on the order connection this long: ping it
-    pong_timeout_s: float = 1.5   # no frame within this after a ping: the connection is dead
-    dead_after_timeouts: int = 3  # this many order requests unanswered in a row: dead
-    silence_ms: float = 1500.0    # no frame this long while a request waits for its answer: dead
-                                  # (a dead connection is replaced, make-before-break, and the
+    backend_timeout_ms: NonNegativeFloat = 10_000.0  # the venue's own wait on its matching engine
+                                  # (Binance: 10 s, then -1007): an order is concluded gone no
+                                  # sooner than its last request's send time + recv_window_ms + this
+    ping_interval_s: PositiveFloat = 2.0  # nothing received on the order connection this long: ping it
+    pong_timeout_s: PositiveFloat = 1.5  # no frame within this after a ping: the connection is dead
+    dead_after_timeouts: PositiveInt = 3  # this many order requests unanswered in a row: dead
+    silence_ms: PositiveFloat = 1500.0  # no frame this long while a request waits for its answer:
+                                  # dead (a dead connection is replaced, make-before-break, and the
                                   # orders reconciled before quoting resumes)
-    report_timeout_ms: float = 3000.0  # two orders the venue accepted without an order report
-                                  # (executionReport) this long: the user-data stream is dead
-    max_intent_age_ms: float = 250.0  # NEW/REPLACE intents older than this are not sent
-    reconcile_interval_s: float = 5.0  # in quiet moments, compare open orders and balances
-                                  # with the venue this often (0 = only after reconnects)
-    quiet_ms: float = 300.0       # "quiet": no order request in flight for this long
-    rollover_after_s: float = 84_600.0  # replace the order connection (make-before-break) this
-                                  # long after logon (Binance closes it at 24 h) or at once on
+    report_timeout_ms: PositiveFloat = 3000.0  # two orders the venue accepted without an order
+                                  # report (executionReport) this long: the user-data stream is dead
+    max_intent_age_ms: PositiveFloat = 250.0  # NEW/REPLACE intents older than this are not sent
+    reconcile_interval_s: NonNegativeFloat = 5.0  # in quiet moments, compare open orders and
+                                  # balances with the venue this often (0 = only after reconnects)
+    quiet_ms: PositiveFloat = 300.0  # "quiet": no order request in flight for this long
+    rollover_after_s: PositiveFloat = 84_600.0  # replace the order connection (make-before-break)
+                                  # this long after logon (Binance closes it at 24 h) or at once on
                                   # the venue's serverShutdown notice
     symbols_exclusive: bool = False  # true only when nothing but this engine trades these
                                   # symbols on the account: cancel with openOrders.cancelAll;
                                   # false: cancel our own orders one by one (manual orders and
                                   # other instances' stay untouched)
-    core: int = -1                # CPU to pin to (-1: unpinned)
+    core: Core = -1               # CPU to pin to (-1: unpinned)
     idle: Idle = ""               # park (doorbell wake-up) | busy-spin (own core only); "" = park
 
-    def validate(self, cfg: "EngineConfig") -> None:
-        """Range checks; ValueError names the field."""
-        if self.venue not in VENUES:
-            raise ValueError(f"sender.venue: expected one of {', '.join(VENUES)}, got {self.venue!r}")
-        if self.url and not self.url.startswith(("ws://", "wss://")):
-            raise ValueError(f"sender.url: expected ws:// or wss:// URL, got {self.url!r}")
-        if self.auth not in AUTHS:
-            raise ValueError(f"sender.auth: expected one of {', '.join(AUTHS)}, got {self.auth!r}")
-        if not 1 <= self.recv_window_ms <= 60000:
-            raise ValueError(f"sender.recv_window_ms: expected 1..60000, got {self.recv_window_ms}")
-        if self.resp_type not in RESP_TYPES:
-            raise ValueError(f"sender.resp_type: expected one of {', '.join(RESP_TYPES)}, "
-                             f"got {self.resp_type!r}")
-        if self.replace_mode not in REPLACE_MODES:
-            raise ValueError(f"sender.replace_mode: expected one of {', '.join(REPLACE_MODES)}, "
-                             f"got {self.replace_mode!r}")
-        if self.dry_run_log_per_s < 0:
-            raise ValueError(f"sender.dry_run_log_per_s: expected >= 0, got {self.dry_run_log_per_s}")
-        if self.heartbeat_timeout_ms < 100:
-            raise ValueError(f"sender.heartbeat_timeout_ms: expected >= 100, "
-                             f"got {self.heartbeat_timeout_ms}")
-        for name in ("cancel_confirm_timeout_s", "connect_timeout_s", "request_timeout_s",
-                     "reconnect_base_s"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
+    def validate(self, instruments=None) -> None:
+        """The field constraints and the rules between fields; ConfigError naming the field.
+        (No rule here needs the instruments.)"""
+        check_struct(self, "sender")
         if self.reconnect_cap_s < self.reconnect_base_s:
-            raise ValueError(f"sender.reconnect_cap_s: expected >= reconnect_base_s "
-                             f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
-        for name in ("order_timeout_ms", "not_found_confirm_ms", "max_intent_age_ms", "quiet_ms",
-                     "rollover_after_s", "order_timeout_min_ms", "ping_interval_s",
-                     "pong_timeout_s", "silence_ms", "dead_after_timeouts",
-                     "report_timeout_ms"):
-            if not getattr(self, name) > 0:
-                raise ValueError(f"sender.{name}: expected > 0, got {getattr(self, name)}")
+            raise ConfigError(f"sender.reconnect_cap_s: expected >= reconnect_base_s "
+                              f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
         if self.order_timeout_min_ms > self.order_timeout_ms:
-            raise ValueError(f"sender.order_timeout_min_ms: expected <= order_timeout_ms "
-                             f"({self.order_timeout_ms}), got {self.order_timeout_min_ms}")
-        if self.backend_timeout_ms < 0:
-            raise ValueError(f"sender.backend_timeout_ms: expected >= 0, "
-                             f"got {self.backend_timeout_ms}")
-        if self.reconcile_interval_s < 0:
-            raise ValueError(f"sender.reconcile_interval_s: expected >= 0, "
-                             f"got {self.reconcile_interval_s}")
-        if not 0 < self.rate_slow_fraction <= 1:
-            raise ValueError(f"sender.rate_slow_fraction: expected in (0, 1], "
-                             f"got {self.rate_slow_fraction}")
-        if self.bybit_category not in BYBIT_CATEGORIES:
-            raise ValueError(f"sender.bybit_category: expected one of "
-                             f"{', '.join(BYBIT_CATEGORIES)}, got {self.bybit_category!r}")
-        if self.idle not in IDLES:
-            raise ValueError(f"sender.idle: expected park or busy-spin, got {self.idle!r}")
+            raise ConfigError(f"sender.order_timeout_min_ms: expected <= order_timeout_ms "
+                              f"({self.order_timeout_ms}), got {self.order_timeout_min_ms}")

@@ -7,8 +7,9 @@ rounding, never crossing the book, the price band, position and notional limits,
 stale data, drawdown and the kill switch, and when a resting quote is worth moving.
 
 Each strategy is a package here with two modules:
-  config.py  its [quoter.<name>] section: a frozen msgspec Struct with `validate(section)`
-             (no numba: the configuration loads it)
+  config.py  its [quoter.<name>] section: a frozen msgspec Struct whose fields carry their
+             ranges as msgspec constraints (engine/config_check.py; no numba: the
+             configuration loads it)
   model.py   STATE_DTYPE and PARAM_DTYPE (one row per instrument; every strategy's STATE_DTYPE
              differs: compiled calls find the strategy by it), USES_TIMER, `build_params(cfg,
              instruments)`, and four compiled hooks (st/sp: the strategy's state and parameter

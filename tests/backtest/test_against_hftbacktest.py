@@ -27,8 +27,8 @@ import pytest
 hft = pytest.importorskip("hftbacktest", reason="hftbacktest is not installed "
                           "(pip install 'mm-engine[test]')")
 
-import hft_bridge  # noqa: E402  (tests/support; needs hftbacktest)
-from synthetic_capture import write_capture  # noqa: E402
+from tests.support import hft_bridge  # noqa: E402  (needs hftbacktest)
+from tests.support.synthetic_capture import write_capture  # noqa: E402
 
 from engine.backtest import market_data, replay, report  # noqa: E402
 from engine.config import load  # noqa: E402
@@ -97,6 +97,7 @@ def both(tmp_path, capture, model="risk_averse") -> tuple[dict, dict]:
     return ours, theirs
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("capture", CORPUS)
 def test_equal_fills_on_the_corpus_captures(corpus, tmp_path, capture):
     ours, theirs = both(tmp_path, corpus / capture)

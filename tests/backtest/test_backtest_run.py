@@ -84,6 +84,7 @@ def test_mmcap_and_text_captures_give_the_same_records(corpus, tmp_path):
     assert both["ts"][860] - both["ts"][859] >= market_data.FILE_GAP_NS
 
 
+@pytest.mark.slow
 def test_unreadable_input_is_refused_naming_it(tmp_path):
     p = _mm("backtest", str(tmp_path / "nope.mmcap"), "--quiet")
     assert p.returncode == 2 and "nope.mmcap" in p.stderr

@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pytest
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 AB = ["--quick", "--e2e-rates", "1000", "--e2e-phase", "1", "--e2e-repeats", "1"]
 # P90 and beyond swing 2-10x between rounds on this box (bimodal: a parked stage's wake-up)

@@ -18,6 +18,8 @@ import pytest
 from engine.control import Control
 from engine.ring.segment import SegmentError, list_segments
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 TINY = ["--only", "e2e", "--quick", "--e2e-rates", "500", "--e2e-saturation", "",
         "--e2e-phase", "1", "--e2e-contenders", "engine,asyncio,mpqueue,reflex"]

@@ -16,6 +16,8 @@ from bench.e2e import engine_toml
 from bench.venue import Venue
 from engine.ring.segment import list_segments
 
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

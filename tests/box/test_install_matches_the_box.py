@@ -8,9 +8,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from fakebox import make_proc, make_sys
 
-from engine import config, core_layout
+from engine import config
+from engine.box import core_layout
 from engine.box.doctor import Box, run
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -24,6 +26,7 @@ def _mm(*args, env=None):
                           capture_output=True, text=True, timeout=60, env={**base, **(env or {})})
 
 
+@pytest.mark.slow
 def test_layout_and_doctor_read_the_units_env_file(tmp_path):
     """The .env beside the config (what EnvironmentFile= gives the units) decides whether a
     local venue needs a core: without its URLs the layout keeps one for the simulator."""

@@ -16,7 +16,7 @@ from fakebox import make_sys
 from engine import config
 from engine.box import topology
 from engine.box.topology import Topology
-from engine.core_layout import SPIN, apply_env, choose
+from engine.box.core_layout import SPIN, apply_env, choose
 
 ROOT = Path(__file__).resolve().parents[2]
 VENUE = "[feed]\nurl = 'wss://md.example'\n[sender]\nurl = 'wss://api.example'\n"

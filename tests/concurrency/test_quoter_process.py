@@ -15,7 +15,7 @@ from engine.control import KILL_OPERATOR, Control
 from engine.exit_codes import EXIT_KILLED
 from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import G_MAX_DRAWDOWN
-from quoter_reference import INTENT_FIELDS, ReferenceQuoter
+from tests.support.quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from engine.records import (
     ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, ALL_INSTRUMENTS, FILL_ACK, FILL_DTYPE,
@@ -24,6 +24,8 @@ from engine.records import (
 from engine.feed.publish import open_sink
 from engine.records import VENUE_BINANCE
 from engine.ring.ring import Ring
+
+pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 120      # a first run compiles the loop (numba cache empty): tens of seconds
 READ_TIMEOUT_S = 10

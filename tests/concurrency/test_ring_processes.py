@@ -9,7 +9,9 @@ Anything else (a torn record, a duplicate, a reorder, an uncounted loss, a hang)
 import numpy as np
 import pytest
 
-from ring_exercise import run_pair
+from tests.support.ring_exercise import run_pair
+
+pytestmark = pytest.mark.slow
 
 IDLES = ("busy-spin", "yield", "park")
 

@@ -10,6 +10,7 @@ import multiprocessing as mp
 import time
 
 import numpy as np
+import pytest
 
 from engine import _native as C
 from engine.control import Control
@@ -77,6 +78,7 @@ def _board_writer(instance, n):
     board.close()
 
 
+@pytest.mark.slow
 def test_board_reads_are_never_torn(instance):
     board = Board.open(instance, 2, MD_DTYPE)
     try:

@@ -120,6 +120,7 @@ def assert_same_generated(venue: str, streams, binary: bool, case) -> None:
     assert_same(venue, streams, ins, frames, binary)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(case=book_tickers())
 def test_generated_book_tickers_same_events(case):

@@ -34,7 +34,7 @@ from decimal import Decimal
 
 import pytest
 from run_support import wait_until
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data, replay
 from engine.backtest.report import requests_of
@@ -43,7 +43,7 @@ from engine.control import Control
 from engine.feed.capture import MAGIC, RECORD
 from engine.records import ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, SIDE_BUY
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CAPTURE = "binance/hftbacktest_spot_btcusdt_20240808.head.txt"
 GAP_MS = 10

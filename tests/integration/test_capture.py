@@ -8,13 +8,16 @@ import os
 import subprocess
 import sys
 
-from sim_thread import SimThread
+import pytest
+
+from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data
 from engine.config import load
 from engine.feed.capture import read_capture
 
 
+@pytest.mark.slow
 def test_capture_then_backtest(tmp_path):
     out = tmp_path / "sim.mmcap"
     with SimThread(event_rate=100, seed=5) as sim:

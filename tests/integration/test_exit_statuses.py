@@ -24,7 +24,9 @@ from pathlib import Path
 import pytest
 
 from engine.ring.segment import list_segments
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
+
+pytestmark = pytest.mark.slow
 
 
 def _env(**mm):

@@ -20,7 +20,7 @@ from engine.feed.process import COUNTERS, run
 from engine.latency.histogram import HistogramSet
 from engine.records import MD_BBO, MD_DTYPE
 from engine.ring import Ring
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 START_TIMEOUT_S = 60
 

@@ -24,7 +24,9 @@ from engine.feed.venues import make_adapter
 from engine.latency.histogram import HistogramSet
 from engine.records import MD_BBO, MD_DTYPE, MD_FRESH, MD_STALE, MD_TRADE, VENUE_BINANCE
 from engine.ring import Ring
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
+
+pytestmark = pytest.mark.slow
 
 RUN_TIMEOUT_S = 60
 

@@ -18,7 +18,7 @@ import time
 
 import pytest
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 # A measurement (a share of events answered), not a behaviour: out of the default suite (speed
 # lives in benchmarks), run with MM_MEASURE=1. On this simulator it does not tell the engine

@@ -38,9 +38,9 @@ import pytest
 from engine.control import Control
 from engine.quoter.arrays import Q_NONE
 from engine.quoter.belief import Belief
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(420)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
 
 # MM_SOAK_CHAOS='{"silent_api": 0.0003}' and MM_SOAK_EVENTS=50000 run one mix by hand (figures
 # for one kind alone); the default mix is every kind at once

@@ -20,9 +20,9 @@ from engine.control import Control
 from engine.exit_codes import ORDERS_CONFIRMED_GONE
 from engine.quoter.belief import Belief
 from engine.ring.segment import SegmentError, pid_alive
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(360)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
 ROLES = ("sender", "quoter", "feed")
 NO_RESTART = (0, 2, 4)        # like RestartPreventExitStatus=2 4 (and a clean 0)

@@ -14,8 +14,10 @@ import pytest
 
 from engine.instruments import Instrument
 from engine.ring.segment import list_segments
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 from run_support import wait_until
+
+pytestmark = pytest.mark.slow
 
 
 def _env(**mm):

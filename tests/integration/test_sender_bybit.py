@@ -22,7 +22,7 @@ from engine.exit_codes import EXIT_KILLED
 from engine import demo_keys
 from engine.config import EngineConfig
 from engine.records import FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, SIDE_BUY, SIDE_SELL
-from sender_process import QuoterEnd, SenderProcess
+from tests.support.sender_process import QuoterEnd, SenderProcess
 
 pytestmark = pytest.mark.timeout(60)
 LINK_ID = re.compile(r"^[A-Za-z0-9_-]{1,36}$")

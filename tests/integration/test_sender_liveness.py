@@ -12,10 +12,10 @@ from engine.config import EngineConfig
 from engine.exit_codes import EXIT_ORDERS_LEFT
 from engine.records import (FILL_ACK, FILL_CANCELED, FILL_REJECT, FILL_RESUME, FILL_TRADE,
                             SIDE_BUY)
-from sender_process import QuoterEnd, SenderProcess
-from sim_thread import SimThread
+from tests.support.sender_process import QuoterEnd, SenderProcess
+from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(90)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(90)]
 
 PX = 5_000_000                # 50000.00 BTCUSDT
 QTY = 100                     # 0.00100 BTC

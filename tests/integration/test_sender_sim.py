@@ -20,8 +20,8 @@ from engine.records import (ACTION_RESET_SEEN, ALL_INSTRUMENTS, FILL_ACK, FILL_C
 from engine.sender import binance as bn
 from engine.sender.fills import LOCAL_BEFORE_RESET
 from engine.sender.signing import HmacSigner
-from sender_process import QuoterEnd, SenderProcess
-from sim_thread import SimThread
+from tests.support.sender_process import QuoterEnd, SenderProcess
+from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -13,11 +13,11 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sim_client import ApiClient, order
+from tests.support.sim_client import ApiClient, order
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 CONFIG = "duration_s = 0\nmetrics_port = 0\nheartbeat_timeout_ms = 5000\n"
 

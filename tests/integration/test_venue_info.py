@@ -16,7 +16,7 @@ from engine import config
 from engine import venue_info as vi
 from engine.feed.exchange_info import bybit_instrument_of, decode_bybit_instruments
 from engine.instruments import Instrument
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 COARSE_BTC = Instrument(symbol="BTCUSDT", base="BTC", quote="USDT", tick_size="0.10",
                         lot_size="0.001", min_notional="10")

@@ -17,9 +17,9 @@ import pytest
 from engine.control import Control
 from engine.journal.schema import open_journal
 from engine.ring.segment import SegmentError
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
-pytestmark = pytest.mark.timeout(300)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
 
 TAG = "jrn"
 CONFIG = f"""

@@ -17,7 +17,7 @@ from engine.control import Control
 from engine.journal.schema import open_journal
 from engine.ring.segment import SegmentError, pid_alive
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
 
 
 def _journal_pid(instance) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from engine.config import EngineConfig
 from engine.journal.reconcile import BinanceTrades, VenueError
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 KEYS = {"symbol", "id", "orderId", "orderListId", "price", "qty", "quoteQty", "commission",
         "commissionAsset", "time", "isBuyer", "isMaker", "isBestMatch"}

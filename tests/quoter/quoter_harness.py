@@ -6,7 +6,7 @@ import random
 
 from engine.quoter import model
 from engine.quoter.arrays import G_MAX_DRAWDOWN, G_WALL_OFFSET
-from quoter_reference import INTENT_FIELDS, ReferenceQuoter
+from tests.support.quoter_reference import INTENT_FIELDS, ReferenceQuoter
 from engine.quoter.state import QuoterState
 from engine.records import (
     ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE, FILL_ACK, FILL_CANCEL_REJECT,

@@ -20,7 +20,7 @@ from engine.quoter.arrays import (
 )
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 from engine.strategies.glft.config import GlftConfig
-from synthetic_ticks import START_MID
+from tests.support.synthetic_ticks import START_MID
 from engine.records import (
     ACTION_NEW, ACTION_REPLACE, FILL_CANCELED, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DTYPE,
     MD_STALE, SIDE_BUY,

@@ -21,7 +21,7 @@ from engine.quoter.arrays import (
 from engine.records import FILL_POSITION, FILL_RESUME
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 from engine.strategies.glft.config import GlftConfig
-from synthetic_ticks import random_ticks
+from tests.support.synthetic_ticks import random_ticks
 
 # a third instrument with a tick of 5 units and a coarse lot exercises the rounding paths
 ODD = Instrument(symbol="SOLUSDT", base="SOL", quote="USDT", tick_size="0.05", lot_size="0.1",
@@ -89,7 +89,7 @@ def _replay(seed: int, n_ticks: int, fair_value: str, strategy: str = "glft") ->
 
 
 @pytest.mark.parametrize("seed,n_ticks,fair_value,strategy", [
-    (11, 100_000, "mid", "glft"), (12, 10_000, "micro", "glft"),
+    pytest.param(11, 100_000, "mid", "glft", marks=pytest.mark.slow), (12, 10_000, "micro", "glft"),
     (13, 30_000, "mid", "fixed_spread"), (14, 5_000, "micro", "fixed_spread")])
 def test_numba_and_reference_emit_identical_intents(seed, n_ticks, fair_value, strategy):
     h = _replay(seed, n_ticks, fair_value, strategy)

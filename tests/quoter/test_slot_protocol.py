@@ -46,6 +46,7 @@ from hypothesis import HealthCheck, Phase, settings
 from hypothesis import strategies as st
 from hypothesis.internal.conjecture import engine as hypothesis_engine
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, rule
+import pytest
 from quoter_harness import Harness
 
 from engine.config import EngineConfig
@@ -61,6 +62,8 @@ from engine.sender import order_state as S
 from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, REQ_REPLACE, BinanceGateway
 from engine.sender.config import SenderConfig
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
+
+pytestmark = pytest.mark.slow
 
 INSTRUMENTS = DEFAULT_INSTRUMENTS[:1]
 INST = INSTRUMENTS[0]

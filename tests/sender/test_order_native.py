@@ -10,7 +10,7 @@ import sys
 
 import pytest
 
-from engine import _order, demo_keys
+from engine import demo_keys
 from engine.config import EngineConfig
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.records import ACTION_NEW, SIDE_BUY, SIDE_SELL

@@ -10,10 +10,10 @@ from decimal import Decimal
 import pytest
 import websockets
 from picows import WSListener, WSMsgType, ws_connect
-from sim_client import ApiClient, order, signed
+from tests.support.sim_client import ApiClient, order, signed
 
 from engine.sim import auth
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 
 @pytest.fixture

@@ -7,10 +7,10 @@ import time
 from decimal import Decimal
 
 import pytest
-from sim_client import ApiClient, order
+from tests.support.sim_client import ApiClient, order
 
 from engine.sim.chaos import KINDS, Chaos
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 
 def run(coro):

@@ -10,7 +10,7 @@ import sys
 from decimal import Decimal
 
 import websockets
-from sim_client import ApiClient, order, signed
+from tests.support.sim_client import ApiClient, order, signed
 
 KEY, SECRET = "cliTestKey123", "cliTestSecret456"
 

@@ -8,9 +8,9 @@ import random
 from decimal import Decimal
 
 import websockets
-from sim_client import ApiClient, order
+from tests.support.sim_client import ApiClient, order
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 TICK = Decimal("0.01")
 

@@ -9,7 +9,7 @@ import pytest
 import websockets
 
 from engine.feed.capture import FrameCapture
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 
 def run(coro):

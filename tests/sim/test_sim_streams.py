@@ -10,7 +10,7 @@ import pytest
 import websockets
 from picows import WSListener, WSMsgType, ws_connect
 
-from sim_thread import SimThread
+from tests.support.sim_thread import SimThread
 
 BT_KEYS = {"u", "s", "b", "B", "a", "A"}
 

@@ -14,12 +14,11 @@ import numpy as np
 from numba import njit
 
 from engine import _native as C
-from engine.native import nb_load_acquire, nb_now_ns
+from engine.native import (nb_load_acquire, nb_now_ns, nb_ring_available, nb_ring_claim,
+                           nb_ring_commit, nb_ring_read_index, nb_ring_release)
 from engine.proc import pin
 from engine.ring import header as L
 from engine.ring.idle import NB_PARK, STRATEGIES, make_idle, nb_idle
-from engine.ring.nb import (ring_available, ring_claim, ring_commit, ring_read_index,
-                            ring_release)
 from engine.ring.ring import Ring
 
 # A 64-byte test record: the smallest slot the ring allows.
@@ -51,15 +50,15 @@ def nb_produce(hdr, slots, n, batch, pace_ns):
             now = nb_now_ns()
         elif accepted % batch == 0:
             now = nb_now_ns()   # unpaced: one clock read per published batch
-        j = ring_claim(hdr)
+        j = nb_ring_claim(hdr)
         if j >= 0:
             s = slots[j]["seq"]
             slots[j]["value"] = mix(s)
             slots[j]["ts"] = now
             accepted += 1
             if pace_ns > 0 or accepted % batch == 0:
-                ring_commit(hdr)
-    ring_commit(hdr)
+                nb_ring_commit(hdr)
+    nb_ring_commit(hdr)
     return accepted
 
 
@@ -76,10 +75,10 @@ def nb_consume(hdr, slots, n, idle_kind, park_timeout_ns, lat, timeout_ns):
     last = -1
     deadline = nb_now_ns() + timeout_ns
     while True:
-        k = ring_available(hdr)
+        k = nb_ring_available(hdr)
         if k > 0:
             now = nb_now_ns()
-            base = ring_read_index(hdr, 0)
+            base = nb_ring_read_index(hdr, 0)
             mask = slots.shape[0] - 1
             for i in range(k):
                 rec = slots[(base + i) & mask]
@@ -94,9 +93,9 @@ def nb_consume(hdr, slots, n, idle_kind, park_timeout_ns, lat, timeout_ns):
                 if received < lat.shape[0]:
                     lat[received] = now - rec["ts"]
                 received += 1
-            ring_release(hdr, k)
+            nb_ring_release(hdr, k)
         dropped = nb_load_acquire(hdr + L.OFF_DROPPED)
-        if received + dropped >= n and ring_available(hdr) == 0:
+        if received + dropped >= n and nb_ring_available(hdr) == 0:
             break
         if nb_now_ns() > deadline:
             break

@@ -2,7 +2,7 @@
 import pytest
 
 from engine import config
-from engine.core_layout import choose
+from engine.box.core_layout import choose
 
 
 def _write(tmp_path, text):

@@ -6,7 +6,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.ring import Ring
-from ring_exercise import PROBE_DTYPE
+from tests.support.ring_exercise import PROBE_DTYPE
 
 OPS = st.lists(
     st.one_of(
