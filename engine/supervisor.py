@@ -56,6 +56,8 @@ JOURNAL_RESTART_S = 1.0
 JOURNAL_STOP_WAIT_S = 15.0    # it drains the ring and asks the venue's trade list once more
 START_TIMEOUT_S = 120.0       # without --duration: how long connecting may take
 SIM_NICE = 10                 # a cold numba cache compiles for tens of seconds
+JOURNAL_NICE = 10             # the journal agent beside the trading processes (its unit: 5 to
+                              # their -5): a wake-up of theirs preempts its SQLite batch
 FULL_FILTERS = frozenset({"tick_size", "lot_size", "min_notional"})
 
 
@@ -293,6 +295,10 @@ class Supervisor:
                str(self.cfg_path), "--venue-checked"]
         self.journal = subprocess.Popen(cmd, start_new_session=True, env=_child_env(),
                                         preexec_fn=_die_with_parent)
+        try:
+            os.setpriority(os.PRIO_PROCESS, self.journal.pid, JOURNAL_NICE)
+        except OSError:                     # gone already: _keep_journal sees to it
+            pass
         self._journal_started = time.monotonic()
 
     def _keep_journal(self) -> None:

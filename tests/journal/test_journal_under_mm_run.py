@@ -11,10 +11,12 @@ import subprocess
 import sys
 import time
 
+import psutil
 import pytest
 
 from engine.control import Control
 from engine.journal.schema import open_journal
+from engine.supervisor import JOURNAL_NICE
 from engine.ring.segment import SegmentError, pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]
@@ -48,6 +50,7 @@ def test_mm_run_restarts_a_killed_journal_agent_and_the_journal_equals_the_venue
             time.sleep(0.2)
             pid = _journal_pid(instance)
         assert pid, "the journal agent never ran beside a running quoter"
+        assert psutil.Process(pid).nice() == JOURNAL_NICE   # trading wake-ups preempt it
         time.sleep(4.0)                                  # some fills first
         os.kill(pid, signal.SIGKILL)
         out, _ = p.communicate(timeout=150)
