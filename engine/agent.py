@@ -96,9 +96,8 @@ class Agent:
 class Life:
     """What the runner holds for one life of an agent, handed to on_start."""
 
-    def __init__(self, cfg, role: str, control: Control, first_life: bool,
-                 histograms: HistogramSet, rings: dict[str, Ring], closing: ExitStack):
-        self.cfg = cfg
+    def __init__(self, role: str, control: Control, first_life: bool, histograms: HistogramSet,
+                 rings: dict[str, Ring], closing: ExitStack):
         self.role = role
         self.control = control
         self.first_life = first_life       # no process held this role's slot before us
@@ -174,7 +173,7 @@ def _live(agent: Agent, cfg, ctl: Control, stack: ExitStack) -> int:
     for end in agent.rings:
         rings[end.spec.name] = ring = end.spec.open(cfg, end.side, spins=end.spins)
         stack.callback(ring.close)
-    life = Life(cfg, role, ctl, first_life, hists, rings, stack.enter_context(ExitStack()))
+    life = Life(role, ctl, first_life, hists, rings, stack.enter_context(ExitStack()))
     stack.callback(agent.on_close)
     agent.on_start(life)
     ctl.name_counters(role, list(agent.counters))

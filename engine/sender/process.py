@@ -241,7 +241,6 @@ class Sender:
 
     # ---------------------------------------------------------------- watch duty
     async def _watch(self) -> None:
-        ctl = self.ctl
         timeout_ns = self.scfg.heartbeat_timeout_ms * 1_000_000
         loop = asyncio.get_running_loop()
         while not self._stopping():
