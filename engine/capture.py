@@ -32,7 +32,8 @@ def main(args, cfg, configured) -> int:
     Exit 0 when frames were written, 1 when none came or the venue was unreachable, 2 for a
     configuration the venue or the feed refuses."""
     from engine.feed.capture import FrameCapture
-    from engine.feed.process import adapter_factory, new_event_loop
+    from engine.agent import new_event_loop
+    from engine.feed.process import adapter_factory
     from engine.venue_info import TIMEOUT_S, VenueRefused, instruments_from_venue
 
     fc = cfg.feed

@@ -4,9 +4,9 @@ Layout (int64 words, one segment `/mm.<instance>.control`):
   word 0 magic, 1 version, 2 kill reason (0 = run; KILL_* otherwise), 3 kill time (ns),
   4 pause reason (0 = quote; PAUSE_* otherwise: `mm kill`), 5 pause time (ns)
   per role r (ROLES order), 64 words at ROLE_BASE + 64*r:
-    0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle strategy code,
-    5 started ns, 6 wake word (futex: the role sleeps on it when it waits on several rings;
-    their producers bump it)
+    0 pid, 1 heartbeat ns, 2 state (STATE_*), 3 core (-1 = unpinned), 4 idle word (how it
+    waits: engine/ring/idle.py IDLE_WORDS), 5 started ns, 6 wake word (futex: the role
+    sleeps on it when it waits on several rings; their producers bump it)
   then COUNTERS named counters per role (ROLES order; their names live in the names area after
   them, NAME_BYTES each). COUNTERS leaves room for per-instrument counters (the quoter's
   positions, the supervisor's holdings at start) of MAX_INSTRUMENTS instruments.

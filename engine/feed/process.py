@@ -1,27 +1,23 @@
 """The feed process: `run(cfg)` connects to the venue's market streams and publishes into the md
 ring until the kill switch, SIGTERM or SIGINT.
 
-Set-up and reporting live here; the hot path is FeedConnection.on_ws_frame -> adapter.decode ->
+FeedAgent is its duty cycle; the life around it (registration, pinning, signals, gc, the final
+state) is engine/agent.py's. The hot path is FeedConnection.on_ws_frame -> adapter.decode ->
 RingSink.emit. Counters are plain Python ints on the hot path, copied into the control
 segment by a 100 ms timer that also beats the heartbeat.
 """
 from __future__ import annotations
 
 import asyncio
-import gc
-import signal
-import threading
 from typing import TYPE_CHECKING
 
-from engine import proc
-from engine.control import (STATE_FAILED, STATE_RUNNING, STATE_STOPPED, STATE_STOPPING, Control,
-                            exit_status_for)
-from engine.exit_codes import EXIT_KILLED, EXIT_PEER_LOST
+from engine import agent, proc
+from engine.control import exit_status_for
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.capture import FrameCapture
 from engine.feed.connection import StreamGroup
 from engine.feed.publish import HISTOGRAMS, open_sink
-from engine.latency.histogram import HistogramSet
+from engine.ring.table import MD
 
 if TYPE_CHECKING:
     from engine.config import EngineConfig
@@ -38,15 +34,6 @@ COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rol
             "connect_http_status") + FRAME_KINDS
 
 
-def new_event_loop() -> asyncio.AbstractEventLoop:
-    """uvloop's loop where installed (picows runs on it), else asyncio's."""
-    try:
-        import uvloop
-    except ImportError:
-        return asyncio.new_event_loop()
-    return uvloop.new_event_loop()
-
-
 def adapter_factory(cfg: "EngineConfig"):
     """A no-argument callable building one adapter (one per connection) for cfg's venue."""
     from engine.feed.venues import make_adapter
@@ -59,98 +46,78 @@ def adapter_factory(cfg: "EngineConfig"):
 def run(cfg: "EngineConfig") -> int:
     """Run the feed until stopped. Returns 0 on a clean stop, 2 on bad configuration, 1 on a
     failure after start, 4/5 when the kill switch stopped it (engine/exit_codes.py)."""
-    fc = cfg.feed
-    if not fc.url:
-        proc.log(ROLE, "feed.url is empty: set MM_MD_URL or run `mm run`, which starts the simulator")
-        return 2
-    try:
+    return agent.run(FeedAgent, cfg)
+
+
+class FeedAgent(agent.Agent):
+    """The market streams -> the md ring (and the book board), until stopped."""
+    role = ROLE
+    idle = "epoll"                   # its sockets wake it: it never spins
+    counters = COUNTERS
+    histograms = HISTOGRAMS
+    rings = (agent.RingEnd(MD, "producer"),)
+
+    def __init__(self, cfg: "EngineConfig"):
+        fc = cfg.feed
+        if not fc.url:
+            raise ValueError("feed.url is empty: set MM_MD_URL or run `mm run`, which starts "
+                             "the simulator")
         fc.validate(cfg)
-        new_adapter = adapter_factory(cfg)
-    except ValueError as e:
-        proc.log(ROLE, str(e))
-        return 2
-    ctl = Control.open(cfg.instance)
-    ctl.register(ROLE, fc.core)
-    if cleared := ctl.clear_transient_kill():
-        proc.log(ROLE, f"cleared the transient kill reason of a previous life ({cleared})")
-    ctl.name_counters(ROLE, list(COUNTERS))
-    hists = HistogramSet.create(cfg.instance, ROLE, list(HISTOGRAMS))
-    sink = capture = None
-    status = 1
-    try:
-        for w in proc.pin(ROLE, fc.core):
-            proc.log(ROLE, w)
-        probe = new_adapter()
-        sink = open_sink(cfg.instance, cfg.rings.md.capacity, cfg.rings.md.policy,
-                         cfg.instruments, probe.venue, hists)
-        sink.ring.set_wake_target(ctl.wake_addr("quoter"))   # the quoter waits on md + fills
+        self.new_adapter = adapter_factory(cfg)
+        self.cfg, self.core = cfg, fc.core
+        self._stop = asyncio.Event()          # binds to the loop at its first wait
+        self.sink = self.capture = self.group = None
+
+    def on_start(self, life: agent.Life) -> None:
+        cfg, fc = self.cfg, self.cfg.feed
+        self.life = life
+        probe = self.new_adapter()
+        self.sink = open_sink(cfg.instance, life.rings[MD.name], cfg.instruments, probe.venue,
+                              life.histograms)
+        life.closing.callback(self.sink.close)       # stops the writer before the unmap
+        self.sink.ring.set_wake_target(life.control.wake_addr("quoter"))  # it waits on md + fills
         if fc.capture_path:
-            capture = FrameCapture(fc.capture_path, fc.capture_queue)
-        group = StreamGroup(fc.url, new_adapter, sink, fc, capture)
-        loop = new_event_loop()
+            self.capture = FrameCapture(fc.capture_path, fc.capture_queue)
+            life.closing.callback(self._close_capture)
+        self.group = StreamGroup(fc.url, self.new_adapter, self.sink, fc, self.capture)
+
+    def request_stop(self, reason: str) -> None:
+        self._stop.set()
+
+    def _close_capture(self) -> None:
         try:
-            status = loop.run_until_complete(_main(ctl, group, sink, capture))
+            self.capture.close()
+        except OSError as e:
+            proc.log(ROLE, str(e))
+
+    async def run(self) -> int:
+        life, group, ctl, stop = self.life, self.group, self.life.control, self._stop
+        loop = asyncio.get_running_loop()
+        publish = _counter_copier(life.counters, group, self.sink, self.capture)
+        await group.start()
+        started = loop.time()
+        warm = False
+        reason = 0
+        try:
+            while not stop.is_set() and not (reason := ctl.killed()):
+                life.beat()
+                publish()
+                if not warm and (group.delivering() or loop.time() - started > WARMUP_TIMEOUT_S):
+                    # Warm: data went through every layer. Freeze the heap: no gc on the hot path.
+                    warm = True
+                    proc.log(ROLE, f"{'receiving' if group.delivering() else 'NO DATA yet'} from "
+                                   f"{group.base_url} on {len(group.slots)} connection(s)"
+                                   f"{_why_no_data(group)}")
+                    life.running()
+                try:
+                    await asyncio.wait_for(stop.wait(), TIMER_S)
+                except asyncio.TimeoutError:
+                    pass
         finally:
-            loop.close()
-    except Exception as e:
-        proc.log(ROLE, f"failed: {type(e).__name__}: {e}")
-        ctl.deregister(ROLE, STATE_FAILED)
-        status = 1
-    finally:
-        if capture is not None:
-            try:
-                capture.close()
-            except OSError as e:
-                proc.log(ROLE, str(e))
-        if sink is not None:
-            sink.close()
-        hists.close()
-        if status in (0, EXIT_KILLED, EXIT_PEER_LOST):
-            ctl.deregister(ROLE, STATE_STOPPED)
-        ctl.close()
-        if not gc.isenabled():      # run() inside a larger program (tests, tools): undo the freeze
-            gc.unfreeze()
-            gc.enable()
-    return status
-
-
-async def _main(ctl: Control, group: StreamGroup, sink, capture) -> int:
-    loop = asyncio.get_running_loop()
-    stop = asyncio.Event()
-    if threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-    counters = ctl.counters(ROLE)
-    publish = _counter_copier(counters, group, sink, capture)
-    await group.start()
-    started = loop.time()
-    warm = False
-    reason = 0
-    try:
-        while not stop.is_set() and not (reason := ctl.killed()):
-            ctl.beat(ROLE)
-            sink.ring.beat()
+            life.stopping()
+            await group.stop()
             publish()
-            if not warm and (group.delivering() or loop.time() - started > WARMUP_TIMEOUT_S):
-                # Warm: data went through every layer. Freeze the heap: no gc on the hot path.
-                warm = True
-                proc.log(ROLE, f"{'receiving' if group.delivering() else 'NO DATA yet'} from "
-                               f"{group.base_url} on {len(group.slots)} connection(s)"
-                               f"{_why_no_data(group)}")
-                proc.freeze_gc()
-                ctl.set_state(ROLE, STATE_RUNNING)
-            try:
-                await asyncio.wait_for(stop.wait(), TIMER_S)
-            except asyncio.TimeoutError:
-                pass
-    finally:
-        ctl.set_state(ROLE, STATE_STOPPING)
-        await group.stop()
-        publish()
-        if threading.current_thread() is threading.main_thread():
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.remove_signal_handler(sig)
-    return 0 if stop.is_set() else exit_status_for(reason)   # the reason seen, not a later one
+        return 0 if stop.is_set() else exit_status_for(reason)   # the reason seen, not a later one
 
 
 def _why_no_data(group: StreamGroup) -> str:

@@ -77,12 +77,12 @@ class RingSink(_feed.Publisher):
                 "id_resets": self.id_resets}
 
 
-def open_sink(instance: str, ring_capacity: int, ring_policy: str, instruments: Sequence,
-              venue: int, hists: HistogramSet | None) -> RingSink:
-    """Open (create or attach) the instance's md ring as its producer and wrap it in a sink
-    that also keeps the latest book of every instrument on the book board (engine/ring/board.py:
-    a full ring drops records, never the newest state)."""
-    ring = Ring.open(instance, "md", MD_DTYPE, ring_capacity, ring_policy, role="producer")
+def open_sink(instance: str, ring: Ring, instruments: Sequence, venue: int,
+              hists: HistogramSet | None) -> RingSink:
+    """Wrap the instance's md ring's producer end (opened from the ring table: engine/ring/table.py
+    MD) in a sink that also keeps the latest book of every instrument on the book board
+    (engine/ring/board.py: a full ring drops records, never the newest state). Closing the sink
+    closes the ring and the board."""
     sink = RingSink(ring, hists, len(instruments), venue)
     sink.board = Board.open(instance, len(instruments), MD_DTYPE)
     sink.set_board(sink.board.addr)

@@ -1,5 +1,7 @@
 """The quoter process: `run(cfg)` attaches the rings, warms the compiled code, then runs the
-numba duty cycle (loop.run_loop) until SIGTERM/SIGINT or the kill switch.
+numba duty cycle (loop.run_loop) until SIGTERM/SIGINT or the kill switch. QuoterAgent is that
+duty cycle; the life around it (registration, pinning, signals, gc, the final state) is
+engine/agent.py's.
 
 Start-up contract with the sender (fills ring): the quoter sends nothing until it has read a
 FILL_RESUME; the sender first sends one FILL_POSITION per instrument (qty = signed base position
@@ -7,16 +9,14 @@ from the venue), then FILL_RESUME. Quoting without that would trade on a guessed
 """
 from __future__ import annotations
 
-import signal
 import time
 
 import numba
 import numpy as np
 
-from engine.control import (KILL_REASONS, STATE_RUNNING, STATE_STOPPED, Control,
-                            exit_status_for)
-from engine.latency.histogram import HistogramSet
-from engine.proc import freeze_gc, log, pin
+from engine import agent
+from engine.control import KILL_REASONS, exit_status_for
+from engine.proc import log
 from engine.quoter import loop, model
 from engine.quoter.arrays import G_KILLED, counter_names
 from engine.quoter.params import pnl_exponent
@@ -87,70 +87,83 @@ def compile_loop(args: tuple) -> None:
 def run(cfg) -> int:
     """Run the quoter until stopped; returns the exit status (engine/exit_codes.py: 0 = a clean
     stop; 4 or 5 when the kill switch stopped it, latched or for a lost peer)."""
-    q = cfg.quoter
-    idle = idle_name(q)
-    ctl = Control.open(cfg.instance)
-    counters = ctl.register(ROLE, core=q.core, idle_code=STRATEGIES[idle])
-    if cleared := ctl.clear_transient_kill():
-        log(ROLE, f"cleared the transient kill reason of a previous life ({cleared})")
-    ctl.name_counters(ROLE, counter_names([i.symbol for i in cfg.instruments],
-                                          pnl_exponent(cfg.instruments)))
-    counters[:] = 0
-    hs = HistogramSet.create(cfg.instance, ROLE, loop.HISTOGRAMS)
-    rings = []
-    rate_file = anchor_file = belief = board = st = None
-    # From here on SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes
-    # the rings, and the running loop sees it within SLICE_NS.
-    stop = np.zeros(1, np.int64)
+    return agent.run(QuoterAgent, cfg)
 
-    def on_signal(signum, frame):
-        stop[0] = 1
-    old_handlers = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
-    try:
+
+class QuoterAgent(agent.Agent):
+    """The md and fills rings -> the model -> the orders ring, in one compiled loop."""
+    role = ROLE
+    histograms = loop.HISTOGRAMS
+
+    def __init__(self, cfg):
+        q = cfg.quoter
+        self.cfg, self.q, self.core = cfg, q, q.core
+        self.idle = idle_name(q)
         # a consumer that never parks spares its producers the fence and the wake-up check
-        spins = idle != "park"
-        md = MD.open(cfg, "consumer", spins=spins)
-        rings.append(md)
-        orders = ORDERS.open(cfg, "producer")
-        rings.append(orders)
-        fills = FILLS.open(cfg, "consumer", spins=spins)
-        rings.append(fills)
+        spins = self.idle != "park"
+        self.rings = (agent.RingEnd(MD, "consumer", spins),
+                      agent.RingEnd(ORDERS, "producer"),
+                      agent.RingEnd(FILLS, "consumer", spins))
+        self.counters = counter_names([i.symbol for i in cfg.instruments],
+                                      pnl_exponent(cfg.instruments))
+        # SIGTERM/SIGINT only set the stop word: a stop during warm-up still closes the rings,
+        # and the running loop sees it within SLICE_NS.
+        self.stop = np.zeros(1, np.int64)
+        self.st = self.anchor_file = None
+
+    def request_stop(self, reason: str) -> None:
+        self.stop[0] = 1
+
+    def on_start(self, life: agent.Life) -> None:
+        self.life = life
+        cfg, q, closing = self.cfg, self.q, life.closing
+        md, orders, fills = (life.rings[r.name] for r in (MD, ORDERS, FILLS))
+        ctl = life.control
         board = Board.open(cfg.instance, len(cfg.instruments), MD_DTYPE)
-        for w in pin(ROLE, q.core):
-            log(ROLE, w)
+        closing.callback(board.close)
         # what must outlive this process (rate windows: the venue's counters do not reset
         # when we restart; the anchor: a restart must not re-centre the position limit or the
         # drawdown) and what others read (the belief table)
         rate_file = PersistentWords(state_dir(cfg) / f"{cfg.instance}.rate",
                                     sum(rate_window_words()))
-        anchor_file = PersistentWords(state_dir(cfg) / f"{cfg.instance}.anchor",
-                                      anchor_words(len(cfg.instruments)))
+        closing.callback(rate_file.close)
+        self.anchor_file = anchor_file = PersistentWords(
+            state_dir(cfg) / f"{cfg.instance}.anchor", anchor_words(len(cfg.instruments)))
+        closing.callback(anchor_file.close)
         belief = Belief.create(cfg.instance, len(cfg.instruments), q.levels)
-        st = QuoterState(q, cfg.instruments, counters=counters, rate_words=rate_file.array,
-                         inst=belief.inst, quotes=belief.quotes)
+        closing.callback(belief.close)
+        closing.callback(belief.unlink)
+        self.st = st = QuoterState(q, cfg.instruments, counters=life.counters,
+                                   rate_words=rate_file.array, inst=belief.inst,
+                                   quotes=belief.quotes)
         if restore_anchor(st, anchor_file.array, cfg.instruments):
             log(ROLE, "position references and drawdown kept from the previous run "
                       f"({anchor_file.path})")
         words = np.zeros(loop.LOOP_WORDS, np.int64)
         words[loop.W_LOST_SEEN] = -1           # read the board once at start: the freshest books
+        hs = life.histograms
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
-        args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots, board.addr,
-                np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.pause_addr, ctl.heartbeat_addr(ROLE),
-                ctl.wake_addr(ROLE), stop, hist, *st.args, st.out, words, STRATEGIES[idle],
-                nb_idle_state(), q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)
+        self.args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
+                     board.addr, np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.pause_addr,
+                     ctl.heartbeat_addr(ROLE), ctl.wake_addr(ROLE), self.stop, hist, *st.args,
+                     st.out, words, STRATEGIES[self.idle], nb_idle_state(),
+                     q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)
         t0 = time.perf_counter()
         t_model = warm_up(q, cfg.instruments)
-        compile_loop(args)
+        compile_loop(self.args)
         log(ROLE, f"strategy {q.strategy}: warm in {time.perf_counter() - t0:.2f} s (model "
-                  f"{t_model:.2f} s), idle={idle}; waiting for POSITION + RESUME on the fills "
-                  f"ring")
-        freeze_gc()
-        ctl.beat(ROLE)
-        ctl.set_state(ROLE, STATE_RUNNING)
+                  f"{t_model:.2f} s), idle={self.idle}; waiting for POSITION + RESUME on the "
+                  f"fills ring")
+
+    def run(self) -> int:
+        """The compiled loop, in slices of SLICE_NS (between them Python runs the signal
+        handlers and saves the anchor): no Python per loop turn."""
+        args, st = self.args, self.st
+        self.life.running()
         rc = loop.LOOP_SLICE
         while rc == loop.LOOP_SLICE:
             rc = loop.run_loop(*args)
-            save_anchor(st, anchor_file.array)
+            save_anchor(st, self.anchor_file.array)
         if rc == loop.LOOP_KILLED:
             reason = int(st.g[G_KILLED])            # the reason the loop saw
             log(ROLE, f"kill switch ({KILL_REASONS.get(reason, '?')}): cancel-all sent, "
@@ -158,22 +171,7 @@ def run(cfg) -> int:
             return exit_status_for(reason)
         log(ROLE, "stopped")
         return 0
-    finally:
-        for s, h in old_handlers.items():
-            signal.signal(s, h)
-        for ring in rings:
-            ring.close()
-        if board is not None:
-            board.close()
-        hs.close()
-        if belief is not None:
-            belief.unlink()
-            belief.close()
-        if rate_file is not None:
-            rate_file.close()
-        if anchor_file is not None:
-            if st is not None:
-                save_anchor(st, anchor_file.array)
-            anchor_file.close()
-        ctl.deregister(ROLE, STATE_STOPPED)
-        ctl.close()
+
+    def on_close(self) -> None:
+        if self.st is not None:                     # the anchor as the last slice left it
+            save_anchor(self.st, self.anchor_file.array)

@@ -1,22 +1,24 @@
-"""Idle strategies (Agrona IdleStrategy style), chosen by name in config.
+"""Idle strategies (Agrona IdleStrategy style): how a role waits when there is nothing to do,
+chosen by name in config and published in the control segment's idle word (IDLE_WORDS).
 
-Contract: the role's duty cycle is `while running: idle.idle(agent.do_work())`; `idle(n)` with
-n > 0 resets the strategy, n == 0 backs off one step. Given the consumer's ring, every empty
-step first releases the view of the last read (Ring.release): a consumer that took the whole
-ring and then waits must not leave its producer unable to push.
-
-  busy-spin   : a CPU-relax pause per empty poll. Cheapest hand-off (0.15-1 us here); only on a
-                core the process owns (isolcpus), never beside another busy process.
+  busy-spin   : a CPU-relax pause per empty poll, the poll itself in C. Cheapest hand-off
+                (0.15-1 us here); only on a core the process owns (isolcpus), never beside
+                another busy process.
   yield       : spin a little, then sched_yield. For shared cores under light contention.
   park        : spin, yield, then sleep in futex_wait on the ring's producer position, woken by
                 the producer only when it sees the consumer parked (the fast path stays
                 syscall-free). A cross-core wake costs 25-45 us here; the default on small boxes.
+  epoll       : the event loop sleeps in the kernel until one of its sockets wakes it.
 
-The numba face (`NB_*` codes, `nb_idle`) is the same policy for loops that run in nopython mode.
+Where each role waits (the runner, engine/agent.py, publishes which):
+  quoter  its compiled loop calls nb_idle_warm below between turns: no Python per turn.
+  sender  in its event loop: park = the order ring's doorbell beside the order socket (epoll);
+          busy-spin = the ring and the socket polled in C (spin_fd).
+  feed    epoll: its sockets wake it (it never spins: engine/core_layout.py).
+A Python consumer with a loop of its own (the ring's Python face in tests/support/ring_exercise.py)
+runs the same policy over Ring.spin and Ring.park.
 """
 from __future__ import annotations
-
-import os
 
 import numpy as np
 from numba import njit
@@ -33,93 +35,8 @@ SPIN_BURST = 128   # busy-spin: pauses per C-level poll burst before the caller 
 NB_BUSY_SPIN, NB_YIELD, NB_PARK = 0, 1, 2
 _OFF_WAKE_ADDR = C.MM_OFF_WAKE_ADDR
 STRATEGIES = {"busy-spin": NB_BUSY_SPIN, "yield": NB_YIELD, "park": NB_PARK}
-
-
-class IdleStrategy:
-    name = "?"
-
-    def __init__(self, ring=None) -> None:
-        self.ring = ring             # the consumer's ring (None: nothing to release or poll)
-
-    def idle(self, work: int) -> None:  # pragma: no cover - interface
-        raise NotImplementedError
-
-    def _release(self) -> None:
-        if self.ring is not None:
-            self.ring.release()
-
-    def reset(self) -> None:
-        pass
-
-
-class BusySpin(IdleStrategy):
-    """Spin; with the ring given, the spin runs in C until a record arrives (Ring.spin)."""
-    name = "busy-spin"
-
-    def idle(self, work: int) -> None:
-        if work <= 0:
-            if self.ring is not None:
-                self.ring.spin()         # releases the last read first
-            else:
-                C.cpu_relax()
-
-
-class Yielding(IdleStrategy):
-    name = "yield"
-
-    def __init__(self, ring=None) -> None:
-        super().__init__(ring)
-        self.n = 0
-
-    def idle(self, work: int) -> None:
-        if work > 0:
-            self.n = 0
-            return
-        self._release()
-        if self.n < SPINS:
-            self.n += 1
-            C.cpu_relax()
-        else:
-            os.sched_yield()
-
-
-class Parking(IdleStrategy):
-    """Spin, yield, then park on `ring` (the consumer's ring) for at most `timeout_ns`."""
-    name = "park"
-
-    def __init__(self, ring, timeout_ns: int = 50_000_000) -> None:
-        super().__init__(ring)
-        self.timeout_ns = timeout_ns
-        self.n = 0
-
-    def idle(self, work: int) -> None:
-        if work > 0:
-            self.n = 0
-            return
-        self._release()
-        if self.n < SPINS:
-            self.n += 1
-            C.cpu_relax()
-        elif self.n < SPINS + YIELDS:
-            self.n += 1
-            os.sched_yield()
-        else:
-            self.ring.park(self.timeout_ns)
-            self.n = 0
-
-
-def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleStrategy:
-    """Build the strategy called `name` for the consumer of `ring` (`park` needs it; the others
-    use it to release the last read and, busy-spin, to poll in C)."""
-    if name == "busy-spin":
-        return BusySpin(ring)
-    if name == "yield":
-        return Yielding(ring)
-    if name == "park":
-        if ring is None:
-            raise ValueError("idle strategy 'park' needs the ring to park on")
-        return Parking(ring, park_timeout_ns)
-    raise ValueError(f"idle strategy must be one of {sorted(STRATEGIES)}, got {name!r}")
+# The control segment's idle word: the ring strategies' codes, and the event loop's wait.
+IDLE_WORDS = {**STRATEGIES, "epoll": 3}
 
 
 def nb_idle_state() -> np.ndarray:
@@ -129,7 +46,8 @@ def nb_idle_state() -> np.ndarray:
 
 @njit(cache=True, nogil=True)
 def nb_idle(kind: int, state: np.ndarray, hdr: int, work: int, park_timeout_ns: int) -> None:
-    """numba duty-cycle idle: same policy as the Python classes; `hdr` is the ring to park on."""
+    """numba duty-cycle idle over one ring (`hdr`, the ring to park on): nb_idle_warm without
+    the warm window."""
     nb_idle_warm(kind, state, hdr, 0, 0, work, park_timeout_ns, 0, 0)
 
 

@@ -45,24 +45,18 @@ import asyncio
 import collections
 import os
 import random
-import signal
-import traceback
 from time import perf_counter_ns
 
 import msgspec
 
 from engine import _native as C
-from engine import proc
+from engine import agent, proc
 from engine.control import (KILL_HEARTBEAT, KILL_REASONS, KILL_VENUE_BAN, KILL_VENUE_REFUSED,
-                            LATCHED, PAUSE_REASONS, STATE_FAILED, STATE_RUNNING,
-                            STATE_STOPPED, STATE_STOPPING, Control)
-from engine.exit_codes import (EXIT_CONFIG, EXIT_ERROR, EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT,
-                               EXIT_PEER_LOST)
-from engine.latency.histogram import HistogramSet
+                            LATCHED, PAUSE_REASONS)
+from engine.exit_codes import EXIT_KILLED, EXIT_OK, EXIT_ORDERS_LEFT, EXIT_PEER_LOST
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, FILL_RESUME, JE_KILL, JE_PAUSE, JE_RESUMED)
-from engine.ring.ring import Ring
 from engine.ring.table import FILLS, JOURNAL, ORDERS
 from engine.sender import keys
 from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, FillWriter
@@ -99,21 +93,21 @@ def make_gateway(cfg, creds, fills, hist, dry_run, kill_addr=0):
 class Sender:
     """One sender run: owns the gateway, the rings' ends and the safety net."""
 
-    def __init__(self, cfg, ctl: Control, orders: Ring, fills: FillWriter, hist, creds,
-                 first_life: bool = True):
+    def __init__(self, cfg, life: agent.Life, fills: FillWriter, creds):
         self.cfg = cfg
-        self.first_life = first_life        # no earlier sender of this instance could have
+        self.life = life                    # the process life around us (engine/agent.py)
+        self.first_life = life.first_life   # no earlier sender of this instance could have
                                             # left orders resting
         self.scfg = cfg.sender
-        self.ctl = ctl
-        self.orders = orders
+        self.ctl = ctl = life.control
+        self.orders = orders = life.rings[ORDERS.name]
         self.fills = fills
-        self.gw = make_gateway(cfg, creds, fills, hist, self.scfg.dry_run, ctl.kill_addr)
-        self.counters = ctl.counters("sender")
+        self.gw = make_gateway(cfg, creds, fills, life.histograms, self.scfg.dry_run,
+                               ctl.kill_addr)
+        self.counters = life.counters
         self.counter_names = list(self.gw.counts) + list(ORDER_COUNTS) + list(PROCESS_COUNTERS)
-        ctl.name_counters("sender", self.counter_names)
         self._intents = orders.reader()
-        self._stop: asyncio.Event | None = None
+        self._stop = asyncio.Event()        # binds to the loop at its first wait
         self.stop_reason = ""
         self.exit_on_stop = EXIT_OK         # what a confirmed stop exits with
         self._drain_scheduled = False
@@ -247,13 +241,10 @@ class Sender:
 
     # ---------------------------------------------------------------- watch duty
     async def _watch(self) -> None:
-        ctl = self.ctl
         timeout_ns = self.scfg.heartbeat_timeout_ms * 1_000_000
         loop = asyncio.get_running_loop()
         while not self._stopping():
-            ctl.beat("sender")
-            self.orders.beat()
-            self.fills.ring.beat()
+            self.life.beat()
             self.fills.flush()
             self._publish_counters()
             if self._check_stop(timeout_ns):
@@ -439,8 +430,7 @@ class Sender:
                          f"offset {self.gw.clock_offset_ms} ms, rtt {self.gw.rtt_ns // 1000} "
                          f"us, {self.gw.orders.open_count()} open orders)")
                     if first:
-                        self.ctl.set_state("sender", STATE_RUNNING)
-                        proc.freeze_gc()
+                        self.life.running()
                     self._last_reconcile = asyncio.get_running_loop().time()
                     self._drain()
                     return
@@ -536,9 +526,6 @@ class Sender:
     # ---------------------------------------------------------------- main
     async def main(self) -> int:
         loop = asyncio.get_running_loop()
-        self._stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self.request_stop, signal.Signals(sig).name)
         self._spin = self.scfg.idle == "busy-spin"
         self._bell = None
         if not self._spin:
@@ -550,7 +537,7 @@ class Sender:
             _log("dry run: signing and encoding only; nothing is sent, no fills are reported")
             self.gw.ready = True
             self.fills.emit(FILL_RESUME, 0, ALL_INSTRUMENTS)
-            self.ctl.set_state("sender", STATE_RUNNING)
+            self.life.running()
             self._drain()
         try:
             await self._stop.wait()
@@ -561,7 +548,7 @@ class Sender:
                 if t is not None:
                     t.cancel()
         _log(f"stopping: {self.stop_reason}")
-        self.ctl.set_state("sender", STATE_STOPPING)
+        self.life.stopping()
         rc = await self.cancel_all_and_confirm()
         self._publish_counters()
         return self.exit_on_stop if rc == EXIT_OK else rc
@@ -619,65 +606,55 @@ class Sender:
         return -1
 
 
-def _new_loop() -> asyncio.AbstractEventLoop:
-    try:
-        import uvloop
-        return uvloop.new_event_loop()
-    except ImportError:  # pragma: no cover
-        return asyncio.new_event_loop()
-
-
 def run(cfg) -> int:
     """Run the sender until stopped; returns the exit status (engine/exit_codes.py)."""
-    scfg = cfg.sender
-    try:
+    return agent.run(SenderAgent, cfg)
+
+
+class SenderAgent(agent.Agent):
+    """The process around one Sender: its configuration, credentials and ring ends."""
+    role = "sender"
+    histograms = HISTOGRAMS
+
+    def __init__(self, cfg):
+        scfg = cfg.sender
         scfg.validate(cfg)
-        url = scfg.url
+        self.url = url = scfg.url
         if not url and not scfg.dry_run:
             raise ValueError("sender.url: empty; start a simulator (mm sim) and set "
                              "MM_ORDER_URL or sender.url")
-        creds = keys.load(scfg, url or "ws://127.0.0.1/", os.environ)
-        cfg = msgspec.structs.replace(cfg, tag=resolve_tag(cfg))
-    except (ValueError, OSError) as e:           # CredentialError is a ValueError
-        _log(str(e))
-        return EXIT_CONFIG
-    ctl = Control.open(cfg.instance)
-    first_life = ctl.pid("sender") == 0      # a sender before us (crashed, restarted, rescued)
-    ctl.register("sender", scfg.core)
-    cleared = ctl.clear_transient_kill()
-    if cleared:
-        _log(f"cleared the transient kill reason of a previous life "
-             f"({KILL_REASONS.get(cleared, cleared)})")
-    orders = fills_ring = journal_ring = hist = None
-    rc = EXIT_ERROR
-    loop = _new_loop()
-    try:
-        orders = ORDERS.open(cfg, "consumer", spins=scfg.idle == "busy-spin")
-        fills_ring = FILLS.open(cfg, "producer")
-        fills_ring.set_wake_target(ctl.wake_addr("quoter"))  # the quoter waits on md + fills
-        hist = HistogramSet.create(cfg.instance, "sender", list(HISTOGRAMS))
-        for w in proc.pin("sender", scfg.core):
-            _log(w)
-        _log(f"venue {scfg.venue} url {url or '(dry run)'} auth {creds.auth} "
-             f"({creds.auth_reason}) tag {cfg.tag} "
-             f"credentials from {creds.source}; idle {scfg.idle or 'park'}")
-        fill_writer = FillWriter(fills_ring)
+        self.creds = keys.load(scfg, url or "ws://127.0.0.1/", os.environ)
+        self.cfg = msgspec.structs.replace(cfg, tag=resolve_tag(cfg))
+        self.core = scfg.core
+        self.idle = scfg.idle or "park"
+        self.rings = (agent.RingEnd(ORDERS, "consumer", spins=scfg.idle == "busy-spin"),
+                      agent.RingEnd(FILLS, "producer"))
         if cfg.journal.enabled and not scfg.dry_run:
+            self.rings += (agent.RingEnd(JOURNAL, "producer"),)
+        self.sender: Sender | None = None
+        self._early_stop = ""               # a signal before the Sender existed
+
+    def on_start(self, life: agent.Life) -> None:
+        cfg, scfg, creds = self.cfg, self.cfg.sender, self.creds
+        fills_ring = life.rings[FILLS.name]
+        fills_ring.set_wake_target(life.control.wake_addr("quoter"))  # it waits on md + fills
+        _log(f"venue {scfg.venue} url {self.url or '(dry run)'} auth {creds.auth} "
+             f"({creds.auth_reason}) tag {cfg.tag} "
+             f"credentials from {creds.source}; idle {self.idle}")
+        fill_writer = FillWriter(fills_ring)
+        if JOURNAL.name in life.rings:
             from engine.journal.writer import JournalWriter
-            journal_ring = JOURNAL.open(cfg, "producer")
-            fill_writer.journal = JournalWriter(journal_ring)
-        sender = Sender(cfg, ctl, orders, fill_writer, hist, creds, first_life)
-        rc = loop.run_until_complete(sender.main())
-    except Exception as e:
-        _log(f"fatal: {type(e).__name__}: {e}\n{traceback.format_exc(limit=5)}")
-        rc = EXIT_ERROR
-    finally:
-        loop.close()
-        ctl.deregister("sender", STATE_STOPPED if rc in (EXIT_OK, EXIT_PEER_LOST) else STATE_FAILED)
-        for r in (orders, fills_ring, journal_ring):
-            if r is not None:
-                r.close()
-        if hist is not None:
-            hist.close()
-        ctl.close()
-    return rc
+            fill_writer.journal = JournalWriter(life.rings[JOURNAL.name])
+        self.sender = Sender(cfg, life, fill_writer, creds)
+        self.counters = self.sender.counter_names
+        if self._early_stop:
+            self.sender.request_stop(self._early_stop)
+
+    def request_stop(self, reason: str) -> None:
+        if self.sender is None:
+            self._early_stop = self._early_stop or reason
+        else:
+            self.sender.request_stop(reason)
+
+    async def run(self) -> int:
+        return await self.sender.main()

@@ -266,7 +266,8 @@ def test_a_quoter_behind_a_full_md_ring_acts_on_the_newest_book(engine, instance
     reads the 8 the ring kept and then, because the feed counted the rest, the book board: it
     quotes the newest book (update 31), never a lost state."""
     cfg, ctl, md, fills, orders, proc = engine
-    sink = open_sink(instance, 8, "drop", cfg.instruments, VENUE_BINANCE, None)
+    producer = Ring.open(instance, "md", MD_DTYPE, 8, "drop", role="producer")
+    sink = open_sink(instance, producer, cfg.instruments, VENUE_BINANCE, None)
     try:
         sink.ring.set_wake_target(ctl.wake_addr("quoter"))
         sink.conn = 0

@@ -10,7 +10,8 @@ from engine.ring.board import Board
 
 
 def test_a_full_ring_keeps_the_newest_book_on_the_board(instance):
-    sink = open_sink(instance, 4, "drop", ["BTCUSDT", "ETHUSDT"], VENUE_BINANCE, None)
+    md = Ring.open(instance, "md", MD_DTYPE, 4, "drop", role="producer")
+    sink = open_sink(instance, md, ["BTCUSDT", "ETHUSDT"], VENUE_BINANCE, None)
     consumer = Ring.attach(instance, "md", MD_DTYPE, role="consumer")
     board = Board.open(instance, 2, MD_DTYPE)
     try:

@@ -18,12 +18,99 @@ from engine.native import (nb_load_acquire, nb_now_ns, nb_ring_available, nb_rin
                            nb_ring_commit, nb_ring_read_index, nb_ring_release)
 from engine.proc import pin
 from engine.ring import header as L
-from engine.ring.idle import NB_PARK, STRATEGIES, make_idle, nb_idle
+from engine.ring.idle import NB_PARK, SPINS, STRATEGIES, YIELDS, nb_idle
 from engine.ring.ring import Ring
 
 # A 64-byte test record: the smallest slot the ring allows.
 PROBE_DTYPE = np.dtype({"names": ["seq", "value", "ts"], "formats": ["i8", "i8", "i8"],
                         "offsets": [0, 8, 16], "itemsize": 64})
+
+
+# The Python face's idle strategies: nb_idle's policy for a consumer written in Python. Given the
+# consumer's ring, every empty step first releases the view of the last read (Ring.release): a
+# consumer that took the whole ring and then waits must not leave its producer unable to push.
+class IdleStrategy:
+    name = "?"
+
+    def __init__(self, ring=None) -> None:
+        self.ring = ring             # the consumer's ring (None: nothing to release or poll)
+
+    def idle(self, work: int) -> None:  # pragma: no cover - interface
+        raise NotImplementedError
+
+    def _release(self) -> None:
+        if self.ring is not None:
+            self.ring.release()
+
+
+class BusySpin(IdleStrategy):
+    """Spin; with the ring given, the spin runs in C until a record arrives (Ring.spin)."""
+    name = "busy-spin"
+
+    def idle(self, work: int) -> None:
+        if work <= 0:
+            if self.ring is not None:
+                self.ring.spin()         # releases the last read first
+            else:
+                C.cpu_relax()
+
+
+class Yielding(IdleStrategy):
+    name = "yield"
+
+    def __init__(self, ring=None) -> None:
+        super().__init__(ring)
+        self.n = 0
+
+    def idle(self, work: int) -> None:
+        if work > 0:
+            self.n = 0
+            return
+        self._release()
+        if self.n < SPINS:
+            self.n += 1
+            C.cpu_relax()
+        else:
+            os.sched_yield()
+
+
+class Parking(IdleStrategy):
+    """Spin, yield, then park on `ring` (the consumer's ring) for at most `timeout_ns`."""
+    name = "park"
+
+    def __init__(self, ring, timeout_ns: int = 50_000_000) -> None:
+        super().__init__(ring)
+        self.timeout_ns = timeout_ns
+        self.n = 0
+
+    def idle(self, work: int) -> None:
+        if work > 0:
+            self.n = 0
+            return
+        self._release()
+        if self.n < SPINS:
+            self.n += 1
+            C.cpu_relax()
+        elif self.n < SPINS + YIELDS:
+            self.n += 1
+            os.sched_yield()
+        else:
+            self.ring.park(self.timeout_ns)
+            self.n = 0
+
+
+def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleStrategy:
+    """Build the strategy called `name` for the consumer of `ring` (`park` needs it; the others
+    use it to release the last read and, busy-spin, to poll in C)."""
+    if name == "busy-spin":
+        return BusySpin(ring)
+    if name == "yield":
+        return Yielding(ring)
+    if name == "park":
+        if ring is None:
+            raise ValueError("idle strategy 'park' needs the ring to park on")
+        return Parking(ring, park_timeout_ns)
+    raise ValueError(f"idle strategy must be one of {sorted(STRATEGIES)}, got {name!r}")
 
 
 @njit(cache=True, inline="always")

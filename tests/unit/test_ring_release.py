@@ -10,7 +10,7 @@ import pytest
 
 from engine.records import FILL_DTYPE
 from engine.ring import Ring
-from engine.ring.idle import make_idle
+from tests.support.ring_exercise import make_idle
 
 CAP = 8
 
