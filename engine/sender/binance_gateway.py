@@ -38,7 +38,9 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
                             JE_REQ_REPLACE, JE_STRANGER_CANCELED)
 from engine.sender import binance as bn
-from engine.sender.gateway import PERMANENT_STREAK, Gateway, GatewayError, VenueRefusal
+from engine.sender.errors import GatewayError, VenueRefusal
+from engine.sender.gateway import Gateway
+from engine.sender.intents import PERMANENT_STREAK
 from engine.sender.order_state import PENDING_NEW, UNKNOWN
 from engine.sender.signing import Ed25519Signer, HmacSigner
 

@@ -29,7 +29,8 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
                             ACTION_RESET_SEEN,
                             SIDE_BUY)
 from engine.sender.binance import decimal_slot, scale_of
-from engine.sender.gateway import Gateway, GatewayError, VenueRefusal
+from engine.sender.errors import GatewayError, VenueRefusal
+from engine.sender.gateway import Gateway
 from engine.sender.signing import bybit_auth_signature
 
 REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3

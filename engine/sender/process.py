@@ -60,7 +60,8 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
 from engine.ring.table import FILLS, JOURNAL, ORDERS
 from engine.sender import keys
 from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, FillWriter
-from engine.sender.gateway import HISTOGRAMS, GatewayError, VenueRefusal
+from engine.sender.errors import GatewayError, VenueRefusal
+from engine.sender.gateway import HISTOGRAMS
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
 from engine.state_dir import resolve_tag
 

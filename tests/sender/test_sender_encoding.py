@@ -8,7 +8,7 @@ from engine import demo_keys
 from engine.instruments import Instrument, format_fixed
 from engine.records import SIDE_BUY, SIDE_SELL
 from engine.sender import binance as bn
-from engine.sender.gateway import redact
+from engine.sender.output import redact
 from engine.sender.signing import Ed25519Signer, HmacSigner
 from engine.sender.keys import demo_ed25519_key
 from engine.sim import auth as sim_auth

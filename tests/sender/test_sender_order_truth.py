@@ -24,7 +24,7 @@ from engine.sender import keys
 from engine.sender import order_state as S
 from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, BinanceGateway
 from engine.sender.config import SenderConfig
-from engine.sender.gateway import GatewayError
+from engine.sender.errors import GatewayError
 from engine.sender.liveness import Liveness, RoundTrip
 
 MS = 1_000_000
