@@ -22,7 +22,7 @@ from bench.baselines.asyncio_bot import signed_request
 from engine import demo_keys
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.records import SIDE_BUY
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
 from engine.sender.keys import demo_ed25519_key
 from engine.sender.signing import Ed25519Signer, HmacSigner
 

@@ -9,7 +9,7 @@ Three processes, as in the engine, each running the engine's own code for its st
           fixed-point integers -> put on the quoter's queue
   quoter  the engine's numba model (engine.quoter.model: on_md, on_fill, requote_dirty) on a
           QuoterState; takes every queued item, requotes once per batch -> intents on a queue
-  sender  the engine's byte templates and HMAC signing (engine.sender.binance) -> the WS API;
+  sender  the engine's byte templates and HMAC signing (engine.sender.venues.binance) -> the WS API;
           answers go back to the quoter's queue as acks / rejects / cancels
 The quoter reads one queue fed by both the feed and the sender (what an mp.Queue design does
 naturally; the engine has two rings). Not ported: fills (no user-data stream: the model's
@@ -30,7 +30,8 @@ from bench.baselines.common import (API_KEY, API_SECRET, announce_ready, parse_a
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ALL_INSTRUMENTS, FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_REJECT,
                             FILL_RESUME)
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
+from engine.sender.venues.binance import wire
 from engine.sender.signing import HmacSigner
 
 MD, FILL = 0, 1               # first field of what the quoter's queue carries
@@ -182,7 +183,7 @@ class _Sender:
         self.transport.send(self.text, frame)
 
     def on_answer(self, payload: bytes) -> None:
-        fr = bn.FRAME.decode(payload)
+        fr = wire.FRAME.decode(payload)
         req = self.requests.pop(fr.id, None) if isinstance(fr.id, int) else None
         if req is None:
             return

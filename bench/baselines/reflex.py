@@ -5,7 +5,7 @@ the id of its one resting order: the floor of Python on this box.
     python -m bench.baselines.reflex --md-url ws://127.0.0.1:PORT \
         --api-url ws://127.0.0.1:PORT/ws-api/v3 --tag rfx
 
-The order is the engine's own byte template (engine.sender.binance, HMAC signed): a post-only
+The order is the engine's own byte template (engine.sender.venues.binance, HMAC signed): a post-only
 bid far below the market, moved by order.cancelReplace on every event (a new client id
 `<tag>-<u>-<n>` each time, so the venue's wire clock times it). Like the engine, it keeps at
 most one request in flight per side it quotes (one side here): events that arrive while the
@@ -24,7 +24,7 @@ from bench.baselines.common import (API_KEY, API_SECRET, MAX_IN_FLIGHT_PER_SIDE,
                                     stop_future)
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.records import SIDE_BUY
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
 from engine.sender.signing import HmacSigner
 
 _TEXT = WSMsgType.TEXT

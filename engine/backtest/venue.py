@@ -1,6 +1,6 @@
 """The venue of the backtest: the simulator's matching rules (engine/sim/exchange.py, replay
 mode) compiled, and the fill records the sender would emit for what the venue does
-(engine/sender/binance_gateway.py with cancelReplaceMode STOP_ON_FAILURE). Hot path.
+(engine/sender/venues/binance/gateway.py with cancelReplaceMode STOP_ON_FAILURE). Hot path.
 
 Matching, as in the simulator:
 - A post-only order that would cross the venue's book is refused (-2010). Otherwise it rests;

@@ -85,9 +85,9 @@ def _log(msg: str) -> None:
 
 def make_gateway(cfg, creds, fills, hist, dry_run, kill_addr=0):
     if cfg.sender.venue == "bybit":
-        from engine.sender.bybit import BybitGateway
+        from engine.sender.venues.bybit.gateway import BybitGateway
         return BybitGateway(cfg, creds, fills, hist, dry_run, kill_addr)
-    from engine.sender.binance_gateway import BinanceGateway
+    from engine.sender.venues.binance.gateway import BinanceGateway
     return BinanceGateway(cfg, creds, fills, hist, dry_run, kill_addr)
 
 

@@ -67,8 +67,3 @@ class Ed25519Signer:
     def public_bytes(self) -> bytes:
         from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
         return self._key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-
-
-def bybit_auth_signature(secret: bytes, expires_ms: int) -> str:
-    """Bybit v5 WebSocket auth: hex(HMAC_SHA256(secret, "GET/realtime" + expires))."""
-    return hmac.new(secret, b"GET/realtime" + str(expires_ms).encode(), sha256).hexdigest()

@@ -1,5 +1,5 @@
 """The light venue's order API answers in the shapes the engine's own decoders read
-(engine/sender/binance.py), with Binance's codes for what goes wrong; no sockets."""
+(engine/sender/venues/binance/wire.py), with Binance's codes for what goes wrong; no sockets."""
 from __future__ import annotations
 
 import json
@@ -8,7 +8,7 @@ import pytest
 
 from bench.light_api import LightApi, Session
 from bench.light_venue import exchange_info_entry, instruments_for
-from engine.sender import binance as bn
+from engine.sender.venues.binance import wire as bn
 
 
 @pytest.fixture

@@ -17,7 +17,7 @@ from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.records import (ACTION_RESET_SEEN, ALL_INSTRUMENTS, FILL_ACK, FILL_CANCELED,
                             FILL_POSITION, FILL_REJECT, FILL_RESET, FILL_RESUME, FILL_TRADE,
                             SIDE_BUY, SIDE_SELL)
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
 from engine.sender.fills import LOCAL_BEFORE_RESET
 from engine.sender.signing import HmacSigner
 from tests.support.sender_process import QuoterEnd, SenderProcess

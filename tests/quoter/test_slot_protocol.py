@@ -2,7 +2,7 @@
 
 Driven for real: the compiled quoter core (engine/quoter/model.py through quoter_harness: the
 numba functions the quoter process runs) and the Binance gateway (engine/sender/
-binance_gateway.py: on_intent, answers and executionReports through on_frame, lost answers,
+venues/binance/gateway.py: on_intent, answers and executionReports through on_frame, lost answers,
 the refusal rules, its OrderTable), with no socket. Modelled here: the two rings (FIFO queues:
 the quoter acts on what it has read, the sender on its own truth), a venue (one connection,
 requests processed in order, answers and reports delivered late, reordered, duplicated or
@@ -56,10 +56,10 @@ from engine.quoter.config import QuoterConfig
 from engine.quoter.state import anchor_words, restore_anchor, save_anchor
 from engine.records import (FILL_POSITION, FILL_RESET, FILL_TRADE, FILL_UNKNOWN, MD_BBO,
                             MD_DTYPE, MD_STALE, SIDE_BUY)
-from engine.sender import binance as bn
+from engine.sender.venues.binance import wire as bn
 from engine.sender import keys
 from engine.sender import order_state as S
-from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, REQ_REPLACE, BinanceGateway
+from engine.sender.venues.binance.gateway import REQ_CANCEL, REQ_PLACE, REQ_REPLACE, BinanceGateway
 from engine.sender.config import SenderConfig
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 

@@ -19,7 +19,7 @@ from engine.records import (ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE, FILL_CANC
                             MD_DTYPE, SIDE_BUY)
 from engine.sender import keys
 from engine.sender import order_state as S
-from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, BinanceGateway
+from engine.sender.venues.binance.gateway import REQ_CANCEL, REQ_PLACE, BinanceGateway
 from engine.sender.config import SenderConfig
 from engine.strategies.fixed_spread.config import FixedSpreadConfig
 

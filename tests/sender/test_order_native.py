@@ -14,9 +14,9 @@ from engine import demo_keys
 from engine.config import EngineConfig
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.records import ACTION_NEW, SIDE_BUY, SIDE_SELL
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
 from engine.sender import keys
-from engine.sender.binance_gateway import BinanceGateway
+from engine.sender.venues.binance.gateway import BinanceGateway
 from engine.sender.signing import HmacSigner
 
 ODD = Instrument(symbol="SHIBUSDT", base="SHIB", quote="USDT", tick_size="0.00000001",

@@ -7,7 +7,8 @@ from hypothesis import given, strategies as st
 from engine import demo_keys
 from engine.instruments import Instrument, format_fixed
 from engine.records import SIDE_BUY, SIDE_SELL
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
+from engine.sender.venues.binance import wire
 from engine.sender.output import redact
 from engine.sender.signing import Ed25519Signer, HmacSigner
 from engine.sender.keys import demo_ed25519_key
@@ -90,14 +91,14 @@ def test_positive_exponents_render_trailing_zeros():
 def test_decimal_slot_matches_format_fixed(mantissa, exp):
     slot = bn.decimal_slot(exp)
     assert (slot.fmt % divmod(mantissa, bn.scale_of(exp))).decode() == format_fixed(mantissa, exp)
-    assert bn.parse_fixed(format_fixed(mantissa, exp), exp) == mantissa
+    assert wire.parse_fixed(format_fixed(mantissa, exp), exp) == mantissa
 
 
 def test_parse_fixed_refuses_excess_precision():
-    assert bn.parse_fixed("0.01000000", -5) == 1000
-    assert bn.parse_fixed("60000.12000000", -2) == 6000012
+    assert wire.parse_fixed("0.01000000", -5) == 1000
+    assert wire.parse_fixed("60000.12000000", -2) == 6000012
     try:
-        bn.parse_fixed("0.000001", -5)
+        wire.parse_fixed("0.000001", -5)
     except ValueError:
         pass
     else:
@@ -114,11 +115,11 @@ def test_redact_hides_key_and_signature():
 
 def test_execution_report_corpus_decodes(corpus):
     wrapped = json.loads((corpus / "binance/nautilus/ws_spot_execution_report_trade.json").read_bytes())
-    er = bn.EXECUTION_REPORT.decode(json.dumps(wrapped["data"]).encode())
+    er = wire.EXECUTION_REPORT.decode(json.dumps(wrapped["data"]).encode())
     assert (er.x, er.X, er.l, er.L, er.z, er.i) == \
         ("TRADE", "PARTIALLY_FILLED", "0.50000000", "2499.50000000", "0.50000000", 1234567890)
-    frame = bn.FRAME.decode((corpus / "binance/nautilus/execution_report_wrapped.json").read_bytes())
+    frame = wire.FRAME.decode((corpus / "binance/nautilus/execution_report_wrapped.json").read_bytes())
     assert frame.subscriptionId == 0
-    assert bn.EXECUTION_REPORT.decode(frame.event).c == "mUvoqJxFIILMdfAW5iGSOW"
+    assert wire.EXECUTION_REPORT.decode(frame.event).c == "mUvoqJxFIILMdfAW5iGSOW"
     canceled = json.loads((corpus / "binance/nautilus/ws_spot_execution_report_canceled.json").read_bytes())
-    assert bn.EXECUTION_REPORT.decode(json.dumps(canceled["data"]).encode()).x == "CANCELED"
+    assert wire.EXECUTION_REPORT.decode(json.dumps(canceled["data"]).encode()).x == "CANCELED"

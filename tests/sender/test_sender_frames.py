@@ -10,7 +10,7 @@ from engine.records import (FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_RE
                             FILL_TRADE, FILL_UNKNOWN, SIDE_BUY)
 from engine.sender import keys
 from engine.sender import order_state as S
-from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, REQ_REPLACE, BinanceGateway
+from engine.sender.venues.binance.gateway import REQ_CANCEL, REQ_PLACE, REQ_REPLACE, BinanceGateway
 from engine.sender.config import SenderConfig
 
 

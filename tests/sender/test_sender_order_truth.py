@@ -19,10 +19,10 @@ from engine.config import EngineConfig
 from engine.quoter.config import QuoterConfig
 from engine.records import (FILL_ACK, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESUME,
                             FILL_UNKNOWN, SIDE_BUY)
-from engine.sender import binance as bn
+from engine.sender.venues.binance import wire as bn
 from engine.sender import keys
 from engine.sender import order_state as S
-from engine.sender.binance_gateway import REQ_CANCEL, REQ_PLACE, BinanceGateway
+from engine.sender.venues.binance.gateway import REQ_CANCEL, REQ_PLACE, BinanceGateway
 from engine.sender.config import SenderConfig
 from engine.sender.errors import GatewayError
 from engine.sender.liveness import Liveness, RoundTrip
@@ -382,7 +382,7 @@ def test_strangers_left_resting_get_no_resume_until_they_are_gone(gw):
 
 
 def test_the_bybit_gateway_has_a_shutdown_notice():
-    from engine.sender.bybit import BybitGateway
+    from engine.sender.venues.bybit.gateway import BybitGateway
     cfg = EngineConfig(tag="mm", sender=SenderConfig(url="ws://127.0.0.1:1/v5/trade",
                                                      venue="bybit", auth="hmac"))
     g = BybitGateway(cfg, keys.load(cfg.sender, cfg.sender.url, env={}), ListSink())

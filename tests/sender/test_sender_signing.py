@@ -7,9 +7,10 @@ import pytest
 
 from engine import demo_keys
 from engine.instruments import Instrument
-from engine.sender import binance as bn
+from engine.sender.venues.binance import encoding as bn
 from engine.sender.keys import demo_ed25519_key
-from engine.sender.signing import Ed25519Signer, HmacSigner, bybit_auth_signature, sign_tail
+from engine.sender.signing import Ed25519Signer, HmacSigner, sign_tail
+from engine.sender.venues.bybit.encoding import bybit_auth_signature
 from engine.sim import auth as sim_auth
 
 KEY = demo_keys.DEMO_API_KEY          # the docs' example apiKey

@@ -1,5 +1,5 @@
-"""Binance Spot WebSocket API: request encoding from pre-built byte templates, and the decoders
-for its responses and user-data events (../shared/PROTOCOLS.md sections 3-4).
+"""Binance Spot WebSocket API, outgoing: request encoding from pre-built byte templates
+(../shared/PROTOCOLS.md sections 3-4; what comes back is wire.py's).
 
 Encoding. Every request kind an order can need (place, cancelReplace, cancel per instrument,
 side and post-only flag) is rendered once at start into two %-format byte strings: the signed
@@ -24,34 +24,13 @@ from engine import _order
 from engine._order import render as _render
 from engine.instruments import Instrument
 from engine.records import SIDE_BUY
+from engine.sender.decimals import Slot, decimal_slot, scale_of
 from engine.sender.signing import Ed25519Signer, HmacSigner, sign_tail
 
 AUTH_HMAC, AUTH_SESSION, AUTH_ED25519 = "hmac", "session", "ed25519"
 
-
-class Slot:
-    """A variable parameter: its %-format and whether JSON quotes it."""
-    __slots__ = ("fmt", "quoted")
-
-    def __init__(self, fmt: bytes, quoted: bool):
-        self.fmt = fmt
-        self.quoted = quoted
-
-
 BYTES = Slot(b"%b", True)        # client order ids
 INT = Slot(b"%d", False)         # timestamps, venue order ids
-
-
-def decimal_slot(exp: int) -> Slot:
-    """A fixed-point value taking (int_part, frac_part) = divmod(mantissa, 10**-exp)."""
-    if exp < 0:
-        return Slot(b"%d.%0" + str(-exp).encode() + b"d", True)
-    # scale 1: divmod gives (mantissa, 0); "%.0a" consumes the 0 and prints nothing
-    return Slot(b"%d" + b"0" * exp + b"%.0a", True)
-
-
-def scale_of(exp: int) -> int:
-    return 10 ** -exp if exp < 0 else 1
 
 
 # What each variable parameter is to the C renderer (engine._order), by parameter name.
@@ -330,135 +309,3 @@ def user_stream_frame(rid: int, auth: str, api_key: str, hmac_signer: HmacSigner
 
 def time_frame(rid: int) -> bytes:
     return b'{"id":%d,"method":"time"}' % rid
-
-
-# ==================================================================== decoding
-class ErrorData(msgspec.Struct):
-    retryAfter: int = 0            # 429/418: epoch ms when requests may resume
-    serverTime: int = 0
-    cancelResult: str = ""         # cancelReplace failures: SUCCESS | FAILURE
-    newOrderResult: str = ""       # SUCCESS | FAILURE | NOT_ATTEMPTED
-    cancelResponse: msgspec.Raw = msgspec.Raw()
-    newOrderResponse: msgspec.Raw = msgspec.Raw()
-
-
-class ApiError(msgspec.Struct):
-    code: int = 0                  # venue error code (-2010, -2011, ...)
-    msg: str = ""
-    data: ErrorData | None = None
-
-
-class RateLimit(msgspec.Struct):
-    rateLimitType: str = ""        # REQUEST_WEIGHT | ORDERS
-    interval: str = ""             # SECOND | MINUTE | HOUR | DAY
-    intervalNum: int = 1
-    limit: int = 0
-    count: int = 0
-
-
-class Frame(msgspec.Struct):
-    """Any text frame on the WS API connection: a response (id, status) or a user-data event."""
-    id: int | str | None = None
-    status: int = 0                # 200 ok; 400 failed; 409 partial; 418 banned; 429 limited
-    result: msgspec.Raw = msgspec.Raw()
-    error: ApiError | None = None
-    rateLimits: list[RateLimit] | None = None
-    subscriptionId: int | None = None
-    event: msgspec.Raw = msgspec.Raw()
-
-
-class OrderResult(msgspec.Struct):
-    """order.place / order.cancel / order.status / openOrders.* result entries."""
-    symbol: str = ""
-    orderId: int = 0
-    clientOrderId: str = ""        # for cancels: the cancel's own id
-    origClientOrderId: str = ""    # for cancels: the canceled order's id
-    transactTime: int = 0
-    price: str = ""
-    origQty: str = ""
-    executedQty: str = ""
-    status: str = ""               # NEW | PARTIALLY_FILLED | FILLED | CANCELED | ...
-    side: str = ""
-    updateTime: int = 0
-    cummulativeQuoteQty: str = ""
-
-
-class ReplaceResult(msgspec.Struct):
-    cancelResult: str = ""
-    newOrderResult: str = ""
-    cancelResponse: OrderResult | None = None
-    newOrderResponse: OrderResult | None = None
-
-
-class Balance(msgspec.Struct):
-    asset: str
-    free: str
-    locked: str
-
-
-class Account(msgspec.Struct):
-    balances: list[Balance] = []
-
-
-class ServerTime(msgspec.Struct):
-    serverTime: int = 0
-
-
-class EventKind(msgspec.Struct):
-    e: str = ""
-
-
-class ExecutionReport(msgspec.Struct):
-    """executionReport (keys are case-sensitive: c/C, l/L, z/Z)."""
-    s: str                         # symbol
-    c: str                         # client order id
-    S: str                         # side BUY | SELL
-    q: str                         # order quantity
-    p: str                         # order price
-    x: str                         # execution type NEW | CANCELED | REPLACED | REJECTED | TRADE | EXPIRED | TRADE_PREVENTION
-    X: str                         # order status
-    i: int = 0                     # venue order id
-    l: str = "0"                   # noqa: E741 - last fill qty
-    z: str = "0"                   # cumulative filled qty
-    L: str = "0"                   # last fill price
-    C: str = ""                    # original client id (of a canceled order)
-    r: str = "NONE"                # reject reason
-    T: int = 0                     # transaction time, ms
-    E: int = 0                     # event time, ms
-    n: str = "0"                   # commission of this fill
-    N: str | None = None           # commission asset (None: no fill)
-    t: int = -1                    # trade id (-1: no fill)
-    m: bool = False                # the fill was a maker fill
-
-
-FRAME = msgspec.json.Decoder(Frame)
-ORDER_RESULT = msgspec.json.Decoder(OrderResult)
-API_ERROR = msgspec.json.Decoder(ApiError)
-ORDER_RESULTS = msgspec.json.Decoder(list[OrderResult])
-REPLACE_RESULT = msgspec.json.Decoder(ReplaceResult)
-ACCOUNT = msgspec.json.Decoder(Account)
-SERVER_TIME = msgspec.json.Decoder(ServerTime)
-EVENT_KIND = msgspec.json.Decoder(EventKind)
-EXECUTION_REPORT = msgspec.json.Decoder(ExecutionReport)
-
-
-def parse_fixed(text: str, exp: int) -> int:
-    """'0.01000000', -5 -> 1000: a decimal string as a mantissa at `exp`. Digits beyond the
-    exponent must be zero (ValueError otherwise: the venue sent more precision than ours)."""
-    neg = text.startswith("-")
-    if neg:
-        text = text[1:]
-    whole, _, frac = text.partition(".")
-    if exp >= 0:
-        if frac.strip("0"):
-            raise ValueError(f"{text!r} has more precision than 10^{exp}")
-        v = int(whole or "0")
-        if exp and v % 10 ** exp:
-            raise ValueError(f"{text!r} is not a multiple of 10^{exp}")
-        v //= 10 ** exp
-    else:
-        d = -exp
-        if frac[d:].strip("0"):
-            raise ValueError(f"{text!r} has more precision than 10^{exp}")
-        v = int(whole or "0") * 10 ** d + int(frac[:d].ljust(d, "0") or "0")
-    return -v if neg else v

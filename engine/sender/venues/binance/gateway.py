@@ -23,7 +23,6 @@ Choices:
 """
 from __future__ import annotations
 
-import asyncio
 import time
 from decimal import Decimal
 from time import perf_counter_ns
@@ -32,39 +31,26 @@ import msgspec
 from picows import WSMsgType
 
 from engine.journal.writer import asset_word, commission_units
-from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
                             ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
-                            JE_REQ_REPLACE, JE_STRANGER_CANCELED)
-from engine.sender import binance as bn
+                            JE_REQ_REPLACE)
 from engine.sender.errors import GatewayError, VenueRefusal
 from engine.sender.gateway import Gateway
 from engine.sender.intents import PERMANENT_STREAK
-from engine.sender.order_state import PENDING_NEW, UNKNOWN
 from engine.sender.signing import Ed25519Signer, HmacSigner
+from engine.sender.venues.binance import encoding as bn
+from engine.sender.venues.binance import wire
+from engine.sender.venues.binance.reconcile import BinanceReconcile
+from engine.sender.venues.binance.wire import (AUTH_CODES, GONE_CODES, INTERVAL_MS, ORDER_CODES,
+                                               REQ_CANCEL, REQ_CANCEL_ALL, REQ_PLACE,
+                                               REQ_REPLACE, STATUS_UNKNOWN, TOO_MANY_ORDERS,
+                                               error_text)
 
-REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
-UNKNOWN_ORDER, NO_SUCH_ORDER, STATUS_UNKNOWN = -2011, -2013, -1007
-TOO_MANY_ORDERS = -1015       # a 429 for the ORDERS windows: new orders wait, nothing else
-GONE_CODES = (UNKNOWN_ORDER, NO_SUCH_ORDER)
-# Refusals retrying cannot fix: key, key format, signature (at once); unknown symbol, filter
-# failure, illegal characters (when every order of a streak gets them).
-AUTH_CODES = {-2015: "the API key is refused (wrong key, IP not whitelisted, or no trading "
-                     "permission): check MM_API_KEY / sender.api_key_file and the key's settings",
-              -2014: "the API key has a bad format: check MM_API_KEY / sender.api_key_file",
-              -1022: "the signature is refused: check MM_API_SECRET / sender.api_secret_file "
-                     "(or the Ed25519 key) belongs to MM_API_KEY"}
-ORDER_CODES = {-1013: "every order fails the venue's filters (tick, lot, minimum notional): "
-                      "check instruments[].tick_size/lot_size and quoter.order_size",
-               -1121: "the venue does not know the symbol: check MM_SYMBOL / instruments",
-               -1100: "the venue refuses characters in our requests: check the tag and symbol"}
 _TEXT = WSMsgType.TEXT
-_INTERVAL_MS = {"SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
-STRANGER_TRIES = 3
 
 
-class BinanceGateway(Gateway):
+class BinanceGateway(BinanceReconcile, Gateway):
     venue = "binance"
     CREATES = frozenset((REQ_PLACE, REQ_REPLACE))
 
@@ -187,7 +173,7 @@ class BinanceGateway(Gateway):
     # ================================================================ incoming frames
     def on_frame(self, payload: bytes) -> None:
         try:
-            fr = bn.FRAME.decode(payload)
+            fr = wire.FRAME.decode(payload)
         except msgspec.DecodeError:
             self.counts["malformed"] += 1
             return
@@ -222,7 +208,7 @@ class BinanceGateway(Gateway):
         noted for every request kind."""
         orders = []
         for rl in entries:
-            span = _INTERVAL_MS.get(rl.interval, 1000) * max(rl.intervalNum, 1)
+            span = INTERVAL_MS.get(rl.interval, 1000) * max(rl.intervalNum, 1)
             if rl.rateLimitType == "ORDERS":
                 orders.append((rl.count, rl.limit, span))
             elif rl.rateLimitType == "REQUEST_WEIGHT":
@@ -230,10 +216,10 @@ class BinanceGateway(Gateway):
         if orders:
             self.pace(orders)
 
-    def _apply_result(self, o, r: bn.OrderResult) -> None:
+    def _apply_result(self, o, r: wire.OrderResult) -> None:
         """An order result (cancel answer, status, open orders entry): its fills, then its
         status."""
-        executed = bn.parse_fixed(r.executedQty, self._qexp[o.instrument]) if r.executedQty else 0
+        executed = wire.parse_fixed(r.executedQty, self._qexp[o.instrument]) if r.executedQty else 0
         self.orders.venue_status(o, r.status or "CANCELED", executed, r.orderId)
 
     def _on_ok(self, req: tuple, result: msgspec.Raw) -> None:
@@ -242,12 +228,12 @@ class BinanceGateway(Gateway):
         if kind == REQ_PLACE:
             o = orders.find(oid)
             if o is not None:
-                r = bn.ORDER_RESULT.decode(result)
+                r = wire.ORDER_RESULT.decode(result)
                 orders.accepted(o, r.orderId, r.transactTime * 1_000_000)
                 self.accepted_one()
                 self._expect_report(o)
         elif kind == REQ_REPLACE:
-            r = bn.REPLACE_RESULT.decode(result)
+            r = wire.REPLACE_RESULT.decode(result)
             old, new = orders.find(orig), orders.find(oid)
             if old is not None:
                 if r.cancelResponse is not None:
@@ -262,18 +248,18 @@ class BinanceGateway(Gateway):
         elif kind == REQ_CANCEL:
             o = orders.find(oid)
             if o is not None:
-                self._apply_result(o, bn.ORDER_RESULT.decode(result))
+                self._apply_result(o, wire.ORDER_RESULT.decode(result))
         elif kind == REQ_CANCEL_ALL:
-            for r in bn.ORDER_RESULTS.decode(result):
+            for r in wire.ORDER_RESULTS.decode(result):
                 n = orders.order_id_of(r.origClientOrderId or r.clientOrderId)
                 o = orders.find(n) if n is not None else None
                 if o is not None:
                     self._apply_result(o, r)
 
-    def _on_error(self, req: tuple, fr: bn.Frame) -> None:
+    def _on_error(self, req: tuple, fr: wire.Frame) -> None:
         kind, oid, orig = req[:3]
         orders = self.orders
-        err = fr.error or bn.ApiError()
+        err = fr.error or wire.ApiError()
         code = err.code
         if fr.status >= 500 or code == STATUS_UNKNOWN:     # not known whether it was done
             self.counts["server_errors"] += 1
@@ -292,18 +278,18 @@ class BinanceGateway(Gateway):
             if data is not None and data.cancelResult:      # the venue ran the legs
                 if old is not None:
                     if data.cancelResult == "SUCCESS":
-                        self._apply_result(old, bn.ORDER_RESULT.decode(data.cancelResponse))
+                        self._apply_result(old, wire.ORDER_RESULT.decode(data.cancelResponse))
                     else:
-                        self._cancel_failed(old, bn.API_ERROR.decode(data.cancelResponse).code
+                        self._cancel_failed(old, wire.API_ERROR.decode(data.cancelResponse).code
                                             or code)
                 if new is not None:
                     if data.newOrderResult == "SUCCESS":
-                        r = bn.ORDER_RESULT.decode(data.newOrderResponse)
+                        r = wire.ORDER_RESULT.decode(data.newOrderResponse)
                         orders.accepted(new, r.orderId, r.transactTime * 1_000_000)
                     else:
                         new_code = code
                         if data.newOrderResult == "FAILURE" and data.newOrderResponse:
-                            new_code = bn.API_ERROR.decode(data.newOrderResponse).code or code
+                            new_code = wire.API_ERROR.decode(data.newOrderResponse).code or code
                         orders.rejected(new, new_code)
                         if data.newOrderResult == "FAILURE":
                             self._note_order_refusal(new.instrument, new_code, err.msg)
@@ -334,13 +320,13 @@ class BinanceGateway(Gateway):
 
     def _on_event(self, raw: msgspec.Raw) -> None:
         try:
-            kind = bn.EVENT_KIND.decode(raw).e
+            kind = wire.EVENT_KIND.decode(raw).e
             if kind != "executionReport":
                 if kind == "serverShutdown":
                     self.shutdown_notice = True
                 self.counts["other_events"] += 1
                 return
-            er = bn.EXECUTION_REPORT.decode(raw)
+            er = wire.EXECUTION_REPORT.decode(raw)
         except (msgspec.DecodeError, msgspec.ValidationError):
             self.counts["malformed"] += 1
             return
@@ -361,18 +347,18 @@ class BinanceGateway(Gateway):
             self._awaiting_report.pop(n, None)
         ts = er.T * 1_000_000
         try:
-            cum = bn.parse_fixed(er.z, self._qexp[inst])
+            cum = wire.parse_fixed(er.z, self._qexp[inst])
             if x == "NEW":
                 orders.accepted(o, er.i, ts)
             elif x == "TRADE":
                 before = o.cum_qty
-                px = bn.parse_fixed(er.L, self._pexp[inst])
+                px = wire.parse_fixed(er.L, self._pexp[inst])
                 orders.traded(o, px, cum, ts)
                 if o.cum_qty > before:       # once per new fill
                     if er.N == self.instruments[inst].base and er.n:
                         self.base_commission[inst] += Decimal(er.n)
                     self.journal.exec_trade(n, er.i, er.t, inst, o.side, px,
-                                            bn.parse_fixed(er.l, self._qexp[inst]), cum,
+                                            wire.parse_fixed(er.l, self._qexp[inst]), cum,
                                             commission_units(er.n) if er.N else 0,
                                             asset_word(er.N), er.m, ts)
             elif x in ("CANCELED", "EXPIRED", "TRADE_PREVENTION"):
@@ -436,8 +422,8 @@ class BinanceGateway(Gateway):
     def _logon_error(self, what: str, r) -> GatewayError:
         code = r.error.code if r.error is not None else 0
         if code in AUTH_CODES:
-            return VenueRefusal(f"{what} refused ({_err(r)}): {AUTH_CODES[code]}")
-        return GatewayError(f"{what} refused: {_err(r)}")
+            return VenueRefusal(f"{what} refused ({error_text(r)}): {AUTH_CODES[code]}")
+        return GatewayError(f"{what} refused: {error_text(r)}")
 
     async def sync_clock(self, transport=None, samples: int = 3) -> None:
         """Measure the venue clock offset with `time` requests; keep the lowest-RTT sample."""
@@ -447,165 +433,9 @@ class BinanceGateway(Gateway):
             r = await self.call(bn.time_frame, transport=transport)
             t1, p1 = time.time_ns(), perf_counter_ns()
             if r.status != 200:
-                raise GatewayError(f"time refused: {_err(r)}")
-            server = bn.SERVER_TIME.decode(r.result).serverTime
+                raise GatewayError(f"time refused: {error_text(r)}")
+            server = wire.SERVER_TIME.decode(r.result).serverTime
             if best is None or p1 - p0 < best[0]:
                 best = (p1 - p0, t0, server, t1)
         self.rtt_ns = best[0]
         self.set_clock(best[1], best[2], best[3])
-
-    async def query(self, o) -> None:
-        """order.status by client id, applied to the order (UNKNOWN until the venue knows)."""
-        self.orders.counts["queries_sent"] += 1
-        r = await self.call(lambda rid: self.enc.status(rid, o.instrument, o.cid, self.now_ms()),
-                            timeout=self.query_timeout_s())
-        if r.status == 200:
-            self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
-        elif r.error is not None and r.error.code == NO_SUCH_ORDER:
-            self.orders.not_found(o, self.orders.clock(), busy=self.pending_for(o.order_id))
-        else:
-            raise GatewayError(f"order.status {o.cid.decode()}: {_err(r)}")
-
-    async def _open_orders(self, inst: int, deadline: float | None = None):
-        build = lambda rid: self.enc.open_orders(rid, inst, self.now_ms())   # noqa: E731
-        r = await (self.call_before(build, deadline) if deadline else self.call(build))
-        if r is None:
-            return None
-        if r.status != 200:
-            raise GatewayError(f"openOrders.status {self.instruments[inst].symbol}: {_err(r)}")
-        return bn.ORDER_RESULTS.decode(r.result)
-
-    async def reconcile(self, full: bool = True) -> None:
-        """Open orders of every instrument against the table: ours that rest are confirmed
-        (an UNKNOWN one is resolved), ours that do not are asked about (never concluded from
-        absence), ours that no live order holds are canceled (a previous process's, or a
-        divergence); then positions, and the quoter is told where it stands (a new sender
-        process first tells it to forget its slots: FILL_RESET)."""
-        orders = self.orders
-        first = not self._reconciled_once
-        self.counts["reconciles"] += 1
-        strangers = []
-        for inst in range(len(self.instruments)):
-            listed = set()
-            asked = self.orders.clock()
-            busy = {n for req in self._inflight.values() for n in req[1:3] if n}
-            for e in await self._open_orders(inst):
-                n = orders.order_id_of(e.clientOrderId)
-                if n is None:
-                    continue                          # not ours: never touched
-                o = orders.find(n)
-                if o is not None and (o.live or o.concluded):
-                    listed.add(n)
-                    self._apply_result(o, e)          # (one we called gone: revived, canceled)
-                else:
-                    if o is not None:
-                        self.counts["divergences"] += 1   # we thought it finished
-                    strangers.append((inst, e))
-            self._unlisted_unknown(inst, listed, asked, busy)
-        left = await self._cancel_strangers(strangers) if strangers else 0
-        r = await self.call(lambda rid: self.enc.account(rid, self.now_ms()))
-        if r.status != 200:
-            raise GatewayError(f"account.status: {_err(r)}")
-        bal = {b.asset: (b.free, b.locked) for b in bn.ACCOUNT.decode(r.result).balances}
-        settled = not self._inflight and not orders.unknown()
-        for inst, i in enumerate(self.instruments):
-            free, locked = bal.get(i.base, ("0", "0"))
-            if first:
-                self.base_commission[inst] = Decimal(0)
-            held = Decimal(free) + Decimal(locked) + self.base_commission[inst]
-            self.check_position(inst, _to_units(str(held), i.qexp), first, settled)
-        if full:                             # every unknown asked once before quoting resumes
-            await self.ask_all_unknown(asyncio.get_running_loop().time()
-                                       + self.scfg.request_timeout_s)
-        self._reconciled_once = True
-        self.ready = True
-        self.flush_deferred()
-        self.cancel_orphans()
-        # orders of our tag left resting that no slot holds: no RESUME until they are gone
-        resume = (full or self.resume_owed) and left == 0
-        self.resume_owed = (full or self.resume_owed) and left > 0
-        # a new sender knows none of the quoter's slots: RESET (what they held rests no more,
-        # or is canceled above as a stranger)
-        self.tell_quoter(reset=first, resume=resume)
-
-    def _unlisted_unknown(self, inst: int, listed: set, asked: int, busy: set) -> None:
-        """Our live orders on `inst` that openOrders did not list are asked about (never
-        concluded from absence) - except those the answer cannot speak for: a request for
-        them was in flight when the question was asked (`busy`), is in flight now, or left
-        after the question (the look is taken after the await, not from a snapshot)."""
-        now = self.orders.clock()
-        for o in list(self.orders.live.values()):
-            if (o.instrument == inst and o.order_id not in listed and o.state != UNKNOWN
-                    and o.order_id not in busy and o.last_sent_ns < asked
-                    and not self.pending_for(o.order_id) and not (
-                        o.state == PENDING_NEW and now - o.ts_sent < self.order_timeout_ns)):
-                self.orders.outcome_unknown(o, now)   # not listed: ask, do not conclude
-
-    async def _cancel_strangers(self, strangers: list) -> int:
-        """Cancel orders of our tag that no live order holds; refused cancels are retried.
-        Returns how many are left resting (0: all gone)."""
-        for _ in range(STRANGER_TRIES):
-            answers = await asyncio.gather(*(self.call(
-                lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()))
-                for inst, e in strangers), return_exceptions=True)
-            left = []
-            for (inst, e), r in zip(strangers, answers):
-                if isinstance(r, Exception) or (r.status != 200 and not (
-                        r.error is not None and r.error.code in GONE_CODES)):
-                    left.append((inst, e))
-                else:
-                    self.counts["strangers_canceled"] += r.status == 200
-                    self.journal.decision(JE_STRANGER_CANCELED, inst,
-                                          self.orders.order_id_of(e.clientOrderId) or 0,
-                                          venue_order_id=e.orderId)
-            strangers = left
-            if not strangers:
-                return 0
-        log("sender", f"{len(strangers)} orders of our tag not canceled yet; quoting waits, "
-                      f"the next reconcile tries again")
-        return len(strangers)
-
-    async def cancel_everything(self, deadline: float) -> int:
-        loop = asyncio.get_running_loop()
-        left = -1
-        while loop.time() < deadline:
-            if not await self.wait_unblocked(deadline):    # a 429 back-off applies here too
-                return -1
-            ours = []
-            for inst in range(len(self.instruments)):
-                if self.scfg.symbols_exclusive:
-                    r = await self.call_before(
-                        lambda rid, n=inst: self.enc.cancel_all(rid, n, self.now_ms()), deadline)
-                    if r is not None and r.status == 200:
-                        self._on_ok((REQ_CANCEL_ALL, 0, 0), r.result)
-                entries = await self._open_orders(inst, deadline)
-                if entries is None:
-                    return -1
-                ours += [(inst, e) for e in entries
-                         if self.orders.order_id_of(e.clientOrderId) is not None]
-            left = len(ours)
-            if not ours:
-                return 0
-            answers = await asyncio.gather(*(self.call_before(
-                lambda rid, i=inst, v=e.orderId: self.enc.cancel_by_id(rid, i, v, self.now_ms()),
-                deadline) for inst, e in ours), return_exceptions=True)
-            for (inst, e), r in zip(ours, answers):
-                if isinstance(r, Exception) or r is None or r.status != 200:
-                    continue
-                self.counts["cancels_sent"] += 1
-                o = self.orders.find(self.orders.order_id_of(e.clientOrderId))
-                if o is not None:
-                    self._apply_result(o, bn.ORDER_RESULT.decode(r.result))
-            await asyncio.sleep(0.02)
-        return left
-
-
-def _err(r) -> str:
-    e = r.error
-    return f"status {r.status} code {e.code} {e.msg!r}" if e is not None else f"status {r.status}"
-
-
-def _to_units(text: str, exp: int) -> int:
-    """A balance string at the instrument's qty exponent, truncated (dust below a lot is 0)."""
-    from decimal import ROUND_DOWN, Decimal
-    return int((Decimal(text).scaleb(-exp)).to_integral_value(ROUND_DOWN))

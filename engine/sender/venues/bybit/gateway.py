@@ -24,94 +24,22 @@ from time import perf_counter_ns
 import msgspec
 from picows import WSMsgType
 
-from engine.proc import log
 from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
-                            ACTION_RESET_SEEN,
-                            SIDE_BUY)
-from engine.sender.binance import decimal_slot, scale_of
+                            ACTION_RESET_SEEN)
 from engine.sender.errors import GatewayError, VenueRefusal
 from engine.sender.gateway import Gateway
-from engine.sender.signing import bybit_auth_signature
+from engine.sender.venues.bybit.encoding import BybitEncoder, auth_frame
+from engine.sender.venues.bybit.reconcile import BybitReconcile
+from engine.sender.venues.bybit.wire import (AUTH_REFUSALS, ORDER_NOT_FOUND, REQ_AMEND,
+                                             REQ_CANCEL, REQ_CREATE, RESPONSE, SERVICE_UNKNOWN,
+                                             venue_id_of)
 
-REQ_CREATE, REQ_AMEND, REQ_CANCEL = 1, 2, 3
-ORDER_NOT_FOUND = 110001        # "order not exists or too late to cancel"
-SERVICE_UNKNOWN = (10016, 10019)  # internal error / service restarting: outcome unknown
-# auth refusals retrying cannot fix (Bybit v5 error codes)
-AUTH_REFUSALS = {10003: "the API key is invalid: check MM_API_KEY / sender.api_key_file",
-                 10004: "the signature is refused: check MM_API_SECRET / sender.api_secret_file "
-                        "belongs to MM_API_KEY",
-                 10005: "the key lacks the trade permission: enable it for this key",
-                 10010: "this IP is not whitelisted for the key"}
 AUTH_EXPIRES_MS = 10_000        # auth `expires` = now + this
 PING_EVERY_S = 20.0             # Bybit recommends an application ping every 20 s
 _TEXT = WSMsgType.TEXT
 
 
-class Response(msgspec.Struct):
-    """Any /v5/trade answer (order ops, auth, pong)."""
-    op: str = ""
-    reqId: str = ""
-    retCode: int = 0
-    retMsg: str = ""
-    data: msgspec.Raw = msgspec.Raw()
-    header: dict[str, str] | None = None   # X-Bapi-Limit, X-Bapi-Limit-Status, Timenow, ...
-
-
-class OrderData(msgspec.Struct):
-    orderId: str = ""
-    orderLinkId: str = ""
-
-
-RESPONSE = msgspec.json.Decoder(Response)
-ORDER_DATA = msgspec.json.Decoder(OrderData)
-
-
-class BybitEncoder:
-    """Byte templates for the three order ops, per instrument x side x post-only."""
-
-    def __init__(self, instruments, recv_window_ms: int, category: str = "spot"):
-        head = (b'{"reqId":"%d","header":{"X-BAPI-TIMESTAMP":"%d","X-BAPI-RECV-WINDOW":"'
-                + str(recv_window_ms).encode() + b'"},"op":')
-        self.pscale = [scale_of(i.pexp) for i in instruments]
-        self.qscale = [scale_of(i.qexp) for i in instruments]
-        self._create, self._amend, self._cancel = [], [], []
-        for i in instruments:
-            sym = b'"category":"' + category.encode() + b'","symbol":"' + i.symbol.encode() + b'"'
-            px, qty = decimal_slot(i.pexp).fmt, decimal_slot(i.qexp).fmt
-            for side in (b"Buy", b"Sell"):
-                for tif in (b"GTC", b"PostOnly"):
-                    self._create.append(
-                        head + b'"order.create","args":[{' + sym + b',"side":"' + side
-                        + b'","orderType":"Limit","timeInForce":"' + tif + b'","qty":"' + qty
-                        + b'","price":"' + px + b'","orderLinkId":"%b"}]}')
-            self._amend.append(head + b'"order.amend","args":[{' + sym
-                               + b',"orderLinkId":"%b","qty":"' + qty + b'","price":"' + px
-                               + b'"}]}')
-            self._cancel.append(head + b'"order.cancel","args":[{' + sym
-                                + b',"orderLinkId":"%b"}]}')
-
-    def create(self, rid, inst, side, post_only, link, price, qty, ts_ms) -> bytes:
-        pi, pf = divmod(price, self.pscale[inst])
-        qi, qf = divmod(qty, self.qscale[inst])
-        return self._create[inst * 4 + (side != SIDE_BUY) * 2 + post_only] % (
-            rid, ts_ms, qi, qf, pi, pf, link)
-
-    def amend(self, rid, inst, link, price, qty, ts_ms) -> bytes:
-        pi, pf = divmod(price, self.pscale[inst])
-        qi, qf = divmod(qty, self.qscale[inst])
-        return self._amend[inst] % (rid, ts_ms, link, qi, qf, pi, pf)
-
-    def cancel(self, rid, inst, link, ts_ms) -> bytes:
-        return self._cancel[inst] % (rid, ts_ms, link)
-
-
-def auth_frame(api_key: str, secret: bytes, expires_ms: int) -> bytes:
-    """`op: auth` with hex(HMAC_SHA256(secret, "GET/realtime" + expires))."""
-    return msgspec.json.encode({"reqId": "auth", "op": "auth", "args": [
-        api_key, expires_ms, bybit_auth_signature(secret, expires_ms)]})
-
-
-class BybitGateway(Gateway):
+class BybitGateway(BybitReconcile, Gateway):
     venue = "bybit"
     auth = "hmac-auth"
     CREATES = frozenset((REQ_CREATE, REQ_AMEND))
@@ -220,7 +148,7 @@ class BybitGateway(Gateway):
             o = orders.find(oid)
             if o is not None:
                 if ok:
-                    orders.accepted(o, _venue_id(r.data))
+                    orders.accepted(o, venue_id_of(r.data))
                     self.accepted_one()
                 else:
                     orders.rejected(o, r.retCode)
@@ -230,7 +158,7 @@ class BybitGateway(Gateway):
                 if old is not None:
                     orders.canceled(old)
                 if new is not None:
-                    orders.accepted(new, _venue_id(r.data))
+                    orders.accepted(new, venue_id_of(r.data))
             else:
                 if old is not None:
                     orders.cancel_refused(old, r.retCode)
@@ -282,38 +210,3 @@ class BybitGateway(Gateway):
         if self.connected and now - self._last_ping >= PING_EVERY_S:
             self._last_ping = now
             self.send(b'{"op":"ping"}')
-
-    async def query(self, o) -> None:
-        """No order query on /v5/trade: an UNKNOWN order is settled by canceling it by its
-        orderLinkId - canceled means it rested (and now does not), "not found" means it does
-        not rest. Either way nothing of ours rests unmanaged."""
-        rid = self.next_rid()
-        self.track(rid, REQ_CANCEL, o.order_id, 0, perf_counter_ns())
-        self.send(self.enc.cancel(rid, o.instrument, o.cid, self.now_ms()))
-        self.orders.counts["queries_sent"] += 1
-        o.query_due_ns = perf_counter_ns() + 2 * self.order_timeout_ns
-
-    async def reconcile(self, full: bool = True) -> None:
-        # No open-orders query on /v5/trade (REST only): the local table stays the truth.
-        first = not self._reconciled_once
-        self._reconciled_once = True
-        self.ready = True
-        self.flush_deferred()
-        self.tell_quoter(reset=first, resume=full)
-
-    async def cancel_everything(self, deadline: float) -> int:
-        loop = asyncio.get_running_loop()
-        for o in list(self.orders.live.values()):
-            self.send_cancel(o)
-        while self.orders.live and loop.time() < deadline and self.connected:
-            await asyncio.sleep(0.01)
-        if self.orders.live:
-            log("sender", f"bybit: {len(self.orders.live)} orders not confirmed canceled")
-        return len(self.orders.live) if self.connected else -1
-
-
-def _venue_id(raw: msgspec.Raw) -> int:
-    if not raw:
-        return 0
-    oid = ORDER_DATA.decode(raw).orderId
-    return int(oid) if oid.isdigit() else 0

@@ -1,0 +1,1 @@
+"""Order venues: one package per venue (request encoding, wire schema, gateway, reconcile)."""

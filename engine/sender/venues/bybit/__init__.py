@@ -1,0 +1,3 @@
+"""Bybit v5 trade WebSocket: encoding.py (order ops from byte templates, op auth), wire.py
+(answers and the venue's codes), gateway.py (the hot path's hooks, answers -> order truth),
+reconcile.py (cancel-to-settle, the local table as truth, the safety net)."""
