@@ -188,7 +188,7 @@ class Connection:
         if transport is None and not self.connected:
             raise GatewayError("not connected")
         if self.requests_blocked():
-            raise GatewayError("backing off after the venue's 429/418")   # any request kind
+            raise GatewayError("backing off after the venue's rate limit")   # any request kind
         rid = self.next_rid()
         fut = asyncio.get_running_loop().create_future()
         self._waiters[rid] = fut

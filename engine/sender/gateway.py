@@ -83,7 +83,8 @@ class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Pos
         # new orders wait (refusal_reason)
         self.awaiting_reset_seen = 0
         self.paused = False                 # mm kill (the process's pause): cancels only
-        self.banned = False                 # 418: stop sending; the process pulls the kill switch
+        self.banned = False                 # the venue banned us (Binance's 418): stop sending;
+                                            # the process pulls the kill switch
         self.refusal: str = ""              # a permanent refusal: the process stops, says this
         self._refusal_streak: tuple[int, int] = (0, 0)   # (code, count) of the latest refusals
         self.shutdown_notice = False        # the venue announced a close: roll over (venues set it)
@@ -145,6 +146,10 @@ class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Pos
 
     def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         """Cancel the live order `o` (stamps: the intent's, for the latency histograms)."""
+        raise NotImplementedError
+
+    def redact(self, frame: bytes) -> bytes:
+        """`frame` with every key and signature replaced by *** (the dry run logs it)."""
         raise NotImplementedError
 
     def ping(self) -> None:

@@ -1,7 +1,7 @@
 """The hot path's output buffer: every frame of a ring batch goes into one buffer, written
 with one syscall at the batch's end (the second order of a tick does not wait for the
 first); the latency stamps of each frame, recorded with the same written stamp; the dry run's
-bounded, redacted log.
+bounded log, redacted by the venue's `redact`.
 
 Mixed into engine/sender/gateway.py's Gateway, which sets the state these methods use
 (out, out_len, _batching, fd, _pending, _npending, journal_later, hist).
@@ -9,20 +9,10 @@ Mixed into engine/sender/gateway.py's Gateway, which sets the state these method
 from __future__ import annotations
 
 import os
-import re
 from time import perf_counter_ns
 
 from engine._native import hist_record as _hist_record
 from engine.proc import log
-
-_REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')
-_REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')
-
-
-def redact(frame: bytes) -> bytes:
-    """The frame with every key and signature value replaced by ***."""
-    return _REDACT_ARGS.sub(rb'"args":["***",\1,"***"]', _REDACT.sub(rb'"\1":"***"', frame))
-
 
 class Output:
     """The batch buffer and the latency stamps (part of Gateway)."""
@@ -99,4 +89,4 @@ class Output:
             self._dry_log_second, self._dry_log_budget = sec, self.scfg.dry_run_log_per_s
         if self._dry_log_budget > 0:
             self._dry_log_budget -= 1
-            log("sender", f"dry-run: {redact(frame).decode()}")
+            log("sender", f"dry-run: {self.redact(frame).decode()}")

@@ -1,5 +1,6 @@
 """Rate-limit pacing and back-off: ORDERS windows space new orders, REQUEST_WEIGHT keeps
-questions and reconciles light, a venue's 429 holds new orders (or every request kind).
+questions and reconciles light, a venue's 429 holds new orders (or every request kind); a
+ban (`banned`, set by the venue's gateway) holds everything.
 
 Mixed into engine/sender/gateway.py's Gateway, which sets the state these methods use
 (pace_ns, next_send_ns, blocked_until_ns, all_blocked_until_ns, weight, banned).
@@ -24,14 +25,14 @@ class Pacing:
         return 0
 
     def back_off(self, retry_after_ms: int, status: int, every_kind: bool = True) -> None:
-        """429 (wait until retryAfter, venue epoch ms) or 418 (banned: stop sending)."""
+        """The venue limits us (`status`, for the log): no new order until retryAfter (venue
+        epoch ms; 0: a second from now), and no request of any kind either when `every_kind`.
+        A venue that bans (Binance's 418) sets `banned` too: see its gateway."""
         self.counts["rate_backoffs"] += 1
-        if status == 418:
-            self.banned = True
         wait_ms = max(retry_after_ms - self.now_ms(), 1000) if retry_after_ms else 1000
         until = perf_counter_ns() + wait_ms * 1_000_000
         self.blocked_until_ns = max(self.blocked_until_ns, until)
-        if every_kind or status == 418:
+        if every_kind:
             self.all_blocked_until_ns = max(self.all_blocked_until_ns, until)
         log("sender", f"venue answered {status}: backing off {wait_ms} ms")
 
@@ -41,12 +42,12 @@ class Pacing:
 
     def requests_blocked(self) -> bool:
         """No request of any kind may go out: a 429 for request weight (or one whose kind is
-        not known), a 418 ban. An ORDERS 429 (too many new orders) holds new orders only."""
+        not known), a ban. An ORDERS 429 (too many new orders) holds new orders only."""
         return self.banned or (self.all_blocked_until_ns and
                                perf_counter_ns() < self.all_blocked_until_ns)
 
     async def wait_unblocked(self, deadline: float) -> bool:
-        """Sleep out a 429/418 back-off, at most until `deadline` (loop time); True when clear."""
+        """Sleep out a back-off, at most until `deadline` (loop time); True when clear."""
         if self.banned:
             return False
         left = (self.all_blocked_until_ns - perf_counter_ns()) / 1e9

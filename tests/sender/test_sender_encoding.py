@@ -9,7 +9,7 @@ from engine.instruments import Instrument, format_fixed
 from engine.records import SIDE_BUY, SIDE_SELL
 from engine.sender.venues.binance import encoding as bn
 from engine.sender.venues.binance import wire
-from engine.sender.output import redact
+from engine.sender.venues.binance.encoding import redact
 from engine.sender.signing import Ed25519Signer, HmacSigner
 from engine.sender.keys import demo_ed25519_key
 from engine.sim import auth as sim_auth

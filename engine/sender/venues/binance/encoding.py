@@ -18,6 +18,8 @@ with `timestamp` but without apiKey and signature; "ed25519" signs each request 
 """
 from __future__ import annotations
 
+import re
+
 import msgspec
 
 from engine import _order
@@ -28,6 +30,7 @@ from engine.sender.decimals import Slot, decimal_slot, scale_of
 from engine.sender.signing import Ed25519Signer, HmacSigner, sign_tail
 
 AUTH_HMAC, AUTH_SESSION, AUTH_ED25519 = "hmac", "session", "ed25519"
+_REDACT = re.compile(rb'"(apiKey|signature|sign)":"[^"]*"')   # what a logged frame hides
 
 BYTES = Slot(b"%b", True)        # client order ids
 INT = Slot(b"%d", False)         # timestamps, venue order ids
@@ -309,3 +312,8 @@ def user_stream_frame(rid: int, auth: str, api_key: str, hmac_signer: HmacSigner
 
 def time_frame(rid: int) -> bytes:
     return b'{"id":%d,"method":"time"}' % rid
+
+
+def redact(frame: bytes) -> bytes:
+    """The frame with every key and signature value replaced by *** (the dry run's log)."""
+    return _REDACT.sub(rb'"\1":"***"', frame)

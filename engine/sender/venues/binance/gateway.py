@@ -53,6 +53,7 @@ _TEXT = WSMsgType.TEXT
 class BinanceGateway(BinanceReconcile, Gateway):
     venue = "binance"
     CREATES = frozenset((REQ_PLACE, REQ_REPLACE))
+    redact = staticmethod(bn.redact)
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
@@ -184,8 +185,11 @@ class BinanceGateway(BinanceReconcile, Gateway):
             return
         if fr.status in (429, 418):
             data = fr.error.data if fr.error is not None else None
+            if fr.status == 418:             # banned: stop sending (the process pulls the kill
+                self.banned = True           # switch); a 418 holds every request kind
             self.back_off(data.retryAfter if data is not None else 0, fr.status,
-                          every_kind=fr.error is None or fr.error.code != TOO_MANY_ORDERS)
+                          every_kind=fr.status == 418 or fr.error is None
+                          or fr.error.code != TOO_MANY_ORDERS)
         if self.resolve(fr.id, fr):
             return
         req = self.take_request(fr.id) if isinstance(fr.id, int) else None

@@ -4,12 +4,15 @@
 from __future__ import annotations
 
 import hmac
+import re
 from hashlib import sha256
 
 import msgspec
 
 from engine.records import SIDE_BUY
 from engine.sender.decimals import decimal_slot, scale_of
+
+_REDACT_ARGS = re.compile(rb'"args":\["[^"]*",(\d+),"[^"]*"\]')   # op auth: key, expires, sign
 
 
 class BybitEncoder:
@@ -60,3 +63,8 @@ def auth_frame(api_key: str, secret: bytes, expires_ms: int) -> bytes:
 def bybit_auth_signature(secret: bytes, expires_ms: int) -> str:
     """Bybit v5 WebSocket auth: hex(HMAC_SHA256(secret, "GET/realtime" + expires))."""
     return hmac.new(secret, b"GET/realtime" + str(expires_ms).encode(), sha256).hexdigest()
+
+
+def redact(frame: bytes) -> bytes:
+    """The frame with the auth key and signature replaced by *** (the dry run's log)."""
+    return _REDACT_ARGS.sub(rb'"args":["***",\1,"***"]', frame)

@@ -28,7 +28,7 @@ from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION
                             ACTION_RESET_SEEN)
 from engine.sender.errors import GatewayError, VenueRefusal
 from engine.sender.gateway import Gateway
-from engine.sender.venues.bybit.encoding import BybitEncoder, auth_frame
+from engine.sender.venues.bybit.encoding import BybitEncoder, auth_frame, redact
 from engine.sender.venues.bybit.reconcile import BybitReconcile
 from engine.sender.venues.bybit.wire import (AUTH_REFUSALS, ORDER_NOT_FOUND, REQ_AMEND,
                                              REQ_CANCEL, REQ_CREATE, RESPONSE, SERVICE_UNKNOWN,
@@ -43,6 +43,7 @@ class BybitGateway(BybitReconcile, Gateway):
     venue = "bybit"
     auth = "hmac-auth"
     CREATES = frozenset((REQ_CREATE, REQ_AMEND))
+    redact = staticmethod(redact)
 
     def __init__(self, cfg, creds, fills, hist=None, dry_run: bool = False, kill_addr: int = 0):
         super().__init__(cfg, creds, fills, hist, dry_run, kill_addr)
