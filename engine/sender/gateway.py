@@ -24,6 +24,8 @@ import time
 from time import perf_counter_ns
 
 from engine.journal.writer import NoJournal
+from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+                            ACTION_RESET_SEEN)
 from engine.sender.connection import Connection
 from engine.sender.fills import FillWriter
 from engine.sender.inflight import Inflight
@@ -134,11 +136,66 @@ class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Pos
         """Offset = server - midpoint of the local send/receive wall times."""
         self.clock_offset_ms = server_ms - (t0_ns + t1_ns) // 2_000_000
 
+    # ---------------------------------------------------------------- hot path
+    def on_intent(self, f: tuple, t_read: int) -> None:
+        """One order intent (ORDER_DTYPE fields after seq) -> one frame on the wire: a cancel;
+        a new order or a replace, unless refused (refusal_reason; a replace also needs its old
+        order OPEN: replaceable); the quoter's CANCEL_ALL and RESET_SEEN; anything else is
+        malformed. The venue renders and sends through place_into, replace_into and
+        send_cancel; the dry run is the venue's dry_intent. Hot path: one hook call per intent
+        (the client id is cid_of inlined, so the calls are as many as with no skeleton)."""
+        (_seq, order_id, orig, inst, action, side, _lvl, post_only, price, qty, u, ts_arr,
+         _, _, ts_pub) = f
+        self.counts["intents"] += 1
+        if self.dry_run:
+            self.dry_intent(f, t_read)
+            return
+        if action == ACTION_CANCEL:
+            self.cancel_intent(orig, order_id, ts_pub, ts_arr, t_read)
+        elif action == ACTION_NEW or action == ACTION_REPLACE:
+            why = self.refusal_reason(ts_pub, t_read)
+            if why:
+                self.refuse(f, why)
+                return
+            cid = self._cid % (u, order_id)          # cid_of
+            if len(cid) > 36:
+                cid = self._cid % (0, order_id)
+            rid = self._rid = self._rid + 1          # spent even when the replace is refused
+            if action == ACTION_NEW:
+                self.place_into(rid, order_id, inst, side, post_only, cid, price, qty, u,
+                                ts_pub, ts_arr, t_read)
+            else:
+                old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
+                if old is not None:
+                    self.replace_into(rid, old, order_id, inst, side, post_only, cid, price, qty,
+                                      u, ts_pub, ts_arr, t_read)
+        elif action == ACTION_CANCEL_ALL:
+            self.cancel_ours(inst)
+        elif action == ACTION_RESET_SEEN:
+            self.reset_seen(order_id)
+        else:
+            self.counts["malformed"] += 1
+
     # ---------------------------------------------------------------- venue interface
-    async def logon(self, transport) -> None:
+    def place_into(self, rid: int, order_id: int, inst: int, side: int, post_only: int,
+                   cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                   t_read: int) -> None:
+        """Hot path: send the new order `cid` as request `rid` (or put it in the output buffer:
+        `sent`), track it, enter it in the order table, count it, stamp its latency."""
         raise NotImplementedError
 
-    def on_intent(self, fields: tuple, t_read: int) -> None:
+    def replace_into(self, rid: int, old, order_id: int, inst: int, side: int, post_only: int,
+                     cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                     t_read: int) -> None:
+        """Hot path: replace the OPEN order `old` by the new order `order_id` (`cid`) as request
+        `rid`: as place_into, with `old` marked canceling (orders.cancel_sent) first."""
+        raise NotImplementedError
+
+    def dry_intent(self, f: tuple, t_read: int) -> None:
+        """Dry run: what on_intent would send, signed and encoded, given to dry_write."""
+        raise NotImplementedError
+
+    async def logon(self, transport) -> None:
         raise NotImplementedError
 
     def on_frame(self, payload: bytes) -> None:

@@ -64,7 +64,7 @@ def test_a_ref_whose_sender_sleeps_2ms_per_intent_is_flagged(tmp_path):
     head = subprocess.run(["git", "-C", str(ROOT), "rev-parse", "HEAD"], capture_output=True,
                           text=True, check=True).stdout.strip()
     subprocess.run(["git", "-C", str(clone), "checkout", "-q", head], check=True)
-    gw = clone / "engine" / "sender" / "venues" / "binance" / "gateway.py"
+    gw = clone / "engine" / "sender" / "gateway.py"
     text = gw.read_text()
     anchor = '        self.counts["intents"] += 1\n'
     assert anchor in text and "\nimport time\n" in text

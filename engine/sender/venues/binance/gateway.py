@@ -31,7 +31,7 @@ import msgspec
 from picows import WSMsgType
 
 from engine.journal.writer import asset_word, commission_units
-from engine.records import (ACTION_CANCEL, ACTION_CANCEL_ALL, ACTION_NEW, ACTION_REPLACE,
+from engine.records import (ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE,
                             ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
                             JE_REQ_REPLACE)
@@ -76,51 +76,35 @@ class BinanceGateway(BinanceReconcile, Gateway):
         return bn.BinanceEncoder(self.instruments, self.creds.api_key.reveal(), auth, self._hmac,
                                  self._ed, s.recv_window_ms, s.resp_type, s.replace_mode)
 
-    # ================================================================ hot path
-    def on_intent(self, f: tuple, t_read: int) -> None:
-        """One order intent (ORDER_DTYPE fields after seq) -> one frame on the wire."""
-        (_seq, order_id, orig, inst, action, side, _lvl, post_only, price, qty, u, ts_arr,
-         _, _, ts_pub) = f
-        self.counts["intents"] += 1
-        if self.dry_run:
-            self._dry_intent(f, t_read)
-            return
-        if action == ACTION_CANCEL:
-            self.cancel_intent(orig, order_id, ts_pub, ts_arr, t_read)
-        elif action == ACTION_NEW or action == ACTION_REPLACE:
-            why = self.refusal_reason(ts_pub, t_read)
-            if why:
-                self.refuse(f, why)
-                return
-            cid = self.cid_of(u, order_id)
-            rid = self._rid = self._rid + 1
-            if action == ACTION_NEW:
-                self.out_len = self.enc.place_into(self.out, self.out_len, rid, inst, side,
-                                                   post_only, cid, price, qty, self.now_ms())
-                self.track(rid, REQ_PLACE, order_id, 0, t_read)
-                self.orders.new(order_id, cid, inst, side, price, qty)
-                self.counts["orders_sent"] += 1
-                self.journal_later.append((JE_REQ_NEW, order_id, 0, inst, side, price, qty, u))
-            else:
-                old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
-                if old is None:
-                    return
-                self.out_len = self.enc.replace_into(self.out, self.out_len, rid, inst, side,
-                                                     post_only, old.cid, cid, price, qty,
-                                                     self.now_ms())
-                self.track(rid, REQ_REPLACE, order_id, orig, t_read)
-                self.orders.cancel_sent(old)
-                self.orders.new(order_id, cid, inst, side, price, qty)
-                self.counts["replaces_sent"] += 1
-                self.journal_later.append((JE_REQ_REPLACE, order_id, orig, inst, side, price,
-                                           qty, u))
-            self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
-        elif action == ACTION_CANCEL_ALL:
-            self.cancel_ours(inst)
-        elif action == ACTION_RESET_SEEN:
-            self.reset_seen(order_id)
-        else:
-            self.counts["malformed"] += 1
+    # ================================================================ hot path (hooks of
+    # the base's on_intent): every frame goes to the output buffer, written at the batch's end
+    def place_into(self, rid: int, order_id: int, inst: int, side: int, post_only: int,
+                   cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                   t_read: int) -> None:
+        """order.place."""
+        self.out_len = self.enc.place_into(self.out, self.out_len, rid, inst, side,
+                                           post_only, cid, price, qty, self.now_ms())
+        self.track(rid, REQ_PLACE, order_id, 0, t_read)
+        self.orders.new(order_id, cid, inst, side, price, qty)
+        self.counts["orders_sent"] += 1
+        self.journal_later.append((JE_REQ_NEW, order_id, 0, inst, side, price, qty, u))
+        self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
+
+    def replace_into(self, rid: int, old, order_id: int, inst: int, side: int, post_only: int,
+                     cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                     t_read: int) -> None:
+        """order.cancelReplace of `old` (cancelReplaceMode: sender.replace_mode)."""
+        orig = old.order_id
+        self.out_len = self.enc.replace_into(self.out, self.out_len, rid, inst, side,
+                                             post_only, old.cid, cid, price, qty,
+                                             self.now_ms())
+        self.track(rid, REQ_REPLACE, order_id, orig, t_read)
+        self.orders.cancel_sent(old)
+        self.orders.new(order_id, cid, inst, side, price, qty)
+        self.counts["replaces_sent"] += 1
+        self.journal_later.append((JE_REQ_REPLACE, order_id, orig, inst, side, price,
+                                   qty, u))
+        self.sent(ts_pub, ts_arr, t_read, perf_counter_ns())
 
     def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         """order.cancel for a live order, by the venue's id when known (its fastest lookup)."""
@@ -148,7 +132,8 @@ class BinanceGateway(BinanceReconcile, Gateway):
             self.counts["cancel_alls_sent"] += 1
             self.journal.request(JE_REQ_CANCEL_ALL, 0, 0, n)
 
-    def _dry_intent(self, f: tuple, t_read: int) -> None:
+    def dry_intent(self, f: tuple, t_read: int) -> None:
+        """Dry run: every intent rendered and logged as it would go, no order table."""
         (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
          _, _, ts_pub) = f
         if action == ACTION_RESET_SEEN:

@@ -52,53 +52,64 @@ class BybitGateway(BybitReconcile, Gateway):
         self._auth_waiter: asyncio.Future | None = None
         self._last_ping = 0.0
 
-    # ---------------------------------------------------------------- hot path
-    def on_intent(self, f: tuple, t_read: int) -> None:
-        (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
-         _, _, ts_pub) = f
-        self.counts["intents"] += 1
-        orders = self.orders
-        if action == ACTION_CANCEL_ALL:
-            self.cancel_ours(inst)
-            return
-        if action == ACTION_CANCEL:
-            self.cancel_intent(orig, order_id)
-            return
-        if action == ACTION_RESET_SEEN:
-            self.reset_seen(order_id)
-            return
-        if action not in (ACTION_NEW, ACTION_REPLACE):
-            self.counts["malformed"] += 1
-            return
-        if not self.dry_run:
-            why = self.refusal_reason(ts_pub, t_read)
-            if why:
-                self.refuse(f, why)
-                return
-        rid = self.next_rid()
-        cid = self.cid_of(u, order_id)
-        if action == ACTION_NEW:
-            frame = self.enc.create(rid, inst, side, post_only, cid, price, qty, self.now_ms())
-            req = (REQ_CREATE, order_id, 0)
-            orders.new(order_id, cid, inst, side, price, qty)
-            self.counts["orders_sent"] += 1
-        else:
-            old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
-            if old is None:
-                return
-            # amend in place: the venue order keeps its orderLinkId (old.cid)
-            frame = self.enc.amend(rid, inst, old.cid, price, qty, self.now_ms())
-            req = (REQ_AMEND, order_id, orig)
-            orders.cancel_sent(old)
-            orders.new(order_id, old.cid, inst, side, price, qty)
-            self.counts["replaces_sent"] += 1
+    # ---------------------------------------------------------------- hot path (hooks of
+    # the base's on_intent): each frame is written at once (no batch buffer here)
+    def place_into(self, rid: int, order_id: int, inst: int, side: int, post_only: int,
+                   cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                   t_read: int) -> None:
+        """order.create (dry run: logged, not sent)."""
+        frame = self.enc.create(rid, inst, side, post_only, cid, price, qty, self.now_ms())
+        self.orders.new(order_id, cid, inst, side, price, qty)
+        self.counts["orders_sent"] += 1
         t_signed = perf_counter_ns()
         if self.dry_run:
             self.dry_write(frame)
         else:
             self.transport.send(_TEXT, frame)
-            self.track(rid, *req, perf_counter_ns())
+            self.track(rid, REQ_CREATE, order_id, 0, perf_counter_ns())
         self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
+
+    def replace_into(self, rid: int, old, order_id: int, inst: int, side: int, post_only: int,
+                     cid: bytes, price: int, qty: int, u: int, ts_pub: int, ts_arr: int,
+                     t_read: int) -> None:
+        """order.amend of `old` in place: the venue order keeps its orderLinkId (old.cid),
+        which the new engine order takes over (dry run: logged, not sent)."""
+        frame = self.enc.amend(rid, inst, old.cid, price, qty, self.now_ms())
+        self.orders.cancel_sent(old)
+        self.orders.new(order_id, old.cid, inst, side, price, qty)
+        self.counts["replaces_sent"] += 1
+        t_signed = perf_counter_ns()
+        if self.dry_run:
+            self.dry_write(frame)
+        else:
+            self.transport.send(_TEXT, frame)
+            self.track(rid, REQ_AMEND, order_id, old.order_id, perf_counter_ns())
+        self.record_latency(ts_pub, ts_arr, t_read, t_signed, perf_counter_ns())
+
+    def dry_intent(self, f: tuple, t_read: int) -> None:
+        """Dry run: on_intent without its refusals; the hooks log frames instead of sending
+        them (the order table is kept as if they went)."""
+        (_seq, order_id, orig, inst, action, side, _l, post_only, price, qty, u, ts_arr,
+         _, _, ts_pub) = f
+        if action == ACTION_CANCEL_ALL:
+            self.cancel_ours(inst)
+        elif action == ACTION_CANCEL:
+            self.cancel_intent(orig, order_id)
+        elif action == ACTION_RESET_SEEN:
+            self.reset_seen(order_id)
+        elif action == ACTION_NEW or action == ACTION_REPLACE:
+            rid = self.next_rid()
+            cid = self.cid_of(u, order_id)
+            if action == ACTION_NEW:
+                self.place_into(rid, order_id, inst, side, post_only, cid, price, qty, u,
+                                ts_pub, ts_arr, t_read)
+            else:
+                old = self.replaceable(orig, order_id, cid, inst, side, price, qty)
+                if old is not None:
+                    self.replace_into(rid, old, order_id, inst, side, post_only, cid, price,
+                                      qty, u, ts_pub, ts_arr, t_read)
+        else:
+            self.counts["malformed"] += 1
 
     def send_cancel(self, o, ts_pub: int = 0, ts_arr: int = 0, t_read: int = 0) -> None:
         rid = self.next_rid()
