@@ -56,9 +56,10 @@ STATE_NAMES = {PENDING_NEW: "pending-new", OPEN: "open", CANCELING: "canceling",
                REJECTED: "rejected"}
 TERMINAL = (FILLED, CANCELED, REJECTED)
 
-# Venue order statuses (Binance `status` / `X`), by what they mean for us
-RESTING = ("NEW", "PARTIALLY_FILLED", "PENDING_NEW", "PENDING_CANCEL")
-GONE = ("CANCELED", "EXPIRED", "EXPIRED_IN_MATCH", "REJECTED", "FILLED")
+# What the venue's record of an order says it is, in these states (`venue_status`): OPEN
+# (resting), CANCELED (canceled or expired), FILLED, REJECTED; each venue package maps its own
+# status words to them at the edge, and a word that says none of these maps to NO_STATUS.
+NO_STATUS = 0
 
 COUNTS = ("acks", "fills", "rejects", "canceled", "duplicates", "out_of_order", "late_fills",
           "unknown_events", "cancel_refused", "unknowns", "resolved", "not_found",
@@ -274,20 +275,21 @@ class OrderTable:
                        o.leaves, 0, 0)
 
     # ---------------------------------------------------------------- the venue's answer to "what became of it"
-    def venue_status(self, o: Order, status: str, executed: int, venue_id: int = 0) -> None:
+    def venue_status(self, o: Order, status: int, executed: int, venue_id: int = 0) -> None:
         """Apply the venue's record of the order (order.status or openOrders.status entry):
-        its status and cumulative filled quantity. Ends UNKNOWN."""
+        its status as one of our states (OPEN, CANCELED, FILLED, REJECTED, or NO_STATUS) and
+        its cumulative filled quantity. Ends UNKNOWN."""
         o.querying = False
         if venue_id:
             o.venue_id = venue_id
         if executed > o.cum_qty:
             self.traded(o, o.price, executed)     # post-only orders fill at their own price
         if not o.live:
-            if o.concluded and status in RESTING:
+            if o.concluded and status == OPEN:
                 self._revive(o)
             return
         o.not_found_ns = None
-        if status in RESTING:
+        if status == OPEN:
             o.acked = True
             was_unknown = o.state == UNKNOWN
             if was_unknown:
@@ -301,12 +303,12 @@ class OrderTable:
             elif o.state == PENDING_NEW:
                 o.state = OPEN
                 self._ack(o, 0)
-        elif status in GONE:
+        elif status in TERMINAL:
             if o.state == UNKNOWN:
                 self.counts["resolved"] += 1
-            if status == "REJECTED" and not o.acked and not o.cum_qty:
+            if status == REJECTED and not o.acked and not o.cum_qty:
                 self.rejected(o, -2010)
-            elif status == "FILLED":
+            elif status == FILLED:
                 self.traded(o, o.price, o.qty)    # filled per its status: all of it
             else:
                 self.canceled(o)

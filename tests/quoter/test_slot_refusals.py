@@ -124,7 +124,7 @@ def test_a_partial_fill_of_an_unknown_order_keeps_the_slot_waiting_then_it_is_re
     assert w.slot()["state"] == Q_UNKNOWN                     # ... and the slot waits with it
     moved = w.tick(6_000_200, NOW + 10 * MS)                  # no REPLACE the sender must refuse
     assert not [it for it in moved if it[1] == oid]
-    w.gw.orders.venue_status(w.gw.orders.get(oid), "PARTIALLY_FILLED", 100)   # it rests
+    w.gw.orders.venue_status(w.gw.orders.get(oid), S.OPEN, 100)   # it rests
     assert w.slot()["state"] == Q_LIVE
     assert _named_within(w, oid, NOW + 20 * MS, 6_000_200)
 

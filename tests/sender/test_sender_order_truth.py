@@ -220,7 +220,7 @@ def test_an_order_concluded_gone_that_shows_up_is_canceled_until_the_venue_confi
     assert len(sent) == 1 and req[:2] == (REQ_CANCEL, 1)
     gw.on_frame(frame(id=rid, status=400, error={"code": -2011, "msg": "Unknown order sent."}))
     assert o.live and o.state == S.UNKNOWN                # -2011 to that cancel is not "done"
-    gw.orders.venue_status(o, "NEW", 0)                   # asked: it still rests
+    gw.orders.venue_status(o, S.OPEN, 0)                  # asked: it still rests
     assert o.state == S.OPEN
     gw.cancel_orphans()                                   # the watch duty: again
     assert len(sent) == 2 and o.state == S.CANCELING

@@ -99,7 +99,7 @@ def test_unknown_outcome_waits_for_the_venue_and_reports_are_facts_meanwhile():
     assert sink.records[-1][0] == FILL_UNKNOWN
     t.traded(o, 1000, 10)                  # a fill is a fact: reported at once
     assert sink.records[-1][:2] == (FILL_TRADE, 7) and o.state == S.UNKNOWN
-    t.venue_status(o, "NEW", 10)           # the venue: it rests, the cancel did not happen
+    t.venue_status(o, S.OPEN, 10)          # the venue: it rests, the cancel did not happen
     assert o.state == S.OPEN and sink.records[-1] == (FILL_CANCEL_REJECT, 7, 0, 10, 90, 0)
     assert t.counts["resolved"] == 1
 
@@ -107,12 +107,12 @@ def test_unknown_outcome_waits_for_the_venue_and_reports_are_facts_meanwhile():
 def test_unknown_place_resolved_by_status_answers():
     t, o, sink = table_with()
     t.outcome_unknown(o)
-    t.venue_status(o, "PARTIALLY_FILLED", 25)          # it was placed, and partly filled
+    t.venue_status(o, S.OPEN, 25)          # it was placed, and partly filled
     assert sink.kinds() == [FILL_UNKNOWN, FILL_TRADE, FILL_ACK]
     assert o.state == S.OPEN and o.cum_qty == 25
     t2, o2, sink2 = table_with()
     t2.outcome_unknown(o2)
-    t2.venue_status(o2, "CANCELED", 40)
+    t2.venue_status(o2, S.CANCELED, 40)
     assert sink2.kinds() == [FILL_UNKNOWN, FILL_TRADE, FILL_CANCELED]
     assert t2.get(7) is None and t2.position[0] == 40
 
@@ -134,7 +134,7 @@ def test_does_not_exist_counts_only_when_said_twice_a_while_apart():
     t3, o3, sink3 = table_with()
     t3.outcome_unknown(o3, now_ns=0)
     t3.not_found(o3, 0)
-    t3.venue_status(o3, "NEW", 0)          # the next answer finds it after all
+    t3.venue_status(o3, S.OPEN, 0)         # the next answer finds it after all
     assert o3.state == S.OPEN and o3.not_found_ns is None and sink3.records[-1][0] == FILL_ACK
 
 

@@ -209,7 +209,8 @@ class BinanceGateway(BinanceReconcile, Gateway):
         """An order result (cancel answer, status, open orders entry): its fills, then its
         status."""
         executed = wire.parse_fixed(r.executedQty, self._qexp[o.instrument]) if r.executedQty else 0
-        self.orders.venue_status(o, r.status or "CANCELED", executed, r.orderId)
+        self.orders.venue_status(o, wire.state_of(r.status or "CANCELED"), executed,
+                                 r.orderId)
 
     def _on_ok(self, req: tuple, result: msgspec.Raw) -> None:
         kind, oid, orig = req[:3]

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import msgspec
 
+from engine.sender.order_state import CANCELED, FILLED, NO_STATUS, OPEN, REJECTED
+
 # our request kinds (what an answer answers: engine/sender/inflight.py tracks them)
 REQ_PLACE, REQ_REPLACE, REQ_CANCEL, REQ_CANCEL_ALL = 1, 2, 3, 4
 UNKNOWN_ORDER, NO_SUCH_ORDER, STATUS_UNKNOWN = -2011, -2013, -1007
@@ -23,6 +25,15 @@ ORDER_CODES = {-1013: "every order fails the venue's filters (tick, lot, minimum
                -1121: "the venue does not know the symbol: check MM_SYMBOL / instruments",
                -1100: "the venue refuses characters in our requests: check the tag and symbol"}
 INTERVAL_MS = {"SECOND": 1000, "MINUTE": 60_000, "HOUR": 3_600_000, "DAY": 86_400_000}
+# The venue's order status words (`status`, executionReport `X`) as our states (order_state.py)
+STATE_OF = {"NEW": OPEN, "PARTIALLY_FILLED": OPEN, "PENDING_NEW": OPEN, "PENDING_CANCEL": OPEN,
+            "CANCELED": CANCELED, "EXPIRED": CANCELED, "EXPIRED_IN_MATCH": CANCELED,
+            "REJECTED": REJECTED, "FILLED": FILLED}
+
+
+def state_of(status: str) -> int:
+    """The venue's status word as our state (NO_STATUS: a word that says none of them)."""
+    return STATE_OF.get(status, NO_STATUS)
 
 
 class ErrorData(msgspec.Struct):
