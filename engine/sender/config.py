@@ -8,9 +8,10 @@ from msgspec import Meta
 
 from engine.config_check import (ConfigError, Core, NonNegativeFloat, NonNegativeInt,
                                  PositiveFloat, PositiveInt, WsUrl, check_struct)
+from engine.sender.venues import VENUES
 
 # The choices of each field, once: the loader lists them when a value is wrong.
-Venue = Literal["binance", "bybit"]
+Venue = Literal[tuple(VENUES)]   # the order venues' registry (engine/sender/venues)
 Auth = Literal["auto", "hmac", "ed25519"]
 Idle = Literal["", "park", "busy-spin"]
 ReplaceMode = Literal["STOP_ON_FAILURE", "ALLOW_FAILURE"]
@@ -20,7 +21,7 @@ AUTHS = get_args(Auth)
 
 
 class SenderConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
-    venue: Venue = "binance"      # binance | bybit
+    venue: Venue = "binance"      # the order venue: a name in engine/sender/venues (VENUES)
     url: WsUrl = ""               # order WebSocket API URL (MM_ORDER_URL overrides; empty = simulator)
     auth: Auth = "auto"           # auto: ed25519 when an Ed25519 key is configured, else hmac (MM_AUTH
                                   # overrides); ed25519: one signed session.logon, then unsigned

@@ -130,7 +130,7 @@ class Connection:
         self.transport = transport
         tr = transport.underlying_transport
         sock = tr.get_extra_info("socket")
-        self._fd = sock.fileno() if sock is not None and not transport.is_secure else -1
+        self.fd = sock.fileno() if sock is not None and not transport.is_secure else -1
         self._tr_write = tr.write
         self._tr_buffered = tr.get_write_buffer_size
 
@@ -166,7 +166,7 @@ class Connection:
         self.connected = False
         self.ready = False
         self.transport = None
-        self._fd = -1
+        self.fd = -1
         self.out_len = 0
         for fut in self._waiters.values():
             if not fut.done():

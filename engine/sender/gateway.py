@@ -1,21 +1,25 @@
 """The venue-neutral order gateway: the connection to a venue's order API and everything about
 orders that does not depend on the venue's wire format.
 
-A venue module subclasses `Gateway` and supplies: `logon(transport)` (authenticate, sync the
-clock, subscribe to order events), `on_intent(fields, t_read)` (hot path: one ORDER_DTYPE
-record's fields -> one signed frame written to the socket), `on_frame(payload)` (answers and
-order events -> OrderTable transitions -> fill-ring records), `query(order)` (ask the venue what
-became of an order), `reconcile(full)` and `cancel_everything(deadline)` (safety net).
+A venue package (engine/sender/venues/<name>/gateway.py) subclasses `Gateway` and supplies:
+`logon(transport)` (authenticate, sync the clock, subscribe to order events), the hot path's
+hooks `place_into`, `replace_into` and `send_cancel` (one signed frame each, sent or put in the
+output buffer; `on_intent`, here, decides what goes out and calls them), `dry_intent` (the dry
+run), `on_frame(payload)` (answers and order events -> OrderTable transitions -> fill-ring
+records), `query(order)` (ask the venue what became of an order), `reconcile(full)` and
+`cancel_everything(deadline)` (safety net), `redact(frame)` (what a logged frame hides), and
+`ping` / `periodic` where the venue has its own liveness.
 
-This base class owns: the connection (picows) and its make-before-break replacement, the
-request/response plumbing for set-up calls, requests in flight and their deadline (measured
-from the round trips, engine/sender/liveness.py: an order request not answered by then has an
-unknown outcome), the connection's proof of life (pings, unanswered streaks, silence) and its
-replacement when dead, the questions asked about unknown orders, orders concluded gone that the
-venue shows live (canceled until it confirms), the clock offset, rate-limit pacing and back-off
-(ORDERS for new orders, REQUEST_WEIGHT for everything, 429/418 for every request), the kill word
-read before every new order, the refusal of stale intents, the dry-run path, the stop's
-settling of requests in flight and unknown orders, and the latency stamps.
+This base class owns, one module per seam, mixed in here so every attribute stays on the one
+object the hot path reads: the connection (picows) and its make-before-break replacement and
+the set-up calls (connection.py); requests in flight and their deadline, measured from the
+round trips (inflight.py: an order request not answered by then has an unknown outcome); the
+questions asked about unknown orders, orders concluded gone that the venue shows live, the
+stop's settling (order_truth.py); rate-limit pacing and back-off (pacing.py); the batch buffer,
+latency stamps and the dry run's log (output.py); the intent rules: refusals, stale intents,
+the kill word, cancels deferred while the connection cannot take them (intents.py); position
+truth and what the quoter is told (position.py). Here: the state they share, the venue clock
+and the hot path's `on_intent`.
 """
 from __future__ import annotations
 
@@ -52,8 +56,17 @@ COUNTS = ("intents", "orders_sent", "replaces_sent", "cancels_sent", "cancel_all
 
 
 class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Position):
-    """Connection, request plumbing, order-truth upkeep and pacing shared by the venues."""
-    venue = "?"
+    """Connection, request plumbing, order-truth upkeep and pacing shared by the venues.
+
+    What the sender process reads of a gateway, whatever the venue (engine/sender/process.py):
+    `fd` (the order socket for direct writes and the busy-spin poll, -1: TLS or none), `auth`
+    (how the connection authenticates, for the log), `shutdown_notice` (the venue announced a
+    close: roll over; stays False where the venue sends no such notice), `connected`, `ready`,
+    `paused`, `banned`, `refusal`, `resume_owed`, `deferred_cancels`, `pace_ns`,
+    `next_send_ns`, `counts`, `orders`, `journal`, `liveness`, `rtt`, `clock_offset_ms`,
+    `rtt_ns`, `connected_at`, `connected_ever`, and the methods of the mixins and below."""
+    venue = "?"                             # the venue's name (its OrderVenue's)
+    auth = "?"                              # how the connection authenticates (venues set it)
 
     def __init__(self, cfg, creds, fills: FillWriter, hist=None, dry_run: bool = False,
                  kill_addr: int = 0):
@@ -117,7 +130,7 @@ class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Pos
         self.out = bytearray(1 << 16)
         self.out_len = 0
         self._batching = False
-        self._fd = -1                       # the socket, for direct writes (-1: TLS or none)
+        self.fd = -1                        # the socket, for direct writes (-1: TLS or none)
         self._pending: list[list[int]] = [[0] * 256 for _ in range(4)]  # stamps to record
         self._npending = 0
         # journal records of the requests in the output buffer: handed over once the bytes

@@ -128,6 +128,10 @@ class IntentRules:
         if self._stop_cancel_base is None:
             self._stop_cancel_base = self.orders.counts["canceled"]
 
+    def forget_stop_cancels(self) -> None:
+        """The cancels counted so far were not the stop's (a pause's): count from the next."""
+        self._stop_cancel_base = None
+
     @property
     def canceled_at_stop(self) -> int:
         base = self._stop_cancel_base

@@ -47,9 +47,9 @@ class Output:
             self.out_len = 0
             written = 0
             with memoryview(self.out) as mv:
-                if self._fd >= 0 and not self._tr_buffered():
+                if self.fd >= 0 and not self._tr_buffered():
                     try:
-                        written = os.write(self._fd, mv[:n])
+                        written = os.write(self.fd, mv[:n])
                     except (BlockingIOError, InterruptedError):
                         written = 0
                 if written < n:             # TLS, or the socket is full: the loop writes it

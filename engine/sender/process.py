@@ -63,6 +63,7 @@ from engine.sender.fills import LOCAL_BEFORE_RESET, LOCAL_RATE_LIMITED, FillWrit
 from engine.sender.errors import GatewayError, VenueRefusal
 from engine.sender.gateway import HISTOGRAMS
 from engine.sender.order_state import COUNTS as ORDER_COUNTS
+from engine.sender.venues import make_gateway
 from engine.state_dir import resolve_tag
 
 WATCH_S = 0.05                 # heartbeat / kill switch / counters / order-truth cadence
@@ -81,14 +82,6 @@ QUOTING, PAUSING, PAUSED_CONFIRMED, RESUMING = 0, 1, 2, 3
 
 def _log(msg: str) -> None:
     proc.log("sender", msg)
-
-
-def make_gateway(cfg, creds, fills, hist, dry_run, kill_addr=0):
-    if cfg.sender.venue == "bybit":
-        from engine.sender.venues.bybit.gateway import BybitGateway
-        return BybitGateway(cfg, creds, fills, hist, dry_run, kill_addr)
-    from engine.sender.venues.binance.gateway import BinanceGateway
-    return BinanceGateway(cfg, creds, fills, hist, dry_run, kill_addr)
 
 
 class Sender:
@@ -232,7 +225,7 @@ class Sender:
         when the order socket has data, or every SPIN_SLICE_NS for the loop's timers."""
         hdr, gw = self.orders.hdr, self.gw
         while not self._stopping():
-            if C.spin_fd(hdr, gw._fd, SPIN_SLICE_NS) > 0:
+            if C.spin_fd(hdr, gw.fd, SPIN_SLICE_NS) > 0:
                 self._drain()
             else:
                 await asyncio.sleep(0)
@@ -398,7 +391,7 @@ class Sender:
                 quoter = self.fills.ring.consumer_pid()
                 await gw.reconcile(full=True)
                 self.synced_quoter = quoter
-                gw._stop_cancel_base = None    # the pause's cancels are not the stop's
+                gw.forget_stop_cancels()       # the pause's cancels are not the stop's
                 self._last_reconcile = asyncio.get_running_loop().time()
                 _log(f"resumed: reconciled with the venue ({gw.orders.open_count()} open "
                      f"orders); the quoter quotes again")
@@ -427,7 +420,7 @@ class Sender:
                     if not first:
                         self.reconnects += 1
                     _log(f"{'connected' if first else 'reconnected'} to {self.url} "
-                         f"(attempt {attempt}, auth {getattr(self.gw, 'auth', '?')}, clock "
+                         f"(attempt {attempt}, auth {self.gw.auth}, clock "
                          f"offset {self.gw.clock_offset_ms} ms, rtt {self.gw.rtt_ns // 1000} "
                          f"us, {self.gw.orders.open_count()} open orders)")
                     if first:

@@ -98,7 +98,7 @@ def test_a_ring_batch_leaves_in_one_write(monkeypatch):
     gw = BinanceGateway(cfg, keys.load(cfg.sender, cfg.sender.url, env={}), _Sink())
     a, b = socket.socketpair()
     a.setblocking(False)
-    gw._fd, gw._tr_buffered = a.fileno(), lambda: 0
+    gw.fd, gw._tr_buffered = a.fileno(), lambda: 0
     gw.ready = True
     writes = []
     real = os.write

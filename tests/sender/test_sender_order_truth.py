@@ -77,7 +77,7 @@ def wire(gw) -> list:
     """Let the gateway write (a socket stand-in): returns the list its frames land in."""
     out = []
     gw.ready = True
-    gw._fd = -1
+    gw.fd = -1
     gw._tr_write = out.append
     gw._tr_buffered = lambda: 0
     return out
