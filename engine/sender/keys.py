@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from engine import demo_keys
 from engine.sender.config import AUTHS
+from engine.sender.venues import venue
 
 
 class CredentialError(ValueError):
@@ -176,7 +177,8 @@ def plan(sender_cfg, url: str, env=None) -> Plan:
     """Decide the authentication method and the source of every credential.
 
     `sender.auth` (or MM_AUTH, which overrides it) is "auto" by default: an Ed25519 session when
-    an Ed25519 key is configured, HMAC-signed requests when an API secret is; Bybit always HMAC.
+    an Ed25519 key is configured, HMAC-signed requests when an API secret is; a venue that
+    takes HMAC only (its OrderVenue.auths, engine/sender/venues: Bybit) always HMAC.
     With nothing configured and a loopback order URL, the simulator's demo keys. Raises
     CredentialError naming the setting or variable to change; no secret is read here.
     """
@@ -192,12 +194,14 @@ def plan(sender_cfg, url: str, env=None) -> Plan:
     secret = _source("sender.api_secret_file", sender_cfg.api_secret_file, env, "MM_API_SECRET")
     ed = _source("sender.ed25519_key_file", sender_cfg.ed25519_key_file, env,
                  "MM_ED25519_KEY_FILE", var_is_path=True)
-    bybit = sender_cfg.venue == "bybit"
-    if bybit:
+    where = venue(sender_cfg.venue)
+    hmac_only = "ed25519" not in where.auths
+    if hmac_only:
         if asked == "ed25519":
-            raise CredentialError(f"auth=ed25519 ({asked_by}): Bybit's trade API signs with HMAC "
-                                  f"only; use MM_AUTH=hmac (or auto) with MM_API_SECRET")
-        ed = None                 # never loaded: Bybit has no use for it
+            raise CredentialError(f"auth=ed25519 ({asked_by}): {where.title}'s trade API signs "
+                                  f"with HMAC only; use MM_AUTH=hmac (or auto) with "
+                                  f"MM_API_SECRET")
+        ed = None                 # never loaded: the venue has no use for it
     if key is None and secret is None and ed is None:
         if not is_loopback(url):
             raise CredentialError(
@@ -205,14 +209,14 @@ def plan(sender_cfg, url: str, env=None) -> Plan:
                 f"MM_API_SECRET (HMAC) or with MM_ED25519_KEY_FILE (Ed25519 session), or the "
                 f"sender.api_key_file / api_secret_file / ed25519_key_file settings; the demo "
                 f"keys are only used against a loopback simulator")
-        auth = "hmac" if bybit or asked == "hmac" else "ed25519"
+        auth = "hmac" if hmac_only or asked == "hmac" else "ed25519"
         return Plan(auth, f"{asked}: no credentials configured, the simulator's demo keys",
                     None, None, None, demo=True)
     if key is None:
         raise CredentialError("sender credentials incomplete: missing the API key: set "
                               "MM_API_KEY or sender.api_key_file")
-    if bybit:
-        auth, reason = "hmac", "Bybit signs with HMAC"
+    if hmac_only:
+        auth, reason = "hmac", f"{where.title} signs with HMAC"
     elif asked == "auto":
         if ed is not None:
             auth, reason = "ed25519", f"auto: an Ed25519 key is configured ({ed.setting})"
@@ -229,9 +233,9 @@ def plan(sender_cfg, url: str, env=None) -> Plan:
         raise CredentialError(f"auth=ed25519 ({asked_by}) needs an Ed25519 key: {_FIX_ED}, or "
                               f"use MM_AUTH=hmac with MM_API_SECRET")
     if auth == "hmac" and secret is None:
-        raise CredentialError(f"auth=hmac ({'Bybit' if bybit else asked_by}) needs the API "
-                              f"secret: {_FIX_HMAC}"
-                              + ("" if bybit else ", or use MM_AUTH=ed25519 with "
+        raise CredentialError(f"auth=hmac ({where.title if hmac_only else asked_by}) needs "
+                              f"the API secret: {_FIX_HMAC}"
+                              + ("" if hmac_only else ", or use MM_AUTH=ed25519 with "
                                  "MM_ED25519_KEY_FILE"))
     return Plan(auth, reason, key, secret, ed, demo=False)
 
