@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from engine.feed.exchange_info import instruments_from_exchange_info, load_exchange_info
+from engine.sender.venues.binance.instruments import instruments_from_exchange_info, load_exchange_info
 from engine.feed.venues import make_adapter
 from decode_support import ListSink
 

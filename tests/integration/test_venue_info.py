@@ -14,7 +14,7 @@ import pytest
 
 from engine import config
 from engine import venue_info as vi
-from engine.feed.exchange_info import bybit_instrument_of, decode_bybit_instruments
+from engine.sender.venues.bybit.instruments import bybit_instrument_of, decode_bybit_instruments
 from engine.instruments import Instrument
 from tests.support.sim_thread import SimThread
 

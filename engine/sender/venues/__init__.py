@@ -9,8 +9,11 @@ Each package engine/sender/venues/<name>/ holds:
                      (place_into, replace_into, send_cancel, dry_intent), answers and events
                      (on_frame), logon, redact
     reconcile.py     query, reconcile, cancel_everything: order truth by asking the venue
+    instruments.py   list_instruments: the venue's filters for the configured symbols
+                     (engine/venue_info.py reconciles the config with them)
 and in its __init__.py one OrderVenue (engine/sender/venues/_base.py): name, title, the
-gateway's import path, the credential methods it takes.
+gateway's import path, the credential methods it takes (engine/sender/keys.py), its
+instrument listing, the venue's names of the instrument fields, its "trading" status.
 
 A new order venue is one package and one line in VENUES.
 """
