@@ -9,7 +9,12 @@ setup(
     ext_modules=[
         Extension("engine._native", sources=["native/mm_native.c"], include_dirs=["native"],
                   extra_compile_args=CFLAGS),
-        Extension("engine._feed", sources=["native/mm_feed.c"], include_dirs=["native"],
+        # the module and its parts; mm_feed.h is what they share (hot helpers static inline)
+        Extension("engine._feed",
+                  sources=["native/mm_feed.c", "native/mm_feed_publish.c",
+                           "native/mm_feed_decode.c", "native/mm_feed_stamps.c",
+                           "native/mm_feed_alloc_probe.c"],
+                  depends=["native/mm_feed.h", "native/mm_ring.h"], include_dirs=["native"],
                   extra_compile_args=CFLAGS),
         Extension("engine._order", sources=["native/mm_order.c"], extra_compile_args=CFLAGS),
     ]

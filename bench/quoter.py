@@ -46,25 +46,23 @@ BENCH_QUOTER = dict(requote_ticks=1, rate_per_10s=100_000, rate_per_day=1_000_00
 
 # ------------------------------------------------------------------ 1. quote step
 @njit(cache=True, nogil=True, _nrt=False)
-def _replay_numba(ticks, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out, acks):
+def _replay_numba(ticks, arrays, want, out, acks):
     """One tick per batch; every NEW/REPLACE is acked before the next tick, a replaced order
     reported canceled first (as the sender reports a replace). Returns intents."""
     total = 0
     for k in range(ticks.shape[0]):
         r = ticks[k]
         now = r.ts_published + 1000
-        model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
-                    r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
-        n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now,
-                                out, 0)
+        model.on_md(arrays, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
+                    r.ask_qty, r.ts_arrival, r.ts_published, now)
+        n = model.requote_dirty(arrays, want, now, out, 0)
         for j in range(n):
             o = out[j]
             if o.action == ACTION_REPLACE:
-                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, o.instrument,
-                              FILL_CANCELED, o.orig_order_id, 0, 0, 0, 0, 0, now)
+                model.on_fill(arrays, o.instrument, FILL_CANCELED, o.orig_order_id, 0, 0, 0, 0,
+                              0, now)
             if o.action == ACTION_NEW or o.action == ACTION_REPLACE:
-                model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, o.instrument,
-                              FILL_ACK, o.order_id, 0, 0, 0, 0, 0, now)
+                model.on_fill(arrays, o.instrument, FILL_ACK, o.order_id, 0, 0, 0, 0, 0, now)
         acks[0] += n
         total += n
     return total
@@ -92,15 +90,14 @@ def _numba_intents(ticks, q) -> tuple[float, int]:
     _resume_state(st)
     acks = np.zeros(1, np.int64)
     t0 = time.perf_counter_ns()
-    n = _replay_numba(ticks, *st.args, st.out, acks)
+    n = _replay_numba(ticks, st.arrays, st.want, st.out, acks)
     return (time.perf_counter_ns() - t0) / len(ticks), n
 
 
 def _resume_state(st: QuoterState) -> None:
-    a = st.args
     for i in range(len(DEFAULT_INSTRUMENTS)):
-        model.on_fill(*a[:9], i, FILL_POSITION, 0, 0, 0, 0, 0, 0, 0)
-    model.on_fill(*a[:9], 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, 0)
+        model.on_fill(st.arrays, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, 0)
+    model.on_fill(st.arrays, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, 0)
 
 
 def bench_step(n_ticks: int) -> dict:
@@ -128,7 +125,7 @@ def _check_same(ticks, q, ref_intents) -> bool:
     got: list[tuple] = []
     acks = np.zeros(1, np.int64)
     for k in range(len(ticks)):
-        n = _replay_numba(ticks[k:k + 1], *st.args, st.out, acks)
+        n = _replay_numba(ticks[k:k + 1], st.arrays, st.want, st.out, acks)
         got += st.out[:n][list(INTENT_FIELDS)].tolist()
     return got == ref_intents
 

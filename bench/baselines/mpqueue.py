@@ -98,10 +98,8 @@ def quoter_main(cfg_path: str, inbox: mp.Queue, orders: mp.Queue, ready) -> None
     cfg = load(cfg_path)
     warm_up(cfg.quoter, cfg.instruments)
     st = QuoterState(cfg.quoter, cfg.instruments)
-    inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want = st.args
-    out = st.out
-    model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, 0, FILL_RESUME, 0, 0, 0, 0,
-                  0, 0, perf_counter_ns())
+    arrays, want, out = st.arrays, st.want, st.out
+    model.on_fill(arrays, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, perf_counter_ns())
     on_md, on_fill, requote_dirty = model.on_md, model.on_fill, model.requote_dirty
     get, get_nowait, put = inbox.get, inbox.get_nowait, orders.put
     ready.set()
@@ -119,12 +117,11 @@ def quoter_main(cfg_path: str, inbox: mp.Queue, orders: mp.Queue, ready) -> None
                 return
             if item[0] == MD:
                 _, i, kind, u, bp, bq, ap, aq, ts_arrival = item
-                on_md(inst, par, cnt, sst, spar, i, kind, u, bp, bq, ap, aq, ts_arrival, 0, now)
+                on_md(arrays, i, kind, u, bp, bq, ap, aq, ts_arrival, 0, now)
             else:
                 _, kind, i, order_id, leaves = item
-                on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id, 0,
-                        0, 0, leaves, 0, now)
-        n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now, out, 0)
+                on_fill(arrays, i, kind, order_id, 0, 0, 0, leaves, 0, now)
+        n = requote_dirty(arrays, want, now, out, 0)
         for k in range(n):
             o = out[k]
             put((int(o["action"]), int(o["order_id"]), int(o["orig_order_id"]),

@@ -135,11 +135,13 @@ def _sample(rw, fw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
 
 
 @_jit
-def run_chunk(md, k_end, rw, fw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, out,
-              ints, ints_t, ilog, qlog, book, orders, acct, resp, resp_t, log, s_t, s_pnl,
-              s_real, s_pos, s_mark):
+def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog, book, orders,
+              acct, resp, resp_t, log, s_t, s_pnl, s_real, s_pos, s_mark):
     """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
-    the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW)."""
+    the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW).
+    `arrays` is the quoter's state (QuoterArrays) and `want` its strategy's scratch, as the
+    live loop holds them."""
+    par, g = arrays.par, arrays.g
     n_md = md.shape[0]
     cap_i = ints.shape[0]
     cap_r = resp.shape[0]
@@ -156,7 +158,7 @@ def run_chunk(md, k_end, rw, fw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst
         t_ans = resp_t[vw[V_RESP_HEAD] % cap_r] if vw[V_RESP_HEAD] != vw[V_RESP_TAIL] else BIG
         t_tim = BIG
         if k < n_md and g[G_KILLED] == 0:
-            t_tim = _deadline(inst, quotes, par, rw)
+            t_tim = _deadline(arrays.inst, arrays.quotes, par, rw)
         t = min(min(t_md, t_int), min(t_ans, t_tim))
         if t == BIG:
             return DONE
@@ -194,22 +196,20 @@ def run_chunk(md, k_end, rw, fw, vw, inst, quotes, par, g, cnt, rl10, rlday, sst
             r = md[j]
             if r.kind == MD_DEPTH:
                 continue                  # the venue's: the live quoter reads no depth yet
-            model.on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
-                        r.bid_qty, r.ask_px, r.ask_qty, r.ts, r.ts, t)
+            model.on_md(arrays, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
+                        r.ask_qty, r.ts, r.ts, t)
         while vw[V_RESP_HEAD] != vw[V_RESP_TAIL] and resp_t[vw[V_RESP_HEAD] % cap_r] <= t:
             f = resp[vw[V_RESP_HEAD] % cap_r]
-            model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, f.instrument,
-                          f.kind, f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code,
-                          t)
+            model.on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
+                          f.leaves_qty, f.error_code, t)
             vw[V_RESP_HEAD] += 1
         if t >= rw[R_NEXT_TIMER]:
-            model.check_timers(inst, quotes, par, sst, spar, t)
+            model.check_timers(arrays.inst, arrays.quotes, par, arrays.sst, arrays.spar, t)
             rw[R_NEXT_TIMER] = t + TIMER_NS
-        n = model.requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, t,
-                                out, 0)
+        n = model.requote_dirty(arrays, want, t, out, 0)
         rw[R_BATCHES] += 1
         if g[G_DRAWDOWN_HIT] != 0 and g[G_KILLED] == 0:
-            n = model.kill_all(quotes, g, cnt, out, n, KILL_DRAWDOWN, t)
+            n = model.kill_all(arrays.quotes, g, arrays.cnt, out, n, KILL_DRAWDOWN, t)
             rw[R_KILL_NS] = t
         for j in range(n):
             slot = rw[R_INT_TAIL] % cap_i
@@ -248,9 +248,9 @@ class Replay:
     replay_s: float = 0.0         # wall time inside the compiled loop
 
     def args(self, md, k_end: int) -> tuple:
-        return (md, k_end, self.rw, self.fw, self.vw, *self.st.args, self.st.out, self.ints, self.ints_t,
-                self.ilog, self.qlog, self.book, self.orders, self.acct, self.resp, self.resp_t, self.log,
-                *self.samples)
+        return (md, k_end, self.rw, self.fw, self.vw, self.st.arrays, self.st.want, self.st.out,
+                self.ints, self.ints_t, self.ilog, self.qlog, self.book, self.orders, self.acct,
+                self.resp, self.resp_t, self.log, *self.samples)
 
 
 def prepare(cfg, md: np.ndarray) -> Replay:
@@ -287,10 +287,9 @@ def prepare(cfg, md: np.ndarray) -> Replay:
                np.zeros(ORDER_TABLE, VORDER_DTYPE), acct,
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
                np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)
-    args = st.args[:9]
     for i in range(n):                # what the sender tells a starting quoter: flat, go
-        model.on_fill(*args, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, t0)
-    model.on_fill(*args, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, t0)
+        model.on_fill(st.arrays, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, t0)
+    model.on_fill(st.arrays, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, t0)
     return r
 
 

@@ -11,8 +11,8 @@ size strings, so `fixed_cache(exp)` is a bounded dict from string to mantissa, f
 handler checks `(a | b | c) < 0` once for all its fields): MALFORMED or PRECISION.
 
 The C fast path of the Binance bookTicker parses its four decimals itself (parse_decimal in
-native/mm_feed.c, the same rules as `parse_fixed`); any string it would not take exactly goes
-to the Python decoder, and tests/feed/test_fast_path.py holds the two to the same results.
+native/mm_feed_decode.c, the same rules as `parse_fixed`); any string it would not take exactly
+goes to the Python decoder, and tests/feed/test_fast_path.py holds the two to the same results.
 """
 from __future__ import annotations
 

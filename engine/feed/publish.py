@@ -1,12 +1,12 @@
 """The md sink: drops duplicate updates from redundant connections, stamps, and writes each
 record straight into its md ring slot.
 
-Hot path: `RingSink.emit` (C, engine._feed.Publisher in native/mm_feed.c), called once per event
-while the connection's `on_ws_frame` runs, or reached without any Python call at all from the
-C fast paths of the Binance bookTicker and SBE bestBidAsk decoders. Before the adapter decodes,
-the connection writes `sink.conn` and `sink.ts_arrival` (two attribute stores). An event costs
-no Python object: the record is written field by field into a claimed slot (claim and commit
-are engine._native's, reached through their C addresses), then committed.
+Hot path: `RingSink.emit` (C, engine._feed.Publisher in native/mm_feed_publish.c), called once
+per event while the connection's `on_ws_frame` runs, or reached without any Python call at all
+from the C fast paths of the Binance bookTicker and SBE bestBidAsk decoders. Before the adapter
+decodes, the connection writes `sink.conn` and `sink.ts_arrival` (two attribute stores). An
+event costs no Python object: the record is written field by field into a claimed slot (claim
+and commit are engine._native's, reached through their C addresses), then committed.
 
 Duplicates: the first copy of an update wins. The sink keeps, per instrument, the last
 published book update id and the last published trade id; an event whose id is not above the

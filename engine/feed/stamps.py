@@ -6,8 +6,8 @@ socket's receive queue, and that wait belongs in the arrival -> decoded hop.
 
 How: the feed socket gets SO_TIMESTAMPNS, so the kernel stamps every packet as it is received
 (software stamp, CLOCK_REALTIME), and the event loop's reader callback for the socket becomes an
-engine._feed.StampedReader (native/mm_feed.c), which fetches the stamp that comes with the data
-and converts it to the engine's clock (CLOCK_MONOTONIC, perf_counter_ns):
+engine._feed.StampedReader (native/mm_feed_stamps.c), which fetches the stamp that comes with
+the data and converts it to the engine's clock (CLOCK_MONOTONIC, perf_counter_ns):
   - plain connections (ws://, aiofastnet's socket transport under picows): the reader does the
     transport's read itself, with recvmsg, which returns the stamp of the data it consumed, and
     hands the bytes to the protocol as the transport would. No system call is added.

@@ -16,8 +16,9 @@ Python can run signal handlers; the caller re-enters it until it reports STOPPED
      park on both rings at once through the shared wake word, so a fill wakes it as a tick
      does; the park timeout serves the timers)
 
-The strategy's arrays (sst, spar, want) pass through to the model; numba compiles (and caches)
-one specialisation of the loop per strategy, chosen by their types.
+The state arrays travel as one record (QuoterArrays, engine/quoter/arrays.py) to the model,
+the strategy's scratch (want) beside it; numba compiles (and caches) one specialisation of the
+loop per strategy, chosen by the types of the strategy's arrays (sst, spar, want).
 
 Note on numba's cache: it does not notice edits of callees in other modules (model.py, the
 strategies, engine/native.py); delete engine/quoter/__pycache__/*.nb[ci] after changing them.
@@ -81,30 +82,31 @@ def publish(ord_hdr, ord_slots, out, n, batch_read_ns, hist_addr, cnt):
 
 
 @njit(cache=True, nogil=True, _nrt=False)
-def read_board(board, scratch, inst, par, cnt, sst, spar, now):
+def read_board(board, scratch, arrays, now):
     """Apply the board's book of every instrument newer than what the quoter has; returns how
     many it applied. `scratch` is a one-record MD array the board copies into."""
     applied = 0
     addr = scratch.ctypes.data
-    for i in range(inst.shape[0]):
+    for i in range(arrays.inst.shape[0]):
         if nb_board_get(board, i, addr) == 0:
             continue                           # never written
         r = scratch[0]
-        applied += on_board(inst, par, cnt, sst, spar, i, r.kind, r.update_id, r.bid_px,
-                            r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+        applied += on_board(arrays, i, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
+                            r.ask_qty, r.ts_arrival, r.ts_published, now)
     return applied
 
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, md_scratch,
-             kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, inst, quotes, par, g, cnt,
-             rl10, rlday, sst, spar, want, out, words, idle_kind, idle_state, park_ns, warm_ns,
-             slice_ns, timer_ns):
+             kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, arrays, want, out, words,
+             idle_kind, idle_state, park_ns, warm_ns, slice_ns, timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
     quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published); a pause (the word at
     `pause_addr`, 0: none) publishes CANCEL_ALL and keeps the loop running. `board` is the book
     board's address (0: none); `wake_addr` this process's shared wake word (0: park on the md
-    ring alone); `words` (W_*) keep the loop's state across calls."""
+    ring alone); `arrays` is the quoter's state (QuoterArrays), `want` the strategy's scratch;
+    `words` (W_*) keep the loop's state across calls."""
+    quotes, g, cnt = arrays.quotes, arrays.g, arrays.cnt
     start = nb_now_ns()
     next_timer = start
     last_beat = 0
@@ -119,8 +121,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
                 r = md_slots[nb_ring_read_index(md_hdr, k)]
                 if hist[H_MD_TO_READ] != 0:
                     nb_hist_record(hist[H_MD_TO_READ], now - r.ts_published)
-                on_md(inst, par, cnt, sst, spar, r.instrument, r.kind, r.update_id, r.bid_px,
-                      r.bid_qty, r.ask_px, r.ask_qty, r.ts_arrival, r.ts_published, now)
+                on_md(arrays, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
+                      r.ask_qty, r.ts_arrival, r.ts_published, now)
             nb_ring_release(md_hdr, avail)
             work += avail
             batch_read = now
@@ -128,27 +130,25 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
         if avail > 0:
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
-                on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, f.instrument,
-                        f.kind, f.order_id, f.side, f.price, f.qty, f.leaves_qty, f.error_code,
-                        now)
+                on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
+                        f.leaves_qty, f.error_code, now)
             nb_ring_release(fill_hdr, avail)
             work += avail
         if board != 0:
             lost = nb_load_acquire(board + _BOARD_OFF_LOST)
             if lost != words[W_LOST_SEEN]:
                 words[W_LOST_SEEN] = lost
-                if read_board(board, md_scratch, inst, par, cnt, sst, spar, now) > 0:
+                if read_board(board, md_scratch, arrays, now) > 0:
                     work += 1
                     batch_read = now
         n = ack_reset(g, out, n, now)          # ahead of every intent decided after a RESET
         timer = now >= next_timer
         if timer:
-            check_timers(inst, quotes, par, sst, spar, now)
+            check_timers(arrays.inst, quotes, arrays.par, arrays.sst, arrays.spar, now)
             next_timer = now + timer_ns
         if work > 0 or timer:
             t0 = nb_now_ns()
-            n = requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now, out,
-                              n)
+            n = requote_dirty(arrays, want, now, out, n)
             if batch_read != 0 and hist[H_QUOTE_STEP] != 0:
                 nb_hist_record(hist[H_QUOTE_STEP], nb_now_ns() - t0)
             if g[G_DRAWDOWN_HIT] != 0:

@@ -11,9 +11,13 @@ and must produce bit-identical intents (tests/quoter/test_quoter_reference.py). 
 change the other.
 
 Time is an argument (`now`, perf_counter_ns) so the model is deterministic; only the loop (or
-the backtest) reads the clock. State lives in the arrays described in arrays.py; sst/spar/want
-are the strategy's state, parameters and wishes (engine/strategies/dispatch.py routes the
-calls by the state's record type).
+the backtest) reads the clock. State lives in the arrays described in arrays.py. The event
+handlers and the requote (on_md, on_board, on_fill, requote_dirty, requote) take them whole, as
+one QuoterArrays record (the requote also the strategy's scratch, want). Functions that touch
+a few of them (check_timers, kill_all, ack_reset, _plan, ...) take just those: numba passes a
+record field by field, and a call it does not inline would copy fields it never reads.
+sst/spar/want are the strategy's state, parameters and wishes (engine/strategies/dispatch.py
+routes the calls by the state's record type).
 """
 from __future__ import annotations
 
@@ -47,12 +51,13 @@ _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
 # ------------------------------------------------------------------ market data
 @_jit
-def on_md(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
-          ts_arrival, ts_md_published, now):
+def on_md(arrays, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_arrival,
+          ts_md_published, now):
     """Apply one book record read at `now`; marks the instrument for requoting. A good book
     (both sides, not crossed) sets the mid and goes to the strategy's on_book. Time is the
     record's arrival stamp (now when it has none): staleness is the data's age, not the time
     since the quoter read it, and the strategy's clock is the market's."""
+    inst, par, cnt, sst, spar = arrays.inst, arrays.par, arrays.cnt, arrays.sst, arrays.spar
     cnt[C_TICKS] += 1
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
@@ -100,11 +105,12 @@ def _apply_md(s, p, st, sp, cnt, kind, update_id, bid_px, bid_qty, ask_px, ask_q
 
 
 @_jit
-def on_board(inst, par, cnt, sst, spar, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty,
-             ts_arrival, ts_md_published, now):
+def on_board(arrays, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_arrival,
+             ts_md_published, now):
     """The book board's record of instrument i, read after the feed counted ring records it
     could not publish: applied when newer than the last book applied (counted as conflated;
     returns True); ring records no newer than it are skipped later (on_md: superseded)."""
+    inst, par, cnt, sst, spar = arrays.inst, arrays.par, arrays.cnt, arrays.sst, arrays.spar
     if i >= inst.shape[0] or ts_arrival == 0:
         return False
     s = inst[i]
@@ -179,11 +185,12 @@ def _back_off(q, p, cnt, now):
 
 
 @_jit
-def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id, side, price,
-            qty, leaves_qty, error_code, now):
+def on_fill(arrays, i, kind, order_id, side, price, qty, leaves_qty, error_code, now):
     """Apply one sender record (FILL_*; engine/sender/order_state.py says when each comes).
     Inventory moves on every TRADE, whether a slot still holds the order or not; then the
     strategy's on_fill sees every record about the instrument except POSITION."""
+    inst, quotes, par, g, cnt = arrays.inst, arrays.quotes, arrays.par, arrays.g, arrays.cnt
+    rl10, rlday = arrays.rl10, arrays.rlday
     cnt[C_FILLS] += 1
     if kind == FILL_RESUME:
         g[G_RESUMED] = 1
@@ -231,7 +238,7 @@ def on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id
     elif kind == FILL_UNKNOWN:
         cnt[C_UNKNOWNS] += 1
     p = par[i]
-    strategy.on_fill(sst[i], spar[i], s, p, kind, side, price, qty, now)
+    strategy.on_fill(arrays.sst[i], arrays.spar[i], s, p, kind, side, price, qty, now)
     qs, ql, which = _find(quotes, i, order_id)
     if qs < 0:
         cnt[C_UNKNOWN_ORDER] += 1
@@ -448,13 +455,14 @@ def _plan(inst, quotes, par, cnt, sst, spar, want, i):
 
 
 @_jit
-def requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n):
+def requote(arrays, want, i, now, out, n):
     """One requote pass of instrument i (see _requote_pass). The pass consumes the tick that
     triggered it: a later pass (after a fill, a timer, or a rate-limit token freeing up) was not
     caused by a book event, so its intents carry update id 0 and no arrival stamp, and count
     neither in tick-to-order nor in the venue's wire-to-wire figure."""
-    n = _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
-    s = inst[i]
+    n = _requote_pass(arrays, want, i, now, out, n)
+    g = arrays.g
+    s = arrays.inst[i]
     s.trig_ts_arrival = 0
     s.trig_ts_md_published = 0
     if g[G_KILLED] == 0 and g[G_RESUMED] != 0:
@@ -472,16 +480,17 @@ def _aged(s, p, now):
 
 
 @_jit
-def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n):
+def _requote_pass(arrays, want, i, now, out, n):
     """Bring instrument i's quotes to the strategy's wish (after the rules of _plan); append
     intents to `out` from index `n`, cancels first. Returns the new count. A refused (rate-limited) order keeps the instrument
     dirty so a later pass retries it. A slot acts only when its orders are settled: nothing
     pending, canceling or asked about, no replaced order still resting, not backing off."""
-    s = inst[i]
+    quotes, g, cnt, rl10, rlday = arrays.quotes, arrays.g, arrays.cnt, arrays.rl10, arrays.rlday
+    s = arrays.inst[i]
     s.dirty = 0
     if g[G_KILLED] != 0 or g[G_RESUMED] == 0:
         return n
-    p = par[i]
+    p = arrays.par[i]
     if n + 4 * p.levels > out.shape[0]:     # per slot: a stray cancel and one more
         s.dirty = 1                          # no room for this pass's intents: retry later
         return n
@@ -493,7 +502,7 @@ def _requote_pass(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, no
     s.stale = 0
     if s.book_ok == 0:
         return _pull(quotes, cnt, out, n, i, s, now)
-    _plan(inst, quotes, par, cnt, sst, spar, want, i)
+    _plan(arrays.inst, quotes, arrays.par, cnt, arrays.sst, arrays.spar, want, i)
     for side in range(2):
         for level in range(p.levels):
             n = _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now)
@@ -555,13 +564,14 @@ def update_pnl(inst, par, g, cnt):
 
 
 @_jit
-def requote_dirty(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, now, out, n):
+def requote_dirty(arrays, want, now, out, n):
     """End of batch: requote every instrument touched since the last pass, then mark PnL."""
-    cnt[C_BATCHES] += 1
+    inst = arrays.inst
+    arrays.cnt[C_BATCHES] += 1
     for i in range(inst.shape[0]):
         if inst[i].dirty:
-            n = requote(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want, i, now, out, n)
-    update_pnl(inst, par, g, cnt)
+            n = requote(arrays, want, i, now, out, n)
+    update_pnl(inst, arrays.par, arrays.g, arrays.cnt)
     return n
 
 

@@ -48,21 +48,20 @@ def warm_up(q, instruments) -> float:
     it took."""
     t0 = time.perf_counter()
     st = QuoterState(q, instruments, first_id=1)
-    inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want = st.args
+    arrays = st.arrays
     now = 1_000_000_000
 
     def fill(i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0):
-        model.on_fill(inst, quotes, par, g, cnt, rl10, rlday, sst, spar, i, kind, order_id, side,
-                      price, qty, leaves, code, now)
+        model.on_fill(arrays, i, kind, order_id, side, price, qty, leaves, code, now)
     fill(0, FILL_RESET)
     fill(0, FILL_POSITION)
     fill(0, FILL_RESUME)
     for i in range(len(instruments)):
-        tick = int(par[i]["tick"])
+        tick = int(st.par[i]["tick"])
         for k in range(3):
-            model.on_md(inst, par, cnt, sst, spar, i, MD_BBO, k + 1, (1000 + k) * tick, 5,
-                        (1001 + k) * tick, 7, now, now, now + k)
-    n = model.requote_dirty(*st.args, now + 3, st.out, 0)
+            model.on_md(arrays, i, MD_BBO, k + 1, (1000 + k) * tick, 5, (1001 + k) * tick, 7, now,
+                        now, now + k)
+    n = model.requote_dirty(arrays, st.want, now + 3, st.out, 0)
     for k in range(n):
         o = st.out[k]
         fill(int(o["instrument"]), FILL_ACK, int(o["order_id"]))
@@ -71,11 +70,11 @@ def warm_up(q, instruments) -> float:
          int(o["qty"]))
     for kind in (FILL_UNKNOWN, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_REJECT):
         fill(int(st.out[1]["instrument"]), kind, int(st.out[1]["order_id"]), code=-90001)
-    model.on_md(inst, par, cnt, sst, spar, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
-    model.check_timers(inst, quotes, par, sst, spar, now + 10**12)
-    model.requote_dirty(*st.args, now + 10**12, st.out, 0)
-    model.kill_all(quotes, g, cnt, st.out, 0, 1, now)
-    model.any_quote(quotes)
+    model.on_md(arrays, 0, MD_STALE, 9, 0, 0, 0, 0, now, now, now + 5)
+    model.check_timers(st.inst, st.quotes, st.par, st.sst, st.spar, now + 10**12)
+    model.requote_dirty(arrays, st.want, now + 10**12, st.out, 0)
+    model.kill_all(st.quotes, st.g, st.cnt, st.out, 0, 1, now)
+    model.any_quote(st.quotes)
     return time.perf_counter() - t0
 
 
@@ -145,8 +144,8 @@ class QuoterAgent(agent.Agent):
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
         self.args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
                      board.addr, np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.pause_addr,
-                     ctl.heartbeat_addr(ROLE), ctl.wake_addr(ROLE), self.stop, hist, *st.args,
-                     st.out, words, STRATEGIES[self.idle], nb_idle_state(),
+                     ctl.heartbeat_addr(ROLE), ctl.wake_addr(ROLE), self.stop, hist, st.arrays,
+                     st.want, st.out, words, STRATEGIES[self.idle], nb_idle_state(),
                      q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)
         t0 = time.perf_counter()
         t_model = warm_up(q, cfg.instruments)

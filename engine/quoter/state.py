@@ -13,7 +13,7 @@ from engine.quoter.config import QuoterConfig
 from engine.quoter.arrays import (
     C_POSITION_BASE, DESIRED_DTYPE, G_DRAWDOWN_HIT, G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL,
     G_WALL_OFFSET, G_WORDS, INST_DTYPE, N_COUNTERS, QUOTE_DTYPE, RATE_BUCKET_10S_NS,
-    RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS,
+    RATE_BUCKET_DAY_NS, RATE_WINDOW_10S_NS, RATE_WINDOW_DAY_NS, QuoterArrays,
 )
 from engine.quoter.params import build_params, max_drawdown_units
 from engine.records import ORDER_DTYPE
@@ -38,9 +38,11 @@ def rate_window_words() -> tuple[int, int]:
 
 
 class QuoterState:
-    """The arrays the numba model works on. `args` is the tuple the model functions take first
-    (inst, quotes, par, g, cnt, rl10, rlday, sst, spar, want: sst and spar are the strategy's
-    state and parameters, q.strategy names it); `out` is the staging area for intents.
+    """The arrays the numba model works on. `arrays` is the record the model functions take
+    first (QuoterArrays: inst, quotes, par, g, cnt, rl10, rlday, sst, spar; sst and spar are
+    the strategy's state and parameters, q.strategy names it), and each array is also an
+    attribute of its own; `want` is the strategy's scratch and `out` the staging area for
+    intents.
 
     `rate_words` (optional): an int64 array of sum(rate_window_words()) words that holds the
     rate windows, e.g. a file that survives restarts (engine/state_dir.py); kept when its
@@ -75,11 +77,8 @@ class QuoterState:
         # room for two full passes (every slot acts twice) plus a cancel-all, while the ring
         # is full
         self.out = np.zeros(8 * n * q.levels + 8, ORDER_DTYPE)
-
-    @property
-    def args(self) -> tuple:
-        return (self.inst, self.quotes, self.par, self.g, self.cnt, self.rl10, self.rlday,
-                self.sst, self.spar, self.want)
+        self.arrays = QuoterArrays(self.inst, self.quotes, self.par, self.g, self.cnt,
+                                   self.rl10, self.rlday, self.sst, self.spar)
 
 
 # The anchor: <state_dir>/<instance>.anchor (engine/state_dir.py), int64 words. The position

@@ -40,14 +40,13 @@ class Harness:
         args = (int(rec["instrument"]), int(rec["kind"]), int(rec["update_id"]),
                 int(rec["bid_px"]), int(rec["bid_qty"]), int(rec["ask_px"]), int(rec["ask_qty"]),
                 arrival, arrival + 1_000 if arrival else int(rec["ts_published"]), now)
-        model.on_md(self.st.inst, self.st.par, self.st.cnt, self.st.sst, self.st.spar, *args)
+        model.on_md(self.st.arrays, *args)
         if self.ref:
             self.ref.on_md(*args)
 
     def fill(self, i, kind, order_id=0, side=0, price=0, qty=0, leaves=0, code=0) -> None:
         st = self.st
-        model.on_fill(st.inst, st.quotes, st.par, st.g, st.cnt, st.rl10, st.rlday, st.sst,
-                      st.spar, i, kind, order_id, side, price, qty, leaves, code, self.now)
+        model.on_fill(st.arrays, i, kind, order_id, side, price, qty, leaves, code, self.now)
         if self.ref:
             self.ref.on_fill(i, kind, order_id, side, price, qty, leaves, code, self.now)
 
@@ -62,7 +61,7 @@ class Harness:
         self.now = now
         st = self.st
         n = model.ack_reset(st.g, st.out, 0, now)     # as the loop: ahead of the pass
-        n = model.requote_dirty(*st.args, now, st.out, n)
+        n = model.requote_dirty(st.arrays, st.want, now, st.out, n)
         got = st.out[:n][FIELDS].tolist()
         self.passes += 1
         if self.ref:

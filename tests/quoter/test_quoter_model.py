@@ -252,8 +252,8 @@ def test_staleness_is_the_books_age_not_when_it_was_read():
     st = h.st
 
     def read(arrival, now):
-        model.on_md(st.inst, st.par, st.cnt, st.sst, st.spar, BTC, MD_BBO, 1, 6_000_000,
-                    100_000, 6_000_001, 100_000, arrival, arrival + 1_000, now)
+        model.on_md(st.arrays, BTC, MD_BBO, 1, 6_000_000, 100_000, 6_000_001, 100_000, arrival,
+                    arrival + 1_000, now)
         return h.end_batch(now)
 
     assert read(NOW - 200_000_000, NOW) == []         # 200 ms old when read: not quoted
