@@ -28,11 +28,9 @@ from decimal import Decimal
 from time import perf_counter_ns
 
 import msgspec
-from picows import WSMsgType
 
 from engine.journal.writer import asset_word, commission_units
-from engine.records import (ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE,
-                            ACTION_RESET_SEEN,
+from engine.records import (ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE, ACTION_RESET_SEEN,
                             ALL_INSTRUMENTS, JE_REQ_CANCEL, JE_REQ_CANCEL_ALL, JE_REQ_NEW,
                             JE_REQ_REPLACE)
 from engine.sender.errors import GatewayError, VenueRefusal
@@ -47,10 +45,9 @@ from engine.sender.venues.binance.wire import (AUTH_CODES, GONE_CODES, INTERVAL_
                                                REQ_REPLACE, STATUS_UNKNOWN, TOO_MANY_ORDERS,
                                                error_text)
 
-_TEXT = WSMsgType.TEXT
-
 
 class BinanceGateway(BinanceReconcile, Gateway):
+    """Binance Spot's order gateway: the hot path's hooks, answers and user-data events."""
     venue = "binance"
     CREATES = frozenset((REQ_PLACE, REQ_REPLACE))
     redact = staticmethod(bn.redact)

@@ -40,6 +40,7 @@ _TEXT = WSMsgType.TEXT
 
 
 class BybitGateway(BybitReconcile, Gateway):
+    """Bybit v5's order gateway: the hot path's hooks, answers, auth and application pings."""
     venue = "bybit"
     auth = "hmac-auth"
     CREATES = frozenset((REQ_CREATE, REQ_AMEND))
