@@ -41,6 +41,9 @@ def parse(argv=None) -> argparse.Namespace:
                         "interleaved round by round on one venue (the ref is built once under "
                         "bench/.against/<sha>); implies --only e2e unless --only says more")
     p.add_argument("--against-repo", metavar="PATH", help=argparse.SUPPRESS)  # tests: a clone
+    p.add_argument("--against-set", action="append", metavar="SECTION.KEY=VALUE",
+                   help="a setting for the ref's engine only (e.g. --against HEAD --against-set "
+                        "sender.warm_us=0: one setting A/B on the same code); repeatable")
     i = p.add_argument_group("instruments (the engine at 1..200 instruments, same total rate)")
     i.add_argument("--instruments-counts", help="instrument counts, comma-separated (1,10,50,200)")
     i.add_argument("--instruments-rate", type=int, help="total book events/s (2000)")

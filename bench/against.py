@@ -289,14 +289,15 @@ def swapped(runs):
     return [dataclasses.replace(r, contender=other.get(r.contender, r.contender)) for r in runs]
 
 
-def engine_pair(ref, config: Path, out_dir: Path, symbol: str):
-    """A factory for e2e: (name, repeat) -> the ProbedEngine of that side and round."""
+def engine_pair(ref, config: Path, out_dir: Path, symbol: str, ref_settings: Path | None = None):
+    """A factory for e2e: (name, repeat) -> the ProbedEngine of that side and round. The ref
+    runs `ref_settings` when given (the common config plus its own settings), else `config`."""
     import sys
 
     from bench.against_build import ROOT
 
     ref_config = out_dir / "engine-ref.toml"
-    dropped = config_for(ref.python, ref.src, config, ref_config)
+    dropped = config_for(ref.python, ref.src, ref_settings or config, ref_config)
     here = Path(sys.executable)
 
     def make(name: str, repeat: int) -> ProbedEngine:

@@ -26,7 +26,9 @@ def _state(instance, cache):
         cache["ctl"], cache["roles"] = _control(instance)
     ctl, roles = cache["ctl"], cache["roles"]
     infos = {r: ctl.role_info(r) for r in roles}
-    running = all(str(i.get("state")) in ("running", "2") for i in infos.values())
+    # the trading roles decide; a helper role (the journal agent) may be disabled
+    trading = [i for r, i in infos.items() if r in ("feed", "quoter", "sender")] or infos.values()
+    running = all(str(i.get("state")) in ("running", "2") for i in trading)
     return {"running": running, "pids": {r: int(ctl.pid(r)) for r in roles if ctl.pid(r)}}
 
 

@@ -198,9 +198,14 @@ def main(args=None) -> dict:
         from bench.against_build import ROOT, build
 
         ref = build(settings.against, Path(getattr(args, "against_repo", None) or ROOT))
-        make, dropped = engine_pair(ref, config, out_dir, SYMBOL)
+        ref_sets = list(getattr(args, "against_set", None) or ())
+        ref_config = None
+        if ref_sets:                  # the ref's own settings on top of the common ones
+            ref_config = out_dir / "engine-ref-set.toml"
+            ref_config.write_text(engine_toml(sets + ref_sets))
+        make, dropped = engine_pair(ref, config, out_dir, SYMBOL, ref_config)
         against = {"ref": ref.name, "sha": ref.sha, "subject": ref.subject,
-                   "config_keys_dropped": dropped}
+                   "config_keys_dropped": dropped, "ref_settings": ref_sets}
     with Progress(total=settings.repeats * sum(len(settings.phases_of(c))
                                                for c in settings.contenders)) as progress:
         venue = _start_venue(settings.rates[0], settings.venue_cpu, out_dir / "runs",

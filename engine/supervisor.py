@@ -116,11 +116,7 @@ class Supervisor:
             self._create_shared_memory(cfg)
             instance_info.publish(cfg.instance, instance_info.of_config(cfg))
             if self.sim is not None:
-                # The simulator stands in for a remote venue: it must not steal the engine's CPU
-                # on a shared core, so it runs niced (the engine's processes preempt it).
-                os.setpriority(os.PRIO_PROCESS, self.sim.pid, SIM_NICE)
-                if self.layout.cores.get("sim", -1) >= 0:
-                    os.sched_setaffinity(self.sim.pid, {self.layout.cores["sim"]})
+                self._make_sim_yield(self.sim.pid)
             cfg = self.run_cfg = _apply_layout(cfg, self.layout)
             self.cfg_path = self.run_dir / "config.json"
             self.cfg_path.write_bytes(config_mod.dump_json(cfg))
@@ -287,6 +283,24 @@ class Supervisor:
             except PermissionError:
                 log(f"warning: SCHED_FIFO for {role} refused (needs CAP_SYS_NICE or "
                     f"LimitRTPRIO=); running at normal priority")
+
+    def _make_sim_yield(self, pid: int) -> None:
+        """The simulator stands in for a remote venue: it must not stand between the engine's
+        processes and their cores. Niced, and SCHED_IDLE unless an engine process spins where
+        it runs (it would starve): SCHED_IDLE is preempted by every wake-up of theirs by rule,
+        where nice leaves it to the scheduler's weighing (alike in a measurement here: a
+        guarantee more than a gain)."""
+        os.setpriority(os.PRIO_PROCESS, pid, SIM_NICE)
+        core = self.layout.cores.get("sim", -1)
+        if core >= 0:
+            os.sched_setaffinity(pid, {core})
+        spinning = set(self.layout.spinning_cores().values())
+        if spinning and (core < 0 or core in spinning or -1 in spinning):
+            return
+        try:
+            os.sched_setscheduler(pid, os.SCHED_IDLE, os.sched_param(0))
+        except OSError as e:
+            log(f"warning: SCHED_IDLE for the simulator refused ({e}); it runs niced")
 
     def _spawn_journal(self) -> None:
         """The journal agent (mm journal-agent): off the trading cores, niced like the

@@ -7,7 +7,8 @@ ring is empty it sleeps LINGER_S and looks again: it never parks on the ring's f
 sender's commit never has a sleeper to wake (no system call on the hot path for the journal),
 and records gather into transactions of tens of milliseconds (one per order was the heaviest
 process of the engine on 2 cores: 434 us of CPU per book event at 500/s). It runs on a core the
-trading processes do not use (journal.core, else every core but theirs).
+trading processes do not use (journal.core, else every core but theirs); where it must share
+one it runs SCHED_IDLE, so it never stands between a trading process and its core.
 
 Stop: SIGTERM/SIGINT, or (under mm run) the kill switch with the sender gone: the ring is
 drained, the venue asked once more, the file closed. A kill -9 loses nothing: records are
@@ -348,16 +349,30 @@ def prune(con: sqlite3.Connection, cut_ns: int) -> int:
 
 
 def _pin_off_trading_cores(cfg) -> list[str]:
-    """journal.core, else every allowed core the trading processes were not given."""
+    """journal.core, else every allowed core the trading processes were not given. Where it
+    still shares a core with one of them (no core is left, or one of them is not pinned), it
+    runs SCHED_IDLE: a waking trading process then preempts it by rule, not by the scheduler's
+    weighing of nice values (measured here, a nice-10 and a SCHED_IDLE CPU hog delay a wake-up
+    beside them alike, so this is a guarantee rather than a gain); the ring holds what waits."""
+    notes = []
+    trading = [c for c in (cfg.feed.core, cfg.quoter.core, cfg.sender.core)]
+    pinned = {c for c in trading if c >= 0}
     if cfg.journal.core >= 0:
-        return proc.pin("journal", cfg.journal.core)
-    trading = {c for c in (cfg.feed.core, cfg.quoter.core, cfg.sender.core) if c >= 0}
-    allowed = os.sched_getaffinity(0)
-    rest = allowed - trading
-    if trading and rest:
-        os.sched_setaffinity(0, rest)
-        return [f"on cores {sorted(rest)} (not the trading cores {sorted(trading)})"]
-    return []
+        notes += proc.pin("journal", cfg.journal.core)
+    else:
+        rest = os.sched_getaffinity(0) - pinned
+        if pinned and rest:
+            os.sched_setaffinity(0, rest)
+            notes.append(f"on cores {sorted(rest)} (not the trading cores {sorted(pinned)})")
+    shares = any(c < 0 for c in trading) or bool(os.sched_getaffinity(0) & pinned)
+    if shares:
+        try:
+            os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
+            notes.append("shares a core with the trading processes: SCHED_IDLE (they preempt "
+                         "it whenever they wake)")
+        except OSError as e:                 # a sandbox may refuse it: nice is what is left
+            notes.append(f"shares a core with the trading processes; SCHED_IDLE refused ({e})")
+    return notes
 
 
 def run(cfg) -> int:

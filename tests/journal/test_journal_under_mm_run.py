@@ -50,7 +50,10 @@ def test_mm_run_restarts_a_killed_journal_agent_and_the_journal_equals_the_venue
             time.sleep(0.2)
             pid = _journal_pid(instance)
         assert pid, "the journal agent never ran beside a running quoter"
-        assert psutil.Process(pid).nice() == JOURNAL_NICE   # trading wake-ups preempt it
+        assert psutil.Process(pid).nice() == JOURNAL_NICE   # trading wake-ups preempt it:
+        assert os.sched_getscheduler(pid) == os.SCHED_IDLE  # it shares their cores here
+        sims = [c for c in psutil.Process(p.pid).children() if "sim" in c.cmdline()]
+        assert len(sims) == 1 and os.sched_getscheduler(sims[0].pid) == os.SCHED_IDLE  # same
         time.sleep(4.0)                                  # some fills first
         os.kill(pid, signal.SIGKILL)
         out, _ = p.communicate(timeout=150)
