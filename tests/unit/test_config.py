@@ -2,7 +2,7 @@
 import pytest
 
 from engine import config
-from engine.box.core_layout import choose
+from engine.box.core_layout import LOCAL_VENUE_NOTE, choose
 
 
 def _write(tmp_path, text):
@@ -66,6 +66,19 @@ def test_layout_two_cores_with_the_venue_beside_spins_nothing():
         assert set(lay.idle.values()) == {"park"}
     three = choose(cfg, with_sim=True, cpus=[0, 1, 2], isolated=set())
     assert three.idle == {"quoter": "park", "sender": "busy-spin"}
+
+
+def test_a_loopback_venue_layout_says_the_choice_depends_on_the_venue():
+    """Parking everything beside a loopback venue is right for a heavy one and wrong for a
+    light one (measured both ways): `mm layout` says so, with the figures; the embedded
+    simulator (known heavy) and an explicit sender.idle get no such note."""
+    cfg = config.load(env={})
+    local = choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)
+    assert [w for w in local.warnings if "loopback" in w] == [LOCAL_VENUE_NOTE]
+    assert "sender.idle" in LOCAL_VENUE_NOTE and "P99" in LOCAL_VENUE_NOTE
+    for lay in (choose(cfg, with_sim=True, cpus=[0, 1], isolated=set()),
+                choose(cfg, with_sim=False, cpus=[0, 1], isolated=set())):
+        assert not any("loopback" in w for w in lay.warnings)
 
 
 def test_layout_warns_on_shared_spinner(tmp_path):
