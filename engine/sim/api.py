@@ -1,6 +1,11 @@
 """The WebSocket API at /ws-api/v3: Binance's request/response envelope, signatures, recvWindow,
 rate limits and error codes, on top of the account model in engine.sim.exchange.
 
+This module dispatches a request frame (rate windows, authentication, chaos on the answer) to
+its method; the methods live beside it, by kind: api_session.py (Session, authentication,
+logon, user-data subscriptions), api_orders.py (order entry, cancel-replace),
+api_queries.py (status, account, trades, exchangeInfo); api_params.py reads their parameters.
+
 Request:  {"id": <int|str|null>, "method": "order.place", "params": {...}}
 Response: {"id": ..., "status": 200, "result": ..., "rateLimits": [...]}
           {"id": ..., "status": 4xx, "error": {"code": -2010, "msg": "..."}, "rateLimits": [...]}
@@ -9,20 +14,20 @@ from __future__ import annotations
 
 import collections
 import logging
-import re
 import time
 from typing import Callable
 
 import msgspec
 
 from engine.sim import auth
+from engine.sim.api_orders import OrderMethods
+from engine.sim.api_params import mandatory, now_ms
+from engine.sim.api_queries import QueryMethods
+from engine.sim.api_session import Session, SessionMethods
 from engine.sim.chaos import Chaos
-from engine.sim.exchange import ApiError, Exchange, Order, unknown_order
-from engine.sim.market import DECIMAL_RANGE, Book, parse_decimal, wire_decimal
+from engine.sim.exchange import ApiError, Exchange
 
 log = logging.getLogger("mm.sim")
-_CLIENT_ID_RE = re.compile(r"^[a-zA-Z0-9-_]{1,36}$")
-CLIENT_ID_RANGE = "^[a-zA-Z0-9-_]{1,36}$"
 ORDER_LOG = 100_000              # order requests kept for inspection (the newest)
 _ORDER_METHODS = frozenset(("order.place", "order.cancelReplace", "order.cancel",
                             "openOrders.cancelAll"))
@@ -30,37 +35,6 @@ _ORDER_FIELDS = ("symbol", "side", "type", "price", "quantity", "newClientOrderI
                  "cancelReplaceMode")
 _decode = msgspec.json.Decoder().decode
 _encode = msgspec.json.Encoder().encode
-
-
-def now_ms() -> int:
-    return time.time_ns() // 1_000_000
-
-
-def mandatory(name: str) -> ApiError:
-    return ApiError(400, -1102, f"Mandatory parameter '{name}' was not sent, was empty/null, "
-                                f"or malformed.")
-
-
-def illegal(name: str, legal: str) -> ApiError:
-    return ApiError(400, -1100, f"Illegal characters found in parameter '{name}'; legal range "
-                                f"is '{legal}'.")
-
-
-class Session:
-    """Per-connection API state: logon, user-data subscriptions, default returnRateLimits."""
-
-    __slots__ = ("send", "number", "connected_since", "authorized_since", "user_subs",
-                 "next_sub_id", "return_rate_limits")
-
-    def __init__(self, send: Callable[[bytes], None], return_rate_limits: bool = True,
-                 number: int = 0):
-        self.send = send
-        self.number = number                # connection number (cancel_log actor)
-        self.connected_since = now_ms()
-        self.authorized_since = 0           # 0 = not logged on
-        self.user_subs: list[int] = []
-        self.next_sub_id = 0
-        self.return_rate_limits = return_rate_limits
 
 
 class _Window:
@@ -95,7 +69,7 @@ class Faults:
         self.reject_msg = "Order rejected by the simulator (fault injection)."
 
 
-class Api:
+class Api(SessionMethods, OrderMethods, QueryMethods):
     """Dispatch of WS API requests for one simulated account."""
 
     def __init__(self, exchange: Exchange, credentials: auth.Credentials, *, recv_window_ms: int,
@@ -148,6 +122,7 @@ class Api:
         }
 
     # -- entry point: one text frame --
+
     def handle(self, session: Session, t_arrival_ns: int, payload: bytes) -> None:
         """Answer one request frame on `session` (never raises)."""
         self.stats["requests"] += 1
@@ -233,22 +208,6 @@ class Api:
             pass
         self.after_late()
 
-    def _hide_from_status(self, order: Order) -> None:
-        """Chaos status_lag: order.status says -2013 for this resting order for a while."""
-        now = time.perf_counter_ns()
-        if len(self._hidden) > 10_000:      # bounded: forget the lags that are over
-            self._hidden = {k: v for k, v in self._hidden.items() if v > now}
-        self._hidden[order.order_id] = now + int(self.chaos.lag_s() * 1e9)
-
-    def _status_lags(self, order: Order) -> bool:
-        until = self._hidden.get(order.order_id)
-        if until is None:
-            return False
-        if time.perf_counter_ns() < until:
-            return True
-        del self._hidden[order.order_id]
-        return False
-
     _LOSABLE = frozenset(("order.place", "order.cancelReplace", "order.cancel", "order.status"))
 
     def _log_order_request(self, method: str, params: dict, t_arrival_ns: int) -> None:
@@ -267,15 +226,6 @@ class Api:
         """Chaos: the request was carried out (or refused) but its answer never leaves."""
         return method in self._LOSABLE and self.chaos.enabled and self.chaos.roll("lost_answer")
 
-    def _chaos_refusal(self) -> None:
-        """Chaos: refuse a cancel-type request before doing anything (the order keeps resting)."""
-        if self.chaos.enabled and self.chaos.roll("refuse_cancel"):
-            status, code, msg = self.chaos.refusal()
-            raise ApiError(status, code, msg)
-
-    def _chaos_phantom(self) -> bool:
-        return self.chaos.enabled and self.chaos.roll("phantom_unknown")
-
     def _error(self, session: Session, req_id, e: ApiError, show_limits: bool,
                is_order: bool = False) -> None:
         self.stats["errors"] += 1
@@ -293,353 +243,3 @@ class Api:
         if orders:
             return [self.orders_10s.entry(), self.orders_day.entry(), self.weight.entry()]
         return [self.weight.entry()]
-
-    # -- authentication --
-    def _authorize(self, session: Session, params: dict, kind: str, now: int) -> None:
-        if kind == "none":
-            return
-        if kind == "session":
-            if not session.authorized_since:
-                raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-            return
-        self._check_timestamp(params, now)
-        if kind == "signed" and session.authorized_since and "signature" not in params:
-            return                  # a logged-on session signs nothing more
-        api_key = params.get("apiKey")
-        if not api_key:
-            raise mandatory("apiKey")
-        signature = params.get("signature")
-        if not signature or not isinstance(signature, str):
-            raise mandatory("signature")
-        if api_key != self.creds.api_key:
-            raise ApiError(401, -2015, "Invalid API-key, IP, or permissions for action.")
-        payload = auth.signature_payload(params)
-        if kind == "logon":
-            ok = self.creds.check_ed25519(payload, signature)
-        else:
-            ok = self.creds.check_hmac(payload, signature) if len(signature) == 64 \
-                else self.creds.check_ed25519(payload, signature)
-        if not ok:
-            raise ApiError(400, -1022, "Signature for this request is not valid.")
-
-    def _check_timestamp(self, params: dict, now: int) -> None:
-        ts = params.get("timestamp")
-        if isinstance(ts, str) and ts.isdigit():
-            ts = int(ts)
-        if not isinstance(ts, int) or isinstance(ts, bool) or ts <= 0:
-            raise mandatory("timestamp")
-        if ts > 100_000_000_000_000:        # microseconds
-            ts = ts / 1000
-        window = params.get("recvWindow", self.recv_window_ms)
-        try:
-            window = float(window)
-        except (TypeError, ValueError):
-            raise mandatory("recvWindow") from None
-        if not 0 < window <= 60_000:
-            raise ApiError(400, -1131, "recvWindow must be less than 60000")
-        if ts >= now + 1000:
-            raise ApiError(400, -1021, "Timestamp for this request was 1000ms ahead of the "
-                                       "server's time.")
-        if now - ts > window:
-            raise ApiError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
-
-    # -- parameters --
-    def _book(self, params: dict) -> Book:
-        symbol = params.get("symbol")
-        if not symbol or not isinstance(symbol, str):
-            raise mandatory("symbol")
-        book = self.ex.by_symbol.get(symbol)
-        if book is None:
-            raise ApiError(400, -1121, "Invalid symbol.")
-        return book
-
-    @staticmethod
-    def _decimal(params: dict, name: str, exp: int) -> tuple[int, bool]:
-        raw = params.get(name)
-        if raw is None or raw == "":
-            raise mandatory(name)
-        if isinstance(raw, bool) or not isinstance(raw, (str, int, float)):
-            raise illegal(name, DECIMAL_RANGE)
-        parsed = parse_decimal(str(raw), exp)
-        if parsed is None:
-            raise illegal(name, DECIMAL_RANGE)
-        return parsed
-
-    @staticmethod
-    def _client_id(params: dict, name: str) -> str | None:
-        cid = params.get(name)
-        if cid is None:
-            return None
-        if not isinstance(cid, str) or not _CLIENT_ID_RE.match(cid):
-            raise illegal(name, CLIENT_ID_RANGE)
-        return cid
-
-    def _new_order_args(self, book: Book, params: dict) -> tuple:
-        """Validate the new-order params; returns the arguments of Exchange.place."""
-        side = params.get("side")
-        if not side:
-            raise mandatory("side")
-        if side not in ("BUY", "SELL"):
-            raise ApiError(400, -1117, "Invalid side.")
-        type_ = params.get("type")
-        if not type_:
-            raise mandatory("type")
-        if type_ not in ("LIMIT", "LIMIT_MAKER", "MARKET"):
-            raise ApiError(400, -1116, "Invalid orderType.")
-        tif = params.get("timeInForce")
-        if type_ == "LIMIT":
-            if not tif:
-                raise mandatory("timeInForce")
-            if tif not in ("GTC", "IOC", "FOK"):
-                raise ApiError(400, -1115, "Invalid timeInForce.")
-        else:
-            tif = "GTC"
-        qty, qty_exact = self._decimal(params, "quantity", book.qexp)
-        if type_ == "MARKET":
-            price, price_exact = (book.ask if side == "BUY" else book.bid), True
-        else:
-            price, price_exact = self._decimal(params, "price", book.pexp)
-        client_id = self._client_id(params, "newClientOrderId")
-        resp_type = params.get("newOrderRespType", "ACK")
-        if resp_type not in ("ACK", "RESULT", "FULL"):
-            raise ApiError(400, -1100, "Illegal characters found in parameter "
-                                       "'newOrderRespType'; legal range is 'ACK, RESULT, FULL'.")
-        if not price_exact or price <= 0 or price % book.tick:
-            raise ApiError(400, -1013, "Filter failure: PRICE_FILTER")
-        if not qty_exact or qty <= 0 or qty % book.lot:
-            raise ApiError(400, -1013, "Filter failure: LOT_SIZE")
-        if price * qty < book.inst.min_notional_units:
-            raise ApiError(400, -1013, "Filter failure: NOTIONAL")
-        return side == "BUY", type_, tif, price, qty, client_id, resp_type
-
-    def _place(self, book: Book, args: tuple, actor: int = 0) -> dict:
-        is_buy, type_, tif, price, qty, client_id, resp_type = args
-        f = self.faults
-        if f.reject_count > 0:
-            f.reject_count -= 1
-            self.stats["rejects"] += 1
-            raise ApiError(400, f.reject_code, f.reject_msg)
-        order, fills = self.ex.place(book, is_buy, type_, tif, price, qty,
-                                     client_id or f"sim{self.ex._next_order_id}x", actor)
-        if (self.chaos.enabled and order.status in ("NEW", "PARTIALLY_FILLED")
-                and self.chaos.roll("status_lag")):
-            self._hide_from_status(order)
-        return self._order_response(order, resp_type, fills)
-
-    @staticmethod
-    def _order_response(order: Order, resp_type: str, fills: list) -> dict:
-        if resp_type == "ACK":
-            return {"symbol": order.book.symbol, "orderId": order.order_id, "orderListId": -1,
-                    "clientOrderId": order.client_id, "transactTime": order.time_ms}
-        return order.as_result(fills if resp_type == "FULL" else None)
-
-    def _locate(self, book: Book, params: dict, id_name: str, cid_name: str,
-                finished_too: bool = False) -> Order:
-        """The order the request names by venue id or client id: an open one (cancels), or
-        with `finished_too` any order the venue keeps (order.status)."""
-        order_id = params.get(id_name)
-        client_id = params.get(cid_name)
-        if order_id is None and client_id is None:
-            raise mandatory(f"{id_name}' or '{cid_name}")
-        if order_id is not None:
-            try:
-                order_id = int(order_id)
-            except (TypeError, ValueError):
-                raise illegal(id_name, "^[0-9]{1,20}$") from None
-        if finished_too:
-            return self.ex.lookup(book, order_id, client_id)
-        return self.ex.find(book, order_id, client_id)
-
-    # -- methods --
-    def _ping(self, session, params):
-        return {}
-
-    def _time(self, session, params):
-        return {"serverTime": now_ms()}
-
-    def _exchange_info(self, session, params):
-        return {"timezone": "UTC", "serverTime": now_ms(),
-                "rateLimits": [{k: v for k, v in w.entry().items() if k != "count"}
-                               for w in (self.weight, self.orders_10s, self.orders_day)],
-                "exchangeFilters": [], "symbols": self.instruments_info()}
-
-    def _logon(self, session: Session, params):
-        now = now_ms()
-        session.authorized_since = now
-        if "returnRateLimits" in params:
-            session.return_rate_limits = params["returnRateLimits"] is not False
-        return self._session_status(session, params)
-
-    def _session_status(self, session: Session, params):
-        return {"apiKey": self.creds.api_key if session.authorized_since else None,
-                "authorizedSince": session.authorized_since or None,
-                "connectedSince": session.connected_since,
-                "returnRateLimits": session.return_rate_limits, "serverTime": now_ms(),
-                "userDataStream": bool(session.user_subs)}
-
-    def _logout(self, session: Session, params):
-        session.authorized_since = 0
-        return self._session_status(session, params)
-
-    def _order_place(self, session, params):
-        book = self._book(params)
-        return self._place(book, self._new_order_args(book, params), session.number)
-
-    def _order_test(self, session, params):
-        book = self._book(params)
-        self._new_order_args(book, params)
-        return {}
-
-    def _order_cancel(self, session, params):
-        book = self._book(params)
-        cancel_cid = self._client_id(params, "newClientOrderId")
-        order = self._locate(book, params, "orderId", "origClientOrderId")
-        self._chaos_refusal()
-        if self._chaos_phantom():
-            raise unknown_order()           # under load: "unknown" while it still rests
-        return self.ex.cancel(order, cancel_cid, session.number)
-
-    def _order_status(self, session, params):
-        book = self._book(params)
-        order = self._locate(book, params, "orderId", "origClientOrderId", finished_too=True)
-        if order.status in ("NEW", "PARTIALLY_FILLED") and (
-                self._status_lags(order) or self._chaos_phantom()):
-            raise ApiError(400, -2013, "Order does not exist.")
-        return order.as_status()
-
-    def _cancel_all(self, session, params):
-        book = self._book(params)
-        orders = sorted(self.ex.open[book.symbol].values(), key=lambda o: o.order_id)
-        if not orders:
-            raise unknown_order()
-        return [self.ex.cancel(o, None, session.number) for o in orders]
-
-    def _cancel_replace(self, session, params):
-        book = self._book(params)
-        mode = params.get("cancelReplaceMode")
-        if not mode:
-            raise mandatory("cancelReplaceMode")
-        if mode not in ("STOP_ON_FAILURE", "ALLOW_FAILURE"):
-            raise ApiError(400, -1100, "Illegal characters found in parameter "
-                                       "'cancelReplaceMode'; legal range is 'STOP_ON_FAILURE, "
-                                       "ALLOW_FAILURE'.")
-        cancel_cid = self._client_id(params, "cancelNewClientOrderId")
-        args = self._new_order_args(book, params)
-        self._chaos_refusal()
-        cancel_resp = new_resp = None
-        cancel_err = new_err = None
-        try:
-            order = self._locate(book, params, "cancelOrderId", "cancelOrigClientOrderId")
-            if self.chaos.enabled and self.chaos.roll("fill_during_replace"):
-                self.ex.taker_fill(order, order.qty - order.filled)   # the race: filled first
-                if order.status == "FILLED":
-                    raise unknown_order()
-            if self._chaos_phantom():
-                raise unknown_order()
-            cancel_resp = self.ex.cancel(order, cancel_cid, session.number)
-        except ApiError as e:
-            cancel_err = {"code": e.code, "msg": e.msg}
-        if cancel_err is None or mode == "ALLOW_FAILURE":
-            try:
-                new_resp = self._place(book, args, session.number)
-            except ApiError as e:
-                new_err = {"code": e.code, "msg": e.msg}
-        data = {"cancelResult": "FAILURE" if cancel_err else "SUCCESS",
-                "newOrderResult": ("SUCCESS" if new_resp is not None else
-                                   "FAILURE" if new_err else "NOT_ATTEMPTED"),
-                "cancelResponse": cancel_err or cancel_resp,
-                "newOrderResponse": new_err or new_resp}
-        if cancel_err is None and new_err is None:
-            return data
-        if cancel_err is not None and new_resp is None:
-            raise ApiError(400, -2022, "Order cancel-replace failed.", data)
-        raise ApiError(409, -2021, "Order cancel-replace partially failed.", data)
-
-    def _open_orders(self, session, params):
-        if params.get("symbol") is not None:
-            books = [self._book(params)]
-        else:
-            books = self.ex.books
-        return [o.as_status() for b in books
-                for o in sorted(self.ex.open[b.symbol].values(), key=lambda o: o.order_id)]
-
-    def _account_status(self, session, params):
-        balances = self.ex.balance_strings()
-        return {"makerCommission": 0, "takerCommission": 0, "buyerCommission": 0,
-                "sellerCommission": 0, "canTrade": True, "canWithdraw": True,
-                "canDeposit": True, "brokered": False, "requireSelfTradePrevention": False,
-                "preventSor": False, "updateTime": now_ms(), "accountType": "SPOT",
-                "balances": [{"asset": a, "free": v["free"], "locked": v["locked"]}
-                             for a, v in balances.items()],
-                "permissions": ["SPOT"], "uid": 1}
-
-    def _my_trades(self, session, params):
-        """The account's trades of one symbol, Binance's rules: fromId -> ids >= fromId,
-        oldest first; startTime / endTime -> that window (at most 24 h); neither -> the most
-        recent; orderId -> that order's; limit default 500, at most 1000."""
-        book = self._book(params)
-        trades = self.ex.trades[book.symbol]
-        limit = _int_param(params, "limit", 500)
-        if not 1 <= limit <= 1000:
-            raise ApiError(400, -1100, "Illegal characters found in parameter 'limit'; "
-                                       "legal range is '1000'.")
-        from_id = _int_param(params, "fromId", None)
-        start, end = _int_param(params, "startTime", None), _int_param(params, "endTime", None)
-        order_id = _int_param(params, "orderId", None)
-        if from_id is not None and (start is not None or end is not None):
-            raise ApiError(400, -1106, "Parameter 'startTime' sent when not required.")
-        if start is not None and end is not None and end - start > 86_400_000:
-            raise ApiError(400, -1127, "More than 24 hours between startTime and endTime.")
-        out = [t for t in trades if order_id is None or t["orderId"] == order_id]
-        if from_id is not None:
-            return [t for t in out if t["id"] >= from_id][:limit]
-        if start is not None or end is not None:
-            start = end - 86_400_000 if start is None else start
-            end = start + 86_400_000 if end is None else end
-            return [t for t in out if start <= t["time"] <= end][:limit]
-        return out[-limit:]
-
-    def _uds_subscribe(self, session: Session, params):
-        sub = session.next_sub_id
-        session.next_sub_id += 1
-        session.user_subs.append(sub)
-        return {"subscriptionId": sub}
-
-    def _uds_unsubscribe(self, session: Session, params):
-        sub = params.get("subscriptionId")
-        if sub is None:
-            session.user_subs.clear()
-        elif sub in session.user_subs:
-            session.user_subs.remove(sub)
-        else:
-            raise ApiError(400, -2030, "Subscription not found.")
-        return {}
-
-
-def instrument_info(book: Book) -> dict:
-    """The exchangeInfo entry of one symbol (its filters at Binance's 8 decimals)."""
-    i = book.inst
-    p, q = book.pexp, book.qexp
-    return {"symbol": i.symbol, "status": "TRADING", "baseAsset": i.base,
-            "baseAssetPrecision": 8, "quoteAsset": i.quote, "quotePrecision": 8,
-            "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": wire_decimal(book.tick, p),
-                 "maxPrice": wire_decimal(10 ** 6 * 10 ** -p, p) if p < 0 else "1000000",
-                 "tickSize": wire_decimal(book.tick, p)},
-                {"filterType": "LOT_SIZE", "minQty": wire_decimal(book.lot, q),
-                 "maxQty": "9000.00000000", "stepSize": wire_decimal(book.lot, q)},
-                {"filterType": "NOTIONAL", "minNotional": wire_decimal(
-                    i.min_notional_units, p + q), "applyMinToMarket": True,
-                 "maxNotional": "9000000.00000000", "applyMaxToMarket": False,
-                 "avgPriceMins": 5}]}
-
-
-def _int_param(params: dict, name: str, default):
-    value = params.get(name)
-    if value is None:
-        return default
-    try:
-        return int(value)
-    except (TypeError, ValueError):
-        raise ApiError(400, -1100, f"Illegal characters found in parameter '{name}'.") from None

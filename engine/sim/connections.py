@@ -18,7 +18,8 @@ from urllib.parse import parse_qs, urlsplit
 import msgspec
 from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
 
-from engine.sim.api import Session, now_ms
+from engine.sim.api_params import now_ms
+from engine.sim.api_session import Session
 
 _TEXT = WSMsgType.TEXT
 _encode = msgspec.json.Encoder().encode

@@ -9,7 +9,7 @@ from time import perf_counter_ns
 
 import msgspec
 
-from engine.sim.api import now_ms
+from engine.sim.api_params import now_ms
 from engine.sim.market import Book
 
 _encode = msgspec.json.Encoder().encode

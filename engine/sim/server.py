@@ -22,7 +22,9 @@ from picows import WSAutoPingStrategy, ws_create_server
 
 from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
 from engine.sim import auth
-from engine.sim.api import Api, instrument_info, now_ms
+from engine.sim.api import Api
+from engine.sim.api_params import now_ms
+from engine.sim.api_queries import instrument_info
 from engine.sim.chaos import Chaos
 from engine.sim.config import SimConfig
 from engine.sim.connections import Connections

@@ -16,7 +16,7 @@ from time import perf_counter_ns
 import msgspec
 from picows import WSMsgType
 
-from engine.sim.api import now_ms
+from engine.sim.api_params import now_ms
 from engine.sim.connections import TIMER_SLACK_S, MarketConn
 from engine.sim.market import Book, parse_decimal
 
