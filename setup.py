@@ -7,8 +7,12 @@ CFLAGS = ["-O2", "-std=gnu11", "-Wall", "-Wextra", "-Wno-unused-parameter"]
 
 setup(
     ext_modules=[
-        Extension("engine._native", sources=["native/mm_native.c"], include_dirs=["native"],
-                  extra_compile_args=CFLAGS),
+        # the module and its parts; mm_native_private.h is what they share
+        Extension("engine._native",
+                  sources=["native/mm_native.c", "native/mm_atomics.c", "native/mm_ring.c",
+                           "native/mm_park.c", "native/mm_board.c", "native/mm_hist.c"],
+                  depends=["native/mm_native_private.h", "native/mm_ring.h"],
+                  include_dirs=["native"], extra_compile_args=CFLAGS),
         # the module and its parts; mm_feed.h is what they share (hot helpers static inline)
         Extension("engine._feed",
                   sources=["native/mm_feed.c", "native/mm_feed_publish.c",

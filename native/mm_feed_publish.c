@@ -6,7 +6,7 @@
  * mm_ring_try_claim / mm_ring_commit / mm_hist_record through the addresses that module
  * publishes in `symbols`, so a change of the ring's protocol reaches the feed unchanged as long
  * as claim and commit keep their signatures. A slot's address is the ring's own
- * `mm_ring_slot(hdr, idx)` once the ring publishes one, else computed as claim does it. The
+ * `mm_ring_slot(hdr, idx)`. The
  * record layout comes from the MD dtype (names, offsets, sizes passed in by publish.py), never
  * from constants written here.
  */
@@ -22,7 +22,7 @@ typedef void (*hist_fn)(int64_t *h, int64_t v);
 
 static claim_fn ring_try_claim;
 static commit_fn ring_commit;
-static slot_fn ring_slot;       /* mm_ring_slot when the ring publishes one, else NULL */
+static slot_fn ring_slot;
 static hist_fn hist_record;
 typedef void (*board_put_fn)(void *board, int64_t i, const void *rec);
 typedef void (*board_lost_fn)(void *board);
@@ -51,10 +51,10 @@ static int load_native(void) {
     hist_fn h = m ? (hist_fn)native_symbol(syms, "mm_hist_record") : NULL;
     board_put_fn bp = h ? (board_put_fn)native_symbol(syms, "mm_board_put") : NULL;
     board_lost_fn bl = bp ? (board_lost_fn)native_symbol(syms, "mm_board_lost") : NULL;
-    PyObject *slot = h ? PyDict_GetItemString(syms, "mm_ring_slot") : NULL; /* optional */
-    ring_slot = slot ? (slot_fn)PyLong_AsVoidPtr(slot) : NULL;
+    slot_fn sl = bl ? (slot_fn)native_symbol(syms, "mm_ring_slot") : NULL;
     Py_DECREF(syms);
-    if (bl == NULL || PyErr_Occurred()) return -1;
+    if (sl == NULL || PyErr_Occurred()) return -1;
+    ring_slot = sl;
     board_put = bp;
     board_lost = bl;
     ring_commit = m;
@@ -75,11 +75,9 @@ static const int field_sizes[F_COUNT] = {8, 4, 2, 1, 1, 8, 8, 8, 8, 8, 8, 1, 8, 
 
 static inline void put64(char *s, int32_t off, int64_t v) { memcpy(s + off, &v, 8); }
 
-/* A claimed slot's address: the ring's own accessor when it has one, else where claim_slot in
- * mm_native.c puts slot idx (after the header, record_size bytes each). */
+/* A claimed slot's address: the ring's own accessor (one definition of where slots live). */
 static inline char *slot_address(Publisher *p, int64_t idx) {
-    return ring_slot ? (char *)ring_slot(p->hdr, idx)
-                     : p->hdr + MM_HEADER_SIZE + idx * p->record_size;
+    return (char *)ring_slot(p->hdr, idx);
 }
 
 static void write_record(Publisher *p, char *s, const md_event *e, int64_t ts_published) {
