@@ -26,9 +26,9 @@ from engine.latency.histogram import HistogramSet
 from engine.ring import Ring
 from engine.ring.segment import SegmentError, list_segments, unlink
 from engine.ring.table import RINGS
-from engine.supervisor import ROLES, STOP_WAIT_S
-from engine.supervisor import _die_with_parent as die_with_parent
-from engine.supervisor import _stop as stop_process
+from engine.supervisor.children import ROLES, STOP_WAIT_S
+from engine.supervisor.children import _die_with_parent as die_with_parent
+from engine.supervisor.children import _stop as stop_process
 
 ENGINE_READY_TIMEOUT_S = 180.0   # a cold numba cache compiles the quoter for tens of seconds
 BASELINE_READY_TIMEOUT_S = 120.0

@@ -341,7 +341,7 @@ def _start_venue(rate: int, cpu: int, log_dir: Path, kind: str = "light",
     it); the light venue at normal priority, as an exchange on its own box would answer. Both
     unpinned unless asked: pinned beside feed and quoter, where `mm run` places its embedded
     one, the simulator measured the engine's wire-to-wire P50 about twice as high here."""
-    from engine.supervisor import SIM_NICE
+    from engine.supervisor.startup import SIM_NICE
 
     log_dir.mkdir(parents=True, exist_ok=True)
     return Venue.start(rate=rate, symbols=symbols or [SYMBOL],

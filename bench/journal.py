@@ -62,7 +62,7 @@ class _ListWriter:
 
 def in_process(quick: bool) -> dict:
     from engine.config import EngineConfig
-    from engine.journal.agent import Journal
+    from engine.journal.rows import Journal
     from engine.journal.schema import open_journal
 
     n = 20_000 if quick else 200_000

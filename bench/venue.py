@@ -115,7 +115,7 @@ class Venue:
                 self.proc.stdin.close()
             except (BrokenPipeError, ValueError):
                 pass
-        from engine.supervisor import _stop as stop_process
+        from engine.supervisor.children import _stop as stop_process
 
         code = stop_process(self.proc, 10.0)
         self.proc.stdout.close()

@@ -1,6 +1,6 @@
 """One process life for every role, in the style of Agrona's Agent and AgentRunner.
 
-An agent (the feed, the quoter, the sender) supplies its duty cycle; `run(make_agent, cfg)`
+An agent (the feed, the quoter, the sender, the journal agent) supplies its duty cycle; `run(make_agent, cfg)`
 does everything around it, the same way for each:
 
   check     make_agent(cfg) checks the configuration: ValueError or OSError there exits
@@ -13,8 +13,9 @@ does everything around it, the same way for each:
   pin       agent.core
   open      agent.histograms and agent.rings, every ring from the ring table
   start     agent.on_start(life): what it opens it hands to life.closing
-  duty      agent.run(): a blocking call (the quoter's compiled loop) or a coroutine on a fresh
-            event loop (uvloop when installed: the feed, the sender) -> the exit status
+  duty      agent.run(): a blocking call (the quoter's compiled loop; WorkAgent's plain loop over
+            do_work(), the journal agent) or a coroutine on a fresh event loop (uvloop when
+            installed: the feed, the sender) -> the exit status
   close     agent.on_close(), then everything above in reverse (one contextlib.ExitStack, so a
             failed start closes what was opened), the gc freeze undone, and the role's final
             state published from the exit status through FINAL_STATE, the one map
@@ -31,6 +32,7 @@ import gc
 import inspect
 import signal
 import threading
+import time
 import traceback
 from contextlib import ExitStack
 from typing import Callable, NamedTuple, Sequence
@@ -65,6 +67,7 @@ class RingEnd(NamedTuple):
     spec: RingSpec
     side: str                 # "producer" | "consumer"
     spins: bool = False       # a consumer that never parks (Ring.open: no fence for its producer)
+    keep_unread: bool = False  # a consumer of history: read what a previous life left unread
 
 
 class Agent:
@@ -77,6 +80,8 @@ class Agent:
     rings: Sequence[RingEnd] = ()
     counters: Sequence[str] = ()           # their names, read after on_start (the sender's
                                            # depend on its venue's gateway)
+    collects_garbage = False               # True: automatic gc stays on after the freeze (an
+                                           # agent off the hot path that allocates per turn)
 
     def on_start(self, life: "Life") -> None:
         """Open what the duty cycle needs (hand each close to life.closing), warm up."""
@@ -93,12 +98,71 @@ class Agent:
         """Last words, whatever happened (on_start may have stopped half-way)."""
 
 
+class WorkAgent(Agent):
+    """An agent whose duty cycle is a plain Python loop (Agrona's `idle.idle(do_work())`):
+    do_work() until a stop, sleeping linger_s after a turn that did nothing (idle "sleep": it
+    never parks on a ring's futex, so its producer never has a sleeper to wake). Every beat_s:
+    life.beat() and on_beat(). A stop (request_stop, or stop_due() turning true) drains: turns
+    go on until one does nothing or drain_s have passed; finish() then gives the exit status.
+    A subclass's on_start calls this one's (it keeps the life)."""
+    idle = "sleep"
+    linger_s = 0.02
+    beat_s = 0.1
+    drain_s = 5.0
+    collects_garbage = True
+    stop_asked = False
+    life: "Life"
+
+    def on_start(self, life: "Life") -> None:
+        self.life = life
+
+    def do_work(self) -> int:
+        """One turn; returns how much it did (0: nothing, linger)."""
+        raise NotImplementedError
+
+    def on_beat(self) -> None:
+        """Every beat_s (publish counters)."""
+
+    def stop_due(self) -> bool:
+        """A stop of the agent's own rule, looked at every turn."""
+        return False
+
+    def finish(self) -> int:
+        """After the loop: last words of the duty cycle; returns the exit status."""
+        return EXIT_OK
+
+    def request_stop(self, reason: str) -> None:
+        self.stop_asked = True
+
+    def run(self) -> int:
+        life = self.life
+        life.running()
+        last_beat = 0.0
+        stopping_since = None
+        while True:
+            n = self.do_work()
+            now = time.monotonic()
+            if now - last_beat > self.beat_s:
+                last_beat = now
+                life.beat()
+                self.on_beat()
+            if self.stop_asked or self.stop_due():
+                stopping_since = stopping_since or now
+                if n == 0 or now - stopping_since > self.drain_s:
+                    break
+                continue
+            if n == 0:
+                time.sleep(self.linger_s)
+        return self.finish()
+
+
 class Life:
     """What the runner holds for one life of an agent, handed to on_start."""
 
     def __init__(self, role: str, control: Control, first_life: bool, histograms: HistogramSet,
-                 rings: dict[str, Ring], closing: ExitStack):
+                 rings: dict[str, Ring], closing: ExitStack, collects_garbage: bool = False):
         self.role = role
+        self.collects_garbage = collects_garbage
         self.control = control
         self.first_life = first_life       # no process held this role's slot before us
         self.counters = control.counters(role)
@@ -113,8 +177,11 @@ class Life:
             ring.beat()
 
     def running(self) -> None:
-        """Warm: freeze the heap (no gc pause on the hot path), beat, publish RUNNING."""
+        """Warm: freeze the heap (no gc pause on the hot path; an agent that collects garbage
+        keeps collecting, but never walks the start-up heap again), beat, publish RUNNING."""
         proc.freeze_gc()
+        if self.collects_garbage:
+            gc.enable()
         self.beat()
         self.control.set_state(self.role, STATE_RUNNING)
 
@@ -171,9 +238,11 @@ def _live(agent: Agent, cfg, ctl: Control, stack: ExitStack) -> int:
     stack.callback(hists.close)
     rings = {}
     for end in agent.rings:
-        rings[end.spec.name] = ring = end.spec.open(cfg, end.side, spins=end.spins)
+        rings[end.spec.name] = ring = end.spec.open(cfg, end.side, spins=end.spins,
+                                                    keep_unread=end.keep_unread)
         stack.callback(ring.close)
-    life = Life(role, ctl, first_life, hists, rings, stack.enter_context(ExitStack()))
+    life = Life(role, ctl, first_life, hists, rings, stack.enter_context(ExitStack()),
+                agent.collects_garbage)
     stack.callback(agent.on_close)
     agent.on_start(life)
     ctl.name_counters(role, list(agent.counters))

@@ -9,12 +9,15 @@ chosen by name in config and published in the control segment's idle word (IDLE_
                 the producer only when it sees the consumer parked (the fast path stays
                 syscall-free). A cross-core wake costs 25-45 us here; the default on small boxes.
   epoll       : the event loop sleeps in the kernel until one of its sockets wakes it.
+  sleep       : a plain Python loop sleeps a fixed linger after an empty turn (engine/agent.py
+                WorkAgent): never on a ring's futex, so its producer has no sleeper to wake.
 
 Where each role waits (the runner, engine/agent.py, publishes which):
   quoter  its compiled loop calls nb_idle_warm below between turns: no Python per turn.
   sender  in its event loop: park = the order ring's doorbell beside the order socket (epoll);
           busy-spin = the ring and the socket polled in C (spin_fd).
   feed    epoll: its sockets wake it (it never spins: engine/core_layout.py).
+  journal sleep: records gather in the ring while it lingers (engine/journal/agent.py).
 A Python consumer with a loop of its own (the ring's Python face in tests/support/ring_exercise.py)
 runs the same policy over Ring.spin and Ring.park.
 """
@@ -35,8 +38,9 @@ SPIN_BURST = 128   # busy-spin: pauses per C-level poll burst before the caller 
 NB_BUSY_SPIN, NB_YIELD, NB_PARK = 0, 1, 2
 _OFF_WAKE_ADDR = C.MM_OFF_WAKE_ADDR
 STRATEGIES = {"busy-spin": NB_BUSY_SPIN, "yield": NB_YIELD, "park": NB_PARK}
-# The control segment's idle word: the ring strategies' codes, and the event loop's wait.
-IDLE_WORDS = {**STRATEGIES, "epoll": 3}
+# The control segment's idle word: the ring strategies' codes, the event loop's wait, and a
+# plain loop's sleep.
+IDLE_WORDS = {**STRATEGIES, "epoll": 3, "sleep": 4}
 
 
 def nb_idle_state() -> np.ndarray:

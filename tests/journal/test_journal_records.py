@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 from engine.config import EngineConfig
-from engine.journal.agent import Journal
+from engine.journal.rows import Journal
 from engine.journal.queries import pnl
 from engine.journal.reconcile import reconcile_symbol
 from engine.journal.schema import open_journal

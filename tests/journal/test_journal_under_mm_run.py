@@ -16,7 +16,7 @@ import pytest
 
 from engine.control import Control
 from engine.journal.schema import open_journal
-from engine.supervisor import JOURNAL_NICE
+from engine.supervisor.journal import JOURNAL_NICE
 from engine.ring.segment import SegmentError, pid_alive
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(180)]

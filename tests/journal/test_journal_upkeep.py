@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from engine.config import EngineConfig
-from engine.journal.agent import prune
+from engine.journal.rows import prune
 from engine.journal.config import JournalConfig
 from engine.journal.markouts import Markouts
 from engine.journal.reconcile import reconcile_symbol
