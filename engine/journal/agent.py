@@ -140,6 +140,7 @@ class JournalAgent(agent.WorkAgent):
                 self.counts["gaps"] = self.journal.gaps
                 self.next_reconcile = min(self.next_reconcile,
                                           time.monotonic() + GAP_RECONCILE_S)
+            os.sched_yield()                 # between stages too (rows.py says why)
             if self.markouts is not None:
                 self._mark_now(added)
         if self.markouts is not None and self.markouts.pending:

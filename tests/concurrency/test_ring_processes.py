@@ -57,10 +57,11 @@ def test_python_face_batches(instance):
 
 def test_park_never_loses_a_wakeup(instance):
     """The consumer parks with NO timeout: a single lost wake-up would hang it, and the pair
-    would be killed at the deadline without a result. Paced so it parks between records."""
-    n = 20_000
+    would be killed at the deadline without a result. Paced so it parks between records (100 us:
+    its spin before parking outlasts a 20 us gap on a slow or loaded box, and it never parked)."""
+    n = 10_000
     r = run_pair(instance, n, capacity=16, policy="block", idle="park", face="numba",
-                 pace_ns=20_000, batch=1, timeout_s=60, park_timeout_ns=-1)
+                 pace_ns=100_000, batch=1, timeout_s=60, park_timeout_ns=-1)
     _check(r, n, "block")
     assert r["stats"]["parks"] > 0 and r["stats"]["wakes"] > 0
     assert isinstance(r["lat"], np.ndarray)
