@@ -39,9 +39,7 @@ filters and base asset <symbol minus USDT> (the instruments bench streams S001US
 """
 from __future__ import annotations
 
-import argparse
 import json
-import os
 import random
 import resource
 import select
@@ -49,11 +47,13 @@ import socket
 import struct
 import sys
 import time
-from decimal import Decimal
 from urllib.parse import parse_qs, urlsplit
 
 from bench import light_ws as ws
 from bench.light_api import LightApi, Session
+from bench.light_book import (  # noqa: F401 - re-exported: the bench and tests use them
+    U_DIGITS, _Frames, book_payloads, exchange_info_entry, instruments_for,
+)
 from bench.timerfd import Timer
 
 SO_TIMESTAMPNS = getattr(socket, "SO_TIMESTAMPNS", 35)   # == SCM_TIMESTAMPNS (Linux)
@@ -61,91 +61,13 @@ MAX_BURST = 64                 # events sent per timer wake-up at most (the rest
 BATCH_US = 500                 # wake-ups at most this often; events due meanwhile share a write
 MAX_BACKLOG = 16 << 20         # a market client this far behind is dropped (slow consumer)
 U_START = 10 ** 11             # update ids keep 12 digits for the next 9 * 10**11 events
-U_DIGITS = 12
 _SLOTS = 1 << 16               # update ids remembered for matching (13 s at 5,000/s)
 _MASK = _SLOTS - 1
 PATH_FRAMES = 8192             # pre-encoded frames over all symbols (at least 64 per symbol)
 _CMSG = socket.CMSG_SPACE(16)
-_BOOK = b'{"u":%0*d,"s":"%s","b":"%s","B":"%s","a":"%s","A":"%s"}'
 
 
 # ---------------------------------------------------------------- instruments and frames
-def instruments_for(symbols: list[str]):
-    """Instrument objects for the symbols: the built-in ones as they are, others made up."""
-    from engine.instruments import DEFAULT_INSTRUMENTS, Instrument
-
-    known = {i.symbol: i for i in DEFAULT_INSTRUMENTS}
-    base = known["BTCUSDT"]
-    return [known.get(s) or Instrument(symbol=s, base=s[:-4] if s.endswith("USDT") else s,
-                                       quote="USDT", tick_size=base.tick_size,
-                                       lot_size=base.lot_size, min_notional=base.min_notional)
-            for s in symbols]
-
-
-def _d8(value) -> str:
-    return f"{Decimal(value):.8f}"
-
-
-def exchange_info_entry(inst) -> dict:
-    """The exchangeInfo symbol entry (Binance's shape, 8 decimals)."""
-    return {"symbol": inst.symbol, "status": "TRADING", "baseAsset": inst.base,
-            "baseAssetPrecision": 8, "quoteAsset": inst.quote, "quotePrecision": 8,
-            "quoteAssetPrecision": 8, "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET"],
-            "filters": [
-                {"filterType": "PRICE_FILTER", "minPrice": _d8(inst.tick_size),
-                 "maxPrice": "1000000.00000000", "tickSize": _d8(inst.tick_size)},
-                {"filterType": "LOT_SIZE", "minQty": _d8(inst.lot_size),
-                 "maxQty": "9000.00000000", "stepSize": _d8(inst.lot_size)},
-                {"filterType": "NOTIONAL", "minNotional": _d8(inst.min_notional),
-                 "applyMinToMarket": True, "maxNotional": "9000000.00000000",
-                 "applyMaxToMarket": False, "avgPriceMins": 5}]}
-
-
-START_MID = {"ETHUSDT": "3000"}   # every other symbol starts at 60,000 (BTCUSDT's level)
-
-
-def _fmt8(units: int) -> bytes:
-    return b"%d.%08d" % divmod(units, 10 ** 8)
-
-
-def book_payloads(inst, count: int, rng: random.Random) -> list[bytes]:
-    """`count` bookTicker payloads (u zero-filled, patched when sent) along a closed random walk
-    of the mid, 1-3 ticks a step, so nearly every event moves a quote and the path repeats
-    without a jump."""
-    tick = int(Decimal(inst.tick_size) * 10 ** 8)
-    mid = int(Decimal(START_MID.get(inst.symbol, "60000")) * 10 ** 8) // tick
-    half = [rng.choice((-3, -2, -1, 1, 2, 3)) for _ in range(count // 2)]
-    steps = half + [-s for s in reversed(half)] + [0] * (count % 2)
-    lot = int(Decimal(inst.lot_size) * 10 ** 8)
-    out = []
-    for step in steps:
-        mid += step
-        spread = 1 if rng.random() < 0.8 else rng.randint(2, 4)
-        bid = mid - spread // 2
-        out.append(_BOOK % (U_DIGITS, 0, inst.symbol.encode(), _fmt8(bid * tick),
-                            _fmt8(lot * rng.randint(1000, 50000)),
-                            _fmt8((bid + spread) * tick), _fmt8(lot * rng.randint(1000, 50000))))
-    return out
-
-
-class _Frames:
-    """One symbol's pre-encoded frames, raw and combined, each with the offset of u's digits
-    (per frame: a payload near 126 bytes may take either header length)."""
-
-    __slots__ = ("raw", "combined", "n", "next")
-
-    def __init__(self, inst, count: int, rng: random.Random):
-        self.raw, self.combined = [], []
-        prefix = b'{"stream":"%s@bookTicker","data":' % inst.symbol.lower().encode()
-        for p in book_payloads(inst, count, rng):
-            raw = ws.frame(p)
-            self.raw.append((bytearray(raw), len(raw) - len(p) + 5))        # after '{"u":'
-            c = ws.frame(prefix + p + b"}")
-            self.combined.append((bytearray(c), len(c) - len(p) - 1 + 5))
-        self.n, self.next = count, 0
-
-
-# ---------------------------------------------------------------- connections
 class _Conn:
     __slots__ = ("sock", "fd", "buf", "out", "kind", "reader", "session", "combined",
                  "symbols", "closing")
@@ -497,81 +419,6 @@ class LightVenue:
         c.sock.close()
 
 
-# ---------------------------------------------------------------- the child
-def _child(argv: list[str]) -> int:
-    p = argparse.ArgumentParser(prog="python -m bench.light_venue")
-    p.add_argument("--rate", type=float, required=True, help="total book events/s")
-    p.add_argument("--nice", type=int, default=0)
-    p.add_argument("--cpu", type=int, default=-1)
-    p.add_argument("--seed", type=int, default=1)
-    p.add_argument("--symbols", default="BTCUSDT")
-    p.add_argument("--batch-us", type=float, default=BATCH_US,
-                   help="wake up at most this often; events due meanwhile share a write (0: "
-                        "one wake-up per event)")
-    p.add_argument("--standalone", action="store_true",
-                   help="print the URLs and serve until Ctrl-C (no control protocol)")
-    a = p.parse_args(argv)
-    if a.nice:
-        os.nice(a.nice)
-    if a.cpu >= 0:
-        os.sched_setaffinity(0, {a.cpu})
-    venue = LightVenue([s.strip() for s in a.symbols.split(",") if s.strip()], a.rate, a.seed,
-                       batch_us=a.batch_us)
-    if a.standalone:
-        print(f"market {venue.md_url}  orders {venue.api_url}", flush=True)
-        try:
-            venue.run()
-        except KeyboardInterrupt:
-            pass
-        finally:
-            venue.close()
-        return 0
-    control = _Control(venue)
-    venue.add_reader(sys.stdin.fileno(), control.on_input)
-    control.reply({"md_url": venue.md_url, "api_url": venue.api_url, "pid": os.getpid()})
-    try:
-        venue.run()
-    finally:
-        venue.close()
-    return 0
-
-
-class _Control:
-    """The bench's commands on stdin, one JSON line each (bench/venue.py's protocol)."""
-
-    def __init__(self, venue: LightVenue):
-        self.venue = venue
-        self.buf = b""
-
-    def on_input(self) -> None:
-        data = os.read(sys.stdin.fileno(), 65536)
-        if not data:
-            self.venue.stop()
-            return
-        self.buf += data
-        *lines, self.buf = self.buf.split(b"\n")
-        for line in lines:
-            if line.strip():
-                self.command(json.loads(line))
-
-    def command(self, cmd: dict) -> None:
-        op, v = cmd.get("op"), self.venue
-        if op == "rate":
-            v.set_rate(float(cmd["value"]))
-            self.reply({"ok": True})
-        elif op == "mark":
-            self.reply({"t_ns": time.perf_counter_ns(), "stats": v.all_stats(),
-                        "samples": v.take_samples()})
-        elif op == "stop":
-            v.stop()
-        else:
-            self.reply({"error": f"unknown op {op!r}"})
-
-    @staticmethod
-    def reply(obj: dict) -> None:
-        sys.stdout.write(json.dumps(obj) + "\n")
-        sys.stdout.flush()
-
-
 if __name__ == "__main__":
-    sys.exit(_child(sys.argv[1:]))
+    from bench.light_child import main
+    sys.exit(main(sys.argv[1:]))
