@@ -27,31 +27,6 @@ from pathlib import Path
 
 from bench.common import table
 
-CONFIG = """
-[quoter]
-strategy = "fixed_spread"
-levels = 1
-requote_ticks = 1
-max_quote_age_ms = 0
-max_position = "10"
-max_notional = "10000000"
-rate_per_10s = 100000
-rate_per_day = 10000000
-[quoter.fixed_spread]
-half_spread_ticks = 5
-skew_ticks = 0
-[backtest]
-queue_model = "risk_averse"
-order_latency_us = 1000
-response_latency_us = 1000
-[[instruments]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-lot_size = "0.00001"
-maker_fee = -0.0001
-"""
 LATENCY_NS = 1_000_000
 REPEATS = 3
 
@@ -83,7 +58,7 @@ def main(quick: bool = False) -> dict:
     steps = 200_000 if quick else 1_000_000
     work = Path(tempfile.mkdtemp(prefix="mm-bench-hbt-"))
     try:
-        (work / "mm.toml").write_text(CONFIG)
+        (work / "mm.toml").write_text(hft_bridge.ENGINE_CONFIG.format(model="risk_averse"))
         cfg = load(work / "mm.toml", env={})
         inst = cfg.instruments[0]
         # no sweeps: hftbacktest's own loop aborts on an 8 GiB allocation over the capture with

@@ -44,8 +44,6 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if self.reconnect_cap_s < self.reconnect_base_s:
             raise ConfigError(f"feed.reconnect_cap_s: expected >= reconnect_base_s "
                               f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
-        # Callers not yet changed pass the whole engine config (engine/feed/process.py).
-        instruments = getattr(instruments, "instruments", instruments)
         if instruments is not None:   # the adapter registry knows what each venue accepts
             from engine.feed.venues import make_adapter
 

@@ -62,7 +62,7 @@ class FeedAgent(agent.Agent):
         if not fc.url:
             raise ValueError("feed.url is empty: set MM_MD_URL or run `mm run`, which starts "
                              "the simulator")
-        fc.validate(cfg)
+        fc.validate(cfg.instruments)
         self.new_adapter = adapter_factory(cfg)
         self.cfg, self.core = cfg, fc.core
         self._stop = asyncio.Event()          # binds to the loop at its first wait

@@ -184,7 +184,7 @@ class SenderAgent(agent.Agent):
 
     def __init__(self, cfg):
         scfg = cfg.sender
-        scfg.validate(cfg)
+        scfg.validate(cfg.instruments)
         self.url = url = scfg.url
         if not url and not scfg.dry_run:
             raise ValueError("sender.url: empty; start a simulator (mm sim) and set "

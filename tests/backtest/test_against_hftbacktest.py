@@ -34,31 +34,6 @@ from engine.backtest import market_data, replay, report  # noqa: E402
 from engine.config import load  # noqa: E402
 from engine.records import SIDE_BUY  # noqa: E402
 
-CONFIG = """
-[quoter]
-strategy = "fixed_spread"
-levels = 1
-requote_ticks = 1
-max_quote_age_ms = 0
-max_position = "10"
-max_notional = "10000000"
-rate_per_10s = 100000
-rate_per_day = 10000000
-[quoter.fixed_spread]
-half_spread_ticks = 5
-skew_ticks = 0
-[backtest]
-queue_model = "{model}"
-order_latency_us = 1000
-response_latency_us = 1000
-[[instruments]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-lot_size = "0.00001"
-maker_fee = -0.0001
-"""
 CORPUS = ("binance/hftbacktest_spot_btcusdt_20240808.head.txt",
           "binance/hftbacktest_usdm_btcusdt_20240808.head.txt")
 SYNTHETIC_STEPS = 60_000
@@ -68,7 +43,7 @@ TOLERANCE = 0.01
 def both(tmp_path, capture, model="risk_averse") -> tuple[dict, dict]:
     """(ours, theirs): per order id the quantity filled, fill count, position, fees."""
     path = tmp_path / f"{model}.toml"
-    path.write_text(CONFIG.format(model=model))
+    path.write_text(hft_bridge.ENGINE_CONFIG.format(model=model))
     cfg = load(path, env={})
     inst = cfg.instruments[0]
     md, _ = market_data.load([capture], cfg)

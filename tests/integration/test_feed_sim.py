@@ -35,7 +35,7 @@ def run_feed(instance: str, url: str, script, capture_path=None, **feed):
     """Run a StreamGroup against `url` while `script(group)` (a coroutine) drives the test;
     return (records, counters, sink). Bounded by RUN_TIMEOUT_S."""
     cfg = EngineConfig(instance=instance, feed=FeedConfig(url=url, **feed))
-    cfg.feed.validate(cfg)
+    cfg.feed.validate(cfg.instruments)
     producer = Ring.create(instance, "md", MD_DTYPE, 1 << 15, "drop", role="producer")
     consumer = Ring.attach(instance, "md", MD_DTYPE, role="consumer")
     hists = HistogramSet.create(instance, "feed", list(HISTOGRAMS))

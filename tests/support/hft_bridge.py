@@ -39,6 +39,35 @@ from engine.records import (
 
 VERSION = getattr(hbt_mod, "__version__", None)
 
+# The engine side of the same-orders comparisons (tests/backtest, bench/backtest_hftbacktest.py):
+# one quote per side 5 ticks out, requoted every tick, limits out of the way; {model} is the
+# backtest's queue model
+ENGINE_CONFIG = """
+[quoter]
+strategy = "fixed_spread"
+levels = 1
+requote_ticks = 1
+max_quote_age_ms = 0
+max_position = "10"
+max_notional = "10000000"
+rate_per_10s = 100000
+rate_per_day = 10000000
+[quoter.fixed_spread]
+half_spread_ticks = 5
+skew_ticks = 0
+[backtest]
+queue_model = "{model}"
+order_latency_us = 1000
+response_latency_us = 1000
+[[instruments]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+lot_size = "0.00001"
+maker_fee = -0.0001
+"""
+
 
 def events(md: np.ndarray, inst, instrument: int = 0) -> np.ndarray:
     """hftbacktest events for instrument `instrument` of `md` (see the module docstring)."""
