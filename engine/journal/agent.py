@@ -31,7 +31,7 @@ from time import perf_counter_ns
 from engine import agent, proc
 from engine.exit_codes import EXIT_OK
 from engine.journal.placement import pin_off_trading_cores
-from engine.journal.rows import Journal, prune
+from engine.journal.rows import CoreGiver, Journal, prune
 from engine.ring.table import JOURNAL
 
 LINGER_S = 0.02               # records wait this long at most (the ring holds them meanwhile)
@@ -118,8 +118,10 @@ class JournalAgent(agent.WorkAgent):
         con.execute("INSERT INTO decisions (ts_ns, kind, detail) VALUES (?, 'journal_start', ?)",
                     (time.time_ns(), f"pid {os.getpid()}"))
         con.commit()
+        self.giver = CoreGiver()
         self.journal = Journal(con, cfg.instruments, cfg.tag,
-                               ring_id=int(ring.seg.words[L.OFF_CREATED_NS // 8]))
+                               ring_id=int(ring.seg.words[L.OFF_CREATED_NS // 8]),
+                               giver=self.giver)
         self.reader = ring.reader()
         self.markouts = Markouts(board, cfg.instruments) if cfg.journal.markouts else None
         _log(f"journal {self.path} (instance {cfg.instance}); venue trade list "
@@ -140,7 +142,7 @@ class JournalAgent(agent.WorkAgent):
                 self.counts["gaps"] = self.journal.gaps
                 self.next_reconcile = min(self.next_reconcile,
                                           time.monotonic() + GAP_RECONCILE_S)
-            os.sched_yield()                 # between stages too (rows.py says why)
+            self.giver.give()                # between stages too (rows.py says why)
             if self.markouts is not None:
                 self._mark_now(added)
         if self.markouts is not None and self.markouts.pending:

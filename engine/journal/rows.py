@@ -32,11 +32,30 @@ SETTLING = frozenset(JE_FILL_BASE + k for k in (FILL_ACK, FILL_TRADE, FILL_REJEC
 CID_KEPT = 1 << 16
 
 
-# The agent shares a core with trading processes on a small box. Measured there (perf sched),
-# a wake-up of theirs did not preempt its batch: the feed and the sender waited 3.6 ms for its
-# one run. It gives the core away (sched_yield; it runs SCHED_IDLE, so a waiting trading process
-# gets it) every YIELD_EVERY records and between the stages of its duty cycle.
-YIELD_EVERY = 64
+# The agent shares a core with trading processes on a small box. Measured there (perf sched
+# timehist, kernel 6.18 preempt=none): a trading process woken on the agent's core waited for
+# the agent's next system call, 0.3-1.2 ms every duty cycle, although the agent runs SCHED_IDLE:
+# the kernel marks it for preemption but does not interrupt its user-mode run of Python and
+# SQLite. So it makes one (sched_yield: a waiting trading process gets the core) whenever it has
+# run GIVE_AFTER_NS since the last, and writes at most ROWS_PER_STATEMENT rows per SQLite call.
+GIVE_AFTER_NS = 50_000
+ROWS_PER_STATEMENT = 16
+
+
+class CoreGiver:
+    """`give()`: sched_yield when GIVE_AFTER_NS have passed since the last (a clock read else)."""
+
+    def __init__(self, after_ns: int = GIVE_AFTER_NS):
+        self.after_ns = after_ns
+        self.last = perf_counter_ns()
+        self.yields = 0
+
+    def give(self) -> None:
+        now = perf_counter_ns()
+        if now - self.last >= self.after_ns:
+            os.sched_yield()
+            self.yields += 1
+            self.last = perf_counter_ns()
 
 
 def _side(side: int) -> str | None:
@@ -48,8 +67,10 @@ class Journal:
     directly). `write(records)` writes one batch of JOURNAL_DTYPE field tuples (seq first) in
     one transaction and returns the fills it added (their keys)."""
 
-    def __init__(self, con: sqlite3.Connection, instruments, tag: str, ring_id: int = 0):
+    def __init__(self, con: sqlite3.Connection, instruments, tag: str, ring_id: int = 0,
+                 giver: CoreGiver | None = None):
         self.con = con
+        self.giver = giver or CoreGiver()
         # the ring this journal last read (its creation stamp) and the last seq committed
         # from it: records a killed agent committed but did not release are read again by its
         # successor, and skipped here (events and requests once, not only fills)
@@ -62,6 +83,10 @@ class Journal:
                 if int(rid) == ring_id:
                     self.committed_seq = int(seq)
         self.instruments = instruments
+        # the exponents once: Instrument.pexp/qexp parse the tick and lot (Decimal) per call,
+        # a quarter of the agent's CPU when read per record
+        self._pexp = [i.pexp for i in instruments]
+        self._qexp = [i.qexp for i in instruments]
         self.tag = tag
         self.cids: dict[int, str] = {}           # order_id -> client id (from its request)
         self.unknown: set[int] = set()           # orders whose last word was UNKNOWN
@@ -70,21 +95,21 @@ class Journal:
         self._wall = time.time_ns() - perf_counter_ns()
 
     def _px(self, inst: int, v: int) -> str:
-        return format_fixed(v, self.instruments[inst].pexp)
+        return format_fixed(v, self._pexp[inst])
 
     def _qty(self, inst: int, v: int) -> str:
-        return format_fixed(v, self.instruments[inst].qexp)
+        return format_fixed(v, self._qexp[inst])
 
     def _sym(self, inst: int) -> str | None:
         return self.instruments[inst].symbol if inst < len(self.instruments) else None
 
     def write(self, records) -> list[tuple]:
         self._wall = time.time_ns() - perf_counter_ns()
+        give = self.giver.give
         reqs, events, fills, decisions = [], [], [], []
-        for k, (seq, ts, ts_venue, order_id, ref, u, venue_oid, trade_id, price, qty, cum,
-                leaves, code, commission, asset, inst, kind, side, maker) in enumerate(records):
-            if k % YIELD_EVERY == YIELD_EVERY - 1:
-                os.sched_yield()                 # let a trading process waiting here run
+        for (seq, ts, ts_venue, order_id, ref, u, venue_oid, trade_id, price, qty, cum,
+             leaves, code, commission, asset, inst, kind, side, maker) in records:
+            give()                               # a trading process waiting here runs
             if seq <= self.committed_seq:
                 continue                         # written before a kill -9, read again
             if self.last_seq >= 0 and seq > self.last_seq + 1:
@@ -144,14 +169,15 @@ class Journal:
         added = []
         con = self.con
         with con:
-            con.executemany("INSERT INTO requests (ts_ns, kind, symbol, order_id, orig_order_id, "
-                            "client_id, side, price, qty) VALUES (?,?,?,?,?,?,?,?,?)", reqs)
-            con.executemany("INSERT INTO events (ts_ns, ts_venue_ns, kind, symbol, order_id, "
-                            "side, price, qty, cum_qty, leaves_qty, code) "
-                            "VALUES (?,?,?,?,?,?,?,?,?,?,?)", events)
-            con.executemany("INSERT INTO decisions (ts_ns, kind, symbol, order_id, detail) "
-                            "VALUES (?,?,?,?,?)", decisions)
+            self._insert("INSERT INTO requests (ts_ns, kind, symbol, order_id, orig_order_id, "
+                         "client_id, side, price, qty) VALUES (?,?,?,?,?,?,?,?,?)", reqs)
+            self._insert("INSERT INTO events (ts_ns, ts_venue_ns, kind, symbol, order_id, "
+                         "side, price, qty, cum_qty, leaves_qty, code) "
+                         "VALUES (?,?,?,?,?,?,?,?,?,?,?)", events)
+            self._insert("INSERT INTO decisions (ts_ns, kind, symbol, order_id, detail) "
+                         "VALUES (?,?,?,?,?)", decisions)
             for f in fills:
+                give()
                 cur = con.execute(
                     "INSERT INTO fills (symbol, trade_id, venue_order_id, order_id, client_id, "
                     "side, price, qty, commission, commission_asset, is_maker, ts_ns, source) "
@@ -163,6 +189,12 @@ class Journal:
                             (f"{self.ring_id}:{self.last_seq}",))
                 self.committed_seq = self.last_seq
         return added
+
+    def _insert(self, sql: str, rows: list) -> None:
+        """executemany in statements of ROWS_PER_STATEMENT rows, giving the core between them."""
+        for i in range(0, len(rows), ROWS_PER_STATEMENT):
+            self.giver.give()
+            self.con.executemany(sql, rows[i:i + ROWS_PER_STATEMENT])
 
 
 def prune(con: sqlite3.Connection, cut_ns: int) -> int:
