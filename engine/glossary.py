@@ -96,6 +96,10 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "conflated": ("conflated", "times the quoter took the freshest book from the board "
                                    "because the md ring was full"),
         "superseded": ("superseded", "board books older than what the quoter already had"),
+        "lags": ("quote_lags", "times a book event moved a quote's wish away from its resting "
+                               "order (its quote lag began; quoter.quote_lag times the answer)"),
+        "lags_undone": ("quote_lags_undone", "quote lags the book ended, coming back to the "
+                                             "resting order before any answer"),
     },
     "sender": {
         "intents": ("intents", "intents read from the orders ring"),

@@ -148,6 +148,10 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
                                           w.get("count") if w else None))
     if t2o is not None:
         print(f"\nHEADLINE {reading.headline(t2o, ceiling_us)}")
+    qc = counters.get("quoter") or {}
+    if qc.get("lags"):
+        lag = next((hists[k] for k in hists if k.endswith("quote_lag")), None)
+        print(reading.quote_lag_line(lag, qc["lags"], qc.get("lags_undone", 0)))
     trading = units.trading_lines(counters.get("quoter", {}), instruments,
                                   summary.get("start_positions")) if instruments else []
     if trading:

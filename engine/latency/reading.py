@@ -25,6 +25,7 @@ HOP_NAMES = {
     "sender.encode_send": "sender: encode + write",
     "sender.read_to_written": "sender: intent read -> bytes written",
     "sender.tick_to_order": "TICK-TO-ORDER: frame arrival -> order bytes written",
+    "quoter.quote_lag": "QUOTE LAG: wish moved -> ack at the wish (quoter)",
 }
 
 
@@ -63,3 +64,18 @@ def headline(st: dict, ceiling_us: float) -> str:
     verdict = (f"ABOVE the {ceiling_us:g} us ceiling at {', '.join(over)}" if over
                else f"P{top:g} within the {ceiling_us:g} us ceiling")
     return f"{text}: {verdict}"
+
+
+def quote_lag_line(st: dict | None, lags: int, undone: int) -> str:
+    """How long quotes lagged the strategy's wish (quoter.quote_lag, ns) and what share of the
+    book moves that left a quote behind an order answered at the wish (`lags` begun, `undone`:
+    the book came back first)."""
+    n = (st or {}).get("count") or 0
+    parts = [f"P{q:g} {st[f'p{q:g}'] / 1e3:,.1f} us" for q in (50, 90, 99)
+             if n and st.get(f"p{q:g}") is not None and supported(q, n)]
+    if n:
+        parts.append(f"max {st.get('p100', 0) / 1e3:,.1f} us")
+    share = f"{100 * n / lags:.0f}%" if lags else "-"
+    return (f"quote lag (a book event moving a quote's wish -> the ack of an order at it): "
+            f"{', '.join(parts) or 'none answered'}; {n} of {lags} moves answered at the wish "
+            f"({share}), {undone} undone by the book before an answer")

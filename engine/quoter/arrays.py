@@ -79,6 +79,9 @@ QUOTE_DTYPE = np.dtype([
     ("fails", "i8"),            # refusals in a row (reset by an ACK or a CANCELED)
     ("want", "i8"), ("want_px", "i8"), ("want_qty", "i8"),   # scratch of the current requote
                                 # pass: the strategy's wish after rounding and risk
+    ("lag_since", "i8"),        # quote lag: since when the slot has no order resting within
+                                # requote_ticks of the wish (the arrival of the book event that
+                                # moved the wish; 0 = not lagging); an ACK at the wish ends it
 ], align=True)
 
 # What a strategy asks for, per instrument, side and level (engine/strategies/): a price in
@@ -131,7 +134,8 @@ G_MAX_DRAWDOWN = 4     # 0 = off
 G_DRAWDOWN_HIT = 5     # 1 when the drawdown limit fired (the loop pulls the kill switch)
 G_WALL_OFFSET = 6      # wall-clock ns minus perf_counter_ns (rate windows use wall time)
 G_RESET_SEEN = 7       # the last FILL_RESET's token until its RESET_SEEN intent is staged
-G_WORDS = 8
+G_LAG_DONE = 8         # a quote lag an ACK has just ended (ns), for the loop's histogram
+G_WORDS = 9
 
 RATE_WINDOW_10S_NS = 10_000_000_000
 RATE_WINDOW_DAY_NS = 86_400_000_000_000
@@ -145,14 +149,14 @@ COUNTER_NAMES = [
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
     "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
     "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds",
-    "conflated", "superseded",
+    "conflated", "superseded", "lags", "lags_undone",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
  C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT,
  C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS,
- C_CONFLATED, C_SUPERSEDED) = range(len(COUNTER_NAMES))
+ C_CONFLATED, C_SUPERSEDED, C_LAGS, C_LAGS_UNDONE) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 # The quoter's slot of the control segment: its counters, then one position per instrument
 # (room for engine.control.MAX_INSTRUMENTS; the config's max_instruments is checked at load).

@@ -10,7 +10,8 @@ from engine.quoter.arrays import (
     C_REJECTS, C_RESETS, C_TRADES, C_UNKNOWNS, C_UNKNOWN_INSTRUMENT, C_UNKNOWN_ORDER,
     G_RESET_SEEN, G_RESUMED, G_WALL_OFFSET, Q_LIVE, Q_PENDING, Q_UNKNOWN,
 )
-from engine.quoter.slots import _back_off, _clear, _clear_prev, _current_gone, _find
+from engine.quoter.slots import (_back_off, _clear, _clear_prev, _current_gone, _find,
+                                 _lag_answered)
 from engine.records import (
     FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET,
     FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, LOCAL_CODE_MAX, LOCAL_CODE_MIN, SIDE_BUY,
@@ -108,10 +109,12 @@ def on_fill(arrays, i, kind, order_id, side, price, qty, leaves_qty, error_code,
             # made live here would REPLACE an order the sender cannot touch yet
             if q.state == Q_PENDING:
                 q.state = Q_LIVE
+                _lag_answered(q, p, g, now)
     elif kind == FILL_ACK:
         if q.state == Q_PENDING or q.state == Q_UNKNOWN:
             q.state = Q_LIVE
         q.fails = 0
+        _lag_answered(q, p, g, now)
     elif kind == FILL_CANCELED:
         q.fails = 0
         _current_gone(q)

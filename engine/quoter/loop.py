@@ -33,7 +33,7 @@ from engine.native import (
     nb_board_get, nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available,
     nb_ring_commit, nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED, G_RESUMED
+from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED, G_LAG_DONE, G_RESUMED
 from engine.quoter.model import (
     ack_reset, any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
 )
@@ -45,9 +45,9 @@ W_STAGED = 0        # intents waiting in `out`
 W_LOST_SEEN = 1     # the board's lost count when last read (-1: read it on the first pass)
 LOOP_WORDS = 2
 _BOARD_OFF_LOST = C.MM_BOARD_OFF_LOST
-# hist: addresses of the three histograms (0 = not recorded)
-H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED = 0, 1, 2
-HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published"]
+# hist: addresses of the histograms (0 = not recorded)
+H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED, H_QUOTE_LAG = 0, 1, 2, 3
+HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published", "quote_lag"]
 BEAT_NS = 10_000_000
 PAUSED = -1         # g[G_KILLED] while paused: everything pulled, the process stays up
 
@@ -132,6 +132,10 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
                 on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
                         f.leaves_qty, f.error_code, now)
+                if g[G_LAG_DONE] != 0:         # an ACK ended a quote lag
+                    if hist[H_QUOTE_LAG] != 0:
+                        nb_hist_record(hist[H_QUOTE_LAG], g[G_LAG_DONE])
+                    g[G_LAG_DONE] = 0
             nb_ring_release(fill_hdr, avail)
             work += avail
         if board != 0:

@@ -14,6 +14,7 @@ from engine.quoter.arrays import (
 from engine.quoter.book import _aged
 from engine.quoter.intents import _emit
 from engine.quoter.plan import _plan
+from engine.quoter.slots import _watch_lag
 from engine.records import ACTION_CANCEL, ACTION_NEW, ACTION_REPLACE
 
 # _nrt=False: these functions never allocate, so no reference counting of the state arrays
@@ -108,8 +109,10 @@ def _requote_pass(arrays, want, i, now, out, n):
     if s.book_ok == 0:
         return _pull(quotes, cnt, out, n, i, s, now)
     _plan(arrays.inst, quotes, arrays.par, cnt, arrays.sst, arrays.spar, want, i)
+    since = s.trig_ts_arrival if s.trig_ts_arrival != 0 else now
     for side in range(2):
         for level in range(p.levels):
+            _watch_lag(quotes[i, side, level], p, since, cnt)
             n = _cancel_stray_prev(quotes, cnt, out, n, i, side, level, s, now)
             if quotes[i, side, level].want == 0:
                 n = _cancel_current(quotes, cnt, out, n, i, side, level, s, now)

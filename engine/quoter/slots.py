@@ -1,11 +1,11 @@
 """A quote slot's order truth (compiled, hot path; the contract is in model.py): find the slot
 holding an order, clear it, fall back to the order a replace was taking the place of, back off
-after a refusal."""
+after a refusal, and how long it lags the strategy's wish (quote lag)."""
 from __future__ import annotations
 
 from numba import njit
 
-from engine.quoter.arrays import C_BACKOFFS, Q_NONE
+from engine.quoter.arrays import C_BACKOFFS, C_LAGS, C_LAGS_UNDONE, G_LAG_DONE, Q_LIVE, Q_NONE
 
 # _nrt=False: these functions never allocate, so no reference counting of the state arrays
 # (an atomic increment and decrement per array per call: most of the step time otherwise).
@@ -70,3 +70,28 @@ def _back_off(q, p, cnt, now):
         wait = p.backoff_cap_ns
     q.retry_ns = now + wait
     cnt[C_BACKOFFS] += 1
+
+
+@_jit
+def _watch_lag(q, p, since, cnt):
+    """Quote lag, after a requote pass's plan: a slot with a wish and no order resting within
+    requote_ticks of it lags from `since` (the arrival of the book event this pass answers; a
+    pass a fill or a timer caused passes its own time); one the book came back to stops
+    lagging unanswered (counted in lags_undone)."""
+    if q.want != 0 and not (q.state == Q_LIVE and
+                            abs(q.want_px - q.price) < p.requote_ticks * p.tick):
+        if q.lag_since == 0:
+            q.lag_since = since
+            cnt[C_LAGS] += 1
+    elif q.lag_since != 0:
+        q.lag_since = 0
+        cnt[C_LAGS_UNDONE] += 1
+
+
+@_jit
+def _lag_answered(q, p, g, now):
+    """An ACK made the slot's order rest: where the strategy wants it, the slot's lag ends, and
+    its length goes to g[G_LAG_DONE] for the loop's quote_lag histogram."""
+    if q.lag_since != 0 and q.want != 0 and abs(q.want_px - q.price) < p.requote_ticks * p.tick:
+        g[G_LAG_DONE] = max(now - q.lag_since, 1)
+        q.lag_since = 0

@@ -349,3 +349,58 @@ def test_a_restart_keeps_the_drawdown_measured_from_the_peak():
     save_anchor(h2.st, words)
     h3, _ = _life(words, (0, 0), q=q)
     assert h3.st.g[G_PEAK_PNL] == 0 and h3.st.inst[BTC]["target"] == 0
+
+
+def test_quote_lag_runs_from_the_tick_that_moved_the_wish_to_the_ack_at_it():
+    """A slot lags from the arrival of the book event that moved its wish until an ACK puts an
+    order at the wish (g[G_LAG_DONE]: the loop records it in quoter.quote_lag). An ACK of an
+    order the wish has since left keeps the lag running from the first event; a book that comes
+    back to the resting order before anything answered ends the lag unanswered (lags_undone)."""
+    from quoter_harness import FIELDS
+
+    from engine.quoter.arrays import C_LAGS, C_LAGS_UNDONE, G_LAG_DONE
+    from engine.records import ACTION_REPLACE, FILL_ACK
+    from engine.strategies.fixed_spread.config import FixedSpreadConfig
+
+    q = QuoterConfig(strategy="fixed_spread", levels=1, requote_ticks=1, rate_per_10s=4,
+                     max_position="1", max_notional="1000000",
+                     fixed_spread=FixedSpreadConfig(half_spread_ticks=5, skew_ticks=0))
+    h = _resumed(q)
+    st = h.st
+    lag = st.quotes[BTC]["lag_since"]                # [side, level], a view
+    oid, px = FIELDS.index("order_id"), FIELDS.index("price")
+
+    def tick(bid, now, ago):
+        r = _md(BTC, bid, bid + 2)
+        r["ts_arrival"] = ago                          # arrived `ago` ns before `now`
+        h.md(r, now)
+        return {it[4]: it for it in h.end_batch(now)}
+
+    def ack(it, now):
+        h.now = now
+        h.fill(BTC, FILL_ACK, it[oid], it[4], it[px], 200, 200)
+        done, st.g[G_LAG_DONE] = int(st.g[G_LAG_DONE]), 0
+        return done
+
+    first = tick(6_000_000, NOW, 100_000)              # both slots empty: both lag
+    assert lag[0, 0] == lag[1, 0] == NOW - 100_000
+    assert st.cnt[C_LAGS] == 2
+    assert ack(first[SIDE_BUY], NOW + 300_000) == 400_000       # answered at the wish
+    assert lag[0, 0] == 0
+
+    t1 = NOW + 1_000_000                               # the wish moves; the ask is still pending
+    moved = tick(6_000_010, t1, 50_000)
+    assert moved[SIDE_BUY][3] == ACTION_REPLACE and SIDE_SELL not in moved
+    assert lag[0, 0] == t1 - 50_000
+    assert lag[1, 0] == NOW - 100_000  # its first event still counts
+    assert ack(first[SIDE_SELL], t1 + 100_000) == 0    # acked where the wish no longer is
+    assert ack(moved[SIDE_BUY], t1 + 200_000) == 250_000
+    again = tick(6_000_010, t1 + 300_000, 10_000)      # the ask is replaced at last
+    assert ack(again[SIDE_SELL], t1 + 500_000) == t1 + 500_000 - (NOW - 100_000)
+
+    # the 10 s window is spent (4 orders): the wish moves, nothing can answer, the book comes back
+    assert tick(6_000_020, t1 + 600_000, 1_000) == {}
+    assert st.cnt[C_LAGS] == 5 and lag[0, 0] != 0
+    assert tick(6_000_010, t1 + 700_000, 1_000) == {}
+    assert lag[0, 0] == 0 and lag[1, 0] == 0
+    assert st.cnt[C_LAGS_UNDONE] == 2

@@ -80,6 +80,19 @@ def test_no_p99_from_a_small_sample(capsys):
     assert "P90 within the 500 us ceiling" in head
 
 
+def test_quote_lag_line_gives_the_share_of_moves_answered(capsys):
+    """The report says how long quotes lagged the wish (percentiles its count supports) and
+    how many of the moves that left a quote behind were answered at the wish."""
+    t2o = {"count": 66, "clamped": 0, "mean_ns": 1.0, "p50": 200e3, "p90": 400e3, "p99": 900e3,
+           "p99.9": 900e3, "p99.99": 900e3, "p100": 950e3}
+    lag = dict(t2o, count=300, p50=1_500e3, p90=4_000e3, p100=9_000e3)
+    print_summary(_summary(histograms={"sender.tick_to_order": t2o, "quoter.quote_lag": lag},
+                           counters={"quoter": {"lags": 400, "lags_undone": 60}}))
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("quote lag"))
+    assert "P50 1,500.0 us, P90 4,000.0 us, max 9,000.0 us;" in line and "P99" not in line
+    assert "300 of 400 moves answered at the wish (75%), 60 undone by the book" in line
+
+
 def _mm(*args, **kw):
     return subprocess.run([sys.executable, "-m", "engine.cli", *args], capture_output=True,
                           text=True, timeout=60, **kw)
