@@ -7,7 +7,8 @@ Rules (measured on the 2-core KVM dev box):
   - parking costs a 25-45 us cross-core wake-up but leaves the core to others;
   - SCHED_FIFO helps processes that block (P99 ~4 ms -> ~50 us beside a busy neighbour) and
     hurts a spinner (the kernel's RT throttling takes ~50 ms out of every second): refused.
-The feed is driven by its sockets (it sleeps in epoll), so it never spins.
+The feed is driven by its sockets: it sleeps in epoll, or (feed.idle = busy-spin) polls them
+without sleeping, which the layout chooses when the feed has an isolated core nobody else uses.
 
 On a real box the CPUs come from the kernel (engine.box.topology), not from this process's
 affinity: under isolcpus the isolated CPUs are missing from every default affinity, and they are
@@ -22,7 +23,8 @@ exactly the ones the spinners want. How the cores are handed out:
     a venue on the same box (the embedded simulator, a loopback URL) counts one core less;
   - the feed goes to a remaining isolated core, else to a housekeeping core, never on or beside
     a spinner; a parked quoter shares the feed's core when no core is left; the simulator takes
-    the lowest housekeeping core;
+    the lowest housekeeping core; a feed alone on an isolated physical core polls its sockets
+    (busy-spin: the socket -> feed hop without a wake-up), anywhere else it sleeps in epoll;
   - all of them prefer the NUMA node of the NIC when it is known, else the node of the first
     core chosen, so the rings never cross a socket.
 Explicit cores and idle strategies in the config are kept and checked; an explicit core must be
@@ -39,6 +41,7 @@ from engine.box.topology import Topology, format_cpu_list
 SPIN = "busy-spin"
 PARK = "park"
 EPOLL = "epoll"                 # the feed's way of waiting: its sockets wake it
+FEED_IDLES = (EPOLL, SPIN)
 IDLES = (SPIN, PARK, "yield")
 ROLES = ("feed", "quoter", "sender")
 
@@ -114,10 +117,15 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
     for role, how in explicit_idle.items():
         if how and how not in IDLES:
             raise ValueError(f"{role}.idle: expected busy-spin, yield or park, got {how!r}")
+    if cfg.feed.idle and cfg.feed.idle not in FEED_IDLES:
+        raise ValueError(f"feed.idle: expected epoll or busy-spin, got {cfg.feed.idle!r}")
     local = with_sim if venue_local is None else venue_local
     auto = _auto_idle(topology, usable, local)
     idle = {r: (explicit_idle[r] or auto[r]) for r in explicit_idle}
     cores = _assign(topology, usable, explicit_core, idle, with_sim, nic_node)
+    # (not under realtime_priority: SCHED_FIFO refuses spinners, _check)
+    idle["feed"] = cfg.feed.idle or (EPOLL if getattr(cfg, "realtime_priority", 0)
+                                     else _feed_idle(topology, cores))
     lay = Layout(cores, idle, topology=topology)
     _check(lay, topology, usable, cfg)
     if local and not with_sim and not explicit_idle["sender"] and \
@@ -178,7 +186,7 @@ def apply_box(cfg, role: str, env) -> tuple[object, str]:
     section = getattr(cfg, role)
     changes = {"core": lay.cores[role]}
     if hasattr(section, "idle"):
-        changes["idle"] = lay.idle[role]
+        changes["idle"] = lay.idle.get(role, EPOLL)
     cfg = msgspec.structs.replace(cfg, **{role: msgspec.structs.replace(section, **changes)})
     how = f", {lay.idle[role]}" if role in lay.idle else ""
     return cfg, (f"layout computed at start (MM_LAYOUT=auto): core {lay.cores[role]}{how}; "
@@ -204,7 +212,10 @@ def apply_env(cfg, role: str, env) -> object:
     if how:
         if not hasattr(section, "idle"):
             raise ValueError(f"MM_IDLE: the {role} has no idle strategy (it waits in epoll)")
-        if how not in IDLES:
+        if role == "feed":
+            if how not in FEED_IDLES:
+                raise ValueError(f"MM_IDLE: the feed waits in epoll or busy-spins, got {how!r}")
+        elif how not in IDLES:
             raise ValueError(f"MM_IDLE: expected busy-spin, yield or park, got {how!r}")
         changes["idle"] = how
     return msgspec.structs.replace(cfg, **{role: msgspec.structs.replace(section, **changes)})
@@ -232,6 +243,16 @@ def _auto_idle(t: Topology, usable: list[int], venue_local: bool = False) -> dic
     # 186-318 us).
     physical = len(t.physical_cores(usable)) - (1 if venue_local else 0)
     return {"sender": SPIN if physical >= 2 else PARK, "quoter": SPIN if physical >= 3 else PARK}
+
+
+def _feed_idle(t: Topology, cores: dict[str, int]) -> str:
+    """busy-spin when the feed is alone on an isolated physical core (its SMT siblings too),
+    else epoll: a spinning feed beside anyone would take the CPU they need."""
+    feed = cores["feed"]
+    if feed < 0 or not t.threads(feed) <= t.isolated:
+        return EPOLL
+    others = {c for r, c in cores.items() if r != "feed" and c >= 0}
+    return EPOLL if any(s in others for s in t.threads(feed)) else SPIN
 
 
 def _assign(t: Topology, usable: list[int], explicit: dict[str, int], idle: dict[str, str],

@@ -33,6 +33,10 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     capture_path: str = ""        # raw frame capture file (length-prefixed, see capture.py); "" = off
     capture_queue: PositiveInt = 65536  # frames buffered for the capture thread before counting drops
     core: Core = -1               # CPU to pin to (-1: chosen by the layout)
+    idle: Literal["", "epoll", "busy-spin"] = ""  # how it waits for frames: epoll (its sockets
+                                  # wake it) | busy-spin (polls them without sleeping; only on a
+                                  # core of its own); "" = the layout's choice: busy-spin on an
+                                  # isolated core nobody else uses, else epoll
 
     def validate(self, instruments: Sequence[Instrument] | None = None) -> None:
         """The field constraints, the rules between fields and, given the instrument table,

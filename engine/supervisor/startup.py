@@ -200,6 +200,6 @@ class Startup:
 def _apply_layout(cfg, lay):
     rep = msgspec.structs.replace
     return rep(cfg,
-               feed=rep(cfg.feed, core=lay.cores["feed"]),
+               feed=rep(cfg.feed, core=lay.cores["feed"], idle=lay.idle.get("feed", "epoll")),
                quoter=rep(cfg.quoter, core=lay.cores["quoter"], idle=lay.idle["quoter"]),
                sender=rep(cfg.sender, core=lay.cores["sender"], idle=lay.idle["sender"]))

@@ -37,6 +37,11 @@ def assert_sound(doc: dict, topo: Topology) -> None:
     assert isinstance(doc["warnings"], list)
     spinners = [r for r in roles if doc[r]["idle"] == SPIN]
     assert "sender" in spinners, doc                      # every box here has >= 2 cores
+    feed_core = doc["feed"]["core"]                       # a feed spins alone on an isolated core
+    assert (doc["feed"]["idle"] == SPIN) == (
+        topo.threads(feed_core) <= topo.isolated and not any(
+            doc[o]["core"] in topo.threads(feed_core) for o in doc
+            if o in ("quoter", "sender", "sim"))), doc
     isolated_cores = topo.physical_cores(topo.isolated)
     for r in spinners:
         core = doc[r]["core"]
@@ -46,7 +51,7 @@ def assert_sound(doc: dict, topo: Topology) -> None:
         neighbours = [o for o in doc if o in (*roles, "sim") and o != r
                       and doc[o]["core"] in topo.threads(core)]
         assert neighbours == [], (r, neighbours, doc)
-    spin_threads = {s for r in spinners for s in topo.threads(doc[r]["core"])}
+    spin_threads = {s for r in spinners if r != "feed" for s in topo.threads(doc[r]["core"])}
     feed = doc["feed"]["core"]
     assert feed >= 0 and feed not in spin_threads, doc
     spare_isolated = [c for c in topo.isolated if c not in spin_threads
@@ -61,6 +66,7 @@ def test_eight_cpus_isolcpus_2_4(tmp_path):
     assert_sound(doc, topology.read(root))
     hot = {doc["sender"]["core"], doc["quoter"]["core"], doc["feed"]["core"]}
     assert hot == {2, 3, 4}                     # all three stages on the isolated cores
+    assert doc["feed"]["idle"] == SPIN          # alone on isolated CPU 2: it polls its sockets
     assert doc["isolated"] == "2-4" and doc["housekeeping"] == "0-1,5-7"
     assert doc["sim"]["core"] in (0, 1)         # no venue configured: the simulator runs too
 
@@ -117,11 +123,11 @@ def test_this_box(tmp_path):
 def test_two_core_box_keeps_one_spinner(tmp_path):
     root = make_sys(tmp_path, 2)
     lay = choose(config.load(env={}), with_sim=False, sys_root=str(root))
-    assert lay.idle == {"quoter": "park", "sender": SPIN}
+    assert lay.idle == {"quoter": "park", "sender": SPIN, "feed": "epoll"}
     assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1}
     # with the simulator beside them nothing spins: it needs the CPU as well
     lay = choose(config.load(env={}), with_sim=True, sys_root=str(root))
-    assert lay.idle == {"quoter": "park", "sender": "park"}
+    assert lay.idle == {"quoter": "park", "sender": "park", "feed": "epoll"}
     assert lay.cores["sim"] == 0
 
 
@@ -164,6 +170,7 @@ def test_drop_in_environment_sets_core_and_idle():
     assert apply_env(cfg, "feed", {"MM_CORE": "2"}).feed.core == 2
     with pytest.raises(ValueError, match="MM_IDLE"):
         apply_env(cfg, "feed", {"MM_IDLE": "park"})
+    assert apply_env(cfg, "feed", {"MM_IDLE": "busy-spin"}).feed.idle == SPIN
     with pytest.raises(ValueError, match="MM_CORE"):
         apply_env(cfg, "sender", {"MM_CORE": "two"})
 

@@ -25,10 +25,11 @@ from tests.support.sim_thread import SimThread
 START_TIMEOUT_S = 60
 
 
-def _start_feed(tmp_path, instance: str, url: str):
+def _start_feed(tmp_path, instance: str, url: str, idle: str = ""):
     cfg = EngineConfig(instance=instance)
     cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(cfg.feed, url=url,
-                                                                    stale_after_ms=1000))
+                                                                    stale_after_ms=1000,
+                                                                    idle=idle))
     path = tmp_path / "cfg.json"
     path.write_bytes(dump_json(cfg))
     ring = Ring.open(instance, "md", MD_DTYPE, cfg.rings.md.capacity, cfg.rings.md.policy,
@@ -91,6 +92,34 @@ def test_feed_process_runs_and_stops_cleanly(tmp_path, instance, how):
         hs.close()
         ring.close()
         ctl.close()
+
+
+def test_a_busy_spin_feed_polls_its_sockets_without_sleeping(tmp_path, instance):
+    """feed.idle = busy-spin: it says so in its idle word, takes its core while frames are
+    sparse (it never sleeps in epoll), publishes every frame, and a SIGTERM still stops it."""
+    import psutil
+
+    from engine.ring.idle import IDLE_WORDS
+
+    with SimThread(event_rate=50, trade_rate=5) as sim:
+        cfg, ring, ctl, feed = _start_feed(tmp_path, instance, sim.md_url, idle="busy-spin")
+        try:
+            _wait_running_with_data(ctl, feed, ring)
+            assert ctl.role_info("feed")["idle"] == IDLE_WORDS["busy-spin"]
+            p = psutil.Process(feed.pid)
+            t0, c0 = time.monotonic(), sum(p.cpu_times()[:2])
+            time.sleep(1.0)
+            busy = (sum(p.cpu_times()[:2]) - c0) / (time.monotonic() - t0)
+            assert busy > 0.5, f"a spinning feed used {busy:.0%} of a core at 50 events/s"
+            assert ctl.counter_values("feed")["records"] > 0
+            feed.send_signal(signal.SIGTERM)
+            assert feed.wait(timeout=15) == 0
+        finally:
+            if feed.poll() is None:
+                feed.kill()
+                feed.wait()
+            ring.close()
+            ctl.close()
 
 
 def test_empty_url_is_refused_clearly(instance, capfd):

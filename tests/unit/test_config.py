@@ -63,9 +63,9 @@ def test_layout_two_cores_with_the_venue_beside_spins_nothing():
     cfg = config.load(env={})
     for lay in (choose(cfg, with_sim=True, cpus=[0, 1], isolated=set()),
                 choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)):
-        assert set(lay.idle.values()) == {"park"}
+        assert set(lay.idle.values()) == {"park", "epoll"}    # the feed sleeps in epoll
     three = choose(cfg, with_sim=True, cpus=[0, 1, 2], isolated=set())
-    assert three.idle == {"quoter": "park", "sender": "busy-spin"}
+    assert three.idle == {"quoter": "park", "sender": "busy-spin", "feed": "epoll"}
 
 
 def test_a_loopback_venue_layout_says_the_choice_depends_on_the_venue():
