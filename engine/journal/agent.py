@@ -57,6 +57,16 @@ def run(cfg) -> int:
     return agent.run(JournalAgent, cfg)
 
 
+def trade_list(venue: str):
+    """(client class, reconcile_symbol) of the venue's own trade list: Binance's myTrades
+    (engine/journal/reconcile.py), Bybit's execution list (engine/journal/bybit_trades.py)."""
+    if venue == "bybit":
+        from engine.journal import bybit_trades
+        return bybit_trades.BybitExecutions, bybit_trades.reconcile_symbol
+    from engine.journal import reconcile
+    return reconcile.BinanceTrades, reconcile.reconcile_symbol
+
+
 class JournalAgent(agent.WorkAgent):
     """One journal agent life (see the module docstring)."""
     role = ROLE
@@ -72,7 +82,7 @@ class JournalAgent(agent.WorkAgent):
         """Check the configuration and open the file: refused -> ValueError (EXIT_CONFIG)."""
         import msgspec
 
-        from engine.journal.reconcile import BinanceTrades, VenueError
+        from engine.journal.reconcile import VenueError
         from engine.journal.schema import JournalError, journal_path, open_journal
         from engine.state_dir import resolve_tag
 
@@ -84,13 +94,11 @@ class JournalAgent(agent.WorkAgent):
         except JournalError as e:             # corrupt or foreign: refused, as a config is
             raise ValueError(str(e)) from None
         self.cfg, self.jcfg = cfg, cfg.journal
-        self.venue = None
-        if cfg.sender.venue != "binance":
-            _log(f"the venue's trade list is read for Binance only; {cfg.sender.venue}: fills "
-                 f"come from execution reports alone")
-        elif cfg.sender.url and not cfg.sender.dry_run:
+        self.venue = self.reconcile_symbol = None
+        if cfg.sender.url and not cfg.sender.dry_run:
+            client, self.reconcile_symbol = trade_list(cfg.sender.venue)
             try:
-                self.venue = BinanceTrades.from_config(cfg)
+                self.venue = client.from_config(cfg)
             except (ValueError, VenueError) as e:
                 _log(f"no venue trade list: {e}")
         self.counts = dict.fromkeys(COUNTERS, 0)
@@ -188,8 +196,9 @@ class JournalAgent(agent.WorkAgent):
 
     def reconcile(self) -> bool:
         """Ask the venue's trade list for every instrument; True when it answered."""
-        from engine.journal.reconcile import VenueError, reconcile_symbol
+        from engine.journal.reconcile import VenueError
 
+        reconcile_symbol = self.reconcile_symbol
         lookback_ms = int(self.jcfg.reconcile_lookback_h * 3_600_000)
         try:
             for inst in self.cfg.instruments:

@@ -18,6 +18,8 @@ class JournalConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fi
                                   # (trades after the journal's newest are always asked for)
     retention_days: NonNegativeFloat = 30.0  # rows older than this are pruned (0 = keep everything)
     markouts: bool = True         # mid at +100 ms, +1 s, +5 s, +30 s after each fill (book board)
+    trades_url: str = ""          # REST base of the venue's trade list where it is not the order
+                                  # URL's (Bybit's execution list); "" = from sender.url's host
 
     def validate(self, instruments=None) -> None:
         """The field constraints and the rules between fields; ConfigError naming the field.
