@@ -56,6 +56,7 @@ def main(quick: bool = False) -> dict:
     from engine.config import load
 
     steps = 200_000 if quick else 1_000_000
+    repeats = 1 if quick else REPEATS          # quick: QUICK=1 stays under 2 minutes
     work = Path(tempfile.mkdtemp(prefix="mm-bench-hbt-"))
     try:
         (work / "mm.toml").write_text(hft_bridge.ENGINE_CONFIG.format(model="risk_averse"))
@@ -72,18 +73,18 @@ def main(quick: bool = False) -> dict:
         # ours, end to end (numba's cache warmed by a first run, not timed)
         backtest(cfg, [str(cap)], work / "warm", plots=False, progress=False)
         ours_s, s, ours_runs = _median(lambda: backtest(cfg, [str(cap)], work / "out",
-                                                        plots=False, progress=False))
+                                                        plots=False, progress=False), repeats)
         # theirs, end to end
         def theirs_e2e():
             ev = binancefutures.convert(str(cap), buffer_size=8 * steps + 1_000_000)
             return ev, hft_bridge.fixed_spread(ev, inst, LATENCY_NS, 5, 0.002, 0.1)
         ev_small = binancefutures.convert(str(cap), buffer_size=8 * steps + 1_000_000)[:5000]
         hft_bridge.fixed_spread(ev_small, inst, LATENCY_NS, 5, 0.002, 0.1)   # compile
-        theirs_s, (ev, their_run), theirs_runs = _median(theirs_e2e)
+        theirs_s, (ev, their_run), theirs_runs = _median(theirs_e2e, repeats)
         # replay alone
         replay_s = statistics.median([s["speed"]["replay_s"]] * 1)
         their_replay_s, _, their_replay_runs = _median(
-            lambda: hft_bridge.fixed_spread(ev, inst, LATENCY_NS, 5, 0.002, 0.1))
+            lambda: hft_bridge.fixed_spread(ev, inst, LATENCY_NS, 5, 0.002, 0.1), repeats)
 
         # the same orders through both venues
         md, _ = market_data.load([cap], cfg)
@@ -129,7 +130,7 @@ def main(quick: bool = False) -> dict:
     ]
     print(f"\n== backtest vs hftbacktest {hft_bridge.VERSION}: synthetic capture, {steps:,} "
           f"market steps ({events:,} records with depth levels), fixed spread +-5 ticks, 1 ms "
-          f"each way, risk-averse queue; medians of {REPEATS}")
+          f"each way, risk-averse queue; medians of {repeats}")
     print(table(rows, [("name", "backtester", ""), ("orders", "orders", ",d"),
                        ("fills", "fills", ",d"), ("pnl", "PnL quote", ".4f"),
                        ("e2e_s", "text->result s", ".2f"), ("replay_s", "replay s", ".3f"),
