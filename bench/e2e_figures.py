@@ -17,7 +17,8 @@ from engine.report import machine
 QS = {"p50": 50, "p90": 90, "p99": 99, "p999": 99.9}
 HOPS = ("feed.arrival_to_published", "quoter.md_published_to_read", "quoter.quote_step",
         "quoter.read_to_intent_published", "sender.intent_published_to_read",
-        "sender.read_to_written", "sender.tick_to_order", "quoter.quote_lag")
+        "sender.read_to_written", "sender.tick_to_order", "quoter.fill_published_to_read",
+        "quoter.quote_lag")
 SUSTAIN_SHARE = 0.97          # the feed published and the quoter read this share of the events
 VENUE_SHARE = 0.9             # below this share of the asked rate, the venue could not keep up
 VERSIONS = ("numba", "numpy", "picows", "msgspec", "uvloop", "websockets", "psutil", "matplotlib")

@@ -46,8 +46,9 @@ W_LOST_SEEN = 1     # the board's lost count when last read (-1: read it on the 
 LOOP_WORDS = 2
 _BOARD_OFF_LOST = C.MM_BOARD_OFF_LOST
 # hist: addresses of the histograms (0 = not recorded)
-H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED, H_QUOTE_LAG = 0, 1, 2, 3
-HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published", "quote_lag"]
+H_MD_TO_READ, H_QUOTE_STEP, H_READ_TO_PUBLISHED, H_QUOTE_LAG, H_FILL_TO_READ = 0, 1, 2, 3, 4
+HISTOGRAMS = ["md_published_to_read", "quote_step", "read_to_intent_published", "quote_lag",
+              "fill_published_to_read"]
 BEAT_NS = 10_000_000
 PAUSED = -1         # g[G_KILLED] while paused: everything pulled, the process stays up
 
@@ -130,6 +131,8 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
         if avail > 0:
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
+                if hist[H_FILL_TO_READ] != 0 and f.ts_received != 0:   # stamped at the put
+                    nb_hist_record(hist[H_FILL_TO_READ], now - f.ts_received)
                 on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
                         f.leaves_qty, f.error_code, now)
                 if g[G_LAG_DONE] != 0:         # an ACK ended a quote lag

@@ -56,20 +56,22 @@ class FillWriter:
         waits in the backlog (behind earlier waiting records)."""
         rec = (order_id, instrument, kind, side, price, qty, cum_qty, leaves_qty, error_code,
                ts_venue)
-        if self.journal is not None:
-            self.journal.fill_record(kind, order_id, instrument, side, price, qty, cum_qty,
-                                     leaves_qty, error_code, ts_venue)
         if self.backlog and not self.flush():
             self.backlog.append(rec)
             self.delayed += 1
-            return False
-        if not self._writer.put(*rec, time.perf_counter_ns()):
+            sent = False
+        elif not self._writer.put(*rec, time.perf_counter_ns()):
             self.backlog.append(rec)
             self.delayed += 1
-            return False
-        self.written += 1
-        self._writer.commit()
-        return True
+            sent = False
+        else:
+            self.written += 1
+            self._writer.commit()
+            sent = True
+        if self.journal is not None:         # after the quoter's copy: it is the one waited for
+            self.journal.fill_record(kind, order_id, instrument, side, price, qty, cum_qty,
+                                     leaves_qty, error_code, ts_venue)
+        return sent
 
     def flush(self) -> bool:
         """Move waiting records into the ring; True when none is left waiting."""
