@@ -66,6 +66,8 @@ def test_journal_equals_the_venue_after_each_process_is_killed(instance, tmp_pat
                 wait_until(lambda: units.starts[unit] == 2 and running(instance, TRADING),
                            60, f"the {unit} back")
                 _more_fills(sim, 2, 60, f"fills after the {unit} came back")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; starts {units.starts}\n{_logs(tmp_path)}") from None
         finally:
             codes = units.stop_all()
         assert codes["journal-agent"] == 0, _logs(tmp_path)
