@@ -13,7 +13,7 @@ from tests.support.sim_thread import SimThread
 from tests.support.units import (TRADING, Units, counter, journal_fills, running,
                                  venue_fills, wait_until)
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(300)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TAG = "jrn"
 CONFIG = f"""
@@ -63,9 +63,11 @@ def test_journal_equals_the_venue_after_each_process_is_killed(instance, tmp_pat
                        running(instance, ("journal",)), 30, "the agent back")
             for unit in TRADING:                 # the sender, the quoter, the feed in turn
                 units.kill(unit)
-                wait_until(lambda: units.starts[unit] == 2 and running(instance, TRADING),
-                           60, f"the {unit} back")
-                _more_fills(sim, 2, 60, f"fills after the {unit} came back")
+                # a peer's restart can take the others down and up with it (EXIT_PEER_LOST when
+                # its heartbeat is older than heartbeat_timeout_ms): slow on a loaded box
+                wait_until(lambda: units.starts[unit] >= 2 and running(instance, TRADING),
+                           120, f"the {unit} back")
+                _more_fills(sim, 1, 60, f"a fill after the {unit} came back")
         except AssertionError as e:
             raise AssertionError(f"{e}; starts {units.starts}\n{_logs(tmp_path)}") from None
         finally:
