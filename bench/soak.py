@@ -25,18 +25,6 @@ import time
 from pathlib import Path
 
 UNITS = ("journal-agent", "sender", "quoter", "feed")
-CONFIG = """
-tag = "soak"
-heartbeat_timeout_ms = 1500
-[quoter]
-levels = 1
-[sender]
-heartbeat_timeout_ms = 1000
-reconcile_interval_s = 1.0
-[journal]
-path = "{path}"
-reconcile_interval_s = 10.0
-"""
 
 
 def _log(msg: str) -> None:
@@ -48,14 +36,14 @@ def soak(minutes: float, rate: int, seed: int, out: Path) -> dict:
     from engine.instruments import DEFAULT_INSTRUMENTS
     from engine.journal import report as journal_report
     from tests.support.sim_thread import SimThread
-    from tests.support.units import (TRADING, Units, journal_fills, running, venue_fills,
-                                     wait_until)
+    from tests.support.units import (TRADING, Units, journal_fills, running, unit_config,
+                                     venue_fills, wait_until)
 
     out.mkdir(parents=True, exist_ok=True)
     instance = f"soak{os.getpid()}"
     path = out / "journal.sqlite"
     cfg = out / "mm.toml"
-    cfg.write_text(CONFIG.format(path=path))
+    cfg.write_text(unit_config("soak", path, "reconcile_interval_s = 10.0"))
     kills = []
     with SimThread(event_rate=rate, seed=seed) as sim:
         env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,

@@ -33,7 +33,7 @@ import time
 from decimal import Decimal
 
 import pytest
-from run_support import wait_until
+from tests.support.units import wait_until
 from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data, replay

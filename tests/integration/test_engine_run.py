@@ -15,7 +15,7 @@ import pytest
 from engine.control import Control
 from engine.ring.segment import list_segments, pid_alive
 from tests.support.sim_thread import SimThread
-from run_support import wait_until as _wait
+from tests.support.units import wait_until as _wait
 
 pytestmark = pytest.mark.slow
 

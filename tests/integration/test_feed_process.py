@@ -53,6 +53,17 @@ def _wait_running_with_data(ctl: Control, feed, ring: Ring) -> np.ndarray:
     pytest.fail("feed did not reach running with data in time")
 
 
+def _sigterm_stops(feed) -> None:
+    feed.send_signal(signal.SIGTERM)
+    assert feed.wait(timeout=15) == 0
+
+
+def _reap(feed) -> None:
+    if feed.poll() is None:
+        feed.kill()
+        feed.wait()
+
+
 @pytest.mark.parametrize("how", ["kill_switch", "sigterm"])
 def test_feed_process_runs_and_stops_cleanly(tmp_path, instance, how):
     with SimThread(event_rate=300, trade_rate=30) as sim:
@@ -70,12 +81,9 @@ def test_feed_process_runs_and_stops_cleanly(tmp_path, instance, how):
                 ctl.kill(KILL_OPERATOR)
                 assert feed.wait(timeout=15) == EXIT_KILLED
             else:
-                feed.send_signal(signal.SIGTERM)
-                assert feed.wait(timeout=15) == 0
+                _sigterm_stops(feed)
         finally:
-            if feed.poll() is None:
-                feed.kill()
-                feed.wait()
+            _reap(feed)
     stderr = feed.stderr.read()
     assert "receiving from" in stderr
     assert ctl.role_info("feed")["state"] == "stopped"
@@ -112,12 +120,9 @@ def test_a_busy_spin_feed_polls_its_sockets_without_sleeping(tmp_path, instance)
             busy = (sum(p.cpu_times()[:2]) - c0) / (time.monotonic() - t0)
             assert busy > 0.5, f"a spinning feed used {busy:.0%} of a core at 50 events/s"
             assert ctl.counter_values("feed")["records"] > 0
-            feed.send_signal(signal.SIGTERM)
-            assert feed.wait(timeout=15) == 0
+            _sigterm_stops(feed)
         finally:
-            if feed.poll() is None:
-                feed.kill()
-                feed.wait()
+            _reap(feed)
             ring.close()
             ctl.close()
 

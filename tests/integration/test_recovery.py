@@ -21,21 +21,14 @@ from engine.exit_codes import ORDERS_CONFIRMED_GONE
 from engine.quoter.belief import Belief
 from engine.ring.segment import SegmentError, pid_alive
 from tests.support.sim_thread import SimThread
+from tests.support.units import unit_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(360)]
 
 ROLES = ("sender", "quoter", "feed")
 NO_RESTART = (0, 2, 4)        # like RestartPreventExitStatus=2 4 (and a clean 0)
 TAG = "rec"
-CONFIG = f"""
-tag = "{TAG}"
-heartbeat_timeout_ms = 1500
-[quoter]
-levels = 1
-[sender]
-heartbeat_timeout_ms = 1000
-reconcile_interval_s = 1.0
-"""
+CONFIG = unit_config(TAG)
 
 
 class Units(threading.Thread):

@@ -15,7 +15,7 @@ import pytest
 from engine.instruments import Instrument
 from engine.ring.segment import list_segments
 from tests.support.sim_thread import SimThread
-from run_support import wait_until
+from tests.support.units import wait_until
 
 pytestmark = pytest.mark.slow
 

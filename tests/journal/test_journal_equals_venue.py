@@ -11,28 +11,16 @@ import pytest
 
 from tests.support.sim_thread import SimThread
 from tests.support.units import (TRADING, Units, counter, journal_fills, running,
-                                 venue_fills, wait_until)
+                                 unit_config, venue_fills, wait_until)
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(600)]
 
 TAG = "jrn"
-CONFIG = f"""
-tag = "{TAG}"
-heartbeat_timeout_ms = 1500
-[quoter]
-levels = 1
-[sender]
-heartbeat_timeout_ms = 1000
-reconcile_interval_s = 1.0
-[journal]
-path = "{{path}}"
-reconcile_interval_s = 2.0
-{{extra}}
-"""
+
 def _setup(instance, tmp_path, sim, extra=""):
     path = tmp_path / "journal.sqlite"
     cfg = tmp_path / "mm.toml"
-    cfg.write_text(CONFIG.format(path=path, extra=extra))
+    cfg.write_text(unit_config(TAG, path, "reconcile_interval_s = 2.0", extra))
     env = {**os.environ, "MM_MD_URL": sim.md_url, "MM_ORDER_URL": sim.api_url,
            "MM_INSTANCE": instance}
     return path, Units(env, str(cfg), tmp_path, ("journal-agent", *TRADING))

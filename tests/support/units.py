@@ -1,6 +1,8 @@
 """A small systemd for tests and the soak (bench/soak.py): an instance run the systemd way, one
 process per unit (mm journal-agent, mm sender, mm quoter, mm feed), each restarted 0.3 s after
-it fails; and what a run is judged by: the venue's trade list against the journal's fills."""
+it fails; the configuration such a run uses (unit_config); and what a run is judged by: the
+venue's trade list against the journal's fills. Also wait_until, for every test that runs the
+engine as a user does."""
 from __future__ import annotations
 
 import signal
@@ -14,6 +16,26 @@ from engine.journal.schema import open_journal
 from engine.ring.segment import SegmentError
 
 TRADING = ("sender", "quoter", "feed")
+# what the systemd-way runs share: quick heartbeats and reconciles, one level a side
+UNIT_CONFIG = """
+tag = "{tag}"
+heartbeat_timeout_ms = 1500
+[quoter]
+levels = 1
+[sender]
+heartbeat_timeout_ms = 1000
+reconcile_interval_s = 1.0
+"""
+
+
+def unit_config(tag: str, journal_path=None, journal_extra: str = "", extra: str = "") -> str:
+    """UNIT_CONFIG with `tag`, and a [journal] section writing to `journal_path` when given."""
+    text = UNIT_CONFIG.format(tag=tag)
+    if journal_path is not None:
+        text += f'[journal]\npath = "{journal_path}"\n{journal_extra}\n'
+    return text + extra
+
+
 NO_RESTART = (0, 2, 4)
 
 
@@ -77,6 +99,7 @@ class Units(threading.Thread):
 
 
 def wait_until(cond, timeout_s: float, what: str) -> None:
+    """Poll `cond` every 0.1 s; AssertionError naming `what` after `timeout_s`."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if cond():
