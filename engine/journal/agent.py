@@ -10,8 +10,8 @@ LINGER_S: it never parks on the ring's futex, so the sender's commit never has a
 (no system call on the hot path for the journal), and records gather into transactions of a
 tenth of a second (one per order was the heaviest process of the engine on 2 cores: 434 us of
 CPU per book event at 500/s; one per 20 ms still 89 us at 2,000/s, most of it SQLite's commit
-and index pages, which a transaction writes once however many rows it holds). It runs on a core the
-trading processes do not use (journal.core, else every core but theirs); where it must share
+and index pages, which a transaction writes once however many rows it holds). It runs on a
+core the trading processes do not use (journal.core, else every core but theirs); where it must share
 one it runs SCHED_IDLE, so it never stands between a trading process and its core. A file or
 configuration it refuses exits EXIT_CONFIG (mm run then goes on without a journal).
 
@@ -136,8 +136,9 @@ class JournalAgent(agent.WorkAgent):
                                giver=self.giver)
         self.reader = ring.reader()
         self.markouts = Markouts(board, cfg.instruments) if cfg.journal.markouts else None
+        source = getattr(self.venue, "base", None) or cfg.sender.url   # Bybit: its REST host
         _log(f"journal {self.path} (instance {cfg.instance}); venue trade list "
-             f"{'from ' + cfg.sender.url if self.venue else 'not read'}")
+             f"{'from ' + source if self.venue else 'not read'}")
 
     def do_work(self, drain: bool = False) -> int:
         """One duty cycle; returns the records written (0: idle). Records are taken every
