@@ -60,8 +60,9 @@ static int parse_decimal(const char *s, Py_ssize_t n, int exp, int64_t *out) {
     uint64_t m = 0;
     for (Py_ssize_t i = 0; i < end; i++) {
         if (s[i] == '.') continue;
-        m = m * 10 + (uint64_t)(s[i] - '0');
-        if (m > (uint64_t)INT64_MAX) return 0;
+        uint64_t digit = (uint64_t)(s[i] - '0');
+        if (m > ((uint64_t)INT64_MAX - digit) / 10) return 0; /* before it wraps */
+        m = m * 10 + digit;
     }
     return scale((int64_t)m, shift, out);
 }
@@ -97,6 +98,19 @@ static inline const char *expect(const char *s, const char *end, const char *lit
     return (s && (size_t)(end - s) >= n && memcmp(s, lit, n) == 0) ? s + n : NULL;
 }
 #define EXPECT(s, lit) ((s) = expect((s), end, (lit), sizeof(lit) - 1))
+
+/* `lit`, then a plain string holding a decimal at `exp` into *out: the string's end quote, or
+ * NULL. */
+static inline const char *decimal_after(const char *s, const char *end, const char *lit,
+                                        size_t n, int exp, int64_t *out) {
+    const char *q;
+    if (!(s = expect(s, end, lit, n)) || !(q = plain_string(s, end)) ||
+        !parse_decimal(s, q - s, exp, out))
+        return NULL;
+    return q;
+}
+#define DECIMAL_AFTER(s, lit, exp, out) \
+    ((s) = decimal_after((s), end, (lit), sizeof(lit) - 1, (exp), (out)))
 
 /* ================================================================ BookDecoder */
 
@@ -198,23 +212,12 @@ static int fast_book_ticker(BookDecoder *d, const char *buf, Py_ssize_t len, PyO
     if (!EXPECT(s, ",\"s\":\"") || !(q = plain_string(s, end))) return 0;
     if (!(e = find_symbol(d, s, q - s))) return 0;
     s = q;
-    if (!EXPECT(s, "\",\"b\":\"") || !(q = plain_string(s, end)) ||
-        !parse_decimal(s, q - s, e->pexp, &bp))
+    if (!DECIMAL_AFTER(s, "\",\"b\":\"", e->pexp, &bp) ||
+        !DECIMAL_AFTER(s, "\",\"B\":\"", e->qexp, &bq) ||
+        !DECIMAL_AFTER(s, "\",\"a\":\"", e->pexp, &ap) ||
+        !DECIMAL_AFTER(s, "\",\"A\":\"", e->qexp, &aq) ||
+        !EXPECT(s, "\"}}") || s != end)
         return 0;
-    s = q;
-    if (!EXPECT(s, "\",\"B\":\"") || !(q = plain_string(s, end)) ||
-        !parse_decimal(s, q - s, e->qexp, &bq))
-        return 0;
-    s = q;
-    if (!EXPECT(s, "\",\"a\":\"") || !(q = plain_string(s, end)) ||
-        !parse_decimal(s, q - s, e->pexp, &ap))
-        return 0;
-    s = q;
-    if (!EXPECT(s, "\",\"A\":\"") || !(q = plain_string(s, end)) ||
-        !parse_decimal(s, q - s, e->qexp, &aq))
-        return 0;
-    s = q;
-    if (!EXPECT(s, "\"}}") || s != end) return 0;
     if (!book_ok(d, e, u, bp, bq, ap, aq)) return 0;
     ((int64_t *)d->ids.buf)[e->index] = u;
     return emit_book(d, sink, e->index, u, bp, bq, ap, aq, 0) < 0 ? -1 : 1;

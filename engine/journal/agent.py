@@ -58,13 +58,12 @@ def run(cfg) -> int:
 
 
 def trade_list(venue: str):
-    """(client class, reconcile_symbol) of the venue's own trade list: Binance's myTrades
-    (engine/journal/reconcile.py), Bybit's execution list (engine/journal/bybit_trades.py)."""
-    if venue == "bybit":
-        from engine.journal import bybit_trades
-        return bybit_trades.BybitExecutions, bybit_trades.reconcile_symbol
-    from engine.journal import reconcile
-    return reconcile.BinanceTrades, reconcile.reconcile_symbol
+    """(client class, reconcile_symbol) of the venue's own trade list, from the order venue's
+    registry entry (OrderVenue.trade_list: Binance's myTrades in engine/journal/reconcile.py,
+    Bybit's execution list in engine/journal/bybit_trades.py); None for a venue without one."""
+    from engine.sender.venues import venue as order_venue
+
+    return order_venue(venue).trade_list_parts()
 
 
 class JournalAgent(agent.WorkAgent):
@@ -95,8 +94,10 @@ class JournalAgent(agent.WorkAgent):
             raise ValueError(str(e)) from None
         self.cfg, self.jcfg = cfg, cfg.journal
         self.venue = self.reconcile_symbol = None
-        if cfg.sender.url and not cfg.sender.dry_run:
-            client, self.reconcile_symbol = trade_list(cfg.sender.venue)
+        parts = trade_list(cfg.sender.venue) if cfg.sender.url and not cfg.sender.dry_run \
+            else None
+        if parts is not None:
+            client, self.reconcile_symbol = parts
             try:
                 self.venue = client.from_config(cfg)
             except (ValueError, VenueError) as e:

@@ -15,6 +15,7 @@ import pytest
 from engine.backtest import csv_out, market_data
 from engine.backtest.command import backtest
 from engine.config import load
+from tests.support.hft_bridge import BTCUSDT_TOML
 
 CAPTURE = "binance/hftbacktest_spot_btcusdt_20240808.head.txt"
 CONFIG = """
@@ -22,13 +23,7 @@ CONFIG = """
 strategy = "fixed_spread"
 [backtest]
 queue_model = "risk_averse"
-[[instruments]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-lot_size = "0.00001"
-maker_fee = {maker}
+""" + BTCUSDT_TOML + """maker_fee = {maker}
 taker_fee = 0.0004
 """
 

@@ -127,6 +127,16 @@ def test_generated_book_tickers_same_events(case):
     assert_same_generated("binance", ["bookTicker"], False, case)
 
 
+def test_a_quantity_past_uint64_is_refused_not_wrapped():
+    """20 digits pass 2**64 on the last multiply: the C path once wrapped them into a small
+    quantity and published it; it must refuse the frame as the Python path does."""
+    ins = [Instrument(symbol=s, price_exp=0, qty_exp=0) for s in SYMBOLS]
+    f = (b'{"stream":"btcusdt@bookTicker","data":{"u":0,"s":"BTCUSDT","b":"0","B":"0",'
+         b'"a":"0","A":"20000000000000000000.0"}}')
+    fast = assert_same("binance", ["bookTicker"], ins, [f], False)
+    assert fast._fast_path.fast == 0
+
+
 def test_canonical_book_ticker_takes_the_fast_path():
     ins = [Instrument(symbol=s, price_exp=-2, qty_exp=-5) for s in SYMBOLS]
     f = (b'{"stream":"ethusdt@bookTicker","data":{"u":7,"s":"ETHUSDT","b":"2500.10","B":"1.5",'

@@ -39,6 +39,15 @@ from engine.records import (
 
 VERSION = getattr(hbt_mod, "__version__", None)
 
+# The instrument of the backtest configs (fees appended by each): BTCUSDT at Binance's filters
+BTCUSDT_TOML = """[[instruments]]
+symbol = "BTCUSDT"
+base = "BTC"
+quote = "USDT"
+tick_size = "0.01"
+lot_size = "0.00001"
+"""
+
 # The engine side of the same-orders comparisons (tests/backtest, bench/backtest_hftbacktest.py):
 # one quote per side 5 ticks out, requoted every tick, limits out of the way; {model} is the
 # backtest's queue model
@@ -59,14 +68,7 @@ skew_ticks = 0
 queue_model = "{model}"
 order_latency_us = 1000
 response_latency_us = 1000
-[[instruments]]
-symbol = "BTCUSDT"
-base = "BTC"
-quote = "USDT"
-tick_size = "0.01"
-lot_size = "0.00001"
-maker_fee = -0.0001
-"""
+""" + BTCUSDT_TOML + "maker_fee = -0.0001\n"
 
 
 def events(md: np.ndarray, inst, instrument: int = 0) -> np.ndarray:

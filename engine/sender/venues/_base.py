@@ -32,11 +32,27 @@ class OrderVenue(NamedTuple):
     trading: str                  # the status of a symbol that trades
     not_at_order_url: str = ""    # why the order URL cannot say (""; it can: the default
                                   # source when instruments_url is not set)
+    # -- the journal's check against the venue (engine/journal/agent.py) --
+    trade_list: str = ""          # "package.module:Class": the client of the venue's own trade
+                                  # list (from_config, fetch, close); its module's
+                                  # reconcile_symbol compares it with the journal ("": none)
 
     def gateway_class(self) -> type:
         """The venue's Gateway subclass (imports its module)."""
-        module, _, cls = self.gateway.partition(":")
-        return getattr(importlib.import_module(module), cls)
+        return _load(self.gateway)
+
+    def trade_list_parts(self) -> tuple[type, Callable] | None:
+        """(the trade list's client class, its module's reconcile_symbol), or None."""
+        if not self.trade_list:
+            return None
+        cls = _load(self.trade_list)
+        return cls, importlib.import_module(cls.__module__).reconcile_symbol
+
+
+def _load(path: str):
+    """The object named "package.module:Name" (imports its module)."""
+    module, _, name = path.partition(":")
+    return getattr(importlib.import_module(module), name)
 
 
 class VenueRefused(ValueError):

@@ -14,4 +14,5 @@ VENUE = OrderVenue(
     list_instruments=list_instruments,
     instrument_keys={"base": "baseAsset", "quote": "quoteAsset", "tick_size": "tickSize",
                      "lot_size": "stepSize", "min_notional": "minNotional"},
-    trading="TRADING")
+    trading="TRADING",
+    trade_list="engine.journal.reconcile:BinanceTrades")

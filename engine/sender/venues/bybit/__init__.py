@@ -14,6 +14,7 @@ VENUE = OrderVenue(
     instrument_keys={"base": "baseCoin", "quote": "quoteCoin", "tick_size": "tickSize",
                      "lot_size": "basePrecision", "min_notional": "minOrderAmt"},
     trading="Trading",
+    trade_list="engine.journal.bybit_trades:BybitExecutions",
     not_at_order_url=("Bybit serves its instrument filters over REST only: set "
                       "instruments_url = \"https://api.bybit.com\" to check them against the "
                       "venue"))
