@@ -60,9 +60,9 @@ static int parse_decimal(const char *s, Py_ssize_t n, int exp, int64_t *out) {
     uint64_t m = 0;
     for (Py_ssize_t i = 0; i < end; i++) {
         if (s[i] == '.') continue;
-        uint64_t digit = (uint64_t)(s[i] - '0');
-        if (m > ((uint64_t)INT64_MAX - digit) / 10) return 0; /* before it wraps */
-        m = m * 10 + digit;
+        if (m > (uint64_t)INT64_MAX / 10) return 0; /* m * 10 could wrap past 2**64 */
+        m = m * 10 + (uint64_t)(s[i] - '0');
+        if (m > (uint64_t)INT64_MAX) return 0;
     }
     return scale((int64_t)m, shift, out);
 }
