@@ -37,6 +37,8 @@ REC_DTYPE = np.dtype([
 ], align=True)
 FILE_GAP_NS = 1_000_000_000
 PACK_ROWS = 1 << 16
+SCAN_CHUNK = 32 << 20      # bytes of text a scan call sees at most
+SCAN_RECORDS = 1 << 18     # records a scan call writes at most
 _NO_ID = -(1 << 63)
 
 
@@ -106,6 +108,16 @@ class RecordSink:
                 self.packed.append(np.array(rows, dtype=REC_DTYPE))
                 rows.clear()
 
+    def extend(self, records: np.ndarray) -> None:
+        """Records decoded elsewhere (text_scan, which filtered and counted them), after the
+        ones emitted so far."""
+        if len(records) == 0:
+            return
+        if self.rows:
+            self.packed.append(np.array(self.rows, dtype=REC_DTYPE))
+            self.rows.clear()
+        self.packed.append(records.copy())
+
     def array(self) -> np.ndarray:
         """Every record kept, in order (REC_DTYPE)."""
         parts = self.packed + ([np.array(self.rows, dtype=REC_DTYPE)] if self.rows else [])
@@ -139,29 +151,15 @@ def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
     levels = DepthFrames(cfg.instruments) if depth and cfg.feed.venue == "binance" else None
     kinds: dict[str, int] = {}
     files = []
-    shift = 0
-    end = None
+    clock = _FileClock()
     for path in paths:
         adapter = make_adapter(cfg.feed.venue, cfg.instruments, cfg.feed.streams,
                                log_skipped=False)
         sink.forget_ids()
-        first = last = None
-        n_frames = 0
-        for ts, opcode, payload in frames(path):
-            if first is None:
-                first = ts
-                if end is not None and ts + shift <= end:
-                    shift = end + FILE_GAP_NS - ts
-            last = ts
-            sink.ts_arrival = ts + shift
-            if levels is not None and opcode != OPCODE_BINARY and levels.is_depth(payload):
-                levels.decode(bytes(payload), sink)
-                n_frames += 1
-                continue
-            adapter.decode(payload, opcode == OPCODE_BINARY, sink)
-            n_frames += 1
+        read = _scan_text if _scannable(path, cfg, adapter) else _decode_frames
+        first, last, n_frames = read(path, adapter, levels, sink, clock)
         if first is not None:
-            end = last + shift
+            clock.end = last + clock.shift
         for k, v in adapter.counts.items():
             kinds[k] = kinds.get(k, 0) + v
         files.append({"path": str(path), "frames": n_frames,
@@ -175,3 +173,195 @@ def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
             "depth_frames": levels.frames if levels else 0,
             "depth_levels": levels.levels if levels else 0}
     return recs, info
+
+
+class _FileClock:
+    """Arrival times across files: a file whose clock starts before the previous one ended is
+    moved to start FILE_GAP_NS after it."""
+
+    def __init__(self):
+        self.shift = 0
+        self.end: int | None = None
+
+    def first(self, ts: int) -> None:
+        """A file's first arrival time: sets the shift for its frames."""
+        if self.end is not None and ts + self.shift <= self.end:
+            self.shift = self.end + FILE_GAP_NS - ts
+
+
+def _decode_one(ts, payload, binary, adapter, levels, sink, clock) -> None:
+    """One frame the way the feed decodes it (depth frames to the depth reader)."""
+    sink.ts_arrival = ts + clock.shift
+    if levels is not None and not binary and levels.is_depth(payload):
+        levels.decode(bytes(payload), sink)
+    else:
+        adapter.decode(payload, binary, sink)
+
+
+def _decode_frames(path, adapter, levels, sink, clock) -> tuple:
+    """Every frame of `path` through the adapter: (first arrival, last arrival, frames)."""
+    first = last = None
+    n = 0
+    for ts, opcode, payload in frames(path):
+        if first is None:
+            first = ts
+            clock.first(ts)
+        last = ts
+        _decode_one(ts, payload, opcode == OPCODE_BINARY, adapter, levels, sink, clock)
+        n += 1
+    return first, last, n
+
+
+def _scannable(path, cfg, adapter) -> bool:
+    """A text capture of Binance JSON frames: text_scan takes its common lines."""
+    if cfg.feed.venue != "binance" or not hasattr(adapter, "_last_book_id"):
+        return False
+    with open(path, "rb") as f:
+        return f.read(len(MAGIC)) != MAGIC
+
+
+def _text_chunks(path, size: int | None = None) -> Iterator[memoryview]:
+    """The bytes of a text capture (gzip or plain) in pieces that end at a line end (the last
+    may not), read into one buffer: each piece is valid until the next is asked for."""
+    with open(path, "rb") as f:
+        gz = f.read(2) == b"\x1f\x8b"
+    buf = bytearray(size or SCAN_CHUNK)
+    have = 0
+    with (_gzip_open(path) if gz else open(path, "rb")) as f:
+        while True:
+            if have == len(buf):                  # a line longer than the buffer
+                buf.extend(bytes(len(buf)))
+            got = f.readinto(memoryview(buf)[have:])
+            if not got:
+                break
+            have += got
+            cut = buf.rfind(b"\n", 0, have) + 1
+            if cut == 0:
+                continue
+            yield memoryview(buf)[:cut]
+            buf[:have - cut] = buf[cut:have]
+            have -= cut
+        if have:
+            yield memoryview(buf)[:have]
+
+
+def _gzip_open(path):
+    """ISA-L's gzip reader (twice zlib's speed) when installed, else the standard one."""
+    try:
+        from isal import igzip
+        return igzip.open(path, "rb")
+    except ImportError:
+        return gzip.open(path, "rb")
+
+
+def _scan_text(path, adapter, levels, sink, clock) -> tuple:
+    """A text capture through text_scan, its other lines through the adapter as
+    _decode_frames does: the same records and counts, at memory speed."""
+    from engine.backtest import text_scan as ts_
+
+    sc = _ScanState(adapter, levels, sink)
+    first = None
+    n_frames = 0
+    for chunk in _text_chunks(path):
+        b = np.frombuffer(chunk, np.uint8)
+        if first is None:
+            first = _first_arrival(chunk)
+            if first is not None:
+                clock.first(first)
+        pos = 0
+        while True:
+            status, pos, n = ts_.scan(b, pos, clock.shift, sc.flags, *sc.args)
+            sink.extend(sc.out[:n])
+            if status == ts_.DONE:
+                break
+            if status == ts_.FULL:
+                continue
+            st = sc.st
+            line = bytes(chunk[st[ts_.S_LINE_START]:st[ts_.S_LINE_END]])
+            ts, sep, payload = line.partition(b" ")
+            if status == ts_.BAD_LINE:
+                raise CaptureFormatError(
+                    f"{path}:{int(st[ts_.S_LINES]) + 1}: expected '<arrival ns> <frame>' (an "
+                    f"MMCAP1 file starts with {MAGIC!r}), got {line[:60]!r}")
+            if first is None:
+                first = int(ts)
+                clock.first(first)
+            sc.to_python()
+            _decode_one(int(ts), payload, False, adapter, levels, sink, clock)
+            sc.from_python()
+            st[ts_.S_LINES] += 1
+            st[ts_.S_LAST_TS] = int(ts)
+            n_frames += 1
+            pos = int(st[ts_.S_LINE_NEXT])
+    sc.fold_counts()
+    n_frames += int(sc.st[ts_.S_FRAMES])
+    last = int(sc.st[ts_.S_LAST_TS]) if first is not None else None
+    return first, last, n_frames
+
+
+def _first_arrival(chunk) -> int | None:
+    """The arrival time of the first line of a chunk, when it has one."""
+    for line in bytes(chunk[:1 << 16]).split(b"\n", 8):
+        line = line.rstrip(b"\r")
+        if line:
+            ts = line.partition(b" ")[0]
+            return int(ts) if ts.isdigit() else None
+    return None
+
+
+class _ScanState:
+    """text_scan's arrays for one file, and their exchange with the Python decoders' state
+    around a line handed back (the adapter's last trade ids, the sink's duplicate filter, the
+    depth reader's last instrument; the last book ids are one memory, shared with the adapter
+    and its C fast path)."""
+
+    def __init__(self, adapter, levels, sink):
+        from engine.backtest import text_scan as ts_
+
+        ins = adapter.instruments
+        table, keys, klen = ts_.symbol_table([i.symbol for i in ins])
+        self.adapter, self.levels, self.sink = adapter, levels, sink
+        self.book_ids = np.frombuffer(adapter._last_book_id, np.int64)
+        self.trade_ids = np.array(adapter._last_trade_id, np.int64)
+        self.sink_book = np.array(sink.last_book, np.int64)
+        self.sink_trade = np.array(sink.last_trade, np.int64)
+        self.st = np.zeros(ts_.S_WORDS, np.int64)
+        self.st[ts_.S_DEPTH_LAST] = levels.last if levels is not None else -1
+        self.out = np.zeros(SCAN_RECORDS, REC_DTYPE)
+        self.flags = (ts_.F_FAST if adapter._fast else 0) | (ts_.F_DEPTH if levels else 0)
+        pexp = np.array([i.pexp for i in ins], np.int64)
+        qexp = np.array([i.qexp for i in ins], np.int64)
+        self.args = (table, keys, klen, pexp, qexp, self.book_ids, self.trade_ids,
+                     self.sink_book, self.sink_trade, self.st, self.out,
+                     np.zeros((64, 2), np.int64), np.zeros(64, np.int64), ts_.literals())
+
+    def to_python(self) -> None:
+        from engine.backtest import text_scan as ts_
+
+        self.adapter._last_trade_id[:] = self.trade_ids.tolist()
+        self.sink.last_book[:] = self.sink_book.tolist()
+        self.sink.last_trade[:] = self.sink_trade.tolist()
+        if self.levels is not None:
+            self.levels.last = int(self.st[ts_.S_DEPTH_LAST])
+
+    def from_python(self) -> None:
+        from engine.backtest import text_scan as ts_
+
+        self.trade_ids[:] = self.adapter._last_trade_id
+        self.sink_book[:] = self.sink.last_book
+        self.sink_trade[:] = self.sink.last_trade
+        if self.levels is not None:
+            self.st[ts_.S_DEPTH_LAST] = self.levels.last
+
+    def fold_counts(self) -> None:
+        """The scanner's counts into the adapter's, the depth reader's and the sink's."""
+        from engine.backtest import text_scan as ts_
+
+        self.to_python()
+        st = self.st
+        self.adapter.counts["data"] += int(st[ts_.S_DATA])
+        self.sink.records += int(st[ts_.S_RECORDS])
+        self.sink.dupes += int(st[ts_.S_DUPES])
+        if self.levels is not None:
+            self.levels.frames += int(st[ts_.S_DEPTH_FRAMES])
+            self.levels.levels += int(st[ts_.S_DEPTH_LEVELS])

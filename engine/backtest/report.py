@@ -234,31 +234,27 @@ def _write_fills(path: str, r: Replay, t0: int) -> None:
     fee = np.round(f["fee"] * 1e4).astype(np.int64)
     csv_out.write(path, ["t_s", "symbol", "side", "price", "qty", "mid_before", "leaves",
                          "fee", "order_id"],
-                  [csv_out.seconds(f["ts"], t0), csv_out.names(f["instrument"], symbols),
-                   csv_out.names(f["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
-                   csv_out.fixed(f["price"], pexp), csv_out.fixed(f["qty"], qexp),
-                   csv_out.fixed(mid, pexp - 1), csv_out.fixed(f["leaves"], qexp),
-                   csv_out.fixed(fee, fee_exp), f["order_id"].tolist()])
+                  [csv_out.Seconds(f["ts"], t0), csv_out.Names(f["instrument"], symbols),
+                   csv_out.Names(f["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
+                   csv_out.Fixed(f["price"], pexp), csv_out.Fixed(f["qty"], qexp),
+                   csv_out.Fixed(mid, pexp - 1), csv_out.Fixed(f["leaves"], qexp),
+                   csv_out.Fixed(fee, fee_exp), csv_out.Int(f["order_id"])])
 
 
 def _write_orders(path: str, r: Replay, t0: int) -> None:
     it = intents_of(r)
     symbols = {k: i.symbol for k, i in enumerate(r.cfg.instruments)}
     pexp, qexp = _exponents(r, it["instrument"])
-    known = it["instrument"] < len(r.cfg.instruments)
-    price = csv_out.fixed(it["price"], pexp)
-    qty = csv_out.fixed(it["qty"], qexp)
-    if not known.all():                          # cancel-all of every instrument: no numbers
-        for k in np.flatnonzero(~known).tolist():
-            price[k] = qty[k] = ""
+    unknown = it["instrument"] >= len(r.cfg.instruments)   # cancel-all of every instrument
     csv_out.write(path, ["t_s", "action", "symbol", "side", "level", "price", "qty",
                          "order_id", "orig_order_id", "update_id"],
-                  [csv_out.seconds(it["ts_published"], t0),
-                   csv_out.names(it["action"], ACTION_NAMES, "?"),
-                   csv_out.names(it["instrument"], symbols, "*"),
-                   csv_out.names(it["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
-                   it["level"].tolist(), price, qty, it["order_id"].tolist(),
-                   it["orig_order_id"].tolist(), it["update_id"].tolist()])
+                  [csv_out.Seconds(it["ts_published"], t0),
+                   csv_out.Names(it["action"], ACTION_NAMES, "?"),
+                   csv_out.Names(it["instrument"], symbols, "*"),
+                   csv_out.Names(it["side"], {SIDE_BUY: "BUY", SIDE_SELL: "SELL"}),
+                   csv_out.Int(it["level"]), csv_out.Fixed(it["price"], pexp, unknown),
+                   csv_out.Fixed(it["qty"], qexp, unknown), csv_out.Int(it["order_id"]),
+                   csv_out.Int(it["orig_order_id"]), csv_out.Int(it["update_id"])])
 
 
 def _plot(path: Path, s: dict, r: Replay, md: np.ndarray) -> str | None:

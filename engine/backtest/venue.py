@@ -102,7 +102,9 @@ V_NREQ = 8          # request log entries written (the caller empties the log)
 V_UNSENT = 9        # replaces the sender refused (the order had ended) and cancels it dropped
 V_KEEP_NS = 10      # ended orders stay findable this long (longer than any latency)
 V_QMODEL = 11       # the queue model (queue.MODELS)
-V_WORDS = 12
+V_FIRST = 12        # the first row that rests (rows before it have ended: loops start here)
+V_KEPT = 13         # rows kept by the last compaction (the next one when twice as many)
+V_WORDS = 14
 
 _jit = njit(cache=True, nogil=True, fastmath=False, _nrt=False)
 
@@ -192,9 +194,21 @@ def _fill(vw, orders, j, qty, price, mid2_before, t, acct, resp, resp_t, log):
     _respond(vw, resp, resp_t, t, FILL_TRADE, o.order_id, o.instrument, o.side, price, qty,
              o.filled, leaves, 0)
     if leaves <= 0:
-        o.active = 0
-        o.ended_ns = t
-        vw[V_ACTIVE] -= 1
+        _end(vw, orders, j, t)
+
+
+@_jit
+def _end(vw, orders, j, t):
+    """Order j stops resting at t (filled or canceled)."""
+    o = orders[j]
+    o.active = 0
+    o.ended_ns = t
+    vw[V_ACTIVE] -= 1
+    if j == vw[V_FIRST]:
+        k = j + 1
+        while k < vw[V_USED] and orders[k].active == 0:
+            k += 1
+        vw[V_FIRST] = k
 
 
 @_jit
@@ -226,7 +240,7 @@ def on_book(vw, book, orders, i, bid, bid_qty, ask, ask_qty, t, acct, resp, resp
                 _clear(vw, b, orders, i, depth.ASK, old_ask if old_ask > 0 else b.base * b.tick,
                        ask - b.tick)
             _level(vw, b, orders, i, depth.ASK, ask, ask_qty)
-    for j in range(vw[V_USED]):
+    for j in range(vw[V_FIRST], vw[V_USED]):
         o = orders[j]
         if o.active == 0 or o.instrument != i:
             continue
@@ -243,7 +257,7 @@ def _level(vw, b, orders, i, side, price, qty):
         return
     model = vw[V_QMODEL]
     our_side = SIDE_BUY if side == depth.BID else SIDE_SELL
-    for j in range(vw[V_USED]):
+    for j in range(vw[V_FIRST], vw[V_USED]):
         o = orders[j]
         if o.active != 0 and o.instrument == i and o.side == our_side and o.price == price:
             queue.on_level_change(model, b.qpow, o, prev, qty)
@@ -284,7 +298,7 @@ def on_depth(vw, book, orders, i, side, price, qty):
 def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t, log):
     """A market trade print: it hits our orders on the other side at or through its price."""
     mid2 = book[i].mark2
-    for j in range(vw[V_USED]):
+    for j in range(vw[V_FIRST], vw[V_USED]):
         o = orders[j]
         if o.active == 0 or o.instrument != i or (o.side == SIDE_BUY) == taker_buys:
             continue
@@ -302,8 +316,9 @@ def on_trade(vw, book, orders, i, taker_buys, price, qty, t, acct, resp, resp_t,
 
 @_jit
 def _find(vw, orders, order_id):
-    """The row of `order_id`, resting or recently ended; -1 when none."""
-    for j in range(vw[V_USED]):
+    """The row of `order_id`, resting or recently ended; -1 when none. From the newest row:
+    a replace or cancel names a recent order (ids are unique: the direction changes nothing)."""
+    for j in range(vw[V_USED] - 1, -1, -1):
         if orders[j].order_id == order_id:
             return j
     return -1
@@ -313,21 +328,26 @@ def _find(vw, orders, order_id):
 def _compact(vw, orders, t):
     """Drop orders that ended more than V_KEEP_NS ago, keeping placement order."""
     k = 0
+    first = -1
     for j in range(vw[V_USED]):
         o = orders[j]
         if o.active != 0 or t - o.ended_ns < vw[V_KEEP_NS]:
             if k != j:
                 orders[k] = orders[j]
+            if first < 0 and orders[k].active != 0:
+                first = k
             k += 1
     vw[V_USED] = k
+    vw[V_KEPT] = k
+    vw[V_FIRST] = k if first < 0 else first
 
 
 @_jit
 def _add(vw, orders, it, t, active, ahead):
     """A row for the order `it` names: resting (active) or refused at once (kept, ended at t,
     so a cancel sent for it before its refusal came back is recognised)."""
-    if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_ACTIVE] + 64:
-        _compact(vw, orders, t)
+    if vw[V_USED] >= orders.shape[0] or vw[V_USED] > 2 * vw[V_KEPT] + 64:
+        _compact(vw, orders, t)       # amortised: the table at least doubled since the last
     if vw[V_USED] >= orders.shape[0]:
         vw[V_OVERFLOW] = 3
         return
@@ -342,6 +362,8 @@ def _add(vw, orders, it, t, active, ahead):
     o.queue = ahead
     o.traded = 0.0
     o.ended_ns = 0 if active else t
+    if active and vw[V_ACTIVE] == 0:
+        vw[V_FIRST] = vw[V_USED]
     vw[V_USED] += 1
     vw[V_ACTIVE] += active
 
@@ -378,9 +400,7 @@ def _place(vw, book, orders, it, t, resp, resp_t):
 @_jit
 def _cancel(vw, orders, j, t, resp, resp_t):
     o = orders[j]
-    o.active = 0
-    o.ended_ns = t
-    vw[V_ACTIVE] -= 1
+    _end(vw, orders, j, t)
     _respond(vw, resp, resp_t, t, FILL_CANCELED, o.order_id, o.instrument, o.side, o.price, 0,
              o.filled, 0, 0)
 
@@ -428,7 +448,7 @@ def on_intent(vw, book, orders, it, t, resp, resp_t, qlog):
     if action == ACTION_NEW:
         _place(vw, book, orders, it, t, resp, resp_t)
     elif action == ACTION_CANCEL_ALL:
-        for j in range(vw[V_USED]):
+        for j in range(vw[V_FIRST], vw[V_USED]):
             o = orders[j]
             if o.active != 0 and (it.instrument == ALL_INSTRUMENTS or
                                   o.instrument == it.instrument):

@@ -97,11 +97,20 @@ def test_fixed_prints_every_mantissa_exactly():
                         rng.randint(0, 2**53), 0))
         vals.append(m)
         exps.append(e)
-    got = csv_out.fixed(np.array(vals, np.int64), np.array(exps))
-    for m, e, s in zip(vals, exps, got):
+    vals += [-2**63, 2**63 - 1, 5, -5, 0]
+    exps += [-22, -3, -22, 3, 7]
+    got = csv_out.text([csv_out.Fixed(np.array(vals, np.int64), np.array(exps))])
+    lines = got.decode().splitlines()
+    assert len(lines) == len(vals)
+    for m, e, s in zip(vals, exps, lines):
         assert Decimal(s) == Decimal(m).scaleb(e), (m, e, s)
+        assert s == format(Decimal(m).scaleb(e), "f") if e < 0 else s == str(m * 10**e)
 
 
-def test_names_map_codes_and_default_the_rest():
-    assert csv_out.names(np.array([1, 2, 1, 0xFFFFFFFF]), {1: "A", 2: "B"}, "*") == \
-        ["A", "B", "A", "*"]
+def test_names_map_codes_and_default_the_rest_and_blank_cells_print_nothing():
+    got = csv_out.text([csv_out.Names(np.array([1, 2, 1, 0xFFFFFFFF]), {1: "A", 2: "B"}, "*"),
+                        csv_out.Fixed(np.array([1, 2, 3, 4]), -1,
+                                      np.array([False, False, False, True])),
+                        csv_out.Seconds(np.array([0, 499, 500, 1_500_000_000]), 0)])
+    assert got.decode().splitlines() == ["A,0.1,0.000000", "B,0.2,0.000000", "A,0.3,0.000001",
+                                         "*,,1.500000"]
