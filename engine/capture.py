@@ -62,7 +62,10 @@ def main(args, cfg, configured) -> int:
     meta = {"format": "MMCAP1", "venue": fc.venue, "url": fc.url, "streams": list(fc.streams),
             "connections": fc.connections,
             "instruments": msgspec.to_builtins(cfg.instruments),
-            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
+            "started_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            # the frames' stamps are perf_counter_ns: this puts the exchange's own times in
+            # them on the same clock (mm backtest, backtest.feed_latency = "capture")
+            "wall_minus_arrival_ns": time.time_ns() - time.perf_counter_ns()}
     capture = FrameCapture(out, fc.capture_queue)
     try:
         loop = new_event_loop()

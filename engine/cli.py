@@ -299,6 +299,10 @@ def _main(argv: list[str] | None = None) -> int:
     sp.add_argument("--no-plots", action="store_true", help="skip the PNG")
     sp.add_argument("--no-orders", action="store_true",
                     help="skip orders.csv (every intent: the largest file of a long run)")
+    sp.add_argument("--latency-from", metavar="RUN",
+                    help="draw order and answer latencies from a live run's histograms "
+                         "(runs/<run> of mm run) instead of backtest.order_latency_us / "
+                         "response_latency_us")
     sp.add_argument("--quiet", action="store_true", help="no summary, no progress bar")
     sp.set_defaults(fn=_cmd_backtest)
 

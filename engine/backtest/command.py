@@ -10,10 +10,14 @@ PROGRESS_FROM = 500_000      # records: a progress bar from here on (on a termin
 
 
 def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool = True,
-             progress: bool = True, echo=print, orders: bool = True) -> dict:
+             progress: bool = True, echo=print, orders: bool = True,
+             latency_from: str | None = None) -> dict:
     """Replay `captures` under cfg; write the report to out_dir (None: nothing written;
-    orders.csv only with `orders`); return the summary."""
-    from engine.backtest import market_data, replay, report
+    orders.csv only with `orders`); return the summary. `latency_from`: a live run whose
+    histograms give the latencies (else backtest.latency_from, else the fixed ones)."""
+    from engine.backtest import latency, market_data, replay, report
+
+    lat = latency.of(cfg, latency_from)         # ValueError naming what is missing, first
 
     for warning in _config_vs_captures(cfg, captures):
         echo(f"mm backtest: warning: {warning}", file=sys.stderr)
@@ -27,9 +31,9 @@ def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool 
                          f"{info['frames_by_kind']}): check feed.venue and instruments")
     t0 = time.perf_counter()
     warm = md[:WARM_RECORDS]
-    replay.run(replay.prepare(cfg, warm), warm)        # compiles, or loads numba's cache
+    replay.run(replay.prepare(cfg, warm, lat), warm)   # compiles, or loads numba's cache
     compile_s = time.perf_counter() - t0
-    r = replay.prepare(cfg, md)
+    r = replay.prepare(cfg, md, lat)
     bar = _progress_bar(len(md)) if progress else None
     try:
         replay.run(r, md, progress=bar.update if bar else None)
@@ -106,7 +110,8 @@ def main(args, cfg) -> int:
                                f"{stamp}")
     try:
         s = backtest(cfg, args.captures, out_dir, plots=not args.no_plots,
-                     progress=not args.quiet, orders=not args.no_orders)
+                     progress=not args.quiet, orders=not args.no_orders,
+                     latency_from=args.latency_from)
     except ValueError as e:           # CaptureFormatError, an empty capture
         print(f"mm backtest: {e}", file=sys.stderr)
         return 2

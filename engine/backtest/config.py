@@ -23,6 +23,12 @@ class BacktestConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
                                       # arrival)
     response_latency_us: LatencyUs = 250.0  # the venue acts or fills -> the quoter reads the
                                       # record
+    latency_from: str = ""            # a live run's directory (runs/<run>): order and answer
+                                      # latencies drawn from its histograms instead of the two
+                                      # above (engine/backtest/latency.py; --latency-from)
+    feed_latency: Literal["none", "capture"] = "none"  # capture: the venue sees each market
+                                      # event at the exchange's own time in the frame (E/T),
+                                      # before its arrival in the capture; none: at arrival
     plot_points: Annotated[int, Meta(ge=10, le=1_000_000)] = 2000  # samples per series in the
                                       # report and its plots
     queue_model: QueueModel = "touch"  # how much is ahead of our resting orders: touch (the

@@ -16,11 +16,14 @@ from msgspec import Struct
 from engine.feed.fixed import FixedError, parse_fixed
 from engine.records import MD_DEPTH, SIDE_BUY, SIDE_SELL
 
+MS = 1_000_000
+
 
 class DepthUpdate(Struct, gc=False):
     s: str                          # symbol
     b: list[tuple[str, str]]        # bids [price, qty]; qty "0": the level is gone
     a: list[tuple[str, str]]        # asks
+    E: int = 0                      # event time, ms
 
 
 class _Combined(Struct, gc=False):
@@ -31,6 +34,7 @@ class RestSnapshot(Struct, gc=False):
     lastUpdateId: int
     bids: list[tuple[str, str]]
     asks: list[tuple[str, str]]
+    E: int = 0                      # the collector's stamp of it, ms (when written)
 
 
 CACHE_MAX = 1 << 20      # strings cached per instrument and kind, at most
@@ -83,6 +87,7 @@ class DepthFrames:
             return 0
         pexp, qexp = self._exps[i]
         pc, qc = self._px[i], self._qty[i]
+        ts_venue = d.E * MS if d.E > 0 else 0
         emit = sink.emit
         n = 0
         try:
@@ -98,7 +103,7 @@ class DepthFrames:
                         q = parse_fixed(qty, qexp)
                         if len(qc) < CACHE_MAX:
                             qc[qty] = q
-                    emit(i, MD_DEPTH, 0, 0, 0, 0, 0, p, q, side, 0)
+                    emit(i, MD_DEPTH, 0, 0, 0, 0, 0, p, q, side, ts_venue)
                     n += 1
         except FixedError:
             return n

@@ -25,7 +25,7 @@ import numpy as np
 from engine.feed.capture import MAGIC, OPCODE_BINARY, OPCODE_TEXT, CaptureError, read_capture
 from engine.records import MD_TRADE
 
-# One market event as the backtest replays it: 72 bytes (the ring's record is 128).
+# One market event as the backtest replays it: 80 bytes (the ring's record is 128).
 REC_DTYPE = np.dtype([
     ("ts", "i8"),               # arrival time in the capture, ns
     ("update_id", "i8"),
@@ -34,6 +34,8 @@ REC_DTYPE = np.dtype([
     ("instrument", "i4"),
     ("kind", "i2"),             # MD_* flags
     ("trade_side", "i1"),       # taker side of a trade, SIDE_*
+    ("ts_venue", "i8"),         # the exchange's event time in the frame, on the arrival clock
+                                # (ns; 0: the frame has none, or the file no wall-clock offset)
 ], align=True)
 FILE_GAP_NS = 1_000_000_000
 PACK_ROWS = 1 << 16
@@ -80,6 +82,7 @@ class RecordSink:
         self.keep = keep
         self.conn = 0
         self.ts_arrival = 0           # set by the caller (the connection, or load()) per frame
+        self.venue_shift: int | None = 0   # venue epoch ns -> the arrival clock (None: unknown)
         self.rows: list[tuple] = []   # the newest records; older ones are packed in `packed`
         self.packed: list[np.ndarray] = []
         self.records = 0
@@ -102,8 +105,10 @@ class RecordSink:
         self.last_published_ns = perf_counter_ns()
         if self.keep:
             rows = self.rows
+            vs = self.venue_shift
             rows.append((self.ts_arrival, update_id, bid_px, bid_qty, ask_px, ask_qty,
-                         trade_px, trade_qty, instrument, kind, trade_side))
+                         trade_px, trade_qty, instrument, kind, trade_side,
+                         ts_venue + vs if ts_venue and vs is not None else 0))
             if len(rows) >= PACK_ROWS:   # 72 bytes a record instead of a tuple's ~200
                 self.packed.append(np.array(rows, dtype=REC_DTYPE))
                 rows.clear()
@@ -157,6 +162,7 @@ def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
                                log_skipped=False)
         sink.forget_ids()
         read = _scan_text if _scannable(path, cfg, adapter) else _decode_frames
+        clock.wall_offset = _wall_offset(path)
         first, last, n_frames = read(path, adapter, levels, sink, clock)
         if first is not None:
             clock.end = last + clock.shift
@@ -177,21 +183,46 @@ def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
 
 class _FileClock:
     """Arrival times across files: a file whose clock starts before the previous one ended is
-    moved to start FILE_GAP_NS after it."""
+    moved to start FILE_GAP_NS after it. The exchange's times move with them, from the venue's
+    epoch onto the file's arrival clock (`wall_offset`: wall minus arrival clock; None when the
+    file does not say)."""
 
     def __init__(self):
         self.shift = 0
         self.end: int | None = None
+        self.wall_offset: int | None = 0
 
     def first(self, ts: int) -> None:
         """A file's first arrival time: sets the shift for its frames."""
         if self.end is not None and ts + self.shift <= self.end:
             self.shift = self.end + FILE_GAP_NS - ts
 
+    def venue_shift(self) -> int | None:
+        """What turns an exchange time (epoch ns) into this file's shifted arrival clock."""
+        return None if self.wall_offset is None else self.shift - self.wall_offset
+
+
+def _wall_offset(path) -> int | None:
+    """Wall clock minus the arrival clock of a capture: 0 for text captures (their stamps are
+    epoch ns, as hftbacktest's collector writes them); an MMCAP1 file's (perf_counter_ns
+    stamps) from its metadata, None when it has none (taken before mm capture wrote it)."""
+    import json
+
+    from engine.capture import metadata_path
+
+    with open(path, "rb") as f:
+        if f.read(len(MAGIC)) != MAGIC:
+            return 0
+    meta = metadata_path(path)
+    if not meta.is_file():
+        return None
+    return json.loads(meta.read_text()).get("wall_minus_arrival_ns")
+
 
 def _decode_one(ts, payload, binary, adapter, levels, sink, clock) -> None:
     """One frame the way the feed decodes it (depth frames to the depth reader)."""
     sink.ts_arrival = ts + clock.shift
+    sink.venue_shift = clock.venue_shift()
     if levels is not None and not binary and levels.is_depth(payload):
         levels.decode(bytes(payload), sink)
     else:

@@ -1,11 +1,13 @@
 """The backtest's event loop (compiled, hot path) and the set-up that drives it.
 
 Time is the capture's. Four kinds of event, taken in time order (at equal times in this order):
-  market   a captured record at its arrival time: the venue matches it against our resting
-           orders (venue.on_book / on_trade), then the quoter reads it (model.on_md)
-  intent   an order intent reaches the venue order_latency after the quoter decided it
-  answer   a venue record (ACK, TRADE, CANCELED, REJECT) reaches the quoter
-           response_latency after the venue made it (model.on_fill)
+  market   a captured record: the venue matches it against our resting orders (venue.on_book /
+           on_trade) at its venue time, the quoter reads it (model.on_md) at its arrival
+           time; the two are one unless backtest.feed_latency = "capture" (venue_times below)
+  intent   an order intent reaches the venue an order latency after the quoter decided it
+  answer   a venue record (ACK, TRADE, CANCELED, REJECT) reaches the quoter an answer latency
+           after the venue made it (model.on_fill); both latencies fixed or drawn from a live
+           run's histograms (engine/backtest/latency.py), each FIFO kept in order
   timer    the quoter's timer, when one of its deadlines is due (stale data, quote age, the end
            of a back-off, a rate-limited retry; every TIMER_NS when the strategy keeps a clock)
 Each batch of the quoter runs what the live loop (engine/quoter/loop.py) runs: every market
@@ -25,7 +27,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from engine.backtest import queue, venue
+from engine.backtest import latency, queue, venue
+from engine.backtest.latency import Latencies
 from engine.backtest.venue import (
     ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_QMODEL, V_RESP_HEAD,
     V_RESP_LAT, V_RESP_TAIL, V_WORDS, VBOOK_DTYPE, VORDER_DTYPE,
@@ -52,13 +55,16 @@ R_NEXT_TIMER = 3    # the quoter's timer may run again from here (the live loop'
 R_NEXT_SAMPLE = 4
 R_SAMPLE_NS = 5
 R_NSAMPLE = 6       # samples written (the caller empties them)
-R_ORDER_LAT = 7
 R_USES_TIMER = 8
 R_KILL_NS = 9       # when the drawdown limit pulled the kill switch (0: never)
 R_BATCHES = 10      # quoter batches
+R_KV = 11           # next market record the venue sees (at its venue time; R_KV >= R_K)
+R_NSENT = 12        # requests sent so far (the next one's latency draw)
+R_LAST_INT_T = 13   # when the last request reached the venue (they arrive in order)
 R_LAST_T = 14
 R_NINTENT = 15      # intent log entries written (the caller empties the log)
-R_WORDS = 16
+R_LAST_ANS_T = 16   # when the last answer reached the quoter (they arrive in order)
+R_WORDS = 17
 
 # replay float words (fw)
 F_PNL = 0           # marked PnL after fees at the venue's exact mid, common unit
@@ -135,12 +141,24 @@ def _sample(rw, fw, t, book, acct, par, s_t, s_pnl, s_real, s_pos, s_mark):
 
 
 @_jit
-def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog, book, orders,
-              acct, resp, resp_t, log, s_t, s_pnl, s_real, s_pos, s_mark):
+def _answer_due(vw, rw, resp_t, alat, cap_r):
+    """When the oldest answer not yet read reaches the quoter (BIG: none): the venue's time
+    plus its latency draw (the venue stamped the smallest draw, V_RESP_LAT), never before the
+    answer ahead of it."""
+    h = vw[V_RESP_HEAD]
+    if h == vw[V_RESP_TAIL]:
+        return BIG
+    extra = alat[h & (alat.shape[0] - 1)] - vw[V_RESP_LAT]      # a power of two long
+    return max(resp_t[h % cap_r] + extra, rw[R_LAST_ANS_T])
+
+
+@_jit
+def run_chunk(md, tv, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog, book,
+              orders, acct, resp, resp_t, log, olat, alat, s_t, s_pnl, s_real, s_pos, s_mark):
     """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
     the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW).
     `arrays` is the quoter's state (QuoterArrays) and `want` its strategy's scratch, as the
-    live loop holds them."""
+    live loop holds them; tv[k] is when the venue sees md[k]; olat / alat the latency draws."""
     par, g = arrays.par, arrays.g
     n_md = md.shape[0]
     cap_i = ints.shape[0]
@@ -153,13 +171,15 @@ def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog
                 or vw[V_NREQ] > qlog.shape[0] - cap_i):
             return FLUSH
         k = rw[R_K]
+        kv = rw[R_KV]
         t_md = md[k].ts if k < n_md else BIG
+        t_mv = tv[kv] if kv < n_md else BIG
         t_int = ints_t[rw[R_INT_HEAD] % cap_i] if rw[R_INT_HEAD] != rw[R_INT_TAIL] else BIG
-        t_ans = resp_t[vw[V_RESP_HEAD] % cap_r] if vw[V_RESP_HEAD] != vw[V_RESP_TAIL] else BIG
+        t_ans = _answer_due(vw, rw, resp_t, alat, cap_r)
         t_tim = BIG
         if k < n_md and g[G_KILLED] == 0:
             t_tim = _deadline(arrays.inst, arrays.quotes, par, rw)
-        t = min(min(t_md, t_int), min(t_ans, t_tim))
+        t = min(min(min(t_md, t_mv), t_int), min(t_ans, t_tim))
         if t == BIG:
             return DONE
         if t == t_md and k >= k_end:
@@ -169,10 +189,9 @@ def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog
             rw[R_NEXT_SAMPLE] += rw[R_SAMPLE_NS]
         rw[R_LAST_T] = t
         # -- the venue: market records of this instant, then the intents arriving now
-        k_md = k
-        if t == t_md:
-            while k < n_md and md[k].ts == t:
-                r = md[k]
+        if t == t_mv:
+            while kv < n_md and tv[kv] == t:
+                r = md[kv]
                 if r.kind & MD_BBO:
                     venue.on_book(vw, book, orders, r.instrument, r.bid_px, r.bid_qty, r.ask_px,
                                   r.ask_qty, t, acct, resp, resp_t, log)
@@ -182,8 +201,8 @@ def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog
                 elif r.kind & MD_DEPTH:
                     venue.on_depth(vw, book, orders, r.instrument, r.trade_side, r.trade_px,
                                    r.trade_qty)
-                k += 1
-            rw[R_K] = k
+                kv += 1
+            rw[R_KV] = kv
             _mark(fw, book, acct, par)
         while rw[R_INT_HEAD] != rw[R_INT_TAIL] and ints_t[rw[R_INT_HEAD] % cap_i] <= t:
             venue.on_intent(vw, book, orders, ints[rw[R_INT_HEAD] % cap_i], t, resp, resp_t,
@@ -192,16 +211,25 @@ def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog
         # -- the quoter: one batch, as the live loop runs it
         if t != t_md and t != t_ans and t != t_tim:
             continue                      # only the venue acted
+        k_md = k
+        if t == t_md:
+            while k < n_md and md[k].ts == t:
+                k += 1
+            rw[R_K] = k
         for j in range(k_md, k):
             r = md[j]
             if r.kind == MD_DEPTH:
                 continue                  # the venue's: the live quoter reads no depth yet
             model.on_md(arrays, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
                         r.ask_qty, r.ts, r.ts, t)
-        while vw[V_RESP_HEAD] != vw[V_RESP_TAIL] and resp_t[vw[V_RESP_HEAD] % cap_r] <= t:
+        while True:
+            due = _answer_due(vw, rw, resp_t, alat, cap_r)
+            if due > t:
+                break
             f = resp[vw[V_RESP_HEAD] % cap_r]
             model.on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
                           f.leaves_qty, f.error_code, t)
+            rw[R_LAST_ANS_T] = due
             vw[V_RESP_HEAD] += 1
         if t >= rw[R_NEXT_TIMER]:
             model.check_timers(arrays.inst, arrays.quotes, par, arrays.sst, arrays.spar, t)
@@ -215,7 +243,10 @@ def run_chunk(md, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog
             slot = rw[R_INT_TAIL] % cap_i
             ints[slot] = out[j]
             ints[slot].ts_published = t
-            ints_t[slot] = t + rw[R_ORDER_LAT]
+            arrive = max(t + olat[rw[R_NSENT] & (olat.shape[0] - 1)], rw[R_LAST_INT_T])
+            ints_t[slot] = arrive
+            rw[R_LAST_INT_T] = arrive
+            rw[R_NSENT] += 1
             rw[R_INT_TAIL] += 1
             ilog[rw[R_NINTENT]] = ints[slot]
             rw[R_NINTENT] += 1
@@ -241,6 +272,8 @@ class Replay:
     resp_t: np.ndarray
     log: np.ndarray
     samples: tuple
+    tv: np.ndarray                # when the venue sees each market record
+    lat: Latencies
     fills: list = field(default_factory=list)
     intents: list = field(default_factory=list)     # ORDER_DTYPE arrays, ts_published = when
     requests: list = field(default_factory=list)    # what reached the venue, ts_published = when
@@ -248,14 +281,42 @@ class Replay:
     replay_s: float = 0.0         # wall time inside the compiled loop
 
     def args(self, md, k_end: int) -> tuple:
-        return (md, k_end, self.rw, self.fw, self.vw, self.st.arrays, self.st.want, self.st.out,
-                self.ints, self.ints_t, self.ilog, self.qlog, self.book, self.orders, self.acct,
-                self.resp, self.resp_t, self.log, *self.samples)
+        return (md, self.tv, k_end, self.rw, self.fw, self.vw, self.st.arrays, self.st.want,
+                self.st.out, self.ints, self.ints_t, self.ilog, self.qlog, self.book,
+                self.orders, self.acct, self.resp, self.resp_t, self.log, self.lat.order_ns,
+                self.lat.answer_ns, *self.samples)
 
 
-def prepare(cfg, md: np.ndarray) -> Replay:
+def venue_times(md: np.ndarray, mode: str) -> np.ndarray:
+    """When the venue sees each record. "none": at its arrival. "capture": at the exchange's
+    time in the frame (ts_venue), so the venue is ahead of the quoter by the feed's latency as
+    the capture shows it. The exchange's clock and the capture's differ by an offset no frame
+    tells: the smallest lag of the capture is taken as no latency (hftbacktest corrects its
+    feeds the same way), so the lags are relative to the fastest frame. A record without an
+    exchange time (Binance spot bookTicker) is taken to be as late as the last one of its
+    instrument that had one. Kept in the capture's order and never after the arrival."""
+    ts = np.ascontiguousarray(md["ts"])
+    if mode == "none" or len(md) == 0:
+        return ts.copy()
+    tv = np.asarray(md["ts_venue"])
+    known = tv > 0
+    if not known.any():
+        raise ValueError("backtest.feed_latency = \"capture\": no record of the captures "
+                         "carries the exchange's time (or the capture's clock is not known: an "
+                         "MMCAP1 file taken before mm capture wrote wall_minus_arrival_ns)")
+    lag = np.where(known, ts - tv, 0)
+    lag[known] -= lag[known].min()
+    inst = np.asarray(md["instrument"])
+    for i in np.unique(inst).tolist():        # carry each instrument's last lag forward
+        sel = np.flatnonzero(inst == i)
+        last = np.maximum.accumulate(np.where(known[sel], np.arange(len(sel)), -1))
+        lag[sel] = np.where(last >= 0, lag[sel][np.maximum(last, 0)], 0)
+    return np.maximum.accumulate(ts - lag)
+
+
+def prepare(cfg, md: np.ndarray, lat: Latencies | None = None) -> Replay:
     """A replay of `md` (market_data.REC_DTYPE) for cfg: the quoter resumed, flat, at the first
-    record's time; order ids from 1."""
+    record's time; order ids from 1. `lat`: the latencies (default: latency.of(cfg))."""
     q, instruments, bt = cfg.quoter, cfg.instruments, cfg.backtest
     st = QuoterState(q, instruments, first_id=1)
     st.g[G_WALL_OFFSET] = 0           # rate windows run on the capture's clock
@@ -266,11 +327,11 @@ def prepare(cfg, md: np.ndarray) -> Replay:
     rw[R_NEXT_TIMER] = t0
     rw[R_SAMPLE_NS] = max(span // bt.plot_points, 1_000_000)
     rw[R_NEXT_SAMPLE] = t0
-    rw[R_ORDER_LAT] = int(bt.order_latency_us * 1000)
     rw[R_USES_TIMER] = int(strategy_model(q.strategy).USES_TIMER)
+    lat = lat or latency.of(cfg)
     vw = np.zeros(V_WORDS, np.int64)
-    vw[V_RESP_LAT] = int(bt.response_latency_us * 1000)
-    vw[V_KEEP_NS] = 2 * (vw[V_RESP_LAT] + rw[R_ORDER_LAT]) + 1_000_000_000
+    vw[V_RESP_LAT] = int(lat.answer_ns.min())       # answers are stamped with the least
+    vw[V_KEEP_NS] = 2 * int(lat.answer_ns.max() + lat.order_ns.max()) + 1_000_000_000
     vw[V_QMODEL] = queue.MODELS[bt.queue_model]
     book = np.zeros(n, VBOOK_DTYPE)
     book["tick"] = [inst.tick for inst in instruments]
@@ -286,7 +347,8 @@ def prepare(cfg, md: np.ndarray) -> Replay:
                np.zeros(INTENT_LOG + INTENT_FIFO, ORDER_DTYPE), book,
                np.zeros(ORDER_TABLE, VORDER_DTYPE), acct,
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
-               np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples)
+               np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples,
+               venue_times(md, bt.feed_latency), lat)
     for i in range(n):                # what the sender tells a starting quoter: flat, go
         model.on_fill(st.arrays, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, t0)
     model.on_fill(st.arrays, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, t0)

@@ -54,6 +54,17 @@ def series_of(r: Replay) -> dict:
             "mark": np.concatenate(parts[4])}
 
 
+def _feed_latency(r: Replay, md: np.ndarray) -> dict:
+    """How far the venue was ahead of the quoter (backtest.feed_latency)."""
+    mode = r.cfg.backtest.feed_latency
+    if mode == "none" or len(md) == 0:
+        return {"mode": mode}
+    lag = (np.asarray(md["ts"]) - r.tv) / 1e3
+    return {"mode": mode, "p50_us": round(float(np.percentile(lag, 50)), 1),
+            "p99_us": round(float(np.percentile(lag, 99)), 1),
+            "measured_share": round(float((np.asarray(md["ts_venue"]) > 0).mean()), 4)}
+
+
 def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
     """The numbers of a finished replay, in the trader's units (quote currency, base units)."""
     cfg = r.cfg
@@ -105,8 +116,10 @@ def summarize(r: Replay, md: np.ndarray, info: dict, timings: dict) -> dict:
         "instruments": [i.symbol for i in instruments],
         "strategy": cfg.quoter.strategy,
         "strategy_config": _plain(getattr(cfg.quoter, cfg.quoter.strategy)),
-        "order_latency_us": cfg.backtest.order_latency_us,
-        "response_latency_us": cfg.backtest.response_latency_us,
+        "order_latency_us": round(float(np.median(r.lat.order_ns)) / 1e3, 1),
+        "response_latency_us": round(float(np.median(r.lat.answer_ns)) / 1e3, 1),
+        "latency": r.lat.describe(),
+        "feed_latency": _feed_latency(r, md),
         "market_records": int(len(md)),
         "book_updates": int((md["kind"] & 1).astype(bool).sum()) if len(md) else 0,
         "trades": int((md["kind"] & 2).astype(bool).sum()) if len(md) else 0,
@@ -161,8 +174,19 @@ def print_summary(s: dict, out=None) -> None:
       f"{s['market_records']} market records ({s['book_updates']} book, {s['trades']} trades, "
       f"{s['depth_levels']} depth levels) over {s['market_time_s']} s of market time\n")
     w(f"  queue model: {s['queue_model']}\n")
-    w(f"  latency: feed-to-order {s['order_latency_us']} us, venue-to-quoter "
-      f"{s['response_latency_us']} us\n")
+    lat = s["latency"]
+    if lat["source"] == "fixed":
+        w(f"  latency: feed-to-order {s['order_latency_us']} us, venue-to-quoter "
+          f"{s['response_latency_us']} us\n")
+    else:
+        o, a = lat["order"], lat["answer"]
+        w(f"  latency drawn from {lat['source']}: feed-to-order P50 {o['p50_us']} / P99 "
+          f"{o['p99_us']} us, venue-to-quoter P50 {a['p50_us']} / P99 {a['p99_us']} us\n")
+    fl = s["feed_latency"]
+    if fl["mode"] == "capture":
+        w(f"  feed latency (exchange time -> arrival, from the capture): P50 {fl['p50_us']} / "
+          f"P99 {fl['p99_us']} us; {fl['measured_share']:.0%} of records carry the exchange's "
+          f"time\n")
     eps = f"{sp['events_per_s']:,} events/s" if sp["events_per_s"] else "-"
     w(f"  speed: replay {sp['replay_s']} s ({eps}); decode {sp['decode_s']} s; compile/load "
       f"{sp['compile_s']} s\n")

@@ -214,7 +214,7 @@ def _levels(b, i, end):
 
 
 @_jit
-def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts):
+def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts, tv):
     """The levels of a checked array at b[i] as MD_DEPTH records from out[n]: the new n, or -1
     when a decimal is not ours (nothing is kept then: the caller rolls back)."""
     i += 1
@@ -241,6 +241,7 @@ def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts):
         r.instrument = inst
         r.kind = MD_DEPTH
         r.trade_side = side
+        r.ts_venue = tv
         n += 1
         i = q1 + 2                   # past `"]`
         if b[i] == _COMMA:
@@ -293,8 +294,8 @@ def _object(b, i, end, K, V):
 
 
 @_jit
-def _line(b, p, end, ts, flags, table, keys, klen, pexp, qexp, book_ids, trade_ids, sink_book,
-          sink_trade, st, out, n, K, V, ST):
+def _line(b, p, end, ts, shift, flags, table, keys, klen, pexp, qexp, book_ids, trade_ids,
+          sink_book, sink_trade, st, out, n, K, V, ST):
     """One frame b[p:end]: the new n (records written from out[n]), -1 to hand the line back
     (nothing written, no state changed) or -2 when out has no room for it."""
     combined = end - p > 22 and _is(b, p, p + 11, ST[0])           # {"stream":"
@@ -407,14 +408,16 @@ def _line(b, p, end, ts, flags, table, keys, klen, pexp, qexp, book_ids, trade_i
         inst = 0 if len(klen) == 1 else st[S_DEPTH_LAST]
         if inst < 0:
             return -1
-        return _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts)
+        return _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts,
+                      _venue_ns(E, shift))
     if depth_event:
         if not (flags & F_DEPTH) or sym0 < 0 or lb < 0 or la < 0:
             return -1
         inst = _find(table, keys, klen, b, sym0, sym1, True)
         if inst < 0:
             return -1
-        r = _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts)
+        r = _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts,
+                   _venue_ns(E, shift))
         if r >= 0:
             st[S_DEPTH_LAST] = inst
         return r
@@ -463,7 +466,7 @@ def _line(b, p, end, ts, flags, table, keys, klen, pexp, qexp, book_ids, trade_i
         book_ids[inst] = u
         st[S_DATA] += 1
         if _keep(st, sink_book, sink_trade, inst, MD_BBO, u):
-            _put(out[n], ts, u, bp, bq, ap, aq, 0, 0, inst, MD_BBO, 0)
+            _put(out[n], ts, u, bp, bq, ap, aq, 0, 0, inst, MD_BBO, 0, _venue_ns(E, shift))
             n += 1
         return n
     if t <= trade_ids[inst]:
@@ -477,13 +480,20 @@ def _line(b, p, end, ts, flags, table, keys, klen, pexp, qexp, book_ids, trade_i
     trade_ids[inst] = t
     st[S_DATA] += 1
     if _keep(st, sink_book, sink_trade, inst, MD_TRADE, t):
-        _put(out[n], ts, t, 0, 0, 0, 0, px, qty, inst, MD_TRADE, SIDE_SELL if m == 1 else SIDE_BUY)
+        _put(out[n], ts, t, 0, 0, 0, 0, px, qty, inst, MD_TRADE,
+             SIDE_SELL if m == 1 else SIDE_BUY, _venue_ns(T if T > 0 else E, shift))
         n += 1
     return n
 
 
 @_jit
-def _put(r, ts, uid, bp, bq, ap, aq, tp, tq, inst, kind, side):
+def _venue_ns(ms, shift):
+    """An exchange time in ms (-1 or 0: none) in ns on the capture's shifted clock (0: none)."""
+    return ms * 1_000_000 + shift if ms > 0 else 0
+
+
+@_jit
+def _put(r, ts, uid, bp, bq, ap, aq, tp, tq, inst, kind, side, tv):
     r.ts = ts
     r.update_id = uid
     r.bid_px = bp
@@ -495,20 +505,21 @@ def _put(r, ts, uid, bp, bq, ap, aq, tp, tq, inst, kind, side):
     r.instrument = inst
     r.kind = kind
     r.trade_side = side
+    r.ts_venue = tv
 
 
 @_jit
-def _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts):
+def _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts, tv):
     """Bids then asks of one depth frame as MD_DEPTH records (update id 0: the sink keeps each
     one and its last book id becomes 0, as RecordSink does)."""
     _, nb = _levels(b, lb, end)
     _, na = _levels(b, la, end)
     if n + nb + na > len(out):
         return -2 if nb + na <= len(out) else -1
-    n1 = _emit_levels(b, lb, end, pexp[inst], qexp[inst], inst, SIDE_BUY, out, n, ts)
+    n1 = _emit_levels(b, lb, end, pexp[inst], qexp[inst], inst, SIDE_BUY, out, n, ts, tv)
     if n1 < 0:
         return -1
-    n2 = _emit_levels(b, la, end, pexp[inst], qexp[inst], inst, SIDE_SELL, out, n1, ts)
+    n2 = _emit_levels(b, la, end, pexp[inst], qexp[inst], inst, SIDE_SELL, out, n1, ts, tv)
     if n2 < 0:
         return -1
     if n2 > n:
@@ -552,8 +563,8 @@ def scan(b, pos, shift, flags, table, keys, klen, pexp, qexp, book_ids, trade_id
             k += 1
         if k == pos or k == e or b[k] != 32:
             return BAD_LINE, pos, n
-        r = _line(b, k + 1, e, ts + shift, flags, table, keys, klen, pexp, qexp, book_ids,
-                  trade_ids, sink_book, sink_trade, st, out, n, K, V, ST)
+        r = _line(b, k + 1, e, ts + shift, shift, flags, table, keys, klen, pexp, qexp,
+                  book_ids, trade_ids, sink_book, sink_trade, st, out, n, K, V, ST)
         if r == -2:
             return FULL, pos, n
         if r < 0:

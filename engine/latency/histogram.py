@@ -87,6 +87,15 @@ class Histogram:
         """Add one sample to this (local, unshared) histogram."""
         C.hist_record(self.words.ctypes.data, int(value_ns))
 
+    def sample(self, n: int, rng: np.random.Generator) -> np.ndarray:
+        """n values drawn from this histogram's distribution (int64 ns): a bucket by its share
+        of the count, then a point uniform within it (the bucket's own resolution)."""
+        b = self.buckets
+        if b.sum() <= 0:
+            raise ValueError(f"histogram {self.name!r} is empty")
+        k = rng.choice(len(b), size=n, p=b / b.sum())
+        return _LOW[k] + (rng.random(n) * _WIDTH[k]).astype(np.int64)
+
     def percentile(self, q: float) -> float:
         """Value at percentile q (0-100): the midpoint of the bucket holding that rank."""
         b = self.buckets

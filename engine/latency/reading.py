@@ -25,6 +25,7 @@ HOP_NAMES = {
     "sender.encode_send": "sender: encode + write",
     "sender.read_to_written": "sender: intent read -> bytes written",
     "sender.tick_to_order": "TICK-TO-ORDER: frame arrival -> order bytes written",
+    "sender.order_round_trip": "venue round trip: request written -> its answer read",
     "quoter.fill_published_to_read": "answers ring hand-off (sender -> quoter)",
     "quoter.quote_lag": "QUOTE LAG: wish moved -> ack at the wish (quoter)",
 }

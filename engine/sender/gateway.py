@@ -43,7 +43,7 @@ from engine.sender.position import Position
 
 # Histograms the sender records (HistogramSet names)
 HISTOGRAMS = ("intent_published_to_read", "sign", "encode_send", "read_to_written",
-              "tick_to_order")
+              "tick_to_order", "order_round_trip")
 
 
 # the gateway's counters (published by the sender process; each explained in engine/glossary.py)
@@ -137,9 +137,10 @@ class Gateway(Connection, Inflight, OrderTruth, Pacing, Output, IntentRules, Pos
         # are written, so the journal costs the order nothing on its way out
         self.journal_later: list[tuple] = []
         self._stop_cancel_base: int | None = None  # orders canceled before the stop began
+        self._h_rtt = 0                     # 0: not recorded (no histograms)
         if hist is not None:
             (self._h_read, self._h_sign, self._h_send, self._h_r2w,
-             self._h_t2o) = (hist.addr(n) for n in HISTOGRAMS)
+             self._h_t2o, self._h_rtt) = (hist.addr(n) for n in HISTOGRAMS)
 
     def now_ms(self) -> int:
         """Local wall clock corrected to the venue's, in ms (what timestamp= carries)."""

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 from time import perf_counter_ns
 
+from engine._native import hist_record
+
 EXPIRED_KEPT = 4096          # timed-out requests remembered so a late answer is still applied
 
 
@@ -28,7 +30,10 @@ class Inflight:
                 self.counts["late_answers"] += 1    # not a sample (Karn), but a sign of life
                 self.liveness.answered()
             return req
-        self.rtt.sample(perf_counter_ns() - req[3])
+        rtt = perf_counter_ns() - req[3]
+        self.rtt.sample(rtt)
+        if self._h_rtt:                 # the venue's round trips: mm backtest --latency-from
+            hist_record(self._h_rtt, rtt)
         self.liveness.answered()
         return req
 

@@ -8,13 +8,14 @@ import os
 import subprocess
 import sys
 
+import numpy as np
 import pytest
-
-from tests.support.sim_thread import SimThread
 
 from engine.backtest import market_data
 from engine.config import load
 from engine.feed.capture import read_capture
+from engine.records import MD_TRADE
+from tests.support.sim_thread import SimThread
 
 
 @pytest.mark.slow
@@ -36,6 +37,10 @@ def test_capture_then_backtest(tmp_path):
     md, info = market_data.load([out], load(env={}))
     assert info["duplicates"] > 0 and len(md) == meta["records"]
     assert len(md) <= stats["book_events"] + stats["trades_printed"]
+    # the exchange's times are put on the capture's clock by the offset the metadata records
+    trades = md[(md["kind"] & MD_TRADE) != 0]
+    assert len(trades) and (trades["ts_venue"] > 0).all()
+    assert (np.abs(trades["ts"] - trades["ts_venue"]) < 50_000_000).all()   # loopback, ms stamps
     p = subprocess.run([sys.executable, "-m", "engine.cli", "backtest", str(out), "--out",
                         str(tmp_path / "bt"), "--no-plots"], capture_output=True, text=True,
                        timeout=300)

@@ -86,6 +86,10 @@ def test_quotes_status_and_sigterm_exit_zero(engine, instance):
     assert sim.open_orders() == []
     assert list_segments(instance) == []
     assert (run_dir / "summary.json").exists() and (run_dir / "sender.tick_to_order.hgrm").exists()
+    # the venue's round trips are recorded, and a backtest draws its latencies from the run
+    from engine.backtest.latency import from_run
+    lat = from_run(run_dir)
+    assert 0 < lat.order_ns.min() and 0 < lat.answer_ns.min() < 1e9
 
 
 def test_second_run_with_the_same_instance_is_refused(engine, instance, tmp_path):
