@@ -22,7 +22,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from engine.feed.venues.binance import BinanceJsonAdapter
+from engine.feed.venues.binance import PARTIAL_DEPTH_STREAMS, BinanceJsonAdapter
 from engine.feed.venues.binance_sbe import BinanceSbeAdapter
 from engine.feed.venues.bybit import BybitAdapter
 from engine.feed.venues.okx import OkxAdapter
@@ -50,6 +50,29 @@ ALIASES = {
     "bybit": {"bookTicker": "orderbook.1", "trade": "publicTrade"},
     "okx": {"bookTicker": "bbo-tbt", "trade": "trades"},
 }
+
+
+# Streams that carry a best bid/ask (the quoter's book) per venue; a feed with diff depth alone
+# publishes its L2 book's top instead.
+BBO_STREAMS = {
+    "binance": ("bookTicker",) + PARTIAL_DEPTH_STREAMS,
+    "binance-sbe": ("bestBidAsk",),
+    "bybit": ("orderbook.1",),
+    "okx": ("bbo-tbt",),
+}
+
+
+def depth_streams(name: str, streams) -> tuple[str, ...]:
+    """The diff-depth streams among `streams` of venue `name` (its adapter's DEPTH_STREAMS)."""
+    cls = ADAPTERS.get(name)
+    known = getattr(cls, "DEPTH_STREAMS", ())
+    return tuple(s for s in streams if s in known)
+
+
+def has_bbo_stream(name: str, streams) -> bool:
+    alias = ALIASES.get(name, {})
+    streams = tuple(alias.get(s, s) for s in streams) if streams else DEFAULT_STREAMS[name]
+    return any(s in BBO_STREAMS.get(name, ()) for s in streams)
 
 
 def make_adapter(name: str, instruments: Sequence[Instrument],
