@@ -97,7 +97,7 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     ('[sender]\nauth = "rsa"\n', "sender.auth: expected one of auto, hmac, ed25519; got 'rsa'"),
     ('[feed]\nvenue = "kraken"\n', "feed.venue: expected one of binance, binance-sbe, bybit, okx"),
     ('[quoter.glft]\nfair_value = "last"\n',
-     "quoter.glft.fair_value: expected one of mid, micro; got 'last'"),
+     "quoter.glft.fair_value: expected one of mid, micro, depth_imbalance; got 'last'"),
     ('[quoter]\nstrategy = "hodl"\n', "quoter.strategy: expected one of glft, fixed_spread"),
     ("[quoter]\ngamma = 0.1\n", "quoter.gamma: moved to quoter.glft.gamma (write it under "
                                 "[quoter.glft])"),
