@@ -124,7 +124,8 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                              "resting order before any answer"),
         "depth_reads": ("depth_reads", "L2 book summaries read from the depth board"),
         "depth_pulls": ("depth_pulls", "times quotes were pulled because the feed's L2 book "
-                                       "lost sync (a depth gap)"),
+                                       "was not in sync (a depth gap; once per instrument at "
+                                       "start, until its first snapshot)"),
     },
     "sender": {
         "intents": ("intents", "intents read from the orders ring"),

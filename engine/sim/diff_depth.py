@@ -48,6 +48,8 @@ class DiffDepth:
         self._diff_fast = [f"{b.stream_symbol}@depth@100ms" for b in self.books]
         self._diff_slow = [f"{b.stream_symbol}@depth" for b in self.books]
         self.depth_drop_left = 0          # diff events still to drop (a gap for every client)
+        self.depth_drop_symbol = ""       # ... of this symbol only ("" = any)
+        self.depth_refusing = False       # REST depth answers 503 (the venue overloaded)
         self.stats["depth_events_dropped"] = 0
         self.stats["depth_snapshots_served"] = 0
 
@@ -72,7 +74,7 @@ class DiffDepth:
                 db, da = _changes(st.bids, nb), _changes(st.asks, na)
                 first = st.last_u + 1
                 st.bids, st.asks, st.last_u = nb, na, u
-                if self.depth_drop_left > 0:
+                if self.depth_drop_left > 0 and self.depth_drop_symbol in ("", book.symbol):
                     self.depth_drop_left -= 1
                     self.stats["depth_events_dropped"] += 1
                     st.slow_first = 0             # the 1 s stream loses them too
@@ -120,6 +122,9 @@ class DiffDepth:
         """(status, JSON body) of a REST GET; only /api/v3/depth is served."""
         if path != "/api/v3/depth":
             return 404, _encode({"code": -1000, "msg": f"unknown path {path}"})
+        if self.depth_refusing:
+            return 503, _encode({"code": -1001, "msg": "Internal error; unable to process your "
+                                 "request. Please try again."})
         qs = parse_qs(query)
         symbol = qs.get("symbol", [""])[0]
         if symbol not in self.by_symbol:
@@ -134,12 +139,18 @@ class DiffDepth:
         return 200, _encode(self.depth_snapshot(symbol, limit))
 
     # -- fault switch --
-    def drop_depth_events(self, n: int = 1) -> None:
-        """Compute the next n diff events (of every book) but send none: a gap for every
-        subscriber, on demand."""
+    def drop_depth_events(self, n: int = 1, symbol: str = "") -> None:
+        """Compute the next n diff events (of `symbol`'s book, "" = of any book) but send none:
+        a gap for every subscriber, on demand."""
         if n < 0:
             raise ValueError(f"n: expected >= 0, got {n}")
-        self.depth_drop_left = n
+        if symbol and symbol not in self.by_symbol:
+            raise ValueError(f"symbol: {symbol!r} is not listed")
+        self.depth_drop_left, self.depth_drop_symbol = n, symbol
+
+    def refuse_depth_snapshots(self, on: bool) -> None:
+        """While on, GET /api/v3/depth answers 503: a gap stays unsynced until it is off."""
+        self.depth_refusing = bool(on)
 
 
 __all__ = ["DiffDepth", "DEPTH_LEVELS"]

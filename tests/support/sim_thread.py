@@ -176,9 +176,14 @@ class SimThread:
             raise ValueError(f"delay: expected >= 0 ms, got {ms}")
         self._call(setattr, self._server, "response_delay_s", ms / 1000.0)
 
-    def drop_depth_events(self, count: int = 1) -> None:
-        """Compute the next `count` diff-depth events but send none: a gap for every client."""
-        self._call(self._server.drop_depth_events, int(count))
+    def drop_depth_events(self, count: int = 1, symbol: str = "") -> None:
+        """Compute the next `count` diff-depth events (of `symbol`, "" = any) but send none: a
+        gap for every client."""
+        self._call(self._server.drop_depth_events, int(count), symbol)
+
+    def refuse_depth_snapshots(self, on: bool) -> None:
+        """While on, REST depth snapshots answer 503 (the gap stays open)."""
+        self._call(self._server.refuse_depth_snapshots, on)
 
     def send_malformed(self, count: int = 1) -> None:
         """Truncate the next `count` market frames (invalid JSON)."""
