@@ -15,6 +15,11 @@ def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool 
     orders.csv only with `orders`); return the summary."""
     from engine.backtest import market_data, replay, report
 
+    strategy = getattr(cfg.quoter, cfg.quoter.strategy, None)
+    if getattr(strategy, "fair_value", "") == "depth_imbalance":
+        raise ValueError(f"quoter.{cfg.quoter.strategy}.fair_value: depth_imbalance reads the "
+                         f"feed's L2 book (the depth board), which mm backtest does not replay "
+                         f"yet; backtest with mid or micro")
     for warning in _config_vs_captures(cfg, captures):
         echo(f"mm backtest: warning: {warning}", file=sys.stderr)
     t0 = time.perf_counter()

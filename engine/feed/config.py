@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal, Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -55,8 +56,8 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if self.reconnect_cap_s < self.reconnect_base_s:
             raise ConfigError(f"feed.reconnect_cap_s: expected >= reconnect_base_s "
                               f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
-        if self.keeps_depth() and self.url and not self.effective_rest_url().startswith(
-                ("http://", "https://")):
+        rest = urlsplit(self.effective_rest_url()) if self.keeps_depth() and self.url else None
+        if rest is not None and (rest.scheme not in ("http", "https") or not rest.hostname):
             raise ConfigError(f"feed.rest_url: diff depth needs an http(s) REST base for its "
                               f"snapshots; none derives from feed.url {self.url!r}")
         if instruments is not None:   # the adapter registry knows what each venue accepts
