@@ -111,19 +111,25 @@ def test_usdm_capture_chains_by_pu_and_a_missing_frame_is_a_gap(corpus: Path):
     assert results[:9] == [APPLIED] * 9 and results[9] == GAP and book.gaps == 1
 
 
-def test_decode_cost_per_depth_frame(corpus: Path):
-    """Not a benchmark gate: prints what a diff frame costs through adapter + book."""
+def test_the_second_connections_copies_are_dropped_and_leave_the_book_alone(corpus: Path):
+    """Both redundant connections deliver every event into the one book: replaying the frames
+    a second time (the slower connection's copies) changes nothing and publishes nothing. Also
+    prints what a dropped copy costs (decode + compare)."""
     ins = [Instrument(symbol="BTCUSDT", price_exp=-2, qty_exp=-5)]
     adapter, feed, probe, sink = depth_adapter(ins)
     frames = hftbacktest_frames(corpus / "binance" / CAPTURES[0][0])
-    snap = next(f for f in frames if f.startswith(b'{"lastUpdateId"'))
-    depth = [f for f in frames if b"@depth@100ms" in f]
     book = feed.books[0]
-    book.on_snapshot(*probe.decode_depth_snapshot(snap, 0))
+    for f in frames:
+        if f.startswith(b'{"lastUpdateId"'):
+            book.on_snapshot(*probe.decode_depth_snapshot(f, 0))
+        else:
+            adapter.decode(memoryview(f), False, sink)
+    depth = [f for f in frames if b"@depth@100ms" in f]
+    levels, update_id, notes, dropped = book.levels(), book.update_id, len(sink.notes), book.dropped
     t0 = time.perf_counter_ns()
-    for f in depth:                      # after the sync these are copies: decode + drop
-        adapter.decode(memoryview(f), False, sink)
+    for f in depth:
+        assert adapter.decode(memoryview(f), False, sink) == 1      # alive, though a copy
     per = (time.perf_counter_ns() - t0) / len(depth)
-    assert per > 0
-    print(f"depth frame: {per / 1000:.1f} us each ({len(depth)} frames, "
-          f"{sum(f.count(b'],[') for f in depth) / len(depth):.1f} levels/frame)")
+    assert book.levels() == levels and book.update_id == update_id and book.synced
+    assert len(sink.notes) == notes and book.dropped == dropped + len(depth)
+    print(f"dropped copy of a depth frame: {per / 1000:.1f} us ({len(depth)} frames)")

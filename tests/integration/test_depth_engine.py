@@ -59,7 +59,12 @@ def test_quotes_are_pulled_for_the_gap_and_come_back_after_the_resync(instance, 
             pulls0 = ctl.counter_values("quoter")["depth_pulls"]
             sim.refuse_depth_snapshots(True)
             sim.drop_depth_events(1, "BTCUSDT")
-            _wait(lambda: not _ours(sim, "BTCUSDT"), 10, "BTCUSDT's quotes pulled")
+            # the gap seen and acted on (the feed's counters are copied every 100 ms), and
+            # nothing of BTCUSDT resting; requests decided before the pull get 0.3 s to land
+            _wait(lambda: ctl.counter_values("feed")["depth_unsynced"] >= 1
+                  and ctl.counter_values("quoter")["depth_pulls"] > pulls0
+                  and not _ours(sim, "BTCUSDT"), 10, "BTCUSDT's quotes pulled for the gap")
+            time.sleep(0.3)
             n0 = len(sim.order_requests())
             time.sleep(1.5)                                   # the gap stays open
             during = sim.order_requests()[n0:]

@@ -1,7 +1,10 @@
 """Venue adapters (one module per venue) and the registry the feed process picks from.
 
 `make_adapter(FeedConfig.venue, instruments, streams)` builds one adapter per connection; every
-adapter implements engine.feed.adapter.VenueAdapter:
+adapter implements engine.feed.adapter.VenueAdapter. A venue with diff depth (Binance JSON: its
+DEPTH_STREAMS) also takes `depth=` (the feed's one DepthFeed, shared by the connections) and
+names its REST side: `rest_base(md_url)`, `depth_snapshot_url(rest, instrument, limit)`,
+`decode_depth_snapshot(body, i)` (engine/feed/depth_feed.py uses them).
 
     stream_url(base_url) -> str         full URL (Binance: combined /stream?streams=...)
     subscribe_frames() -> list[bytes]   text frames to send once connected (Bybit, OKX)
