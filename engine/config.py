@@ -200,3 +200,8 @@ def check(cfg: EngineConfig) -> None:
             getattr(cfg, name).validate(cfg.instruments)
         except ValueError as e:       # ConfigError, or a registry's (venue adapters, chaos)
             raise ConfigError(str(e)) from None
+    strategy = getattr(cfg.quoter, cfg.quoter.strategy, None)
+    if getattr(strategy, "fair_value", "") == "depth_imbalance" and not cfg.feed.keeps_depth():
+        raise ConfigError(f"quoter.{cfg.quoter.strategy}.fair_value: depth_imbalance needs the "
+                          f"feed's L2 book: add a diff-depth stream (\"depth@100ms\") to "
+                          f"feed.streams, got {list(cfg.feed.streams)}")

@@ -43,6 +43,28 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                                 "2 timed out, 3 DNS, 4 TLS, 5 HTTP status, "
                                                 "6 reset, 7 other"),
         "connect_http_status": ("last_http_status", "the HTTP status the upgrade got, if any"),
+        # diff depth (feed.streams has "depth@100ms"): summed over the instruments' L2 books
+        "depth_gaps": ("depth_gaps", "diff-depth events that did not continue the L2 book: it "
+                                     "was marked stale and resynced from a snapshot"),
+        "depth_resyncs": ("depth_resyncs", "L2 books synced again from a snapshot after a gap"),
+        "depth_snapshots": ("depth_snapshots", "REST depth snapshots applied or refused"),
+        "depth_snapshots_too_old": ("depth_snapshots_too_old", "snapshots older than the first "
+                                                               "buffered event (fetched again)"),
+        "depth_buffered": ("depth_events_buffered", "diff events kept while a book waited for "
+                                                    "its snapshot"),
+        "depth_dropped": ("depth_events_dropped", "diff events already in the book (the other "
+                                                  "connection's copy, or before the snapshot)"),
+        "depth_applied": ("depth_events_applied", "diff events applied to the L2 books"),
+        "depth_buffer_overflows": ("depth_buffer_overflows", "buffered diff events dropped "
+                                                             "(oldest first) past 10000"),
+        "depth_fetch_errors": ("depth_fetch_errors", "snapshot requests that failed (retried "
+                                                     "with back-off)"),
+        "depth_stale_marks": ("depth_stale_marks", "instruments marked stale for a depth gap "
+                                                   "(the quoter pulls their quotes)"),
+        "depth_resync_us_last": ("depth_resync_us_last", "gap seen to book resynced, the last "
+                                                         "time, microseconds"),
+        "depth_resync_us_max": ("depth_resync_us_max", "the same, the longest, microseconds"),
+        "depth_unsynced": ("depth_unsynced", "L2 books waiting for a snapshot now"),
         "data": ("frames_data", "frames that carried book data"),
         "control": ("frames_control", "subscription answers, pongs and the like"),
         "error": ("frames_venue_error", "error messages from the venue"),
@@ -100,6 +122,10 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                "order (its quote lag began; quoter.quote_lag times the answer)"),
         "lags_undone": ("quote_lags_undone", "quote lags the book ended, coming back to the "
                                              "resting order before any answer"),
+        "depth_reads": ("depth_reads", "L2 book summaries read from the depth board"),
+        "depth_pulls": ("depth_pulls", "times quotes were pulled because the feed's L2 book "
+                                       "was not in sync (a depth gap; once per instrument at "
+                                       "start, until its first snapshot)"),
     },
     "sender": {
         "intents": ("intents", "intents read from the orders ring"),

@@ -34,6 +34,9 @@ MD_STALE = 8        # the feed marks the instrument's stream stale (quoter pulls
 MD_FRESH = 16       # the stream is fresh again after a stale mark
 MD_DEPTH = 32       # one L2 level changed: trade_side = SIDE_* of the level, trade_px its price,
                     # trade_qty its new size (0: gone); only in backtest captures so far
+MD_DEPTH_BOOK = 64  # the depth board's book of the instrument changed (update_id: its book id;
+                    # bid/ask: its top); with MD_STALE: the L2 book lost sync (a gap), quotes
+                    # are pulled until the same with MD_FRESH (resynced from a snapshot)
 
 SIDE_BUY = 1
 SIDE_SELL = 2
@@ -57,6 +60,28 @@ MD_DTYPE = _padded([
     ("ts_decoded", "i8"),
     ("ts_published", "i8"),   # stamped just before commit
 ], 128)
+
+# ---------------------------------------------------------------- depth (feed -> quoter, a board)
+# The feed's L2 book of an instrument, the best DEPTH_LEVELS levels per side, conflated on the
+# depth board (engine/ring/board.py, segment "depth"); MD_DEPTH_BOOK records on the md ring say
+# which instrument's changed. Levels past n_bids / n_asks are zero.
+DEPTH_LEVELS = 10
+
+DEPTH_DTYPE = _padded([
+    ("seq", "i8"),
+    ("update_id", "i8"),      # the book's id: the u of the last diff applied (or the snapshot's)
+    ("ts_venue", "i8"),       # the last diff's event time, ns since epoch (0: none)
+    ("ts_arrival", "i8"),     # the last diff's frame arrival (perf_counter_ns)
+    ("ts_published", "i8"),
+    ("instrument", "u4"),
+    ("synced", "u1"),         # 1: the book follows the stream; 0: a gap, waiting for a snapshot
+    ("n_bids", "u1"),
+    ("n_asks", "u1"),
+    ("bid_px", "i8", (DEPTH_LEVELS,)),    # best first
+    ("bid_qty", "i8", (DEPTH_LEVELS,)),
+    ("ask_px", "i8", (DEPTH_LEVELS,)),
+    ("ask_qty", "i8", (DEPTH_LEVELS,)),
+], 384)
 
 VENUE_SIM = 0
 VENUE_BINANCE = 1

@@ -4,7 +4,7 @@
 
 /* Seqlock write of one record: odd while writing, even when stable. One writer per board. */
 void mm_board_put(void *board, int64_t i, const void *rec) {
-    char *slot = (char *)board + MM_BOARD_HEADER + i * MM_BOARD_SLOT;
+    char *slot = (char *)board + MM_BOARD_HEADER + i * *W64(board, MM_BOARD_OFF_SLOT);
     int64_t *seq = (int64_t *)slot;
     int64_t s = *seq;
     __atomic_store_n(seq, s + 1, __ATOMIC_RELAXED);
@@ -15,7 +15,7 @@ void mm_board_put(void *board, int64_t i, const void *rec) {
 
 /* Seqlock read into `out`; returns the (even) sequence read, 0 if never written. */
 int64_t mm_board_get(void *board, int64_t i, void *out) {
-    char *slot = (char *)board + MM_BOARD_HEADER + i * MM_BOARD_SLOT;
+    char *slot = (char *)board + MM_BOARD_HEADER + i * *W64(board, MM_BOARD_OFF_SLOT);
     int64_t *seq = (int64_t *)slot;
     size_t n = (size_t)*W64(board, MM_BOARD_OFF_RECORD);
     for (;;) {

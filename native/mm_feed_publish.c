@@ -297,6 +297,53 @@ static PyObject *pub_emit(Publisher *p, PyObject *const *a, Py_ssize_t nargs) {
     Py_RETURN_NONE;
 }
 
+/* notify(instrument, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_venue) -> None: one
+ * record that is not a book of the BBO's sequence (a depth change, a per-instrument stale or
+ * fresh mark): no duplicate check, no board, the last published ids untouched. Stamped like an
+ * event (ts_arrival: the connection's, set before the call); the stream's fresh marks go first
+ * when it was stale, as for an event. */
+static PyObject *pub_notify(Publisher *p, PyObject *const *a, Py_ssize_t nargs) {
+    if (nargs != 8) {
+        PyErr_Format(PyExc_TypeError, "notify expects 8 arguments, got %zd", nargs);
+        return NULL;
+    }
+    if (!pub_ready(p)) return NULL;
+    long long v[8];
+    for (int i = 0; i < 8; i++) {
+        v[i] = PyLong_AsLongLong(a[i]);
+        if (v[i] == -1 && PyErr_Occurred()) return NULL;
+    }
+    if (v[0] < 0 || v[0] >= p->n || v[1] < 0 || v[1] > 0xFFFF) {
+        PyErr_Format(PyExc_ValueError, "notify: instrument %lld or kind %lld out of range",
+                     v[0], v[1]);
+        return NULL;
+    }
+    md_event e = {.instrument = (uint32_t)v[0], .kind = (uint16_t)v[1], .update_id = v[2],
+                  .bid_px = v[3], .bid_qty = v[4], .ask_px = v[5], .ask_qty = v[6],
+                  .ts_venue = v[7], .conn = (uint8_t)p->conn, .ts_arrival = p->ts_arrival};
+    e.ts_decoded = now_ns();
+    if (p->stale) {
+        p->stale = 0;
+        p->fresh_marks++;
+        publish_marks(p, p->kind_fresh, p->conn, p->ts_arrival, e.ts_decoded);
+    }
+    int64_t idx = ring_try_claim(p->hdr);
+    if (idx < 0) {  /* the depth board holds the state (synced or not): make the quoter look */
+        p->ring_full++;
+        if (p->board != NULL) {
+            board_lost(p->board);
+            p->conflated++;
+        }
+        Py_RETURN_NONE;
+    }
+    int64_t ts_published = now_ns();
+    write_slot(p, idx, &e, ts_published);
+    ring_commit(p->hdr);
+    p->published++;
+    p->last_published_ns = ts_published;
+    Py_RETURN_NONE;
+}
+
 static PyObject *pub_mark_stale(Publisher *p, PyObject *unused) {
     if (!pub_ready(p)) return NULL;
     if (!p->stale) {
@@ -352,6 +399,9 @@ static PyMethodDef pub_methods[] = {
     {"emit", (PyCFunction)(void (*)(void))pub_emit, METH_FASTCALL,
      "emit(instrument, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, trade_px, trade_qty, "
      "trade_side, ts_venue): publish one event unless a copy of it was published already."},
+    {"notify", (PyCFunction)(void (*)(void))pub_notify, METH_FASTCALL,
+     "notify(instrument, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_venue): publish "
+     "one record outside the book sequence (no duplicate check, no board)."},
     {"mark_stale", (PyCFunction)pub_mark_stale, METH_NOARGS,
      "Publish a stale mark for every instrument (once until the next event)."},
     {"forget_ids", (PyCFunction)pub_forget_ids, METH_NOARGS,

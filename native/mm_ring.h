@@ -92,10 +92,15 @@
 #define MM_BOARD_MAGIC          0x4452414f42524d4dULL  /* "MMRBOARD" */
 #define MM_BOARD_OFF_MAGIC      0
 #define MM_BOARD_OFF_COUNT      8     /* instruments */
-#define MM_BOARD_OFF_RECORD     16    /* record size (bytes, <= 128) */
+#define MM_BOARD_OFF_RECORD     16    /* record size (bytes) */
+#define MM_BOARD_OFF_SLOT       24    /* slot size (bytes): 128 for the seq pair + the record
+                                         rounded up to 128 (256 for an MD record, 512 for a
+                                         depth record: engine/records.py DEPTH_DTYPE) */
 #define MM_BOARD_OFF_LOST       128   /* i64, ring records lost (their state is on the board) */
 #define MM_BOARD_HEADER         256
-#define MM_BOARD_SLOT           256   /* per instrument: seq at +0 (own pair), record at +128 */
+#define MM_BOARD_SLOT           256   /* the slot of an MD record (<= 128 bytes): seq at +0 (own
+                                         pair), record at +128; boards of larger records say
+                                         their slot in MM_BOARD_OFF_SLOT */
 
 #define MM_FULL                 (-1)  /* claim status: no slot (dropped or timed out) */
 

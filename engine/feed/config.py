@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Annotated, Literal, Sequence
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import Meta
@@ -11,6 +12,8 @@ from engine.config_check import (ConfigError, Core, NonNegativeFloat, NonNegativ
 from engine.instruments import Instrument
 
 MAX_CONNECTIONS = 8       # the conn field is a u1; 8 redundant copies is already generous
+HttpUrl = Annotated[str, Meta(pattern=r"^(https?://[^/?#\s]+/?$|$)",
+                             description="http:// or https:// base URL (scheme and host only)")]
 # The adapters of engine/feed/venues (ADAPTERS; a test keeps the two in step).
 FeedVenue = Literal["binance", "binance-sbe", "bybit", "okx"]
 
@@ -32,6 +35,11 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
                                   # one's first data
     capture_path: str = ""        # raw frame capture file (length-prefixed, see capture.py); "" = off
     capture_queue: PositiveInt = 65536  # frames buffered for the capture thread before counting drops
+    rest_url: HttpUrl = ""        # REST base for diff-depth snapshots (GET /api/v3/depth); "" =
+                                  # derived from url: Binance's stream hosts -> their REST hosts,
+                                  # any other host (the simulator) -> the same host and port
+    depth_snapshot_limit: Annotated[int, Meta(ge=5, le=5000)] = 1000  # levels per snapshot
+                                  # (Binance weight: 50 up to 1000, 250 above)
     core: Core = -1               # CPU to pin to (-1: chosen by the layout)
     idle: Literal["", "epoll", "busy-spin"] = ""  # how it waits for frames: epoll (its sockets
                                   # wake it) | busy-spin (polls them without sleeping; only on a
@@ -48,10 +56,28 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if self.reconnect_cap_s < self.reconnect_base_s:
             raise ConfigError(f"feed.reconnect_cap_s: expected >= reconnect_base_s "
                               f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
+        rest = urlsplit(self.effective_rest_url()) if self.keeps_depth() and self.url else None
+        if rest is not None and (rest.scheme not in ("http", "https") or not rest.hostname):
+            raise ConfigError(f"feed.rest_url: diff depth needs an http(s) REST base for its "
+                              f"snapshots; none derives from feed.url {self.url!r}")
         if instruments is not None:   # the adapter registry knows what each venue accepts
             from engine.feed.venues import make_adapter
 
             make_adapter(self.venue, instruments, self.streams)
+
+    def keeps_depth(self) -> bool:
+        """True when a diff-depth stream is subscribed: the feed keeps L2 books."""
+        from engine.feed.venues import depth_streams
+
+        return bool(depth_streams(self.venue, self.streams))
+
+    def effective_rest_url(self) -> str:
+        """rest_url, or the REST base the venue's adapter derives from url."""
+        if self.rest_url:
+            return self.rest_url.rstrip("/")
+        from engine.feed.venues import ADAPTERS
+
+        return ADAPTERS[self.venue].rest_base(self.url) if self.url else ""
 
     def effective_max_age_s(self, venue_limit_s: float) -> float:
         """Age at which a connection is recycled: the configured age, capped below the venue's

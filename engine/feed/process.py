@@ -16,6 +16,7 @@ from engine.control import exit_status_for
 from engine.feed.adapter import FRAME_KINDS
 from engine.feed.capture import FrameCapture
 from engine.feed.connection import StreamGroup
+from engine.feed.depth_feed import DEPTH_COUNTERS, DepthFeed
 from engine.feed.publish import HISTOGRAMS, open_sink
 from engine.ring.table import MD
 
@@ -31,16 +32,33 @@ COUNTERS = ("frames", "records", "dupes", "reconnects", "connect_failures", "rol
             "stale_marks", "fresh_marks", "stale_reconnects", "id_resets", "ring_full", "conflated",
             "decode_errors", "capture_dropped", "reads", "reads_kernel_stamped",
             "unstamped_connections", "connected_ever", "connect_error",
-            "connect_http_status") + FRAME_KINDS
+            "connect_http_status") + FRAME_KINDS + DEPTH_COUNTERS
 
 
-def adapter_factory(cfg: "EngineConfig"):
-    """A no-argument callable building one adapter (one per connection) for cfg's venue."""
+def adapter_factory(cfg: "EngineConfig", depth: DepthFeed | None = None):
+    """A no-argument callable building one adapter (one per connection) for cfg's venue; the
+    adapters of a feed that keeps L2 books share its DepthFeed."""
     from engine.feed.venues import make_adapter
 
     instruments, streams, venue = cfg.instruments, cfg.feed.streams, cfg.feed.venue
+    options = {} if depth is None else {"depth": depth}
     make_adapter(venue, instruments, streams)        # fail now, at set-up, on a bad venue/stream
-    return lambda: make_adapter(venue, instruments, streams)
+    return lambda: make_adapter(venue, instruments, streams, **options)
+
+
+def open_depth(cfg: "EngineConfig", sink) -> DepthFeed | None:
+    """The feed's L2 books and the depth board when feed.streams has a diff-depth stream."""
+    from engine.feed.venues import ADAPTERS, has_bbo_stream
+    from engine.records import DEPTH_DTYPE
+    from engine.ring.board import Board
+
+    fc = cfg.feed
+    if not fc.keeps_depth():
+        return None
+    probe = ADAPTERS[fc.venue](cfg.instruments, fc.streams, fast_path=False)
+    board = Board.open(cfg.instance, len(cfg.instruments), DEPTH_DTYPE, "depth")
+    return DepthFeed(cfg.instruments, probe, fc.effective_rest_url(), fc.depth_snapshot_limit,
+                     sink, board, emit_bbo=not has_bbo_stream(fc.venue, fc.streams))
 
 
 def run(cfg: "EngineConfig") -> int:
@@ -67,7 +85,7 @@ class FeedAgent(agent.Agent):
         self.cfg, self.core = cfg, fc.core
         self.idle = fc.idle or "epoll"
         self._stop = asyncio.Event()          # binds to the loop at its first wait
-        self.sink = self.capture = self.group = None
+        self.sink = self.capture = self.group = self.depth = None
 
     def on_start(self, life: agent.Life) -> None:
         cfg, fc = self.cfg, self.cfg.feed
@@ -76,6 +94,10 @@ class FeedAgent(agent.Agent):
         self.sink = open_sink(cfg.instance, life.rings[MD.name], cfg.instruments, probe.venue,
                               life.histograms)
         life.closing.callback(self.sink.close)       # stops the writer before the unmap
+        self.depth = open_depth(cfg, self.sink)
+        if self.depth is not None:
+            life.closing.callback(self.depth.board.close)
+            self.new_adapter = adapter_factory(cfg, self.depth)
         self.sink.ring.set_wake_target(life.control.wake_addr("quoter"))  # it waits on md + fills
         if fc.capture_path:
             self.capture = FrameCapture(fc.capture_path, fc.capture_queue)
@@ -94,7 +116,7 @@ class FeedAgent(agent.Agent):
     async def run(self) -> int:
         life, group, ctl, stop = self.life, self.group, self.life.control, self._stop
         loop = asyncio.get_running_loop()
-        publish = _counter_copier(life.counters, group, self.sink, self.capture)
+        publish = _counter_copier(life.counters, group, self.sink, self.capture, self.depth)
         await group.start()
         spinner = loop.create_task(_poll_without_sleeping(stop)) if self.idle == "busy-spin" \
             else None
@@ -121,6 +143,8 @@ class FeedAgent(agent.Agent):
             if spinner is not None:
                 spinner.cancel()
             await group.stop()
+            if self.depth is not None:
+                await self.depth.close()
             publish()
         return 0 if stop.is_set() else exit_status_for(reason)   # the reason seen, not a later one
 
@@ -145,11 +169,13 @@ def _why_no_data(group: StreamGroup) -> str:
     return f", never connected: {cause} ({failures} attempts)"
 
 
-def _counter_copier(counters, group: StreamGroup, sink, capture):
+def _counter_copier(counters, group: StreamGroup, sink, capture, depth=None):
     """A function copying every counter into the control segment (called by the timer)."""
     def publish() -> None:
         values = group.counters()
         values.update(sink.counters())
+        if depth is not None:
+            values.update(depth.counters())
         values["capture_dropped"] = capture.dropped if capture is not None else 0
         for i, name in enumerate(COUNTERS):
             counters[i] = values.get(name, 0)

@@ -69,6 +69,13 @@ INST_DTYPE = np.dtype([
                                 # book is one-sided or crossed
     ("board_ts", "i8"),         # arrival of the last book taken from the book board: ring
                                 # records no newer than it are superseded (engine/ring/board.py)
+    # depth (only when the feed keeps L2 books: engine/feed/depth_feed.py)
+    ("depth_stale", "i8"),      # 1: the feed's L2 book lost sync (a gap) or never synced:
+                                # quotes pulled until the depth board says synced
+    ("depth_dirty", "i8"),      # 1: an MD_DEPTH_BOOK record came; read the depth board
+    ("depth_id", "i8"),         # update id of the depth book last read
+    ("depth_bid_qty", "i8"),    # summed size of the best `depth_levels` bid levels
+    ("depth_ask_qty", "i8"),    # ... and ask levels (0: none)
 ], align=True)
 
 QUOTE_DTYPE = np.dtype([
@@ -105,6 +112,7 @@ PARAM_DTYPE = np.dtype([
     ("backoff_ns", "i8"),       # first back-off after a refusal; doubles per refusal in a row
     ("backoff_cap_ns", "i8"),
     ("cancel_after", "i8"),     # refusals in a row after which a move is cancel-then-new
+    ("depth_levels", "i8"),     # levels per side summed into depth_bid_qty / depth_ask_qty
 ], align=True)
 
 
@@ -135,7 +143,8 @@ G_DRAWDOWN_HIT = 5     # 1 when the drawdown limit fired (the loop pulls the kil
 G_WALL_OFFSET = 6      # wall-clock ns minus perf_counter_ns (rate windows use wall time)
 G_RESET_SEEN = 7       # the last FILL_RESET's token until its RESET_SEEN intent is staged
 G_LAG_DONE = 8         # a quote lag an ACK has just ended (ns), for the loop's histogram
-G_WORDS = 9
+G_DEPTH_DIRTY = 9      # 1: some instrument's depth_dirty is set (the loop reads the depth board)
+G_WORDS = 10
 
 RATE_WINDOW_10S_NS = 10_000_000_000
 RATE_WINDOW_DAY_NS = 86_400_000_000_000
@@ -149,14 +158,15 @@ COUNTER_NAMES = [
     "risk_position", "risk_notional", "risk_band", "rate_limited", "stale_pulls",
     "crossed_book", "ring_full", "pnl", "drawdown", "unknown_instrument",
     "cancel_rejects", "unknowns", "resets", "backoffs", "rate_refunds",
-    "conflated", "superseded", "lags", "lags_undone",
+    "conflated", "superseded", "lags", "lags_undone", "depth_reads", "depth_pulls",
 ]
 (C_TICKS, C_BATCHES, C_INTENTS, C_NEW, C_REPLACE, C_CANCEL, C_CANCEL_ALL,
  C_FILLS, C_ACKS, C_TRADES, C_REJECTS, C_CANCELED, C_UNKNOWN_ORDER, C_POSITIONS,
  C_RISK_POSITION, C_RISK_NOTIONAL, C_RISK_BAND, C_RATE_LIMITED, C_STALE_PULLS,
  C_CROSSED_BOOK, C_RING_FULL, C_PNL, C_DRAWDOWN, C_UNKNOWN_INSTRUMENT,
  C_CANCEL_REJECTS, C_UNKNOWNS, C_RESETS, C_BACKOFFS, C_RATE_REFUNDS,
- C_CONFLATED, C_SUPERSEDED, C_LAGS, C_LAGS_UNDONE) = range(len(COUNTER_NAMES))
+ C_CONFLATED, C_SUPERSEDED, C_LAGS, C_LAGS_UNDONE, C_DEPTH_READS,
+ C_DEPTH_PULLS) = range(len(COUNTER_NAMES))
 C_POSITION_BASE = len(COUNTER_NAMES)   # position_<symbol>, one per instrument
 # The quoter's slot of the control segment: its counters, then one position per instrument
 # (room for engine.control.MAX_INSTRUMENTS; the config's max_instruments is checked at load).

@@ -1,14 +1,17 @@
 """The quoter's book (compiled, hot path; the contract is in model.py): a book record or a
-stale/fresh mark into an instrument's state, from the ring (on_md) or the board (on_board), and
-whether that data has aged out."""
+stale/fresh mark into an instrument's state, from the ring (on_md) or the board (on_board),
+whether that data has aged out, and the L2 book's summary from the depth board (read_depth,
+after MD_DEPTH_BOOK records)."""
 from __future__ import annotations
 
 from numba import njit
 
+from engine.native import nb_board_get
 from engine.quoter.arrays import (
-    C_CONFLATED, C_CROSSED_BOOK, C_SUPERSEDED, C_TICKS, C_UNKNOWN_INSTRUMENT,
+    C_CONFLATED, C_CROSSED_BOOK, C_DEPTH_READS, C_SUPERSEDED, C_TICKS, C_UNKNOWN_INSTRUMENT,
+    G_DEPTH_DIRTY,
 )
-from engine.records import MD_BBO, MD_FRESH, MD_STALE
+from engine.records import MD_BBO, MD_DEPTH_BOOK, MD_FRESH, MD_STALE
 from engine.strategies import dispatch as strategy
 
 # _nrt=False: these functions never allocate, so no reference counting of the state arrays
@@ -27,6 +30,14 @@ def on_md(arrays, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_arriv
     cnt[C_TICKS] += 1
     if i >= inst.shape[0]:
         cnt[C_UNKNOWN_INSTRUMENT] += 1
+        return
+    if (kind & MD_DEPTH_BOOK) != 0:       # the depth board changed: read once per burst
+        s = inst[i]
+        s.depth_dirty = 1
+        arrays.g[G_DEPTH_DIRTY] = 1
+        if (kind & MD_STALE) != 0:       # a gap: pull now, not after the board read
+            s.depth_stale = 1
+            s.dirty = 1
         return
     if (kind & MD_BBO) != 0 and ts_arrival != 0 and ts_arrival <= inst[i].board_ts:
         cnt[C_SUPERSEDED] += 1             # the board already gave us this book or a newer one
@@ -93,3 +104,37 @@ def on_board(arrays, i, kind, update_id, bid_px, bid_qty, ask_px, ask_qty, ts_ar
 def _aged(s, p, now):
     """The instrument's last book arrived longer than stale_after ago."""
     return s.last_md_ns > 0 and now - s.last_md_ns > p.stale_ns
+
+
+@_jit
+def read_depth(board, scratch, arrays):
+    """Read the depth board (records.DEPTH_DTYPE; `scratch` a one-record array) for every
+    instrument marked depth_dirty (all of them when `every`): its sync state and the sizes of
+    its best depth_levels levels per side. Returns how many it read."""
+    inst, par, cnt = arrays.inst, arrays.par, arrays.cnt
+    arrays.g[G_DEPTH_DIRTY] = 0
+    addr = scratch.ctypes.data
+    n = 0
+    for i in range(inst.shape[0]):
+        s = inst[i]
+        if s.depth_dirty == 0:
+            continue
+        s.depth_dirty = 0
+        if nb_board_get(board, i, addr) == 0:
+            continue                           # never written: stays as it was
+        r = scratch[0]
+        levels = par[i].depth_levels
+        bq = 0
+        for k in range(min(levels, r.n_bids)):
+            bq += r.bid_qty[k]
+        aq = 0
+        for k in range(min(levels, r.n_asks)):
+            aq += r.ask_qty[k]
+        s.depth_bid_qty = bq
+        s.depth_ask_qty = aq
+        s.depth_id = r.update_id
+        s.depth_stale = 0 if r.synced != 0 else 1
+        s.dirty = 1
+        cnt[C_DEPTH_READS] += 1
+        n += 1
+    return n

@@ -12,6 +12,8 @@ Python can run signal handlers; the caller re-enters it until it reports STOPPED
   -> publish staged intents: claim slots, copy, stamp ts_published, one commit per batch
   -> the book board, when the feed counted md records the full ring could not take: the
      freshest book of every instrument (model.on_board; conflated, never lost)
+  -> the depth board (when the feed keeps L2 books), once per burst, for the instruments whose
+     MD_DEPTH_BOOK records came (every instrument after records were lost): model.read_depth
   -> heartbeat every 10 ms; idle (nb_idle_warm: spin, yield while events came recently, then
      park on both rings at once through the shared wake word, so a fill wakes it as a tick
      does; the park timeout serves the timers)
@@ -33,9 +35,12 @@ from engine.native import (
     nb_board_get, nb_cas64, nb_hist_record, nb_load_acquire, nb_now_ns, nb_ring_available,
     nb_ring_commit, nb_ring_read_index, nb_ring_release, nb_ring_try_claim, nb_store_release,
 )
-from engine.quoter.arrays import C_RING_FULL, G_DRAWDOWN_HIT, G_KILLED, G_LAG_DONE, G_RESUMED
+from engine.quoter.arrays import (
+    C_RING_FULL, G_DEPTH_DIRTY, G_DRAWDOWN_HIT, G_KILLED, G_LAG_DONE, G_RESUMED,
+)
 from engine.quoter.model import (
-    ack_reset, any_quote, check_timers, kill_all, on_board, on_fill, on_md, requote_dirty,
+    ack_reset, any_quote, check_timers, kill_all, on_board, on_fill, on_md, read_depth,
+    requote_dirty,
 )
 from engine.ring.idle import nb_idle_warm
 
@@ -99,12 +104,13 @@ def read_board(board, scratch, arrays, now):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, md_scratch,
-             kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, arrays, want, out, words,
+             depth_board, depth_scratch, kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, arrays, want, out, words,
              idle_kind, idle_state, park_ns, warm_ns, slice_ns, timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
     quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published); a pause (the word at
     `pause_addr`, 0: none) publishes CANCEL_ALL and keeps the loop running. `board` is the book
-    board's address (0: none); `wake_addr` this process's shared wake word (0: park on the md
+    board's address (0: none), `depth_board` the depth board's (0: no depth; `depth_scratch` a
+    one-record DEPTH array); `wake_addr` this process's shared wake word (0: park on the md
     ring alone); `arrays` is the quoter's state (QuoterArrays), `want` the strategy's scratch;
     `words` (W_*) keep the loop's state across calls."""
     quotes, g, cnt = arrays.quotes, arrays.g, arrays.cnt
@@ -148,6 +154,13 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
                 if read_board(board, md_scratch, arrays, now) > 0:
                     work += 1
                     batch_read = now
+                if depth_board != 0:           # a lost MD_DEPTH_BOOK mark: read every one
+                    for i in range(arrays.inst.shape[0]):
+                        arrays.inst[i].depth_dirty = 1
+                    g[G_DEPTH_DIRTY] = 1
+        if depth_board != 0 and g[G_DEPTH_DIRTY] != 0:
+            if read_depth(depth_board, depth_scratch, arrays) > 0:
+                work += 1
         n = ack_reset(g, out, n, now)          # ahead of every intent decided after a RESET
         timer = now >= next_timer
         if timer:

@@ -21,7 +21,8 @@ routes the calls by the state's record type).
 
 This module is the core's front: the entry points the loop, the backtest and the bench call.
 The code sits beside it, one job a module:
-  book.py      on_md, on_board: book records into instrument state; _aged (stale data)
+  book.py      on_md, on_board: book records into instrument state; _aged (stale data);
+               read_depth: the depth board's summary after MD_DEPTH_BOOK records
   fills.py     on_fill: the sender's records (slots.py: a slot's order truth, back-off)
   plan.py      _plan: the strategy's wish after the rules (tick, lot, post-only, band, limits)
   requote.py   requote_dirty, requote: the pass, rate windows (rate_take), pulls, PnL
@@ -32,12 +33,13 @@ engine/quoter/__pycache__/*.nb[ci] (and the strategies' and the backtest's).
 """
 from __future__ import annotations
 
-from engine.quoter.book import on_board, on_md
+from engine.quoter.book import on_board, on_md, read_depth
 from engine.quoter.control import ack_reset, any_quote, check_timers, kill_all
 from engine.quoter.fills import on_fill
 from engine.quoter.requote import rate_take, requote, requote_dirty, update_pnl
 
 __all__ = [
     "ack_reset", "any_quote", "check_timers", "kill_all", "on_board", "on_fill", "on_md",
+    "read_depth",
     "rate_take", "requote", "requote_dirty", "update_pnl",
 ]

@@ -40,6 +40,7 @@ def build_params(q: QuoterConfig, instruments: tuple[Instrument, ...]) -> np.nda
         p["backoff_ns"] = int(q.retry_backoff_ms * 1e6)
         p["backoff_cap_ns"] = int(q.retry_backoff_cap_ms * 1e6)
         p["cancel_after"] = q.cancel_after_failures
+        p["depth_levels"] = getattr(q, q.strategy).depth_levels
     return par
 
 

@@ -18,7 +18,7 @@ from engine import agent
 from engine.control import KILL_REASONS, exit_status_for
 from engine.proc import log
 from engine.quoter import loop, model
-from engine.quoter.arrays import G_KILLED, counter_names
+from engine.quoter.arrays import G_DEPTH_DIRTY, G_KILLED, counter_names
 from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
 from engine.quoter.state import (QuoterState, anchor_words, rate_window_words, restore_anchor,
@@ -26,7 +26,7 @@ from engine.quoter.state import (QuoterState, anchor_words, rate_window_words, r
 from engine.state_dir import PersistentWords, state_dir
 from engine.records import (
     FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET,
-    FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, SIDE_BUY,
+    DEPTH_DTYPE, FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, SIDE_BUY,
 )
 from engine.ring.board import Board
 from engine.ring.idle import STRATEGIES, nb_idle_state
@@ -120,6 +120,10 @@ class QuoterAgent(agent.Agent):
         ctl = life.control
         board = Board.open(cfg.instance, len(cfg.instruments), MD_DTYPE)
         closing.callback(board.close)
+        depth_board = None
+        if cfg.feed.keeps_depth():       # the feed keeps L2 books: their summaries are read
+            depth_board = Board.open(cfg.instance, len(cfg.instruments), DEPTH_DTYPE, "depth")
+            closing.callback(depth_board.close)
         # what must outlive this process (rate windows: the venue's counters do not reset
         # when we restart; the anchor: a restart must not re-centre the position limit or the
         # drawdown) and what others read (the belief table)
@@ -138,12 +142,18 @@ class QuoterAgent(agent.Agent):
         if restore_anchor(st, anchor_file.array, cfg.instruments):
             log(ROLE, "position references and drawdown kept from the previous run "
                       f"({anchor_file.path})")
+        depth_addr = depth_board.addr if depth_board is not None else 0
+        if depth_board is not None:      # not quoted until the depth is synced; read it once
+            st.inst["depth_stale"] = 1
+            st.inst["depth_dirty"] = 1
+            st.g[G_DEPTH_DIRTY] = 1
         words = np.zeros(loop.LOOP_WORDS, np.int64)
         words[loop.W_LOST_SEEN] = -1           # read the board once at start: the freshest books
         hs = life.histograms
         hist = np.array([hs.addr(n) for n in loop.HISTOGRAMS], np.int64)
         self.args = (md.hdr, md.slots, fills.hdr, fills.slots, orders.hdr, orders.slots,
-                     board.addr, np.zeros(1, MD_DTYPE), ctl.kill_addr, ctl.pause_addr,
+                     board.addr, np.zeros(1, MD_DTYPE), depth_addr, np.zeros(1, DEPTH_DTYPE),
+                     ctl.kill_addr, ctl.pause_addr,
                      ctl.heartbeat_addr(ROLE), ctl.wake_addr(ROLE), self.stop, hist, st.arrays,
                      st.want, st.out, words, STRATEGIES[self.idle], nb_idle_state(),
                      q.park_timeout_us * 1000, q.warm_us * 1000, SLICE_NS, TIMER_NS)

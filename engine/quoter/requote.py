@@ -7,7 +7,8 @@ from numba import njit
 
 from engine.quoter import rate
 from engine.quoter.arrays import (
-    C_BATCHES, C_DRAWDOWN, C_PNL, C_RATE_LIMITED, C_STALE_PULLS, G_DRAWDOWN_HIT, G_KILLED,
+    C_BATCHES, C_DEPTH_PULLS, C_DRAWDOWN, C_PNL, C_RATE_LIMITED, C_STALE_PULLS, G_DRAWDOWN_HIT,
+    G_KILLED,
     G_MAX_DRAWDOWN, G_NEXT_ID, G_PEAK_PNL, G_RESUMED, G_WALL_OFFSET, Q_CANCELING, Q_LIVE,
     Q_NONE, Q_PENDING,
 )
@@ -100,10 +101,12 @@ def _requote_pass(arrays, want, i, now, out, n):
     if n + 4 * p.levels > out.shape[0]:     # per slot: a stray cancel and one more
         s.dirty = 1                          # no room for this pass's intents: retry later
         return n
-    if s.feed_stale != 0 or _aged(s, p, now):
+    if s.feed_stale != 0 or s.depth_stale != 0 or _aged(s, p, now):
         if s.stale == 0:
             s.stale = 1
             cnt[C_STALE_PULLS] += 1
+            if s.depth_stale != 0:
+                cnt[C_DEPTH_PULLS] += 1
         return _pull(quotes, cnt, out, n, i, s, now)
     s.stale = 0
     if s.book_ok == 0:

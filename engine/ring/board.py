@@ -6,6 +6,10 @@ the feed writes every book update to the board too (a seqlock slot per instrumen
 and counts in `lost` the ring records it could not publish; the quoter, seeing `lost` move,
 reads the board and acts on the freshest book (counted as conflated). The layout is in
 native/mm_ring.h (MM_BOARD_*); the numba face reads slots with engine.native.nb_board_get.
+
+The same layout, named "depth", holds each instrument's L2 book (records.DEPTH_DTYPE), written
+by the feed on every diff it applies: the quoter reads it when an MD_DEPTH_BOOK record says an
+instrument's depth changed. Its slots are larger (the slot size is a header word).
 """
 from __future__ import annotations
 
@@ -13,6 +17,12 @@ import numpy as np
 
 from engine import _native as C
 from engine.ring.segment import Segment, SegmentError, segment_name
+
+
+def slot_size(dtype: np.dtype) -> int:
+    """Bytes per instrument: the seqlock word's own 128-byte pair, then the record rounded up to
+    128 (256 for an MD record, as MM_BOARD_SLOT)."""
+    return 128 + -(-dtype.itemsize // 128) * 128
 
 
 class Board:
@@ -28,28 +38,29 @@ class Board:
         self.seg = seg
         self.addr = seg.addr
         self.count = int(w[C.MM_BOARD_OFF_COUNT // 8])
+        self.slot = int(w[C.MM_BOARD_OFF_SLOT // 8])
         self.dtype = dtype
         self._scratch = np.zeros(1, dtype)
 
     @classmethod
-    def open(cls, instance: str, count: int, dtype: np.dtype) -> "Board":
+    def open(cls, instance: str, count: int, dtype: np.dtype, name: str = "board") -> "Board":
         """Attach, or create (mode 0600) when absent: any of the instance's processes may come
-        first."""
-        name = segment_name(instance, "board")
+        first. `name`: "board" (the top of book, MD records) or "depth" (DEPTH records)."""
+        name = segment_name(instance, name)
         try:
             return cls(Segment.attach(name), dtype)
         except SegmentError as e:
             if "does not exist" not in str(e):
                 raise
-        if dtype.itemsize > C.MM_BOARD_SLOT - 128:
-            raise ValueError(f"board records are at most {C.MM_BOARD_SLOT - 128} bytes")
+        slot = slot_size(dtype)
         try:
-            seg = Segment.create(name, C.MM_BOARD_HEADER + count * C.MM_BOARD_SLOT)
+            seg = Segment.create(name, C.MM_BOARD_HEADER + count * slot)
         except SegmentError:                       # lost a creation race
             return cls(Segment.attach(name, wait_s=1.0), dtype)
         w = seg.words
         w[C.MM_BOARD_OFF_COUNT // 8] = count
         w[C.MM_BOARD_OFF_RECORD // 8] = dtype.itemsize
+        w[C.MM_BOARD_OFF_SLOT // 8] = slot
         C.store_release(seg.addr + C.MM_BOARD_OFF_MAGIC,
                         int(np.uint64(C.BOARD_MAGIC).view(np.int64)))
         return cls(seg, dtype)

@@ -16,7 +16,8 @@ from time import perf_counter_ns
 from urllib.parse import parse_qs, urlsplit
 
 import msgspec
-from picows import WSCloseCode, WSListener, WSMsgType, WSTransport, WSUpgradeRequest
+from picows import (WSCloseCode, WSListener, WSMsgType, WSTransport, WSUpgradeRequest,
+                    WSUpgradeResponse, WSUpgradeResponseWithListener)
 
 from engine.sim.api_params import now_ms
 from engine.sim.api_session import Session
@@ -137,6 +138,12 @@ class Connections:
         if path == "/stream":
             names = query.get("streams", [""])[0]
             return MarketConn(self, True, [s for s in names.split("/") if s])
+        if path.startswith("/api/"):   # REST (diff_depth.py): an HTTP answer, no upgrade
+            status, body = self.rest_get(path, url.query)
+            head = {"Content-Type": "application/json"}
+            answer = WSUpgradeResponse.create_ok_response(body, head) if status == 200 \
+                else WSUpgradeResponse.create_error_response(status, body, head)
+            return WSUpgradeResponseWithListener(answer, None)
         return None                 # 404
 
     # -- life --

@@ -166,12 +166,19 @@ class Book:
                 f'"p":"{wire_decimal(price, self.pexp)}","q":"{wire_decimal(qty, self.qexp)}",'
                 f'"T":{now_ms},"m":{"true" if buyer_maker else "false"},"M":true}}').encode()
 
-    def depth_frame(self, levels: int) -> bytes:
-        p, q, tick = self.pexp, self.qexp, self.tick
+    def ladder(self, levels: int = DEPTH_LEVELS) -> tuple[list[tuple[int, int]],
+                                                          list[tuple[int, int]]]:
+        """The displayed book, best first: the touch, then a level per tick behind it."""
+        tick = self.tick
         bids = [(self.bid, self.bid_qty)] + [(self.bid - i * tick, self.bid_levels[i])
                                              for i in range(1, levels) if self.bid - i * tick > 0]
         asks = [(self.ask, self.ask_qty)] + [(self.ask + i * tick, self.ask_levels[i])
                                              for i in range(1, levels)]
+        return bids, asks
+
+    def depth_frame(self, levels: int) -> bytes:
+        p, q = self.pexp, self.qexp
+        bids, asks = self.ladder(levels)
         b = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(qty, q)}"]' for px, qty in bids)
         a = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(qty, q)}"]' for px, qty in asks)
         return f'{{"lastUpdateId":{self.update_id},"bids":[{b}],"asks":[{a}]}}'.encode()

@@ -5,6 +5,7 @@ _init_* methods:
 
   connections.py     listeners, routing by path, connection life, user-data events
   streams.py         the synthetic market's timers and frames, stream subscriptions
+  diff_depth.py      diff-depth events and the REST depth snapshot consistent with them
   replay.py          a capture replayed instead of the synthetic market
   fault_switches.py  the switches tests throw, chaos on book events (dice: chaos.py)
   api.py             the order API itself (requests, answers); exchange.py the matching
@@ -28,6 +29,7 @@ from engine.sim.api_queries import instrument_info
 from engine.sim.chaos import Chaos
 from engine.sim.config import SimConfig
 from engine.sim.connections import Connections
+from engine.sim.diff_depth import DiffDepth
 from engine.sim.exchange import Exchange
 from engine.sim.fault_switches import FaultSwitches
 from engine.sim.latency import WireClock
@@ -36,7 +38,7 @@ from engine.sim.replay import Replay
 from engine.sim.streams import MarketStreams
 
 
-class SimServer(Connections, MarketStreams, Replay, FaultSwitches):
+class SimServer(Connections, MarketStreams, DiffDepth, Replay, FaultSwitches):
     """The exchange simulator: synthetic (or replayed) market, order API, fault switches."""
 
     def __init__(self, config: SimConfig | None = None,
@@ -73,6 +75,7 @@ class SimServer(Connections, MarketStreams, Replay, FaultSwitches):
                       "replay_frames": 0, "md_control_errors": 0, "slow_consumers_dropped": 0,
                       "silent_frames_dropped": 0}
         self._init_streams()
+        self._init_diff_depth()
         self._init_replay()
         self._init_faults()
         self._server: asyncio.AbstractServer | None = None
@@ -118,6 +121,11 @@ class SimServer(Connections, MarketStreams, Replay, FaultSwitches):
     @property
     def md_url(self) -> str:
         return f"ws://{self.cfg.host}:{self.port}"
+
+    @property
+    def rest_url(self) -> str:
+        """The REST base (GET /api/v3/depth), on the same port."""
+        return f"http://{self.cfg.host}:{self.port}"
 
     @property
     def api_url(self) -> str:

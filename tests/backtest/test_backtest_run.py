@@ -138,3 +138,13 @@ def test_backtest_png_legends_cover_nothing(corpus, tmp_path, monkeypatch):
     assert len(legends) >= 3
     for ax, legend in legends:
         assert legend.get_window_extent().x0 >= ax.get_window_extent().x1, ax.get_ylabel()
+
+
+def test_depth_imbalance_is_refused_not_quoted_around_the_mid(corpus, tmp_path):
+    """The backtest does not replay the feed's L2 book: a strategy asking for it is refused,
+    naming the field, rather than run on a fair value it did not ask for."""
+    cfg = tmp_path / "mm.toml"
+    cfg.write_text('[feed]\nstreams = ["bookTicker", "trade", "depth@100ms"]\n'
+                   '[quoter.glft]\nfair_value = "depth_imbalance"\n')
+    p = _mm("backtest", str(corpus / CAPTURE), "--config", str(cfg), "--quiet")
+    assert p.returncode == 2 and "quoter.glft.fair_value: depth_imbalance" in p.stderr

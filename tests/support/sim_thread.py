@@ -38,6 +38,7 @@ class SimThread:
         self._error: BaseException | None = None
         self.md_url = ""
         self.api_url = ""
+        self.rest_url = ""
         self.port = 0
 
     # -- lifecycle --
@@ -73,6 +74,7 @@ class SimThread:
         self.port = self._server.port
         self.md_url = self._server.md_url
         self.api_url = self._server.api_url
+        self.rest_url = self._server.rest_url
         self._stop = asyncio.get_running_loop().create_future()
         self._ready.set()
         try:
@@ -173,6 +175,15 @@ class SimThread:
         if ms < 0:
             raise ValueError(f"delay: expected >= 0 ms, got {ms}")
         self._call(setattr, self._server, "response_delay_s", ms / 1000.0)
+
+    def drop_depth_events(self, count: int = 1, symbol: str = "") -> None:
+        """Compute the next `count` diff-depth events (of `symbol`, "" = any) but send none: a
+        gap for every client."""
+        self._call(self._server.drop_depth_events, int(count), symbol)
+
+    def refuse_depth_snapshots(self, on: bool) -> None:
+        """While on, REST depth snapshots answer 503 (the gap stays open)."""
+        self._call(self._server.refuse_depth_snapshots, on)
 
     def send_malformed(self, count: int = 1) -> None:
         """Truncate the next `count` market frames (invalid JSON)."""

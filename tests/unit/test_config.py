@@ -97,7 +97,7 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     ('[sender]\nauth = "rsa"\n', "sender.auth: expected one of auto, hmac, ed25519; got 'rsa'"),
     ('[feed]\nvenue = "kraken"\n', "feed.venue: expected one of binance, binance-sbe, bybit, okx"),
     ('[quoter.glft]\nfair_value = "last"\n',
-     "quoter.glft.fair_value: expected one of mid, micro; got 'last'"),
+     "quoter.glft.fair_value: expected one of mid, micro, depth_imbalance; got 'last'"),
     ('[quoter]\nstrategy = "hodl"\n', "quoter.strategy: expected one of glft, fixed_spread"),
     ("[quoter]\ngamma = 0.1\n", "quoter.gamma: moved to quoter.glft.gamma (write it under "
                                 "[quoter.glft])"),
@@ -112,6 +112,14 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     ("[sender]\nurl = 5\n", "sender.url: expected a string (quote it in TOML), got int 5"),
     ("[feed]\nconnections = 'two'\n", "feed.connections: expected int, got str 'two'"),
     ("bogus = 1\n", "bogus: unknown setting"),
+    ('[quoter.fixed_spread]\nfair_value = "depth_imbalance"\n[quoter]\n'
+     'strategy = "fixed_spread"\n',
+     "quoter.fixed_spread.fair_value: depth_imbalance needs the feed's L2 book"),
+    ('[quoter.glft]\ndepth_levels = 11\n', "quoter.glft.depth_levels: expected"),
+    ('[feed]\nrest_url = "ws://127.0.0.1:1"\n', "feed.rest_url: expected"),
+    ('[feed]\ndepth_snapshot_limit = 6000\n', "feed.depth_snapshot_limit: expected"),
+    ('[feed]\nstreams = ["depth@100ms"]\nurl = "wss://"\n',
+     "feed.rest_url: diff depth needs an http(s) REST base"),
 ])
 def test_errors_name_the_field_and_the_fix(tmp_path, text, message):
     """A wrong choice lists the valid ones; a number meant as a decimal says to quote it."""

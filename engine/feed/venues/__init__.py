@@ -1,7 +1,10 @@
 """Venue adapters (one module per venue) and the registry the feed process picks from.
 
 `make_adapter(FeedConfig.venue, instruments, streams)` builds one adapter per connection; every
-adapter implements engine.feed.adapter.VenueAdapter:
+adapter implements engine.feed.adapter.VenueAdapter. A venue with diff depth (Binance JSON: its
+DEPTH_STREAMS) also takes `depth=` (the feed's one DepthFeed, shared by the connections) and
+names its REST side: `rest_base(md_url)`, `depth_snapshot_url(rest, instrument, limit)`,
+`decode_depth_snapshot(body, i)` (engine/feed/depth_feed.py uses them).
 
     stream_url(base_url) -> str         full URL (Binance: combined /stream?streams=...)
     subscribe_frames() -> list[bytes]   text frames to send once connected (Bybit, OKX)
@@ -22,7 +25,7 @@ from __future__ import annotations
 
 from typing import Sequence
 
-from engine.feed.venues.binance import BinanceJsonAdapter
+from engine.feed.venues.binance import PARTIAL_DEPTH_STREAMS, BinanceJsonAdapter
 from engine.feed.venues.binance_sbe import BinanceSbeAdapter
 from engine.feed.venues.bybit import BybitAdapter
 from engine.feed.venues.okx import OkxAdapter
@@ -50,6 +53,29 @@ ALIASES = {
     "bybit": {"bookTicker": "orderbook.1", "trade": "publicTrade"},
     "okx": {"bookTicker": "bbo-tbt", "trade": "trades"},
 }
+
+
+# Streams that carry a best bid/ask (the quoter's book) per venue; a feed with diff depth alone
+# publishes its L2 book's top instead.
+BBO_STREAMS = {
+    "binance": ("bookTicker",) + PARTIAL_DEPTH_STREAMS,
+    "binance-sbe": ("bestBidAsk",),
+    "bybit": ("orderbook.1",),
+    "okx": ("bbo-tbt",),
+}
+
+
+def depth_streams(name: str, streams) -> tuple[str, ...]:
+    """The diff-depth streams among `streams` of venue `name` (its adapter's DEPTH_STREAMS)."""
+    cls = ADAPTERS.get(name)
+    known = getattr(cls, "DEPTH_STREAMS", ())
+    return tuple(s for s in streams if s in known)
+
+
+def has_bbo_stream(name: str, streams) -> bool:
+    alias = ALIASES.get(name, {})
+    streams = tuple(alias.get(s, s) for s in streams) if streams else DEFAULT_STREAMS[name]
+    return any(s in BBO_STREAMS.get(name, ()) for s in streams)
 
 
 def make_adapter(name: str, instruments: Sequence[Instrument],

@@ -1,4 +1,6 @@
-"""Binance Spot JSON market streams: `@bookTicker`, `@depth<N>[@100ms]` (partial book), `@trade`.
+"""Binance Spot JSON market streams: `@bookTicker`, `@depth<N>[@100ms]` (partial book), `@trade`,
+and `@depth[@100ms]` (diff depth: handed to the feed's DepthFeed, engine/feed/depth_feed.py,
+which keeps the L2 book with REST snapshots from `depth_snapshot_url`).
 
 Combined-stream frames (`{"stream":..,"data":..}`, what `stream_url` subscribes) and raw `/ws/`
 frames (the bare payload) both decode. The hot case, a combined bookTicker, is one typed msgspec
@@ -9,6 +11,7 @@ Wire format: ../shared/PROTOCOLS.md section 1.
 from __future__ import annotations
 
 from typing import Annotated, Any
+from urllib.parse import urlsplit
 
 import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
@@ -24,6 +27,14 @@ MS = 1_000_000  # ns per ms
 MAX_STREAMS = 1024  # per connection (venue limit)
 PARTIAL_DEPTH_STREAMS = tuple(f"depth{n}{speed}" for n in (5, 10, 20)
                               for speed in ("", "@100ms", "@1000ms"))
+# Diff depth: spot `depth` (1 s) and `depth@100ms`; USD-M futures also 0/250/500 ms.
+DIFF_DEPTH_STREAMS = ("depth", "depth@100ms", "depth@1000ms", "depth@0ms", "depth@250ms",
+                      "depth@500ms")
+# The REST hosts of Binance's market stream hosts (anything else: the stream's own host).
+REST_HOSTS = {"stream.binance.com": "https://api.binance.com",
+              "data-stream.binance.vision": "https://data-api.binance.vision",
+              "fstream.binance.com": "https://fapi.binance.com",
+              "stream.testnet.binance.vision": "https://testnet.binance.vision"}
 
 
 # ---------------------------------------------------------------- venue schemas (keys = JSON keys)
@@ -63,6 +74,16 @@ class PartialDepth(Struct, gc=False):
     asks: list[tuple[str, str]]
 
 
+class DiffDepth(Struct, gc=False):
+    s: str                        # symbol, upper case
+    U: UpdateId                   # first update id in the event
+    u: UpdateId                   # final update id in the event
+    b: list[tuple[str, str]]      # bids to update [price, qty]; qty 0 deletes the level
+    a: list[tuple[str, str]]      # asks to update
+    E: EpochMs = 0                # event time, ms
+    pu: int = -1                  # USD-M futures: the previous event's u (-1: spot, none)
+
+
 class Envelope(Struct, gc=False):
     """Every field any Binance frame type might carry at the top level, all optional: enough to
     tell combined from raw, data from control, and which typed decoder to run next."""
@@ -81,6 +102,7 @@ _trade_envelope = msgspec.json.Decoder(_TradeEnvelope)
 _book_ticker = msgspec.json.Decoder(BookTicker)
 _trade = msgspec.json.Decoder(Trade)
 _partial_depth = msgspec.json.Decoder(PartialDepth)
+_diff_depth = msgspec.json.Decoder(DiffDepth)
 envelope = msgspec.json.Decoder(Envelope)
 # '"': a combined bookTicker frame ends with `"}}` (a trade with `true}}`, a depth with `]]}}`).
 _QUOTE = 34
@@ -105,15 +127,19 @@ class BinanceJsonAdapter(AdapterBase):
     venue = VENUE_BINANCE
     ping_interval_s = 0.0                 # the server pings; picows answers
     max_connection_age_s = 24 * 3600.0    # the server closes connections at 24 h
-    STREAMS = ("bookTicker", "trade") + PARTIAL_DEPTH_STREAMS
+    STREAMS = ("bookTicker", "trade") + PARTIAL_DEPTH_STREAMS + DIFF_DEPTH_STREAMS
+    DEPTH_STREAMS = DIFF_DEPTH_STREAMS
 
-    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True, depth=None):
         super().__init__(instruments, streams, log_skipped, fast_path)
+        self._depth = depth                # the feed's DepthFeed (None: diff depth not kept)
         self._fast = "bookTicker" in self.streams or "trade" in self.streams
         self._by_stream_symbol = {ins.symbol.lower(): self._by_symbol[self.symbol_key(ins.symbol)]
                                   for ins in self.instruments}
         self._handlers = {"bookTicker": self._on_book_ticker, "trade": self._on_trade}
         self._handlers.update(dict.fromkeys(PARTIAL_DEPTH_STREAMS, self._on_partial_depth))
+        if depth is not None:
+            self._handlers.update(dict.fromkeys(DIFF_DEPTH_STREAMS, self._on_diff_depth))
         # A raw partial-depth frame names no symbol: usable only with a single instrument.
         self._only = self._by_symbol[self.symbol_key(self.instruments[0].symbol)] \
             if len(self.instruments) == 1 else None
@@ -213,6 +239,8 @@ class BinanceJsonAdapter(AdapterBase):
                 return self._on_book_ticker(payload, None, payload, sink)
             if e == "trade":
                 return self._on_trade(payload, None, payload, sink)
+            if e == "depthUpdate" and self._depth is not None:
+                return self._on_diff_depth(payload, None, payload, sink)
             if e == "" and env.lastUpdateId is not UNSET:
                 if self._only is None:
                     return self._skip("unknown_symbol", payload)
@@ -272,3 +300,65 @@ class BinanceJsonAdapter(AdapterBase):
         sink.emit(i, MD_BBO | MD_SNAPSHOT, u, bp, bq, ap, aq, 0, 0, 0, 0)
         self._counts["data"] += 1
         return 1
+
+    # ------------------------------------------------------------------ diff depth
+    def _on_diff_depth(self, raw, ent, payload, sink) -> int:
+        d = _diff_depth.decode(raw)
+        if ent is None:
+            ent = self._by_symbol.get(d.s)
+            if ent is None:
+                return self._skip("unknown_symbol", payload)
+        bids = _levels(d.b, ent)
+        asks = _levels(d.a, ent)
+        if bids is None or asks is None:
+            return self._skip("precision", payload)
+        self._depth.on_diff(ent[0], d.U, d.u, d.pu, bids, asks, d.E * MS)
+        self._counts["data"] += 1    # a copy the book drops still proves the connection alive
+        return 1
+
+    @staticmethod
+    def rest_base(md_url: str) -> str:
+        """The REST base URL beside market stream URL `md_url`: Binance's own hosts map to
+        their REST hosts (REST_HOSTS), any other host (the simulator) answers on the same
+        host and port (ws -> http, wss -> https)."""
+        u = urlsplit(md_url)
+        if u.hostname in REST_HOSTS:
+            return REST_HOSTS[u.hostname]
+        scheme = {"ws": "http", "wss": "https"}.get(u.scheme, u.scheme)
+        return f"{scheme}://{u.netloc}"
+
+    @staticmethod
+    def depth_snapshot_url(rest_base: str, instrument, limit: int) -> str:
+        """GET /api/v3/depth (spot) or /fapi/v1/depth (a USD-M host) for one instrument."""
+        base = rest_base.rstrip("/")
+        path = "/fapi/v1/depth" if "fapi" in (urlsplit(base).hostname or "") else "/api/v3/depth"
+        return f"{base}{path}?symbol={instrument.symbol.upper()}&limit={limit}"
+
+    def decode_depth_snapshot(self, body: bytes, i: int):
+        """(lastUpdateId, bids, asks) of a REST depth answer for instrument i, levels as
+        (px, qty) mantissas. Raises ValueError naming what is wrong."""
+        try:
+            d = _partial_depth.decode(body)
+        except DECODE_ERRORS as e:
+            raise ValueError(f"depth snapshot: {e}: {bytes(body[:200])!r}") from None
+        ent = self._by_symbol[self.symbol_key(self.instruments[i].symbol)]
+        bids = _levels(d.bids, ent)
+        asks = _levels(d.asks, ent)
+        if bids is None or asks is None:
+            raise ValueError("depth snapshot: a price or quantity off the instrument's grid")
+        return d.lastUpdateId, bids, asks
+
+
+def _levels(levels, ent) -> list[tuple[int, int]] | None:
+    """[(px, qty)] mantissas of `[[price, qty], ...]`; None when a number is not usable."""
+    _, pc, qc, pe, qe = ent
+    out = []
+    for p, q in levels:
+        try:
+            px, qty = pc[p], qc[q]
+        except KeyError:
+            px, qty = lookup(pc, p, pe), lookup(qc, q, qe)
+        if (px | qty) < 0:
+            return None
+        out.append((px, qty))
+    return out
