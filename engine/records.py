@@ -33,7 +33,8 @@ MD_SNAPSHOT = 4     # the book values are a full snapshot (not a delta)
 MD_STALE = 8        # the feed marks the instrument's stream stale (quoter pulls quotes)
 MD_FRESH = 16       # the stream is fresh again after a stale mark
 MD_DEPTH = 32       # one L2 level changed: trade_side = SIDE_* of the level, trade_px its price,
-                    # trade_qty its new size (0: gone); only in backtest captures so far
+                    # trade_qty its new size (0: gone); only in the backtest's records (with
+                    # MD_SNAPSHOT: a level of a REST snapshot, which replaces the feed's book)
 MD_DEPTH_BOOK = 64  # the depth board's book of the instrument changed (update_id: its book id;
                     # bid/ask: its top); with MD_STALE: the L2 book lost sync (a gap), quotes
                     # are pulled until the same with MD_FRESH (resynced from a snapshot)

@@ -19,11 +19,6 @@ def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool 
 
     lat = latency.of(cfg, latency_from)         # ValueError naming what is missing, first
 
-    strategy = getattr(cfg.quoter, cfg.quoter.strategy, None)
-    if getattr(strategy, "fair_value", "") == "depth_imbalance":
-        raise ValueError(f"quoter.{cfg.quoter.strategy}.fair_value: depth_imbalance reads the "
-                         f"feed's L2 book (the depth board), which mm backtest does not replay "
-                         f"yet; backtest with mid or micro")
     for warning in _config_vs_captures(cfg, captures):
         echo(f"mm backtest: warning: {warning}", file=sys.stderr)
     t0 = time.perf_counter()

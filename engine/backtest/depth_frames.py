@@ -3,8 +3,9 @@ not timed). The live feed does not subscribe to these streams yet; the captures 
 
 Read: diff-depth events (`depthUpdate`, spot `@depth[@100ms]` and USD-M `@depth@0ms`, combined
 or raw) and the REST snapshot hftbacktest's collector writes into the stream
-(`{"lastUpdateId":..,"bids":..,"asks":..}`: its levels are set, none cleared). Every level becomes one record (qty 0: the level is
-gone), in frame order, bids first, as hftbacktest's converter orders them. The update-id rules
+(`{"lastUpdateId":..,"bids":..,"asks":..}`: its levels are set, none cleared by the venue's
+book; flagged MD_SNAPSHOT for the feed's, which it replaces). Every level becomes one record
+(qty 0: the level is gone), in frame order, bids first, as hftbacktest's converter orders them. The update-id rules
 (snapshot sync, gaps) are not applied: the capture is replayed as it was received, as
 hftbacktest replays it.
 """
@@ -14,7 +15,7 @@ import msgspec
 from msgspec import Struct
 
 from engine.feed.fixed import FixedError, parse_fixed
-from engine.records import MD_DEPTH, SIDE_BUY, SIDE_SELL
+from engine.records import MD_DEPTH, MD_SNAPSHOT, SIDE_BUY, SIDE_SELL
 
 MS = 1_000_000
 
@@ -88,6 +89,7 @@ class DepthFrames:
         pexp, qexp = self._exps[i]
         pc, qc = self._px[i], self._qty[i]
         ts_venue = d.E * MS if d.E > 0 else 0
+        kind = MD_DEPTH | MD_SNAPSHOT if payload.startswith(b'{"lastUpdateId"') else MD_DEPTH
         emit = sink.emit
         n = 0
         try:
@@ -103,7 +105,7 @@ class DepthFrames:
                         q = parse_fixed(qty, qexp)
                         if len(qc) < CACHE_MAX:
                             qc[qty] = q
-                    emit(i, MD_DEPTH, 0, 0, 0, 0, 0, p, q, side, ts_venue)
+                    emit(i, kind, 0, 0, 0, 0, 0, p, q, side, ts_venue)
                     n += 1
         except FixedError:
             return n

@@ -144,14 +144,14 @@ class RecordSink:
 def load(paths, cfg, depth: bool | None = None) -> tuple[np.ndarray, dict]:
     """The records of every capture in `paths` for cfg's venue, streams and instruments, and
     what decoding saw (frames per kind, duplicates, the files' time spans). With `depth` (None:
-    when the queue model reads levels, i.e. is not `touch`) and a Binance JSON venue, the depth
-    frames become MD_DEPTH records (depth_frames.py) for the venue's L2 book; without, they are
-    dropped as the live feed drops them."""
+    when the queue model reads levels, i.e. is not `touch`, or feed.streams keep an L2 book)
+    and a Binance JSON venue, the depth frames become MD_DEPTH records (depth_frames.py) for
+    the venue's L2 book and the feed's; without, they are dropped as the live feed drops them."""
     from engine.backtest.depth_frames import DepthFrames
     from engine.feed.venues import make_adapter
 
-    if depth is None:
-        depth = cfg.backtest.queue_model != "touch"
+    if depth is None:       # the venue's queue models or the feed's L2 book read the levels
+        depth = cfg.backtest.queue_model != "touch" or cfg.feed.keeps_depth()
     sink = RecordSink(len(cfg.instruments))
     levels = DepthFrames(cfg.instruments) if depth and cfg.feed.venue == "binance" else None
     kinds: dict[str, int] = {}

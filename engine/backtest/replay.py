@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import numpy as np
 from numba import njit
 
-from engine.backtest import latency, queue, venue
+from engine.backtest import feed_depth, latency, queue, venue
 from engine.backtest.latency import Latencies
 from engine.backtest.venue import (
     ACCT_DTYPE, FILL_LOG_DTYPE, V_KEEP_NS, V_NLOG, V_NREQ, V_OVERFLOW, V_QMODEL, V_RESP_HEAD,
@@ -41,7 +41,8 @@ from engine.quoter.arrays import (
 from engine.quoter.process import TIMER_NS
 from engine.quoter.state import QuoterState
 from engine.records import (
-    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DEPTH, MD_TRADE, ORDER_DTYPE, SIDE_BUY,
+    FILL_DTYPE, FILL_POSITION, FILL_RESUME, MD_BBO, MD_DEPTH, MD_SNAPSHOT, MD_TRADE, ORDER_DTYPE,
+    SIDE_BUY,
 )
 from engine.strategies import model as strategy_model
 
@@ -64,7 +65,8 @@ R_LAST_INT_T = 13   # when the last request reached the venue (they arrive in or
 R_LAST_T = 14
 R_NINTENT = 15      # intent log entries written (the caller empties the log)
 R_LAST_ANS_T = 16   # when the last answer reached the quoter (they arrive in order)
-R_WORDS = 17
+R_DEPTH = 17        # 1: the feed keeps L2 books (a diff-depth stream): the quoter reads them
+R_WORDS = 18
 
 # replay float words (fw)
 F_PNL = 0           # marked PnL after fees at the venue's exact mid, common unit
@@ -154,11 +156,13 @@ def _answer_due(vw, rw, resp_t, alat, cap_r):
 
 @_jit
 def run_chunk(md, tv, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, qlog, book,
-              orders, acct, resp, resp_t, log, olat, alat, s_t, s_pnl, s_real, s_pos, s_mark):
+              orders, acct, resp, resp_t, log, olat, alat, dq, s_t, s_pnl, s_real, s_pos,
+              s_mark):
     """Replay until the next market record is md[k_end] (CHUNK), everything is done (DONE),
     the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW).
     `arrays` is the quoter's state (QuoterArrays) and `want` its strategy's scratch, as the
-    live loop holds them; tv[k] is when the venue sees md[k]; olat / alat the latency draws."""
+    live loop holds them; tv[k] is when the venue sees md[k]; olat / alat the latency draws;
+    dq[j] the feed's L2 book after the depth frame ending at md[j] (feed_depth.frames)."""
     par, g = arrays.par, arrays.g
     n_md = md.shape[0]
     cap_i = ints.shape[0]
@@ -218,8 +222,11 @@ def run_chunk(md, tv, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, 
             rw[R_K] = k
         for j in range(k_md, k):
             r = md[j]
-            if r.kind == MD_DEPTH:
-                continue                  # the venue's: the live quoter reads no depth yet
+            if r.kind & MD_DEPTH:         # the venue's; the feed's book: its frame's sizes
+                if rw[R_DEPTH] != 0 and dq[j, 0] >= 0:
+                    feed_depth.publish(arrays.inst[r.instrument], dq[j, 0], dq[j, 1],
+                                       arrays.cnt)
+                continue
             model.on_md(arrays, r.instrument, r.kind, r.update_id, r.bid_px, r.bid_qty, r.ask_px,
                         r.ask_qty, r.ts, r.ts, t)
         while True:
@@ -274,6 +281,8 @@ class Replay:
     samples: tuple
     tv: np.ndarray                # when the venue sees each market record
     lat: Latencies
+    dq: np.ndarray                # the feed's book per record (feed_depth.frames; empty
+                                  # without a diff-depth stream)
     fills: list = field(default_factory=list)
     intents: list = field(default_factory=list)     # ORDER_DTYPE arrays, ts_published = when
     requests: list = field(default_factory=list)    # what reached the venue, ts_published = when
@@ -284,7 +293,7 @@ class Replay:
         return (md, self.tv, k_end, self.rw, self.fw, self.vw, self.st.arrays, self.st.want,
                 self.st.out, self.ints, self.ints_t, self.ilog, self.qlog, self.book,
                 self.orders, self.acct, self.resp, self.resp_t, self.log, self.lat.order_ns,
-                self.lat.answer_ns, *self.samples)
+                self.lat.answer_ns, self.dq, *self.samples)
 
 
 def venue_times(md: np.ndarray, mode: str) -> np.ndarray:
@@ -314,6 +323,25 @@ def venue_times(md: np.ndarray, mode: str) -> np.ndarray:
     return np.maximum.accumulate(ts - lag)
 
 
+def _feed_books(cfg, md: np.ndarray) -> np.ndarray:
+    """What the feed's L2 books give the quoter after each depth frame (feed_depth.frames),
+    when feed.streams keep them (else nothing: R_DEPTH is 0)."""
+    if not cfg.feed.keeps_depth() or len(md) == 0:
+        return np.zeros((0, 2), np.int64)
+    dq = np.full((len(md), 2), -1, np.int64)
+    n = len(cfg.instruments)
+    books = np.zeros(n, feed_depth.FBOOK_DTYPE)
+    books["tick"] = [inst.tick for inst in cfg.instruments]
+    kind, inst = np.asarray(md["kind"]), np.asarray(md["instrument"])
+    snap = ((kind & MD_DEPTH) != 0) & ((kind & MD_SNAPSHOT) != 0)
+    for i in range(n):               # a capture without REST snapshots: synced from its start
+        books["synced"][i] = not snap[inst == i].any()
+    q = cfg.quoter
+    levels = np.full(n, getattr(getattr(q, q.strategy, None), "depth_levels", 1), np.int64)
+    feed_depth.frames(md, books, levels, dq, np.zeros(n, np.int64), np.zeros(n, np.int64))
+    return dq
+
+
 def prepare(cfg, md: np.ndarray, lat: Latencies | None = None) -> Replay:
     """A replay of `md` (market_data.REC_DTYPE) for cfg: the quoter resumed, flat, at the first
     record's time; order ids from 1. `lat`: the latencies (default: latency.of(cfg))."""
@@ -339,6 +367,10 @@ def prepare(cfg, md: np.ndarray, lat: Latencies | None = None) -> Replay:
     samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.float64),
                np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
                np.zeros((SAMPLES, n), np.int64))
+    dq = _feed_books(cfg, md)
+    rw[R_DEPTH] = int(len(dq) > 0)
+    if cfg.feed.keeps_depth():        # as the live quoter: not quoted before the depth is known
+        st.inst["depth_stale"] = 1
     acct = np.zeros(n, ACCT_DTYPE)
     acct["maker_fee"] = [inst.maker_fee for inst in instruments]
     acct["taker_fee"] = [inst.taker_fee for inst in instruments]
@@ -348,7 +380,7 @@ def prepare(cfg, md: np.ndarray, lat: Latencies | None = None) -> Replay:
                np.zeros(ORDER_TABLE, VORDER_DTYPE), acct,
                np.zeros(ANSWER_FIFO, FILL_DTYPE),
                np.zeros(ANSWER_FIFO, np.int64), np.zeros(FILL_LOG, FILL_LOG_DTYPE), samples,
-               venue_times(md, bt.feed_latency), lat)
+               venue_times(md, bt.feed_latency), lat, dq)
     for i in range(n):                # what the sender tells a starting quoter: flat, go
         model.on_fill(st.arrays, i, FILL_POSITION, 0, 0, 0, 0, 0, 0, t0)
     model.on_fill(st.arrays, 0, FILL_RESUME, 0, 0, 0, 0, 0, 0, t0)

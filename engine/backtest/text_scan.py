@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
-from engine.records import MD_BBO, MD_DEPTH, MD_TRADE, SIDE_BUY, SIDE_SELL
+from engine.records import MD_BBO, MD_DEPTH, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL
 
 # scan() status
 DONE, FULL, FALLBACK, BAD_LINE = 0, 1, 2, 3
@@ -214,7 +214,7 @@ def _levels(b, i, end):
 
 
 @_jit
-def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts, tv):
+def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts, tv, kind):
     """The levels of a checked array at b[i] as MD_DEPTH records from out[n]: the new n, or -1
     when a decimal is not ours (nothing is kept then: the caller rolls back)."""
     i += 1
@@ -239,7 +239,7 @@ def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts, tv):
         r.trade_px = px
         r.trade_qty = qty
         r.instrument = inst
-        r.kind = MD_DEPTH
+        r.kind = kind
         r.trade_side = side
         r.ts_venue = tv
         n += 1
@@ -409,7 +409,7 @@ def _line(b, p, end, ts, shift, flags, table, keys, klen, pexp, qexp, book_ids, 
         if inst < 0:
             return -1
         return _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts,
-                      _venue_ns(E, shift))
+                      _venue_ns(E, shift), MD_DEPTH | MD_SNAPSHOT)
     if depth_event:
         if not (flags & F_DEPTH) or sym0 < 0 or lb < 0 or la < 0:
             return -1
@@ -417,7 +417,7 @@ def _line(b, p, end, ts, shift, flags, table, keys, klen, pexp, qexp, book_ids, 
         if inst < 0:
             return -1
         r = _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts,
-                   _venue_ns(E, shift))
+                   _venue_ns(E, shift), MD_DEPTH)
         if r >= 0:
             st[S_DEPTH_LAST] = inst
         return r
@@ -509,17 +509,18 @@ def _put(r, ts, uid, bp, bq, ap, aq, tp, tq, inst, kind, side, tv):
 
 
 @_jit
-def _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts, tv):
+def _depth(b, lb, la, end, inst, pexp, qexp, st, sink_book, out, n, ts, tv, kind):
     """Bids then asks of one depth frame as MD_DEPTH records (update id 0: the sink keeps each
     one and its last book id becomes 0, as RecordSink does)."""
     _, nb = _levels(b, lb, end)
     _, na = _levels(b, la, end)
     if n + nb + na > len(out):
         return -2 if nb + na <= len(out) else -1
-    n1 = _emit_levels(b, lb, end, pexp[inst], qexp[inst], inst, SIDE_BUY, out, n, ts, tv)
+    n1 = _emit_levels(b, lb, end, pexp[inst], qexp[inst], inst, SIDE_BUY, out, n, ts, tv, kind)
     if n1 < 0:
         return -1
-    n2 = _emit_levels(b, la, end, pexp[inst], qexp[inst], inst, SIDE_SELL, out, n1, ts, tv)
+    n2 = _emit_levels(b, la, end, pexp[inst], qexp[inst], inst, SIDE_SELL, out, n1, ts, tv,
+                      kind)
     if n2 < 0:
         return -1
     if n2 > n:

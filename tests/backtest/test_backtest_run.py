@@ -140,11 +140,55 @@ def test_backtest_png_legends_cover_nothing(corpus, tmp_path, monkeypatch):
         assert legend.get_window_extent().x0 >= ax.get_window_extent().x1, ax.get_ylabel()
 
 
-def test_depth_imbalance_is_refused_not_quoted_around_the_mid(corpus, tmp_path):
-    """The backtest does not replay the feed's L2 book: a strategy asking for it is refused,
-    naming the field, rather than run on a fair value it did not ask for."""
-    cfg = tmp_path / "mm.toml"
-    cfg.write_text('[feed]\nstreams = ["bookTicker", "trade", "depth@100ms"]\n'
-                   '[quoter.glft]\nfair_value = "depth_imbalance"\n')
-    p = _mm("backtest", str(corpus / CAPTURE), "--config", str(cfg), "--quiet")
-    assert p.returncode == 2 and "quoter.glft.fair_value: depth_imbalance" in p.stderr
+@pytest.mark.parametrize("capture,pexp,qexp", [
+    ("binance/hftbacktest_spot_btcusdt_20240808.head.txt", -2, -5),
+    ("binance/hftbacktest_usdm_btcusdt_20240808.head.txt", -1, -3)])
+def test_a_depth_strategy_reads_the_feeds_book_as_the_live_feed_keeps_it(corpus, tmp_path,
+                                                                        capture, pexp, qexp):
+    """With a diff-depth stream the backtest gives the quoter the feed's L2 book as the live
+    depth board does (feed_depth.py): at the end of the capture the sizes of the best
+    depth_levels levels equal those of the live feed's own book (engine/feed/depth_book.py,
+    fed the same frames by its adapter); nothing is quoted before the snapshot; the imbalance
+    moves the quotes away from the mid strategy's."""
+    from engine.backtest import replay, report
+    from engine.instruments import Instrument
+    from engine.records import MD_DEPTH, MD_SNAPSHOT
+    from tests.feed.decode_support import hftbacktest_frames
+    from tests.feed.test_depth_corpus import depth_adapter
+
+    text = ('[feed]\nstreams = ["bookTicker", "trade", "depth@100ms"]\n'
+            '[quoter]\nstrategy = "fixed_spread"\n'
+            '[quoter.fixed_spread]\nfair_value = "{fv}"\ndepth_levels = 3\n'
+            '[[instruments]]\nsymbol = "BTCUSDT"\nbase = "BTC"\nquote = "USDT"\n'
+            f'tick_size = "{10.0 ** pexp:.{-pexp}f}"\nlot_size = "{10.0 ** qexp:.{-qexp}f}"\n')
+    runs = {}
+    for fv in ("depth_imbalance", "mid"):
+        path = tmp_path / f"{fv}.toml"
+        path.write_text(text.format(fv=fv))
+        cfg = load(path, env={})
+        md, _ = market_data.load([corpus / capture], cfg)
+        runs[fv] = (md, replay.run(replay.prepare(cfg, md), md))
+    md, r = runs["depth_imbalance"]
+    # the live feed's book after the same frames
+    adapter, feed, probe, sink = depth_adapter([Instrument(symbol="BTCUSDT", price_exp=pexp,
+                                                           qty_exp=qexp)])
+    book = feed.books[0]
+    for frame in hftbacktest_frames(corpus / capture):
+        if frame.startswith(b'{"lastUpdateId"'):
+            book.on_snapshot(*probe.decode_depth_snapshot(frame, 0))
+        else:
+            adapter.decode(memoryview(frame), False, sink)
+    bids, asks = book.top(3)
+    s = r.st.inst[0]
+    assert int(s["depth_bid_qty"]) == sum(q for _, q in bids) > 0
+    assert int(s["depth_ask_qty"]) == sum(q for _, q in asks) > 0
+    assert int(s["depth_stale"]) == 0
+    depth = md[(md["kind"] & MD_DEPTH) != 0]
+    snap = depth[(depth["kind"] & MD_SNAPSHOT) != 0]
+    assert len(snap) > 0
+    sent = report.intents_of(r)
+    assert len(sent) > 0 and sent["ts_published"][0] >= snap["ts"][0]
+    cnt = dict(zip(report.COUNTER_NAMES, r.st.cnt.tolist()))
+    assert 0 < cnt["depth_reads"] <= len(np.unique(depth["ts"]))
+    mid = report.intents_of(runs["mid"][1])
+    assert sent[["price", "side"]].tolist() != mid[["price", "side"]].tolist()
