@@ -1,13 +1,13 @@
-"""Binance depth frames of a capture -> MD_DEPTH records for the backtest's L2 book (set-up,
-not timed). The live feed does not subscribe to these streams yet; the captures have them.
+"""Binance depth frames of a capture -> MD_DEPTH records for the backtest's L2 books, the
+venue's and the feed's (set-up, not timed).
 
 Read: diff-depth events (`depthUpdate`, spot `@depth[@100ms]` and USD-M `@depth@0ms`, combined
 or raw) and the REST snapshot hftbacktest's collector writes into the stream
 (`{"lastUpdateId":..,"bids":..,"asks":..}`: its levels are set, none cleared by the venue's
 book; flagged MD_SNAPSHOT for the feed's, which it replaces). Every level becomes one record
-(qty 0: the level is gone), in frame order, bids first, as hftbacktest's converter orders them. The update-id rules
-(snapshot sync, gaps) are not applied: the capture is replayed as it was received, as
-hftbacktest replays it.
+(qty 0: the level is gone), in frame order, bids first, as hftbacktest's converter orders
+them. The update-id rules (snapshot sync, gaps) are not applied: the capture is replayed as it
+was received, as hftbacktest replays it.
 """
 from __future__ import annotations
 

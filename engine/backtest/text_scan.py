@@ -229,19 +229,7 @@ def _emit_levels(b, i, end, exp_p, exp_q, inst, side, out, n, ts, tv, kind):
         qty = _decimal(b, q0, q1, exp_q)
         if px < 0 or qty < 0 or n >= len(out):
             return -1
-        r = out[n]
-        r.ts = ts
-        r.update_id = 0
-        r.bid_px = 0
-        r.bid_qty = 0
-        r.ask_px = 0
-        r.ask_qty = 0
-        r.trade_px = px
-        r.trade_qty = qty
-        r.instrument = inst
-        r.kind = kind
-        r.trade_side = side
-        r.ts_venue = tv
+        _put(out[n], ts, 0, 0, 0, 0, 0, px, qty, inst, kind, side, tv)
         n += 1
         i = q1 + 2                   # past `"]`
         if b[i] == _COMMA:

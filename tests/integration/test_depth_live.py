@@ -8,41 +8,23 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 import time
 
-import msgspec
 import numpy as np
 import pytest
 
-from engine.config import EngineConfig, dump_json
-from engine.control import Control
 from engine.feed.fixed import parse_fixed
 from engine.feed.http_get import http_get
-from engine.records import (DEPTH_DTYPE, DEPTH_LEVELS, MD_BBO, MD_DEPTH_BOOK, MD_DTYPE,
-                            MD_FRESH, MD_STALE)
+from engine.records import DEPTH_DTYPE, DEPTH_LEVELS, MD_BBO, MD_DEPTH_BOOK, MD_FRESH, MD_STALE
 from engine.ring import Ring
 from engine.ring.board import Board
+from tests.support.feed_process import start_feed
 from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 60
 GAP_TIMEOUT_S = 10
-
-
-def _start_feed(tmp_path, instance: str, url: str):
-    cfg = EngineConfig(instance=instance)
-    cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
-        cfg.feed, url=url, streams=("bookTicker", "depth@100ms"), stale_after_ms=5000))
-    path = tmp_path / "cfg.json"
-    path.write_bytes(dump_json(cfg))
-    ring = Ring.open(instance, "md", MD_DTYPE, cfg.rings.md.capacity, cfg.rings.md.policy,
-                     role="consumer")
-    ctl = Control.open(instance)
-    feed = subprocess.Popen([sys.executable, "-m", "engine.cli", "feed", "--config", str(path)],
-                            stderr=subprocess.PIPE, text=True)
-    return cfg, ring, ctl, feed
 
 
 def _read_until(ring: Ring, feed, done, timeout_s: float) -> np.ndarray:
@@ -71,7 +53,9 @@ async def _snapshot(rest_url: str, symbol: str) -> tuple[dict, int]:
 
 def test_a_depth_gap_is_counted_marked_stale_and_resynced_from_one_snapshot(tmp_path, instance):
     with SimThread(event_rate=300, trade_rate=30, seed=23) as sim:
-        cfg, ring, ctl, feed = _start_feed(tmp_path, instance, sim.md_url)
+        cfg, ring, ctl, feed = start_feed(tmp_path, instance, sim.md_url,
+                                          streams=("bookTicker", "depth@100ms"),
+                                          stale_after_ms=5000)
         board = None
         try:
             n = len(cfg.instruments)

@@ -4,40 +4,23 @@ SIGTERM. Also: an empty feed.url is refused with a clear message."""
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
 
-import msgspec
 import numpy as np
 import pytest
 
 from engine.exit_codes import EXIT_KILLED
 
-from engine.config import EngineConfig, dump_json
+from engine.config import EngineConfig
 from engine.control import KILL_OPERATOR, Control
 from engine.feed.process import COUNTERS, run
 from engine.latency.histogram import HistogramSet
-from engine.records import MD_BBO, MD_DTYPE
+from engine.records import MD_BBO
 from engine.ring import Ring
+from tests.support.feed_process import start_feed
 from tests.support.sim_thread import SimThread
 
 START_TIMEOUT_S = 60
-
-
-def _start_feed(tmp_path, instance: str, url: str, idle: str = ""):
-    cfg = EngineConfig(instance=instance)
-    cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(cfg.feed, url=url,
-                                                                    stale_after_ms=1000,
-                                                                    idle=idle))
-    path = tmp_path / "cfg.json"
-    path.write_bytes(dump_json(cfg))
-    ring = Ring.open(instance, "md", MD_DTYPE, cfg.rings.md.capacity, cfg.rings.md.policy,
-                     role="consumer")
-    ctl = Control.open(instance)
-    feed = subprocess.Popen([sys.executable, "-m", "engine.cli", "feed", "--config", str(path)],
-                            stderr=subprocess.PIPE, text=True)
-    return cfg, ring, ctl, feed
 
 
 def _wait_running_with_data(ctl: Control, feed, ring: Ring) -> np.ndarray:
@@ -67,7 +50,7 @@ def _reap(feed) -> None:
 @pytest.mark.parametrize("how", ["kill_switch", "sigterm"])
 def test_feed_process_runs_and_stops_cleanly(tmp_path, instance, how):
     with SimThread(event_rate=300, trade_rate=30) as sim:
-        cfg, ring, ctl, feed = _start_feed(tmp_path, instance, sim.md_url)
+        cfg, ring, ctl, feed = start_feed(tmp_path, instance, sim.md_url)
         try:
             recs = _wait_running_with_data(ctl, feed, ring)
             info = ctl.role_info("feed")
@@ -110,7 +93,7 @@ def test_a_busy_spin_feed_polls_its_sockets_without_sleeping(tmp_path, instance)
     from engine.ring.idle import IDLE_WORDS
 
     with SimThread(event_rate=50, trade_rate=5) as sim:
-        cfg, ring, ctl, feed = _start_feed(tmp_path, instance, sim.md_url, idle="busy-spin")
+        cfg, ring, ctl, feed = start_feed(tmp_path, instance, sim.md_url, idle="busy-spin")
         try:
             _wait_running_with_data(ctl, feed, ring)
             assert ctl.role_info("feed")["idle"] == IDLE_WORDS["busy-spin"]
