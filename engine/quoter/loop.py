@@ -42,6 +42,7 @@ from engine.quoter.model import (
     ack_reset, any_quote, check_timers, kill_all, on_board, on_fill, on_md, read_depth,
     requote_dirty,
 )
+from engine.records import FILL_POSITION, FILL_RESET, FILL_RESUME
 from engine.ring.idle import nb_idle_warm
 
 LOOP_SLICE, LOOP_STOPPED, LOOP_KILLED = 0, 1, 2
@@ -137,7 +138,10 @@ def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, 
         if avail > 0:
             for k in range(avail):
                 f = fill_slots[nb_ring_read_index(fill_hdr, k)]
-                if hist[H_FILL_TO_READ] != 0 and f.ts_received != 0:   # stamped at the put
+                # the hand-off of answers to orders (stamped at the put): not the start-up's
+                # position and resume records, published before the quoter runs
+                if hist[H_FILL_TO_READ] != 0 and f.ts_received != 0 and \
+                        f.kind != FILL_POSITION and f.kind != FILL_RESUME and f.kind != FILL_RESET:
                     nb_hist_record(hist[H_FILL_TO_READ], now - f.ts_received)
                 on_fill(arrays, f.instrument, f.kind, f.order_id, f.side, f.price, f.qty,
                         f.leaves_qty, f.error_code, now)
