@@ -144,3 +144,58 @@ async def wait_until(cond, what: str, timeout_s: float = WAIT_S) -> None:
         if asyncio.get_running_loop().time() > deadline:
             raise AssertionError(f"not within {timeout_s} s: {what}")
         await asyncio.sleep(0.001)
+
+
+def run_recovery_over_websocket(venue: str, dialect, ins, streams):
+    """A real StreamGroup (two connections, the venue's adapter) against BookServer: synced from
+    the subscription's snapshot, a lost change is a gap, the feed re-subscribes on both
+    connections, the new snapshot makes the book fresh and equal to the server's. Returns
+    (gap -> fresh ns, the server's received frames)."""
+    from engine.feed.config import FeedConfig
+    from engine.feed.connection import StreamGroup
+    from engine.feed.depth_feed import DepthFeed
+    from engine.feed.venues import make_adapter
+    from engine.records import MD_FRESH, MD_STALE
+
+    async def main():
+        async with BookServer(dialect) as server:
+            fc = FeedConfig(venue=venue, url=f"ws://127.0.0.1:{server.port}/ws/v5/public",
+                            streams=streams, connections=2, stale_after_ms=60_000)
+            sink = GroupSink()
+            probe = make_adapter(venue, ins, streams)
+            depth = DepthFeed(ins, probe, fc.effective_rest_url(), 0, sink)
+            group = StreamGroup(fc.url, lambda: make_adapter(venue, ins, streams, depth=depth),
+                                sink, fc)
+            depth.resubscribe = group.resubscribe
+            book = depth.books[0]
+            await group.start()
+            try:
+                await wait_until(lambda: server.subscribed() == 2 and book.synced, "synced")
+                for k in range(5):
+                    server.change(k)
+                await wait_until(lambda: book.update_id == server.seq, "deltas applied")
+                assert book.gaps == 0 and book.applied == 5
+                server.lose_next()
+                server.change(5)                     # reaches nobody
+                server.change(6)                     # does not continue the book: a gap
+                await wait_until(lambda: any(k & MD_FRESH for k, _ in sink.times), "fresh")
+                stale = [t for k, t in sink.times if k & MD_STALE]
+                fresh = [t for k, t in sink.times if k & MD_FRESH]
+                assert len(stale) == 1 and len(fresh) == 1 and stale[0] < fresh[0]
+                assert book.synced and book.gaps == 1 and book.resyncs == 1
+                # the book is the server's, and follows it on
+                for k in range(7, 12):
+                    server.change(k)
+                await wait_until(lambda: book.update_id == server.seq, "deltas after resync")
+                px = 10 ** -ins[0].pexp // 10
+                assert book.levels() == ({p * px: q for p, q in server.bids.items()},
+                                         {p * px: q for p, q in server.asks.items()})
+                assert depth.resubscribes == 1 and server.snapshots_sent == 4
+                c = depth.counters()
+                assert c["depth_unsynced"] == 0 and c["depth_resync_us_last"] > 0
+                return fresh[0] - stale[0], list(server.received)
+            finally:
+                await group.stop()
+                await depth.close()
+
+    return asyncio.run(main())
