@@ -71,7 +71,7 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
         "depth_checksum_failures": ("depth_checksum_failures", "OKX: books whose checksum "
                                                                "did not match (a gap)"),
         "depth_rewinds": ("depth_rewinds", "Bybit/OKX: books that dropped 64 events in a row "
-                                           "(the venue's ids went back: a gap)"),
+                                           "for 1 s (the venue's ids went back: a gap)"),
         "depth_resubscribes": ("depth_resubscribes", "Bybit/OKX: book channels re-subscribed "
                                                      "for a new snapshot after a gap"),
         "data": ("frames_data", "frames that carried book data"),

@@ -27,7 +27,8 @@ re-subscribing. Bybit: u goes up by exactly 1 per message; a snapshot with u == 
 service restart and overwrites. OKX: prevSeqId must equal the book's seqId (an idle repeat has
 seqId == prevSeqId: nothing to apply); each message's CRC32 checksum of the best 25 levels must
 match the book, else it is a gap too. A synced book that drops REWIND_DROPS events in a row
-while applying none is a gap as well (the venue's ids went back, e.g. OKX maintenance).
+over REWIND_NS while applying none is a gap as well (the venue's ids went back, e.g. OKX
+maintenance; a slower connection's backlog of copies is dropped in milliseconds).
 
 Prices and quantities are int64 mantissas (engine/feed/fixed.py), levels [(px, qty), ...].
 Each side keeps a dict price -> qty and a sorted list of its prices (bids negated, so both lists
@@ -38,6 +39,7 @@ from __future__ import annotations
 import zlib
 from bisect import bisect_left
 from operator import itemgetter
+from time import perf_counter_ns
 from typing import Sequence
 
 # on_diff / on_snapshot results
@@ -49,7 +51,9 @@ SYNCED = 4        # the snapshot (and the buffered events after it) made the boo
 TOO_OLD = 5       # the snapshot is older than the first buffered event: fetch another
 
 MAX_BUFFER = 10_000   # diff events kept while unsynced (a snapshot round trip at 100 ms: ~10)
-REWIND_DROPS = 64     # in-stream venues: this many drops in a row, nothing applied: ids went back
+REWIND_DROPS = 64     # in-stream venues: this many drops in a row, nothing applied, ...
+REWIND_NS = 1_000_000_000   # ... over at least this long: the venue's ids went back (a slow
+                            # connection's backlog of copies drains in far less)
 
 
 class BinanceRules:
@@ -204,6 +208,8 @@ class DepthBook:
         self._buffer: list[tuple] = []
         self._ever_synced = False
         self._drops_in_a_row = 0
+        self._drops_since_ns = 0       # when the current run of drops began
+        self.rewind_ns = REWIND_NS
         # counters
         self.gaps = self.resyncs = self.snapshots = self.too_old = 0
         self.buffered = self.dropped = self.applied = self.buffer_overflows = 0
@@ -220,8 +226,11 @@ class DepthBook:
             return BUFFERED
         r = self._apply(first_id, last_id, prev_id, bids, asks, checksum)
         if r == DROPPED and self._rewind_drops:
-            self._drops_in_a_row += 1
-            if self._drops_in_a_row >= self._rewind_drops:
+            n = self._drops_in_a_row = self._drops_in_a_row + 1
+            if n == 1:
+                self._drops_since_ns = perf_counter_ns()
+            elif n >= self._rewind_drops \
+                    and perf_counter_ns() - self._drops_since_ns >= self.rewind_ns:
                 self.rewinds += 1       # the venue's ids went back: only a snapshot helps
                 r = GAP
         if r == GAP:
