@@ -202,6 +202,9 @@ def check(cfg: EngineConfig) -> None:
             raise ConfigError(str(e)) from None
     strategy = getattr(cfg.quoter, cfg.quoter.strategy, None)
     if getattr(strategy, "fair_value", "") == "depth_imbalance" and not cfg.feed.keeps_depth():
+        from engine.feed.venues import ADAPTERS
+
+        book = getattr(ADAPTERS.get(cfg.feed.venue), "DEPTH_STREAMS", ()) or ("depth@100ms",)
         raise ConfigError(f"quoter.{cfg.quoter.strategy}.fair_value: depth_imbalance needs the "
-                          f"feed's L2 book: add a diff-depth stream (\"depth@100ms\") to "
-                          f"feed.streams, got {list(cfg.feed.streams)}")
+                          f"feed's L2 book: add one of {list(book)} to feed.streams "
+                          f"(feed.venue {cfg.feed.venue!r}), got {list(cfg.feed.streams)}")

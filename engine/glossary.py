@@ -43,11 +43,14 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                                 "2 timed out, 3 DNS, 4 TLS, 5 HTTP status, "
                                                 "6 reset, 7 other"),
         "connect_http_status": ("last_http_status", "the HTTP status the upgrade got, if any"),
-        # diff depth (feed.streams has "depth@100ms"): summed over the instruments' L2 books
-        "depth_gaps": ("depth_gaps", "diff-depth events that did not continue the L2 book: it "
-                                     "was marked stale and resynced from a snapshot"),
+        # L2 books (feed.streams has "depth@100ms", "orderbook.50", "books"...): summed over
+        # the instruments' books
+        "depth_gaps": ("depth_gaps", "depth events that did not continue the L2 book (or failed "
+                                     "its checksum): it was marked stale and resynced from a "
+                                     "snapshot"),
         "depth_resyncs": ("depth_resyncs", "L2 books synced again from a snapshot after a gap"),
-        "depth_snapshots": ("depth_snapshots", "REST depth snapshots applied or refused"),
+        "depth_snapshots": ("depth_snapshots", "depth snapshots (REST or in the stream) applied "
+                                               "or refused"),
         "depth_snapshots_too_old": ("depth_snapshots_too_old", "snapshots older than the first "
                                                                "buffered event (fetched again)"),
         "depth_buffered": ("depth_events_buffered", "diff events kept while a book waited for "
@@ -65,6 +68,12 @@ COUNTERS: dict[str, dict[str, tuple[str, str]]] = {
                                                          "time, microseconds"),
         "depth_resync_us_max": ("depth_resync_us_max", "the same, the longest, microseconds"),
         "depth_unsynced": ("depth_unsynced", "L2 books waiting for a snapshot now"),
+        "depth_checksum_failures": ("depth_checksum_failures", "OKX: books whose checksum "
+                                                               "did not match (a gap)"),
+        "depth_rewinds": ("depth_rewinds", "Bybit/OKX: books that dropped 64 events in a row "
+                                           "for 1 s (the venue's ids went back: a gap)"),
+        "depth_resubscribes": ("depth_resubscribes", "Bybit/OKX: book channels re-subscribed "
+                                                     "for a new snapshot after a gap"),
         "data": ("frames_data", "frames that carried book data"),
         "control": ("frames_control", "subscription answers, pongs and the like"),
         "error": ("frames_venue_error", "error messages from the venue"),

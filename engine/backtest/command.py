@@ -18,6 +18,12 @@ def backtest(cfg, captures: list[str], out_dir: Path | None = None, plots: bool 
     from engine.backtest import latency, market_data, replay, report
 
     lat = latency.of(cfg, latency_from)         # ValueError naming what is missing, first
+    if cfg.feed.keeps_depth() and cfg.feed.venue != "binance":
+        # the L2 book is rebuilt from Binance diff-depth frames only (depth_frames.py): a
+        # depth-reading quoter would wait for a book that never comes
+        raise ValueError(f"feed.streams: mm backtest rebuilds the feed's L2 book from Binance "
+                         f"diff-depth frames only; feed.venue {cfg.feed.venue!r} with "
+                         f"{list(cfg.feed.streams)} is not replayed (drop its book stream)")
 
     for warning in _config_vs_captures(cfg, captures):
         echo(f"mm backtest: warning: {warning}", file=sys.stderr)

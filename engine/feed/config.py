@@ -37,9 +37,11 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
     capture_queue: PositiveInt = 65536  # frames buffered for the capture thread before counting drops
     rest_url: HttpUrl = ""        # REST base for diff-depth snapshots (GET /api/v3/depth); "" =
                                   # derived from url: Binance's stream hosts -> their REST hosts,
-                                  # any other host (the simulator) -> the same host and port
+                                  # any other host (the simulator) -> the same host and port.
+                                  # Bybit, OKX: not used (their snapshots come in the stream)
     depth_snapshot_limit: Annotated[int, Meta(ge=5, le=5000)] = 1000  # levels per snapshot
-                                  # (Binance weight: 50 up to 1000, 250 above)
+                                  # (Binance weight: 50 up to 1000, 250 above; Bybit's and OKX's
+                                  # depth is in the stream's name: orderbook.200, books)
     core: Core = -1               # CPU to pin to (-1: chosen by the layout)
     idle: Literal["", "epoll", "busy-spin"] = ""  # how it waits for frames: epoll (its sockets
                                   # wake it) | busy-spin (polls them without sleeping; only on a
@@ -56,7 +58,8 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
         if self.reconnect_cap_s < self.reconnect_base_s:
             raise ConfigError(f"feed.reconnect_cap_s: expected >= reconnect_base_s "
                               f"({self.reconnect_base_s}), got {self.reconnect_cap_s}")
-        rest = urlsplit(self.effective_rest_url()) if self.keeps_depth() and self.url else None
+        rest = urlsplit(self.effective_rest_url()) \
+            if self.keeps_depth() and self.url and self._depth_over_rest() else None
         if rest is not None and (rest.scheme not in ("http", "https") or not rest.hostname):
             raise ConfigError(f"feed.rest_url: diff depth needs an http(s) REST base for its "
                               f"snapshots; none derives from feed.url {self.url!r}")
@@ -71,8 +74,16 @@ class FeedConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_field
 
         return bool(depth_streams(self.venue, self.streams))
 
+    def _depth_over_rest(self) -> bool:
+        from engine.feed.venues import depth_in_stream
+
+        return not depth_in_stream(self.venue)
+
     def effective_rest_url(self) -> str:
-        """rest_url, or the REST base the venue's adapter derives from url."""
+        """rest_url, or the REST base the venue's adapter derives from url ("" for a venue
+        whose book snapshots come in the stream: Bybit, OKX)."""
+        if not self._depth_over_rest():
+            return ""
         if self.rest_url:
             return self.rest_url.rstrip("/")
         from engine.feed.venues import ADAPTERS

@@ -345,6 +345,18 @@ class StreamGroup:
     def connections(self) -> list[FeedConnection]:
         return [c for s in self.slots for c in s.connections()]
 
+    def resubscribe(self, i: int) -> int:
+        """Send the adapter's `depth_resubscribe_frames(i)` (unsubscribe + subscribe instrument
+        i's book channel: the venue sends a new snapshot) on every open connection; returns how
+        many were asked. Off the frame path (the depth feed calls it after a gap)."""
+        asked = 0
+        for c in self.connections():
+            if c.transport is not None and not c.closed:
+                for frame in c.adapter.depth_resubscribe_frames(i):
+                    c.transport.send(_TEXT, frame)
+                asked += 1
+        return asked
+
     def delivering(self) -> int:
         """How many open connections have delivered data."""
         return sum(1 for c in self.connections() if c.first_data_ns and not c.closed)

@@ -48,14 +48,14 @@ def adapter_factory(cfg: "EngineConfig", depth: DepthFeed | None = None):
 
 def open_depth(cfg: "EngineConfig", sink) -> DepthFeed | None:
     """The feed's L2 books and the depth board when feed.streams has a diff-depth stream."""
-    from engine.feed.venues import ADAPTERS, has_bbo_stream
+    from engine.feed.venues import has_bbo_stream, make_adapter
     from engine.records import DEPTH_DTYPE
     from engine.ring.board import Board
 
     fc = cfg.feed
     if not fc.keeps_depth():
         return None
-    probe = ADAPTERS[fc.venue](cfg.instruments, fc.streams, fast_path=False)
+    probe = make_adapter(fc.venue, cfg.instruments, fc.streams, fast_path=False)
     board = Board.open(cfg.instance, len(cfg.instruments), DEPTH_DTYPE, "depth")
     return DepthFeed(cfg.instruments, probe, fc.effective_rest_url(), fc.depth_snapshot_limit,
                      sink, board, emit_bbo=not has_bbo_stream(fc.venue, fc.streams))
@@ -103,6 +103,8 @@ class FeedAgent(agent.Agent):
             self.capture = FrameCapture(fc.capture_path, fc.capture_queue)
             life.closing.callback(self._close_capture)
         self.group = StreamGroup(fc.url, self.new_adapter, self.sink, fc, self.capture)
+        if self.depth is not None and self.depth.rules.in_stream:
+            self.depth.resubscribe = self.group.resubscribe   # a gap: ask for a new snapshot
 
     def request_stop(self, reason: str) -> None:
         self._stop.set()

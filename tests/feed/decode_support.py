@@ -40,6 +40,20 @@ class ListSink:
         self.events.append(Event(*args))
 
 
+class NotifySink(ListSink):
+    """MdSink with the depth feed's extra call (`notify`: MD_DEPTH_BOOK records, kept in
+    `notes`)."""
+    ts_arrival = 0
+
+    def __init__(self):
+        super().__init__()
+        self.notes: list[tuple] = []
+
+    def notify(self, *args) -> None:
+        assert len(args) == 8
+        self.notes.append(args)
+
+
 def instruments(*symbols: str, exp: int = -8) -> list[Instrument]:
     return [Instrument(symbol=s, price_exp=exp, qty_exp=exp) for s in symbols]
 

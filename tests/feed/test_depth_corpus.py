@@ -15,22 +15,9 @@ from engine.feed.depth_book import APPLIED, GAP, SYNCED, DepthBook
 from engine.feed.depth_feed import DepthFeed
 from engine.feed.venues import make_adapter
 from engine.instruments import Instrument
-from tests.feed.decode_support import ListSink, cryptofeed_frames, hftbacktest_frames
+from tests.feed.decode_support import NotifySink, cryptofeed_frames, hftbacktest_frames
 
 STREAMS = ("bookTicker", "trade", "depth@100ms")
-
-
-class NotifySink(ListSink):
-    """MdSink with the depth feed's extra call."""
-    ts_arrival = 0
-
-    def __init__(self):
-        super().__init__()
-        self.notes: list[tuple] = []
-
-    def notify(self, *args) -> None:
-        assert len(args) == 8
-        self.notes.append(args)
 
 
 def depth_adapter(instruments, streams=STREAMS):

@@ -120,6 +120,13 @@ def test_layout_refuses_realtime_spinner(tmp_path):
     ('[feed]\ndepth_snapshot_limit = 6000\n', "feed.depth_snapshot_limit: expected"),
     ('[feed]\nstreams = ["depth@100ms"]\nurl = "wss://"\n',
      "feed.rest_url: diff depth needs an http(s) REST base"),
+    ('[feed]\nvenue = "bybit"\n[quoter.fixed_spread]\nfair_value = "depth_imbalance"\n'
+     '[quoter]\nstrategy = "fixed_spread"\n',
+     "quoter.fixed_spread.fair_value: depth_imbalance needs the feed's L2 book: add one of "
+     "['orderbook.50', 'orderbook.200', 'orderbook.500', 'orderbook.1000'] to feed.streams"),
+    ('[feed]\nvenue = "okx"\nstreams = ["bbo-tbt", "books5"]\n',
+     "feed.streams: OkxAdapter supports ['bbo-tbt', 'trades', 'books', 'books-l2-tbt', "
+     "'books50-l2-tbt']"),
 ])
 def test_errors_name_the_field_and_the_fix(tmp_path, text, message):
     """A wrong choice lists the valid ones; a number meant as a decimal says to quote it."""

@@ -1,10 +1,14 @@
 """Venue adapters (one module per venue) and the registry the feed process picks from.
 
 `make_adapter(FeedConfig.venue, instruments, streams)` builds one adapter per connection; every
-adapter implements engine.feed.adapter.VenueAdapter. A venue with diff depth (Binance JSON: its
-DEPTH_STREAMS) also takes `depth=` (the feed's one DepthFeed, shared by the connections) and
-names its REST side: `rest_base(md_url)`, `depth_snapshot_url(rest, instrument, limit)`,
-`decode_depth_snapshot(body, i)` (engine/feed/depth_feed.py uses them).
+adapter implements engine.feed.adapter.VenueAdapter. A venue with an L2 book stream (its
+DEPTH_STREAMS: Binance JSON diff depth, Bybit orderbook.50.., OKX books) also takes `depth=`
+(the feed's one DepthFeed, shared by the connections) and names its sequence rules,
+DEPTH_RULES (engine/feed/depth_book.py). Where the snapshots come over REST (Binance) it names
+that side: `rest_base(md_url)`, `depth_snapshot_url(rest, instrument, limit)`,
+`decode_depth_snapshot(body, i)`; where they come in the stream (Bybit, OKX) it names
+`depth_resubscribe_frames(i)`, the frames that make the venue send instrument i's snapshot
+again (engine/feed/depth_feed.py uses them).
 
     stream_url(base_url) -> str         full URL (Binance: combined /stream?streams=...)
     subscribe_frames() -> list[bytes]   text frames to send once connected (Bybit, OKX)
@@ -70,6 +74,13 @@ def depth_streams(name: str, streams) -> tuple[str, ...]:
     cls = ADAPTERS.get(name)
     known = getattr(cls, "DEPTH_STREAMS", ())
     return tuple(s for s in streams if s in known)
+
+
+def depth_in_stream(name: str) -> bool:
+    """True when venue `name` sends its book snapshots in the stream (its adapter's
+    DEPTH_RULES.in_stream: Bybit, OKX): no REST base is needed for depth."""
+    rules = getattr(ADAPTERS.get(name), "DEPTH_RULES", None)
+    return bool(rules is not None and rules.in_stream)
 
 
 def has_bbo_stream(name: str, streams) -> bool:

@@ -46,6 +46,21 @@ def top_level(levels, ent) -> tuple[int, int]:
         return lookup(pc, lv[0], pe), lookup(qc, lv[1], qe)
 
 
+def mantissa_levels(levels, ent) -> list[tuple[int, int]] | None:
+    """[(px, qty)] mantissas of `[[price, qty], ...]`; None when a number is not usable."""
+    _, pc, qc, pe, qe = ent
+    out = []
+    for p, q in levels:
+        try:
+            px, qty = pc[p], qc[q]
+        except KeyError:
+            px, qty = lookup(pc, p, pe), lookup(qc, q, qe)
+        if (px | qty) < 0:
+            return None
+        out.append((px, qty))
+    return out
+
+
 class AdapterBase:
     """Common state of a venue adapter; one instance per connection.
 

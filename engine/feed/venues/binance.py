@@ -17,7 +17,9 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, lookup
+from engine.feed.depth_book import BINANCE
 from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
+from engine.feed.venues._base import mantissa_levels as _levels
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -129,6 +131,7 @@ class BinanceJsonAdapter(AdapterBase):
     max_connection_age_s = 24 * 3600.0    # the server closes connections at 24 h
     STREAMS = ("bookTicker", "trade") + PARTIAL_DEPTH_STREAMS + DIFF_DEPTH_STREAMS
     DEPTH_STREAMS = DIFF_DEPTH_STREAMS
+    DEPTH_RULES = BINANCE              # U/u/pu, snapshots over REST (engine/feed/depth_book.py)
 
     def __init__(self, instruments, streams, log_skipped=None, fast_path=True, depth=None):
         super().__init__(instruments, streams, log_skipped, fast_path)
@@ -347,18 +350,3 @@ class BinanceJsonAdapter(AdapterBase):
         if bids is None or asks is None:
             raise ValueError("depth snapshot: a price or quantity off the instrument's grid")
         return d.lastUpdateId, bids, asks
-
-
-def _levels(levels, ent) -> list[tuple[int, int]] | None:
-    """[(px, qty)] mantissas of `[[price, qty], ...]`; None when a number is not usable."""
-    _, pc, qc, pe, qe = ent
-    out = []
-    for p, q in levels:
-        try:
-            px, qty = pc[p], qc[q]
-        except KeyError:
-            px, qty = lookup(pc, p, pe), lookup(qc, q, qe)
-        if (px | qty) < 0:
-            return None
-        out.append((px, qty))
-    return out

@@ -1,4 +1,8 @@
-"""Bybit v5 public streams: `orderbook.1` (best bid/ask, snapshot + delta) and `publicTrade`.
+"""Bybit v5 public streams: `orderbook.1` (best bid/ask, snapshot + delta), `publicTrade`, and the
+L2 book `orderbook.{50|200|500|1000}` (handed to the feed's DepthFeed, engine/feed/depth_feed.py,
+which keeps it by BYBIT's rules in engine/feed/depth_book.py: the snapshot comes in the stream,
+`u` goes up by 1 per message, u == 1 is a service restart; after a gap the feed re-subscribes
+the topic with `depth_resubscribe_frames` and Bybit sends a new snapshot).
 
 orderbook.1 semantics (Bybit docs `v5/websocket/public/orderbook.mdx`, corpus tardis/hftbacktest):
 a `snapshot` replaces the top level; a `delta` lists changed levels per side: qty "0" deletes the
@@ -20,13 +24,16 @@ import msgspec
 from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
+from engine.feed.depth_book import BYBIT
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, mantissa_levels, top_level
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BYBIT
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
 EpochMs = Annotated[int, Meta(ge=0, le=INT64_MAX // 1_000_000)]
 MS = 1_000_000
 ARGS_PER_SUBSCRIBE = 10  # spot allows at most 10 topics per subscribe request
+# The L2 book topics (levels per side); 500 is in Bybit's historical dumps (and the corpus).
+DEPTH_STREAMS = ("orderbook.50", "orderbook.200", "orderbook.500", "orderbook.1000")
 
 
 class BookData(Struct, gc=False):
@@ -78,12 +85,17 @@ class BybitAdapter(AdapterBase):
     venue = VENUE_BYBIT
     ping_interval_s = 20.0        # the docs ask for a ping every 20 s
     max_connection_age_s = 1e9
-    STREAMS = ("orderbook.1", "publicTrade")
+    STREAMS = ("orderbook.1", "publicTrade") + DEPTH_STREAMS
+    DEPTH_STREAMS = DEPTH_STREAMS
+    DEPTH_RULES = BYBIT
     category = "spot"
 
-    def __init__(self, instruments, streams, log_skipped=None, fast_path=True):
+    def __init__(self, instruments, streams, log_skipped=None, fast_path=True, depth=None):
         super().__init__(instruments, streams, log_skipped, fast_path)
         self._handlers = {"orderbook.1": self._on_book, "publicTrade": self._on_trades}
+        self._depth = depth                # the feed's DepthFeed (None: the L2 book not kept)
+        if depth is not None:
+            self._handlers.update(dict.fromkeys(DEPTH_STREAMS, self._on_depth))
         n = len(self.instruments)
         # Per instrument: [bid_px, bid_qty, ask_px, ask_qty], None until its first snapshot.
         self._top = [None] * n
@@ -104,6 +116,13 @@ class BybitAdapter(AdapterBase):
 
     def ping_frame(self) -> bytes | None:
         return b'{"op":"ping"}'
+
+    def depth_resubscribe_frames(self, i: int) -> list[bytes]:
+        """Unsubscribe + subscribe instrument i's book topics: Bybit then sends a snapshot."""
+        topics = [f"{s}.{self.instruments[i].symbol}" for s in self.streams
+                  if s in DEPTH_STREAMS]
+        return [msgspec.json.encode({"req_id": f"mm-{op}-{i}", "op": op, "args": topics})
+                for op in ("unsubscribe", "subscribe")]
 
     # ------------------------------------------------------------------ frames
     def decode(self, payload, binary: bool, sink) -> int:
@@ -175,6 +194,23 @@ class BybitAdapter(AdapterBase):
             return self._skip("crossed", payload)
         sink.emit(i, kind, u, bp, bq, ap, aq, 0, 0, 0, m.ts * MS)
         self._counts["data"] += 1
+        return 1
+
+    def _on_depth(self, m: Push, ent, payload, sink) -> int:
+        d = m.data
+        if type(d) is not BookData:
+            return self._skip("malformed", payload)
+        bids = mantissa_levels(d.b, ent)
+        asks = mantissa_levels(d.a, ent)
+        if bids is None or asks is None:
+            return self._skip("precision", payload)
+        if m.type == "delta":
+            self._depth.on_diff(ent[0], d.u, d.u, -1, bids, asks, m.ts * MS)
+        elif m.type == "snapshot":
+            self._depth.on_snapshot(ent[0], d.u, bids, asks, m.ts * MS)
+        else:
+            return self._skip("unknown", payload)
+        self._counts["data"] += 1    # a copy the book drops still proves the connection alive
         return 1
 
     def _on_trades(self, m: Push, ent, payload, sink) -> int:
