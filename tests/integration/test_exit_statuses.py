@@ -107,10 +107,15 @@ def test_0_asked_for_stop_with_every_order_gone(tmp_path, instance):
     assert "rate_limited=" not in rep.stdout and "unknown_intents=" not in rep.stdout
 
 
+# a run whose market data never connects ends with its --duration: long enough for the
+# processes to start and the feed to try (numba's cache is warm by then in the suite)
+MD_NEVER_S = 6
+
+
 def test_1_market_data_refused_names_the_cause(tmp_path, instance):
     md = f"ws://127.0.0.1:{_closed_port()}"
     with SimThread() as sim:
-        out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), 10)
+        out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), MD_NEVER_S)
     assert out.returncode == 1, out.stderr[-3000:]
     assert f"result: market data never connected to {md}: connection refused (" in out.last, \
         out.last
@@ -120,7 +125,7 @@ def test_1_market_data_refused_names_the_cause(tmp_path, instance):
 def test_1_market_data_upgrade_refused_names_the_http_status(tmp_path, instance):
     with _HttpRefuser(404) as http, SimThread() as sim:
         md = f"ws://127.0.0.1:{http.port}"
-        out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), 10)
+        out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), MD_NEVER_S)
     assert out.returncode == 1, out.stderr[-3000:]
     assert (f"market data never connected to {md}: the WebSocket upgrade was answered with "
             f"HTTP 404 (") in out.last, out.last
@@ -135,7 +140,7 @@ def test_1_market_data_that_never_answers_is_timed_out(tmp_path, instance):
     try:
         md = f"ws://127.0.0.1:{silent.getsockname()[1]}"
         with SimThread() as sim:
-            out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), 10,
+            out = _run(tmp_path, instance, _env(MM_MD_URL=md, MM_ORDER_URL=sim.api_url), MD_NEVER_S,
                        "--config", str(cfg))
     finally:
         silent.close()
