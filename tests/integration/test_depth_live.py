@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import subprocess
 import time
 
 import numpy as np
@@ -18,7 +17,7 @@ from engine.feed.http_get import http_get
 from engine.records import DEPTH_DTYPE, DEPTH_LEVELS, MD_BBO, MD_DEPTH_BOOK, MD_FRESH, MD_STALE
 from engine.ring import Ring
 from engine.ring.board import Board
-from tests.support.feed_process import start_feed
+from tests.support.feed_process import start_feed, stop_feed
 from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.slow
@@ -112,14 +111,4 @@ def test_a_depth_gap_is_counted_marked_stale_and_resynced_from_one_snapshot(tmp_
             print(f"resync: {resync_ns / 1e6:.2f} ms from the stale mark to the fresh one; a "
                   f"snapshot round trip from the test: {rtt_ns / 1e6:.2f} ms")
         finally:
-            if board is not None:
-                board.close()
-            if feed.poll() is None:
-                feed.terminate()
-                try:
-                    feed.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    feed.kill()
-                    feed.wait()
-            ring.close()
-            ctl.close()
+            stop_feed(feed, board, ring, ctl)

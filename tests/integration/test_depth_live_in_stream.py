@@ -24,6 +24,7 @@ from engine.ring import Ring
 from engine.ring.board import Board
 from tests.feed.book_server import BookServer
 from tests.feed.test_depth_bybit import BybitDialect
+from tests.support.feed_process import stop_feed
 
 pytestmark = pytest.mark.slow
 
@@ -126,14 +127,4 @@ def test_the_feed_process_heals_a_bybit_gap_by_re_subscribing(tmp_path, instance
             print(f"bybit via mm feed: {resync_ns / 1e6:.2f} ms from the stale mark to the "
                   f"fresh one (re-subscribed, loopback)")
         finally:
-            if board is not None:
-                board.close()
-            if feed.poll() is None:
-                feed.terminate()
-                try:
-                    feed.wait(timeout=15)
-                except subprocess.TimeoutExpired:
-                    feed.kill()
-                    feed.wait()
-            ring.close()
-            ctl.close()
+            stop_feed(feed, board, ring, ctl)

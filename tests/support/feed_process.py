@@ -27,3 +27,18 @@ def start_feed(tmp_path, instance: str, url: str, **feed):
     proc = subprocess.Popen([sys.executable, "-m", "engine.cli", "feed", "--config", str(path)],
                             stderr=subprocess.PIPE, text=True)
     return cfg, ring, ctl, proc
+
+
+def stop_feed(proc: subprocess.Popen, *segments) -> None:
+    """SIGTERM the feed (SIGKILL if it has not gone in 15 s), then close `segments` (rings,
+    boards, control; None skipped)."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    for s in segments:
+        if s is not None:
+            s.close()
