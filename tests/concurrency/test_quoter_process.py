@@ -249,13 +249,17 @@ def test_a_fill_wakes_the_parked_quoter(engine):
     while not fills.consumer_parked and time.monotonic() < deadline:
         time.sleep(0.001)
     assert fills.consumer_parked
+    # read again right before the push: under the suite's load the test can be descheduled
+    # past the 100 ms park after the loop above, and an awake quoter is owed no wake-up
+    parked = fills.consumer_parked
     t0 = time.perf_counter_ns()
     fills.push(_fill(0, FILL_POSITION, qty=0))
     fills.push(_fill(1, FILL_POSITION, qty=0))
     fills.push(_fill(0, FILL_RESUME))
     first = _read(orders, 4)
     assert col(first, "update_id") == [101] * 4
-    assert fills.stats()["wakes"] > wakes          # the fills ring's producer woke it
+    if parked:
+        assert fills.stats()["wakes"] > wakes      # the fills ring's producer woke it
     # well inside the 100 ms park: not served by the timeout
     assert col(first, "ts_published")[0] - t0 < 50_000_000
 
