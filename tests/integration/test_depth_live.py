@@ -15,28 +15,14 @@ import pytest
 from engine.feed.fixed import parse_fixed
 from engine.feed.http_get import http_get
 from engine.records import DEPTH_DTYPE, DEPTH_LEVELS, MD_BBO, MD_DEPTH_BOOK, MD_FRESH, MD_STALE
-from engine.ring import Ring
 from engine.ring.board import Board
-from tests.support.feed_process import start_feed, stop_feed
+from tests.support.feed_process import read_until, start_feed, stop_feed
 from tests.support.sim_thread import SimThread
 
 pytestmark = pytest.mark.slow
 
 START_TIMEOUT_S = 60
 GAP_TIMEOUT_S = 10
-
-
-def _read_until(ring: Ring, feed, done, timeout_s: float) -> np.ndarray:
-    deadline = time.monotonic() + timeout_s
-    got = []
-    while time.monotonic() < deadline:
-        assert feed.poll() is None, f"feed exited early: {feed.stderr.read()}"
-        got.append(ring.pop_many().copy())
-        recs = np.concatenate(got)
-        if done(recs):
-            return recs
-        time.sleep(0.01)
-    pytest.fail(f"not seen within {timeout_s} s")
 
 
 def _depth(recs: np.ndarray, i: int) -> np.ndarray:
@@ -59,13 +45,13 @@ def test_a_depth_gap_is_counted_marked_stale_and_resynced_from_one_snapshot(tmp_
         try:
             n = len(cfg.instruments)
             # synced: every instrument's depth published, fresh from its first snapshot
-            _read_until(ring, feed, lambda r: all(len(_depth(r, i)) >= 3 for i in range(n)),
+            read_until(ring, feed, lambda r: all(len(_depth(r, i)) >= 3 for i in range(n)),
                         START_TIMEOUT_S)
             board = Board.open(instance, n, DEPTH_DTYPE, "depth")
             before = ctl.counter_values("feed")
             assert before["depth_gaps"] == 0 and before["depth_snapshots"] >= n
             sim.drop_depth_events(1)
-            recs = _read_until(ring, feed, lambda r: any(
+            recs = read_until(ring, feed, lambda r: any(
                 np.any(_depth(r, i)["kind"] & MD_FRESH) for i in range(n)), GAP_TIMEOUT_S)
             i = next(i for i in range(n) if np.any(_depth(recs, i)["kind"] & MD_FRESH))
             d = _depth(recs, i)

@@ -24,7 +24,7 @@ from engine.ring import Ring
 from engine.ring.board import Board
 from tests.feed.book_server import BookServer
 from tests.feed.test_depth_bybit import BybitDialect
-from tests.support.feed_process import stop_feed
+from tests.support.feed_process import read_until, stop_feed
 
 pytestmark = pytest.mark.slow
 
@@ -59,18 +59,6 @@ class ServerThread:
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(10)
 
 
-def _read_until(ring: Ring, feed, done, timeout_s: float, got: list) -> np.ndarray:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        assert feed.poll() is None, f"feed exited early: {feed.stderr.read()}"
-        got.append(ring.pop_many().copy())
-        recs = np.concatenate(got)
-        if done(recs):
-            return recs
-        time.sleep(0.005)
-    pytest.fail(f"not seen within {timeout_s} s")
-
-
 def _depth0(recs: np.ndarray) -> np.ndarray:
     return recs[(recs["instrument"] == 0) & ((recs["kind"] & MD_DEPTH_BOOK) != 0)]
 
@@ -92,17 +80,17 @@ def test_the_feed_process_heals_a_bybit_gap_by_re_subscribing(tmp_path, instance
         board = None
         got: list = []
         try:
-            _read_until(ring, feed, lambda r: len(_depth0(r)) >= 1 and
+            read_until(ring, feed, lambda r: len(_depth0(r)) >= 1 and
                         st.call(venue.subscribed) == 2, START_TIMEOUT_S, got)
             for k in range(3):
                 st.call(venue.change, k)
             seq = st.call(lambda: venue.seq)
-            _read_until(ring, feed, lambda r: _depth0(r)["update_id"].max() == seq,
+            read_until(ring, feed, lambda r: _depth0(r)["update_id"].max() == seq,
                         GAP_TIMEOUT_S, got)
             st.call(venue.lose_next)
             st.call(venue.change, 3)
             st.call(venue.change, 4)          # does not continue the book: a gap
-            recs = _read_until(ring, feed, lambda r: np.any(_depth0(r)["kind"] & MD_FRESH),
+            recs = read_until(ring, feed, lambda r: np.any(_depth0(r)["kind"] & MD_FRESH),
                                GAP_TIMEOUT_S, got)
             d = _depth0(recs)
             stale = np.flatnonzero(d["kind"] & MD_STALE)

@@ -1,11 +1,15 @@
-"""A feed process (`mm feed`) started against a market URL for a test, with the md ring and the
-control segment it writes opened on the test's side (the caller stops and reaps it)."""
+"""A feed process (`mm feed`) for a test: started against a market URL with the md ring and the
+control segment it writes opened on the test's side, read until a condition, stopped and
+reaped."""
 from __future__ import annotations
 
 import subprocess
 import sys
+import time
 
 import msgspec
+import numpy as np
+import pytest
 
 from engine.config import EngineConfig, dump_json
 from engine.control import Control
@@ -42,3 +46,18 @@ def stop_feed(proc: subprocess.Popen, *segments) -> None:
     for s in segments:
         if s is not None:
             s.close()
+
+
+def read_until(ring, proc: subprocess.Popen, done, timeout_s: float, got: list | None = None):
+    """The md records read from `ring` (kept in `got`, also across calls) until done(records)
+    holds; fails the test after timeout_s or when the feed exits first."""
+    got = [] if got is None else got
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"feed exited early: {proc.stderr.read()}"
+        got.append(ring.pop_many().copy())
+        recs = np.concatenate(got)
+        if done(recs):
+            return recs
+        time.sleep(0.005)
+    pytest.fail(f"not seen within {timeout_s} s")
