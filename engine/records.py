@@ -161,13 +161,18 @@ def packer(dtype: np.dtype, with_seq: bool = False) -> struct.Struct:
     per-field numpy assignment. engine/ring/ring.py's RecordWriter and RecordReader use them."""
     fields = sorted(((f[1], n, f[0]) for n, f in dtype.fields.items()), key=lambda t: t[0])
     fmt, pos = ("<q" if with_seq else "<"), 8     # seq is at offset 0 either way
+    codes = {"i8": "q", "u8": "Q", "i4": "i", "u4": "I", "i2": "h", "u2": "H", "i1": "b",
+             "u1": "B"}
     for off, name, ft in fields:
         if name == "seq":
             continue
         if off > pos:
             fmt += f"{off - pos}x"
-        fmt += {"i8": "q", "u8": "Q", "i4": "i", "u4": "I", "i2": "h", "u2": "H", "i1": "b", "u1": "B"}[
-            ft.str.lstrip("<|")]
+        if ft.subdtype is not None:          # a fixed array (DEPTH_DTYPE's levels): n values
+            base, shape = ft.subdtype
+            fmt += f"{int(np.prod(shape))}{codes[base.str.lstrip('<|')]}"
+        else:
+            fmt += codes[ft.str.lstrip("<|")]
         pos = off + ft.itemsize
     if dtype.itemsize > pos:
         fmt += f"{dtype.itemsize - pos}x"

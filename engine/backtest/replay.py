@@ -65,8 +65,7 @@ R_LAST_INT_T = 13   # when the last request reached the venue (they arrive in or
 R_LAST_T = 14
 R_NINTENT = 15      # intent log entries written (the caller empties the log)
 R_LAST_ANS_T = 16   # when the last answer reached the quoter (they arrive in order)
-R_DEPTH = 17        # 1: the feed keeps L2 books (a diff-depth stream): the quoter reads them
-R_WORDS = 18
+R_WORDS = 17
 
 # replay float words (fw)
 F_PNL = 0           # marked PnL after fees at the venue's exact mid, common unit
@@ -162,7 +161,8 @@ def run_chunk(md, tv, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, 
     the fill log or the samples need emptying (FLUSH), or a table overflowed (OVERFLOW).
     `arrays` is the quoter's state (QuoterArrays) and `want` its strategy's scratch, as the
     live loop holds them; tv[k] is when the venue sees md[k]; olat / alat the latency draws;
-    dq[j] the feed's L2 book after the depth frame ending at md[j] (feed_depth.frames)."""
+    dq[j] the feed's L2 book after the depth frame ending at md[j] (feed_depth.frames; empty
+    when the feed keeps none)."""
     par, g = arrays.par, arrays.g
     n_md = md.shape[0]
     cap_i = ints.shape[0]
@@ -223,7 +223,7 @@ def run_chunk(md, tv, k_end, rw, fw, vw, arrays, want, out, ints, ints_t, ilog, 
         for j in range(k_md, k):
             r = md[j]
             if r.kind & MD_DEPTH:         # the venue's; the feed's book: its frame's sizes
-                if rw[R_DEPTH] != 0 and dq[j, 0] >= 0:
+                if dq.shape[0] != 0 and dq[j, 0] >= 0:
                     feed_depth.publish(arrays.inst[r.instrument], dq[j, 0], dq[j, 1],
                                        arrays.cnt)
                 continue
@@ -323,9 +323,9 @@ def venue_times(md: np.ndarray, mode: str) -> np.ndarray:
     return np.maximum.accumulate(ts - lag)
 
 
-def _feed_books(cfg, md: np.ndarray) -> np.ndarray:
+def _feed_books(cfg, md: np.ndarray, depth_levels: np.ndarray) -> np.ndarray:
     """What the feed's L2 books give the quoter after each depth frame (feed_depth.frames),
-    when feed.streams keep them (else nothing: R_DEPTH is 0)."""
+    the best depth_levels[i] levels summed, when feed.streams keep them (else empty)."""
     if not cfg.feed.keeps_depth() or len(md) == 0:
         return np.zeros((0, 2), np.int64)
     dq = np.full((len(md), 2), -1, np.int64)
@@ -336,9 +336,8 @@ def _feed_books(cfg, md: np.ndarray) -> np.ndarray:
     snap = ((kind & MD_DEPTH) != 0) & ((kind & MD_SNAPSHOT) != 0)
     for i in range(n):               # a capture without REST snapshots: synced from its start
         books["synced"][i] = not snap[inst == i].any()
-    q = cfg.quoter
-    levels = np.full(n, getattr(getattr(q, q.strategy, None), "depth_levels", 1), np.int64)
-    feed_depth.frames(md, books, levels, dq, np.zeros(n, np.int64), np.zeros(n, np.int64))
+    feed_depth.frames(md, books, depth_levels, dq, np.zeros(n, np.int64),
+                      np.zeros(n, np.int64))
     return dq
 
 
@@ -367,8 +366,7 @@ def prepare(cfg, md: np.ndarray, lat: Latencies | None = None) -> Replay:
     samples = (np.zeros(SAMPLES, np.int64), np.zeros(SAMPLES, np.float64),
                np.zeros(SAMPLES, np.float64), np.zeros((SAMPLES, n), np.int64),
                np.zeros((SAMPLES, n), np.int64))
-    dq = _feed_books(cfg, md)
-    rw[R_DEPTH] = int(len(dq) > 0)
+    dq = _feed_books(cfg, md, np.ascontiguousarray(st.par["depth_levels"]))
     if cfg.feed.keeps_depth():        # as the live quoter: not quoted before the depth is known
         st.inst["depth_stale"] = 1
     acct = np.zeros(n, ACCT_DTYPE)

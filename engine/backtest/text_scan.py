@@ -16,6 +16,7 @@ from __future__ import annotations
 import numpy as np
 from numba import njit
 
+from engine.feed.fixed import INT64_MAX
 from engine.records import MD_BBO, MD_DEPTH, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL
 
 # scan() status
@@ -28,7 +29,7 @@ S_DATA, S_RECORDS, S_DUPES, S_FRAMES, S_DEPTH_FRAMES, S_DEPTH_LEVELS, S_DEPTH_LA
 # flags: the adapter's typed fast path is on (it reads bookTicker or trade); depth frames are read
 F_FAST, F_DEPTH = 1, 2
 
-EPOCH_MS_MAX = (2**63 - 1) // 1_000_000
+EPOCH_MS_MAX = INT64_MAX // 1_000_000     # the adapters' EpochMs bound
 _MAX18 = 10**17          # a mantissa below this can take one more digit without overflow
 _NO = -1
 

@@ -28,7 +28,6 @@ A REST snapshot's URL and JSON are the venue's (the adapter's `depth_snapshot_ur
 from __future__ import annotations
 
 import asyncio
-import struct
 from time import perf_counter_ns
 from typing import Callable, Sequence
 
@@ -38,7 +37,7 @@ from engine import _native as C
 from engine.feed.depth_book import APPLIED, BINANCE, BUFFERED, GAP, SYNCED, DepthBook
 from engine.feed.http_get import HttpError, http_get
 from engine.records import (DEPTH_DTYPE, DEPTH_LEVELS, MD_BBO, MD_DEPTH_BOOK, MD_FRESH,
-                            MD_STALE)
+                            MD_STALE, packer)
 
 # Counter names (the feed's control-segment counters; `mm status` shows them), summed over the
 # instruments: DepthBook's, then the fetches' and the resync times.
@@ -54,23 +53,7 @@ RESUBSCRIBE_WAIT_S = (1.0, 2.0, 5.0, 10.0, 30.0)
 FETCH_TIMEOUT_S = 5.0
 
 
-def _record_struct(dtype: np.dtype) -> struct.Struct:
-    """struct.Struct of a whole DEPTH record (seq first, subarrays flattened), with padding."""
-    fmt, pos = "<", 0
-    codes = {"i8": "q", "u8": "Q", "u4": "I", "u1": "B"}
-    for off, name, ft in sorted((f[1], n, f[0]) for n, f in dtype.fields.items()):
-        if off > pos:
-            fmt += f"{off - pos}x"
-        if ft.subdtype is not None:
-            base, shape = ft.subdtype
-            fmt += f"{int(np.prod(shape))}{codes[base.str.lstrip('<|')]}"
-        else:
-            fmt += codes[ft.str.lstrip("<|")]
-        pos = off + ft.itemsize
-    return struct.Struct(fmt + (f"{dtype.itemsize - pos}x" if dtype.itemsize > pos else ""))
-
-
-_DEPTH_RECORD = _record_struct(DEPTH_DTYPE)
+_DEPTH_RECORD = packer(DEPTH_DTYPE, with_seq=True)   # the whole record, seq (0) first
 _PAD = [0] * DEPTH_LEVELS
 
 

@@ -109,8 +109,9 @@ def _aged(s, p, now):
 @_jit
 def read_depth(board, scratch, arrays):
     """Read the depth board (records.DEPTH_DTYPE; `scratch` a one-record array) for every
-    instrument marked depth_dirty (all of them when `every`): its sync state and the sizes of
-    its best depth_levels levels per side. Returns how many it read."""
+    instrument marked depth_dirty (the loop marks all of them after lost ring records): its
+    sync state and the sizes of its best depth_levels levels per side. Returns how many it
+    read."""
     inst, par, cnt = arrays.inst, arrays.par, arrays.cnt
     arrays.g[G_DEPTH_DIRTY] = 0
     addr = scratch.ctypes.data

@@ -105,8 +105,9 @@ def read_board(board, scratch, arrays, now):
 
 @njit(cache=True, nogil=True, _nrt=False)
 def run_loop(md_hdr, md_slots, fill_hdr, fill_slots, ord_hdr, ord_slots, board, md_scratch,
-             depth_board, depth_scratch, kill_addr, pause_addr, hb_addr, wake_addr, stop, hist, arrays, want, out, words,
-             idle_kind, idle_state, park_ns, warm_ns, slice_ns, timer_ns):
+             depth_board, depth_scratch, kill_addr, pause_addr, hb_addr, wake_addr, stop, hist,
+             arrays, want, out, words, idle_kind, idle_state, park_ns, warm_ns, slice_ns,
+             timer_ns):
     """Run the duty cycle for up to `slice_ns`; returns LOOP_SLICE, LOOP_STOPPED (stop[0] set:
     quotes canceled) or LOOP_KILLED (kill word set: CANCEL_ALL published); a pause (the word at
     `pause_addr`, 0: none) publishes CANCEL_ALL and keeps the loop running. `board` is the book

@@ -99,11 +99,9 @@ class DiffDepth:
     def _event(book: Book, first: int, last: int, bids: dict, asks: dict) -> bytes:
         from engine.sim.api_params import now_ms
 
-        p, q = book.pexp, book.qexp
-        b = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(v, q)}"]' for px, v in bids.items())
-        a = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(v, q)}"]' for px, v in asks.items())
         return (f'{{"e":"depthUpdate","E":{now_ms()},"s":"{book.symbol}","U":{first},'
-                f'"u":{last},"b":[{b}],"a":[{a}]}}').encode()
+                f'"u":{last},"b":{book.levels_json(bids.items())},'
+                f'"a":{book.levels_json(asks.items())}}}').encode()
 
     # -- REST --
     def depth_snapshot(self, symbol: str, limit: int = 100) -> dict:

@@ -177,8 +177,12 @@ class Book:
         return bids, asks
 
     def depth_frame(self, levels: int) -> bytes:
-        p, q = self.pexp, self.qexp
         bids, asks = self.ladder(levels)
-        b = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(qty, q)}"]' for px, qty in bids)
-        a = ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(qty, q)}"]' for px, qty in asks)
-        return f'{{"lastUpdateId":{self.update_id},"bids":[{b}],"asks":[{a}]}}'.encode()
+        return (f'{{"lastUpdateId":{self.update_id},"bids":{self.levels_json(bids)},'
+                f'"asks":{self.levels_json(asks)}}}').encode()
+
+    def levels_json(self, levels) -> str:
+        """`[["price","qty"],...]` of (px, qty) mantissas, as Binance writes depth levels."""
+        p, q = self.pexp, self.qexp
+        return "[" + ",".join(f'["{wire_decimal(px, p)}","{wire_decimal(v, q)}"]'
+                              for px, v in levels) + "]"

@@ -3,8 +3,8 @@ snapshots), the frames they write to subscribers, and the subscriptions market c
 ask for. A part of SimServer (engine/sim/server.py puts the parts together).
 
 Streams: <symbol>@bookTicker, <symbol>@trade, <symbol>@depth<5|10|20>[@100ms] (lowercase
-symbol); diff depth <symbol>@depth[@100ms] is diff_depth.py's. SUBSCRIBE / UNSUBSCRIBE / LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY work on
-any market connection.
+symbol); diff depth <symbol>@depth[@100ms] is diff_depth.py's. SUBSCRIBE / UNSUBSCRIBE /
+LIST_SUBSCRIPTIONS / SET_PROPERTY / GET_PROPERTY work on any market connection.
 
 Known simplifications: the 5 messages/s client limit of market connections is not enforced;
 timeUnit=MICROSECOND is ignored.

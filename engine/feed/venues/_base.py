@@ -46,18 +46,23 @@ def top_level(levels, ent) -> tuple[int, int]:
         return lookup(pc, lv[0], pe), lookup(qc, lv[1], qe)
 
 
-def mantissa_levels(levels, ent) -> list[tuple[int, int]] | None:
-    """[(px, qty)] mantissas of `[[price, qty], ...]`; None when a number is not usable."""
+def mantissa_levels(levels, ent, text: bool = False) -> list[tuple] | None:
+    """[(px, qty)] mantissas of `[[price, qty, ...], ...]` (with `text`: (px, qty, "price:qty")
+    as the venue wrote them, for a checksum); None when a level is short or a number is not
+    usable."""
     _, pc, qc, pe, qe = ent
     out = []
-    for p, q in levels:
+    for lv in levels:
+        if len(lv) < 2:
+            return None
+        p, q = lv[0], lv[1]
         try:
             px, qty = pc[p], qc[q]
         except KeyError:
             px, qty = lookup(pc, p, pe), lookup(qc, q, qe)
         if (px | qty) < 0:
             return None
-        out.append((px, qty))
+        out.append((px, qty, f"{p}:{q}") if text else (px, qty))
     return out
 
 

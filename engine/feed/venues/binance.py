@@ -18,8 +18,7 @@ from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, lookup
 from engine.feed.depth_book import BINANCE
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
-from engine.feed.venues._base import mantissa_levels as _levels
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, mantissa_levels, top_level
 from engine.records import MD_BBO, MD_SNAPSHOT, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_BINANCE
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -311,8 +310,8 @@ class BinanceJsonAdapter(AdapterBase):
             ent = self._by_symbol.get(d.s)
             if ent is None:
                 return self._skip("unknown_symbol", payload)
-        bids = _levels(d.b, ent)
-        asks = _levels(d.a, ent)
+        bids = mantissa_levels(d.b, ent)
+        asks = mantissa_levels(d.a, ent)
         if bids is None or asks is None:
             return self._skip("precision", payload)
         self._depth.on_diff(ent[0], d.U, d.u, d.pu, bids, asks, d.E * MS)
@@ -345,8 +344,8 @@ class BinanceJsonAdapter(AdapterBase):
         except DECODE_ERRORS as e:
             raise ValueError(f"depth snapshot: {e}: {bytes(body[:200])!r}") from None
         ent = self._by_symbol[self.symbol_key(self.instruments[i].symbol)]
-        bids = _levels(d.bids, ent)
-        asks = _levels(d.asks, ent)
+        bids = mantissa_levels(d.bids, ent)
+        asks = mantissa_levels(d.asks, ent)
         if bids is None or asks is None:
             raise ValueError("depth snapshot: a price or quantity off the instrument's grid")
         return d.lastUpdateId, bids, asks

@@ -21,7 +21,7 @@ from msgspec import UNSET, Meta, Raw, Struct
 
 from engine.feed.fixed import INT64_MAX, MALFORMED, lookup, sentinel_kind
 from engine.feed.depth_book import OKX
-from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, top_level
+from engine.feed.venues._base import DECODE_ERRORS, AdapterBase, mantissa_levels, top_level
 from engine.records import MD_BBO, MD_TRADE, SIDE_BUY, SIDE_SELL, VENUE_OKX
 
 UpdateId = Annotated[int, Meta(ge=0, le=INT64_MAX)]
@@ -218,7 +218,8 @@ class OkxAdapter(AdapterBase):
         emitted, skipped = 0, None
         for d in push.data:
             ts = _ms(d.ts)
-            bids, asks = _text_levels(d.bids, ent), _text_levels(d.asks, ent)
+            bids = mantissa_levels(d.bids, ent, text=True)
+            asks = mantissa_levels(d.asks, ent, text=True)
             if ts < 0 or ts > MAX_MS or bids is None or asks is None:
                 skipped = skipped or ("malformed" if ts < 0 or ts > MAX_MS else "precision")
                 continue
@@ -251,25 +252,6 @@ class OkxAdapter(AdapterBase):
             sink.emit(i, MD_TRADE, tid, 0, 0, 0, 0, px, qty, side, ts * MS)
             emitted += 1
         return self._frame_done(emitted, skipped, payload)
-
-
-def _text_levels(levels, ent) -> list[tuple[int, int, str]] | None:
-    """[(px, qty, "price:size")] of `[[price, size, "0", orders], ...]` (the text, as OKX wrote
-    it, for the checksum); None when a number is not usable."""
-    _, pc, qc, pe, qe = ent
-    out = []
-    for lv in levels:
-        if len(lv) < 2:
-            return None
-        p, q = lv[0], lv[1]
-        try:
-            px, qty = pc[p], qc[q]
-        except KeyError:
-            px, qty = lookup(pc, p, pe), lookup(qc, q, qe)
-        if (px | qty) < 0:
-            return None
-        out.append((px, qty, f"{p}:{q}"))
-    return out
 
 
 def _event_kind(event) -> str:
