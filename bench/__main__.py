@@ -56,6 +56,9 @@ def parse(argv=None) -> argparse.Namespace:
     e.add_argument("--e2e-engine-set", action="append", metavar="SECTION.KEY=VALUE",
                    help="a setting of the engine's config (e.g. quoter.warm_us=2000), for A/B "
                         "runs; repeatable")
+    e.add_argument("--e2e-baseline-wake-latency", type=int, metavar="US",
+                   help="the CPU wake-up bound (PM QoS) held for the baselines' turns, as the "
+                        "engine holds its own (default 0: idle CPUs poll; -1: the box's own)")
     e.add_argument("--e2e-venue-cpu", type=int,
                    help="pin the simulator to this core (default -1: not pinned)")
     a = p.parse_args(argv)

@@ -33,6 +33,7 @@ import psutil
 from bench.contenders import (Baseline, Contender, ContenderError, Engine, clean_env,
                               die_with_parent)
 from bench.venue import Venue, VenueError
+from engine.box import wake_latency
 
 SYMBOL = "BTCUSDT"
 ENGINE_TOML = """\
@@ -102,6 +103,10 @@ class Settings:
     against: str = ""             # a git ref: A/B of the working tree's engine and the ref's
     venue_batch_us: float = -1.0  # light venue: events due within this share a write (-1: its
                                   # default, 500 us; 0: one wake-up and write per event)
+    baseline_wake_latency_us: int = 0   # the PM QoS wake-up bound the bench holds for the
+                                  # baselines' turns: the engine holds its own (its config's
+                                  # cpu_wake_latency_us, 0 by default), so every contender runs
+                                  # on a box tuned alike; -1: the box's own setting
 
     @classmethod
     def from_args(cls, args) -> "Settings":
@@ -128,6 +133,8 @@ class Settings:
             s.venue_batch_us = float(args.venue_batch_us)
         if getattr(args, "e2e_venue_cpu", None) is not None:
             s.venue_cpu = int(args.e2e_venue_cpu)
+        if getattr(args, "e2e_baseline_wake_latency", None) is not None:
+            s.baseline_wake_latency_us = int(args.e2e_baseline_wake_latency)
         if getattr(args, "e2e_contenders", None):
             s.contenders = tuple(c.strip() for c in args.e2e_contenders.split(",") if c.strip())
         if getattr(args, "against", None):
@@ -254,6 +261,13 @@ def _turn(c: Contender, run: Run, venue: Venue, s: Settings, progress, repeat: i
     phases = s.phases_of(c.name)
     progress.describe(f"round {repeat + 1}/{s.repeats} · {c.label} · starting")
     venue.set_rate(s.rates[0])
+    # The engine holds its wake-up bound itself (engine/box/wake_latency.py); a baseline is
+    # given the same box by the bench, for its turn only.
+    held = -1
+    if isinstance(c, Baseline) and s.baseline_wake_latency_us >= 0:
+        held, why = wake_latency.hold(s.baseline_wake_latency_us)
+        if why:
+            progress.note(f"[yellow]{c.label}: {why}[/]")
     try:
         c.start(venue.md_url, venue.api_url, backstop_s=s.planned_s() + 300)
         c.wait_ready()
@@ -271,6 +285,8 @@ def _turn(c: Contender, run: Run, venue: Venue, s: Settings, progress, repeat: i
             progress.describe(f"round {repeat + 1}/{s.repeats} · {c.label} · stopping")
             run.exit_status = c.stop()
             _cancel_left(venue, c.label, progress)
+            if held >= 0:
+                os.close(held)
     if run.exit_status not in (0, None) and not run.error:
         run.error = f"{c.label} exit status {run.exit_status}; see {c.log_path}"
         progress.note(f"[yellow]{run.error}[/]")
@@ -298,6 +314,7 @@ def _phase(c: Contender, venue: Venue, rate: int, s: Settings) -> dict:
         "wire_ns": m1["samples"],
         "cpu_s": _venue_own_cpu({p: cpu1[p] - cpu0[p] for p in cpu0 if p in cpu1}, st0, st1),
         "steal_pct": 100 * (steal1 - steal0) / (seconds * psutil.cpu_count()),
+        "wake_bound_us": wake_latency.in_force(),     # the PM QoS bound while it ran
         "engine": _engine_delta(in0, in1) if in0 and in1 and not probed else None,
         # an engine read by bench/against_probe.py: its hops, already in us
         "probe": c.hops_between(in0, in1) if in0 and in1 and probed else None,

@@ -30,7 +30,8 @@ def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupt
     labels = {r.contender: r.label for r in runs}
     summary = figs.summarize(runs, contenders, settings.rates, settings.saturation)
     result = {"settings": asdict(settings),
-              "box": {**figs.box(engine_summary), "venue": settings.venue},
+              "box": {**figs.box(engine_summary), "venue": settings.venue,
+                      "wake_bound_us": _wake_bounds(runs)},
               "interrupted": interrupted, "summary": summary,
               "targets": figs.targets(summary, settings.saturation),
               "errors": [f"round {r.repeat + 1} {r.label}: {r.error}" for r in runs if r.error]}
@@ -51,6 +52,21 @@ def write_outputs(out_dir: Path, settings, runs, engine_summary: dict, interrupt
     _print(result, labels, settings)
     result["files"] = files
     return _finite(result)
+
+
+def _wake_bounds(runs) -> dict[str, list]:
+    """contender -> the PM QoS wake-up bounds read in its phases (each value once)."""
+    out: dict[str, list] = {}
+    for r in runs:
+        for ph in r.phases:
+            seen = out.setdefault(r.contender, [])
+            if ph.get("wake_bound_us", "absent") not in seen + ["absent"]:
+                seen.append(ph["wake_bound_us"])
+    return out
+
+
+def describe_bound(us) -> str:
+    return "unknown" if us is None else ("none" if us >= 1_000_000 else f"{us} us")
 
 
 def _run_json(run) -> dict:
@@ -153,6 +169,11 @@ def _print(result: dict, labels: dict, settings) -> None:
             f"{box['isolated_cores'] or 'none'}), governor {box['governor']}, kernel "
             f"{box['kernel']}, Python {box['python']}")
     c.print(venue_line(box["venue"], s["venue_core_share"], settings.venue_batch_us))
+    if box.get("wake_bound_us"):
+        c.print("CPU wake-up bound in force during the phases (PM QoS, engine/box/"
+                "wake_latency.py): " + ", ".join(
+                    f"{labels.get(n, n)} {' / '.join(describe_bound(v) for v in vs)}"
+                    for n, vs in box["wake_bound_us"].items()))
     if lay:
         c.print("engine layout: " + ", ".join(f"{r}@{core}/{lay['idle'].get(r, 'epoll')}"
                                               for r, core in lay["cores"].items()))

@@ -27,7 +27,7 @@ def _load_config(args):
 def _process(role: str):
     def run(args) -> int:
         from engine import proc
-        from engine.box import core_layout
+        from engine.box import core_layout, wake_latency
 
         cfg, configured = _load_config(args)
         try:  # an operator's drop-in may hand the process its core: MM_CORE, MM_IDLE; else
@@ -46,6 +46,10 @@ def _process(role: str):
         # Process-wide settings that only the process itself can apply, before any work.
         if cfg.lock_memory and (err := proc.lock_memory()):
             proc.log(role, err)
+        # Held until this process exits (the kernel drops the request with the descriptor).
+        _fd, why = wake_latency.hold(cfg.cpu_wake_latency_us)
+        if why:
+            proc.log(role, why)
         mod = __import__(f"engine.{role}.process", fromlist=["run"])
         return mod.run(cfg)
     return run

@@ -94,6 +94,10 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     realtime_priority: Annotated[int, Meta(ge=0, le=99)] = 0  # SCHED_FIFO priority for parking
                                   # processes (0 = off; needs CAP_SYS_NICE)
     lock_memory: bool = False     # mlockall() every process (needs CAP_IPC_LOCK or LimitMEMLOCK)
+    cpu_wake_latency_us: Annotated[int, Meta(ge=-1, le=1_000_000)] = 0  # the CPU wake-up bound
+                                  # feed, quoter and sender hold while they run (PM QoS,
+                                  # /dev/cpu_dma_latency; 0: idle CPUs poll, a parked stage
+                                  # wakes in a few us; -1: the box's own setting)
     metrics_port: Annotated[int, Meta(ge=0, le=65535)] = 9464  # Prometheus endpoint on 127.0.0.1
                                   # during mm run (0 = off)
     latency_ceiling_us: PositiveInt = DEFAULT_LATENCY_CEILING_US  # hop percentiles above this are

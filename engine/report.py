@@ -37,7 +37,8 @@ def machine() -> dict:
 
 
 def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=None,
-                 layout=None, result: str = "", cfg=None, started_ns: int = 0) -> dict:
+                 layout=None, result: str = "", cfg=None, started_ns: int = 0,
+                 wake_bound_us: int | None = None) -> dict:
     """Read every role's histograms from shared memory into `run_dir` and build the summary.
     `cfg` (the run's resolved config) gives the instrument table and the latency ceiling the
     report converts and flags with; `result` is the run's last line."""
@@ -58,6 +59,7 @@ def snapshot_run(instance: str, run_dir: Path, ctl=None, rings=(), stop_reason=N
     summary = {"instance": instance, "stop_reason": stop_reason, "result": result,
                "machine": machine(), "relative_error": RELATIVE_ERROR, "histograms": hists,
                "layout": None if layout is None else {"cores": layout.cores, "idle": layout.idle},
+               "wake_bound_us": wake_bound_us,
                "counters": {r: ctl.counter_values(r) for r in ROLES} if ctl else {},
                "start_positions": ctl.counter_values("supervisor") if ctl else {},
                "rings": {os.path.basename(r.name): r.stats() for r in rings}}
@@ -108,6 +110,10 @@ def print_summary(summary: dict, instruments: list[Instrument] | None = None) ->
         lay = summary["layout"]
         print("layout: " + ", ".join(f"{r}@{c}/{lay['idle'].get(r, 'epoll')}"
                                      for r, c in lay["cores"].items()))
+    if "wake_bound_us" in summary:
+        from engine.box.wake_latency import describe
+
+        print(f"CPU wake-up bound in force (PM QoS): {describe(summary['wake_bound_us'])}")
     print(f"histogram error: values within +-{summary.get('relative_error', 0) * 100:.2f}% "
           f"(log-linear, 128 sub-buckets per octave); * = above the {ceiling_us} us ceiling\n")
     hists = summary.get("histograms") or {}

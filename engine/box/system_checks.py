@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import re
+from pathlib import Path
 
 from engine.box.facts import (FAIL, PASS, WARN, Box, Finding, cap_effective, limit,
                               unit_files)
@@ -93,6 +94,31 @@ def check_realtime(box: Box) -> list[Finding]:
                                     "CAP_SYS_NICE")]
     note = "" if throttle == "-1" else f"; RT throttling {throttle or '?'} us per second"
     return [Finding("real-time priority", PASS, f"SCHED_FIFO {prio} allowed ({how}){note}")]
+
+
+def check_wake_latency(box: Box) -> list[Finding]:
+    """Whether the hot processes can hold their PM QoS wake-up bound (engine/box/
+    wake_latency.py): without it a parked stage pays an idle CPU's exit on every wake-up."""
+    from engine.box import wake_latency
+
+    want = box.cfg.cpu_wake_latency_us
+    if want < 0:
+        return [Finding("CPU wake-up bound", PASS, "cpu_wake_latency_us = -1: the box's own "
+                                                   "idle states")]
+    if box.sys_root != Path("/"):
+        return [Finding("CPU wake-up bound", PASS, f"cpu_wake_latency_us = {want} (the device "
+                                                   f"is not looked at on a fake tree)")]
+    now = wake_latency.describe(wake_latency.in_force())
+    if not os.access(wake_latency.PATH, os.W_OK):
+        return [Finding("CPU wake-up bound", WARN,
+                        f"cpu_wake_latency_us = {want} but {wake_latency.PATH} is not writable "
+                        f"here (in force now: {now}): each cross-core wake-up of a parked "
+                        f"stage pays an idle CPU's exit",
+                        f"a udev rule giving the engine's user write access to "
+                        f"{wake_latency.PATH}, or cpu_wake_latency_us = -1 to accept it")]
+    return [Finding("CPU wake-up bound", PASS, f"cpu_wake_latency_us = {want}, held by feed, "
+                                               f"quoter and sender while they run (in force "
+                                               f"now: {now})")]
 
 
 def shm_bytes_needed(cfg) -> int:
@@ -284,5 +310,5 @@ def check_units(box: Box) -> list[Finding]:
     return out
 
 
-CHECKS = (check_clocksource, check_thp, check_memlock, check_realtime, check_shm_size,
-          check_clock_sync, check_stale_segments, check_units)
+CHECKS = (check_clocksource, check_thp, check_memlock, check_realtime, check_wake_latency,
+          check_shm_size, check_clock_sync, check_stale_segments, check_units)

@@ -58,6 +58,7 @@ class Supervisor(Startup, JournalKeeping, Watching, Stopping, Verdict):
         self.rings: list[Ring] = []
         self.ctl: Control | None = None
         self.layout = None
+        self.wake_bound_us: int | None = None   # the PM QoS bound in force once all ran
         self.run_cfg = cfg              # with the venue's filters and the layout, once known
         self.venue_url = cfg.sender.url  # the order URL (the embedded simulator's once started)
         self.sender_running = False     # seen in state running: it connected at least once

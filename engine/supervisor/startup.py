@@ -14,6 +14,7 @@ import msgspec
 
 from engine import config as config_mod
 from engine.box import core_layout as layout_mod
+from engine.box import wake_latency
 from engine.control import KILL_PROCESS_DIED, KILL_SHUTDOWN, STATE_RUNNING, Control
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.ring.table import RINGS
@@ -135,6 +136,8 @@ class Startup:
             if not self._wait_running(role):
                 return False
         log("all processes running")
+        self.wake_bound_us = wake_latency.in_force()
+        log(f"CPU wake-up bound in force (PM QoS): {wake_latency.describe(self.wake_bound_us)}")
         return True
 
     def _spawn(self, role: str, cfg_path: Path) -> None:

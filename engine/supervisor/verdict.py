@@ -71,7 +71,8 @@ class Verdict:
             summary = snapshot_run(self.cfg.instance, self.run_dir, self.ctl, self.rings,
                                    stop_reason=self.stop_reason, layout=self.layout,
                                    result=self.result, cfg=self.run_cfg,
-                                   started_ns=self.started_ns)
+                                   started_ns=self.started_ns,
+                                   wake_bound_us=self.wake_bound_us)
             print_summary(summary)
             latest = self.run_dir.parent / "latest"
             if latest.is_symlink() or not latest.exists():

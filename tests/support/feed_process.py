@@ -17,10 +17,10 @@ from engine.records import MD_DTYPE
 from engine.ring import Ring
 
 
-def start_feed(tmp_path, instance: str, url: str, **feed):
+def start_feed(tmp_path, instance: str, url: str, engine: dict | None = None, **feed):
     """(config, md ring, control, process) of a feed on `url`; `feed`: feed.* overrides
-    (stale_after_ms defaults to 1000 here)."""
-    cfg = EngineConfig(instance=instance)
+    (stale_after_ms defaults to 1000 here), `engine`: top-level ones."""
+    cfg = EngineConfig(instance=instance, **(engine or {}))
     cfg = msgspec.structs.replace(cfg, feed=msgspec.structs.replace(
         cfg.feed, url=url, **{"stale_after_ms": 1000, **feed}))
     path = tmp_path / "cfg.json"
