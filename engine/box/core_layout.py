@@ -21,8 +21,9 @@ exactly the ones the spinners want. How the cores are handed out:
   - at most one spinner fewer than there are physical cores, so one core is left to the OS:
     two spinners (sender, quoter) on three or more, only the sender on two (see _auto_idle);
     a venue on the same box (the embedded simulator, a loopback URL) counts one core less;
-  - the feed goes to a remaining isolated core, else to a housekeeping core, never on or beside
-    a spinner; a parked quoter shares the feed's core when no core is left; the simulator takes
+  - a parked sender, then the feed, go to a remaining isolated core, else to a housekeeping
+    core, never on or beside a spinner; a parked quoter shares the feed's core when no core is
+    left (so on two cores the sender has one of its own, spinning or not); the simulator takes
     the lowest housekeeping core; a feed alone on an isolated physical core polls its sockets
     (busy-spin: the socket -> feed hop without a wake-up), anywhere else it sleeps in epoll;
   - all of them prefer the NUMA node of the NIC when it is known, else the node of the first
@@ -290,20 +291,25 @@ def _assign(t: Topology, usable: list[int], explicit: dict[str, int], idle: dict
         cores[role] = min(pool, key=lambda c: (c not in t.isolated, node_miss(c),
                                                not t.threads(c) <= t.isolated,
                                                c != min(t.threads(c)), -c))
-    # The feed, then parked stages: never on or beside a spinner.
-    for role in ("feed", "quoter", "sender"):
+    # Then parked stages and the feed, never on or beside a spinner. The sender first: when
+    # cores are short it gets one of its own (it does the most work per event: every answer
+    # is parsed in Python) and the quoter shares the feed's, as beside a spinning sender; with
+    # the CPU wake-up bound held (engine/box/wake_latency.py) that beat sender-beside-feed at
+    # P99 in 8 rounds of `make bench AGAINST=...` here: 2,000/s 450-498 against 570-586 us,
+    # 5,000/s 412-439 against 607-650 us, P50 alike.
+    for role in ("sender", "feed", "quoter"):
         if role in cores:
             continue
         spin = spin_threads()
         taken = set(cores.values())
         calm = [c for c in usable if c not in spin]
         free = [c for c in calm if c not in taken]
-        if role == "feed" or free:
+        if role != "quoter" or free:
             pool = free or calm or usable
             cores[role] = min(pool, key=lambda c: (c not in t.isolated, node_miss(c),
                                                    bool(t.threads(c) & taken),
                                                    c != min(t.threads(c)), -c))
-        else:  # a parked stage with no core left shares the feed's
+        else:  # the quoter with no core left shares the feed's
             cores[role] = cores["feed"]
     if with_sim:
         spin = spin_threads()

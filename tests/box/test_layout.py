@@ -128,7 +128,12 @@ def test_two_core_box_keeps_one_spinner(tmp_path):
     # with the simulator beside them nothing spins: it needs the CPU as well
     lay = choose(config.load(env={}), with_sim=True, sys_root=str(root))
     assert lay.idle == {"quoter": "park", "sender": "park", "feed": "epoll"}
-    assert lay.cores["sim"] == 0
+    # parked, the sender still has a core of its own; the quoter shares the feed's
+    assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1, "sim": 0}
+    # so it has beside a loopback venue (counted as taking a core: nothing spins)
+    lay = choose(config.load(env={}), with_sim=False, sys_root=str(root), venue_local=True)
+    assert lay.idle["sender"] == "park"
+    assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1}
 
 
 def test_explicit_isolated_core_outside_our_affinity_is_accepted(tmp_path):
