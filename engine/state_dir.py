@@ -7,7 +7,10 @@
                                 venue's counters do not reset when we restart, so ours must not
   <state_dir>/<instance>.anchor the quoter's position references and drawdown peak and PnL
                                 (engine/quoter/state.py): a restart must not re-centre its limits;
-                                delete it (instance stopped) to take the venue's holdings afresh
+                                delete it (instance stopped) to take the venue's holdings afresh.
+                                mm run deletes it when it starts the embedded simulator: that is
+                                a new venue every run (a fresh account, a market from its start
+                                price), so an earlier run's references and drawdown mean nothing
 
 The directory is `state_dir` in the config, else $MM_STATE_DIR, else $STATE_DIRECTORY (set by
 systemd's StateDirectory=), else ./state. Files are created mode 0600.
@@ -31,6 +34,19 @@ def state_dir(cfg, env=None) -> Path:
     d = (getattr(cfg, "state_dir", "") or env.get("MM_STATE_DIR")
          or (env.get("STATE_DIRECTORY", "").split(":")[0]) or "state")
     return Path(d)
+
+
+def anchor_path(cfg, env=None) -> Path:
+    return state_dir(cfg, env) / f"{cfg.instance}.anchor"
+
+
+def forget_anchor(cfg, env=None) -> bool:
+    """Delete the instance's anchor (instance stopped); True when there was one."""
+    try:
+        anchor_path(cfg, env).unlink()
+    except FileNotFoundError:
+        return False
+    return True
 
 
 def resolve_tag(cfg, env=None) -> str:

@@ -23,7 +23,7 @@ from engine.quoter.params import pnl_exponent
 from engine.quoter.belief import Belief
 from engine.quoter.state import (QuoterState, anchor_words, rate_window_words, restore_anchor,
                                  save_anchor)
-from engine.state_dir import PersistentWords, state_dir
+from engine.state_dir import PersistentWords, anchor_path, state_dir
 from engine.records import (
     FILL_ACK, FILL_CANCEL_REJECT, FILL_CANCELED, FILL_POSITION, FILL_REJECT, FILL_RESET,
     DEPTH_DTYPE, FILL_RESUME, FILL_TRADE, FILL_UNKNOWN, MD_BBO, MD_DTYPE, MD_STALE, SIDE_BUY,
@@ -131,7 +131,7 @@ class QuoterAgent(agent.Agent):
                                     sum(rate_window_words()))
         closing.callback(rate_file.close)
         self.anchor_file = anchor_file = PersistentWords(
-            state_dir(cfg) / f"{cfg.instance}.anchor", anchor_words(len(cfg.instruments)))
+            anchor_path(cfg), anchor_words(len(cfg.instruments)))
         closing.callback(anchor_file.close)
         belief = Belief.create(cfg.instance, len(cfg.instruments), q.levels)
         closing.callback(belief.close)

@@ -18,6 +18,7 @@ from engine.box import wake_latency
 from engine.control import KILL_PROCESS_DIED, KILL_SHUTDOWN, STATE_RUNNING, Control
 from engine.instruments import DEFAULT_INSTRUMENTS
 from engine.ring.table import RINGS
+from engine.state_dir import forget_anchor
 from engine.supervisor.children import (ROLES, START_TIMEOUT_S, _child_env, _die_with_parent,
                                         _forward, _readline_with_timeout, log)
 from engine.units import START_PREFIX
@@ -103,6 +104,9 @@ class Startup:
         except (json.JSONDecodeError, TypeError):
             raise RuntimeError(f"simulator did not start (first line: {line!r})") from None
         log(f"embedded simulator: market {urls['md_url']}, orders {urls['api_url']}")
+        if forget_anchor(cfg):     # before the quoter starts: it would restore it
+            log("embedded simulator: a new venue every run (fresh account, market from its "
+                "start price): the quoter's position references and drawdown start afresh")
         threading.Thread(target=_forward, args=(self.sim.stdout,), daemon=True).start()
         return msgspec.structs.replace(
             cfg, feed=msgspec.structs.replace(cfg.feed, url=urls["md_url"]),

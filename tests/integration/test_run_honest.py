@@ -156,3 +156,25 @@ def test_a_process_started_alone_asks_the_venue_too(tmp_path, instance):
     assert out.returncode == 2, out.stderr
     assert "mm[feed]" in out.stderr and "DOGEUSDT is not listed by the venue" in out.stderr
     assert list_segments(instance) == []
+
+
+def test_the_embedded_simulator_is_a_new_venue_every_run(tmp_path, instance):
+    """An earlier run's anchor (here a drawdown peak far above anything this run can mark) is
+    forgotten when mm run starts the embedded simulator, a new account and market every run:
+    repeated `make run`s once added up to a drawdown that stopped the next one at start."""
+    from engine.instruments import DEFAULT_INSTRUMENTS
+    from engine.quoter.state import (A_MAGIC, A_PEAK, A_PRINT, ANCHOR_MAGIC, anchor_print,
+                                     anchor_words)
+    from engine.state_dir import PersistentWords
+
+    state = tmp_path / "state"
+    words = PersistentWords(state / f"{instance}.anchor", anchor_words(len(DEFAULT_INSTRUMENTS)))
+    words.array[A_MAGIC] = ANCHOR_MAGIC
+    words.array[A_PRINT] = anchor_print(DEFAULT_INSTRUMENTS)
+    words.array[A_PEAK] = 10 ** 15
+    words.close()
+    out = _run(["--instance", instance, "--duration", "4", "--run-dir", str(tmp_path / "r")],
+               _env(MM_STATE_DIR=str(state)))
+    assert "position references and drawdown start afresh" in out.stderr, out.stderr[-3000:]
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "drawdown limit" not in out.stderr
