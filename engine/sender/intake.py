@@ -54,8 +54,12 @@ class Intake:
             else:
                 n = 0
                 gw.begin_batch()            # every frame of the batch: one write
-                for fields in take(BATCH):     # (paused: refusal_reason refuses new orders)
-                    gw.on_intent(fields, perf_counter_ns())
+                batch = take(BATCH)
+                # read = taken from the ring, once for the batch: the second order of a tick
+                # waits for the first's signing in the sender's own hop, not in the hand-off
+                t_read = perf_counter_ns()
+                for fields in batch:        # (paused: refusal_reason refuses new orders)
+                    gw.on_intent(fields, t_read)
                     n += 1
                 gw.end_batch()
             if n == 0:
