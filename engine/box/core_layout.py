@@ -138,12 +138,11 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
 # Why a loopback venue's weight decides the 2-core layout (make bench, light venue, 2 rounds):
 LOCAL_VENUE_NOTE = (
     "the order venue is on this box (a loopback URL), counted as taking a core: nothing spins. "
-    "Right for a heavy venue (the full simulator: wire-to-wire P99 0.90-1.42 ms parked, "
-    "0.75-2.69 ms with the sender spinning, at 500-5,000 events/s); against a light one (the "
-    "bench's light venue, 10-30% of a core) the sender spinning on a core of its own, feed and "
-    "quoter on the other, measured P50 83-121 us, P99 320-386 us and 95% of events answered at "
-    "2,000/s against 162-223 us, 493-688 us and 77% parked: for such a venue set "
-    "sender.idle = \"busy-spin\"")
+    "Right for a heavy venue (the full simulator: wire-to-wire P99 673-904 us parked, "
+    "1,556-3,514 us with the sender spinning, at 500-5,000 events/s); against a light one (the "
+    "bench's light venue, 10-30% of a core) the sender spinning on a core of its own measured "
+    "P50 100-169 us against 144-281 us parked, P99 alike (438-491 against 531-598 us): for such "
+    "a venue set sender.idle = \"busy-spin\"")
 
 
 def for_box(cfg, sys_root: str = "/", proc_root: str = "/proc", nic: str | None = None) -> Layout:
