@@ -29,6 +29,7 @@ usage: deploy/install.sh --instance NAME [options]
   --python PY        interpreter that creates the virtualenv (default python3)
   --etc-dir DIR      instance files (default /etc/mm)
   --unit-dir DIR     unit files (default /etc/systemd/system)
+  --udev-dir DIR     udev rules (default /etc/udev/rules.d): the CPU wake-up bound's device
   --sys-root DIR     compute the layout for the /sys tree below DIR (default /)
   --no-enable        do not enable mm-engine@NAME.target at boot
 EOF
@@ -42,6 +43,7 @@ PREFIX=/opt/mm
 PYTHON=python3
 ETC=/etc/mm
 UNIT_DIR=/etc/systemd/system
+UDEV_DIR=/etc/udev/rules.d
 SYS_ROOT=/
 ENABLE=1
 USER_NAME=mm
@@ -56,6 +58,7 @@ while [ $# -gt 0 ]; do
     --python) PYTHON=${2:?}; shift 2 ;;
     --etc-dir) ETC=${2:?}; shift 2 ;;
     --unit-dir) UNIT_DIR=${2:?}; shift 2 ;;
+    --udev-dir) UDEV_DIR=${2:?}; shift 2 ;;
     --sys-root) SYS_ROOT=${2:?}; shift 2 ;;
     --no-enable) ENABLE=0; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -121,6 +124,18 @@ echo "-- units in $UNIT_DIR"
 for unit in "${UNITS[@]}"; do
   run install -D -m 0644 -o root -g root "$SRC/deploy/$unit" "$UNIT_DIR/$unit"
 done
+
+echo "-- the CPU wake-up bound (cpu_wake_latency_us): /dev/cpu_dma_latency writable by $USER_NAME"
+# feed, quoter and sender hold a PM QoS request while they run (engine/box/wake_latency.py);
+# the device is root's alone by default. The units bind it into their private /dev.
+write "$UDEV_DIR/90-mm-cpu-latency.rules" 0644 root:root <<EOF
+# mm-engine: the hot processes (user $USER_NAME) hold the CPU wake-up bound (PM QoS)
+KERNEL=="cpu_dma_latency", GROUP="$USER_NAME", MODE="0660"
+EOF
+if [ -e /dev/cpu_dma_latency ]; then   # now, without waiting for udev's next event
+  run chgrp "$USER_NAME" /dev/cpu_dma_latency
+  run chmod 0660 /dev/cpu_dma_latency
+fi
 
 echo "-- instance files in $ETC"
 run install -d -m 0750 -o root -g "$USER_NAME" "$ETC"

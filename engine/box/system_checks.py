@@ -114,8 +114,9 @@ def check_wake_latency(box: Box) -> list[Finding]:
                         f"cpu_wake_latency_us = {want} but {wake_latency.PATH} is not writable "
                         f"here (in force now: {now}): each cross-core wake-up of a parked "
                         f"stage pays an idle CPU's exit",
-                        f"a udev rule giving the engine's user write access to "
-                        f"{wake_latency.PATH}, or cpu_wake_latency_us = -1 to accept it")]
+                        "deploy/install.sh's udev rule (90-mm-cpu-latency.rules: group mm, "
+                        "mode 0660; the units bind the device in), or cpu_wake_latency_us = -1 "
+                        "to accept it")]
     return [Finding("CPU wake-up bound", PASS, f"cpu_wake_latency_us = {want}, held by feed, "
                                                f"quoter and sender while they run (in force "
                                                f"now: {now})")]

@@ -104,6 +104,9 @@ def test_units_restart_alert_and_keep_secrets_to_the_sender():
         assert s["ProtectSystem"] == ["strict"] and s["LimitMEMLOCK"] == ["infinity"]
         assert "EnvironmentFile" in s and "CPUAffinity" not in s   # cores: install.sh drop-ins
         assert ("LoadCredential" in s) == unit.startswith("mm-sender")
+        # they hold the CPU wake-up bound: the one device added to their private /dev
+        assert s["BindPaths"] == ["-/dev/cpu_dma_latency"], unit
+        assert s["DeviceAllow"] == ["/dev/cpu_dma_latency rw"], unit
     assert int(settings("mm-sender@.service")["TimeoutStopSec"][0]) >= 60
     assert settings("mm-engine@.target")["WantedBy"] == ["multi-user.target"]
 
@@ -144,6 +147,8 @@ def test_install_dry_run_shows_every_change_and_makes_none(tmp_path):
     assert f"would write {tmp_path}/etc/blue.toml (mode 0600, owner mm:mm)" in text
     assert f"would write {tmp_path}/etc/blue.env (mode 0600, owner mm:mm)" in text
     assert f"install -d -m 0700 -o root -g root {tmp_path}/etc/credentials" in text
+    assert "would write /etc/udev/rules.d/90-mm-cpu-latency.rules (mode 0644, owner root:root)" \
+        in text and 'KERNEL=="cpu_dma_latency", GROUP="mm", MODE="0660"' in text
     # No frozen layout: the processes compute it at start; the dry run shows today's choice.
     assert "layout.conf" not in text and "CPUAffinity=" not in text
     assert "they recompute it at every start" in text
