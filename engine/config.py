@@ -92,7 +92,8 @@ class EngineConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fie
     heartbeat_timeout_ms: Annotated[int, Meta(ge=100)] = 2000  # supervisor: a process silent this
                                   # long trips the kill switch
     realtime_priority: Annotated[int, Meta(ge=0, le=99)] = 0  # SCHED_FIFO priority for parking
-                                  # processes (0 = off; needs CAP_SYS_NICE)
+                                  # processes, set by each on itself, never by a spinner
+                                  # (0 = off; needs CAP_SYS_NICE)
     lock_memory: bool = False     # mlockall() every process (needs CAP_IPC_LOCK or LimitMEMLOCK)
     cpu_wake_latency_us: Annotated[int, Meta(ge=-1, le=1_000_000)] = 0  # the CPU wake-up bound
                                   # feed, quoter and sender hold while they run (PM QoS,

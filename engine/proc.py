@@ -35,6 +35,21 @@ def pin(role: str, core: int) -> list[str]:
     return warnings
 
 
+def realtime(prio: int, idle: str) -> str | None:
+    """SCHED_FIFO at `prio` for this process when it waits by parking or in epoll (a woken
+    FIFO process preempts whatever normal task runs on its core); never for a spinner (the
+    kernel's RT throttling would take ~50 ms of every second from it). Call before any thread
+    starts: threads inherit the policy. Returns an error message instead of raising."""
+    if not prio or idle == "busy-spin":
+        return None
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(prio))
+    except PermissionError:
+        return (f"realtime_priority = {prio}: SCHED_FIFO refused (needs CAP_SYS_NICE or an "
+                f"rtprio limit; systemd: LimitRTPRIO=): running at normal priority")
+    return None
+
+
 def lock_memory() -> str | None:
     """mlockall(MCL_CURRENT|MCL_FUTURE); returns an error message instead of raising."""
     import ctypes

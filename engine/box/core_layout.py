@@ -5,8 +5,10 @@ Rules (measured on the 2-core KVM dev box):
   - a spinner must own its core: beside another busy process it pushes P99 to ~4 ms (one
     scheduler tick), so at most one spinner per core and never a spinner next to anyone;
   - parking costs a 25-45 us cross-core wake-up but leaves the core to others;
-  - SCHED_FIFO helps processes that block (P99 ~4 ms -> ~50 us beside a busy neighbour) and
-    hurts a spinner (the kernel's RT throttling takes ~50 ms out of every second): refused.
+  - SCHED_FIFO (realtime_priority) helps processes that block (P99 ~4 ms -> ~50 us beside a
+    busy neighbour) and hurts a spinner (the kernel's RT throttling takes ~50 ms out of every
+    second): each process sets it on itself when it parks or waits in epoll, never when it
+    spins (engine/proc.realtime).
 The feed is driven by its sockets: it sleeps in epoll, or (feed.idle = busy-spin) polls them
 without sleeping, which the layout chooses when the feed has an isolated core nobody else uses.
 
@@ -128,8 +130,8 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
     idle["feed"] = cfg.feed.idle or (EPOLL if getattr(cfg, "realtime_priority", 0)
                                      else _feed_idle(topology, cores))
     lay = Layout(cores, idle, topology=topology)
-    _check(lay, topology, usable, cfg)
-    if local and not with_sim and not explicit_idle["sender"] and \
+    _check(lay, topology, usable)
+    if local and not with_sim and not explicit_idle["sender"] and not cfg.realtime_priority and \
             _auto_idle(topology, usable, False)["sender"] != auto["sender"]:
         lay.warnings.append(LOCAL_VENUE_NOTE)
     return lay
@@ -140,9 +142,10 @@ LOCAL_VENUE_NOTE = (
     "the order venue is on this box (a loopback URL), counted as taking a core: nothing spins. "
     "Right for a heavy venue (the full simulator: wire-to-wire P99 673-904 us parked, "
     "1,556-3,514 us with the sender spinning, at 500-5,000 events/s); against a light one (the "
-    "bench's light venue, 10-30% of a core) the sender spinning on a core of its own measured "
-    "P50 100-169 us against 144-281 us parked, P99 alike (438-491 against 531-598 us): for such "
-    "a venue set sender.idle = \"busy-spin\"")
+    "bench's light venue, 10-30% of a core) SCHED_FIFO for the parked stages measured P99 "
+    "203-239 us against 390-470 us at 2,000-5,000 events/s (and 232-239 against 372-421 us with "
+    "the sender spinning instead, at a third to a half of the CPU): for such a venue set "
+    "realtime_priority = 10 (beside the full simulator it starves the venue: P99 x1.2-5 worse)")
 
 
 def for_box(cfg, sys_root: str = "/", proc_root: str = "/proc", nic: str | None = None) -> Layout:
@@ -318,7 +321,7 @@ def _assign(t: Topology, usable: list[int], explicit: dict[str, int], idle: dict
     return {r: cores[r] for r in (*ROLES, *(("sim",) if with_sim else ()))}
 
 
-def _check(lay: Layout, t: Topology, usable: list[int], cfg) -> None:
+def _check(lay: Layout, t: Topology, usable: list[int]) -> None:
     w = lay.warnings
     spinners = lay.spinning_cores()
     if spinners and not t.isolated:
@@ -349,7 +352,3 @@ def _check(lay: Layout, t: Topology, usable: list[int], cfg) -> None:
     if len(spinners) > max(physical - 1, 0):
         w.append(f"{len(spinners)} spinning stages on {physical} physical cores: the layout "
                  f"cannot hold them and leave one core to the OS")
-    rt = getattr(cfg, "realtime_priority", 0)
-    if rt and spinners:
-        raise ValueError("realtime_priority: SCHED_FIFO on a spinning process gets it throttled "
-                         "(~50 ms every second); use park for RT processes or drop the priority")

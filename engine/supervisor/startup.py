@@ -150,16 +150,9 @@ class Startup:
                "--venue-checked"]
         # Own session: a Ctrl-C on the terminal reaches the supervisor only, which then stops
         # the others in order (cancel first).
+        # (realtime_priority: each process sets SCHED_FIFO on itself, engine/proc.realtime)
         self.children[role] = subprocess.Popen(cmd, start_new_session=True, env=_child_env(),
                                                preexec_fn=_die_with_parent)
-        prio = self.cfg.realtime_priority
-        if prio and self.layout.idle.get(role) != layout_mod.SPIN:
-            try:
-                os.sched_setscheduler(self.children[role].pid, os.SCHED_FIFO,
-                                      os.sched_param(prio))
-            except PermissionError:
-                log(f"warning: SCHED_FIFO for {role} refused (needs CAP_SYS_NICE or "
-                    f"LimitRTPRIO=); running at normal priority")
 
     def _make_sim_yield(self, pid: int) -> None:
         """The simulator stands in for a remote venue: it must not stand between the engine's

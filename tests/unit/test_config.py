@@ -71,11 +71,16 @@ def test_layout_two_cores_with_the_venue_beside_spins_nothing():
 def test_a_loopback_venue_layout_says_the_choice_depends_on_the_venue():
     """Parking everything beside a loopback venue is right for a heavy one and wrong for a
     light one (measured both ways): `mm layout` says so, with the figures; the embedded
-    simulator (known heavy) and an explicit sender.idle get no such note."""
+    simulator (known heavy), an explicit sender.idle and a realtime_priority get no such note."""
     cfg = config.load(env={})
     local = choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)
     assert [w for w in local.warnings if "loopback" in w] == [LOCAL_VENUE_NOTE]
-    assert "sender.idle" in LOCAL_VENUE_NOTE and "P99" in LOCAL_VENUE_NOTE
+    assert "realtime_priority = 10" in LOCAL_VENUE_NOTE and "P99" in LOCAL_VENUE_NOTE
+    import msgspec
+
+    rt = msgspec.structs.replace(cfg, realtime_priority=10)
+    assert not any("loopback" in w for w in choose(rt, with_sim=False, cpus=[0, 1],
+                                                   isolated=set(), venue_local=True).warnings)
     for lay in (choose(cfg, with_sim=True, cpus=[0, 1], isolated=set()),
                 choose(cfg, with_sim=False, cpus=[0, 1], isolated=set())):
         assert not any("loopback" in w for w in lay.warnings)
@@ -87,10 +92,12 @@ def test_layout_warns_on_shared_spinner(tmp_path):
     assert any("spins on core 0 shared with" in w for w in lay.warnings)
 
 
-def test_layout_refuses_realtime_spinner(tmp_path):
+def test_realtime_priority_leaves_the_spinner_at_normal_priority(tmp_path):
+    # SCHED_FIFO is set by each parked process on itself (engine/proc.realtime), never by a
+    # spinner: the layout keeps its spinner, and a FIFO feed waits in epoll
     p = _write(tmp_path, "realtime_priority = 10\n")
-    with pytest.raises(ValueError, match="realtime_priority"):
-        choose(config.load(p, env={}), with_sim=False, cpus=[0, 1], isolated=set())
+    lay = choose(config.load(p, env={}), with_sim=False, cpus=[0, 1], isolated=set())
+    assert lay.idle["sender"] == "busy-spin" and lay.idle["feed"] == "epoll"
 
 
 @pytest.mark.parametrize("text, message", [
