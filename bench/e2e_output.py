@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from bench import e2e_figures as figs
+from engine.box.wake_latency import describe
 from engine.latency.histogram import Histogram, bucket_bounds
 
 _LOW = bucket_bounds()[0]
@@ -58,15 +59,11 @@ def _wake_bounds(runs) -> dict[str, list]:
     """contender -> the PM QoS wake-up bounds read in its phases (each value once)."""
     out: dict[str, list] = {}
     for r in runs:
+        seen = out.setdefault(r.contender, [])
         for ph in r.phases:
-            seen = out.setdefault(r.contender, [])
-            if ph.get("wake_bound_us", "absent") not in seen + ["absent"]:
+            if "wake_bound_us" in ph and ph["wake_bound_us"] not in seen:
                 seen.append(ph["wake_bound_us"])
     return out
-
-
-def describe_bound(us) -> str:
-    return "unknown" if us is None else ("none" if us >= 1_000_000 else f"{us} us")
 
 
 def _run_json(run) -> dict:
@@ -172,7 +169,7 @@ def _print(result: dict, labels: dict, settings) -> None:
     if box.get("wake_bound_us"):
         c.print("CPU wake-up bound in force during the phases (PM QoS, engine/box/"
                 "wake_latency.py): " + ", ".join(
-                    f"{labels.get(n, n)} {' / '.join(describe_bound(v) for v in vs)}"
+                    f"{labels.get(n, n)} {' / '.join(describe(v) for v in vs)}"
                     for n, vs in box["wake_bound_us"].items()))
     if lay:
         c.print("engine layout: " + ", ".join(f"{r}@{core}/{lay['idle'].get(r, 'epoll')}"
