@@ -51,7 +51,7 @@ def _process(role: str):
         if why:
             proc.log(role, why)
         # The process sets its own policy (mm run and systemd alike), before its threads start.
-        if err := proc.realtime(cfg.realtime_priority, getattr(getattr(cfg, role), "idle", "")):
+        if err := proc.realtime(cfg.realtime_priority, getattr(cfg, role).idle):
             proc.log(role, err)
         mod = __import__(f"engine.{role}.process", fromlist=["run"])
         return mod.run(cfg)

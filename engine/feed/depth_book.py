@@ -271,9 +271,7 @@ class DepthBook:
         self.update_id = last_id
         self._fresh = False
         self._drops_in_a_row = 0
-        if checksum is not None and self._checksum is not None \
-                and self._checksum(self) != checksum:
-            self.checksum_failures += 1
+        if checksum is not None and self._bad_checksum(checksum):
             return GAP
         self.applied += 1
         return APPLIED
@@ -316,9 +314,7 @@ class DepthBook:
         was_synced = self.synced
         buf = self._buffer
         self._reset(last_id, bids, asks)
-        if checksum is not None and self._checksum is not None \
-                and self._checksum(self) != checksum:
-            self.checksum_failures += 1
+        if checksum is not None and self._bad_checksum(checksum):
             self.gaps += 1
             self.synced = False
             return GAP
@@ -336,6 +332,14 @@ class DepthBook:
         if was_synced:
             return APPLIED
         return self._became_synced()
+
+    def _bad_checksum(self, checksum: int) -> bool:
+        """The venue's checksum of the book does not match ours (counted); False for rules
+        without one."""
+        if self._checksum is None or self._checksum(self) == checksum:
+            return False
+        self.checksum_failures += 1
+        return True
 
     def _reset(self, last_id: int, bids, asks) -> None:
         self.bids.set(bids)
