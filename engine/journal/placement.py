@@ -8,7 +8,8 @@ from engine import proc
 
 
 def pin_off_trading_cores(cfg) -> list[str]:
-    """journal.core, else every allowed core the trading processes were not given. Where it
+    """journal.core, else every allowed core the trading processes were not given (none left:
+    every core but a spinner's). Where it
     still shares a core with one of them (no core is left, or one of them is not pinned), it
     runs SCHED_IDLE: a waking trading process then preempts it by rule, not by the scheduler's
     weighing of nice values (measured here, a nice-10 and a SCHED_IDLE CPU hog delay a wake-up
@@ -23,6 +24,11 @@ def pin_off_trading_cores(cfg) -> list[str]:
         if pinned and rest:
             os.sched_setaffinity(0, rest)
             notes.append(f"on cores {sorted(rest)} (not the trading cores {sorted(pinned)})")
+        elif spinners := proc.spinning_cores(cfg):
+            # no core of its own: share a parked stage's, never a spinner's (even SCHED_IDLE
+            # takes a time slice from a spinner now and then)
+            notes.append(f"on cores {sorted(proc.stay_off(spinners))} (not the spinning "
+                         f"stages' {sorted(spinners)})")
     shares = any(c < 0 for c in trading) or bool(os.sched_getaffinity(0) & pinned)
     if shares:
         try:

@@ -29,7 +29,7 @@ import time
 from pathlib import Path
 
 from engine import config as config_mod
-from engine import instance_info
+from engine import instance_info, proc
 from engine.control import Control
 from engine.exit_codes import EXIT_CONFIG, EXIT_ERROR
 from engine.ring import Ring
@@ -98,6 +98,7 @@ class Supervisor(Startup, JournalKeeping, Watching, Stopping, Verdict):
             if self.sim is not None:
                 self._make_sim_yield(self.sim.pid)
             cfg = self.run_cfg = _apply_layout(cfg, self.layout)
+            proc.stay_off(proc.spinning_cores(cfg))   # its polls and reports too
             self.cfg_path = self.run_dir / "config.json"
             self.cfg_path.write_bytes(config_mod.dump_json(cfg))
             if self._start_in_order(self.cfg_path):
