@@ -22,7 +22,8 @@ exactly the ones the spinners want. How the cores are handed out:
     carries most interrupts);
   - at most one spinner fewer than there are physical cores, so one core is left to the OS:
     two spinners (sender, quoter) on three or more, only the sender on two (see _auto_idle);
-    a venue on the same box (the embedded simulator, a loopback URL) counts one core less;
+    a venue at a loopback URL counts one core less (not the embedded simulator: it is pinned
+    beside the parked stages, SCHED_IDLE, standing in for a remote venue);
   - a parked sender, then the feed, go to a remaining isolated core, else to a housekeeping
     core, never on or beside a spinner; a parked quoter shares the feed's core when no core is
     left (so on two cores the sender has one of its own, spinning or not); the simulator takes
@@ -96,8 +97,8 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
            venue_local: bool | None = None) -> Layout:
     """The layout for `cfg` on a box. Explicit cores/idle in the config are kept (and
     checked); everything left unset is chosen so that no spinner shares a physical core.
-    `venue_local`: the venue runs on this box too (the embedded simulator, or a loopback URL;
-    default: with_sim), and a spinner would take the CPU it needs.
+    `venue_local`: a venue on this box takes a core of its own (venue_takes_a_core; default
+    False), and a spinner would take the CPU it needs.
 
     The box is `topology` if given, else read from `sys_root` (a fake tree for tests and
     `mm layout --sys-root`). `cpus`/`isolated` describe a box without SMT or NUMA detail (older
@@ -122,7 +123,7 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
             raise ValueError(f"{role}.idle: expected busy-spin, yield or park, got {how!r}")
     if cfg.feed.idle and cfg.feed.idle not in FEED_IDLES:
         raise ValueError(f"feed.idle: expected epoll or busy-spin, got {cfg.feed.idle!r}")
-    local = with_sim if venue_local is None else venue_local
+    local = bool(venue_local)
     auto = _auto_idle(topology, usable, local)
     idle = {r: (explicit_idle[r] or auto[r]) for r in explicit_idle}
     cores = _assign(topology, usable, explicit_core, idle, with_sim, nic_node)
@@ -148,6 +149,22 @@ LOCAL_VENUE_NOTE = (
     "realtime_priority = 10 (beside the full simulator it starves the venue: P99 x1.2-5 worse)")
 
 
+def venue_takes_a_core(cfg, with_sim: bool) -> bool:
+    """A venue at a loopback URL runs on this box and needs CPU of its own. The embedded
+    simulator does not count: the supervisor pins it to a parked stage's core, SCHED_IDLE
+    (startup._make_sim_yield), so it stands in for a remote venue and `mm run` shows the layout
+    a remote venue gets. Measured with `mm run` here (4 interleaved pairs of 30 s, ~400 events/s):
+    tick-to-order P50 226-325 us with the sender spinning against 265-388 parked, P90 388-653
+    against 456-1,217; at 2,000 events/s P50 142-153 against 194-242 us. The full simulator
+    pinned so in the bench (`--venue sim --e2e-venue-cpu 0`, 2 rounds, 500-5,000 events/s):
+    wire-to-wire P50 168 / 211 / 336 us spinning against 209 / 210 / 336 parked, P99 759 / 712 /
+    824 against 497 / 579 / 766, within the rounds' spread (522-996 against 447-546 at 500/s);
+    unpinned, beside the sender's core, it was 2-4x worse at P99 (LOCAL_VENUE_NOTE)."""
+    from engine.sender.keys import is_loopback
+
+    return not with_sim and is_loopback(cfg.sender.url)
+
+
 def for_box(cfg, sys_root: str = "/", proc_root: str = "/proc", nic: str | None = None) -> Layout:
     """The layout of a deployed instance (`mm layout`, `mm doctor`, install.sh): the simulator
     runs only when the config names no venue, the NIC is `nic` or else the interface of the
@@ -156,10 +173,8 @@ def for_box(cfg, sys_root: str = "/", proc_root: str = "/proc", nic: str | None 
     if nic is None and os.path.realpath(sys_root) == "/":
         nic = topo_mod.default_route_interface(proc_root)
     node = topo_mod.nic_numa_node(nic, sys_root) if nic else None
-    from engine.sender.keys import is_loopback
-
     return choose(cfg, with_sim=with_sim, sys_root=sys_root, nic_node=node,
-                  venue_local=with_sim or is_loopback(cfg.sender.url))
+                  venue_local=venue_takes_a_core(cfg, with_sim))
 
 
 def usable_cpus(t: Topology, sys_root: str = "/") -> list[int]:
@@ -182,11 +197,9 @@ def apply_box(cfg, role: str, env) -> tuple[object, str]:
 
     if env.get("MM_LAYOUT", "").strip() != "auto" or env.get("MM_CORE") or env.get("MM_IDLE"):
         return cfg, ""
-    from engine.sender.keys import is_loopback
-
     with_sim = not (cfg.feed.url and cfg.sender.url)
     lay = choose(cfg, with_sim=with_sim,
-                 venue_local=with_sim or is_loopback(cfg.sender.url))
+                 venue_local=venue_takes_a_core(cfg, with_sim))
     section = getattr(cfg, role)
     changes = {"core": lay.cores[role]}
     if hasattr(section, "idle"):
@@ -241,9 +254,9 @@ def _auto_idle(t: Topology, usable: list[int], venue_local: bool = False) -> dic
     # only the sender spins: waking an event-loop process through its doorbell costs ~150 us
     # P50 here, waking the numba quoter through the futex ~35 us (measured with `mm run`:
     # tick-to-order P50 175 us this way, 440 us with the quoter spinning instead).
-    # A venue on the same box needs a core as well: on two cores with the venue beside it,
-    # nothing spins (wire-to-wire seen by that venue, 500-5,000 events/s: P99 0.63-0.86 ms
-    # with every stage parked, 1.8-2.5 ms with the sender spinning; P50 241-328 us against
+    # A venue on the same box (a loopback URL; not the embedded simulator, venue_takes_a_core)
+    # needs a core as well: on two cores with the venue beside it, nothing spins (wire-to-wire
+    # seen by that venue, 500-5,000 events/s: P99 0.63-0.86 ms with every stage parked, 1.8-2.5 ms with the sender spinning; P50 241-328 us against
     # 186-318 us).
     physical = len(t.physical_cores(usable)) - (1 if venue_local else 0)
     return {"sender": SPIN if physical >= 2 else PARK, "quoter": SPIN if physical >= 3 else PARK}

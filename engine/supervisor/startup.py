@@ -44,8 +44,8 @@ class Startup:
                 "set both MM_MD_URL and MM_ORDER_URL (feed.url and sender.url), or neither to "
                 "run against the embedded simulator")
         with_sim = not cfg.sender.url
-        self.layout = layout_mod.choose(cfg, with_sim=with_sim,
-                                        venue_local=with_sim or keys.is_loopback(cfg.sender.url))
+        self.layout = layout_mod.choose(
+            cfg, with_sim=with_sim, venue_local=layout_mod.venue_takes_a_core(cfg, with_sim))
         keys.check(cfg.sender, cfg.sender.url or "ws://127.0.0.1/")
         if cfg.journal.enabled:            # a corrupt or foreign journal: refused, path named
             from engine.journal.schema import journal_path, open_journal

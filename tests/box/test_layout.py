@@ -125,12 +125,12 @@ def test_two_core_box_keeps_one_spinner(tmp_path):
     lay = choose(config.load(env={}), with_sim=False, sys_root=str(root))
     assert lay.idle == {"quoter": "park", "sender": SPIN, "feed": "epoll"}
     assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1}
-    # with the simulator beside them nothing spins: it needs the CPU as well
+    # the embedded simulator goes beside the parked stages, never beside the spinner
     lay = choose(config.load(env={}), with_sim=True, sys_root=str(root))
-    assert lay.idle == {"quoter": "park", "sender": "park", "feed": "epoll"}
-    # parked, the sender still has a core of its own; the quoter shares the feed's
+    assert lay.idle == {"quoter": "park", "sender": SPIN, "feed": "epoll"}
     assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1, "sim": 0}
-    # so it has beside a loopback venue (counted as taking a core: nothing spins)
+    # beside a loopback venue (counted as taking a core) nothing spins; parked, the sender
+    # still has a core of its own and the quoter shares the feed's
     lay = choose(config.load(env={}), with_sim=False, sys_root=str(root), venue_local=True)
     assert lay.idle["sender"] == "park"
     assert lay.cores == {"feed": 0, "quoter": 0, "sender": 1}

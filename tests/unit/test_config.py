@@ -1,8 +1,9 @@
 """Configuration: bad values name the field; MM_* environment overrides win over the file."""
+import msgspec
 import pytest
 
 from engine import config
-from engine.box.core_layout import LOCAL_VENUE_NOTE, choose
+from engine.box.core_layout import LOCAL_VENUE_NOTE, choose, venue_takes_a_core
 
 
 def _write(tmp_path, text):
@@ -59,19 +60,29 @@ def test_layout_two_cores_one_spinner():
 
 
 def test_layout_two_cores_with_the_venue_beside_spins_nothing():
-    """The embedded simulator, or a venue at a loopback URL, needs a core too."""
+    """A venue at a loopback URL needs a core too; the embedded simulator does not take one
+    (pinned to a parked stage's core, SCHED_IDLE: it stands in for a remote venue)."""
     cfg = config.load(env={})
-    for lay in (choose(cfg, with_sim=True, cpus=[0, 1], isolated=set()),
-                choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)):
-        assert set(lay.idle.values()) == {"park", "epoll"}    # the feed sleeps in epoll
-    three = choose(cfg, with_sim=True, cpus=[0, 1, 2], isolated=set())
+    lay = choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)
+    assert set(lay.idle.values()) == {"park", "epoll"}    # the feed sleeps in epoll
+    three = choose(cfg, with_sim=False, cpus=[0, 1, 2], isolated=set(), venue_local=True)
     assert three.idle == {"quoter": "park", "sender": "busy-spin", "feed": "epoll"}
+    sim = choose(cfg, with_sim=True, cpus=[0, 1], isolated=set(),
+                 venue_local=venue_takes_a_core(cfg, with_sim=True))
+    assert sim.idle == {"quoter": "park", "sender": "busy-spin", "feed": "epoll"}
+    assert sim.cores == {"feed": 0, "quoter": 0, "sender": 1, "sim": 0}   # not the spinner's
+    loopback = msgspec.structs.replace(cfg, sender=msgspec.structs.replace(
+        cfg.sender, url="ws://127.0.0.1:9443/ws-api/v3"))
+    assert venue_takes_a_core(loopback, with_sim=False)
+    assert not venue_takes_a_core(msgspec.structs.replace(loopback, sender=msgspec.structs.replace(
+        cfg.sender, url="wss://ws-api.binance.com/ws-api/v3")), with_sim=False)
 
 
 def test_a_loopback_venue_layout_says_the_choice_depends_on_the_venue():
     """Parking everything beside a loopback venue is right for a heavy one and wrong for a
     light one (measured both ways): `mm layout` says so, with the figures; the embedded
-    simulator (known heavy), an explicit sender.idle and a realtime_priority get no such note."""
+    simulator (placed out of the spinner's way), an explicit sender.idle and a realtime_priority
+    get no such note."""
     cfg = config.load(env={})
     local = choose(cfg, with_sim=False, cpus=[0, 1], isolated=set(), venue_local=True)
     assert [w for w in local.warnings if "loopback" in w] == [LOCAL_VENUE_NOTE]
