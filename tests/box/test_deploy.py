@@ -107,6 +107,10 @@ def test_units_restart_alert_and_keep_secrets_to_the_sender():
         # they hold the CPU wake-up bound: the one device added to their private /dev
         assert s["BindPaths"] == ["-/dev/cpu_dma_latency"], unit
         assert s["DeviceAllow"] == ["/dev/cpu_dma_latency rw"], unit
+    # the journal agent holds no privilege and may never run real-time
+    journal = settings("mm-journal@.service")
+    assert journal["CapabilityBoundingSet"] == [""] and "AmbientCapabilities" not in journal
+    assert journal["RestrictRealtime"] == ["yes"] and "LimitRTPRIO" not in journal
     assert int(settings("mm-sender@.service")["TimeoutStopSec"][0]) >= 60
     assert settings("mm-engine@.target")["WantedBy"] == ["multi-user.target"]
 
