@@ -96,7 +96,7 @@ class Parking(IdleStrategy):
             os.sched_yield()
         else:
             self.ring.park(self.timeout_ns)
-            self.n = 0
+            self.n = SPINS + YIELDS           # spin and yield again only after work
 
 
 def make_idle(name: str, ring=None, park_timeout_ns: int = 50_000_000) -> IdleStrategy:
