@@ -36,21 +36,14 @@ def pin(role: str, core: int) -> list[str]:
 
 
 def stay_off(cores: set[int]) -> set[int]:
-    """Leave `cores` (the spinners' cores) out of this process's affinity when any other core
-    is allowed; returns the affinity now. A normal task beside a spinner takes the core for a
+    """Leave `cores` (the spinners' cores; -1, an unpinned one, changes nothing) out of this
+    process's affinity when any other core is allowed; returns the affinity now. A normal task beside a spinner takes the core for a
     whole time slice (ms here) whenever it wakes, and the spinner's stage waits that long."""
     allowed = os.sched_getaffinity(0)
     rest = allowed - cores
     if rest and rest != allowed:
         os.sched_setaffinity(0, rest)
     return rest or allowed
-
-
-def spinning_cores(cfg) -> set[int]:
-    """The cores of the stages that busy-spin under `cfg` (its layout applied)."""
-    return {c for c, idle in ((cfg.feed.core, cfg.feed.idle), (cfg.quoter.core, cfg.quoter.idle),
-                              (cfg.sender.core, cfg.sender.idle))
-            if c >= 0 and idle == "busy-spin"}
 
 
 def realtime(prio: int, idle: str) -> str | None:

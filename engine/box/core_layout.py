@@ -67,6 +67,12 @@ class Layout:
                 parts.append(f"{role}: {where}, {how}")
         return "; ".join(parts)
 
+    @classmethod
+    def of_config(cls, cfg) -> "Layout":
+        """The layout a resolved config carries (mm run's config.json: cores and idle set)."""
+        return cls({r: getattr(cfg, r).core for r in ROLES},
+                   {r: getattr(cfg, r).idle for r in ROLES})
+
     def spinning_cores(self) -> dict[str, int]:
         """role -> core of every stage that busy-spins."""
         return {r: self.cores[r] for r, how in self.idle.items() if how == SPIN}
@@ -94,11 +100,11 @@ class Layout:
 def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
            isolated: set[int] | None = None, *, topology: Topology | None = None,
            sys_root: str = "/", nic_node: int | None = None,
-           venue_local: bool | None = None) -> Layout:
+           venue_local: bool = False) -> Layout:
     """The layout for `cfg` on a box. Explicit cores/idle in the config are kept (and
     checked); everything left unset is chosen so that no spinner shares a physical core.
-    `venue_local`: a venue on this box takes a core of its own (venue_takes_a_core; default
-    False), and a spinner would take the CPU it needs.
+    `venue_local`: a venue on this box takes a core of its own (venue_takes_a_core), and a
+    spinner would take the CPU it needs.
 
     The box is `topology` if given, else read from `sys_root` (a fake tree for tests and
     `mm layout --sys-root`). `cpus`/`isolated` describe a box without SMT or NUMA detail (older
@@ -123,7 +129,7 @@ def choose(cfg, with_sim: bool, cpus: list[int] | None = None,
             raise ValueError(f"{role}.idle: expected busy-spin, yield or park, got {how!r}")
     if cfg.feed.idle and cfg.feed.idle not in FEED_IDLES:
         raise ValueError(f"feed.idle: expected epoll or busy-spin, got {cfg.feed.idle!r}")
-    local = bool(venue_local)
+    local = venue_local
     auto = _auto_idle(topology, usable, local)
     idle = {r: (explicit_idle[r] or auto[r]) for r in explicit_idle}
     cores = _assign(topology, usable, explicit_core, idle, with_sim, nic_node)
@@ -153,13 +159,7 @@ def venue_takes_a_core(cfg, with_sim: bool) -> bool:
     """A venue at a loopback URL runs on this box and needs CPU of its own. The embedded
     simulator does not count: the supervisor pins it to a parked stage's core, SCHED_IDLE
     (startup._make_sim_yield), so it stands in for a remote venue and `mm run` shows the layout
-    a remote venue gets. Measured with `mm run` here (4 interleaved pairs of 30 s, ~400 events/s):
-    tick-to-order P50 226-325 us with the sender spinning against 265-388 parked, P90 388-653
-    against 456-1,217; at 2,000 events/s P50 142-153 against 194-242 us. The full simulator
-    pinned so in the bench (`--venue sim --e2e-venue-cpu 0`, 2 rounds, 500-5,000 events/s):
-    wire-to-wire P50 168 / 211 / 336 us spinning against 209 / 210 / 336 parked, P99 759 / 712 /
-    824 against 497 / 579 / 766, within the rounds' spread (522-996 against 447-546 at 500/s);
-    unpinned, beside the sender's core, it was 2-4x worse at P99 (LOCAL_VENUE_NOTE)."""
+    a remote venue gets (the figures both ways: README, "Layout and waiting")."""
     from engine.sender.keys import is_loopback
 
     return not with_sim and is_loopback(cfg.sender.url)
@@ -256,8 +256,8 @@ def _auto_idle(t: Topology, usable: list[int], venue_local: bool = False) -> dic
     # tick-to-order P50 175 us this way, 440 us with the quoter spinning instead).
     # A venue on the same box (a loopback URL; not the embedded simulator, venue_takes_a_core)
     # needs a core as well: on two cores with the venue beside it, nothing spins (wire-to-wire
-    # seen by that venue, 500-5,000 events/s: P99 0.63-0.86 ms with every stage parked, 1.8-2.5 ms with the sender spinning; P50 241-328 us against
-    # 186-318 us).
+    # seen by that venue, 500-5,000 events/s: P99 0.63-0.86 ms with every stage parked,
+    # 1.8-2.5 ms with the sender spinning; P50 241-328 us against 186-318 us).
     physical = len(t.physical_cores(usable)) - (1 if venue_local else 0)
     return {"sender": SPIN if physical >= 2 else PARK, "quoter": SPIN if physical >= 3 else PARK}
 

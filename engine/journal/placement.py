@@ -5,12 +5,12 @@ from __future__ import annotations
 import os
 
 from engine import proc
+from engine.box.core_layout import Layout
 
 
 def pin_off_trading_cores(cfg) -> list[str]:
     """journal.core, else every allowed core the trading processes were not given (none left:
-    every core but a spinner's). Where it
-    still shares a core with one of them (no core is left, or one of them is not pinned), it
+    every core but a spinner's). Where it still shares a core with one of them (no core is left, or one of them is not pinned), it
     runs SCHED_IDLE: a waking trading process then preempts it by rule, not by the scheduler's
     weighing of nice values (measured here, a nice-10 and a SCHED_IDLE CPU hog delay a wake-up
     beside them alike, so this is a guarantee rather than a gain); the ring holds what waits."""
@@ -24,7 +24,7 @@ def pin_off_trading_cores(cfg) -> list[str]:
         if pinned and rest:
             os.sched_setaffinity(0, rest)
             notes.append(f"on cores {sorted(rest)} (not the trading cores {sorted(pinned)})")
-        elif spinners := proc.spinning_cores(cfg):
+        elif spinners := {c for c in Layout.of_config(cfg).spinning_cores().values() if c >= 0}:
             # no core of its own: share a parked stage's, never a spinner's (even SCHED_IDLE
             # takes a time slice from a spinner now and then)
             notes.append(f"on cores {sorted(proc.stay_off(spinners))} (not the spinning "

@@ -98,7 +98,7 @@ class Supervisor(Startup, JournalKeeping, Watching, Stopping, Verdict):
             if self.sim is not None:
                 self._make_sim_yield(self.sim.pid)
             cfg = self.run_cfg = _apply_layout(cfg, self.layout)
-            proc.stay_off(proc.spinning_cores(cfg))   # its polls and reports too
+            proc.stay_off(set(self.layout.spinning_cores().values()))  # its polls, reports
             self.cfg_path = self.run_dir / "config.json"
             self.cfg_path.write_bytes(config_mod.dump_json(cfg))
             if self._start_in_order(self.cfg_path):
